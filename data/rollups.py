@@ -1,0 +1,222 @@
+"""Rollup tables: full and incremental refresh, and the version pages key their caches on."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from data.measures import BASE_MEASURES, measure_list
+from data.settings import load_settings
+
+ROLLUP_TABLES = (
+    "rollup_sales_daily", "rollup_sales_hourly", "rollup_vendor_daily",
+    "rollup_category_daily", "rollup_customer_daily", "rollup_customers",
+)
+DAY_TABLES = ROLLUP_TABLES[:-1]
+SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
+COLS = ", ".join(BASE_MEASURES)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    mode: str            # "full", "days" or "none"
+    days: int            # local days rebuilt (0 for none; all days for full)
+    customers: int       # customers whose first/second order day was recomputed
+    elapsed_ms: int
+    version: int
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Returns contiguous (first, last) runs of the sorted days."""
+    runs: list[tuple[date, date]] = []
+    for d in sorted(set(days)):
+        if runs and d == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
+
+
+def _range_sql(column: str) -> str:
+    return f"{column} >= (CAST(:lo AS date))::timestamp AT TIME ZONE :tz AND {column} < (CAST(:hi AS date) + 1)::timestamp AT TIME ZONE :tz"
+
+
+def _stage_orders(conn: Connection, where: str, params: dict) -> None:
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.stage_orders"))
+    conn.execute(sa.text(f"""
+        CREATE TEMP TABLE stage_orders ON COMMIT DROP AS
+        SELECT o.order_id, o.customer_id,
+               (o.ordered_at AT TIME ZONE :tz)::date AS day,
+               date_trunc('hour', o.ordered_at, :tz) AS hour,
+               o.channel, o.business_model, c.segment, c.region, c.country,
+               {measure_list()}
+        FROM mart.orders o
+        JOIN mart.customers c ON c.customer_id = o.customer_id
+        LEFT JOIN mart.order_items i ON i.order_id = o.order_id
+        LEFT JOIN mart.vendors v ON v.vendor_id = i.vendor_id
+        WHERE {where}
+        GROUP BY o.order_id, c.customer_id"""), params)
+
+
+def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
+    """Inserts rollup rows for the orders matching where (staged first)."""
+    _stage_orders(conn, where, params)
+    conn.execute(sa.text(f"""
+        INSERT INTO mart.rollup_sales_daily (day, channel, business_model, segment, region, country, {COLS})
+        SELECT day, channel, business_model, segment, region, country, {SUMS}
+        FROM stage_orders GROUP BY 1, 2, 3, 4, 5, 6"""))
+    conn.execute(sa.text(f"""
+        INSERT INTO mart.rollup_sales_hourly (hour, day, channel, business_model, {COLS})
+        SELECT hour, min(day), channel, business_model, {SUMS}
+        FROM stage_orders GROUP BY hour, channel, business_model"""))
+    conn.execute(sa.text("""
+        INSERT INTO mart.rollup_customer_daily
+            (day, customer_id, channel, business_model, segment, region, country, first_day, second_day, orders, gmv)
+        SELECT s.day, s.customer_id, s.channel, s.business_model, s.segment, s.region, s.country,
+               rc.first_day, rc.second_day, SUM(s.orders), SUM(s.gmv)
+        FROM stage_orders s JOIN mart.rollup_customers rc ON rc.customer_id = s.customer_id
+        WHERE s.orders > 0
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"""))
+    for table, key, join in (
+        ("rollup_vendor_daily", "i.vendor_id", ""),
+        ("rollup_category_daily", "p.category", "JOIN mart.products p ON p.product_id = i.product_id"),
+    ):
+        dim = key.split(".")[1]
+        conn.execute(sa.text(f"""
+            INSERT INTO mart.{table} (day, {dim}, {COLS})
+            SELECT day, {dim}, {SUMS} FROM (
+                SELECT (o.ordered_at AT TIME ZONE :tz)::date AS day, {key} AS {dim}, {measure_list()}
+                FROM mart.orders o
+                JOIN mart.order_items i ON i.order_id = o.order_id
+                JOIN mart.vendors v ON v.vendor_id = i.vendor_id
+                {join}
+                WHERE {where}
+                GROUP BY o.order_id, {key}
+            ) per_order GROUP BY day, {dim}"""), params)
+
+
+CUSTOMER_FIRSTS = """
+    SELECT customer_id,
+           min(day) FILTER (WHERE rn = 1) AS first_day,
+           min(day) FILTER (WHERE rn = 2) AS second_day,
+           count(*) AS orders,
+           COALESCE(sum(gmv), 0) AS gmv
+    FROM (
+        SELECT o.customer_id, (o.ordered_at AT TIME ZONE :tz)::date AS day, g.gmv,
+               row_number() OVER (PARTITION BY o.customer_id ORDER BY o.ordered_at, o.order_id) AS rn
+        FROM mart.orders o
+        LEFT JOIN LATERAL (
+            SELECT SUM(i.quantity * i.unit_price - i.discount) AS gmv
+            FROM mart.order_items i WHERE i.order_id = o.order_id) g ON true
+        WHERE o.status <> 'cancelled' {extra}
+    ) ranked
+    GROUP BY customer_id
+"""
+
+
+def _full(conn: Connection, tz: str) -> tuple[int, int]:
+    for t in ROLLUP_TABLES:
+        conn.execute(sa.text(f"TRUNCATE mart.{t}"))
+    params = {"tz": tz}
+    conn.execute(sa.text(f"INSERT INTO mart.rollup_customers {CUSTOMER_FIRSTS.format(extra='')}"), params)
+    _insert_day_rollups(conn, "true", params)
+    conn.execute(sa.text("DELETE FROM app.rollup_dirty_days"))
+    conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers"))
+    days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
+    customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
+    for t in ROLLUP_TABLES:
+        conn.execute(sa.text(f"ANALYZE mart.{t}"))
+    return days, customers
+
+
+def _incremental(conn: Connection, tz: str, local_days: list[date], extra_customers: list[int]) -> tuple[int, int]:
+    runs = _runs(local_days)
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.affected"))
+    conn.execute(sa.text("CREATE TEMP TABLE affected (customer_id integer PRIMARY KEY) ON COMMIT DROP"))
+    conn.execute(sa.text("INSERT INTO affected SELECT unnest(CAST(:ids AS integer[])) ON CONFLICT DO NOTHING"),
+                 {"ids": extra_customers})
+    for lo, hi in runs:
+        conn.execute(sa.text(f"""
+            INSERT INTO affected SELECT DISTINCT customer_id FROM mart.orders o WHERE {_range_sql('o.ordered_at')}
+            ON CONFLICT DO NOTHING"""), {"lo": lo, "hi": hi, "tz": tz})
+    # First and second order days of every affected customer, from their whole history.
+    conn.execute(sa.text("DELETE FROM mart.rollup_customers WHERE customer_id IN (SELECT customer_id FROM affected)"))
+    conn.execute(sa.text(
+        "INSERT INTO mart.rollup_customers "
+        + CUSTOMER_FIRSTS.format(extra="AND o.customer_id IN (SELECT customer_id FROM affected)")), {"tz": tz})
+    for lo, hi in runs:
+        params = {"lo": lo, "hi": hi, "tz": tz}
+        for t in DAY_TABLES:
+            conn.execute(sa.text(f"DELETE FROM mart.{t} WHERE day BETWEEN :lo AND :hi"), params)
+        _insert_day_rollups(conn, _range_sql("o.ordered_at"), params)
+    # Rows on days outside the runs carry the customer's first/second day too.
+    conn.execute(sa.text("""
+        UPDATE mart.rollup_customer_daily d SET first_day = rc.first_day, second_day = rc.second_day
+        FROM mart.rollup_customers rc
+        WHERE d.customer_id = rc.customer_id AND d.customer_id IN (SELECT customer_id FROM affected)
+          AND (d.first_day, d.second_day) IS DISTINCT FROM (rc.first_day, rc.second_day)"""))
+    customers = conn.execute(sa.text("SELECT count(*) FROM affected")).scalar()
+    return sum((hi - lo).days + 1 for lo, hi in runs), customers
+
+
+def _local_days(conn: Connection, utc_days: list[date], tz: str) -> list[date]:
+    """Returns the local days that overlap the given UTC days."""
+    if not utc_days:
+        return []
+    rows = conn.execute(sa.text("""
+        SELECT DISTINCT d::date FROM unnest(CAST(:days AS date[])) AS u(day),
+        LATERAL generate_series(
+            (u.day::timestamp AT TIME ZONE 'UTC' AT TIME ZONE :tz)::date,
+            (((u.day + 1)::timestamp AT TIME ZONE 'UTC') - interval '1 microsecond') AT TIME ZONE :tz,
+            interval '1 day') AS d"""), {"days": utc_days, "tz": tz})
+    return [r[0] for r in rows]
+
+
+def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool = False,
+                    timezone: str | None = None) -> RefreshResult:
+    """Brings the rollups up to date inside conn's transaction; returns what it did.
+
+    full: rebuild everything. since: rebuild every local day from since on. Neither: rebuild
+    the days that changed since the last refresh (recorded by triggers). A change of
+    APP_TIMEZONE or of a vendor, product or customer row forces a full rebuild.
+    """
+    started = time.perf_counter()
+    tz = timezone or load_settings().timezone
+    state = conn.execute(sa.text(
+        "SELECT timezone, full_needed, version FROM app.rollup_state FOR UPDATE")).mappings().one()
+    mode = "none"
+    days = customers = 0
+    if full or state["full_needed"] or state["timezone"] != tz:
+        mode = "full"
+        days, customers = _full(conn, tz)
+    else:
+        utc_days = [r[0] for r in conn.execute(sa.text("DELETE FROM app.rollup_dirty_days RETURNING day_utc"))]
+        extra = [r[0] for r in conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers RETURNING customer_id"))]
+        local = _local_days(conn, utc_days, tz)
+        if since is not None:
+            last = conn.execute(sa.text(
+                "SELECT max((ordered_at AT TIME ZONE :tz)::date) FROM mart.orders"), {"tz": tz}).scalar()
+            if last is not None and last >= since:
+                local += [since + timedelta(days=n) for n in range((last - since).days + 1)]
+        if local or extra:
+            mode = "days"
+            days, customers = _incremental(conn, tz, local, extra)
+    version = state["version"] + (mode != "none")
+    elapsed = int((time.perf_counter() - started) * 1000)
+    conn.execute(sa.text("""
+        UPDATE app.rollup_state SET timezone = :tz, full_needed = false, version = :v,
+               refreshed_at = now(), refresh_ms = CASE WHEN :changed THEN :ms ELSE refresh_ms END"""),
+                 {"tz": tz, "v": version, "ms": elapsed, "changed": mode != "none"})
+    return RefreshResult(mode, days, customers, elapsed, version)
+
+
+def rollup_status(conn: Connection) -> dict:
+    """Returns {timezone, version, refreshed_at, full_needed, dirty_days} of the rollups."""
+    row = conn.execute(sa.text("""
+        SELECT timezone, version, refreshed_at, full_needed,
+               (SELECT count(*) FROM app.rollup_dirty_days) AS dirty_days
+        FROM app.rollup_state""")).mappings().one()
+    return dict(row)

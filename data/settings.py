@@ -1,0 +1,93 @@
+"""Settings read from environment variables, with every default in one place."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# (variable, default, meaning): the README's configuration table is generated from this list.
+ENV_VARS: list[tuple[str, str, str]] = [
+    ("DATABASE_URL", "", "PostgreSQL URL of the app's own connection. Empty: start or join the embedded server in DATA_DIR/pg."),
+    ("ANALYTICS_DATABASE_URL", "", "Optional read replica for the pages' queries. Empty: DATABASE_URL."),
+    ("APP_TIMEZONE", "UTC", "Time zone of reporting days, weeks and months (an IANA name such as Europe/Berlin)."),
+    ("DATA_DIR", ".data", "Where the embedded PostgreSQL server and exports live, relative to the project."),
+    ("DB_NAME", "marketplace", "Database created on the embedded server."),
+    ("ANALYST_DB_ROLE", "bi_analyst", "Login role for analysts' SQL: SELECT on schema mart only."),
+    ("ANALYST_DB_PASSWORD", "", "Password for that role on an external server (the embedded one trusts local sockets)."),
+    ("DEMO_ORDERS", "1000000", "Order lines that `make run` seeds into an empty database."),
+    ("ROLLUP_REFRESH_SECONDS", "180", "How often the scheduler folds new and changed orders into the rollups."),
+    ("HEARTBEAT_SECONDS", "30", "How often the scheduler writes its heartbeat row."),
+]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the app cannot use; the message names the variable."""
+
+
+def _env(name: str) -> str:
+    default = next(d for n, d, _ in ENV_VARS if n == name)
+    return os.environ.get(name, default).strip()
+
+
+def _positive_int(name: str) -> int:
+    raw = _env(name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    analytics_database_url: str
+    timezone: str
+    data_dir: Path
+    db_name: str
+    analyst_role: str
+    analyst_password: str
+    demo_orders: int
+    rollup_refresh_seconds: int
+    heartbeat_seconds: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+
+def load_settings() -> Settings:
+    """Returns Settings from the environment; raises SettingsError naming the bad variable."""
+    tz = _env("APP_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"APP_TIMEZONE={tz!r} is not a time zone name (try UTC or Europe/Berlin)") from None
+    data_dir = Path(_env("DATA_DIR") or ".data")
+    if not data_dir.is_absolute():
+        data_dir = PROJECT_ROOT / data_dir
+    role = _env("ANALYST_DB_ROLE")
+    if not role.replace("_", "").isalnum() or not role[:1].isalpha():
+        raise SettingsError(f"ANALYST_DB_ROLE={role!r} must be letters, digits and underscores")
+    return Settings(
+        database_url=_env("DATABASE_URL"),
+        analytics_database_url=_env("ANALYTICS_DATABASE_URL"),
+        timezone=tz,
+        data_dir=data_dir,
+        db_name=_env("DB_NAME") or "marketplace",
+        analyst_role=role,
+        analyst_password=_env("ANALYST_DB_PASSWORD"),
+        demo_orders=_positive_int("DEMO_ORDERS"),
+        rollup_refresh_seconds=_positive_int("ROLLUP_REFRESH_SECONDS"),
+        heartbeat_seconds=_positive_int("HEARTBEAT_SECONDS"),
+    )
