@@ -1,0 +1,1 @@
+"""Metrics, aggregation queries over rollups, and (later) models. Never imports streamlit."""

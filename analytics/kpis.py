@@ -1,0 +1,322 @@
+"""Aggregations behind the KPI pages: totals, trends, breakdowns and top lists.
+
+One function, `aggregate`, builds every figure. For each family of base measures (sales,
+customers, traffic) it picks the cheapest source that gives the exact answer for the filters and
+grouping asked for: a rollup when one covers them, else the raw tables (still aggregated in
+PostgreSQL). Metric formulas from analytics.metrics are then evaluated over the base measures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from analytics.filters import Filters, Period
+from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
+from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM
+from data.settings import load_settings
+
+ORDER_LEVEL = frozenset({"channel", "business_model", "segment", "region", "country"})
+COUNT_BASES = frozenset({"orders", "all_orders", "cancelled_orders", "web_mobile_orders"})
+WEB_MOBILE = "('web', 'mobile')"
+DIM_TYPES = {"vendor_id": "integer[]"}
+
+
+@dataclass(frozen=True)
+class _Rollup:
+    table: str
+    dims: frozenset
+    line_dims: tuple = ()      # dims at line grain: order counts are exact only per single value
+
+
+SALES_ROLLUPS = (
+    _Rollup("rollup_sales_daily", ORDER_LEVEL),
+    _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), ("vendor_id",)),
+    _Rollup("rollup_category_daily", frozenset({"category"}), ("category",)),
+)
+HOURLY_DIMS = frozenset({"channel", "business_model"})
+
+
+def _bucket(grain: str, day_col: str) -> str:
+    # grain comes from analytics.filters.GRAINS, never from user text.
+    return day_col if grain == "day" else f"date_trunc('{grain}', {day_col})::date"
+
+
+def _bucket_bounds(grain: str | None, day_col: str) -> tuple[str, str]:
+    """Returns SQL for the first and last day of the bucket a row falls in, clipped to the period."""
+    if grain in (None, "hour"):
+        return ":start", ":end"
+    if grain == "day":
+        return day_col, day_col
+    trunc = f"date_trunc('{grain}', {day_col})"
+    return (f"GREATEST({trunc}::date, :start)",
+            f"LEAST(({trunc} + interval '1 {grain}' - interval '1 day')::date, :end)")
+
+
+def _filters_sql(f: Filters, expr_of) -> str:
+    return "".join(
+        f" AND {expr_of(d)} = ANY(CAST(:f_{d} AS {DIM_TYPES.get(d, 'text[]')}))" for d, _ in f.dims)
+
+
+def _filter_params(f: Filters) -> dict:
+    return {f"f_{d}": list(v) for d, v in f.dims}
+
+
+def _key(by: str | None, grain: str | None, day_col: str, hour_col: str | None, dim_expr) -> str:
+    if by is not None:
+        return dim_expr(by)
+    if grain is None:
+        return "'total'::text"
+    if grain == "hour":
+        return hour_col
+    return _bucket(grain, day_col)
+
+
+def _sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str], rollups_ok: bool) -> str:
+    needed = set(f.dim_map) | ({by} if by else set())
+    if not rollups_ok:
+        return "raw"
+    if grain == "hour":
+        return "rollup_sales_hourly" if needed <= HOURLY_DIMS else "raw"
+    for r in SALES_ROLLUPS:
+        if not needed <= r.dims:
+            continue
+        counts_exact = all(d == by or len(f.dim_map.get(d, ())) == 1 or d not in needed for d in r.line_dims)
+        if counts_exact or not (bases & COUNT_BASES):
+            return r.table
+    return "raw"
+
+
+def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None) -> str:
+    if source == "raw":
+        key = _key(by, grain, RAW_DIMENSIONS["day"], "date_trunc('hour', o.ordered_at, :tz)", RAW_DIMENSIONS.get)
+        sums = ",\n".join(f"{BASE_MEASURES[m]} AS {m}" for m in BASE_MEASURES)
+        return f"""
+        SELECT {key} AS key, {sums},
+               COUNT(DISTINCT o.order_id) FILTER (WHERE {COUNTED} AND o.channel IN {WEB_MOBILE}) AS web_mobile_orders
+        FROM {RAW_FROM}
+        WHERE o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
+          AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
+          {_filters_sql(f, RAW_DIMENSIONS.get)}
+        GROUP BY 1"""
+    key = _key(by, grain, "day", "hour", lambda d: d)
+    sums = ", ".join(f"SUM({m}) AS {m}" for m in BASE_MEASURES)
+    web_mobile = (f"SUM(orders) FILTER (WHERE channel IN {WEB_MOBILE})"
+                  if source in ("rollup_sales_daily", "rollup_sales_hourly") else "NULL::bigint")
+    return f"""
+        SELECT {key} AS key, {sums}, {web_mobile} AS web_mobile_orders
+        FROM mart.{source}
+        WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
+        GROUP BY 1"""
+
+
+def _customer_source(f: Filters, by: str | None, grain: str | None, rollups_ok: bool) -> str | None:
+    if grain == "hour":
+        return None  # first orders are kept per day, so customer counts stop at daily grain
+    needed = set(f.dim_map) | ({by} if by else set())
+    return "rollup_customer_daily" if rollups_ok and needed <= ORDER_LEVEL else "raw"
+
+
+def _customer_cte(f: Filters, source: str, by: str | None, grain: str | None) -> str:
+    if source == "raw":
+        day = RAW_DIMENSIONS["day"]
+        lo, hi = _bucket_bounds(grain, day)
+        key = _key(by, grain, day, None, RAW_DIMENSIONS.get)
+        return f"""
+        SELECT {key} AS key,
+               COUNT(DISTINCT o.customer_id) FILTER (WHERE {COUNTED}) AS active_customers,
+               COUNT(DISTINCT o.customer_id) FILTER (WHERE {COUNTED} AND rc.first_day BETWEEN {lo} AND {hi}) AS new_customers,
+               COUNT(DISTINCT o.customer_id) FILTER (WHERE {COUNTED} AND rc.second_day <= {hi}) AS repeat_customers
+        FROM {RAW_FROM}
+        LEFT JOIN mart.rollup_customers rc ON rc.customer_id = o.customer_id
+        WHERE o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
+          AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
+          {_filters_sql(f, RAW_DIMENSIONS.get)}
+        GROUP BY 1"""
+    lo, hi = _bucket_bounds(grain, "day")
+    key = _key(by, grain, "day", None, lambda d: d)
+    return f"""
+        SELECT {key} AS key,
+               COUNT(DISTINCT customer_id) AS active_customers,
+               COUNT(DISTINCT customer_id) FILTER (WHERE first_day BETWEEN {lo} AND {hi}) AS new_customers,
+               COUNT(DISTINCT customer_id) FILTER (WHERE second_day <= {hi}) AS repeat_customers
+        FROM mart.rollup_customer_daily
+        WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
+        GROUP BY 1"""
+
+
+def _traffic_cte(f: Filters, by: str | None, grain: str | None) -> str | None:
+    # Traffic is kept per day and channel only; any other filter or grouping leaves it blank.
+    if grain == "hour" or not set(f.dim_map) <= {"channel"} or by not in (None, "channel"):
+        return None
+    key = _key(by, grain, "day", None, lambda d: d)
+    return f"""
+        SELECT {key} AS key, SUM(sessions) AS sessions
+        FROM mart.traffic_daily
+        WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
+        GROUP BY 1"""
+
+
+def _keys_cte(by: str | None, grain: str | None, families: list[str]) -> str:
+    if by is None and grain is None:
+        return "SELECT 'total'::text AS key"
+    if by is None and grain == "hour":
+        return """SELECT generate_series(CAST(:start AS date)::timestamp AT TIME ZONE :tz,
+                         (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz - interval '1 hour',
+                         interval '1 hour') AS key"""
+    if by is None:
+        return (f"SELECT DISTINCT {_bucket(grain, 'd::date')} AS key "
+                "FROM generate_series(CAST(:start AS date), CAST(:end AS date), interval '1 day') d")
+    keys = " UNION ".join(f"SELECT key FROM {fam}" for fam in families)
+    return f"SELECT key FROM ({keys}) u WHERE key IS NOT NULL"
+
+
+def rollups_usable(conn: Connection, tz: str) -> bool:
+    """True when the rollups were built for time zone tz and no full rebuild is pending."""
+    row = conn.execute(sa.text("SELECT timezone, full_needed FROM app.rollup_state")).first()
+    return bool(row) and row[0] == tz and not row[1]
+
+
+def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
+              grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
+              order_by: str | None = None, limit: int | None = None, tz: str | None = None,
+              use_rollups: bool = True) -> pd.DataFrame:
+    """Returns one row per key (total, time bucket or dimension value) with base measures and the
+    requested metrics; .attrs["sources"] names the table each family was read from.
+
+    use_rollups=False reads raw tables only: the queries a BI tool without rollups would send
+    (the benchmark's baseline)."""
+    tz = tz or load_settings().timezone
+    period = period or f.period
+    bases: set[str] = set()
+    for m in metrics:
+        bases.update(get_metric(m).bases)
+    ok = use_rollups and rollups_usable(conn, tz)
+    ctes: dict[str, str] = {}
+    sources: dict[str, str | None] = {"sales": None, "customers": None, "traffic": None}
+    if bases & set(SALES_BASES) or not bases:
+        sources["sales"] = _sales_source(f, by, grain, bases, ok)
+        ctes["s"] = _sales_cte(f, sources["sales"], by, grain)
+    if bases & set(CUSTOMER_BASES):
+        sources["customers"] = _customer_source(f, by, grain, ok)
+        if sources["customers"]:
+            ctes["c"] = _customer_cte(f, sources["customers"], by, grain)
+    if bases & set(TRAFFIC_BASES):
+        traffic = _traffic_cte(f, by, grain)
+        if traffic:
+            sources["traffic"] = "traffic_daily"
+            ctes["t"] = traffic
+    ctes["keys"] = _keys_cte(by, grain, [k for k in ctes])
+    cols = []
+    for b in SALES_BASES:
+        src = "s" if "s" in ctes else None
+        cols.append(f"COALESCE(s.{b}, 0) AS {b}" if src and not (b == "web_mobile_orders" and "t" not in ctes)
+                    else f"NULL::numeric AS {b}")
+    for b in CUSTOMER_BASES:
+        cols.append(f"COALESCE(c.{b}, 0) AS {b}" if "c" in ctes else f"NULL::bigint AS {b}")
+    cols.append("COALESCE(t.sessions, 0) AS sessions" if "t" in ctes else "NULL::bigint AS sessions")
+    joins = "".join(f" LEFT JOIN {a} ON {a}.key = k.key" for a in ("s", "c", "t") if a in ctes)
+    base_names = SALES_BASES + CUSTOMER_BASES + TRAFFIC_BASES
+    # A metric named like its base measure (gmv, orders…) is that column already.
+    metric_cols = "".join(f", ({get_metric(m).sql}) AS {m}" for m in metrics if m not in base_names)
+    order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
+    if order_by and order_by not in metrics and order_by not in BASE_MEASURES:
+        raise KeyError(f"cannot order by {order_by!r}")
+    sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in ctes.items()) + f""",
+        b AS (SELECT k.key, {', '.join(cols)} FROM keys k {joins})
+        SELECT key, {', '.join(base_names)}{metric_cols}
+        FROM b ORDER BY {order}""" + (" LIMIT :limit" if limit else "")
+    params = {"start": period.start, "end": period.end, "tz": tz, "limit": limit, **_filter_params(f)}
+    df = pd.DataFrame(conn.execute(sa.text(sql), params).mappings().all())
+    if df.empty:
+        df = pd.DataFrame(columns=list(dict.fromkeys(["key", *SALES_BASES, *CUSTOMER_BASES, *TRAFFIC_BASES, *metrics])))
+    for c in df.columns:
+        if c != "key":
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    df.attrs["sources"] = sources
+    return df
+
+
+def fetch_totals(conn: Connection, f: Filters, period: Period | None = None,
+                 metrics: tuple[str, ...] = tuple(METRICS), **kw) -> dict[str, float | None]:
+    """Returns {metric: value} for the period (default f.period); None where a value is unknown."""
+    row = aggregate(conn, f, period, metrics=metrics, **kw).iloc[0]
+    return {m: (None if pd.isna(row[m]) else float(row[m])) for m in metrics}
+
+
+def fetch_kpis(conn: Connection, f: Filters, metrics: tuple[str, ...] = tuple(METRICS), **kw) -> pd.DataFrame:
+    """Returns (metric, current, previous, target) rows for f.period and its comparison period."""
+    cur = fetch_totals(conn, f, metrics=metrics, **kw)
+    prev = fetch_totals(conn, f, f.compare, metrics, **kw) if f.compare else {}
+    targets = fetch_targets(conn, f.period, metrics) if not f.dims else {}
+    return pd.DataFrame([{"metric": m, "current": cur[m], "previous": prev.get(m),
+                          "target": targets.get(m)} for m in metrics])
+
+
+def fetch_trend(conn: Connection, f: Filters, metrics: tuple[str, ...], period: Period | None = None,
+                grain: str | None = None, **kw) -> pd.DataFrame:
+    """Returns (key = bucket start, metrics…) rows for every bucket of the period, zeros included."""
+    return aggregate(conn, f, period, grain=grain or f.grain, metrics=metrics, **kw)
+
+
+def fetch_breakdown(conn: Connection, f: Filters, by: str, metrics: tuple[str, ...], period: Period | None = None,
+                    limit: int | None = None, order_by: str | None = None, **kw) -> pd.DataFrame:
+    """Returns (key = dimension value, metrics…) rows, largest first by order_by (default first metric)."""
+    return aggregate(conn, f, period, by=by, metrics=metrics, order_by=order_by or metrics[0], limit=limit, **kw)
+
+
+def fetch_targets(conn: Connection, period: Period, metrics: tuple[str, ...]) -> dict[str, float]:
+    """Returns {metric: target} for metrics whose kpi_targets rows cover every day of the period.
+
+    Additive metrics sum each target row prorated by the days it shares with the period; rates
+    and averages take the day-weighted mean of the overlapping targets.
+    """
+    rows = conn.execute(sa.text("""
+        SELECT metric,
+               SUM(target * (LEAST(period_end, :end) - GREATEST(period_start, :start) + 1)
+                   / (period_end - period_start + 1)) AS prorated,
+               SUM(target * (LEAST(period_end, :end) - GREATEST(period_start, :start) + 1))
+                   / SUM(LEAST(period_end, :end) - GREATEST(period_start, :start) + 1) AS weighted,
+               SUM(LEAST(period_end, :end) - GREATEST(period_start, :start) + 1) AS covered
+        FROM mart.kpi_targets
+        WHERE metric = ANY(:metrics) AND period_start <= :end AND period_end >= :start
+        GROUP BY metric"""), {"start": period.start, "end": period.end, "metrics": list(metrics)})
+    out = {}
+    for metric, prorated, weighted, covered in rows:
+        if metric in METRICS and covered >= period.days:
+            out[metric] = float(prorated if METRICS[metric].additive else weighted)
+    return out
+
+
+def fetch_dimension_values(conn: Connection) -> dict[str, list]:
+    """Returns {dimension: sorted values} for the filter widgets (vendors as (id, name) pairs)."""
+    q = {
+        "category": "SELECT DISTINCT category FROM mart.products ORDER BY 1",
+        "region": "SELECT DISTINCT region FROM mart.customers ORDER BY 1",
+        "country": "SELECT DISTINCT country FROM mart.customers ORDER BY 1",
+        "segment": "SELECT DISTINCT segment FROM mart.customers ORDER BY 1",
+    }
+    out = {k: [r[0] for r in conn.execute(sa.text(v))] for k, v in q.items()}
+    out["channel"] = ["web", "mobile", "marketplace_api", "sales_rep"]
+    out["business_model"] = ["B2C", "B2B", "B2B2C"]
+    out["vendor_id"] = [tuple(r) for r in conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors ORDER BY name"))]
+    return out
+
+
+def fetch_vendor_names(conn: Connection, ids: list[int]) -> dict[int, str]:
+    """Returns {vendor_id: name} for the ids."""
+    rows = conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors WHERE vendor_id = ANY(:ids)"),
+                        {"ids": [int(i) for i in ids]})
+    return {r[0]: r[1] for r in rows}
+
+
+def data_bounds(conn: Connection, tz: str | None = None) -> tuple[date | None, date | None]:
+    """Returns the first and last local day with orders."""
+    tz = tz or load_settings().timezone
+    row = conn.execute(sa.text("""
+        SELECT (min(ordered_at) AT TIME ZONE :tz)::date, (max(ordered_at) AT TIME ZONE :tz)::date
+        FROM mart.orders"""), {"tz": tz}).first()
+    return (row[0], row[1]) if row else (None, None)

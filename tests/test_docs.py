@@ -1,0 +1,39 @@
+"""The project documents itself: the README's configuration table and the glossary stay in sync."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analytics.metrics import METRICS
+from data.settings import ENV_VARS, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", [n for n, _, _ in ENV_VARS])
+def test_every_setting_is_in_the_readme(name):
+    assert f"`{name}`" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("key", list(METRICS))
+def test_every_metric_is_in_the_architecture_doc(key):
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    assert f"| `{key}` | {METRICS[key].label} |" in doc and METRICS[key].description in doc
+
+
+def test_readme_has_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    assert "make run" in text and "make test" in text
+
+
+@pytest.mark.parametrize("var,value,message", [
+    ("APP_TIMEZONE", "Mars/Olympus", "APP_TIMEZONE='Mars/Olympus' is not a time zone name"),
+    ("DEMO_ORDERS", "lots", "DEMO_ORDERS='lots' is not a whole number"),
+    ("DEMO_ORDERS", "0", "must be greater than zero"),
+    ("ANALYST_DB_ROLE", "x; DROP", "must be letters, digits and underscores"),
+])
+def test_bad_settings_name_the_variable(monkeypatch, var, value, message):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        load_settings()

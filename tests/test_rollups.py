@@ -1,0 +1,131 @@
+"""Rollups on hand-made edge cases: time-zone day boundaries, cancellations, refunds, orders without
+lines, and incremental refresh after inserts, updates and deletes equals a full rebuild."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from analytics.filters import Filters, Period
+from data.rollups import ROLLUP_TABLES, refresh_rollups
+from tests.raw_metrics import assert_close, expected, load_raw, prepare
+
+SETUP = """
+INSERT INTO mart.vendors VALUES
+  (1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.1000),
+  (2, 'Beta', 'Toys', 'Europe', 'FR', '2024-01-01', 'active', 0.1500);
+INSERT INTO mart.products VALUES
+  (10, 1, 'A-10', 'Novel', 'Books', 'Fiction', 20.00, 8.00, '2024-01-01'),
+  (20, 2, 'B-20', 'Kite', 'Toys', 'Outdoor', 50.00, 30.00, '2024-01-01');
+INSERT INTO mart.customers VALUES
+  (100, 'Ann', 'DE', 'Europe', 'B2C', 'organic', '2025-01-01'),
+  (200, 'Bob', 'US', 'North America', 'B2B', 'referral', '2025-01-01');
+-- 23:30 UTC on 1 March is already 2 March in Berlin (UTC+1).
+INSERT INTO mart.orders VALUES
+  (1, 100, '2026-02-10 12:00+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 4.99),
+  (2, 100, '2026-03-01 23:30+00', 'delivered', 'mobile', 'B2C', 'card', 'partially_refunded', 'EUR', 0),
+  (3, 200, '2026-03-02 09:00+00', 'cancelled', 'sales_rep', 'B2B', 'invoice', 'failed', 'EUR', 0),
+  (4, 200, '2026-03-02 10:00+00', 'returned', 'sales_rep', 'B2B', 'invoice', 'refunded', 'EUR', 0),
+  (5, 200, '2026-03-03 08:00+00', 'placed', 'marketplace_api', 'B2B2C', 'invoice', 'captured', 'EUR', 0);
+INSERT INTO mart.order_items VALUES
+  (1, 1, 10, 1, 2, 20.00, 0.00, 8.00, 0.00),
+  (2, 1, 10, 1, 1, 20.00, 2.00, 8.00, 5.00),
+  (2, 2, 20, 2, 1, 50.00, 0.00, 30.00, 0.00),
+  (3, 1, 20, 2, 10, 50.00, 0.00, 30.00, 0.00),
+  (4, 1, 20, 2, 3, 45.00, 5.00, 30.00, 130.00);
+INSERT INTO mart.traffic_daily VALUES ('2026-03-01', 'web', 100, 50, 10, 5), ('2026-03-02', 'mobile', 80, 40, 8, 4);
+"""
+PERIODS = [Period(date(2026, 3, 1), date(2026, 3, 1)), Period(date(2026, 3, 2), date(2026, 3, 2)),
+           Period(date(2026, 3, 1), date(2026, 3, 3)), Period(date(2026, 2, 1), date(2026, 3, 31))]
+DIMS = [{}, {"channel": ["mobile"]}, {"vendor_id": [2]}, {"category": ["Books", "Toys"]}, {"segment": ["B2B"]}]
+
+
+def _snapshot(conn) -> dict[str, list]:
+    out = {}
+    for t in ROLLUP_TABLES:
+        cols = [r[0] for r in conn.execute(sa.text(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'mart' "
+            "AND table_name = :t ORDER BY ordinal_position"), {"t": t})]
+        out[t] = sorted(tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM mart.{t}")))
+    return out
+
+
+def _check_all(engine, conn, tz: str) -> None:
+    raw = prepare(load_raw(engine), tz)
+    for p in PERIODS:
+        for d in DIMS:
+            assert_close(_totals(conn, p, d, tz), expected(raw, p.start, p.end, d), f"{tz} {p} {d}")
+
+
+def _totals(conn, p, d, tz):
+    from analytics.kpis import aggregate
+    row = aggregate(conn, Filters.make(p, **d), tz=tz).iloc[0]
+    return {k: (None if row[k] != row[k] else float(row[k])) for k in row.index if k != "key"}
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "America/New_York"])
+def test_edge_cases_equal_raw(empty_engine, tz):
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        r = refresh_rollups(conn, timezone=tz)
+        assert r.mode == "full"
+    with empty_engine.connect() as conn:
+        _check_all(empty_engine, conn, tz)
+
+
+def test_berlin_moves_the_late_order_to_the_next_day(empty_engine):
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        refresh_rollups(conn, timezone="Europe/Berlin")
+        day = Period(date(2026, 3, 1), date(2026, 3, 1))
+        from analytics.kpis import aggregate
+        assert aggregate(conn, Filters.make(day), tz="Europe/Berlin").iloc[0]["orders"] == 0
+        refresh_rollups(conn, timezone="UTC")
+        assert aggregate(conn, Filters.make(day), tz="UTC").iloc[0]["orders"] == 1
+
+
+def test_incremental_refresh_equals_full_rebuild(empty_engine):
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        refresh_rollups(conn, timezone="Europe/Berlin")
+    with empty_engine.begin() as conn:
+        # A late cancellation, a new line on an old order, a new order, and a deleted order.
+        conn.execute(sa.text("UPDATE mart.orders SET status = 'cancelled' WHERE order_id = 1"))
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (5, 1, 10, 1, 4, 19.00, 0, 8.00, 0)"))
+        conn.execute(sa.text(
+            "INSERT INTO mart.orders VALUES (6, 100, '2026-03-03 23:30+00', 'paid', 'web', 'B2C', 'card', 'captured', 'EUR', 0)"))
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (6, 1, 20, 2, 1, 50.00, 0, 30.00, 0)"))
+        conn.execute(sa.text("DELETE FROM mart.orders WHERE order_id = 4"))
+        r = refresh_rollups(conn, timezone="Europe/Berlin")
+        assert r.mode == "days" and r.days >= 3
+        incremental = _snapshot(conn)
+        refresh_rollups(conn, full=True, timezone="Europe/Berlin")
+        assert _snapshot(conn) == incremental
+    with empty_engine.connect() as conn:
+        _check_all(empty_engine, conn, "Europe/Berlin")
+        # Customer 100's first counted order moved from 10 Feb to 2 March (Berlin).
+        first = conn.execute(sa.text("SELECT first_day FROM mart.rollup_customers WHERE customer_id = 100")).scalar()
+        assert first == date(2026, 3, 2)
+
+
+def test_dimension_change_forces_full_rebuild(empty_engine):
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        refresh_rollups(conn, timezone="UTC")
+        conn.execute(sa.text("UPDATE mart.vendors SET commission_rate = 0.2 WHERE vendor_id = 1"))
+        assert refresh_rollups(conn, timezone="UTC").mode == "full"
+        assert refresh_rollups(conn, timezone="UTC").mode == "none"
+    with empty_engine.connect() as conn:
+        _check_all(empty_engine, conn, "UTC")
+
+
+def test_stale_time_zone_falls_back_to_raw(empty_engine):
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        refresh_rollups(conn, timezone="UTC")
+    with empty_engine.connect() as conn:
+        from analytics.kpis import aggregate
+        df = aggregate(conn, Filters.make(PERIODS[2]), tz="Europe/Berlin")
+        assert df.attrs["sources"]["sales"] == "raw"
+        _check_all(empty_engine, conn, "Europe/Berlin")
