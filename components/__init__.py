@@ -1,0 +1,1 @@
+"""Reusable Streamlit widgets: filters, KPI cards, charts, tables, cached loaders."""

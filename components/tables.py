@@ -1,0 +1,38 @@
+"""Ranked tables with share and change against the comparison period."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analytics.metrics import format_change, get_metric
+
+
+def ranked_table(cur: pd.DataFrame, prev: pd.DataFrame | None, metrics: tuple[str, ...],
+                 names: dict | None = None, label: str = "Name", total: float | None = None) -> pd.DataFrame:
+    """Returns cur's rows with a name column, share of total (default: cur's sum) of the first
+    metric, and its change against prev."""
+    first = metrics[0]
+    out = pd.DataFrame({label: [(names or {}).get(k, k) for k in cur["key"]]})
+    for m in metrics:
+        out[get_metric(m).label] = cur[m].to_numpy()
+    total = total or cur[first].sum()
+    out["Share"] = (cur[first] / total).to_numpy() if total else 0.0
+    if prev is not None:
+        before = prev.set_index("key")[first].reindex(cur["key"])
+        out["Change"] = [format_change(first, now, was) or ("new" if not (was == was and was) else "")
+                         for now, was in zip(cur[first], before)]
+    return out
+
+
+def render_ranked_table(df: pd.DataFrame, metrics: tuple[str, ...], *, key: str) -> None:
+    """Draws a ranked table with money, counts and percentages formatted."""
+    config = {}
+    for m in metrics:
+        metric = get_metric(m)
+        config[metric.label] = st.column_config.NumberColumn(
+            metric.label, help=metric.description,
+            format={"money": "euro", "percent": "percent", "count": "localized"}[metric.fmt])
+    config["Share"] = st.column_config.ProgressColumn("Share", format="percent", min_value=0, max_value=1)
+    if "Change" in df:
+        config["Change"] = st.column_config.TextColumn("Change", help="Against the comparison period")
+    st.dataframe(df, key=key, hide_index=True, column_config=config, width="stretch")

@@ -1,0 +1,90 @@
+"""AppTest of the overview page: no exception, and the figures shown equal the analytics figures."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from analytics.filters import Filters, Period
+from analytics.kpis import fetch_kpis
+from analytics.metrics import OVERVIEW_METRICS, format_change, format_value, get_metric
+from tests.conftest import ROOT, use_database
+
+
+@pytest.fixture
+def app(monkeypatch, database_url):
+    use_database(monkeypatch, database_url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _choose(at: AppTest, start: date, end: date, **dims) -> AppTest:
+    at.sidebar.selectbox(key="ov_period").set_value("custom").run()
+    at.sidebar.date_input(key="ov_range").set_value((start, end)).run()
+    for dim, values in dims.items():
+        at.sidebar.multiselect(key=f"ov_{dim}").set_value(values).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _shown(at: AppTest) -> dict[str, tuple[str, str | None]]:
+    return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+CASES = [
+    ("october", date(2026, 10, 1), date(2026, 10, 31), {}),
+    ("last weeks, web", date(2026, 10, 20), date(2026, 11, 19), {"channel": ["web"]}),
+    ("a year, B2B", date(2025, 1, 1), date(2025, 12, 31), {"segment": ["B2B"]}),
+]
+
+
+@pytest.mark.parametrize("name,start,end,dims", CASES, ids=[c[0] for c in CASES])
+def test_cards_show_the_analytics_figures(app, engine, name, start, end, dims):
+    at = _choose(app, start, end, **dims)
+    f = Filters.make(Period(start, end), **dims)
+    with engine.connect() as conn:
+        want = fetch_kpis(conn, f, OVERVIEW_METRICS)
+    shown = _shown(at)
+    assert len(shown) == len(OVERVIEW_METRICS)
+    for r in want.itertuples():
+        label = get_metric(r.metric).label
+        assert shown[label][0] == format_value(r.metric, r.current), label
+        assert (shown[label][1] or None) == format_change(r.metric, r.current, r.previous), label
+
+
+def test_october_has_targets_and_top_tables(app):
+    at = _choose(app, date(2026, 10, 1), date(2026, 10, 31))
+    texts = [p.text for p in at.get("progress")] if at.get("progress") else []
+    assert any("of target" in t for t in texts), texts
+    assert len(at.dataframe) == 2
+    vendors = at.dataframe[0].value
+    assert len(vendors) == 10 and list(vendors["GMV"]) == sorted(vendors["GMV"], reverse=True)
+
+
+def test_empty_period_shows_an_empty_state(app):
+    at = _choose(app, date(2019, 1, 1), date(2019, 1, 31))
+    assert not at.metric
+    assert any("No orders" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("grain", ["Week", "Month"])
+def test_grains_render(app, grain):
+    at = _choose(app, date(2025, 6, 1), date(2026, 5, 31))
+    sel = at.sidebar.selectbox(key="ov_grain_custom")
+    sel.set_value(grain.lower()).run()
+    assert not at.exception
+
+
+def test_comparison_last_year(app, engine):
+    at = _choose(app, date(2026, 9, 1), date(2026, 9, 30))
+    at.sidebar.selectbox(key="ov_compare").set_value("last_year").run()
+    f = Filters.make(Period(date(2026, 9, 1), date(2026, 9, 30)), comparison="last_year")
+    with engine.connect() as conn:
+        want = fetch_kpis(conn, f, ("gmv",)).iloc[0]
+    assert _shown(at)["GMV"][1] == format_change("gmv", want.current, want.previous)
