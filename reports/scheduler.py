@@ -1,0 +1,77 @@
+"""The companion process: python -m reports.scheduler [--once].
+
+Writes a heartbeat and folds new and changed orders into the rollups every few minutes; later
+issues add exports and alerts. Stops cleanly on Ctrl-C or SIGTERM after the job in hand.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+
+import schedule
+import sqlalchemy as sa
+
+from data.db import DatabaseStartError, get_engine
+from data.schema import current_revision, head_revision
+from data.settings import SettingsError, load_settings
+from reports import jobs
+
+log = logging.getLogger("reports.scheduler")
+
+
+class SchedulerSetupError(RuntimeError):
+    """The scheduler cannot start; the message says what to do."""
+
+
+def _check_schema(engine: sa.engine.Engine) -> None:
+    with engine.connect() as conn:
+        rev = current_revision(conn)
+    if rev != head_revision():
+        raise SchedulerSetupError(f"the database schema is at {rev or 'nothing'}, not {head_revision()}: "
+                                  "run `python -m data migrate` first")
+
+
+def run(once: bool = False) -> int:
+    settings = load_settings()
+    engine = get_engine(settings)
+    _check_schema(engine)
+    stop = {"now": False}
+
+    def _stop(signum, frame):  # noqa: ARG001
+        log.info("stopping after the current job")
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    beat = lambda: jobs.heartbeat(engine, {"refresh_every_s": settings.rollup_refresh_seconds})  # noqa: E731
+    refresh = lambda: jobs.run_job(engine, "refresh_rollups", jobs.refresh_job, lock="refresh_rollups")  # noqa: E731
+    beat()
+    refresh()
+    if once:
+        return 0
+    schedule.every(settings.heartbeat_seconds).seconds.do(beat)
+    schedule.every(settings.rollup_refresh_seconds).seconds.do(refresh)
+    log.info("scheduler %s running: rollups every %ss", jobs.WORKER, settings.rollup_refresh_seconds)
+    while not stop["now"]:
+        schedule.run_pending()
+        time.sleep(0.5)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reports.scheduler", description=__doc__.splitlines()[0])
+    p.add_argument("--once", action="store_true", help="run what is due once and exit")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args.once)
+    except (SettingsError, DatabaseStartError, SchedulerSetupError) as ex:
+        print(f"scheduler: {ex}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
