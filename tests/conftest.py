@@ -1,0 +1,109 @@
+"""Fixtures: one real PostgreSQL per test session (embedded in a temp dir, or TEST_DATABASE_URL).
+
+Databases made here:
+  mbi_empty   migrated, no data: cloned per test by `empty_engine` (tests that write)
+  mbi_test    migrated + seeded with a small deterministic marketplace: `engine` (read only)
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Fixed so that every run sees the same data whatever today is.
+SEED_END = date(2026, 11, 20)
+SEED_LINES = 30_000
+SEED = 7
+
+
+def _admin_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if url:
+        from data.db import normalise_url
+        return normalise_url(url)
+    from data.db import embedded_server
+
+    server = embedded_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    info = server.get_postmaster_info()
+    socket_dir = info.socket_path.parent if info.socket_path else server.pgdata
+    return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory) -> str:
+    return _admin_url(tmp_path_factory)
+
+
+def _db_url(admin_url: str, name: str) -> str:
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """Creates (or recreates) database name, optionally from a template; returns its URL."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        tpl = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{tpl}'))
+    admin.dispose()
+    return _db_url(admin_url, name)
+
+
+def use_database(monkeypatch, url: str, **env: str) -> None:
+    """Points the app's settings at url (and any extra env vars) for one test."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture(scope="session")
+def empty_template(admin_url) -> str:
+    from data.schema import migrate
+    from data.settings import load_settings
+
+    url = create_database(admin_url, "mbi_empty")
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    migrate(eng, load_settings())
+    eng.dispose()
+    return "mbi_empty"
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_url, empty_template) -> str:
+    """URL of the seeded read-only test database."""
+    from data.seed import seed
+
+    url = create_database(admin_url, "mbi_test", template=empty_template)
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
+    seed(eng, orders=SEED_LINES, seed=SEED, end=SEED_END, progress=False)
+    eng.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    eng = sa.create_engine(database_url, connect_args={"options": "-c timezone=UTC"})
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def empty_engine(admin_url, empty_template):
+    """A fresh migrated database with no data, dropped after the test."""
+    name = f"mbi_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name, template=empty_template)
+    eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
+    yield eng
+    eng.dispose()
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
