@@ -1,0 +1,125 @@
+"""Command line of the data layer: migrate, seed, load, url."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from data.settings import SettingsError
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from data.db import get_engine
+    from data.schema import migrate
+
+    rev = migrate(get_engine())
+    print(f"schema at revision {rev}")
+    return 0
+
+
+def _cmd_url(args: argparse.Namespace) -> int:
+    from data.db import libpq_url
+
+    print(libpq_url())
+    return 0
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from data.db import get_engine
+    from data.rollups import refresh_rollups
+
+    with get_engine().begin() as conn:
+        r = refresh_rollups(conn, since=args.since, full=args.full)
+    print(f"rollups: {r.mode}, {r.days} days, {r.customers} customers, {r.elapsed_ms} ms, version {r.version}")
+    return 0
+
+
+def _cmd_seed(args: argparse.Namespace) -> int:
+    from data.db import get_engine
+    from data.seed import SeedError, seed
+
+    try:
+        summary = seed(get_engine(), orders=args.orders, seed=args.seed, end=args.end,
+                       if_empty=args.if_empty, replace=args.replace, progress=not args.quiet)
+    except SeedError as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return 1
+    if summary is None:
+        print("mart.orders already has data; nothing seeded (--if-empty)")
+    else:
+        print(summary)
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from data.db import get_engine
+    from data.load import ImportValidationError, load_csv
+
+    tty = sys.stderr.isatty()
+    shown = []
+
+    def progress(message: str) -> None:
+        # Large files take minutes: say how far the import got, about once a second.
+        shown.append(message)
+        print(f"\r{message}\033[K" if tty else message, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    try:
+        result = load_csv(get_engine(), args.table, args.file, mode=args.mode, progress=progress)
+    except ImportValidationError as ex:
+        print(("\n" if tty and shown else "") + str(ex), file=sys.stderr)
+        return 1
+    if tty and shown:
+        print(file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from datetime import date
+
+    p = argparse.ArgumentParser(prog="python -m data", description="Marketplace BI data layer")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the schema (idempotent)").set_defaults(func=_cmd_migrate)
+    sub.add_parser("url", help="print the DATABASE_URL in use").set_defaults(func=_cmd_url)
+    r = sub.add_parser("refresh", help="bring the rollups up to date")
+    r.add_argument("--full", action="store_true", help="rebuild every rollup")
+    r.add_argument("--since", type=date.fromisoformat, help="rebuild every day from this date (YYYY-MM-DD)")
+    r.set_defaults(func=_cmd_refresh)
+    s = sub.add_parser("seed", help="generate realistic demo data (deterministic per seed)")
+    s.add_argument("--orders", type=int, default=None,
+                   help="order lines to generate (default DEMO_ORDERS, 1,000,000)")
+    s.add_argument("--seed", type=int, default=42, help="random seed: same seed, orders and end, same data")
+    s.add_argument("--end", type=date.fromisoformat, default=None,
+                   help="last day of data, YYYY-MM-DD (default today in APP_TIMEZONE); three years up to it")
+    s.add_argument("--if-empty", action="store_true", help="do nothing when mart.orders has rows")
+    s.add_argument("--replace", action="store_true", help="empty the mart tables first and seed again")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_seed)
+    ld = sub.add_parser("load", help="validate and import a CSV file; all or nothing",
+                        description="Validate a CSV file (header, types, enums, keys, dates) and import it in "
+                                    "one transaction; nothing is written when any row is bad. Timestamps without "
+                                    "an offset are read in APP_TIMEZONE.")
+    ld.add_argument("table")
+    ld.add_argument("file")
+    ld.add_argument("--mode", choices=["append", "replace"], default="append")
+    ld.set_defaults(func=_cmd_load)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    import sqlalchemy as sa
+
+    from data.db import DatabaseStartError
+    from data.schema import MigrationError
+
+    try:
+        return args.func(args)
+    except (SettingsError, DatabaseStartError, MigrationError) as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return 2
+    except sa.exc.OperationalError as ex:
+        print(f"error: cannot reach PostgreSQL: {str(ex.orig).strip()}\n"
+              "Check DATABASE_URL (or unset it to use the embedded server).", file=sys.stderr)
+        return 2
