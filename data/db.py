@@ -106,13 +106,13 @@ def _start_failure_message(pgdata: Path, ex: BaseException) -> str:
     low = tail.lower()
     if "no space left" in low:
         hint = "The disk is full: free space or set DATA_DIR to another disk."
+    elif "permission denied" in low:
+        hint = f"The server cannot write {pgdata}: fix its permissions or set DATA_DIR."
     elif "lock file" in low or "already running" in low or "another server" in low:
         hint = (f"Another PostgreSQL server holds {pgdata}. Stop it (pg_ctl -D {pgdata} stop) "
                 "or set DATA_DIR to another folder.")
     elif "could not bind" in low or "address already in use" in low:
         hint = "The server's socket or port is taken by another process."
-    elif "permission denied" in low:
-        hint = f"The server cannot write {pgdata}: fix its permissions or set DATA_DIR."
     return (f"The embedded PostgreSQL server in {pgdata} did not start ({type(ex).__name__}: {ex}).\n"
             f"{tail}\n{hint} Or set DATABASE_URL to use a server you already run.")
 

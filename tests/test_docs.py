@@ -37,3 +37,15 @@ def test_bad_settings_name_the_variable(monkeypatch, var, value, message):
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
         load_settings()
+
+
+@pytest.mark.parametrize("log,hint", [
+    ("FATAL:  could not write lock file \"postmaster.pid\": No space left on device", "The disk is full"),
+    ("FATAL:  lock file \"postmaster.pid\" already exists\nHINT:  Is another postmaster running", "Another PostgreSQL server holds"),
+    ("FATAL:  could not create lock file: Permission denied", "cannot write"),
+])
+def test_embedded_start_failures_say_what_to_do(tmp_path, log, hint):
+    from data.db import _start_failure_message
+    (tmp_path / "log").write_text(log)
+    msg = _start_failure_message(tmp_path, RuntimeError("pg_ctl failed"))
+    assert hint in msg and "DATABASE_URL" in msg and str(tmp_path) in msg

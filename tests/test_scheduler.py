@@ -1,0 +1,86 @@
+"""The scheduler: heartbeat, incremental refresh of what changed, runs recorded, one replica at a time."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import sqlalchemy as sa
+
+from data.rollups import refresh_rollups
+from reports import jobs
+from tests.conftest import ROOT
+
+ORDER = """
+INSERT INTO mart.vendors VALUES (1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.1);
+INSERT INTO mart.products VALUES (10, 1, 'A-10', 'Novel', 'Books', 'Fiction', 20, 8, '2024-01-01');
+INSERT INTO mart.customers VALUES (100, 'Ann', 'DE', 'Europe', 'B2C', 'organic', '2025-01-01');
+INSERT INTO mart.orders VALUES (1, 100, '2026-03-01 12:00+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 0);
+INSERT INTO mart.order_items VALUES (1, 1, 10, 1, 2, 20.00, 0, 8.00, 0);
+"""
+
+
+def test_once_beats_and_folds_new_orders_into_the_rollups(empty_engine):
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(ORDER))
+        refresh_rollups(conn, timezone="UTC")
+        # A new order after the last refresh: the trigger records its day.
+        conn.execute(sa.text("INSERT INTO mart.orders VALUES (2, 100, '2026-03-02 09:00+00', 'paid', 'web', 'B2C', 'card', 'captured', 'EUR', 0)"))
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (2, 1, 10, 1, 1, 20.00, 5.00, 8.00, 0)"))
+        assert conn.execute(sa.text("SELECT count(*) FROM app.rollup_dirty_days")).scalar() == 1
+    env = {**os.environ, "DATABASE_URL": empty_engine.url.render_as_string(hide_password=False), "APP_TIMEZONE": "UTC"}
+    out = subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM app.scheduler_heartbeat")).scalar() == 1
+        run = conn.execute(sa.text("SELECT job, ok, message FROM app.job_runs ORDER BY id DESC LIMIT 1")).one()
+        assert run.job == "refresh_rollups" and run.ok and run.message.startswith("days: 1 days")
+        assert conn.execute(sa.text("SELECT gmv FROM mart.rollup_sales_daily WHERE day = '2026-03-02'")).scalar() == 15
+        assert conn.execute(sa.text("SELECT second_day FROM mart.rollup_customers")).scalar().isoformat() == "2026-03-02"
+        assert conn.execute(sa.text("SELECT count(*) FROM app.rollup_dirty_days")).scalar() == 0
+
+
+def test_scheduler_refuses_an_unmigrated_database(admin_url):
+    from tests.conftest import create_database
+    url = create_database(admin_url, "mbi_unmigrated")
+    out = subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"],
+                         env={**os.environ, "DATABASE_URL": url}, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "python -m data migrate" in out.stderr
+
+
+def test_replicas_skip_a_job_another_holds(empty_engine):
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn):
+        started.set()
+        release.wait(10)
+        return "did it"
+
+    t = threading.Thread(target=jobs.run_job, args=(empty_engine, "slow", slow), kwargs={"lock": "slow"})
+    t.start()
+    started.wait(10)
+    assert jobs.run_job(empty_engine, "slow", lambda c: "also did it", lock="slow")
+    release.set()
+    t.join()
+    with empty_engine.connect() as conn:
+        messages = sorted(r[0] for r in conn.execute(sa.text("SELECT message FROM app.job_runs WHERE job = 'slow'")))
+    assert messages == ["did it", "skipped: another scheduler is running it"]
+
+
+def test_failed_job_is_recorded_with_its_error(empty_engine):
+    assert not jobs.run_job(empty_engine, "broken", lambda c: c.execute(sa.text("SELECT * FROM mart.nothing_here")))
+    with empty_engine.connect() as conn:
+        ok, message = conn.execute(sa.text("SELECT ok, message FROM app.job_runs WHERE job = 'broken'")).one()
+    assert ok is False and "nothing_here" in message
+
+
+def test_refresh_since_rebuilds_from_that_day(empty_engine):
+    from datetime import date
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(ORDER))
+        refresh_rollups(conn, timezone="UTC")
+        r = refresh_rollups(conn, since=date(2026, 2, 27), timezone="UTC")
+        assert (r.mode, r.days) == ("days", 3)
+        assert refresh_rollups(conn, since=date(2026, 3, 5), timezone="UTC").mode == "none"
