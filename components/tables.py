@@ -32,7 +32,8 @@ def render_ranked_table(df: pd.DataFrame, metrics: tuple[str, ...], *, key: str)
         config[metric.label] = st.column_config.NumberColumn(
             metric.label, help=metric.description,
             format={"money": "euro", "percent": "percent", "count": "localized"}[metric.fmt])
-    config["Share"] = st.column_config.ProgressColumn("Share", format="percent", min_value=0, max_value=1)
+    config["Share"] = st.column_config.ProgressColumn("Share", format="percent", min_value=0, max_value=1,
+                                                      width="small")
     if "Change" in df:
         config["Change"] = st.column_config.TextColumn("Change", help="Against the comparison period")
     st.dataframe(df, key=key, hide_index=True, column_config=config, width="stretch")
