@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from analytics.filters import Filters, Period
+from analytics.filters import DIMENSIONS, GRAINS, FilterError, Filters, Period
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
 from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM
 from data.settings import load_settings
@@ -22,6 +22,8 @@ from data.settings import load_settings
 ORDER_LEVEL = frozenset({"channel", "business_model", "segment", "region", "country"})
 COUNT_BASES = frozenset({"orders", "all_orders", "cancelled_orders", "web_mobile_orders"})
 WEB_MOBILE = "('web', 'mobile')"
+# PostgreSQL has no "1 quarter" interval.
+GRAIN_INTERVAL = {"week": "1 week", "month": "1 month", "quarter": "3 months", "year": "1 year"}
 DIM_TYPES = {"vendor_id": "integer[]"}
 
 
@@ -53,7 +55,7 @@ def _bucket_bounds(grain: str | None, day_col: str) -> tuple[str, str]:
         return day_col, day_col
     trunc = f"date_trunc('{grain}', {day_col})"
     return (f"GREATEST({trunc}::date, :start)",
-            f"LEAST(({trunc} + interval '1 {grain}' - interval '1 day')::date, :end)")
+            f"LEAST(({trunc} + interval '{GRAIN_INTERVAL[grain]}' - interval '1 day')::date, :end)")
 
 
 def _filters_sql(f: Filters, expr_of) -> str:
@@ -125,13 +127,26 @@ def _customer_cte(f: Filters, source: str, by: str | None, grain: str | None) ->
         day = RAW_DIMENSIONS["day"]
         lo, hi = _bucket_bounds(grain, day)
         key = _key(by, grain, day, None, RAW_DIMENSIONS.get)
+        # First and second counted order days from the orders themselves, in :tz: the raw path
+        # is what answers when the rollups are stale or built for another time zone.
         return f"""
+        WITH rc AS (
+            SELECT customer_id, min(day) FILTER (WHERE rn = 1) AS first_day,
+                   min(day) FILTER (WHERE rn = 2) AS second_day
+            FROM (SELECT o.customer_id, {day} AS day,
+                         row_number() OVER (PARTITION BY o.customer_id ORDER BY o.ordered_at, o.order_id) AS rn
+                  FROM mart.orders o
+                  WHERE {COUNTED} AND o.customer_id IN (
+                      SELECT customer_id FROM mart.orders
+                      WHERE ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
+                        AND ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz)) ranked
+            WHERE rn <= 2 GROUP BY customer_id)
         SELECT {key} AS key,
                COUNT(DISTINCT o.customer_id) FILTER (WHERE {COUNTED}) AS active_customers,
                COUNT(DISTINCT o.customer_id) FILTER (WHERE {COUNTED} AND rc.first_day BETWEEN {lo} AND {hi}) AS new_customers,
                COUNT(DISTINCT o.customer_id) FILTER (WHERE {COUNTED} AND rc.second_day <= {hi}) AS repeat_customers
         FROM {RAW_FROM}
-        LEFT JOIN mart.rollup_customers rc ON rc.customer_id = o.customer_id
+        LEFT JOIN rc ON rc.customer_id = o.customer_id
         WHERE o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
           AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
           {_filters_sql(f, RAW_DIMENSIONS.get)}
@@ -191,6 +206,13 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
     (the benchmark's baseline)."""
     tz = tz or load_settings().timezone
     period = period or f.period
+    # grain and by become SQL identifiers and literals: only the fixed names pass.
+    if grain not in (None, *GRAINS):
+        raise FilterError(f"unknown grain {grain!r}; choose one of {', '.join(GRAINS)}")
+    if by not in (None, *DIMENSIONS):
+        raise FilterError(f"cannot break down by {by!r}; choose one of {', '.join(DIMENSIONS)}")
+    if by and grain:
+        raise FilterError("a breakdown by dimension has no time grain; ask for one or the other")
     bases: set[str] = set()
     for m in metrics:
         bases.update(get_metric(m).bases)
@@ -280,13 +302,18 @@ def fetch_targets(conn: Connection, period: Period, metrics: tuple[str, ...]) ->
                    / (period_end - period_start + 1)) AS prorated,
                SUM(target * (LEAST(period_end, :end) - GREATEST(period_start, :start) + 1))
                    / SUM(LEAST(period_end, :end) - GREATEST(period_start, :start) + 1) AS weighted,
-               SUM(LEAST(period_end, :end) - GREATEST(period_start, :start) + 1) AS covered
-        FROM mart.kpi_targets
+               SUM(LEAST(period_end, :end) - GREATEST(period_start, :start) + 1) AS covered,
+               (SELECT count(DISTINCT d) FROM mart.kpi_targets t2,
+                       generate_series(GREATEST(t2.period_start, :start), LEAST(t2.period_end, :end),
+                                       interval '1 day') d
+                WHERE t2.metric = t.metric AND t2.period_start <= :end AND t2.period_end >= :start) AS days
+        FROM mart.kpi_targets t
         WHERE metric = ANY(:metrics) AND period_start <= :end AND period_end >= :start
         GROUP BY metric"""), {"start": period.start, "end": period.end, "metrics": list(metrics)})
     out = {}
-    for metric, prorated, weighted, covered in rows:
-        if metric in METRICS and covered >= period.days:
+    for metric, prorated, weighted, covered, days in rows:
+        # Overlapping target rows (a month and its quarter) would be counted twice: no target.
+        if metric in METRICS and days >= period.days and covered == days:
             out[metric] = float(prorated if METRICS[metric].additive else weighted)
     return out
 

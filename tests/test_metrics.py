@@ -78,9 +78,10 @@ def test_seeded_data_has_the_edge_cases(raw):
     assert ((firsts >= p.start) & (firsts <= p.end)).any(), "customers whose first order is in the period"
 
 
-@pytest.mark.parametrize("grain", ["day", "week", "month"])
+@pytest.mark.parametrize("grain", ["day", "week", "month", "quarter", "year"])
 def test_trend_buckets_equal_raw(engine, raw, grain):
-    period = Period(date(2026, 8, 10), date(2026, 11, 12))
+    period = Period(date(2025, 8, 10), date(2026, 11, 12)) if grain in ("quarter", "year") \
+        else Period(date(2026, 8, 10), date(2026, 11, 12))
     f = Filters.make(period, grain=grain)
     keys = ("gmv", "orders", "active_customers", "new_customers", "repeat_rate", "conversion_rate")
     with engine.connect() as conn:
@@ -99,6 +100,10 @@ def _bucket(d: date, grain: str) -> date:
         return d
     if grain == "week":
         return d - timedelta(days=d.weekday())
+    if grain == "quarter":
+        return date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
+    if grain == "year":
+        return date(d.year, 1, 1)
     return d.replace(day=1)
 
 
@@ -107,8 +112,11 @@ def _bucket_end(b: date, grain: str) -> date:
         return b
     if grain == "week":
         return b + timedelta(days=6)
-    nxt = (b.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return nxt - timedelta(days=1)
+    if grain == "year":
+        return date(b.year, 12, 31)
+    months = 3 if grain == "quarter" else 1
+    m = b.month - 1 + months
+    return date(b.year + m // 12, m % 12 + 1, 1) - timedelta(days=1)
 
 
 @pytest.mark.parametrize("by", ["channel", "business_model", "vendor_id", "category", "country"])
@@ -163,3 +171,14 @@ def test_targets_cover_whole_months_only(engine):
 def test_every_metric_has_a_definition_shown_to_users():
     for m in METRICS.values():
         assert m.label and len(m.description) > 20 and m.fmt in {"money", "count", "percent"}
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"grain": "fortnight'); DROP TABLE x; --"}, "unknown grain"),
+    ({"by": "password"}, "cannot break down by"),
+    ({"by": "channel", "grain": "day"}, "one or the other"),
+])
+def test_aggregate_rejects_names_it_does_not_know(engine, kw, message):
+    from analytics.filters import FilterError
+    with engine.connect() as conn, pytest.raises(FilterError, match=message):
+        aggregate(conn, Filters.make(PERIODS["one_day"]), **kw)
