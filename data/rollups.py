@@ -125,15 +125,17 @@ HISTORY_OF_AFFECTED = f"""
 
 
 def _full(conn: Connection, tz: str) -> tuple[int, int]:
+    conn.execute(sa.text("DELETE FROM app.rollup_dirty_days"))
+    conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers"))
+    # DELETE, not TRUNCATE: TRUNCATE's exclusive lock would block every page until commit,
+    # while readers of a DELETE keep seeing the old rows.
     for t in ROLLUP_TABLES:
-        conn.execute(sa.text(f"TRUNCATE mart.{t}"))
+        conn.execute(sa.text(f"DELETE FROM mart.{t}"))
     params = {"tz": tz}
     _stage_orders(conn, "true", params)
     conn.execute(sa.text("INSERT INTO mart.rollup_customers " + CUSTOMER_FIRSTS.format(
         source="SELECT customer_id, order_id, ordered_at, day, gmv FROM stage_orders WHERE orders > 0")))
     _insert_day_rollups(conn, "true", params)
-    conn.execute(sa.text("DELETE FROM app.rollup_dirty_days"))
-    conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers"))
     days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
     customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
     for t in ROLLUP_TABLES:
@@ -198,6 +200,10 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
         "SELECT timezone, full_needed, version FROM app.rollup_state FOR UPDATE")).mappings().one()
     # Large hash aggregates spill to disk at the default; this lasts until the transaction ends.
     conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+    # Writers wait for the refresh (and it for writers in flight), so the dirty days it takes and
+    # the rows it reads come from one state: no change can slip between them and be lost.
+    conn.execute(sa.text(
+        "LOCK TABLE mart.orders, mart.order_items, mart.customers, mart.vendors, mart.products IN SHARE MODE"))
     mode = "none"
     days = customers = 0
     if full or state["full_needed"] or state["timezone"] != tz:

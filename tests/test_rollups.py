@@ -20,20 +20,24 @@ INSERT INTO mart.products VALUES
   (20, 2, 'B-20', 'Kite', 'Toys', 'Outdoor', 50.00, 30.00, '2024-01-01');
 INSERT INTO mart.customers VALUES
   (100, 'Ann', 'DE', 'Europe', 'B2C', 'organic', '2025-01-01'),
-  (200, 'Bob', 'US', 'North America', 'B2B', 'referral', '2025-01-01');
+  (200, 'Bob', 'US', 'North America', 'B2B', 'referral', '2025-01-01'),
+  (300, 'Cy', 'FR', 'Europe', 'B2C', 'social', '2025-01-01');
 -- 23:30 UTC on 1 March is already 2 March in Berlin (UTC+1).
 INSERT INTO mart.orders VALUES
   (1, 100, '2026-02-10 12:00+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 4.99),
   (2, 100, '2026-03-01 23:30+00', 'delivered', 'mobile', 'B2C', 'card', 'partially_refunded', 'EUR', 0),
   (3, 200, '2026-03-02 09:00+00', 'cancelled', 'sales_rep', 'B2B', 'invoice', 'failed', 'EUR', 0),
   (4, 200, '2026-03-02 10:00+00', 'returned', 'sales_rep', 'B2B', 'invoice', 'refunded', 'EUR', 0),
-  (5, 200, '2026-03-03 08:00+00', 'placed', 'marketplace_api', 'B2B2C', 'invoice', 'captured', 'EUR', 0);
+  (5, 200, '2026-03-03 08:00+00', 'placed', 'marketplace_api', 'B2B2C', 'invoice', 'captured', 'EUR', 0),
+  -- Cy's first order: 1 March in UTC and New York, 2 March in Berlin.
+  (7, 300, '2026-03-01 23:45+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 0);
 INSERT INTO mart.order_items VALUES
   (1, 1, 10, 1, 2, 20.00, 0.00, 8.00, 0.00),
   (2, 1, 10, 1, 1, 20.00, 2.00, 8.00, 5.00),
   (2, 2, 20, 2, 1, 50.00, 0.00, 30.00, 0.00),
   (3, 1, 20, 2, 10, 50.00, 0.00, 30.00, 0.00),
-  (4, 1, 20, 2, 3, 45.00, 5.00, 30.00, 130.00);
+  (4, 1, 20, 2, 3, 45.00, 5.00, 30.00, 130.00),
+  (7, 1, 10, 1, 1, 20.00, 0.00, 8.00, 0.00);
 INSERT INTO mart.traffic_daily VALUES ('2026-03-01', 'web', 100, 50, 10, 5), ('2026-03-02', 'mobile', 80, 40, 8, 4);
 """
 PERIODS = [Period(date(2026, 3, 1), date(2026, 3, 1)), Period(date(2026, 3, 2), date(2026, 3, 2)),
@@ -82,7 +86,7 @@ def test_berlin_moves_the_late_order_to_the_next_day(empty_engine):
         from analytics.kpis import aggregate
         assert aggregate(conn, Filters.make(day), tz="Europe/Berlin").iloc[0]["orders"] == 0
         refresh_rollups(conn, timezone="UTC")
-        assert aggregate(conn, Filters.make(day), tz="UTC").iloc[0]["orders"] == 1
+        assert aggregate(conn, Filters.make(day), tz="UTC").iloc[0]["orders"] == 2
 
 
 def test_incremental_refresh_equals_full_rebuild(empty_engine):
@@ -129,3 +133,23 @@ def test_stale_time_zone_falls_back_to_raw(empty_engine):
         df = aggregate(conn, Filters.make(PERIODS[2]), tz="Europe/Berlin")
         assert df.attrs["sources"]["sales"] == "raw"
         _check_all(empty_engine, conn, "Europe/Berlin")
+
+
+def test_truncate_asks_for_a_full_rebuild(empty_engine):
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        refresh_rollups(conn, timezone="UTC")
+        conn.execute(sa.text("TRUNCATE mart.order_items"))
+        assert refresh_rollups(conn, timezone="UTC").mode == "full"
+        assert conn.execute(sa.text("SELECT sum(gmv) FROM mart.rollup_sales_daily")).scalar() == 0
+
+
+def test_overlapping_targets_give_no_target(empty_engine):
+    from analytics.kpis import fetch_targets
+    month = Period(date(2026, 1, 1), date(2026, 1, 31))
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("""INSERT INTO mart.kpi_targets VALUES
+            ('gmv', '2026-01-01', '2026-01-31', 310), ('orders', '2026-01-01', '2026-01-15', 10),
+            ('orders', '2026-01-01', '2026-01-16', 10), ('aov', '2026-01-01', '2026-01-31', 50)"""))
+        got = fetch_targets(conn, month, ("gmv", "orders", "aov"))
+    assert got == {"gmv": 310, "aov": 50}
