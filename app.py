@@ -1,6 +1,7 @@
 """Marketplace BI: the router and the frame every page shares."""
 from __future__ import annotations
 
+import sqlalchemy as sa
 import streamlit as st
 
 from analytics.metrics import glossary
@@ -14,6 +15,13 @@ try:
     loaders.freshness()
 except (SettingsError, DatabaseStartError) as ex:
     st.error(f"The app cannot reach its database: {ex}")
+    st.stop()
+except sa.exc.OperationalError as ex:
+    st.error(f"The app cannot reach PostgreSQL: {str(ex.orig).strip()}. Check DATABASE_URL, or unset it "
+             "to use the embedded server.")
+    st.stop()
+except sa.exc.ProgrammingError:
+    st.error("The database has no Marketplace BI schema yet: run `python -m data migrate` (make run does).")
     st.stop()
 
 pages = {

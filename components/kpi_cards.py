@@ -23,11 +23,11 @@ def render_kpi_cards(kpi_df: pd.DataFrame, sparks: pd.DataFrame | None, *, per_r
                     m.label, format_value(r.metric, r.current),
                     delta=format_change(r.metric, r.current, r.previous),
                     delta_color="normal" if m.higher_is_better else "inverse",
-                    help=m.description + ("" if r.previous is None else
+                    help=m.description + ("" if pd.isna(r.previous) else
                                           f"\n\nComparison period: {format_value(r.metric, r.previous)}"),
                     chart_data=spark, chart_type="area",
                 )
-                if r.target is not None and r.current is not None and r.target > 0:
+                if not pd.isna(r.target) and not pd.isna(r.current) and r.target > 0:
                     share = r.current / r.target
                     st.progress(min(max(share, 0.0), 1.0),
                                 text=f"{share * 100:.0f} % of target {format_value(r.metric, r.target)}")

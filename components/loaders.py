@@ -36,8 +36,10 @@ def local_today() -> date:
 
 @st.cache_data(ttl=600, show_spinner=False)
 def overview(f: Filters, rollup_version: int) -> OverviewFigures:
-    with engine().connect() as conn:
-        return compute_overview(conn, f)
+    # One snapshot for all the overview's queries: a refresh committing midway cannot mix versions.
+    with engine().connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        with conn.begin():
+            return compute_overview(conn, f)
 
 
 @st.cache_data(ttl=3600, show_spinner=False)

@@ -125,30 +125,29 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def _embedded_url(settings: Settings) -> str:
-    server = embedded_server(settings.data_dir / "pg")
+def _embedded_url(data_dir: Path, db_name: str) -> str:
+    server = embedded_server(data_dir / "pg")
     info = server.get_postmaster_info()
     socket_dir = info.socket_path.parent if info.socket_path else server.pgdata
     admin = sa.create_engine(f"postgresql+psycopg://postgres@/postgres?host={socket_dir}",
                              isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                              {"n": settings.db_name}).first()
+                              {"n": db_name}).first()
         if not exists:
             # Identifiers cannot be bound; the name is validated as a plain identifier first.
-            if not settings.db_name.replace("_", "").isalnum():
-                raise DatabaseStartError(f"DB_NAME={settings.db_name!r} must be letters, digits and underscores")
-            conn.execute(sa.text(f'CREATE DATABASE "{settings.db_name}"'))
+            if not db_name.replace("_", "").isalnum():
+                raise DatabaseStartError(f"DB_NAME={db_name!r} must be letters, digits and underscores")
+            conn.execute(sa.text(f'CREATE DATABASE "{db_name}"'))
     admin.dispose()
-    return f"postgresql+psycopg://postgres@/{settings.db_name}?host={socket_dir}"
+    return f"postgresql+psycopg://postgres@/{db_name}?host={socket_dir}"
 
 
 @functools.lru_cache(maxsize=None)
 def _url_for(database_url: str, data_dir: str, db_name: str) -> str:
-    settings = load_settings()
     if database_url:
         return normalise_url(database_url)
-    return _embedded_url(settings)
+    return _embedded_url(Path(data_dir), db_name)
 
 
 def database_url(settings: Settings | None = None) -> str:

@@ -18,8 +18,17 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 STARTED_AT = datetime.now(timezone.utc)
 
 
-def heartbeat(engine: Engine, info: dict | None = None) -> None:
-    """Upserts this worker's heartbeat row."""
+def heartbeat(engine: Engine, info: dict | None = None) -> bool:
+    """Upserts this worker's heartbeat row; returns False (and logs) when the database is unreachable."""
+    try:
+        _beat(engine, info)
+        return True
+    except sa.exc.SQLAlchemyError as ex:
+        log.error("heartbeat not written: %s", getattr(ex, "orig", ex))
+        return False
+
+
+def _beat(engine: Engine, info: dict | None) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("""
             INSERT INTO app.scheduler_heartbeat (worker, hostname, pid, started_at, beat_at, info)
@@ -35,22 +44,31 @@ def run_job(engine: Engine, name: str, fn: Callable[[Connection], str | None], *
 
     With lock, replicas skip the job while another holds it instead of queueing behind it.
     """
-    with engine.begin() as conn:
-        run_id = conn.execute(sa.text(
-            "INSERT INTO app.job_runs (job, worker) VALUES (:j, :w) RETURNING id"), {"j": name, "w": WORKER}).scalar()
+    try:
+        with engine.begin() as conn:
+            run_id = conn.execute(sa.text("INSERT INTO app.job_runs (job, worker) VALUES (:j, :w) RETURNING id"),
+                                  {"j": name, "w": WORKER}).scalar()
+    except sa.exc.SQLAlchemyError as ex:
+        log.error("job %s not started, the database is unreachable: %s", name, getattr(ex, "orig", ex))
+        return False
     try:
         with engine.begin() as conn:
             if lock and not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:l))"), {"l": lock}).scalar():
                 message, ok = "skipped: another scheduler is running it", True
             else:
                 message, ok = fn(conn) or "", True
-    except sa.exc.SQLAlchemyError as ex:
-        log.error("job %s failed: %s", name, ex)
+    # The job boundary: whatever a job raises is recorded against its run, and the scheduler
+    # goes on with the next one.
+    except Exception as ex:  # noqa: BLE001
+        log.exception("job %s failed", name)
         message, ok = f"{type(ex).__name__}: {getattr(ex, 'orig', ex)}", False
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "UPDATE app.job_runs SET finished_at = now(), ok = :ok, message = :m WHERE id = :id"),
-            {"ok": ok, "m": message[:2000], "id": run_id})
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "UPDATE app.job_runs SET finished_at = now(), ok = :ok, message = :m WHERE id = :id"),
+                {"ok": ok, "m": message[:2000], "id": run_id})
+    except sa.exc.SQLAlchemyError as ex:
+        log.error("could not record the end of job %s (run %s): %s", name, run_id, getattr(ex, "orig", ex))
     return ok
 
 

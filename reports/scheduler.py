@@ -27,8 +27,11 @@ class SchedulerSetupError(RuntimeError):
 
 
 def _check_schema(engine: sa.engine.Engine) -> None:
-    with engine.connect() as conn:
-        rev = current_revision(conn)
+    try:
+        with engine.connect() as conn:
+            rev = current_revision(conn)
+    except sa.exc.OperationalError as ex:
+        raise SchedulerSetupError(f"cannot reach PostgreSQL: {str(ex.orig).strip()}") from ex
     if rev != head_revision():
         raise SchedulerSetupError(f"the database schema is at {rev or 'nothing'}, not {head_revision()}: "
                                   "run `python -m data migrate` first")
@@ -56,7 +59,10 @@ def run(once: bool = False) -> int:
     schedule.every(settings.rollup_refresh_seconds).seconds.do(refresh)
     log.info("scheduler %s running: rollups every %ss", jobs.WORKER, settings.rollup_refresh_seconds)
     while not stop["now"]:
-        schedule.run_pending()
+        try:
+            schedule.run_pending()
+        except Exception:  # noqa: BLE001 - the loop outlives any one job; run_job records its own
+            log.exception("scheduled job raised")
         time.sleep(0.5)
     return 0
 

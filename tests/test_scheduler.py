@@ -84,3 +84,20 @@ def test_refresh_since_rebuilds_from_that_day(empty_engine):
         r = refresh_rollups(conn, since=date(2026, 2, 27), timezone="UTC")
         assert (r.mode, r.days) == ("days", 3)
         assert refresh_rollups(conn, since=date(2026, 3, 5), timezone="UTC").mode == "none"
+
+
+def test_a_job_raising_anything_is_recorded_and_the_scheduler_goes_on(empty_engine):
+    def broken(conn):
+        raise ValueError("bad row in the export template")
+
+    assert not jobs.run_job(empty_engine, "odd", broken)
+    assert jobs.run_job(empty_engine, "next", lambda c: "fine")
+    with empty_engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT job, message FROM app.job_runs WHERE job IN ('odd', 'next')")).all())
+    assert rows == {"odd": "ValueError: bad row in the export template", "next": "fine"}
+
+
+def test_heartbeat_survives_an_unreachable_database():
+    eng = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/x", connect_args={"connect_timeout": 2})
+    assert jobs.heartbeat(eng) is False
+    assert jobs.run_job(eng, "x", lambda c: "never") is False
