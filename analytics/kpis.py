@@ -151,16 +151,22 @@ def _customer_cte(f: Filters, source: str, by: str | None, grain: str | None) ->
           AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
           {_filters_sql(f, RAW_DIMENSIONS.get)}
         GROUP BY 1"""
-    lo, hi = _bucket_bounds(grain, "day")
+    # One row per (key, customer) by hash aggregation, then plain counts: measured 2x faster than
+    # COUNT(DISTINCT), which sorts (YTD on 10M lines: 4.3 s vs 7.7-9.2 s). first_day and
+    # second_day are the customer's, the same on all their rows. Bucket bounds come from the key,
+    # which is the bucket's first day.
+    lo, hi = _bucket_bounds(grain, "key")
     key = _key(by, grain, "day", None, lambda d: d)
     return f"""
-        SELECT {key} AS key,
-               COUNT(DISTINCT customer_id) AS active_customers,
-               COUNT(DISTINCT customer_id) FILTER (WHERE first_day BETWEEN {lo} AND {hi}) AS new_customers,
-               COUNT(DISTINCT customer_id) FILTER (WHERE second_day <= {hi}) AS repeat_customers
-        FROM mart.rollup_customer_daily
-        WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
-        GROUP BY 1"""
+        SELECT key,
+               count(*) AS active_customers,
+               count(*) FILTER (WHERE first_day BETWEEN {lo} AND {hi}) AS new_customers,
+               count(*) FILTER (WHERE second_day <= {hi}) AS repeat_customers
+        FROM (SELECT {key} AS key, customer_id, min(first_day) AS first_day, min(second_day) AS second_day
+              FROM mart.rollup_customer_daily
+              WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
+              GROUP BY 1, 2) per_customer
+        GROUP BY key"""
 
 
 def _traffic_cte(f: Filters, by: str | None, grain: str | None) -> str | None:
