@@ -171,8 +171,8 @@ def write_results(sizes: list[int], seeds: dict, overview: dict, memory: dict, s
               "`analytics.overview.compute_overview` — every figure the overview page shows (10 KPIs for the "
               "period and the comparison period, targets, sparklines, trend, breakdowns, top vendors and "
               "categories) — once on the rollups and once with `use_rollups=False`, which sends the raw "
-              "GROUP BY queries a BI tool without rollups would (it still reads first-order days from "
-              "`rollup_customers`, which favours the baseline).", "",
+              "GROUP BY queries a BI tool without rollups would (first and second order days computed from "
+              "`mart.orders` too).", "",
               "| order lines | period | app | raw | app / raw | same figures | target |",
               "|---:|---|---:|---:|---:|---|---|"]
     for n in sizes:
