@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from data.db import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "RESULTS.md"
@@ -37,15 +37,6 @@ def admin_url() -> str:
     server = embedded_server(ROOT / ".data" / "bench")
     info = server.get_postmaster_info()
     return f"postgresql+psycopg://postgres@/postgres?host={info.socket_path.parent}"
-
-
-def fresh_database(admin: str, name: str) -> str:
-    eng = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with eng.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    eng.dispose()
-    return make_url(admin).set(database=name).render_as_string(hide_password=False)
 
 
 def run_measured(args: list[str], env: dict) -> tuple[float, int]:
@@ -207,7 +198,7 @@ def main() -> int:
     for n in sizes:
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
-        url = fresh_database(admin, name)
+        url = recreate_database(admin, name)
         env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
         subprocess.run([sys.executable, "-m", "data", "migrate"], env={**os.environ, **env}, cwd=ROOT, check=True)
         seeds[n] = run_measured([sys.executable, "-m", "data", "seed", "--orders", str(n), "--seed", "1"], env)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,19 +41,10 @@ def admin_url(tmp_path_factory) -> str:
     return _admin_url(tmp_path_factory)
 
 
-def _db_url(admin_url: str, name: str) -> str:
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
     """Creates (or recreates) database name, optionally from a template; returns its URL."""
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        tpl = f' TEMPLATE "{template}"' if template else ""
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"{tpl}'))
-    admin.dispose()
-    return _db_url(admin_url, name)
+    from data.db import recreate_database
+    return recreate_database(admin_url, name, template)
 
 
 def use_database(monkeypatch, url: str, **env: str) -> None:
