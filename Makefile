@@ -18,6 +18,7 @@ install: $(STAMP)
 run: install
 	$(PY) -m data migrate
 	$(PY) -m data seed --if-empty
+	$(PY) -m data demo-users
 	PORT=$(PORT) PY=$(PY) bash scripts/run.sh
 
 test: install

@@ -102,12 +102,25 @@ def bench_overview(url: str, reps: int) -> list[dict]:
 
 def bench_app_memory(url: str) -> int:
     """Returns the streamlit process RSS after a browser has drawn the overview three times."""
-    from scripts.browser import chromium, streamlit_app, wait_for_overview
+    import secrets
 
-    with streamlit_app({"DATABASE_URL": url}) as (base, proc), chromium() as browser:
+    from data import auth
+    from scripts.browser import chromium, log_in, streamlit_app, wait_for_overview
+
+    password = auth.generate_password()
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with eng.begin() as conn:
+        if auth.fetch_user(conn, "bench") is None:
+            auth.create_user(conn, "bench", password, "viewer", actor="bench")
+        else:
+            auth.reset_password(conn, "bench", password, actor="bench")
+    eng.dispose()
+    env = {"DATABASE_URL": url, "AUTH_COOKIE_KEY": secrets.token_urlsafe(32)}
+    with streamlit_app(env) as (base, proc), chromium() as browser:
         for _ in range(3):
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(base + "/", wait_until="domcontentloaded")
+            log_in(page, "bench", password)
             wait_for_overview(page)
             page.close()
         time.sleep(1)

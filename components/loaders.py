@@ -8,7 +8,7 @@ import streamlit as st
 from analytics import kpis
 from analytics.filters import Filters
 from analytics.overview import OverviewFigures, compute_overview
-from data.db import get_analytics_engine
+from data.db import get_analytics_engine, get_engine
 from data.rollups import rollup_status
 from data.settings import load_settings
 
@@ -17,6 +17,12 @@ from data.settings import load_settings
 def engine():
     """Returns the pooled engine the pages read from."""
     return get_analytics_engine(load_settings())
+
+
+@st.cache_resource(show_spinner=False)
+def app_engine():
+    """Returns the pooled engine for the app's own tables (users, sessions, audit): never a replica."""
+    return get_engine(load_settings())
 
 
 @st.cache_data(ttl=20, show_spinner=False)

@@ -1,4 +1,4 @@
-"""Command line of the data layer: migrate, seed, load, url."""
+"""Command line of the data layer: migrate, seed, load, refresh, url, create-user, demo-users."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +74,58 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_new_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+    if not sys.stdin.isatty():
+        raise SystemExit("error: no terminal to prompt on; pipe the password with --password-stdin")
+    first = getpass.getpass(f"New password for {args.username}: ")
+    if getpass.getpass("Repeat it: ") != first:
+        raise SystemExit("error: the two passwords differ; nothing was changed")
+    return first
+
+
+def _cmd_create_user(args: argparse.Namespace) -> int:
+    from data.auth import AuthError, create_user
+    from data.db import get_engine
+
+    password = _read_new_password(args)
+    try:
+        with get_engine().begin() as conn:
+            user = create_user(conn, args.username, password, args.role, name=args.name, email=args.email,
+                               actor="cli")
+    except AuthError as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return 1
+    print(f"created {user.role} {user.username!r}")
+    return 0
+
+
+def _cmd_demo_users(args: argparse.Namespace) -> int:
+    from data.auth import count_users, create_user, generate_password
+    from data.db import get_engine
+    from data.settings import load_settings
+
+    if not load_settings().demo_mode:
+        print("not in demo mode (DATABASE_URL is set): no demo users. Create the first admin with "
+              "python -m data create-user NAME --role admin")
+        return 0
+    with get_engine().begin() as conn:
+        # Lock the table so two starts at once cannot both create (and print) the demo users.
+        conn.exec_driver_sql("LOCK TABLE app.users IN SHARE ROW EXCLUSIVE MODE")
+        if count_users(conn):
+            print("users exist; no demo users created")
+            return 0
+        made = [(u, r, generate_password()) for u, r in (("admin", "admin"), ("analyst", "analyst"))]
+        for username, role, password in made:
+            create_user(conn, username, password, role, name=f"Demo {role}", actor="demo")
+    print("Demo users created. These passwords are shown only once; change them under My account:")
+    for username, role, password in made:
+        print(f"  {role:<8} username {username:<8} password {password}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from datetime import date
 
@@ -103,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("file")
     ld.add_argument("--mode", choices=["append", "replace"], default="append")
     ld.set_defaults(func=_cmd_load)
+    cu = sub.add_parser("create-user", help="create a login (prompts for the password)")
+    cu.add_argument("username")
+    cu.add_argument("--role", required=True, choices=["admin", "analyst", "viewer"])
+    cu.add_argument("--name", default="", help="display name")
+    cu.add_argument("--email", default="")
+    cu.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    cu.set_defaults(func=_cmd_create_user)
+    sub.add_parser("demo-users", help="on a database without users, create a demo admin and analyst and "
+                                      "print their passwords once").set_defaults(func=_cmd_demo_users)
     return p
 
 

@@ -20,7 +20,17 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("DEMO_ORDERS", "1000000", "Order lines that `make run` seeds into an empty database."),
     ("ROLLUP_REFRESH_SECONDS", "180", "How often the scheduler folds new and changed orders into the rollups."),
     ("HEARTBEAT_SECONDS", "30", "How often the scheduler writes its heartbeat row."),
+    ("AUTH_COOKIE_KEY", "", "Secret (32+ characters) that signs login cookies; also read from AUTH_COOKIE_KEY in .streamlit/secrets.toml. Required outside demo mode."),
+    ("DEMO_MODE", "auto", "`auto`: on when DATABASE_URL is empty. In demo mode a missing cookie key is generated into DATA_DIR and `make run` creates demo users."),
+    ("SESSION_DAYS", "7", "Days a login lasts before the user must sign in again."),
+    ("LOGIN_MAX_FAILURES", "5", "Failed logins for one username within LOGIN_WINDOW_MINUTES that lock it."),
+    ("LOGIN_MAX_FAILURES_PER_ADDRESS", "20", "Failed logins from one client address within the window that lock the address."),
+    ("LOGIN_WINDOW_MINUTES", "15", "Window in which failed logins are counted."),
+    ("LOGIN_LOCK_MINUTES", "15", "How long a lock lasts; it expires by itself."),
 ]
+
+SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+MIN_COOKIE_KEY_CHARS = 32
 
 
 class SettingsError(ValueError):
@@ -55,6 +65,13 @@ class Settings:
     demo_orders: int
     rollup_refresh_seconds: int
     heartbeat_seconds: int
+    cookie_key: str = ""
+    demo_mode: bool = False
+    session_days: int = 7
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_minutes: int = 15
+    login_lock_minutes: int = 15
     extra: dict = field(default_factory=dict)
 
     @property
@@ -79,8 +96,12 @@ def load_settings() -> Settings:
     role = _env("ANALYST_DB_ROLE")
     if not role.replace("_", "").isalnum() or not role[:1].isalpha():
         raise SettingsError(f"ANALYST_DB_ROLE={role!r} must be letters, digits and underscores")
+    database_url = _env("DATABASE_URL")
+    demo = _env("DEMO_MODE").lower() or "auto"
+    if demo not in ("auto", "true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise SettingsError(f"DEMO_MODE={demo!r} must be auto, true or false")
     return Settings(
-        database_url=_env("DATABASE_URL"),
+        database_url=database_url,
         analytics_database_url=_env("ANALYTICS_DATABASE_URL"),
         timezone=tz,
         data_dir=data_dir,
@@ -90,4 +111,25 @@ def load_settings() -> Settings:
         demo_orders=_positive_int("DEMO_ORDERS"),
         rollup_refresh_seconds=_positive_int("ROLLUP_REFRESH_SECONDS"),
         heartbeat_seconds=_positive_int("HEARTBEAT_SECONDS"),
+        cookie_key=_env("AUTH_COOKIE_KEY") or _secret("AUTH_COOKIE_KEY"),
+        demo_mode=not database_url if demo == "auto" else demo in ("true", "1", "yes", "on"),
+        session_days=_positive_int("SESSION_DAYS"),
+        login_max_failures=_positive_int("LOGIN_MAX_FAILURES"),
+        login_max_failures_per_address=_positive_int("LOGIN_MAX_FAILURES_PER_ADDRESS"),
+        login_window_minutes=_positive_int("LOGIN_WINDOW_MINUTES"),
+        login_lock_minutes=_positive_int("LOGIN_LOCK_MINUTES"),
     )
+
+
+def _secret(name: str) -> str:
+    """Returns a top-level string from .streamlit/secrets.toml, or "" when absent."""
+    if not SECRETS_FILE.exists():
+        return ""
+    import tomllib
+    try:
+        value = tomllib.loads(SECRETS_FILE.read_text()).get(name, "")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as ex:
+        raise SettingsError(f"{SECRETS_FILE} is not valid TOML: {ex}") from None
+    if not isinstance(value, str):
+        raise SettingsError(f"{name} in {SECRETS_FILE} must be a string")
+    return value.strip()

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -78,3 +79,18 @@ def refresh_job(conn: Connection) -> str:
     if r.mode != "none":
         log.info("rollups: %s refresh of %s days, %s customers in %s ms", r.mode, r.days, r.customers, r.elapsed_ms)
     return f"{r.mode}: {r.days} days, {r.customers} customers, {r.elapsed_ms} ms, version {r.version}"
+
+
+def fetch_scheduler_status(conn: Connection, *, failures_days: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Returns (heartbeats, latest run per job, recent failures) for the admin page."""
+    beats = pd.read_sql(sa.text("""
+        SELECT worker, hostname, pid, started_at, beat_at, extract(epoch FROM now() - beat_at)::int AS seconds_ago
+        FROM app.scheduler_heartbeat ORDER BY beat_at DESC"""), conn)
+    latest = pd.read_sql(sa.text("""
+        SELECT DISTINCT ON (job) job, started_at, finished_at, ok, message, worker
+        FROM app.job_runs ORDER BY job, started_at DESC"""), conn)
+    failures = pd.read_sql(sa.text("""
+        SELECT job, started_at, finished_at, message, worker FROM app.job_runs
+        WHERE ok IS FALSE AND started_at > now() - make_interval(days => :d)
+        ORDER BY started_at DESC LIMIT 200"""), conn, params={"d": failures_days})
+    return beats, latest, failures

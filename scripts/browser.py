@@ -75,6 +75,16 @@ def chromium():
             browser.close()
 
 
+def log_in(page, username: str, password: str, *, wait: bool = True, timeout_ms: int = 90_000) -> None:
+    """Fills the login form and submits it; with wait, returns once the form has gone."""
+    page.get_by_label("Username").wait_for(timeout=timeout_ms)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    if wait:
+        page.get_by_text("Signed in as").first.wait_for(timeout=timeout_ms)
+
+
 def wait_for_overview(page, timeout_ms: int = 90_000) -> None:
     """Waits until the overview's ten KPI cards and its top tables are drawn."""
     page.get_by_test_id("stMetric").first.wait_for(timeout=timeout_ms)

@@ -1,16 +1,57 @@
 """make screenshots: draws every page in headless chromium into artifacts/ (and the README's image).
 
-Uses DATABASE_URL when set, else the embedded server in .data/pg (seeded by `make run`).
+Uses DATABASE_URL when set, else the embedded server in .data/pg (seeded by `make run`). Logs in
+as a `screenshots` admin that it creates (or gives a fresh random password) in that database.
 """
 from __future__ import annotations
 
 import argparse
 import shutil
 
-from data.db import database_url
-from scripts.browser import ROOT, chromium, streamlit_app, wait_for_overview
+from data import auth
+from data.db import database_url, get_engine
+from data.settings import load_settings
+from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview
 
-PAGES = {"overview": ("/", wait_for_overview)}
+USER = "screenshots"
+
+
+def _ready_text(text: str):
+    def ready(page) -> None:
+        page.get_by_text(text).first.wait_for(timeout=60_000)
+    return ready
+
+
+def _tab(name: str, text: str):
+    def ready(page) -> None:
+        page.get_by_role("tab", name=name).click()
+        page.get_by_text(text).first.wait_for(timeout=60_000)
+    return ready
+
+
+# name: (path, ready, log in first)
+PAGES = {
+    "login": ("/", _ready_text("Ask an admin for an account"), False),
+    "overview": ("/", wait_for_overview, True),
+    "account": ("/account", _ready_text("Change password"), True),
+    "admin_users": ("/admin", _ready_text("Change a user"), True),
+    "admin_audit": ("/admin", _tab("Audit log", "newest first"), True),
+    "admin_scheduler": ("/admin", _tab("Scheduler", "Latest run of each job"), True),
+}
+
+
+def _screenshot_user() -> str:
+    password = auth.generate_password()
+    with get_engine().begin() as conn:
+        if auth.fetch_user(conn, USER) is None:
+            try:
+                auth.create_user(conn, USER, password, "admin", name="Screenshots", actor="screenshots")
+                return password
+            except auth.AuthError:  # exists but disabled
+                auth.set_enabled(conn, USER, True, actor="screenshots")
+        auth.set_role(conn, USER, "admin", actor="screenshots")
+        auth.reset_password(conn, USER, password, actor="screenshots")
+    return password
 
 
 def main() -> int:
@@ -22,11 +63,15 @@ def main() -> int:
     out = ROOT / "artifacts"
     out.mkdir(exist_ok=True)
     url = database_url()  # holds the embedded server while the app runs
-    with streamlit_app({"DATABASE_URL": url}, out / "streamlit.log") as (base, _), chromium() as browser:
-        for name, (path, ready) in PAGES.items():
+    password = _screenshot_user()
+    env = {"DATABASE_URL": url, "DEMO_MODE": "true" if load_settings().demo_mode else "false"}
+    with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
+        for name, (path, ready, logged_in) in PAGES.items():
             # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
-            page = browser.new_page(viewport={"width": args.width, "height": args.height})
+            page = browser.new_page(viewport={"width": args.width, "height": 1000 if name != "overview" else args.height})
             page.goto(base + path, wait_until="domcontentloaded")
+            if logged_in:
+                log_in(page, USER, password)
             ready(page)
             page.wait_for_timeout(2000)  # plotly finishes its transitions
             page.screenshot(path=str(out / f"{name}.png"), full_page=True)

@@ -2,7 +2,8 @@
 
 Databases made here:
   mbi_empty   migrated, no data: cloned per test by `empty_engine` (tests that write)
-  mbi_test    migrated + seeded with a small deterministic marketplace: `engine` (read only)
+  mbi_test    migrated + seeded with a small deterministic marketplace and one user per role
+              (username = role, password in tests/apptest.PASSWORDS): `engine` (read only)
 """
 from __future__ import annotations
 
@@ -47,9 +48,13 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
     return recreate_database(admin_url, name, template)
 
 
+TEST_COOKIE_KEY = "test-cookie-key-0123456789-abcdefghijklmnop"
+
+
 def use_database(monkeypatch, url: str, **env: str) -> None:
     """Points the app's settings at url (and any extra env vars) for one test."""
     monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("AUTH_COOKIE_KEY", TEST_COOKIE_KEY)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
 
@@ -74,6 +79,11 @@ def database_url(admin_url, empty_template) -> str:
     url = create_database(admin_url, "mbi_test", template=empty_template)
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
     seed(eng, orders=SEED_LINES, seed=SEED, end=SEED_END, progress=False)
+    from data.auth import create_user
+    from tests.apptest import PASSWORDS
+    with eng.begin() as conn:
+        for role, password in PASSWORDS.items():
+            create_user(conn, role, password, role, name=f"Test {role}")
     eng.dispose()
     return url
 

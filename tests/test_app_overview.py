@@ -4,24 +4,17 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analytics.filters import Filters, Period
 from analytics.kpis import fetch_kpis
 from analytics.metrics import OVERVIEW_METRICS, format_change, format_value, get_metric
-from tests.conftest import ROOT, use_database
+from tests.apptest import login
 
 
 @pytest.fixture
 def app(monkeypatch, database_url):
-    use_database(monkeypatch, database_url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return login(monkeypatch, database_url, "viewer")
 
 
 def _choose(at: AppTest, start: date, end: date, **dims) -> AppTest:

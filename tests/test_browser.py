@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from scripts.browser import ROOT, chromium, streamlit_app, wait_for_overview
-from tests.conftest import create_database
+from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview
+from tests.apptest import PASSWORDS
+from tests.conftest import TEST_COOKIE_KEY, create_database
 
 ARTIFACTS = ROOT / "artifacts"
 
@@ -16,10 +17,14 @@ ARTIFACTS = ROOT / "artifacts"
 @pytest.fixture(scope="module")
 def served_app(admin_url, empty_template):
     url = create_database(admin_url, "mbi_browser", template=empty_template)
-    env = {"DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    env = {"DATABASE_URL": url, "PYTHONUNBUFFERED": "1", "AUTH_COOKIE_KEY": TEST_COOKIE_KEY}
     for args in (["migrate"], ["seed", "--orders", "20000", "--if-empty", "--quiet"]):
         subprocess.run([sys.executable, "-m", "data", *args], env={**os.environ, **env}, cwd=ROOT,
                        check=True, timeout=300)
+    for role in ("admin", "viewer"):
+        subprocess.run([sys.executable, "-m", "data", "create-user", role, "--role", role, "--password-stdin"],
+                       input=PASSWORDS[role] + "\n", text=True, env={**os.environ, **env}, cwd=ROOT,
+                       check=True, timeout=60)
     subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env={**os.environ, **env},
                    cwd=ROOT, check=True, timeout=300)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -43,6 +48,9 @@ def test_overview_shows_kpi_cards(served_app, browser):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(served_app + "/", wait_until="domcontentloaded")
+    page.get_by_role("button", name="Log in").wait_for(timeout=90_000)
+    assert not page.get_by_test_id("stMetric").count(), "no data before login"
+    log_in(page, "admin", PASSWORDS["admin"])
     wait_for_overview(page)
     assert page.get_by_text("Marketplace BI").first.is_visible(), "app.py's frame ran"
     labels = page.get_by_test_id("stMetricLabel").all_inner_texts()
@@ -55,3 +63,73 @@ def test_overview_shows_kpi_cards(served_app, browser):
     assert not page.get_by_test_id("stException").count()
     assert not errors, errors
     page.close()
+
+
+def _session_cookie(context, page) -> list[dict]:
+    """Returns the session cookie once the cookie component has set it (it acts asynchronously)."""
+    for _ in range(40):
+        found = [c for c in context.cookies() if c["name"] == "mbi_session"]
+        if found:
+            return found
+        page.wait_for_timeout(250)
+    raise AssertionError(f"no session cookie: {context.cookies()}")
+
+
+def _texts(page) -> str:
+    return page.get_by_test_id("stMain").inner_text()
+
+
+def test_wrong_password_then_login_survives_reload(served_app, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(served_app + "/", wait_until="domcontentloaded")
+    log_in(page, "viewer", "not-the-password", wait=False)
+    page.get_by_text("Username or password is incorrect.").wait_for(timeout=30_000)
+    log_in(page, "viewer", PASSWORDS["viewer"])
+    wait_for_overview(page)
+    _session_cookie(context, page)
+    # The cookie logs a reload (a new Streamlit session) back in without the form.
+    page.reload(wait_until="domcontentloaded")
+    wait_for_overview(page)
+    assert not page.get_by_role("button", name="Log in").count()
+    assert page.get_by_text("Signed in as").first.is_visible()
+    context.close()
+
+
+def _deep_link_login(browser, url: str, role: str):
+    """Opens url in a fresh browser context and logs in there; returns (context, page)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(url, wait_until="domcontentloaded")
+    log_in(page, role, PASSWORDS[role], wait=False)
+    return context, page
+
+
+def test_forbidden_page_by_url_shows_not_permitted(served_app, browser):
+    context, page = _deep_link_login(browser, served_app + "/admin", "viewer")
+    page.get_by_text("You are not permitted to open this page").wait_for(timeout=60_000)
+    assert "Audit log" not in _texts(page)
+    assert not page.get_by_role("link", name="Admin").count(), "the menu hides what the role cannot open"
+    page.screenshot(path=str(ARTIFACTS / "not_permitted.png"))
+    context.close()
+
+
+def test_logout_revokes_a_copied_cookie(served_app, browser):
+    first, page = _deep_link_login(browser, served_app + "/admin", "admin")
+    page.get_by_role("tab", name="Audit log").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "admin.png"), full_page=True)
+    cookies = _session_cookie(first, page)
+    # A second browser holding a copy of the cookie is logged in …
+    thief = browser.new_context(viewport={"width": 1280, "height": 900})
+    thief.add_cookies(cookies)
+    other = thief.new_page()
+    other.goto(served_app + "/", wait_until="domcontentloaded")
+    wait_for_overview(other)
+    # … until the owner logs out: the session is revoked on the server, not only in one browser.
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_text("You have logged out.").wait_for(timeout=30_000)
+    other.reload(wait_until="domcontentloaded")
+    other.get_by_text("Your session has ended").wait_for(timeout=60_000)
+    assert not other.get_by_test_id("stMetric").count()
+    first.close()
+    thief.close()

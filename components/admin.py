@@ -1,0 +1,175 @@
+"""Admin widgets: user management, the audit log viewer and the scheduler's status."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import streamlit as st
+
+from components.auth import ROLE_LABELS, client_addr
+from data import auth
+from data.audit import fetch_audit, fetch_audit_facets
+from data.settings import load_settings
+from reports.exporters import to_csv
+from reports.jobs import fetch_scheduler_status
+
+_SHOW_ONCE = "admin_password_once"
+
+
+def _show_password_once() -> None:
+    shown = st.session_state.pop(_SHOW_ONCE, None)
+    if shown:
+        username, password = shown
+        st.success(f"Password for **{username}** — shown only this once, pass it on safely:")
+        st.code(password, language=None)
+
+
+def _act(engine, fn, *args, done: str, **kwargs) -> bool:
+    """Runs one user change in a transaction; shows its AuthError as a message. Returns success."""
+    try:
+        with engine.begin() as conn:
+            fn(conn, *args, **kwargs)
+    except auth.AuthError as ex:
+        st.error(str(ex))
+        return False
+    st.toast(done, icon="✅")
+    return True
+
+
+def render_users(engine, admin: auth.User) -> None:
+    """Draws the users table, the create form and the per-user actions."""
+    _show_password_once()
+    with engine.connect() as conn:
+        users = auth.fetch_users(conn)
+    users["role"] = users["role"].map(ROLE_LABELS)
+    st.dataframe(users, key="admin_users_table", hide_index=True, width="stretch", column_config={
+        "username": "Username", "name": "Name", "email": "Email", "role": "Role",
+        "enabled": st.column_config.CheckboxColumn("Enabled"),
+        "created_at": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
+        "last_login": st.column_config.DatetimeColumn("Last login", format="YYYY-MM-DD HH:mm"),
+        "active_sessions": st.column_config.NumberColumn("Live sessions")})
+    who = {"actor": admin.username, "client_addr": client_addr()}
+
+    left, right = st.columns(2, gap="large")
+    with left, st.form("admin_create_user", clear_on_submit=True):
+        st.subheader("New user")
+        username = st.text_input("Username", key="admin_new_username")
+        name = st.text_input("Display name", key="admin_new_name")
+        email = st.text_input("Email", key="admin_new_email")
+        role = st.selectbox("Role", auth.ROLES, format_func=ROLE_LABELS.get, key="admin_new_role")
+        password = st.text_input("Password", type="password", key="admin_new_password",
+                                 help="Leave empty to generate one; it is shown once.")
+        if st.form_submit_button("Create user", type="primary"):
+            pw = password or auth.generate_password()
+            if _act(engine, auth.create_user, username, pw, role, name=name, email=email,
+                    done=f"Created {username.strip().lower()}", **who):
+                if not password:
+                    st.session_state[_SHOW_ONCE] = (username.strip().lower(), pw)
+                st.rerun()
+
+    with right:
+        st.subheader("Change a user")
+        names = users["username"].tolist()
+        target = st.selectbox("User", names, key="admin_target", index=None, placeholder="Choose a user")
+        if target is None:
+            return
+        row = users.set_index("username").loc[target]
+        current_role = next(r for r, label in ROLE_LABELS.items() if label == row["role"])
+        new_role = st.selectbox("Role", auth.ROLES, index=auth.ROLES.index(current_role),
+                                format_func=ROLE_LABELS.get, key="admin_target_role")
+        c1, c2, c3 = st.columns(3)
+        if c1.button("Save role", key="admin_save_role", disabled=new_role == current_role):
+            if _act(engine, auth.set_role, target, new_role, done=f"{target} is now {ROLE_LABELS[new_role]}", **who):
+                st.rerun()
+        enabled = bool(row["enabled"])
+        if c2.button("Disable" if enabled else "Enable", key="admin_toggle_enabled"):
+            if _act(engine, auth.set_enabled, target, not enabled,
+                    done=f"{target} {'disabled; their sessions ended' if enabled else 'enabled'}", **who):
+                st.rerun()
+        if c3.button("Reset password", key="admin_reset_password"):
+            pw = auth.generate_password()
+            if _act(engine, auth.reset_password, target, pw, done=f"New password for {target}", **who):
+                st.session_state[_SHOW_ONCE] = (target, pw)
+                st.rerun()
+
+
+def render_audit(engine) -> None:
+    """Draws the audit log with filters by user, action and time, and a CSV download."""
+    tz = load_settings().tz
+    with engine.connect() as conn:
+        _, actions = fetch_audit_facets(conn)
+    c1, c2, c3 = st.columns([1, 2, 1])
+    actor = c1.text_input("User", key="audit_user", placeholder="any user").strip().lower()
+    chosen = c2.multiselect("Actions", actions, key="audit_actions", placeholder="all actions")
+    today = datetime.now(tz).date()
+    span = c3.date_input("Between", (today - timedelta(days=30), today), key="audit_range",
+                         max_value=today + timedelta(days=1))
+    if not isinstance(span, (tuple, list)) or len(span) != 2:
+        st.info("Choose the last day of the range.")
+        return
+    since = datetime.combine(span[0], time.min, tz)
+    until = datetime.combine(span[1] + timedelta(days=1), time.min, tz)
+    with engine.connect() as conn:
+        rows = fetch_audit(conn, user=actor or None, actions=chosen, since=since, until=until)
+    rows["at"] = rows["at"].dt.tz_convert(tz)
+    st.caption(f"{len(rows):,} events, newest first" + (" (first 10,000)" if len(rows) == 10_000 else ""))
+    st.dataframe(rows, key="audit_table", hide_index=True, width="stretch", column_config={
+        "at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+        "actor": "User", "action": "Action", "target": "Target", "detail": "Detail", "client_addr": "Address"})
+    export = rows.assign(at=rows["at"].map(lambda t: t.isoformat()))
+    st.download_button("Download CSV", to_csv(export), file_name=f"audit_{span[0]}_{span[1]}.csv",
+                       mime="text/csv", key="audit_download", icon="⬇️")
+
+
+def render_scheduler(engine) -> None:
+    """Draws the scheduler's heartbeat, the latest run of each job and recent failures."""
+    s = load_settings()
+    with engine.connect() as conn:
+        beats, latest, failures = fetch_scheduler_status(conn)
+    stale_after = 3 * s.heartbeat_seconds
+    if beats.empty:
+        st.error("No scheduler has ever reported. Start it with `python -m reports.scheduler` (make run does).")
+    else:
+        newest = int(beats["seconds_ago"].min())
+        if newest <= stale_after:
+            st.success(f"Scheduler alive: last heartbeat {_ago(newest)} ago.")
+        else:
+            st.error(f"No heartbeat for {_ago(newest)} (expected every {s.heartbeat_seconds} s): "
+                     "is `python -m reports.scheduler` running?")
+        st.dataframe(beats.assign(alive=beats["seconds_ago"] <= stale_after), key="scheduler_beats",
+                     hide_index=True, width="stretch", column_config={
+                         "seconds_ago": st.column_config.NumberColumn("Seconds since beat"),
+                         "alive": st.column_config.CheckboxColumn("Alive")})
+    st.subheader("Latest run of each job")
+    if latest.empty:
+        st.info("No job has run yet.")
+    else:
+        st.dataframe(latest, key="scheduler_latest", hide_index=True, width="stretch")
+    st.subheader("Failures in the last 7 days")
+    if failures.empty:
+        st.success("No job failed in the last 7 days.")
+    else:
+        st.dataframe(failures, key="scheduler_failures", hide_index=True, width="stretch")
+
+
+def _ago(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def render_password_change(engine, user: auth.User, sid: str | None) -> None:
+    """Draws the my-account password form: current password, new one twice, strength rules."""
+    with st.form("account_password", clear_on_submit=True):
+        current = st.text_input("Current password", type="password", key="account_current")
+        new = st.text_input("New password", type="password", key="account_new",
+                            help=f"At least {auth.MIN_PASSWORD_CHARS} characters with three of lower-case, "
+                                 "upper-case, digits and symbols — or a passphrase of 16+ characters.")
+        again = st.text_input("New password again", type="password", key="account_again")
+        if st.form_submit_button("Change password", type="primary"):
+            if new != again:
+                st.error("The two new passwords differ.")
+            elif _act(engine, auth.change_own_password, user, current, new, keep_session=sid,
+                      client_addr=client_addr(), done="Password changed"):
+                st.success("Password changed. Your other sessions have been logged out.")

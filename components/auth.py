@@ -1,0 +1,180 @@
+"""The auth gate: login form (streamlit-authenticator), session cookie, logout, role checks.
+
+Policy lives in data/auth.py; this module only connects it to Streamlit. The library draws the
+login form and runs its flow; its password check is replaced by data.auth.attempt_login (bcrypt
+against app.users, with the windowed lockout), and its own cookie is switched off in favour of
+ours, which carries a server-side session id that logout or disabling a user revokes.
+"""
+from __future__ import annotations
+
+import extra_streamlit_components as stx
+import streamlit as st
+import streamlit_authenticator as stauth
+
+from data import auth
+from data.audit import record
+from data.settings import load_settings
+
+COOKIE = "mbi_session"
+ROLE_LABELS = {"viewer": "Viewer", "analyst": "Analyst", "admin": "Admin"}
+_SID = "mbi_sid"
+_USER = "mbi_user"
+_LOGGED_OUT = "mbi_logged_out"
+_COOKIE_VALUE = "mbi_cookie_value"
+
+
+def _text(value) -> str | None:
+    # Outside a browser session (AppTest, bare mode) st.context answers with placeholders.
+    return value if isinstance(value, str) and value else None
+
+
+def client_addr() -> str:
+    """Returns the client's address as the WebSocket saw it ("local" on localhost)."""
+    return _text(st.context.ip_address) or "local"
+
+
+def _user_agent() -> str:
+    return _text(st.context.headers.get("User-Agent")) or ""
+
+
+def current_user() -> auth.User | None:
+    """Returns the user the gate let in on this run (role as read from the database)."""
+    return st.session_state.get(_USER)
+
+
+def gate(engine) -> auth.User | None:
+    """Returns the signed-in user, re-read from the database; otherwise draws the login form, returns None."""
+    settings = load_settings()
+    key = auth.resolve_cookie_key(settings)
+    sid = st.session_state.get(_SID)
+    ended = False
+    if sid is None and not st.session_state.get(_LOGGED_OUT):
+        token = _text(st.context.cookies.get(COOKIE))
+        if token:
+            sid = auth.decode_cookie(token, key)
+            ended = sid is None
+    if sid is not None:
+        with engine.begin() as conn:
+            user = auth.resolve_session(conn, sid)
+        if user is not None:
+            st.session_state[_SID] = sid
+            st.session_state[_USER] = user
+            _deliver_cookie()
+            return user
+        ended = True
+        _forget()
+    return _login(engine, settings, key, ended)
+
+
+def _forget() -> None:
+    for k in (_SID, _USER, _COOKIE_VALUE):
+        st.session_state.pop(k, None)
+
+
+def _login(engine, settings, key: str, ended: bool) -> auth.User | None:
+    """Draws the login form; returns the user when this run's submission succeeded."""
+    if st.session_state.get(_LOGGED_OUT):
+        cookies = stx.CookieManager(key="mbi_cookies")
+        # The manager only deletes cookies it has read, and its read arrives a rerun later.
+        cookies.cookies.setdefault(COOKIE, "")
+        cookies.delete(COOKIE, key="mbi_cookie_delete")
+    policy = auth.LockoutPolicy.from_settings(settings)
+    addr = client_addr()
+    outcome: dict = {}
+
+    def check_credentials(username: str, password: str) -> bool:
+        with engine.begin() as conn:
+            result = auth.attempt_login(conn, username, password, client_addr=addr, policy=policy)
+            user = result.user
+            if user is None:
+                outcome["message"] = result.message
+                return False
+            sid, expires = auth.create_session(conn, user, days=settings.session_days, client_addr=addr,
+                                               user_agent=_user_agent())
+        # Stored before any other Streamlit call: a rerun request arriving now interrupts the
+        # script at the next call, and the login must survive that.
+        st.session_state[_SID] = sid
+        st.session_state[_USER] = user
+        st.session_state[_COOKIE_VALUE] = (auth.encode_cookie(sid, user.username, key, expires), expires)
+        st.session_state.pop(_LOGGED_OUT, None)
+        outcome["user"] = user
+        return True
+
+    with st.container():
+        _, middle, _ = st.columns([1, 2, 1])
+        with middle:
+            st.title("📊 Marketplace BI")
+            if st.session_state.get(_LOGGED_OUT):
+                st.success("You have logged out.")
+            elif ended:
+                st.info("Your session has ended. Please log in again.")
+            with engine.connect() as conn:
+                credentials = auth.fetch_credentials(conn)
+            # The library's own cookie is off (expiry 0, no reader) and gets a derived key: the only
+            # cookie that logs anyone in is ours, checked against app.sessions.
+            authenticator = stauth.Authenticate(credentials, cookie_name="mbi_unused",
+                                                cookie_key=auth.derived_key(key, "streamlit-authenticator"),
+                                                cookie_expiry_days=0, auto_hash=False, login_sleep_time=0)
+            authenticator.cookie_controller.get_cookie = lambda: None
+            authenticator.authentication_controller.authentication_model.check_credentials = check_credentials
+            st.session_state["authentication_status"] = None
+            authenticator.login(location="main", key="login", clear_on_submit=True,
+                                fields={"Form name": "Log in", "Login": "Log in"})
+            if "message" in outcome:
+                st.error(outcome["message"])  # the same words whether or not the username exists
+            st.caption("Ask an admin for an account. Passwords are checked against bcrypt hashes; "
+                       f"{policy.max_failures} failed attempts lock a username for "
+                       f"{int(policy.lock.total_seconds() // 60)} minutes.")
+    if "user" in outcome:
+        st.rerun()  # the logged-in run draws the page and hands the browser its cookie
+    return None
+
+
+def _deliver_cookie() -> None:
+    """Sets the session cookie in the browser, on every run of the session that logged in.
+
+    The cookie manager is a component that acts when the browser draws it; drawing it on each
+    run makes sure an interrupted run cannot lose it. The same element redrawn does nothing.
+    """
+    pending = st.session_state.get(_COOKIE_VALUE)
+    if pending is None:
+        return
+    token, expires = pending
+    cookies = stx.CookieManager(key="mbi_cookies")
+    cookies.set(COOKIE, token, key="mbi_cookie_set", expires_at=expires.astimezone().replace(tzinfo=None),
+                same_site="strict")
+
+
+def _logout(engine) -> None:
+    sid, user = st.session_state.get(_SID), st.session_state.get(_USER)
+    if sid is not None:
+        with engine.begin() as conn:
+            auth.revoke_session(conn, sid, "logout")
+            record(conn, "logout", actor=user.username if user else "", client_addr=client_addr())
+    _forget()
+    st.session_state["authentication_status"] = None
+    st.session_state[_LOGGED_OUT] = True
+
+
+def render_user_box(engine, user: auth.User) -> None:
+    """Draws who is signed in, with their role and a logout button (sidebar)."""
+    with st.sidebar:
+        st.caption(f"Signed in as **{user.display_name}** · {ROLE_LABELS[user.role]}")
+        st.button("Log out", key="mbi_logout", on_click=_logout, args=(engine,), width="stretch")
+
+
+def require_role(*roles: str) -> auth.User:
+    """Stops the page with "not permitted" unless the signed-in user has one of roles."""
+    user = current_user()
+    if user is None or user.role not in roles:
+        render_not_permitted()
+        st.stop()
+    return user
+
+
+def render_not_permitted() -> None:
+    st.error("You are not permitted to open this page. Ask an admin if you need access.", icon="🔒")
+
+
+def current_session_id() -> str | None:
+    return st.session_state.get(_SID)

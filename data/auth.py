@@ -1,0 +1,457 @@
+"""Users, passwords, login lockout and server-side sessions, stored in schema app.
+
+No Streamlit here: components/auth.py draws the login form and calls these functions. Every
+function that depends on the time takes `now`, so tests control the clock.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import bcrypt
+import jwt
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from data.audit import record
+from data.settings import MIN_COOKIE_KEY_CHARS, SECRETS_FILE, Settings, SettingsError
+
+ROLES = ("viewer", "analyst", "admin")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
+MIN_PASSWORD_CHARS = 10
+# A handful of the most used passwords that pass the length rule; the character-class rule
+# already refuses most of the rest.
+COMMON_PASSWORDS = frozenset({
+    "password123", "password1!", "qwertyuiop", "1234567890", "iloveyou12", "welcome123",
+    "admin12345", "letmein123", "changeme123", "passw0rd123", "p@ssw0rd123", "qwerty12345",
+    "marketplace", "marketplace1",
+})
+BCRYPT_ROUNDS = 12
+
+
+class AuthError(ValueError):
+    """A user-management request cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """What a login attempt came to: a user, a lock (until when), or a wrong username/password."""
+    user: User | None = None
+    locked_until: datetime | None = None
+    message: str = ""
+
+
+def _locked_message(until: datetime, now: datetime) -> str:
+    minutes = max(1, -(-int((until - now).total_seconds()) // 60))
+    return f"Too many failed login attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: int
+    username: str
+    name: str
+    email: str
+    role: str
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.username
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    max_failures: int = 5
+    max_failures_per_address: int = 20
+    window: timedelta = timedelta(minutes=15)
+    lock: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> LockoutPolicy:
+        return cls(s.login_max_failures, s.login_max_failures_per_address,
+                   timedelta(minutes=s.login_window_minutes), timedelta(minutes=s.login_lock_minutes))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- passwords -------------------------------------------------------------------------------
+
+def hash_password(password: str) -> str:
+    """Returns the bcrypt hash of password (a $2b$ string)."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
+
+
+@functools.cache
+def _dummy_hash() -> bytes:
+    # Unknown usernames are checked against this, so a wrong username costs as long as a
+    # wrong password and timing does not tell which usernames exist.
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
+
+
+def check_password(password: str, password_hash: str | None) -> bool:
+    """Returns True when password matches; spends one bcrypt check whatever the input."""
+    pw = password.encode()
+    if password_hash is None or len(pw) > 72:
+        bcrypt.checkpw(pw[:72], _dummy_hash())
+        return False
+    try:
+        return bcrypt.checkpw(pw, password_hash.encode())
+    except ValueError:
+        return False
+
+
+def password_problems(password: str, username: str = "") -> list[str]:
+    """Returns what is wrong with a new password, as sentences; empty when it is acceptable."""
+    problems = []
+    if len(password) < MIN_PASSWORD_CHARS:
+        problems.append(f"It must be at least {MIN_PASSWORD_CHARS} characters long.")
+    if len(password.encode()) > 72:
+        problems.append("It must be at most 72 bytes long (bcrypt ignores the rest).")
+    if password != password.strip():
+        problems.append("It must not start or end with a space.")
+    classes = sum(bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]"))
+    if len(password) < 16 and classes < 3:
+        problems.append("Use at least three of: lower-case, upper-case, digits, symbols "
+                        "(or a passphrase of 16 characters or more).")
+    if username and username.lower() in password.lower():
+        problems.append("It must not contain the username.")
+    if password.lower() in COMMON_PASSWORDS:
+        problems.append("It is a commonly used password.")
+    return problems
+
+
+def generate_password() -> str:
+    """Returns a random password that passes password_problems."""
+    while True:
+        p = secrets.token_urlsafe(15)
+        if not password_problems(p):
+            return p
+
+
+def normalise_username(username: str) -> str:
+    """Returns the username as stored (trimmed, lower case); raises AuthError when malformed."""
+    u = (username or "").strip().lower()
+    if not USERNAME_RE.match(u):
+        raise AuthError(f"Username {username!r} must be 2–64 characters: letters, digits and . _ @ - "
+                        "(starting with a letter or digit).")
+    return u
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AuthError(f"Role {role!r} is not one of {', '.join(ROLES)}.")
+    return role
+
+
+def _check_new_password(password: str, username: str) -> None:
+    problems = password_problems(password, username)
+    if problems:
+        raise AuthError("The password is too weak: " + " ".join(problems))
+
+
+# --- users -----------------------------------------------------------------------------------
+
+_USER_COLS = "user_id, username, name, email, role"
+
+
+def _user(row) -> User | None:
+    return User(*row) if row else None
+
+
+def fetch_user(conn: Connection, username: str) -> User | None:
+    """Returns the enabled user called username, or None."""
+    row = conn.execute(sa.text(f"SELECT {_USER_COLS} FROM app.users WHERE username = :u AND disabled_at IS NULL"),
+                       {"u": (username or "").strip().lower()}).first()
+    return _user(row)
+
+
+def fetch_users(conn: Connection) -> pd.DataFrame:
+    """Returns (username, name, email, role, enabled, created_at, last_login, active_sessions) rows."""
+    return pd.read_sql(sa.text("""
+        SELECT u.username, u.name, u.email, u.role, u.disabled_at IS NULL AS enabled, u.created_at,
+               (SELECT max(s.created_at) FROM app.sessions s WHERE s.user_id = u.user_id) AS last_login,
+               (SELECT count(*) FROM app.sessions s WHERE s.user_id = u.user_id AND s.revoked_at IS NULL
+                  AND s.expires_at > now()) AS active_sessions
+        FROM app.users u ORDER BY u.username"""), conn)
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(sa.text("SELECT count(*) FROM app.users")).scalar())
+
+
+def fetch_credentials(conn: Connection) -> dict:
+    """Returns enabled users in streamlit-authenticator's credentials shape (bcrypt hashes)."""
+    rows = conn.execute(sa.text("SELECT username, name, email, role, password_hash FROM app.users "
+                                "WHERE disabled_at IS NULL")).all()
+    return {"usernames": {r.username: {"name": r.name or r.username, "email": r.email,
+                                       "password": r.password_hash, "roles": [r.role]} for r in rows}}
+
+
+def create_user(conn: Connection, username: str, password: str, role: str, *, name: str = "",
+                email: str = "", actor: str = "", client_addr: str = "") -> User:
+    """Creates a user; raises AuthError for a taken or malformed username, role or weak password."""
+    u = normalise_username(username)
+    _check_role(role)
+    _check_new_password(password, u)
+    row = conn.execute(sa.text(f"""
+        INSERT INTO app.users (username, name, email, role, password_hash)
+        VALUES (:u, :n, :e, :r, :h) ON CONFLICT (username) DO NOTHING RETURNING {_USER_COLS}"""),
+        {"u": u, "n": name.strip(), "e": email.strip(), "r": role, "h": hash_password(password)}).first()
+    if row is None:
+        raise AuthError(f"A user called {u!r} already exists.")
+    record(conn, "user.create", actor=actor, target=u, detail={"role": role}, client_addr=client_addr)
+    return _user(row)
+
+
+def _target(conn: Connection, username: str, *, lock: bool = True):
+    row = conn.execute(sa.text("SELECT user_id, username, role, disabled_at FROM app.users WHERE username = :u"
+                               + (" FOR UPDATE" if lock else "")), {"u": (username or "").strip().lower()}).first()
+    if row is None:
+        raise AuthError(f"There is no user called {username!r}.")
+    return row
+
+
+def _other_enabled_admins(conn: Connection, user_id: int) -> int:
+    # Lock the admin rows so two admins demoting each other at once cannot both succeed.
+    return len(conn.execute(sa.text("SELECT user_id FROM app.users WHERE role = 'admin' AND disabled_at IS NULL "
+                                    "AND user_id <> :id FOR UPDATE"), {"id": user_id}).all())
+
+
+def set_role(conn: Connection, username: str, role: str, *, actor: str = "", client_addr: str = "") -> None:
+    """Changes a user's role (applies on their next page load); the last enabled admin stays admin."""
+    _check_role(role)
+    t = _target(conn, username)
+    if t.role == role:
+        return
+    if t.role == "admin" and t.disabled_at is None and not _other_enabled_admins(conn, t.user_id):
+        raise AuthError(f"{t.username!r} is the only enabled admin; make someone else admin first.")
+    conn.execute(sa.text("UPDATE app.users SET role = :r, updated_at = now() WHERE user_id = :id"),
+                 {"r": role, "id": t.user_id})
+    record(conn, "user.role", actor=actor, target=t.username, detail={"from": t.role, "to": role},
+           client_addr=client_addr)
+
+
+def set_enabled(conn: Connection, username: str, enabled: bool, *, actor: str = "", client_addr: str = "") -> None:
+    """Enables or disables a user; disabling ends their sessions at once."""
+    t = _target(conn, username)
+    if enabled == (t.disabled_at is None):
+        return
+    if not enabled:
+        if t.username == actor:
+            raise AuthError("You cannot disable your own account.")
+        if t.role == "admin" and not _other_enabled_admins(conn, t.user_id):
+            raise AuthError(f"{t.username!r} is the only enabled admin; make someone else admin first.")
+    conn.execute(sa.text("UPDATE app.users SET disabled_at = CASE WHEN :on THEN NULL ELSE now() END, "
+                         "updated_at = now() WHERE user_id = :id"), {"on": enabled, "id": t.user_id})
+    if not enabled:
+        revoke_user_sessions(conn, t.user_id, "user disabled")
+    record(conn, "user.enable" if enabled else "user.disable", actor=actor, target=t.username,
+           client_addr=client_addr)
+
+
+def reset_password(conn: Connection, username: str, new_password: str, *, actor: str = "",
+                   client_addr: str = "") -> None:
+    """Sets a user's password (an admin's reset); ends the user's sessions."""
+    t = _target(conn, username)
+    _check_new_password(new_password, t.username)
+    _store_password(conn, t.user_id, new_password)
+    revoke_user_sessions(conn, t.user_id, "password reset")
+    record(conn, "user.password_reset", actor=actor, target=t.username, client_addr=client_addr)
+
+
+def change_own_password(conn: Connection, user: User, current: str, new: str, *, keep_session: str | None = None,
+                        client_addr: str = "") -> None:
+    """Changes user's own password after checking the current one; ends their other sessions."""
+    row = conn.execute(sa.text("SELECT password_hash FROM app.users WHERE user_id = :id FOR UPDATE"),
+                       {"id": user.user_id}).first()
+    if row is None or not check_password(current, row.password_hash):
+        raise AuthError("The current password is not correct.")
+    if new == current:
+        raise AuthError("The new password must differ from the current one.")
+    _check_new_password(new, user.username)
+    _store_password(conn, user.user_id, new)
+    revoke_user_sessions(conn, user.user_id, "password changed", except_sid=keep_session)
+    record(conn, "account.password_change", actor=user.username, target=user.username, client_addr=client_addr)
+
+
+def _store_password(conn: Connection, user_id: int, password: str) -> None:
+    conn.execute(sa.text("UPDATE app.users SET password_hash = :h, password_changed_at = now(), updated_at = now() "
+                         "WHERE user_id = :id"), {"h": hash_password(password), "id": user_id})
+
+
+# --- login and lockout -----------------------------------------------------------------------
+
+def lockout_until(failures: list[datetime], now: datetime, max_failures: int, window: timedelta,
+                  lock: timedelta) -> datetime | None:
+    """Returns when the lock caused by failures ends, or None when not locked at now.
+
+    A lock starts at the failure that makes max_failures within window, and lasts lock.
+    """
+    times = sorted(failures)
+    until = None
+    for i in range(max_failures - 1, len(times)):
+        if times[i] - times[i - max_failures + 1] < window:
+            until = times[i] + lock
+    return until if until is not None and until > now else None
+
+
+def check_lockout(conn: Connection, username: str, client_addr: str, now: datetime,
+                  policy: LockoutPolicy) -> datetime | None:
+    """Returns when the lock on this username or address ends, or None."""
+    since = now - policy.window - policy.lock
+    # A username's count starts again after its last successful login; an address's does not,
+    # or one valid account would let an address guess other users' passwords forever.
+    by_user = conn.execute(sa.text("""
+        SELECT at FROM app.login_attempts
+        WHERE username = :u AND NOT succeeded AND at > :since AND at <= :now
+          AND at > coalesce((SELECT max(at) FROM app.login_attempts
+                             WHERE username = :u AND succeeded AND at <= :now), '-infinity')"""),
+        {"u": username, "since": since, "now": now}).scalars().all()
+    by_addr = conn.execute(sa.text("SELECT at FROM app.login_attempts WHERE client_addr = :a AND NOT succeeded "
+                                   "AND at > :since AND at <= :now"),
+                           {"a": client_addr, "since": since, "now": now}).scalars().all()
+    ends = [t for t in (lockout_until(by_user, now, policy.max_failures, policy.window, policy.lock),
+                        lockout_until(by_addr, now, policy.max_failures_per_address, policy.window, policy.lock))
+            if t is not None]
+    return max(ends) if ends else None
+
+
+def attempt_login(conn: Connection, username: str, password: str, *, client_addr: str, now: datetime | None = None,
+                  policy: LockoutPolicy = LockoutPolicy()) -> LoginOutcome:
+    """Checks a login and records it (attempt + audit row); the caller commits whatever the outcome.
+
+    While a lock holds the password is not checked and the attempt does not count. The message
+    is the same whether or not the username exists.
+    """
+    now = now or utcnow()
+    typed = (username or "").strip().lower()[:200]
+    # Serialise attempts per username so that parallel guesses cannot all slip under the limit.
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('login:' || :u))"), {"u": typed})
+    until = check_lockout(conn, typed, client_addr, now, policy)
+    if until is not None:
+        record(conn, "login.locked", actor=typed, client_addr=client_addr, at=now,
+               detail={"until": until.isoformat()})
+        return LoginOutcome(locked_until=until, message=_locked_message(until, now))
+    row = conn.execute(sa.text(f"SELECT {_USER_COLS}, password_hash, disabled_at FROM app.users WHERE username = :u"),
+                       {"u": typed}).first()
+    ok = check_password(password or "", row.password_hash if row else None)
+    reason = None if ok else ("wrong password" if row else "unknown username")
+    if ok and row.disabled_at is not None:
+        ok, reason = False, "user disabled"
+    conn.execute(sa.text("INSERT INTO app.login_attempts (at, username, client_addr, succeeded) VALUES (:t, :u, :a, :ok)"),
+                 {"t": now, "u": typed, "a": client_addr, "ok": ok})
+    record(conn, "login.success" if ok else "login.failure", actor=typed, client_addr=client_addr, at=now,
+           detail={} if ok else {"reason": reason})
+    if not ok:
+        return LoginOutcome(message="Username or password is incorrect.")
+    return LoginOutcome(user=User(row.user_id, row.username, row.name, row.email, row.role))
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+def _hash_sid(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def create_session(conn: Connection, user: User, *, days: int, client_addr: str = "", user_agent: str = "",
+                   now: datetime | None = None) -> tuple[str, datetime]:
+    """Starts a server-side session; returns (session id for the cookie, expiry)."""
+    now = now or utcnow()
+    sid = secrets.token_urlsafe(32)
+    expires = now + timedelta(days=days)
+    conn.execute(sa.text("""INSERT INTO app.sessions (session_hash, user_id, created_at, last_seen_at, expires_at,
+                                                       client_addr, user_agent)
+                            VALUES (:h, :u, :t, :t, :e, :a, :ua)"""),
+                 {"h": _hash_sid(sid), "u": user.user_id, "t": now, "e": expires, "a": client_addr,
+                  "ua": user_agent[:500]})
+    return sid, expires
+
+
+def resolve_session(conn: Connection, sid: str, *, now: datetime | None = None) -> User | None:
+    """Returns the session's user with the role as stored now, or None when the session is not live."""
+    now = now or utcnow()
+    row = conn.execute(sa.text("""
+        UPDATE app.sessions s SET last_seen_at = :now
+        FROM app.users u
+        WHERE s.session_hash = :h AND u.user_id = s.user_id AND s.revoked_at IS NULL AND s.expires_at > :now
+          AND u.disabled_at IS NULL
+        RETURNING u.user_id, u.username, u.name, u.email, u.role"""), {"h": _hash_sid(sid), "now": now}).first()
+    return _user(row)
+
+
+def revoke_session(conn: Connection, sid: str, why: str) -> None:
+    conn.execute(sa.text("UPDATE app.sessions SET revoked_at = now(), revoked_why = :w "
+                         "WHERE session_hash = :h AND revoked_at IS NULL"), {"h": _hash_sid(sid), "w": why})
+
+
+def revoke_user_sessions(conn: Connection, user_id: int, why: str, *, except_sid: str | None = None) -> int:
+    """Ends all of a user's live sessions (but except_sid); returns how many."""
+    return conn.execute(sa.text("UPDATE app.sessions SET revoked_at = now(), revoked_why = :w "
+                                "WHERE user_id = :u AND revoked_at IS NULL AND session_hash <> :keep"),
+                        {"u": user_id, "w": why, "keep": _hash_sid(except_sid) if except_sid else ""}).rowcount
+
+
+# --- cookies ---------------------------------------------------------------------------------
+
+def encode_cookie(sid: str, username: str, key: str, expires: datetime) -> str:
+    """Returns the signed cookie value (an HS256 JWT) carrying the session id."""
+    return jwt.encode({"sid": sid, "sub": username, "exp": int(expires.timestamp())}, key, algorithm="HS256")
+
+
+def decode_cookie(token: str, key: str, *, now: datetime | None = None) -> str | None:
+    """Returns the session id in a cookie signed with key and not expired, else None."""
+    now = now or utcnow()
+    try:
+        claims = jwt.decode(token, key, algorithms=["HS256"], options={"verify_exp": False,
+                                                                       "require": ["sid", "exp"]})
+    except jwt.InvalidTokenError:
+        return None
+    if not isinstance(claims.get("sid"), str) or claims["exp"] <= now.timestamp():
+        return None
+    return claims["sid"]
+
+
+def resolve_cookie_key(s: Settings) -> str:
+    """Returns the cookie signing key; in demo mode a missing one is generated into DATA_DIR.
+
+    Raises SettingsError outside demo mode when the key is missing, and always when it is short.
+    """
+    how = (f"Set AUTH_COOKIE_KEY to {MIN_COOKIE_KEY_CHARS} or more random characters, in the environment or "
+           f"as AUTH_COOKIE_KEY = \"…\" in {SECRETS_FILE.relative_to(SECRETS_FILE.parent.parent)}; e.g. "
+           "python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+    if s.cookie_key:
+        if len(s.cookie_key) < MIN_COOKIE_KEY_CHARS:
+            raise SettingsError(f"AUTH_COOKIE_KEY is {len(s.cookie_key)} characters; it must be at least "
+                                f"{MIN_COOKIE_KEY_CHARS}. {how}")
+        return s.cookie_key
+    if not s.demo_mode:
+        raise SettingsError(f"AUTH_COOKIE_KEY is not set, and the app refuses to sign logins without it. {how}")
+    return _demo_cookie_key(s.data_dir / "cookie_key")
+
+
+def _demo_cookie_key(path: Path) -> str:
+    if path.exists():
+        key = path.read_text().strip()
+        if len(key) >= MIN_COOKIE_KEY_CHARS:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key
+
+
+def derived_key(key: str, purpose: str) -> str:
+    """Returns a key for another purpose, so one secret never signs two kinds of token."""
+    return hmac.new(key.encode(), purpose.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,19 @@
+"""My account: who I am, my role, and changing my own password."""
+from __future__ import annotations
+
+import streamlit as st
+
+from components import loaders
+from components.admin import render_password_change
+from components.auth import ROLE_LABELS, current_session_id, require_role
+
+user = require_role("viewer", "analyst", "admin")
+st.title("My account")
+left, right = st.columns([1, 2], gap="large")
+with left:
+    st.markdown(f"**Username** {user.username}  \n**Name** {user.name or '—'}  \n"
+                f"**Email** {user.email or '—'}  \n**Role** {ROLE_LABELS[user.role]}")
+    st.caption("An admin can change your role or reset your password.")
+with right:
+    st.subheader("Change password")
+    render_password_change(loaders.app_engine(), user, current_session_id())
