@@ -38,7 +38,7 @@ if user is None:
     st.stop()
 
 with st.sidebar:
-    st.markdown("### 📊 Marketplace BI")
+    st.markdown("### :material/analytics: Marketplace BI")
 nav = build_navigation(user)
 auth.render_user_box(loaders.app_engine(), user)
 

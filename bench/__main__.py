@@ -107,7 +107,7 @@ def bench_app_memory(url: str) -> int:
     from data import auth
     from scripts.browser import chromium, log_in, streamlit_app, wait_for_overview
 
-    password = auth.generate_password()
+    password = auth.generate_password("bench")
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with eng.begin() as conn:
         if auth.fetch_user(conn, "bench") is None:

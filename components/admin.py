@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+import pandas as pd
 import streamlit as st
+
+import sqlalchemy as sa
 
 from components.auth import ROLE_LABELS, client_addr
 from data import auth
@@ -30,6 +33,9 @@ def _act(engine, fn, *args, done: str, **kwargs) -> bool:
             fn(conn, *args, **kwargs)
     except auth.AuthError as ex:
         st.error(str(ex))
+        return False
+    except sa.exc.OperationalError as ex:  # deadlock, serialisation failure, lost connection
+        st.error(f"The change was not saved ({str(ex.orig).splitlines()[0]}). Please try again.")
         return False
     st.toast(done, icon="✅")
     return True
@@ -59,7 +65,7 @@ def render_users(engine, admin: auth.User) -> None:
         password = st.text_input("Password", type="password", key="admin_new_password",
                                  help="Leave empty to generate one; it is shown once.")
         if st.form_submit_button("Create user", type="primary"):
-            pw = password or auth.generate_password()
+            pw = password or auth.generate_password(username.strip().lower())
             if _act(engine, auth.create_user, username, pw, role, name=name, email=email,
                     done=f"Created {username.strip().lower()}", **who):
                 if not password:
@@ -75,7 +81,7 @@ def render_users(engine, admin: auth.User) -> None:
         row = users.set_index("username").loc[target]
         current_role = next(r for r, label in ROLE_LABELS.items() if label == row["role"])
         new_role = st.selectbox("Role", auth.ROLES, index=auth.ROLES.index(current_role),
-                                format_func=ROLE_LABELS.get, key="admin_target_role")
+                                format_func=ROLE_LABELS.get, key=f"admin_target_role_{target}")
         c1, c2, c3 = st.columns(3)
         if c1.button("Save role", key="admin_save_role", disabled=new_role == current_role):
             if _act(engine, auth.set_role, target, new_role, done=f"{target} is now {ROLE_LABELS[new_role]}", **who):
@@ -85,8 +91,9 @@ def render_users(engine, admin: auth.User) -> None:
             if _act(engine, auth.set_enabled, target, not enabled,
                     done=f"{target} {'disabled; their sessions ended' if enabled else 'enabled'}", **who):
                 st.rerun()
-        if c3.button("Reset password", key="admin_reset_password"):
-            pw = auth.generate_password()
+        if c3.button("Reset password", key="admin_reset_password", disabled=target == admin.username,
+                     help="Your own password: change it under My account."):
+            pw = auth.generate_password(target)
             if _act(engine, auth.reset_password, target, pw, done=f"New password for {target}", **who):
                 st.session_state[_SHOW_ONCE] = (target, pw)
                 st.rerun()
@@ -110,7 +117,10 @@ def render_audit(engine) -> None:
     until = datetime.combine(span[1] + timedelta(days=1), time.min, tz)
     with engine.connect() as conn:
         rows = fetch_audit(conn, user=actor or None, actions=chosen, since=since, until=until)
-    rows["at"] = rows["at"].dt.tz_convert(tz)
+    if rows.empty:
+        st.info("No events match these filters.")
+        return
+    rows = _local(rows, tz)
     st.caption(f"{len(rows):,} events, newest first" + (" (first 10,000)" if len(rows) == 10_000 else ""))
     st.dataframe(rows, key="audit_table", hide_index=True, width="stretch", column_config={
         "at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
@@ -135,20 +145,41 @@ def render_scheduler(engine) -> None:
         else:
             st.error(f"No heartbeat for {_ago(newest)} (expected every {s.heartbeat_seconds} s): "
                      "is `python -m reports.scheduler` running?")
-        st.dataframe(beats.assign(alive=beats["seconds_ago"] <= stale_after), key="scheduler_beats",
-                     hide_index=True, width="stretch", column_config={
-                         "seconds_ago": st.column_config.NumberColumn("Seconds since beat"),
-                         "alive": st.column_config.CheckboxColumn("Alive")})
+        beats = beats.assign(alive=beats["seconds_ago"] <= stale_after)
+        st.dataframe(_local(beats, s.tz), key="scheduler_beats", hide_index=True, width="stretch",
+                     column_config={**_RUN_COLUMNS, "hostname": "Host", "pid": "PID",
+                                    "beat_at": _when("Last beat"), "seconds_ago": st.column_config.NumberColumn(
+                                        "Seconds since", format="%d s"),
+                                    "alive": st.column_config.CheckboxColumn("Alive")})
     st.subheader("Latest run of each job")
     if latest.empty:
         st.info("No job has run yet.")
     else:
-        st.dataframe(latest, key="scheduler_latest", hide_index=True, width="stretch")
+        st.dataframe(_local(latest, s.tz), key="scheduler_latest", hide_index=True, width="stretch",
+                     column_config=_RUN_COLUMNS)
     st.subheader("Failures in the last 7 days")
     if failures.empty:
         st.success("No job failed in the last 7 days.")
     else:
-        st.dataframe(failures, key="scheduler_failures", hide_index=True, width="stretch")
+        st.dataframe(_local(failures, s.tz), key="scheduler_failures", hide_index=True, width="stretch",
+                     column_config=_RUN_COLUMNS)
+
+
+def _when(label: str):
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
+
+
+_RUN_COLUMNS = {"job": "Job", "worker": "Worker", "started_at": _when("Started"), "finished_at": _when("Finished"),
+                "ok": st.column_config.CheckboxColumn("OK"), "message": st.column_config.TextColumn("Message", width="large")}
+
+
+def _local(frame, tz):
+    """Returns frame with its timestamp columns in the app's time zone (APP_TIMEZONE)."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.tz_convert(tz)
+    return out
 
 
 def _ago(seconds: int) -> str:
@@ -170,6 +201,14 @@ def render_password_change(engine, user: auth.User, sid: str | None) -> None:
         if st.form_submit_button("Change password", type="primary"):
             if new != again:
                 st.error("The two new passwords differ.")
-            elif _act(engine, auth.change_own_password, user, current, new, keep_session=sid,
-                      client_addr=client_addr(), done="Password changed"):
-                st.success("Password changed. Your other sessions have been logged out.")
+                return
+            policy = auth.LockoutPolicy.from_settings(load_settings())
+            # Committed even when refused: a wrong current password counts as a failed login.
+            with engine.begin() as conn:
+                try:
+                    auth.change_own_password(conn, user, current, new, keep_session=sid, client_addr=client_addr(),
+                                             policy=policy)
+                except auth.AuthError as ex:
+                    st.error(str(ex))
+                    return
+            st.success("Password changed. Your other sessions have been logged out.")

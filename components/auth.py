@@ -29,7 +29,15 @@ def _text(value) -> str | None:
 
 
 def client_addr() -> str:
-    """Returns the client's address as the WebSocket saw it ("local" on localhost)."""
+    """Returns the client's address ("local" when unknown, e.g. on localhost).
+
+    Behind a reverse proxy every connection comes from the proxy; with TRUST_FORWARDED_FOR the
+    first X-Forwarded-For entry (set by that proxy) is used instead.
+    """
+    if load_settings().trust_forwarded_for:
+        forwarded = _text(st.context.headers.get("X-Forwarded-For"))
+        if forwarded and forwarded.split(",")[0].strip():
+            return forwarded.split(",")[0].strip()[:100]
     return _text(st.context.ip_address) or "local"
 
 
@@ -67,7 +75,7 @@ def gate(engine) -> auth.User | None:
 
 
 def _forget() -> None:
-    for k in (_SID, _USER, _COOKIE_VALUE):
+    for k in (_SID, _USER, _COOKIE_VALUE, "admin_password_once"):
         st.session_state.pop(k, None)
 
 
@@ -103,7 +111,7 @@ def _login(engine, settings, key: str, ended: bool) -> auth.User | None:
     with st.container():
         _, middle, _ = st.columns([1, 2, 1])
         with middle:
-            st.title("📊 Marketplace BI")
+            st.title(":material/analytics: Marketplace BI")
             if st.session_state.get(_LOGGED_OUT):
                 st.success("You have logged out.")
             elif ended:
@@ -122,9 +130,8 @@ def _login(engine, settings, key: str, ended: bool) -> auth.User | None:
                                 fields={"Form name": "Log in", "Login": "Log in"})
             if "message" in outcome:
                 st.error(outcome["message"])  # the same words whether or not the username exists
-            st.caption("Ask an admin for an account. Passwords are checked against bcrypt hashes; "
-                       f"{policy.max_failures} failed attempts lock a username for "
-                       f"{int(policy.lock.total_seconds() // 60)} minutes.")
+            st.caption(f"Ask an admin for an account or a new password. {policy.max_failures} failed "
+                       f"attempts lock a username for {int(policy.lock.total_seconds() // 60)} minutes.")
     if "user" in outcome:
         st.rerun()  # the logged-in run draws the page and hands the browser its cookie
     return None
@@ -141,8 +148,10 @@ def _deliver_cookie() -> None:
         return
     token, expires = pending
     cookies = stx.CookieManager(key="mbi_cookies")
+    # Set from JavaScript, so it cannot be HttpOnly; Secure whenever the page came over HTTPS.
+    https = (_text(st.context.url) or "").startswith("https://")
     cookies.set(COOKIE, token, key="mbi_cookie_set", expires_at=expires.astimezone().replace(tzinfo=None),
-                same_site="strict")
+                same_site="strict", secure=https or None)
 
 
 def _logout(engine) -> None:
@@ -154,6 +163,20 @@ def _logout(engine) -> None:
     _forget()
     st.session_state["authentication_status"] = None
     st.session_state[_LOGGED_OUT] = True
+
+
+def require_live_session(engine) -> None:
+    """Re-checks the session inside a fragment, whose reruns skip app.py's gate.
+
+    A logged-out, revoked or disabled session reruns the whole app, which shows the login form.
+    """
+    sid = st.session_state.get(_SID)
+    with engine.begin() as conn:
+        user = auth.resolve_session(conn, sid) if sid else None
+    if user is None:
+        _forget()
+        st.rerun(scope="app")
+    st.session_state[_USER] = user
 
 
 def render_user_box(engine, user: auth.User) -> None:
@@ -173,7 +196,7 @@ def require_role(*roles: str) -> auth.User:
 
 
 def render_not_permitted() -> None:
-    st.error("You are not permitted to open this page. Ask an admin if you need access.", icon="🔒")
+    st.error("You are not permitted to open this page. Ask an admin if you need access.", icon=":material/lock:")
 
 
 def current_session_id() -> str | None:

@@ -26,9 +26,9 @@ class PageSpec:
 
 # DESIGN.md's role table: dashboards for everyone, SQL/own schedules for analysts, admin for admins.
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("views/overview.py", "Overview", "📈", "overview", EVERYONE, "Analysis", default=True),
-    PageSpec("views/account.py", "My account", "👤", "account", EVERYONE, "Account"),
-    PageSpec("views/admin.py", "Admin", "🛡️", "admin", ADMINS, "Administration"),
+    PageSpec("views/overview.py", "Overview", ":material/monitoring:", "overview", EVERYONE, "Analysis", default=True),
+    PageSpec("views/account.py", "My account", ":material/person:", "account", EVERYONE, "Account"),
+    PageSpec("views/admin.py", "Admin", ":material/admin_panel_settings:", "admin", ADMINS, "Administration"),
 )
 
 
@@ -61,7 +61,7 @@ def build_navigation(user: User | None):
         else:
             # Registered under the same URL so a deep link answers "not permitted" instead of
             # falling back to another page; never listed in the menu.
-            page = st.Page(_forbidden(spec), title=spec.title, icon="🔒", url_path=spec.url_path, default=spec.default)
+            page = st.Page(_forbidden(spec), title=spec.title, icon=":material/lock:", url_path=spec.url_path, default=spec.default)
         pages.append(page)
     nav = st.navigation(pages, position="hidden")
     with st.sidebar:

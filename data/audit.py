@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection
 
 # Actions written so far; later issues add query.run, export.*, schedule.*, alert.*.
 ACTIONS = ("login.success", "login.failure", "login.locked", "logout", "user.create", "user.role",
-           "user.enable", "user.disable", "user.password_reset", "account.password_change")
+           "user.enable", "user.disable", "user.password_reset", "account.password_change",
+           "account.password_change_failed")
 
 
 def record(conn: Connection, action: str, *, actor: str = "", target: str = "", detail: dict | None = None,
@@ -29,7 +30,8 @@ def fetch_audit(conn: Connection, *, user: str | None = None, actions: list[str]
     user matches events the user did (actor) or that were done to them (target).
     """
     return pd.read_sql(sa.text("""
-        SELECT at, actor, action, target, detail::text AS detail, client_addr
+        SELECT at, actor, action, target, CASE WHEN detail = '{}' THEN '' ELSE detail::text END AS detail,
+               client_addr
         FROM app.audit_log
         WHERE (CAST(:user AS text) IS NULL OR actor = :user OR target = :user)
           AND (CAST(:actions AS text[]) IS NULL OR action = ANY(CAST(:actions AS text[])))

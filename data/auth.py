@@ -34,6 +34,7 @@ COMMON_PASSWORDS = frozenset({
     "marketplace", "marketplace1",
 })
 BCRYPT_ROUNDS = 12
+UNKNOWN_ADDRESSES = frozenset({"", "local"})
 
 
 class AuthError(ValueError):
@@ -129,11 +130,11 @@ def password_problems(password: str, username: str = "") -> list[str]:
     return problems
 
 
-def generate_password() -> str:
-    """Returns a random password that passes password_problems."""
+def generate_password(username: str = "") -> str:
+    """Returns a random password that passes password_problems for username."""
     while True:
         p = secrets.token_urlsafe(15)
-        if not password_problems(p):
+        if not password_problems(p, username):
             return p
 
 
@@ -212,18 +213,25 @@ def create_user(conn: Connection, username: str, password: str, role: str, *, na
     return _user(row)
 
 
-def _target(conn: Connection, username: str, *, lock: bool = True):
-    row = conn.execute(sa.text("SELECT user_id, username, role, disabled_at FROM app.users WHERE username = :u"
-                               + (" FOR UPDATE" if lock else "")), {"u": (username or "").strip().lower()}).first()
+def _target(conn: Connection, username: str):
+    """Returns the user row to change, locked together with every enabled admin's row.
+
+    Locking in user_id order means two admins changing each other at once queue instead of
+    deadlocking, and the last-admin check below sees committed truth.
+    """
+    u = (username or "").strip().lower()
+    conn.execute(sa.text("SELECT user_id FROM app.users WHERE username = :u OR (role = 'admin' AND disabled_at IS NULL) "
+                         "ORDER BY user_id FOR UPDATE"), {"u": u})
+    row = conn.execute(sa.text("SELECT user_id, username, role, disabled_at FROM app.users WHERE username = :u"),
+                       {"u": u}).first()
     if row is None:
         raise AuthError(f"There is no user called {username!r}.")
     return row
 
 
 def _other_enabled_admins(conn: Connection, user_id: int) -> int:
-    # Lock the admin rows so two admins demoting each other at once cannot both succeed.
-    return len(conn.execute(sa.text("SELECT user_id FROM app.users WHERE role = 'admin' AND disabled_at IS NULL "
-                                    "AND user_id <> :id FOR UPDATE"), {"id": user_id}).all())
+    return int(conn.execute(sa.text("SELECT count(*) FROM app.users WHERE role = 'admin' AND disabled_at IS NULL "
+                                    "AND user_id <> :id"), {"id": user_id}).scalar())
 
 
 def set_role(conn: Connection, username: str, role: str, *, actor: str = "", client_addr: str = "") -> None:
@@ -262,6 +270,8 @@ def reset_password(conn: Connection, username: str, new_password: str, *, actor:
                    client_addr: str = "") -> None:
     """Sets a user's password (an admin's reset); ends the user's sessions."""
     t = _target(conn, username)
+    if t.username == actor:
+        raise AuthError("Change your own password under My account (it asks for the current one).")
     _check_new_password(new_password, t.username)
     _store_password(conn, t.user_id, new_password)
     revoke_user_sessions(conn, t.user_id, "password reset")
@@ -269,11 +279,24 @@ def reset_password(conn: Connection, username: str, new_password: str, *, actor:
 
 
 def change_own_password(conn: Connection, user: User, current: str, new: str, *, keep_session: str | None = None,
-                        client_addr: str = "") -> None:
-    """Changes user's own password after checking the current one; ends their other sessions."""
+                        client_addr: str = "", now: datetime | None = None,
+                        policy: LockoutPolicy = LockoutPolicy()) -> None:
+    """Changes user's own password after checking the current one; ends their other sessions.
+
+    A wrong current password counts as a failed login, so a stolen session cannot guess it
+    without limit. Raises AuthError (the caller commits anyway, to keep the count).
+    """
+    now = now or utcnow()
+    _serialise_attempts(conn, user.username, client_addr)
+    until = check_lockout(conn, user.username, client_addr, now, policy)
+    if until is not None:
+        raise AuthError(_locked_message(until, now))
     row = conn.execute(sa.text("SELECT password_hash FROM app.users WHERE user_id = :id FOR UPDATE"),
                        {"id": user.user_id}).first()
     if row is None or not check_password(current, row.password_hash):
+        _record_attempt(conn, user.username, client_addr, now, False)
+        record(conn, "account.password_change_failed", actor=user.username, target=user.username,
+               client_addr=client_addr, at=now)
         raise AuthError("The current password is not correct.")
     if new == current:
         raise AuthError("The new password must differ from the current one.")
@@ -316,13 +339,33 @@ def check_lockout(conn: Connection, username: str, client_addr: str, now: dateti
           AND at > coalesce((SELECT max(at) FROM app.login_attempts
                              WHERE username = :u AND succeeded AND at <= :now), '-infinity')"""),
         {"u": username, "since": since, "now": now}).scalars().all()
-    by_addr = conn.execute(sa.text("SELECT at FROM app.login_attempts WHERE client_addr = :a AND NOT succeeded "
-                                   "AND at > :since AND at <= :now"),
-                           {"a": client_addr, "since": since, "now": now}).scalars().all()
+    # An unknown address (loopback, or every user behind one proxy) is not a client: locking
+    # it would let one person lock everybody out.
+    by_addr = [] if client_addr in UNKNOWN_ADDRESSES else conn.execute(sa.text(
+        "SELECT at FROM app.login_attempts WHERE client_addr = :a AND NOT succeeded AND at > :since AND at <= :now"),
+        {"a": client_addr, "since": since, "now": now}).scalars().all()
     ends = [t for t in (lockout_until(by_user, now, policy.max_failures, policy.window, policy.lock),
                         lockout_until(by_addr, now, policy.max_failures_per_address, policy.window, policy.lock))
             if t is not None]
     return max(ends) if ends else None
+
+
+def _serialise_attempts(conn: Connection, username: str, client_addr: str) -> None:
+    # Parallel guesses for one username or from one address queue here, so they cannot all
+    # pass the lockout check before any of them is recorded. Address first, always.
+    if client_addr not in UNKNOWN_ADDRESSES:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('login-addr:' || :a))"), {"a": client_addr})
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('login-user:' || :u))"), {"u": username})
+
+
+def _record_attempt(conn: Connection, username: str, client_addr: str, now: datetime, ok: bool) -> None:
+    conn.execute(sa.text("INSERT INTO app.login_attempts (at, username, client_addr, succeeded) VALUES (:t, :u, :a, :ok)"),
+                 {"t": now, "u": username, "a": client_addr, "ok": ok})
+
+
+def prune_login_attempts(conn: Connection, *, keep: timedelta = timedelta(days=30)) -> int:
+    """Deletes login attempts older than keep (far beyond any lockout window); returns how many."""
+    return conn.execute(sa.text("DELETE FROM app.login_attempts WHERE at < now() - :keep"), {"keep": keep}).rowcount
 
 
 def attempt_login(conn: Connection, username: str, password: str, *, client_addr: str, now: datetime | None = None,
@@ -334,21 +377,21 @@ def attempt_login(conn: Connection, username: str, password: str, *, client_addr
     """
     now = now or utcnow()
     typed = (username or "").strip().lower()[:200]
-    # Serialise attempts per username so that parallel guesses cannot all slip under the limit.
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('login:' || :u))"), {"u": typed})
+    _serialise_attempts(conn, typed, client_addr)
     until = check_lockout(conn, typed, client_addr, now, policy)
     if until is not None:
         record(conn, "login.locked", actor=typed, client_addr=client_addr, at=now,
                detail={"until": until.isoformat()})
         return LoginOutcome(locked_until=until, message=_locked_message(until, now))
-    row = conn.execute(sa.text(f"SELECT {_USER_COLS}, password_hash, disabled_at FROM app.users WHERE username = :u"),
-                       {"u": typed}).first()
+    # FOR SHARE: a password reset committing meanwhile waits for this login (and then revokes
+    # its session) instead of letting a session made with the old password survive.
+    row = conn.execute(sa.text(f"SELECT {_USER_COLS}, password_hash, disabled_at FROM app.users WHERE username = :u "
+                               "FOR SHARE"), {"u": typed}).first()
     ok = check_password(password or "", row.password_hash if row else None)
     reason = None if ok else ("wrong password" if row else "unknown username")
     if ok and row.disabled_at is not None:
         ok, reason = False, "user disabled"
-    conn.execute(sa.text("INSERT INTO app.login_attempts (at, username, client_addr, succeeded) VALUES (:t, :u, :a, :ok)"),
-                 {"t": now, "u": typed, "a": client_addr, "ok": ok})
+    _record_attempt(conn, typed, client_addr, now, ok)
     record(conn, "login.success" if ok else "login.failure", actor=typed, client_addr=client_addr, at=now,
            detail={} if ok else {"reason": reason})
     if not ok:

@@ -117,7 +117,7 @@ def _cmd_demo_users(args: argparse.Namespace) -> int:
         if count_users(conn):
             print("users exist; no demo users created")
             return 0
-        made = [(u, r, generate_password()) for u, r in (("admin", "admin"), ("analyst", "analyst"))]
+        made = [(u, r, generate_password(u)) for u, r in (("admin", "admin"), ("analyst", "analyst"))]
         for username, role, password in made:
             create_user(conn, username, password, role, name=f"Demo {role}", actor="demo")
     print("Demo users created. These passwords are shown only once; change them under My account:")

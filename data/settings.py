@@ -27,6 +27,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("LOGIN_MAX_FAILURES_PER_ADDRESS", "20", "Failed logins from one client address within the window that lock the address."),
     ("LOGIN_WINDOW_MINUTES", "15", "Window in which failed logins are counted."),
     ("LOGIN_LOCK_MINUTES", "15", "How long a lock lasts; it expires by itself."),
+    ("TRUST_FORWARDED_FOR", "false", "`true` behind a reverse proxy you run: the client address (for lockout and the audit log) is the first X-Forwarded-For entry."),
 ]
 
 SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -72,6 +73,7 @@ class Settings:
     login_max_failures_per_address: int = 20
     login_window_minutes: int = 15
     login_lock_minutes: int = 15
+    trust_forwarded_for: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -118,7 +120,15 @@ def load_settings() -> Settings:
         login_max_failures_per_address=_positive_int("LOGIN_MAX_FAILURES_PER_ADDRESS"),
         login_window_minutes=_positive_int("LOGIN_WINDOW_MINUTES"),
         login_lock_minutes=_positive_int("LOGIN_LOCK_MINUTES"),
+        trust_forwarded_for=_bool("TRUST_FORWARDED_FOR"),
     )
+
+
+def _bool(name: str) -> bool:
+    raw = _env(name).lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise SettingsError(f"{name}={raw!r} must be true or false")
+    return raw in ("true", "1", "yes", "on")
 
 
 def _secret(name: str) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from data.auth import prune_login_attempts
 from data.rollups import refresh_rollups
 
 log = logging.getLogger("reports.scheduler")
@@ -79,6 +80,11 @@ def refresh_job(conn: Connection) -> str:
     if r.mode != "none":
         log.info("rollups: %s refresh of %s days, %s customers in %s ms", r.mode, r.days, r.customers, r.elapsed_ms)
     return f"{r.mode}: {r.days} days, {r.customers} customers, {r.elapsed_ms} ms, version {r.version}"
+
+
+def prune_job(conn: Connection) -> str:
+    """Deletes login attempts older than 30 days (the audit log keeps its rows)."""
+    return f"{prune_login_attempts(conn)} old login attempts deleted"
 
 
 def fetch_scheduler_status(conn: Connection, *, failures_days: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -51,12 +51,15 @@ def run(once: bool = False) -> int:
     signal.signal(signal.SIGINT, _stop)
     beat = lambda: jobs.heartbeat(engine, {"refresh_every_s": settings.rollup_refresh_seconds})  # noqa: E731
     refresh = lambda: jobs.run_job(engine, "refresh_rollups", jobs.refresh_job, lock="refresh_rollups")  # noqa: E731
+    prune = lambda: jobs.run_job(engine, "prune_login_attempts", jobs.prune_job, lock="prune_login_attempts")  # noqa: E731
     beat()
     refresh()
+    prune()
     if once:
         return 0
     schedule.every(settings.heartbeat_seconds).seconds.do(beat)
     schedule.every(settings.rollup_refresh_seconds).seconds.do(refresh)
+    schedule.every(6).hours.do(prune)
     log.info("scheduler %s running: rollups every %ss", jobs.WORKER, settings.rollup_refresh_seconds)
     while not stop["now"]:
         try:

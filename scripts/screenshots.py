@@ -41,7 +41,7 @@ PAGES = {
 
 
 def _screenshot_user() -> str:
-    password = auth.generate_password()
+    password = auth.generate_password(USER)
     with get_engine().begin() as conn:
         if auth.fetch_user(conn, USER) is None:
             try:

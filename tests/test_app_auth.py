@@ -151,6 +151,21 @@ def test_admin_creates_resets_disables_and_reads_the_audit_log(monkeypatch, data
     assert csv, "the audit log can be downloaded"
 
 
+def test_role_box_follows_the_chosen_user_and_empty_audit_filters(monkeypatch, database_url, engine):
+    boss = _make_user(engine, "admin")
+    at = open_url(login(monkeypatch, database_url, "admin"), "admin")
+    at.selectbox(key="admin_target").set_value(boss).run()
+    assert at.selectbox(key=f"admin_target_role_{boss}").value == "admin"
+    at.selectbox(key="admin_target").set_value("viewer").run()
+    assert at.selectbox(key="admin_target_role_viewer").value == "viewer"
+    assert at.button(key="admin_save_role").disabled, "nothing to save until the role is changed"
+    at.selectbox(key="admin_target").set_value("admin").run()
+    assert at.button(key="admin_reset_password").disabled, "own password: My account"
+    at.text_input(key="audit_user").input("nobody-at-all").run()
+    assert not at.exception and "No events match these filters." in texts(at)
+    assert "Scheduler" in [t.label for t in at.tabs], "the tabs after the audit log still draw"
+
+
 def test_admin_sees_scheduler_status(monkeypatch, database_url, engine):
     from reports.jobs import heartbeat, run_job
     heartbeat(engine)

@@ -69,8 +69,8 @@ def test_usernames(typed, stored):
 
 
 def test_generated_passwords_pass_the_rules():
-    for _ in range(20):
-        assert not auth.password_problems(auth.generate_password())
+    for name in ("", "ab", "x1") * 10:
+        assert not auth.password_problems(auth.generate_password(name), name)
 
 
 @pytest.fixture
@@ -136,6 +136,31 @@ def test_success_resets_the_username_count_but_not_the_address_count(db):
     # Eight failures from one address (policy: 8) lock it for every username, even valid ones.
     assert _attempt(db, "root", now=T0 + 10 * MIN).locked_until == T0 + 23 * MIN   # the eighth failure was at minute 8
     assert _login(db, "root", now=T0 + 10 * MIN, addr="10.0.0.2").username == "root"
+
+
+def test_unknown_address_is_never_locked(db):
+    # On loopback (or behind an untrusted proxy) every client is "local": locking that address
+    # would let one person lock everybody out, so only usernames count there.
+    for i in range(12):
+        _login(db, f"guess{i}", "Wrong-password-1", addr="local")
+    assert _login(db, "ann", addr="local").username == "ann"
+
+
+def test_wrong_current_password_in_my_account_counts_as_a_failed_login(db):
+    with db.connect() as conn:
+        ann = auth.fetch_user(conn, "ann")
+    for i in range(5):
+        with db.begin() as conn, pytest.raises(auth.AuthError, match="current password is not correct"):
+            try:
+                auth.change_own_password(conn, ann, "Guess-number-1", "Brand-new-pass-1", client_addr="10.0.0.9",
+                                         now=T0 + i * MIN, policy=POLICY)
+            finally:
+                conn.commit()  # the app commits the refusal, keeping the count
+    with db.begin() as conn, pytest.raises(auth.AuthError, match="Too many failed login attempts"):
+        auth.change_own_password(conn, ann, PW, "Brand-new-pass-1", now=T0 + 5 * MIN, policy=POLICY)
+    assert _attempt(db, "ann", now=T0 + 6 * MIN).locked_until == T0 + 19 * MIN
+    with db.connect() as conn:
+        assert len(fetch_audit(conn, actions=["account.password_change_failed"])) == 5
 
 
 def test_disabled_user_cannot_log_in_and_loses_sessions(db):
@@ -207,6 +232,8 @@ def test_user_changes_are_checked_and_audited(db):
             auth.set_enabled(conn, "root", False, actor="root")
         with pytest.raises(auth.AuthError, match="no user called"):
             auth.set_role(conn, "ghost", "viewer", actor="root")
+        with pytest.raises(auth.AuthError, match="under My account"):
+            auth.reset_password(conn, "root", "Another-pass-77", actor="root")
     with db.begin() as conn:
         auth.set_role(conn, "ann", "admin", actor="root")
         auth.set_role(conn, "root", "viewer", actor="ann")   # another admin exists now
@@ -263,8 +290,11 @@ def test_cookie_key_required_outside_demo_mode(monkeypatch, tmp_path):
     (tmp_path / "secrets.toml").write_text("AUTH_COOKIE_KEY = \n")
     with pytest.raises(SettingsError, match="not valid TOML"):
         _settings(monkeypatch)
+    (tmp_path / "secrets.toml").unlink()
     with pytest.raises(SettingsError, match="DEMO_MODE='maybe'"):
         _settings(monkeypatch, DEMO_MODE="maybe")
+    with pytest.raises(SettingsError, match="TRUST_FORWARDED_FOR='sometimes' must be true or false"):
+        _settings(monkeypatch, TRUST_FORWARDED_FOR="sometimes")
 
 
 def test_demo_mode_generates_one_key_and_keeps_it(monkeypatch, tmp_path):

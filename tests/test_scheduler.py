@@ -29,17 +29,23 @@ def test_once_beats_and_folds_new_orders_into_the_rollups(empty_engine):
         conn.execute(sa.text("INSERT INTO mart.orders VALUES (2, 100, '2026-03-02 09:00+00', 'paid', 'web', 'B2C', 'card', 'captured', 'EUR', 0)"))
         conn.execute(sa.text("INSERT INTO mart.order_items VALUES (2, 1, 10, 1, 1, 20.00, 5.00, 8.00, 0)"))
         assert conn.execute(sa.text("SELECT count(*) FROM app.rollup_dirty_days")).scalar() == 1
+        conn.execute(sa.text("INSERT INTO app.login_attempts (at, username, client_addr, succeeded) VALUES "
+                             "(now() - interval '31 days', 'old', 'x', false), (now() - interval '1 day', 'new', 'x', false)"))
     env = {**os.environ, "DATABASE_URL": empty_engine.url.render_as_string(hide_password=False), "APP_TIMEZONE": "UTC"}
     out = subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     with empty_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM app.scheduler_heartbeat")).scalar() == 1
-        run = conn.execute(sa.text("SELECT job, ok, message FROM app.job_runs ORDER BY id DESC LIMIT 1")).one()
+        run = conn.execute(sa.text("SELECT job, ok, message FROM app.job_runs WHERE job = 'refresh_rollups'")).one()
         assert run.job == "refresh_rollups" and run.ok and run.message.startswith("days: 1 days")
         assert conn.execute(sa.text("SELECT gmv FROM mart.rollup_sales_daily WHERE day = '2026-03-02'")).scalar() == 15
         assert conn.execute(sa.text("SELECT second_day FROM mart.rollup_customers")).scalar().isoformat() == "2026-03-02"
         assert conn.execute(sa.text("SELECT count(*) FROM app.rollup_dirty_days")).scalar() == 0
+        # Login attempts older than 30 days are pruned; recent ones stay for the lockout.
+        assert conn.execute(sa.text("SELECT username FROM app.login_attempts")).scalars().all() == ["new"]
+        prune = conn.execute(sa.text("SELECT ok, message FROM app.job_runs WHERE job = 'prune_login_attempts'")).one()
+        assert prune.ok and prune.message == "1 old login attempts deleted"
 
 
 def test_scheduler_refuses_an_unmigrated_database(admin_url):

@@ -6,6 +6,7 @@ import streamlit as st
 from analytics.filters import COMPARISONS
 from analytics.overview import TOP, TREND
 from components import loaders
+from components.auth import require_live_session
 from components.charts import render_share_bars, render_trend
 from components.filters import render_filter_bar
 from components.kpi_cards import render_kpi_cards
@@ -22,6 +23,8 @@ if f is None:
 
 @st.fragment(run_every=300 if auto else None)
 def body() -> None:
+    # An auto-refresh reruns only this fragment, not app.py's gate: check the session here too.
+    require_live_session(loaders.app_engine())
     fresh = loaders.freshness()
     st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else "")
                + (f" · data as of {fresh['refreshed_at']:%d %b %H:%M}" if fresh.get("refreshed_at") else ""))
