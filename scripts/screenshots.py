@@ -45,12 +45,12 @@ def _screenshot_user() -> str:
     with get_engine().begin() as conn:
         if auth.fetch_user(conn, USER) is None:
             try:
-                auth.create_user(conn, USER, password, "admin", name="Screenshots", actor="screenshots")
+                auth.create_user(conn, USER, password, "admin", name="Screenshots", actor="make screenshots")
                 return password
             except auth.AuthError:  # exists but disabled
-                auth.set_enabled(conn, USER, True, actor="screenshots")
-        auth.set_role(conn, USER, "admin", actor="screenshots")
-        auth.reset_password(conn, USER, password, actor="screenshots")
+                auth.set_enabled(conn, USER, True, actor="make screenshots")
+        auth.set_role(conn, USER, "admin", actor="make screenshots")
+        auth.reset_password(conn, USER, password, actor="make screenshots")
     return password
 
 
