@@ -15,8 +15,11 @@ GRAINS = ("hour", "day", "week", "month", "quarter", "year")
 # Filterable dimensions -> label. Region and country are the customer's.
 DIMENSIONS = {
     "category": "Category", "region": "Region", "country": "Country", "channel": "Channel",
-    "business_model": "Business model", "segment": "Segment", "vendor_id": "Vendor",
+    "business_model": "Business model", "segment": "Segment", "payment_method": "Payment method",
+    "vendor_id": "Vendor",
 }
+# Keys a breakdown may group by: every filter, plus ones too fine (or too technical) to filter on.
+BREAKDOWNS = {**DIMENSIONS, "payment_status": "Payment status", "product_id": "Product"}
 MAX_HOURLY_DAYS = 31
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from analytics.filters import DIMENSIONS, GRAINS, FilterError, Filters, Period
+from analytics.filters import BREAKDOWNS, GRAINS, FilterError, Filters, Period
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
 from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM
 from data.settings import load_settings
@@ -24,7 +24,8 @@ COUNT_BASES = frozenset({"orders", "all_orders", "cancelled_orders", "web_mobile
 WEB_MOBILE = "('web', 'mobile')"
 # PostgreSQL has no "1 quarter" interval.
 GRAIN_INTERVAL = {"week": "1 week", "month": "1 month", "quarter": "3 months", "year": "1 year"}
-DIM_TYPES = {"vendor_id": "integer[]"}
+DIM_TYPES = {"vendor_id": "integer[]", "product_id": "integer[]"}
+PAYMENT_DIMS = frozenset({"payment_method", "payment_status", "channel", "business_model", "segment"})
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,12 @@ class _Rollup:
 
 SALES_ROLLUPS = (
     _Rollup("rollup_sales_daily", ORDER_LEVEL),
+    _Rollup("rollup_payment_daily", PAYMENT_DIMS),
     _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), ("vendor_id",)),
     _Rollup("rollup_category_daily", frozenset({"category"}), ("category",)),
+    # Per product, with its vendor and category: order counts are exact per single product only.
+    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}),
+            ("product_id", "vendor_id", "category")),
 )
 HOURLY_DIMS = frozenset({"channel", "business_model"})
 
@@ -107,7 +112,7 @@ def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None) -> st
     key = _key(by, grain, "day", "hour", lambda d: d)
     sums = ", ".join(f"SUM({m}) AS {m}" for m in BASE_MEASURES)
     web_mobile = (f"SUM(orders) FILTER (WHERE channel IN {WEB_MOBILE})"
-                  if source in ("rollup_sales_daily", "rollup_sales_hourly") else "NULL::bigint")
+                  if source in ("rollup_sales_daily", "rollup_sales_hourly", "rollup_payment_daily") else "NULL::bigint")
     return f"""
         SELECT {key} AS key, {sums}, {web_mobile} AS web_mobile_orders
         FROM mart.{source}
@@ -215,8 +220,8 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
     # grain and by become SQL identifiers and literals: only the fixed names pass.
     if grain not in (None, *GRAINS):
         raise FilterError(f"unknown grain {grain!r}; choose one of {', '.join(GRAINS)}")
-    if by not in (None, *DIMENSIONS):
-        raise FilterError(f"cannot break down by {by!r}; choose one of {', '.join(DIMENSIONS)}")
+    if by not in (None, *BREAKDOWNS):
+        raise FilterError(f"cannot break down by {by!r}; choose one of {', '.join(BREAKDOWNS)}")
     if by and grain:
         raise FilterError("a breakdown by dimension has no time grain; ask for one or the other")
     bases: set[str] = set()
@@ -335,6 +340,9 @@ def fetch_dimension_values(conn: Connection) -> dict[str, list]:
     out = {k: [r[0] for r in conn.execute(sa.text(v))] for k, v in q.items()}
     out["channel"] = ["web", "mobile", "marketplace_api", "sales_rep"]
     out["business_model"] = ["B2C", "B2B", "B2B2C"]
+    # From the rollup: a DISTINCT over mart.orders reads every order.
+    out["payment_method"] = [r[0] for r in conn.execute(sa.text(
+        "SELECT DISTINCT payment_method FROM mart.rollup_payment_daily ORDER BY 1"))]
     out["vendor_id"] = [tuple(r) for r in conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors ORDER BY name"))]
     return out
 

@@ -43,12 +43,15 @@ RAW_DIMENSIONS: dict[str, str] = {
     "segment": "c.segment",
     "region": "c.region",
     "country": "c.country",
+    "payment_method": "o.payment_method",
+    "payment_status": "o.payment_status",
     "vendor_id": "i.vendor_id",
     "category": "p.category",
+    "product_id": "i.product_id",
 }
-ORDER_DIMENSIONS = ("channel", "business_model")
+ORDER_DIMENSIONS = ("channel", "business_model", "payment_method", "payment_status")
 CUSTOMER_DIMENSIONS = ("segment", "region", "country")
-LINE_DIMENSIONS = ("vendor_id", "category")
+LINE_DIMENSIONS = ("vendor_id", "category", "product_id")
 
 
 def measure_list(names: tuple[str, ...] = tuple(BASE_MEASURES)) -> str:

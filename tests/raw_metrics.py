@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-ORDER_DIMS = {"channel", "business_model", "segment", "region", "country"}
-LINE_DIMS = {"vendor_id", "category"}
+ORDER_DIMS = {"channel", "business_model", "segment", "region", "country", "payment_method", "payment_status"}
+LINE_DIMS = {"vendor_id", "category", "product_id"}
 
 
 def load_raw(engine) -> dict[str, pd.DataFrame]:

@@ -42,7 +42,8 @@ INSERT INTO mart.traffic_daily VALUES ('2026-03-01', 'web', 100, 50, 10, 5), ('2
 """
 PERIODS = [Period(date(2026, 3, 1), date(2026, 3, 1)), Period(date(2026, 3, 2), date(2026, 3, 2)),
            Period(date(2026, 3, 1), date(2026, 3, 3)), Period(date(2026, 2, 1), date(2026, 3, 31))]
-DIMS = [{}, {"channel": ["mobile"]}, {"vendor_id": [2]}, {"category": ["Books", "Toys"]}, {"segment": ["B2B"]}]
+DIMS = [{}, {"channel": ["mobile"]}, {"vendor_id": [2]}, {"category": ["Books", "Toys"]}, {"segment": ["B2B"]},
+        {"payment_method": ["invoice"]}, {"payment_method": ["card"], "channel": ["web"]}]
 
 
 def _snapshot(conn) -> dict[str, list]:
