@@ -112,8 +112,9 @@ class Filters:
             raise FilterError(f"hourly figures are limited to {MAX_HOURLY_DAYS} days; "
                               f"this period has {self.period.days}. Choose day or a shorter period.")
         for dim, values in self.dims:
-            if dim not in DIMENSIONS:
-                raise FilterError(f"unknown filter {dim!r}; filters are {', '.join(DIMENSIONS)}")
+            # The filter bar offers DIMENSIONS; pages may also narrow to a product or payment status.
+            if dim not in BREAKDOWNS:
+                raise FilterError(f"unknown filter {dim!r}; filters are {', '.join(BREAKDOWNS)}")
 
     @classmethod
     def make(cls, period: Period, *, comparison: str = "previous", grain: str | None = None,
@@ -130,6 +131,15 @@ class Filters:
     def compare(self) -> Period | None:
         return comparison_period(self.period, self.comparison)
 
+    def narrowed(self, **dims) -> "Filters":
+        """Returns these filters with dims added (replacing the same dimension's values)."""
+        merged = {**{d: list(v) for d, v in self.dims}, **dims}
+        return Filters.make(self.period, comparison=self.comparison, grain=self.grain, **merged)
+
+    def without(self, *names: str) -> "Filters":
+        """Returns these filters without the named dimensions."""
+        return replace(self, dims=tuple((d, v) for d, v in self.dims if d not in names))
+
     def with_period(self, p: Period) -> "Filters":
         grain = self.grain if not (self.grain == "hour" and p.days > MAX_HOURLY_DAYS) else "day"
         return replace(self, period=p, grain=grain)
@@ -138,5 +148,5 @@ class Filters:
         """Returns the filters in words, for captions and export metadata."""
         parts = [self.period.label()]
         for d, v in self.dims:
-            parts.append(f"{DIMENSIONS[d]}: {', '.join(map(str, v))}")
+            parts.append(f"{BREAKDOWNS[d]}: {', '.join(map(str, v))}")
         return " · ".join(parts)

@@ -32,17 +32,18 @@ PAYMENT_DIMS = frozenset({"payment_method", "payment_status", "channel", "busine
 class _Rollup:
     table: str
     dims: frozenset
-    line_dims: tuple = ()      # dims at line grain: order counts are exact only per single value
+    # The line-level key its rows are kept per: an order's count is stored once per value of it,
+    # so summed counts are exact only when the query pins it (groups by it or filters one value).
+    count_key: str | None = None
 
 
 SALES_ROLLUPS = (
     _Rollup("rollup_sales_daily", ORDER_LEVEL),
     _Rollup("rollup_payment_daily", PAYMENT_DIMS),
-    _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), ("vendor_id",)),
-    _Rollup("rollup_category_daily", frozenset({"category"}), ("category",)),
+    _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), "vendor_id"),
+    _Rollup("rollup_category_daily", frozenset({"category"}), "category"),
     # Per product, with its vendor and category: order counts are exact per single product only.
-    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}),
-            ("product_id", "vendor_id", "category")),
+    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), "product_id"),
 )
 HOURLY_DIMS = frozenset({"channel", "business_model"})
 
@@ -91,7 +92,8 @@ def _sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str]
     for r in SALES_ROLLUPS:
         if not needed <= r.dims:
             continue
-        counts_exact = all(d == by or len(f.dim_map.get(d, ())) == 1 or d not in needed for d in r.line_dims)
+        k = r.count_key
+        counts_exact = k is None or k == by or len(f.dim_map.get(k, ())) == 1
         if counts_exact or not (bases & COUNT_BASES):
             return r.table
     return "raw"

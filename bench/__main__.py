@@ -100,6 +100,68 @@ def bench_overview(url: str, reps: int) -> list[dict]:
     return rows
 
 
+PAGES = {  # page: (module, function) computing the page's default figures, with use_rollups
+    "sales": ("analytics.sales", "compute_sales_page"),
+    "vendors": ("analytics.vendors", "compute_vendors_page"),
+    "products": ("analytics.products", "compute_products_page"),
+}
+
+
+def bench_pages(url: str, reps: int, budget_s: float = 60.0) -> list[dict]:
+    """Times each analysis page's figures on rollups and on raw tables, side by side, per period."""
+    import importlib
+
+    from analytics.filters import Filters, resolve_preset
+    from analytics.kpis import data_bounds
+
+    eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
+    rows = []
+    with eng.connect() as conn:
+        today = data_bounds(conn, "UTC")[1]
+        for page, (module, name) in PAGES.items():
+            fn = getattr(importlib.import_module(module), name)
+            for preset in ("last_30_days", "ytd"):
+                f = Filters.make(resolve_preset(preset, today))
+                app_s, _ = timed(lambda: fn(conn, f, use_rollups=True), reps, budget_s)
+                raw_s, _ = timed(lambda: fn(conn, f, use_rollups=False), reps, budget_s)
+                rows.append({"page": page, "preset": preset, "app_ms": app_s * 1000, "raw_ms": raw_s * 1000,
+                             "ratio": app_s / raw_s})
+                log(f"  {page} {preset}: app {app_s*1000:.0f} ms, raw {raw_s*1000:.0f} ms, {app_s / raw_s:.3f}×")
+    eng.dispose()
+    return rows
+
+
+PAGES_BEGIN, PAGES_END = "<!-- pages:begin -->", "<!-- pages:end -->"
+
+
+def pages_section(sizes: list[int], pages: dict, started: datetime) -> str:
+    lines = [PAGES_BEGIN, "## Analysis pages: app (rollups) vs raw GROUP BY", "",
+             f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. Each page's "
+             "default figures (`compute_<page>_page`: every query the page sends with its default controls) "
+             "once on the rollups and once with `use_rollups=False` (raw tables only).", "",
+             "| order lines | page | period | app | raw | app / raw | target |", "|---:|---|---|---:|---:|---:|---|"]
+    for n in sizes:
+        for r in pages.get(n, []):
+            last = n == max(sizes)
+            target = "≤ 0.1× at 10M" if last else ""
+            ok = (" ✅" if r["ratio"] <= 0.1 else " ❌") if last else ""
+            lines.append(f"| {n:,} | {r['page']} | {r['preset']} | {r['app_ms']:,.0f} ms | {r['raw_ms']:,.0f} ms | "
+                         f"{r['ratio']:.3f}× | {target}{ok} |")
+    return "\n".join(lines + [PAGES_END]) + "\n"
+
+
+def write_pages_section(section: str) -> None:
+    """Replaces the pages section of RESULTS.md (or appends it), leaving the rest as measured."""
+    text = OUT.read_text() if OUT.exists() else "# Benchmark results\n"
+    if PAGES_BEGIN in text:
+        head, rest = text.split(PAGES_BEGIN, 1)
+        text = head + section + rest.split(PAGES_END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    OUT.write_text(text)
+    log(f"wrote the pages section of {OUT.relative_to(ROOT)}")
+
+
 def bench_app_memory(url: str) -> int:
     """Returns the streamlit process RSS after a browser has drawn the overview three times."""
     import secrets
@@ -203,11 +265,24 @@ def main() -> int:
     p.add_argument("--sizes", default="1000000,10000000", help="order lines, comma-separated")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--no-browser", action="store_true", help="skip the app memory measurement")
+    p.add_argument("--pages-only", action="store_true",
+                   help="reuse the bench databases (migrate + refresh) and rewrite only the pages section")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
-    seeds, overview, memory = {}, {}, {}
+    if args.pages_only:
+        pages = {}
+        for n in sizes:
+            url = admin.replace("/postgres?", f"/bench_{n}?")
+            env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
+            for cmd in (["migrate"], ["refresh"]):
+                took, _ = run_measured([sys.executable, "-m", "data", *cmd], env)
+                log(f"{n:,} lines: {cmd[0]} {took:.1f} s")
+            pages[n] = bench_pages(url, args.reps)
+        write_pages_section(pages_section(sizes, pages, started))
+        return 0
+    seeds, overview, memory, pages = {}, {}, {}, {}
     for n in sizes:
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
@@ -217,10 +292,12 @@ def main() -> int:
         seeds[n] = run_measured([sys.executable, "-m", "data", "seed", "--orders", str(n), "--seed", "1"], env)
         log(f"  seed: {seeds[n][0]:.1f} s, peak {seeds[n][1] / 2**20:.0f} MiB")
         overview[n] = bench_overview(url, args.reps)
+        pages[n] = bench_pages(url, args.reps)
         if not args.no_browser:
             memory[n] = bench_app_memory(url)
             log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
     write_results(sizes, seeds, overview, memory, started)
+    write_pages_section(pages_section(sizes, pages, started))
     return 0
 
 

@@ -22,6 +22,15 @@ def _ready_text(text: str):
     return ready
 
 
+def _charts(text: str, count: int):
+    """Waits for text and then for count plotly charts to be drawn."""
+    def ready(page) -> None:
+        page.get_by_text(text).first.wait_for(timeout=60_000)
+        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {count}",
+                               timeout=60_000)
+    return ready
+
+
 def _tab(name: str, text: str):
     def ready(page) -> None:
         page.get_by_role("tab", name=name).click()
@@ -29,10 +38,31 @@ def _tab(name: str, text: str):
     return ready
 
 
+def _tall(height: int, ready):
+    """Runs ready in a viewport of height: a long page needs a tall one to be captured whole."""
+    def tall(page) -> None:
+        page.set_viewport_size({"width": page.viewport_size["width"], "height": height})
+        ready(page)
+    return tall
+
+
+def _products_ready(page) -> None:
+    """Waits for the products page's top-products table, the category table and chart."""
+    page.get_by_text("Top 10 products by GMV").first.wait_for(timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('[data-testid=stDataFrame]').length >= 3", timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=60_000)
+
+
 # name: (path, ready, log in first)
 PAGES = {
     "login": ("/", _ready_text("Ask an admin for an account"), False),
     "overview": ("/", wait_for_overview, True),
+    "products": ("/products", _products_ready, True),
+    "products_price": ("/products", _tall(1300, _tab("Price vs volume", "Each dot is a product")), True),
+    "products_margins": ("/products", _tall(1700, _tab("Margins", "Highest and lowest gross margin")), True),
+    "products_inventory": ("/products", _tall(2300, _tab("Inventory", "Products with stock data")), True),
+    "sales": ("/sales", _charts("Numbers by bucket", 4), True),
+    "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
     "account": ("/account", _ready_text("Change password"), True),
     "admin_users": ("/admin", _ready_text("Change a user"), True),
     "admin_audit": ("/admin", _tab("Audit log", "newest first"), True),
@@ -68,7 +98,7 @@ def main() -> int:
     with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
         for name, (path, ready, logged_in) in PAGES.items():
             # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
-            page = browser.new_page(viewport={"width": args.width, "height": 1000 if name != "overview" else args.height})
+            page = browser.new_page(viewport={"width": args.width, "height": args.height if name in ("overview", "sales", "vendors", "products") else 1000})
             page.goto(base + path, wait_until="domcontentloaded")
             if logged_in:
                 log_in(page, USER, password)

@@ -103,3 +103,12 @@ def assert_close(actual: dict, wanted: dict, context: str = "") -> None:
             continue
         assert a is not None, f"{context} {k}: expected {w}, got None"
         assert abs(a - w) <= 1e-6 * max(1.0, abs(w)), f"{context} {k}: app {a} != raw {w}"
+
+
+def lines_in(p: dict[str, pd.DataFrame], start: date, end: date, dims: dict | None = None) -> pd.DataFrame:
+    """Returns the prepared raw order lines of [start, end] matching dims (every order status)."""
+    li = p["lines"]
+    li = li[(li["day"] >= start) & (li["day"] <= end)]
+    for d, values in (dims or {}).items():
+        li = li[li[d].isin(values)]
+    return li

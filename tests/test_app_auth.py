@@ -14,6 +14,10 @@ from tests.apptest import PASSWORDS, login, open_url, start, submit_login, texts
 NOT_PERMITTED = "You are not permitted to open this page"
 # What each page shows only when it really ran (its data or its forms).
 RENDERED = {"overview": lambda at: len(at.metric) == 10,
+            "vendors": lambda at: any({"Rank", "Vendor", "GMV"} <= set(d.value.columns) and len(d.value) > 0
+                                      for d in at.dataframe),
+            "products": lambda at: any("Product" in d.value.columns and len(d.value) > 0 for d in at.dataframe),
+            "sales": lambda at: any(d.value.shape[0] > 0 for d in at.dataframe),
             "account": lambda at: any(b.label == "Change password" for b in at.button),
             "admin": lambda at: "admin" in set(at.dataframe[0].value["username"]) if at.dataframe else False}
 

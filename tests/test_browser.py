@@ -133,3 +133,18 @@ def test_logout_revokes_a_copied_cookie(served_app, browser):
     assert not other.get_by_test_id("stMetric").count()
     first.close()
     thief.close()
+
+
+def test_sales_bar_click_focuses_the_rest_of_the_page(served_app, browser):
+    context, page = _deep_link_login(browser, served_app + "/sales", "viewer")
+    page.get_by_text("Click a bar to focus").wait_for(timeout=90_000)
+    bars = page.locator(".js-plotly-plot").first.locator(".bars .point path")
+    bars.last.wait_for(timeout=60_000)
+    bars.last.scroll_into_view_if_needed()
+    box = bars.last.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("The page below the breakdown is focused on").wait_for(timeout=60_000)
+    assert not page.get_by_test_id("stException").count()
+    page.get_by_role("button", name="Clear focus").click()
+    page.get_by_text("The page below the breakdown is focused on").wait_for(state="detached", timeout=60_000)
+    context.close()

@@ -188,3 +188,18 @@ def test_aggregate_rejects_names_it_does_not_know(engine, kw, message):
     from analytics.filters import FilterError
     with engine.connect() as conn, pytest.raises(FilterError, match=message):
         aggregate(conn, Filters.make(PERIODS["one_day"]), **kw)
+
+
+def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, pick):
+    # Rows of rollup_product_daily count an order once per product: an order with two of a
+    # vendor's products must not count twice when products are summed per vendor.
+    period = PERIODS["a_year"]
+    f = Filters.make(period, category=[pick["category"]])
+    with engine.connect() as conn:
+        df = fetch_breakdown(conn, f, "vendor_id", ("orders", "aov"), limit=15)
+        source = aggregate(conn, f, by="vendor_id", metrics=("orders",)).attrs["sources"]["sales"]
+    assert source == "raw"
+    for _, row in df.iterrows():
+        want = expected(raw, period.start, period.end, {"category": [pick["category"]], "vendor_id": [row["key"]]})
+        assert_close({"orders": row["orders"], "aov": row["aov"]}, {"orders": want["orders"], "aov": want["aov"]},
+                     f"vendor {row['key']}")

@@ -1,0 +1,33 @@
+"""Sales: metric trend with growth and targets, breakdowns with click-to-focus, payments, funnel,
+marketing and profitability."""
+from __future__ import annotations
+
+import streamlit as st
+
+from components.filters import render_filter_bar
+from components.sales_widgets import (apply_focus, render_breakdown_section, render_focus_bar, render_funnel,
+                                      render_marketing, render_payments, render_profitability, render_trend_section)
+
+st.title("Sales")
+f = render_filter_bar(key="sa")
+if f is None:
+    st.stop()
+st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else ""))
+
+st.subheader("Breakdown")
+render_breakdown_section(f)
+
+focused = apply_focus(f)
+render_focus_bar()
+st.subheader("Trend")
+render_trend_section(focused)
+
+payments, funnel, marketing, profit = st.tabs(["Payments", "Funnel", "Marketing", "Profitability"])
+with payments:
+    render_payments(focused)
+with funnel:
+    render_funnel(focused)
+with marketing:
+    render_marketing(focused)
+with profit:
+    render_profitability(focused)
