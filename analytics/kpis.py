@@ -256,21 +256,22 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
     joins = "".join(f" LEFT JOIN {a} ON {a}.key = k.key" for a in ("s", "c", "t") if a in ctes)
     base_names = SALES_BASES + CUSTOMER_BASES + TRAFFIC_BASES
     # A metric named like its base measure (gmv, orders…) is that column already.
-    metric_cols = "".join(f", ({get_metric(m).sql}) AS {m}" for m in metrics if m not in base_names)
+    metric_cols = "".join(f", ({get_metric(m).sql})::float8 AS {m}" for m in metrics if m not in base_names)
     order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
     if order_by and order_by not in metrics and order_by not in BASE_MEASURES:
         raise KeyError(f"cannot order by {order_by!r}")
     sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in ctes.items()) + f""",
         b AS (SELECT k.key, {', '.join(cols)} FROM keys k {joins})
-        SELECT key, {', '.join(base_names)}{metric_cols}
+        SELECT key, {', '.join(f"{c}::float8 AS {c}" for c in base_names)}{metric_cols}
         FROM b ORDER BY {order}""" + (" LIMIT :limit" if limit else "")
     params = {"start": period.start, "end": period.end, "tz": tz, "limit": limit, **_filter_params(f)}
-    df = pd.DataFrame(conn.execute(sa.text(sql), params).mappings().all())
-    if df.empty:
-        df = pd.DataFrame(columns=list(dict.fromkeys(["key", *SALES_BASES, *CUSTOMER_BASES, *TRAFFIC_BASES, *metrics])))
-    for c in df.columns:
-        if c != "key":
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    result = conn.execute(sa.text(sql), params)
+    # Figures leave PostgreSQL as float8: building a frame from Decimal objects cost seconds for
+    # tens of thousands of keys (measured: 21k products, 2.6 s of 3.2 s).
+    columns = list(result.keys())
+    df = pd.DataFrame.from_records(result.all(), columns=columns)
+    for c in columns[1:]:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     df.attrs["sources"] = sources
     return df
 
