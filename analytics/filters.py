@@ -44,7 +44,7 @@ class Period:
         return f"{self.start:%d %b %Y} – {self.end:%d %b %Y}"
 
 
-def _shift_year(d: date, years: int) -> date:
+def shift_year(d: date, years: int) -> date:
     try:
         return d.replace(year=d.year + years)
     except ValueError:  # 29 February
@@ -81,7 +81,7 @@ def comparison_period(p: Period, kind: str) -> Period | None:
     if kind == "previous":
         return Period(p.start - timedelta(days=p.days), p.start - timedelta(days=1))
     if kind == "last_year":
-        return Period(_shift_year(p.start, -1), _shift_year(p.end, -1))
+        return Period(shift_year(p.start, -1), shift_year(p.end, -1))
     if kind in ("none", None):
         return None
     raise FilterError(f"unknown comparison {kind!r}; choose one of {', '.join(COMPARISONS)}")

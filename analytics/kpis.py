@@ -345,7 +345,9 @@ def fetch_dimension_values(conn: Connection) -> dict[str, list]:
     out["business_model"] = ["B2C", "B2B", "B2B2C"]
     # From the rollup: a DISTINCT over mart.orders reads every order.
     out["payment_method"] = [r[0] for r in conn.execute(sa.text(
-        "SELECT DISTINCT payment_method FROM mart.rollup_payment_daily ORDER BY 1"))]
+        "SELECT DISTINCT payment_method FROM mart.rollup_payment_daily ORDER BY 1"))] or [
+        # Rollups not built yet (just migrated): read the orders once; the loader caches it.
+        r[0] for r in conn.execute(sa.text("SELECT DISTINCT payment_method FROM mart.orders ORDER BY 1"))]
     out["vendor_id"] = [tuple(r) for r in conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors ORDER BY name"))]
     return out
 

@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from analytics.filters import Filters, Period, comparison_period
+from analytics.filters import Filters, Period, shift_year
 from analytics.kpis import aggregate, fetch_targets, rollups_usable
 from analytics.metrics import get_metric
 from data.settings import load_settings
@@ -23,7 +23,6 @@ MOVING_WINDOW = {"hour": 24, "day": 7, "week": 4, "month": 3, "quarter": 4, "yea
 MAX_TARGET_BUCKETS = 60
 FUNNEL_STEPS = (("sessions", "Sessions"), ("product_views", "Product views"), ("add_to_carts", "Add to cart"),
                 ("checkouts", "Checkout"), ("orders", "Orders"))
-CUSTOMER_FILTERS = frozenset({"segment", "region", "country"})
 
 
 class NotApplicable(ValueError):
@@ -65,22 +64,28 @@ def fetch_metric_trend(conn: Connection, f: Filters, metric: str, **kw) -> pd.Da
         out.loc[out.index[:len(before)], "compare"] = before
     window = MOVING_WINDOW[f.grain]
     out["moving_avg"] = out["value"].rolling(window, min_periods=window).mean()
-    # The bucket just before the period, whole, so the first bucket has a growth rate too.
-    prior = None
-    if f.grain != "hour":
-        last = f.period.start - timedelta(days=1)
-        p = aggregate(conn, f, Period(bucket_start(last, f.grain), last), metrics=(metric,), **kw)
-        prior = p.iloc[0][metric] if len(p) else None
-    previous = out["value"].shift(1)
-    if n:
-        previous.iloc[0] = prior if prior is not None else float("nan")
-    out["before"] = previous.astype("float64")
-    out["pop_growth"] = _growth(out["value"], previous)
+    out["before"] = out["value"].shift(1).astype("float64")
     out["yoy"] = float("nan")
-    if f.grain != "hour":
-        year_ago = comparison_period(f.period, "last_year")
-        ya = _series(conn, f, metric, year_ago, **kw)[metric].to_numpy()[:n]
-        out.loc[out.index[:len(ya)], "yoy"] = ya
+    if f.grain != "hour" and n:
+        # The bucket before each bucket, whole: read from a series that starts one whole bucket
+        # before the period, so the first bucket is compared with a full bucket too.
+        first = bucket_start(f.period.start, f.grain)
+        ext = _series(conn, f, metric, Period(bucket_start(first - timedelta(days=1), f.grain), f.period.end), **kw)
+        whole = dict(zip(ext["key"], ext[metric]))
+        out["before"] = [whole.get(bucket_start(k - timedelta(days=1), f.grain), float("nan")) for k in out["key"]]
+        # A year earlier, matched by date: weeks 52 weeks back (same weekdays), others a calendar year.
+        if f.grain == "week":
+            shift = lambda d: d - timedelta(days=364)  # noqa: E731
+        else:
+            shift = lambda d: shift_year(d, -1)  # noqa: E731
+        ya = _series(conn, f, metric, Period(shift(f.period.start), shift(f.period.end)), **kw)
+        ago = dict(zip(ya["key"], ya[metric]))
+        out["yoy"] = [ago.get(shift(k) if f.grain == "week" else bucket_start(shift(k), f.grain), float("nan"))
+                      for k in out["key"]]
+    out["pop_growth"] = _growth(out["value"], out["before"])
+    # A first bucket cut by the period's start holds part of its days: no growth rate for it.
+    if n and f.grain != "hour" and out["key"].iloc[0] < f.period.start:
+        out.loc[out.index[0], ["pop_growth"]] = float("nan")
     out["yoy_growth"] = _growth(out["value"], out["yoy"])
     out["target"] = float("nan")
     if f.grain in ("month", "quarter", "year") and n <= MAX_TARGET_BUCKETS and not f.dims:
@@ -166,35 +171,27 @@ class Marketing:
     by_campaign: pd.DataFrame   # channel, campaign, spend, share_of_channel, days
 
 
-def _customer_filter_sql(f: Filters) -> tuple[str, dict]:
-    sql = "".join(f" AND c.{d} = ANY(CAST(:f_{d} AS text[]))" for d in sorted(f.dim_map) if d in CUSTOMER_FILTERS)
-    return sql, {f"f_{d}": list(v) for d, v in f.dims if d in CUSTOMER_FILTERS}
-
-
 def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str | None = None) -> Marketing:
     """Returns spend, new customers, CAC (spend / new customers) and ROAS (GMV in the period from
     customers acquired through the channel / spend) per acquisition channel, and spend per campaign.
 
-    Raises NotApplicable under order or line filters: customers carry their acquisition channel,
-    not the channel or vendor of each order.
+    Raises NotApplicable under any dimension filter: spend has no segment, region, vendor or
+    order channel, so a filtered CAC would divide all spend by some customers.
     """
-    other = sorted(set(f.dim_map) - CUSTOMER_FILTERS)
-    if other:
-        raise NotApplicable("Marketing efficiency is per customer and acquisition channel; it honours the "
-                            f"segment, region and country filters only. Clear {', '.join(other).replace('_', ' ')} "
-                            "to see it.")
+    if f.dims:
+        raise NotApplicable("Marketing spend is recorded per day, channel and campaign only, so CAC and ROAS "
+                            "cannot follow the dimension filters; clear them to see marketing efficiency.")
     tz = tz or load_settings().timezone
-    where, params = _customer_filter_sql(f)
-    params |= {"start": f.period.start, "end": f.period.end, "tz": tz}
+    params = {"start": f.period.start, "end": f.period.end, "tz": tz}
     if use_rollups and rollups_usable(conn, tz):
         new_sql = f"""
             SELECT c.acquisition_channel AS channel, count(*) AS new_customers
             FROM mart.rollup_customers rc JOIN mart.customers c ON c.customer_id = rc.customer_id
-            WHERE rc.first_day BETWEEN :start AND :end {where} GROUP BY 1"""
+            WHERE rc.first_day BETWEEN :start AND :end GROUP BY 1"""
         gmv_sql = f"""
             SELECT c.acquisition_channel AS channel, SUM(d.gmv) AS gmv
             FROM mart.rollup_customer_daily d JOIN mart.customers c ON c.customer_id = d.customer_id
-            WHERE d.day BETWEEN :start AND :end {where} GROUP BY 1"""
+            WHERE d.day BETWEEN :start AND :end GROUP BY 1"""
     else:
         local_day = "(o.ordered_at AT TIME ZONE :tz)::date"
         new_sql = f"""
@@ -202,7 +199,7 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
             FROM (SELECT o.customer_id, min({local_day}) AS first_day FROM mart.orders o
                   WHERE o.status <> 'cancelled' GROUP BY 1) fo
             JOIN mart.customers c ON c.customer_id = fo.customer_id
-            WHERE fo.first_day BETWEEN :start AND :end {where} GROUP BY 1"""
+            WHERE fo.first_day BETWEEN :start AND :end GROUP BY 1"""
         gmv_sql = f"""
             SELECT c.acquisition_channel AS channel,
                    SUM(i.quantity * i.unit_price - i.discount) AS gmv
@@ -210,7 +207,7 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
             JOIN mart.customers c ON c.customer_id = o.customer_id
             WHERE o.status <> 'cancelled'
               AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz {where}
+              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
             GROUP BY 1"""
     spend = pd.DataFrame(conn.execute(sa.text("""
         SELECT channel, campaign, SUM(spend) AS spend, count(DISTINCT day) AS days

@@ -27,9 +27,9 @@ class PageSpec:
 # DESIGN.md's role table: dashboards for everyone, SQL/own schedules for analysts, admin for admins.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("views/overview.py", "Overview", ":material/monitoring:", "overview", EVERYONE, "Analysis", default=True),
+    PageSpec("views/sales.py", "Sales", ":material/trending_up:", "sales", EVERYONE, "Analysis"),
     PageSpec("views/vendors.py", "Vendors", ":material/storefront:", "vendors", EVERYONE, "Analysis"),
     PageSpec("views/products.py", "Products", ":material/inventory_2:", "products", EVERYONE, "Analysis"),
-    PageSpec("views/sales.py", "Sales", ":material/trending_up:", "sales", EVERYONE, "Analysis"),
     PageSpec("views/account.py", "My account", ":material/person:", "account", EVERYONE, "Account"),
     PageSpec("views/admin.py", "Admin", ":material/admin_panel_settings:", "admin", ADMINS, "Administration"),
 )

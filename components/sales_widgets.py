@@ -81,8 +81,15 @@ def current_focus() -> tuple[str, str] | None:
 
 
 def apply_focus(f: Filters) -> Filters:
-    """Returns f narrowed to the focused breakdown value, if any."""
+    """Returns f narrowed to the focused breakdown value, if any.
+
+    A sidebar filter on the same dimension that leaves the value out ends the focus: the sidebar
+    wins, and the caption never says one thing while the sections show another.
+    """
     focus = current_focus()
+    if focus and focus[0] in f.dim_map and focus[1] not in f.dim_map[focus[0]]:
+        st.session_state.pop(FOCUS, None)
+        focus = None
     return f.narrowed(**{focus[0]: [focus[1]]}) if focus else f
 
 
@@ -109,7 +116,11 @@ def render_trend_section(f: Filters) -> None:
     m = get_metric(metric)
     with st.spinner("Loading the trend…"):
         df = load_trend(f, metric, loaders.version())
-    if df.empty or df["value"].fillna(0).eq(0).all():
+    if df.empty or df["value"].isna().all():
+        st.info(f"{m.label} is not available for these filters or this grain. {m.description}",
+                icon=":material/info:")
+        return
+    if df["value"].fillna(0).eq(0).all():
         st.info("No orders in this period for these filters.", icon=":material/calendar_month:")
         return
     right.caption(f"{m.description} Moving average over {sales.MOVING_WINDOW[f.grain]} {f.grain}s; "
@@ -121,7 +132,9 @@ def render_trend_section(f: Filters) -> None:
     c[1].metric(f"vs {f.grain} before", _growth_text(metric, last["value"], last["before"]))
     c[2].metric("vs a year earlier", _growth_text(metric, last["value"], last["yoy"]))
     has_target = df["target"].notna().any()
-    total_vs = (df["value"].sum() / df["target"].sum() - 1) if has_target and m.additive and df["target"].notna().all() else None
+    total_vs = None
+    if has_target and m.additive and df["target"].notna().all() and df["target"].sum() > 0:
+        total_vs = df["value"].sum() / df["target"].sum() - 1
     c[3].metric("vs target", "–" if total_vs is None else f"{total_vs * 100:+.1f} %",
                 help="Σ value / Σ target − 1 over buckets with a target (month grain and above, no filters).")
     fig = go.Figure()

@@ -106,7 +106,8 @@ def leaderboard_frame(rows: pd.DataFrame, *, for_download: bool = False) -> pd.D
     """Returns the leaderboard rows with people's column names. On screen growth is in percent and
     the rank change an arrow; files keep plain numbers (growth as a fraction) and add the previous rank."""
     out = pd.DataFrame({"Rank": rows["rank"].astype("Float64")})
-    if not for_download:
+    # Without a comparison period there is no earlier rank: leave the change blank, not "new".
+    if not for_download and rows["rank_prev"].notna().any():
         out["Rank change"] = [_rank_change(c, r, b) for c, r, b in
                               zip(rows["rank_change"], rows["rank"], rows["rank_prev"])]
     out["Vendor"] = rows["name"]

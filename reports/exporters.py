@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pandas as pd
 
@@ -33,10 +34,12 @@ def to_xlsx(frame: pd.DataFrame, *, sheet: str = "data") -> bytes:
         # Excel has no time zones: write local wall-clock times.
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].dt.tz_localize(None)
+    # Excel refuses []:*?/\ in sheet names, a leading or trailing quote, and more than 31 characters.
+    name = re.sub(r"[\[\]:*?/\\]", " ", sheet).strip().strip("'")[:31].strip() or "data"
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as xl:
-        out.to_excel(xl, index=False, sheet_name=sheet[:31] or "data")
-        ws = xl.sheets[sheet[:31] or "data"]
+        out.to_excel(xl, index=False, sheet_name=name)
+        ws = xl.sheets[name]
         ws.freeze_panes = "A2"
         for i, col in enumerate(out.columns, start=1):
             width = max([len(str(col))] + [len(str(v)) for v in out[col].head(200)])
