@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from components.auth import ROLE_LABELS, client_addr
 from data import auth
-from data.audit import fetch_audit, fetch_audit_facets
+from data.audit import fetch_audit, fetch_audit_actions
 from data.settings import load_settings
 from reports.exporters import to_csv
 from reports.jobs import fetch_scheduler_status
@@ -103,7 +103,7 @@ def render_audit(engine) -> None:
     """Draws the audit log with filters by user, action and time, and a CSV download."""
     tz = load_settings().tz
     with engine.connect() as conn:
-        _, actions = fetch_audit_facets(conn)
+        actions = fetch_audit_actions(conn)
     c1, c2, c3 = st.columns([1, 2, 1])
     actor = c1.text_input("User", key="audit_user", placeholder="any user").strip().lower()
     chosen = c2.multiselect("Actions", actions, key="audit_actions", placeholder="all actions")
@@ -151,18 +151,15 @@ def render_scheduler(engine) -> None:
                                     "beat_at": _when("Last beat"), "seconds_ago": st.column_config.NumberColumn(
                                         "Seconds since", format="%d s"),
                                     "alive": st.column_config.CheckboxColumn("Alive")})
-    st.subheader("Latest run of each job")
-    if latest.empty:
-        st.info("No job has run yet.")
-    else:
-        st.dataframe(_local(latest, s.tz), key="scheduler_latest", hide_index=True, width="stretch",
-                     column_config=_RUN_COLUMNS)
-    st.subheader("Failures in the last 7 days")
-    if failures.empty:
-        st.success("No job failed in the last 7 days.")
-    else:
-        st.dataframe(_local(failures, s.tz), key="scheduler_failures", hide_index=True, width="stretch",
-                     column_config=_RUN_COLUMNS)
+    for title, runs, key, show_empty, empty_text in (
+            ("Latest run of each job", latest, "scheduler_latest", st.info, "No job has run yet."),
+            ("Failures in the last 7 days", failures, "scheduler_failures", st.success,
+             "No job failed in the last 7 days.")):
+        st.subheader(title)
+        if runs.empty:
+            show_empty(empty_text)
+        else:
+            st.dataframe(_local(runs, s.tz), key=key, hide_index=True, width="stretch", column_config=_RUN_COLUMNS)
 
 
 def _when(label: str):

@@ -316,19 +316,18 @@ def render_inventory(fig: dict, f: Filters, *, key: str) -> None:
     st.plotly_chart(chart, key=f"{key}_chart_cover", width="stretch")
     render_downloads(dist.rename(columns={"bucket": "Days of cover", "products": "Products",
                                           "stock_value": "Stock value"}), "Days of cover", key=f"{key}_chart_cover_dl")
-    st.subheader("Stock-out risk")
-    st.caption(f"{len(risk):,} products sold in the last {window} days with under {low} days of cover or none in "
-               "stock; fewest days first.")
-    if risk.empty:
-        st.success(f"No selling product is below {low} days of cover.")
-    else:
-        table, config = _stock_table(risk, with_value=False)
-        _show(table, "Stock-out risk", key=f"{key}_stockout", config=config, most=12)
-    st.subheader("Overstock")
-    st.caption(f"{len(over):,} products in stock with over {high} days of cover or no sales in {window} days; "
-               "most stock value first.")
-    if over.empty:
-        st.success(f"No product holds more than {high} days of cover.")
-    else:
-        table, config = _stock_table(over, with_value=True)
-        _show(table, "Overstock", key=f"{key}_overstock", config=config, most=12)
+    for title, rows, with_value, suffix, caption, none in (
+        ("Stock-out risk", risk, False, "stockout",
+         f"{len(risk):,} products sold in the last {window} days with under {low} days of cover or none in stock; "
+         "fewest days first.", f"No selling product is below {low} days of cover."),
+        ("Overstock", over, True, "overstock",
+         f"{len(over):,} products in stock with over {high} days of cover or no sales in {window} days; "
+         "most stock value first.", f"No product holds more than {high} days of cover."),
+    ):
+        st.subheader(title)
+        st.caption(caption)
+        if rows.empty:
+            st.success(none)
+        else:
+            table, config = _stock_table(rows, with_value=with_value)
+            _show(table, title, key=f"{key}_{suffix}", config=config, most=12)

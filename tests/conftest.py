@@ -105,5 +105,6 @@ def empty_engine(admin_url, empty_template):
     eng.dispose()
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        # A database name is an identifier: quoted by the dialect, it cannot take a bound parameter.
+        conn.execute(sa.text("DROP DATABASE IF EXISTS " + conn.dialect.identifier_preparer.quote(name) + " WITH (FORCE)"))
     admin.dispose()

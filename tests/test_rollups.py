@@ -52,7 +52,8 @@ def _snapshot(conn) -> dict[str, list]:
         cols = [r[0] for r in conn.execute(sa.text(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'mart' "
             "AND table_name = :t ORDER BY ordinal_position"), {"t": t})]
-        out[t] = sorted(tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM mart.{t}")))
+        table = sa.table(t, *(sa.column(c) for c in cols), schema="mart")
+        out[t] = sorted(tuple(r) for r in conn.execute(sa.select(*table.c)))
     return out
 
 

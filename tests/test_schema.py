@@ -13,6 +13,10 @@ CONTRACT = {"vendors", "products", "customers", "orders", "order_items", "traffi
             "marketing_spend", "inventory_snapshots", "kpi_targets"}
 
 
+
+def _count(conn, table: str) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(sa.table(table, schema="mart"))).scalar()
+
 def test_migrate_from_empty_then_again(admin_url):
     url = create_database(admin_url, "mbi_migrate")
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -35,10 +39,10 @@ def test_migrate_from_empty_then_again(admin_url):
 
 def test_rerun_on_seeded_database_keeps_the_data(engine):
     with engine.connect() as conn:
-        before = {t: conn.execute(sa.text(f"SELECT count(*) FROM mart.{t}")).scalar() for t in CONTRACT}
+        before = {t: _count(conn, t) for t in CONTRACT}
     migrate(engine, load_settings())
     with engine.connect() as conn:
-        after = {t: conn.execute(sa.text(f"SELECT count(*) FROM mart.{t}")).scalar() for t in CONTRACT}
+        after = {t: _count(conn, t) for t in CONTRACT}
     assert before == after and before["order_items"] > 0
 
 
