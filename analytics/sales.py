@@ -55,7 +55,18 @@ def fetch_metric_trend(conn: Connection, f: Filters, metric: str, **kw) -> pd.Da
     """Returns per bucket: key, value, compare (the comparison period's bucket at the same
     position), moving_avg, before (the bucket before), pop_growth (vs before), yoy (same bucket a year earlier),
     yoy_growth, target and vs_target (value / target − 1; month, quarter and year grains)."""
-    cur = _series(conn, f, metric, f.period, **kw).rename(columns={metric: "value"})
+    whole = None
+    if f.grain != "hour":
+        # The period plus one whole bucket before it: gives every bucket's predecessor, the first
+        # one's whole too. When the period starts on a bucket boundary its own buckets are the
+        # same rows, so the period is not queried twice.
+        first = bucket_start(f.period.start, f.grain)
+        ext = _series(conn, f, metric, Period(bucket_start(first - timedelta(days=1), f.grain), f.period.end), **kw)
+        whole = dict(zip(ext["key"], ext[metric]))
+    if whole is not None and first == f.period.start:
+        cur = ext[ext["key"] >= f.period.start].reset_index(drop=True).rename(columns={metric: "value"})
+    else:
+        cur = _series(conn, f, metric, f.period, **kw).rename(columns={metric: "value"})
     n = len(cur)
     out = cur.copy()
     out["compare"] = float("nan")
@@ -66,12 +77,7 @@ def fetch_metric_trend(conn: Connection, f: Filters, metric: str, **kw) -> pd.Da
     out["moving_avg"] = out["value"].rolling(window, min_periods=window).mean()
     out["before"] = out["value"].shift(1).astype("float64")
     out["yoy"] = float("nan")
-    if f.grain != "hour" and n:
-        # The bucket before each bucket, whole: read from a series that starts one whole bucket
-        # before the period, so the first bucket is compared with a full bucket too.
-        first = bucket_start(f.period.start, f.grain)
-        ext = _series(conn, f, metric, Period(bucket_start(first - timedelta(days=1), f.grain), f.period.end), **kw)
-        whole = dict(zip(ext["key"], ext[metric]))
+    if whole is not None and n:
         out["before"] = [whole.get(bucket_start(k - timedelta(days=1), f.grain), float("nan")) for k in out["key"]]
         # A year earlier, matched by date: weeks 52 weeks back (same weekdays), others a calendar year.
         if f.grain == "week":

@@ -422,12 +422,17 @@ def create_session(conn: Connection, user: User, *, days: int, client_addr: str 
 def resolve_session(conn: Connection, sid: str, *, now: datetime | None = None) -> User | None:
     """Returns the session's user with the role as stored now, or None when the session is not live."""
     now = now or utcnow()
+    # Runs on every page load: it reads, and writes last_seen_at at most once a minute, so
+    # clicking through pages does not turn into a row update per click.
     row = conn.execute(sa.text("""
-        UPDATE app.sessions s SET last_seen_at = :now
-        FROM app.users u
-        WHERE s.session_hash = :h AND u.user_id = s.user_id AND s.revoked_at IS NULL AND s.expires_at > :now
-          AND u.disabled_at IS NULL
-        RETURNING u.user_id, u.username, u.name, u.email, u.role"""), {"h": _hash_sid(sid), "now": now}).first()
+        WITH live AS (
+            SELECT s.session_hash, s.last_seen_at, u.user_id, u.username, u.name, u.email, u.role
+            FROM app.sessions s JOIN app.users u ON u.user_id = s.user_id
+            WHERE s.session_hash = :h AND s.revoked_at IS NULL AND s.expires_at > :now AND u.disabled_at IS NULL),
+        touched AS (
+            UPDATE app.sessions s SET last_seen_at = :now FROM live
+            WHERE s.session_hash = live.session_hash AND live.last_seen_at < :now - interval '1 minute')
+        SELECT user_id, username, name, email, role FROM live"""), {"h": _hash_sid(sid), "now": now}).first()
     return _user(row)
 
 

@@ -360,3 +360,14 @@ def test_csv_export_neutralises_formulas():
     assert list(out["actor"]) == ["'=HYPERLINK(\"x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", "ann", "a=b"]
     assert list(out["n"]) == [-1, 2, 3, 4, 5, 6, 7]          # real negative numbers stay numbers
     assert to_csv(frame).startswith("\ufeffactor,n".encode())
+
+
+def test_resolving_a_session_writes_last_seen_at_most_once_a_minute(db):
+    def seen(conn):
+        return conn.execute(sa.text("SELECT last_seen_at FROM app.sessions")).scalar()
+    with db.begin() as conn:
+        sid, _ = auth.create_session(conn, auth.fetch_user(conn, "ann"), days=1, now=T0)
+        assert auth.resolve_session(conn, sid, now=T0 + 30 * timedelta(seconds=1)).username == "ann"
+        assert seen(conn) == T0
+        assert auth.resolve_session(conn, sid, now=T0 + 2 * MIN).username == "ann"
+        assert seen(conn) == T0 + 2 * MIN
