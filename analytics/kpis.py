@@ -16,7 +16,9 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import BREAKDOWNS, GRAINS, FilterError, Filters, Period
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
+from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM
+from data.rollups import calendar_pieces
 from data.settings import load_settings
 
 ORDER_LEVEL = frozenset({"channel", "business_model", "segment", "region", "country"})
@@ -35,6 +37,9 @@ class _Rollup:
     # The line-level key its rows are kept per: an order's count is stored once per value of it,
     # so summed counts are exact only when the query pins it (groups by it or filters one value).
     count_key: str | None = None
+    # Tables with the same columns summed per ISO week and per month (`day` = the bucket's first
+    # day): a period without a time grain reads their whole buckets and its edge days only.
+    coarse: tuple[tuple[str, str], ...] = ()
 
 
 SALES_ROLLUPS = (
@@ -43,7 +48,8 @@ SALES_ROLLUPS = (
     _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), "vendor_id"),
     _Rollup("rollup_category_daily", frozenset({"category"}), "category"),
     # Per product, with its vendor and category: order counts are exact per single product only.
-    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), "product_id"),
+    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), "product_id",
+            (("month", "rollup_product_monthly"), ("week", "rollup_product_weekly"))),
 )
 HOURLY_DIMS = frozenset({"channel", "business_model"})
 
@@ -64,12 +70,14 @@ def _bucket_bounds(grain: str | None, day_col: str) -> tuple[str, str]:
             f"LEAST(({trunc} + interval '{GRAIN_INTERVAL[grain]}' - interval '1 day')::date, :end)")
 
 
-def _filters_sql(f: Filters, expr_of) -> str:
+def filters_sql(f: Filters, expr_of) -> str:
+    """Returns " AND <expr> = ANY(:f_<dim>)" for each of f's dimensions; expr_of(dim) names the column."""
     return "".join(
         f" AND {expr_of(d)} = ANY(CAST(:f_{d} AS {DIM_TYPES.get(d, 'text[]')}))" for d, _ in f.dims)
 
 
-def _filter_params(f: Filters) -> dict:
+def filter_params(f: Filters) -> dict:
+    """Returns the bound values filters_sql refers to."""
     return {f"f_{d}": list(v) for d, v in f.dims}
 
 
@@ -99,7 +107,25 @@ def _sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str]
     return "raw"
 
 
-def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None) -> str:
+def _rollup_from(f: Filters, source: str, period: Period, grain: str | None) -> tuple[str, dict]:
+    """Returns the FROM clause reading a sales rollup for the period (filters applied) and its
+    parameters: the table itself, or its whole months and weeks and the edge days."""
+    rollup = next((r for r in SALES_ROLLUPS if r.table == source), None)
+    where = filters_sql(f, lambda d: d)
+    if rollup is None or not rollup.coarse or grain is not None:
+        return f"mart.{source} WHERE day BETWEEN :start AND :end {where}", {}
+    tables = dict(rollup.coarse, day=source)
+    pieces = calendar_pieces(period.start, period.end, tuple(b for b, _ in rollup.coarse))
+    if len(pieces) == 1 and pieces[0][0] == "day":
+        return f"mart.{source} WHERE day BETWEEN :start AND :end {where}", {}
+    union = " UNION ALL ".join(f"SELECT * FROM mart.{tables[b]} WHERE day BETWEEN :pc{i}_lo AND :pc{i}_hi {where}"
+                               for i, (b, _, _) in enumerate(pieces))
+    params = {f"pc{i}_{end}": d for i, (_, lo, hi) in enumerate(pieces) for end, d in (("lo", lo), ("hi", hi))}
+    return f"({union}) r", params
+
+
+def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, period: Period) -> tuple[str, dict]:
+    """Returns the sales family's CTE body (key and base measures) and its extra parameters."""
     if source == "raw":
         key = _key(by, grain, RAW_DIMENSIONS["day"], "date_trunc('hour', o.ordered_at, :tz)", RAW_DIMENSIONS.get)
         sums = ",\n".join(f"{BASE_MEASURES[m]} AS {m}" for m in BASE_MEASURES)
@@ -109,17 +135,17 @@ def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None) -> st
         FROM {RAW_FROM}
         WHERE o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
           AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
-          {_filters_sql(f, RAW_DIMENSIONS.get)}
-        GROUP BY 1"""
+          {filters_sql(f, RAW_DIMENSIONS.get)}
+        GROUP BY 1""", {}
     key = _key(by, grain, "day", "hour", lambda d: d)
     sums = ", ".join(f"SUM({m}) AS {m}" for m in BASE_MEASURES)
     web_mobile = (f"SUM(orders) FILTER (WHERE channel IN {WEB_MOBILE})"
                   if source in ("rollup_sales_daily", "rollup_sales_hourly", "rollup_payment_daily") else "NULL::bigint")
+    source_sql, params = _rollup_from(f, source, period, grain)
     return f"""
         SELECT {key} AS key, {sums}, {web_mobile} AS web_mobile_orders
-        FROM mart.{source}
-        WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
-        GROUP BY 1"""
+        FROM {source_sql}
+        GROUP BY 1""", params
 
 
 def _customer_source(f: Filters, by: str | None, grain: str | None, rollups_ok: bool) -> str | None:
@@ -156,7 +182,7 @@ def _customer_cte(f: Filters, source: str, by: str | None, grain: str | None) ->
         LEFT JOIN rc ON rc.customer_id = o.customer_id
         WHERE o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
           AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
-          {_filters_sql(f, RAW_DIMENSIONS.get)}
+          {filters_sql(f, RAW_DIMENSIONS.get)}
         GROUP BY 1"""
     # One row per (key, customer) by hash aggregation, then plain counts: measured 2x faster than
     # COUNT(DISTINCT), which sorts (YTD on 10M lines: 4.3 s vs 7.7-9.2 s). first_day and
@@ -171,7 +197,7 @@ def _customer_cte(f: Filters, source: str, by: str | None, grain: str | None) ->
                count(*) FILTER (WHERE second_day <= {hi}) AS repeat_customers
         FROM (SELECT {key} AS key, customer_id, min(first_day) AS first_day, min(second_day) AS second_day
               FROM mart.rollup_customer_daily
-              WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
+              WHERE day BETWEEN :start AND :end {filters_sql(f, lambda d: d)}
               GROUP BY 1, 2) per_customer
         GROUP BY key"""
 
@@ -184,7 +210,7 @@ def _traffic_cte(f: Filters, by: str | None, grain: str | None) -> str | None:
     return f"""
         SELECT {key} AS key, SUM(sessions) AS sessions
         FROM mart.traffic_daily
-        WHERE day BETWEEN :start AND :end {_filters_sql(f, lambda d: d)}
+        WHERE day BETWEEN :start AND :end {filters_sql(f, lambda d: d)}
         GROUP BY 1"""
 
 
@@ -208,15 +234,17 @@ def rollups_usable(conn: Connection, tz: str) -> bool:
     return bool(row) and row[0] == tz and not row[1]
 
 
-def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
-              grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
-              order_by: str | None = None, limit: int | None = None, tz: str | None = None,
-              use_rollups: bool = True) -> pd.DataFrame:
-    """Returns one row per key (total, time bucket or dimension value) with base measures and the
-    requested metrics; .attrs["sources"] names the table each family was read from.
+@dataclass(frozen=True)
+class AggregateQuery:
+    sql: str          # SELECT key, base measures, metrics (all float8); no ORDER BY
+    params: dict
+    sources: dict     # family -> table read (None: the family is not needed)
 
-    use_rollups=False reads raw tables only: the queries a BI tool without rollups would send
-    (the benchmark's baseline)."""
+
+def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
+                    grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS), tz: str | None = None,
+                    use_rollups: bool = True) -> AggregateQuery:
+    """Returns the query behind aggregate(), for callers that rank or pick from its rows in SQL."""
     tz = tz or load_settings().timezone
     period = period or f.period
     # grain and by become SQL identifiers and literals: only the fixed names pass.
@@ -231,10 +259,11 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
         bases.update(get_metric(m).bases)
     ok = use_rollups and rollups_usable(conn, tz)
     ctes: dict[str, str] = {}
+    piece_params: dict = {}
     sources: dict[str, str | None] = {"sales": None, "customers": None, "traffic": None}
     if bases & set(SALES_BASES) or not bases:
         sources["sales"] = _sales_source(f, by, grain, bases, ok)
-        ctes["s"] = _sales_cte(f, sources["sales"], by, grain)
+        ctes["s"], piece_params = _sales_cte(f, sources["sales"], by, grain, period)
     if bases & set(CUSTOMER_BASES):
         sources["customers"] = _customer_source(f, by, grain, ok)
         if sources["customers"]:
@@ -244,32 +273,55 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
         if traffic:
             sources["traffic"] = "traffic_daily"
             ctes["t"] = traffic
-    ctes["keys"] = _keys_cte(by, grain, [k for k in ctes])
+    # Bases become float8 once, here; metrics are then evaluated in float8 (numeric arithmetic
+    # on every row of a 21k-product list cost as much as the sums themselves).
     cols = []
     for b in SALES_BASES:
         src = "s" if "s" in ctes else None
-        cols.append(f"COALESCE(s.{b}, 0) AS {b}" if src and not (b == "web_mobile_orders" and "t" not in ctes)
-                    else f"NULL::numeric AS {b}")
+        cols.append(f"COALESCE(s.{b}, 0)::float8 AS {b}" if src and not (b == "web_mobile_orders" and "t" not in ctes)
+                    else f"NULL::float8 AS {b}")
     for b in CUSTOMER_BASES:
-        cols.append(f"COALESCE(c.{b}, 0) AS {b}" if "c" in ctes else f"NULL::bigint AS {b}")
-    cols.append("COALESCE(t.sessions, 0) AS sessions" if "t" in ctes else "NULL::bigint AS sessions")
-    joins = "".join(f" LEFT JOIN {a} ON {a}.key = k.key" for a in ("s", "c", "t") if a in ctes)
+        cols.append(f"COALESCE(c.{b}, 0)::float8 AS {b}" if "c" in ctes else f"NULL::float8 AS {b}")
+    cols.append("COALESCE(t.sessions, 0)::float8 AS sessions" if "t" in ctes else "NULL::float8 AS sessions")
+    if by is not None and list(ctes) == ["s"]:
+        # One family grouped by a dimension: its own keys are all the keys.
+        keyed = f"SELECT s.key, {', '.join(cols)} FROM s WHERE s.key IS NOT NULL"
+    else:
+        ctes["keys"] = _keys_cte(by, grain, [k for k in ctes])
+        joins = "".join(f" LEFT JOIN {a} ON {a}.key = k.key" for a in ("s", "c", "t") if a in ctes)
+        keyed = f"SELECT k.key, {', '.join(cols)} FROM keys k {joins}"
     base_names = SALES_BASES + CUSTOMER_BASES + TRAFFIC_BASES
     # A metric named like its base measure (gmv, orders…) is that column already.
     metric_cols = "".join(f", ({get_metric(m).sql})::float8 AS {m}" for m in metrics if m not in base_names)
-    order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
+    sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in ctes.items()) + f""",
+        b AS ({keyed})
+        SELECT key, {', '.join(base_names)}{metric_cols}
+        FROM b"""
+    params = {"start": period.start, "end": period.end, "tz": tz, **filter_params(f), **piece_params}
+    return AggregateQuery(sql, params, sources)
+
+
+def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
+              grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
+              order_by: str | None = None, limit: int | None = None, tz: str | None = None,
+              use_rollups: bool = True) -> pd.DataFrame:
+    """Returns one row per key (total, time bucket or dimension value) with base measures and the
+    requested metrics; .attrs["sources"] names the table each family was read from.
+
+    use_rollups=False reads raw tables only: the queries a BI tool without rollups would send
+    (the benchmark's baseline)."""
     if order_by and order_by not in metrics and order_by not in BASE_MEASURES:
         raise KeyError(f"cannot order by {order_by!r}")
-    sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in ctes.items()) + f""",
-        b AS (SELECT k.key, {', '.join(cols)} FROM keys k {joins})
-        SELECT key, {', '.join(f"{c}::float8 AS {c}" for c in base_names)}{metric_cols}
-        FROM b ORDER BY {order}""" + (" LIMIT :limit" if limit else "")
-    params = {"start": period.start, "end": period.end, "tz": tz, "limit": limit, **_filter_params(f)}
+    q = aggregate_query(conn, f, period, by=by, grain=grain, metrics=metrics, tz=tz, use_rollups=use_rollups)
+    order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
+    sql = q.sql + f" ORDER BY {order}" + (" LIMIT :limit" if limit else "")
+    params = {**q.params, "limit": limit}
+    sources = q.sources
     result = conn.execute(sa.text(sql), params)
     # Figures leave PostgreSQL as float8: building a frame from Decimal objects cost seconds for
     # tens of thousands of keys (measured: 21k products, 2.6 s of 3.2 s).
-    columns = list(result.keys())
-    df = pd.DataFrame.from_records(result.all(), columns=columns)
+    df = frame(result)
+    columns = list(df.columns)
     for c in columns[1:]:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     df.attrs["sources"] = sources

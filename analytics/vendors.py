@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import GRAINS, FilterError, Filters, Period
 from analytics.kpis import aggregate, rollups_usable
+from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
 from data.settings import load_settings
 
@@ -102,10 +103,6 @@ def _monthly_gmv_sql(f: Filters, source: str) -> tuple[str, dict]:
             GROUP BY 1, 2""", params
 
 
-def _frame(result) -> pd.DataFrame:
-    return pd.DataFrame(result.mappings().all())
-
-
 # ---------------------------------------------------------------------------------------------
 # Leaderboard
 
@@ -119,7 +116,7 @@ def fetch_vendor_info(conn: Connection, ids: list[int] | None = None) -> pd.Data
     if ids is not None:
         sql += " WHERE vendor_id = ANY(:ids)"
         params = {"ids": [int(i) for i in ids]}
-    df = _frame(conn.execute(sa.text(sql + " ORDER BY vendor_id"), params))
+    df = frame(conn.execute(sa.text(sql + " ORDER BY vendor_id"), params))
     if df.empty:
         return pd.DataFrame(columns=cols)
     df["commission_rate"] = df["commission_rate"].astype("float64")
@@ -293,7 +290,7 @@ def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, 
         SELECT month, count(*) AS vendors, SUM(gmv) AS gmv, SUM(power(100 * gmv / total, 2)) AS hhi
         FROM (SELECT month, gmv, SUM(gmv) OVER (PARTITION BY month) AS total FROM m) s
         GROUP BY month ORDER BY month"""), {"lo": window.start, "hi": window.end, "tz": tz, **params})
-    df = _frame(rows)
+    df = frame(rows)
     if df.empty:
         return pd.DataFrame(columns=["month", "vendors", "gmv", "hhi"])
     for c in ("vendors", "gmv", "hhi"):
@@ -386,7 +383,7 @@ def fetch_vendor_products(conn: Connection, f: Filters, vendor_id: int, *, limit
         return pd.DataFrame(columns=cols)
     top = top.rename(columns={"key": "product_id"})
     top["product_id"] = top["product_id"].astype("int64")
-    names = _frame(conn.execute(sa.text(
+    names = frame(conn.execute(sa.text(
         "SELECT product_id, name, category FROM mart.products WHERE product_id = ANY(:ids)"),
         {"ids": top["product_id"].tolist()}))
     top = top.merge(names, on="product_id", how="left")
@@ -438,7 +435,7 @@ def fetch_vendor_customers(conn: Connection, f: Filters, vendor_id: int, period:
     period = period or f.period
     grain = "day" if grain == "hour" else grain
     sql, params = _vendor_customers_sql(f, grain)
-    df = _frame(conn.execute(sa.text(sql), {"vendor": int(vendor_id), "start": period.start, "end": period.end,
+    df = frame(conn.execute(sa.text(sql), {"vendor": int(vendor_id), "start": period.start, "end": period.end,
                                             "tz": _tz(tz), **params}))
     cols = ["key", "customers", "new", "returning", "gmv_new", "gmv_returning"]
     if df.empty:
@@ -454,7 +451,7 @@ def fetch_category_share(conn: Connection, f: Filters, vendor_id: int, category:
     """Returns (period, label, vendor_gmv, category_gmv, share, rank, vendors) rows for the period and
     the comparison period: the vendor's GMV against all vendors of its category (mart.vendors)
     under f's filters other than the vendor filter. table: compute_vendor_table(f), to reuse."""
-    members = set(_frame(conn.execute(sa.text("SELECT vendor_id FROM mart.vendors WHERE category = :c"),
+    members = set(frame(conn.execute(sa.text("SELECT vendor_id FROM mart.vendors WHERE category = :c"),
                                       {"c": category}))["vendor_id"].astype(int)) if category else set()
     out = []
     for name, period, column in (("current", f.period, "gmv"), ("comparison", f.compare, "gmv_prev")):

@@ -1,6 +1,7 @@
 """Engines and the embedded PostgreSQL server: the one module that opens connections."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shutil
@@ -200,3 +201,40 @@ def get_analytics_engine(settings: Settings | None = None) -> Engine:
     if s.analytics_database_url:
         return _engine(normalise_url(s.analytics_database_url), s.timezone)
     return get_engine(s)
+
+
+def frame(result, columns: list[str] | None = None):
+    """Returns a query result's rows as a DataFrame, built column by column.
+
+    Handing SQLAlchemy Row objects to pandas row by row is slow: pandas probes each row with
+    hasattr(), which raises and catches an error inside SQLAlchemy per row (measured: 1.3 s of a
+    3.4 s page for 69k rows). Transposing the rows first avoids it.
+    """
+    import pandas as pd
+
+    names = list(columns) if columns is not None else list(result.keys())
+    rows = result.all()
+    if not rows:
+        return pd.DataFrame(columns=names)
+    return pd.DataFrame(dict(zip(names, map(list, zip(*rows)))), columns=names)
+
+
+@contextlib.contextmanager
+def serial_plans(conn):
+    """Runs the enclosed statements without parallel workers.
+
+    For mid-sized aggregates over rollups on a small machine, starting workers and combining
+    their partial sums costs more than it saves (products page on 10M lines, 2 cores: 528 ms with
+    workers, 448 ms without, interleaved medians). Large raw scans keep their workers.
+    """
+    previous = conn.execute(sa.text("SELECT current_setting('max_parallel_workers_per_gather')")).scalar()
+    conn.execute(sa.text("SELECT set_config('max_parallel_workers_per_gather', '0', false)"))
+    try:
+        yield conn
+    finally:
+        try:
+            conn.execute(sa.text("SELECT set_config('max_parallel_workers_per_gather', :v, false)"),
+                         {"v": previous})
+        except sa.exc.DBAPIError:
+            # The transaction failed inside: its rollback undoes the setting too.
+            pass

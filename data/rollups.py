@@ -11,11 +11,16 @@ from sqlalchemy.engine import Connection
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, measure_list
 from data.settings import load_settings
 
-ROLLUP_TABLES = (
+DAY_TABLES = (
     "rollup_sales_daily", "rollup_sales_hourly", "rollup_vendor_daily", "rollup_category_daily",
-    "rollup_product_daily", "rollup_payment_daily", "rollup_customer_daily", "rollup_customers",
+    "rollup_product_daily", "rollup_payment_daily", "rollup_customer_daily",
 )
-DAY_TABLES = ROLLUP_TABLES[:-1]
+# Summed from rollup_product_daily; their `day` is the bucket's first day.
+COARSE_TABLES = {"rollup_product_weekly": "week", "rollup_product_monthly": "month"}
+# Per stock snapshot: units sold in the STOCK_WINDOW_DAYS days ending on its date (migration 0006).
+STOCK_TABLE = "rollup_stock_cover"
+STOCK_WINDOW_DAYS = 28
+ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers")
 FULL_REBUILD_SHARE = 0.3   # rebuild everything when more than this share of known days changed
 MIN_DAYS_FOR_FULL = 60
 SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
@@ -109,6 +114,87 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
             GROUP BY {groups}"""), params)
 
 
+def _merged(spans) -> list[tuple[date, date]]:
+    """Returns the (first, last) day spans sorted, with overlapping or adjacent ones merged."""
+    out: list[tuple[date, date]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def bucket_bounds(bucket: str, day: date) -> tuple[date, date]:
+    """Returns the first and last day of the ISO week ("week") or calendar month ("month") of day."""
+    if bucket == "week":
+        first = day - timedelta(days=day.weekday())
+        return first, first + timedelta(days=6)
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def calendar_pieces(start: date, end: date, buckets: tuple[str, ...] = ("month", "week")) -> list[tuple[str, date, date]]:
+    """Splits the days start..end into whole months, then whole ISO weeks, then single days.
+
+    Returns (bucket, first, last) pieces: for "month" and "week", first and last are the first
+    days of the first and last whole bucket; for "day", the first and last day. Together they
+    cover every day of start..end once.
+    """
+    segments, out = [(start, end)], []
+    for bucket in buckets:
+        rest = []
+        for lo, hi in segments:
+            first = lo if bucket_bounds(bucket, lo)[0] == lo else bucket_bounds(bucket, lo)[1] + timedelta(days=1)
+            last = hi if bucket_bounds(bucket, hi)[1] == hi else bucket_bounds(bucket, hi)[0] - timedelta(days=1)
+            if first > last:
+                rest.append((lo, hi))
+                continue
+            out.append((bucket, first, bucket_bounds(bucket, last)[0]))
+            rest += [s for s in ((lo, first - timedelta(days=1)), (last + timedelta(days=1), hi)) if s[0] <= s[1]]
+        segments = rest
+    return out + [("day", lo, hi) for lo, hi in sorted(segments)]
+
+
+def _insert_coarse(conn: Connection, runs: list[tuple[date, date]] | None) -> None:
+    """Rebuilds the weekly and monthly product rows from the daily ones: every bucket touching
+    one of the runs, or all of them (runs=None, after the caller emptied the tables)."""
+    for table, bucket in COARSE_TABLES.items():
+        insert = f"""
+            INSERT INTO mart.{table} (day, product_id, vendor_id, category, {COLS})
+            SELECT date_trunc('{bucket}', day)::date, product_id, vendor_id, category, {SUMS}
+            FROM mart.rollup_product_daily WHERE {{where}}
+            GROUP BY 1, 2, 3, 4 ORDER BY 1"""  # rows of a period together on disk
+        if runs is None:
+            conn.execute(sa.text(insert.format(where="true")))
+            continue
+        # The whole buckets the runs touch, merged where they meet.
+        for lo, hi in _merged((bucket_bounds(bucket, lo)[0], bucket_bounds(bucket, hi)[1]) for lo, hi in runs):
+            params = {"lo": lo, "hi": hi}
+            conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE day BETWEEN :lo AND :hi"), params)
+            conn.execute(sa.text(insert.format(where="day BETWEEN :lo AND :hi")), params)
+
+
+def _insert_stock(conn: Connection, runs: list[tuple[date, date]] | None) -> None:
+    """Recomputes the stock cover rows of every snapshot whose window holds a day of the runs (all
+    snapshots with runs=None, after the caller emptied the table). Snapshot dates that changed
+    are dirty days themselves, so new, changed and deleted snapshots are covered too."""
+    insert = f"""
+        INSERT INTO mart.{STOCK_TABLE} (snapshot_date, product_id, on_hand, units_window)
+        SELECT s.snapshot_date, s.product_id, s.on_hand,
+               COALESCE((SELECT SUM(r.units) FROM mart.rollup_product_daily r
+                         WHERE r.product_id = s.product_id
+                           AND r.day BETWEEN s.snapshot_date - {STOCK_WINDOW_DAYS - 1} AND s.snapshot_date), 0)
+        FROM mart.inventory_snapshots s WHERE {{where}}"""
+    if runs is None:
+        conn.execute(sa.text(insert.format(where="true")))
+        return
+    for lo, hi in _merged((lo, hi + timedelta(days=STOCK_WINDOW_DAYS - 1)) for lo, hi in runs):
+        params = {"lo": lo, "hi": hi}
+        conn.execute(sa.text(f"DELETE FROM mart.{STOCK_TABLE} WHERE snapshot_date BETWEEN :lo AND :hi"), params)
+        conn.execute(sa.text(insert.format(where="s.snapshot_date BETWEEN :lo AND :hi")), params)
+
+
 # First and second counted order day per customer. {source} is stage_orders (a full rebuild:
 # every order is staged) or the affected customers' whole history (incremental).
 CUSTOMER_FIRSTS = """
@@ -145,6 +231,8 @@ def _full(conn: Connection, tz: str) -> tuple[int, int]:
     conn.execute(sa.text("INSERT INTO mart.rollup_customers " + CUSTOMER_FIRSTS.format(
         source="SELECT customer_id, order_id, ordered_at, day, gmv FROM stage_orders WHERE orders > 0")))
     _insert_day_rollups(conn, "true", params)
+    _insert_coarse(conn, None)
+    _insert_stock(conn, None)
     days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
     customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
     for t in ROLLUP_TABLES:
@@ -172,6 +260,8 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
             conn.execute(sa.text(f"DELETE FROM mart.{t} WHERE day BETWEEN :lo AND :hi"), params)
         _stage_orders(conn, _range_sql("o.ordered_at"), params)
         _insert_day_rollups(conn, _range_sql("o.ordered_at"), params)
+    _insert_coarse(conn, runs)
+    _insert_stock(conn, runs)
     # Rows on days outside the runs carry the customer's first/second day too.
     conn.execute(sa.text("""
         UPDATE mart.rollup_customer_daily d SET first_day = rc.first_day, second_day = rc.second_day
@@ -212,7 +302,8 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
     # Writers wait for the refresh (and it for writers in flight), so the dirty days it takes and
     # the rows it reads come from one state: no change can slip between them and be lost.
     conn.execute(sa.text(
-        "LOCK TABLE mart.orders, mart.order_items, mart.customers, mart.vendors, mart.products IN SHARE MODE"))
+        "LOCK TABLE mart.orders, mart.order_items, mart.customers, mart.vendors, mart.products, "
+        "mart.inventory_snapshots IN SHARE MODE"))
     mode = "none"
     days = customers = 0
     if full or state["full_needed"] or state["timezone"] != tz:

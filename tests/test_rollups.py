@@ -155,3 +155,95 @@ def test_overlapping_targets_give_no_target(empty_engine):
             ('orders', '2026-01-01', '2026-01-16', 10), ('aov', '2026-01-01', '2026-01-31', 50)"""))
         got = fetch_targets(conn, month, ("gmv", "orders", "aov"))
     assert got == {"gmv": 310, "aov": 50}
+
+
+def test_calendar_pieces_cover_every_day_once():
+    import random
+    from datetime import timedelta
+
+    from data.rollups import bucket_bounds, calendar_pieces
+
+    rng = random.Random(7)
+    cases = [(date(2026, 10, 24), date(2026, 11, 22)), (date(2026, 1, 1), date(2026, 12, 31)),
+             (date(2026, 3, 5), date(2026, 3, 5)), (date(2024, 2, 26), date(2024, 3, 3))]
+    cases += [(d, d + timedelta(days=rng.randint(0, 500)))
+              for d in (date(2024, 1, 1) + timedelta(days=rng.randint(0, 900)) for _ in range(500))]
+    for start, end in cases:
+        days = []
+        for bucket, first, last in calendar_pieces(start, end):
+            if bucket == "day":
+                days += [first + timedelta(days=n) for n in range((last - first).days + 1)]
+                continue
+            d = first
+            while d <= last:
+                lo, hi = bucket_bounds(bucket, d)
+                assert lo == d, "a coarse piece starts on its bucket's first day"
+                days += [lo + timedelta(days=n) for n in range((hi - lo).days + 1)]
+                d = hi + timedelta(days=1)
+        assert sorted(days) == [start + timedelta(days=n) for n in range((end - start).days + 1)], (start, end)
+    assert calendar_pieces(date(2026, 1, 1), date(2026, 11, 22)) == [
+        ("month", date(2026, 1, 1), date(2026, 10, 1)), ("week", date(2026, 11, 2), date(2026, 11, 16)),
+        ("day", date(2026, 11, 1), date(2026, 11, 1))]
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin"])
+def test_products_over_weeks_and_months_equal_raw(empty_engine, tz):
+    """Per-product figures read from the weekly and monthly rollups (and edge days) equal raw."""
+    from analytics.kpis import aggregate
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        refresh_rollups(conn, timezone=tz)
+    with empty_engine.connect() as conn:
+        for p in PERIODS + [Period(date(2026, 2, 23), date(2026, 3, 8))]:
+            for d in ({}, {"category": ["Books"]}, {"channel": ["web"]}):
+                f = Filters.make(p, **d)
+                got = aggregate(conn, f, by="product_id", tz=tz)
+                want = aggregate(conn, f, by="product_id", tz=tz, use_rollups=False)
+                if not d.get("channel"):
+                    assert got.attrs["sources"]["sales"] == "rollup_product_daily"
+                cols = [c for c in got.columns if c != "key" and got[c].notna().any()]
+                assert list(got["key"]) == list(want["key"]), (p, d)
+                for c in cols:
+                    assert got[c].tolist() == pytest.approx(want[c].tolist(), rel=1e-9, nan_ok=True), (p, d, c)
+
+
+def test_stock_cover_follows_orders_and_snapshots(empty_engine):
+    """units_window per snapshot equals the units counted from raw lines, after a full rebuild and
+    after incremental refreshes for new orders and new, changed and deleted snapshots."""
+    def want(conn) -> dict:
+        return {(d, p): (oh, int(u)) for d, p, oh, u in conn.execute(sa.text("""
+            SELECT s.snapshot_date, s.product_id, s.on_hand,
+                   COALESCE((SELECT SUM(i.quantity) FROM mart.order_items i JOIN mart.orders o USING (order_id)
+                             WHERE i.product_id = s.product_id AND o.status <> 'cancelled'
+                               AND (o.ordered_at AT TIME ZONE 'Europe/Berlin')::date
+                                   BETWEEN s.snapshot_date - 27 AND s.snapshot_date), 0)
+            FROM mart.inventory_snapshots s"""))}
+
+    def got(conn) -> dict:
+        return {(d, p): (oh, u) for d, p, oh, u in conn.execute(sa.text(
+            "SELECT snapshot_date, product_id, on_hand, units_window FROM mart.rollup_stock_cover"))}
+
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        conn.execute(sa.text("""INSERT INTO mart.inventory_snapshots VALUES
+            ('2026-03-02', 10, 7), ('2026-03-02', 20, 0), ('2026-03-29', 20, 3), ('2026-04-10', 10, 1)"""))
+        refresh_rollups(conn, timezone="Europe/Berlin")
+        assert got(conn) == want(conn)
+        before = got(conn)[date(2026, 3, 29), 20][1]
+        assert before > 0
+    with empty_engine.begin() as conn:
+        # A new order inside two windows, a new snapshot, a changed one and a deleted one.
+        conn.execute(sa.text(
+            "INSERT INTO mart.orders VALUES (8, 300, '2026-03-20 10:00+00', 'paid', 'web', 'B2C', 'card', 'captured', 'EUR', 0)"))
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (8, 1, 20, 2, 6, 50.00, 0, 30.00, 0)"))
+        conn.execute(sa.text("INSERT INTO mart.inventory_snapshots VALUES ('2026-03-25', 20, 9)"))
+        conn.execute(sa.text("UPDATE mart.inventory_snapshots SET on_hand = 2 WHERE snapshot_date = '2026-03-02' AND product_id = 10"))
+        conn.execute(sa.text("DELETE FROM mart.inventory_snapshots WHERE snapshot_date = '2026-04-10'"))
+        assert refresh_rollups(conn, timezone="Europe/Berlin").mode == "days"
+        incremental = got(conn)
+        assert incremental == want(conn)
+        assert incremental[date(2026, 3, 29), 20] == (3, before + 6), "the new order's 6 units count"
+        assert incremental[date(2026, 3, 25), 20] == (9, before + 6)
+        assert (date(2026, 4, 10), 10) not in incremental and incremental[date(2026, 3, 2), 10][0] == 2
+        refresh_rollups(conn, full=True, timezone="Europe/Berlin")
+        assert got(conn) == incremental
