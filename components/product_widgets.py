@@ -24,11 +24,30 @@ N_CHOICES = (5, 10, 20, 50)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def load_products(f: Filters, as_of: date, rollup_version: int) -> dict:
-    """Returns compute_products_page(f) with the comparison period, read in one snapshot."""
+def load_products(f: Filters, metric: str, n: int, min_gmv: float, margin_n: int, rollup_version: int) -> dict:
+    """Returns compute_product_figures(f) with the comparison period, read in one snapshot."""
     with loaders.engine().connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         with conn.begin():
-            return P.compute_products_page(conn, f, as_of=as_of, compare=True)
+            return P.compute_product_figures(conn, f, metric=metric, n=n, min_gmv=min_gmv, margin_n=margin_n,
+                                             compare=True)
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def load_inventory(f: Filters, as_of: date, low: int, high: int, rollup_version: int) -> dict:
+    """Returns inventory_summary(f) as of as_of with the page's thresholds."""
+    with loaders.engine().connect() as conn:
+        return P.inventory_summary(conn, f, as_of, low=low, high=high)
+
+
+def controls(key: str) -> dict:
+    """Returns the page's control values from the last run (defaults on the first): the figures
+    are loaded before the tabs that draw the controls."""
+    state = st.session_state
+    return {"metric": state.get(f"{key}_rank_metric", "gmv"), "n": state.get(f"{key}_rank_n", P.TOP_N),
+            "min_gmv": float(state.get(f"{key}_margin_min_gmv", P.DEFAULT_MIN_GMV)),
+            "margin_n": state.get(f"{key}_margin_n", P.TOP_N),
+            "low": int(state.get(f"{key}_cover_low", P.STOCKOUT_DAYS)),
+            "high": int(state.get(f"{key}_cover_high", P.OVERSTOCK_DAYS))}
 
 
 def _color_map(categories) -> dict:
@@ -100,24 +119,45 @@ def render_rankings(fig: dict, f: Filters, *, key: str) -> None:
     metric = c1.selectbox("Rank by", P.RANK_METRICS, format_func=P.metric_label, key=f"{key}_rank_metric",
                           help="Any metric that makes sense per product; hover a column title for its definition.")
     n = c2.radio("How many", N_CHOICES, index=1, horizontal=True, key=f"{key}_rank_n")
-    products, label = fig["products"], P.metric_label(metric)
-    if products.empty:
+    summary, label = fig["summary"], P.metric_label(metric)
+    if not summary["products"]:
         _empty_sales(f)
         return
     compare = fig["products_before"] is not None
     before = f" · change against the {COMPARISONS[f.comparison].lower()}" if compare else ""
     st.subheader(f"Top {n} products by {label}")
-    st.caption(f"Highest {label} of the {len(products):,} products ordered in the period{before}.")
-    top = P.with_change(P.rank(products, metric, n), fig["products_before"], "product_id", metric)
+    st.caption(f"Highest {label} of the {summary['products']:,} products ordered in the period{before}.")
+    top = P.with_change(fig["top"], fig["products_before"], "product_id", metric)
     table, config = _ranked_products(top, metric, compare)
     _show(table, f"Top products by {label}", key=f"{key}_top", config=config, most=50)
     st.subheader(f"Bottom {n} products by {label}")
-    st.caption(f"Lowest {label} among the {P.sold_count(products):,} products with at least one sale in "
+    st.caption(f"Lowest {label} among the {summary['sold']:,} products with at least one sale in "
                "the period; products that sold nothing are not ranked.")
-    bottom = P.with_change(P.rank(products, metric, n, bottom=True), fig["products_before"], "product_id", metric)
+    bottom = P.with_change(fig["bottom"], fig["products_before"], "product_id", metric)
     table, config = _ranked_products(bottom, metric, compare)
     _show(table, f"Bottom products by {label}", key=f"{key}_bottom", config=config, most=50)
+    st.caption(f"Every one of the {summary['products']:,} products ordered in the period, with all its figures "
+               "(built when you click):")
+    render_downloads(lambda: _all_products_table(load_all_products(f, loaders.version())), "All products",
+                     key=f"{key}_all_dl")
     _render_categories(fig, metric, compare, key=key)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def load_all_products(f: Filters, rollup_version: int) -> pd.DataFrame:
+    """Returns product_metrics(f): every product ordered in the period (for the full download)."""
+    with loaders.engine().connect() as conn:
+        return P.product_metrics(conn, f)
+
+
+def _all_products_table(products: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"Product": products["name"], "SKU": products["sku"], "Vendor": products["vendor"],
+                        "Category": products["category"], "Subcategory": products["subcategory"]})
+    for m in P.RANK_METRICS:
+        out[P.metric_label(m)] = products[m]
+    out["Average selling price"] = products["asp"]
+    out["Margin €"] = products["margin"]
+    return out
 
 
 def _render_categories(fig: dict, metric: str, compare: bool, *, key: str) -> None:
@@ -156,12 +196,10 @@ def _render_categories(fig: dict, metric: str, compare: bool, *, key: str) -> No
 
 def render_price_volume(fig: dict, f: Filters, *, key: str) -> None:
     """Draws average selling price against units for the top products by GMV."""
-    products = fig["products"]
-    if products.empty:
+    if not fig["summary"]["products"]:
         _empty_sales(f)
         return
-    pv = P.price_volume(products)
-    sold = int((products["units"] > 0).sum())
+    pv, sold = fig["price_volume"], fig["summary"]["priced"]
     st.caption(f"Each dot is a product: units sold against its average selling price (GMV / units), sized by "
                f"GMV and coloured by category. Showing the {len(pv):,} products with the largest GMV of the "
                f"{sold:,} sold in the period, to keep the chart readable. Both axes are logarithmic; dashed lines "
@@ -198,18 +236,17 @@ def render_price_volume(fig: dict, f: Filters, *, key: str) -> None:
 
 def render_margins(fig: dict, f: Filters, *, key: str) -> None:
     """Draws the highest and lowest gross-margin products above a GMV threshold: bars and a table."""
-    products = fig["products"]
+    summary = fig["summary"]
     c1, c2, _ = st.columns([2, 2, 3])
-    min_gmv = c1.number_input("Minimum GMV (€)", min_value=0.0, value=1000.0, step=500.0, format="%.0f",
+    min_gmv = c1.number_input("Minimum GMV (€)", min_value=0.0, value=P.DEFAULT_MIN_GMV, step=500.0, format="%.0f",
                               key=f"{key}_margin_min_gmv",
                               help="Products with less GMV in the period are left out: margins on a few sales "
                                    "swing widely.")
     n = c2.radio("How many", N_CHOICES, index=1, horizontal=True, key=f"{key}_margin_n")
-    if products.empty:
+    if not summary["products"]:
         _empty_sales(f)
         return
-    gmv, refunded, cost = products["gmv"].sum(), products["refunded"].sum(), products["cost"].sum()
-    eligible = int(((products["gmv"] >= min_gmv) & (products["gmv"] > products["refunded"])).sum())
+    gmv, refunded, cost, eligible = summary["gmv"], summary["refunded"], summary["cost"], summary["eligible"]
     k1, k2, k3 = st.columns(3)
     k1.metric("Gross margin, all products", format_value("gross_margin", (gmv - refunded - cost) / (gmv - refunded)
                                                          if gmv - refunded else None),
@@ -217,7 +254,7 @@ def render_margins(fig: dict, f: Filters, *, key: str) -> None:
     k2.metric("Margin €, all products", format_value("net_revenue", gmv - refunded - cost),
               help="Net revenue − Σ quantity × unit cost.", border=True)
     k3.metric(f"Products with GMV ≥ {format_value('gmv', min_gmv)}", f"{eligible:,}", border=True)
-    high, low = P.margin_extremes(products, min_gmv, n)
+    high, low = fig["margin_high"], fig["margin_low"]
     if high.empty:
         st.info(f"No product reached {format_value('gmv', min_gmv)} GMV in this period. Lower the minimum GMV.")
         return
@@ -273,19 +310,18 @@ def _stock_table(rows: pd.DataFrame, *, with_value: bool) -> tuple[pd.DataFrame,
     return out, config
 
 
-def render_inventory(fig: dict, f: Filters, *, key: str) -> None:
+def render_inventory(inv: dict, f: Filters, *, key: str) -> None:
     """Draws days of cover: thresholds, summary, distribution, stock-out risk and overstock lists."""
-    inv = fig["inventory"]
-    as_of, window = inv.attrs.get("as_of"), inv.attrs.get("window", P.COVER_WINDOW_DAYS)
-    if inv.empty:
-        first = inv.attrs.get("first_snapshot")
+    sm = inv["summary"]
+    as_of, window = sm["as_of"], sm["window"]
+    if not sm["products"]:
+        first = sm["first_snapshot"]
         st.info(f"No stock snapshot on or before {as_of:%d %b %Y} for these products"
                 + (f"; the first snapshot is from {first:%d %b %Y}. Choose a later period." if first else
                    ". Load inventory snapshots (python -m data load inventory_snapshots FILE.csv)."), icon="📦")
         return
-    dates = inv["snapshot_date"]
-    when = (f"{dates.max():%d %b %Y}" if dates.min() == dates.max()
-            else f"{dates.min():%d %b} – {dates.max():%d %b %Y}")
+    lo_date, hi_date = sm["first_date"], sm["last_date"]
+    when = f"{hi_date:%d %b %Y}" if lo_date == hi_date else f"{lo_date:%d %b} – {hi_date:%d %b %Y}"
     st.caption(f"Stock from the latest snapshot on or before {as_of:%d %b %Y} ({when}); average daily units over the "
                f"{window} days ending on the snapshot date. Only the category and vendor filters apply here: stock "
                "serves every channel and customer.")
@@ -294,18 +330,17 @@ def render_inventory(fig: dict, f: Filters, *, key: str) -> None:
                           step=1, key=f"{key}_cover_low")
     high = c2.number_input("Overstock above (days of cover)", min_value=1, max_value=3650, value=P.OVERSTOCK_DAYS,
                            step=10, key=f"{key}_cover_high")
-    risk, over = P.stockout_risk(inv, low), P.overstock(inv, high)
     k1, k2, k3, k4 = st.columns(4)
-    k1.metric("Products with stock data", f"{len(inv):,}", border=True,
-              help=f"{int((inv['on_hand'] > 0).sum()):,} of them in stock.")
-    k2.metric("Stock-out risk", f"{len(risk):,}", border=True,
+    k1.metric("Products with stock data", f"{sm['products']:,}", border=True,
+              help=f"{sm['in_stock']:,} of them in stock.")
+    k2.metric("Stock-out risk", f"{sm['risk']:,}", border=True,
               help=f"Selling products with under {low} days of cover, out of stock ones included: "
-                   f"{int((risk['on_hand'] <= 0).sum()):,} are out of stock.")
-    k3.metric("Overstock", f"{len(over):,}", border=True,
+                   f"{sm['risk_out']:,} are out of stock.")
+    k3.metric("Overstock", f"{sm['over']:,}", border=True,
               help=f"Over {high} days of cover, or in stock with no sales in {window} days.")
-    k4.metric("Stock value at cost", format_value("gmv", inv["stock_value"].sum()), border=True,
-              help=f"On hand × unit cost; overstock holds {format_value('gmv', over['stock_value'].sum())}.")
-    dist = P.cover_distribution(inv)
+    k4.metric("Stock value at cost", format_value("gmv", sm["stock_value"]), border=True,
+              help=f"On hand × unit cost; overstock holds {format_value('gmv', sm['over_value'])}.")
+    dist = inv["distribution"]
     colors = [BAD, BAD, PALETTE[0], PALETTE[0], PALETTE[0], WARN, WARN, NEUTRAL]
     chart = go.Figure(go.Bar(x=dist["bucket"], y=dist["products"], marker_color=colors, text=dist["products"],
                              texttemplate="%{text:,}", textposition="outside", cliponaxis=False,
@@ -316,16 +351,17 @@ def render_inventory(fig: dict, f: Filters, *, key: str) -> None:
     st.plotly_chart(chart, key=f"{key}_chart_cover", width="stretch")
     render_downloads(dist.rename(columns={"bucket": "Days of cover", "products": "Products",
                                           "stock_value": "Stock value"}), "Days of cover", key=f"{key}_chart_cover_dl")
-    for title, rows, with_value, suffix, caption, none in (
-        ("Stock-out risk", risk, False, "stockout",
-         f"{len(risk):,} products sold in the last {window} days with under {low} days of cover or none in stock; "
+    for title, rows, total, with_value, suffix, caption, none in (
+        ("Stock-out risk", inv["stockout"], sm["risk"], False, "stockout",
+         f"{sm['risk']:,} products sold in the last {window} days with under {low} days of cover or none in stock; "
          "fewest days first.", f"No selling product is below {low} days of cover."),
-        ("Overstock", over, True, "overstock",
-         f"{len(over):,} products in stock with over {high} days of cover or no sales in {window} days; "
+        ("Overstock", inv["overstock"], sm["over"], True, "overstock",
+         f"{sm['over']:,} products in stock with over {high} days of cover or no sales in {window} days; "
          "most stock value first.", f"No product holds more than {high} days of cover."),
     ):
         st.subheader(title)
-        st.caption(caption)
+        shown = f" The first {len(rows):,} are listed." if len(rows) < total else ""
+        st.caption(caption + shown)
         if rows.empty:
             st.success(none)
         else:

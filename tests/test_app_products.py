@@ -82,18 +82,20 @@ def test_figures_shown_equal_the_analytics_figures(monkeypatch, database_url, en
     f = Filters.make(Period(*MONTH))
     as_of = MONTH[1]
     with engine.connect() as conn:
-        products = P.product_metrics(conn, f)
+        lists = P.product_lists(conn, f, min_gmv=200.0)
+        by_margin = P.product_lists(conn, f, metric="gross_margin", n=5)
         before = P.product_metrics(conn, f, f.compare)
         cats = P.category_metrics(conn, f)
-        inv = P.inventory_cover(conn, f, as_of)
+        inv = P.inventory_summary(conn, f, as_of)
+        inv_other = P.inventory_summary(conn, f, as_of, low=21, high=60)
     top, bottom = _tables(at, "Product")[:2]
-    want = P.with_change(P.rank(products, "gmv", 10), before, "product_id", "gmv")
+    want = P.with_change(lists["top"], before, "product_id", "gmv")
     assert list(top["Product"]) == list(want["name"]) and list(top["GMV"]) == list(want["gmv"])
     assert list(top["Change"]) == list(want["change"])
-    want = P.rank(products, "gmv", 10, bottom=True)
+    want = lists["bottom"]
     assert list(bottom["GMV"]) == list(want["gmv"]) and (want["orders"] > 0).all()
     page = texts(at)
-    assert f"{P.sold_count(products):,} products with at least one sale" in page
+    assert f"{lists['summary']['sold']:,} products with at least one sale" in page
     shown = _tables(at, "Share of GMV")[0].set_index("Category")
     assert shown["GMV"].to_dict() == cats.set_index("category")["gmv"].to_dict()
     assert shown["Orders"].to_dict() == cats.set_index("category")["orders"].to_dict()
@@ -102,25 +104,25 @@ def test_figures_shown_equal_the_analytics_figures(monkeypatch, database_url, en
     at.selectbox(key="pr_rank_metric").set_value("gross_margin")
     at.radio(key="pr_rank_n").set_value(5).run()
     top, bottom = _tables(at, "Product")[:2]
-    assert list(top["Gross margin"]) == list(P.rank(products, "gross_margin", 5)["gross_margin"])
-    assert list(bottom["Gross margin"]) == list(P.rank(products, "gross_margin", 5, bottom=True)["gross_margin"])
+    assert list(top["Gross margin"]) == list(by_margin["top"]["gross_margin"])
+    assert list(bottom["Gross margin"]) == list(by_margin["bottom"]["gross_margin"])
 
     # Inventory: counts and lists for the default thresholds, then for others.
     shown = _metrics(at)
-    assert shown["Stock-out risk"] == f"{len(P.stockout_risk(inv)):,}"
-    assert shown["Overstock"] == f"{len(P.overstock(inv)):,}"
-    assert shown["Stock value at cost"] == format_value("gmv", inv["stock_value"].sum())
+    assert shown["Stock-out risk"] == f"{inv['summary']['risk']:,}"
+    assert shown["Overstock"] == f"{inv['summary']['over']:,}"
+    assert shown["Stock value at cost"] == format_value("gmv", inv["summary"]["stock_value"])
     at.number_input(key="pr_cover_low").set_value(21)
     at.number_input(key="pr_margin_min_gmv").set_value(200.0)
     at.number_input(key="pr_cover_high").set_value(60).run()
     assert not at.exception
-    risk, over = P.stockout_risk(inv, 21), P.overstock(inv, 60)
-    assert _metrics(at)["Stock-out risk"] == f"{len(risk):,}"
+    risk, over = inv_other["stockout"], inv_other["overstock"]
+    assert _metrics(at)["Stock-out risk"] == f"{inv_other['summary']['risk']:,}"
     stock = _tables(at, "On hand")
     assert list(stock[0]["SKU"]) == list(risk["sku"]) and list(stock[1]["SKU"]) == list(over["sku"])
 
     # Margins above a GMV threshold.
-    high, low = P.margin_extremes(products, 200.0, 10)
+    high, low = lists["margin_high"], lists["margin_low"]
     margins = _tables(at, "Group")[0]
     assert list(margins["Gross margin"]) == list(high["gross_margin"]) + list(low["gross_margin"])
     assert (margins["GMV"] >= 200).all()

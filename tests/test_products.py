@@ -89,13 +89,17 @@ CASES = [(p, s) for p in PERIODS for s in ("no filter", "a category", "a vendor"
 
 @pytest.fixture(scope="module")
 def computed(engine, filter_sets):
-    """compute_products_page for every case, on rollups and on raw tables."""
+    """compute_products_page for every case, on rollups and on raw tables, with every product's
+    figures (product_metrics) under "products"."""
     out = {}
     with engine.connect() as conn:
         for pname, sname in CASES:
             f = Filters.make(PERIODS[pname], **filter_sets[sname])
-            out[pname, sname] = (P.compute_products_page(conn, f, tz=TZ, compare=True),
-                                 P.compute_products_page(conn, f, tz=TZ, use_rollups=False))
+            pages = (P.compute_products_page(conn, f, tz=TZ, compare=True),
+                     P.compute_products_page(conn, f, tz=TZ, use_rollups=False))
+            for page, use_rollups in zip(pages, (True, False)):
+                page["products"] = P.product_metrics(conn, f, tz=TZ, use_rollups=use_rollups)
+            out[pname, sname] = pages
     return out
 
 
@@ -146,28 +150,42 @@ def test_every_category_figure_equals_raw(raw, filter_sets, computed, pname, sna
     assert (cats.set_index("category")["units"] == units.reindex(cats["category"]).to_numpy()).all()
 
 
+def _ranked(want: pd.DataFrame, metric: str, n: int, *, bottom: bool = False) -> pd.DataFrame:
+    """The n highest (lowest) values of metric; ties: larger GMV first, then product id."""
+    pool = want[want[metric].notna() & ((want["orders"] > 0) if bottom else True)].reset_index()
+    pool = pool.sort_values([metric, "gmv", "product_id"], ascending=[bottom, False, True], kind="mergesort")
+    return pool.head(n)
+
+
 @pytest.mark.parametrize("pname,sname", CASES, ids=[f"{p}-{s}" for p, s in CASES])
-def test_top_and_bottom_products_by_every_metric(raw, filter_sets, computed, pname, sname):
+def test_top_and_bottom_products_by_every_metric(engine, raw, filter_sets, computed, pname, sname):
     period, dims = PERIODS[pname], filter_sets[sname]
-    products = computed[pname, sname][0]["products"]
+    f = Filters.make(period, **dims)
     want = _per(raw, period, dims, "product_id")
-    for metric in P.RANK_METRICS:
-        for n in (5, 10):
-            top = P.rank(products, metric, n)
-            wanted = want[metric].dropna().sort_values(ascending=False).head(n)
-            assert np.allclose(top[metric], wanted.to_numpy()), (metric, n)
-            bottom = P.rank(products, metric, n, bottom=True)
-            sold = want[want["orders"] > 0]
-            wanted = sold[metric].dropna().sort_values().head(n)
-            assert np.allclose(bottom[metric], wanted.to_numpy()), (metric, n, "bottom")
-            assert (bottom["orders"] > 0).all(), "bottom lists only products with a sale"
+    with engine.connect() as conn:
+        for metric in P.RANK_METRICS:
+            n = 5 if metric in ("aov", "orders") else 10
+            got = P.product_lists(conn, f, metric=metric, n=n, tz=TZ)
+            for bottom in (False, True):
+                lst = got["bottom" if bottom else "top"]
+                wanted = _ranked(want, metric, n, bottom=bottom)
+                assert np.allclose(lst[metric], wanted[metric].to_numpy(), rtol=1e-9), (metric, bottom)
+                # Equal values may come in either order from float sums: compare ids where values differ.
+                distinct = ~wanted[metric].round(9).duplicated(keep=False).to_numpy()
+                assert (lst["product_id"].to_numpy()[distinct] == wanted["product_id"].to_numpy()[distinct]).all()
+                if bottom:
+                    assert (lst["orders"] > 0).all(), "bottom lists only products with a sale"
+            assert got["summary"]["products"] == len(want)
+            assert got["summary"]["sold"] == int((want["orders"] > 0).sum())
     top, bottom = computed[pname, sname][0]["top"], computed[pname, sname][0]["bottom"]
     assert list(top["gmv"]) == sorted(top["gmv"], reverse=True) and list(bottom["gmv"]) == sorted(bottom["gmv"])
-    assert P.sold_count(products) == int((want["orders"] > 0).sum())
+    raw_page = computed[pname, sname][1]
+    for name in ("top", "bottom", "price_volume", "margin_high", "margin_low"):
+        pd.testing.assert_frame_equal(computed[pname, sname][0][name], raw_page[name], check_exact=False, rtol=1e-9)
 
 
 @pytest.mark.parametrize("pname,sname", CASES, ids=[f"{p}-{s}" for p, s in CASES])
-def test_price_vs_volume_and_margins(raw, filter_sets, computed, pname, sname):
+def test_price_vs_volume_and_margins(engine, raw, filter_sets, computed, pname, sname):
     period, dims = PERIODS[pname], filter_sets[sname]
     page = computed[pname, sname][0]
     want = _per(raw, period, dims, "product_id")
@@ -178,18 +196,26 @@ def test_price_vs_volume_and_margins(raw, filter_sets, computed, pname, sname):
     for r in pv.itertuples():
         assert _close(r.asp, sold.at[r.product_id, "gmv"] / sold.at[r.product_id, "units"])
         assert _close(r.units, sold.at[r.product_id, "units"])
-    for min_gmv in (0.0, 500.0):
-        high, low = P.margin_extremes(page["products"], min_gmv, 5)
-        pool = want[(want["gmv"] >= min_gmv) & (want["net_revenue"] > 0)]["gross_margin"].dropna()
-        assert np.allclose(high["gross_margin"], pool.sort_values(ascending=False).head(5).to_numpy())
-        rest = pool.drop(high["product_id"])
-        assert np.allclose(low["gross_margin"], rest.sort_values().head(5).to_numpy())
-        assert (high["gmv"] >= min_gmv).all() and (low["gmv"] >= min_gmv).all()
+    assert page["summary"]["priced"] == len(sold)
+    f = Filters.make(period, **dims)
+    with engine.connect() as conn:
+        for min_gmv in (0.0, 500.0):
+            got = P.product_lists(conn, f, min_gmv=min_gmv, margin_n=5, tz=TZ)
+            high, low = got["margin_high"], got["margin_low"]
+            pool = want[(want["gmv"] >= min_gmv) & (want["net_revenue"] > 0)]["gross_margin"].dropna()
+            assert got["summary"]["eligible"] == len(pool)
+            assert np.allclose(high["gross_margin"], pool.sort_values(ascending=False).head(5).to_numpy())
+            rest = pool.drop(high["product_id"])
+            assert np.allclose(low["gross_margin"], rest.sort_values().head(5).to_numpy())
+            assert (high["gmv"] >= min_gmv).all() and (low["gmv"] >= min_gmv).all()
+            assert not set(high["product_id"]) & set(low["product_id"])
+            for k in ("gmv", "refunded", "cost"):
+                assert _close(got["summary"][k], float(want[k].sum()))
 
 
 def test_year_has_more_products_than_the_scatter_shows(computed):
     page = computed["a year", "no filter"][0]
-    assert len(page["price_volume"]) == P.SCATTER_LIMIT < int((page["products"]["units"] > 0).sum())
+    assert len(page["price_volume"]) == P.SCATTER_LIMIT < page["summary"]["priced"]
 
 
 # --- inventory against raw snapshots ------------------------------------------------------------
@@ -233,12 +259,28 @@ def test_inventory_cover_equals_raw(engine, raw, filter_sets, as_of, sname):
         assert ((np.isinf(got["days_cover"])) == np.isinf(w)).all() and (got["days_cover"].isna() == w.isna()).all()
         finite = np.isfinite(w)
         assert np.allclose(got["days_cover"][finite], w[finite])
-        for low, high in ((7, 180), (14, 60)):
-            risk = set(want.index[(want["avg"] > 0) & ((want["on_hand"] == 0) | (want["cover"] < low))])
-            over = set(want.index[(want["on_hand"] > 0) & ((want["avg"] == 0) | (want["cover"] > high))])
-            assert set(P.stockout_risk(inv, low)["product_id"]) == risk
-            assert set(P.overstock(inv, high)["product_id"]) == over
-        assert P.cover_distribution(inv)["products"].sum() == len(inv), "every product in one bucket"
+    with engine.connect() as conn:
+        summaries = {(low, high, use_rollups): P.inventory_summary(conn, f, as_of, low=low, high=high, tz=TZ,
+                                                                   use_rollups=use_rollups)
+                     for low, high in ((7, 180), (14, 60)) for use_rollups in (True, False)}
+    for (low, high, _), got in summaries.items():
+        risk = want[(want["avg"] > 0) & ((want["on_hand"] == 0) | (want["cover"] < low))]
+        over = want[(want["on_hand"] > 0) & ((want["avg"] == 0) | (want["cover"] > high))]
+        assert set(got["stockout"]["product_id"]) == set(risk.index)
+        assert set(got["overstock"]["product_id"]) == set(over.index)
+        assert list(got["stockout"]["days_cover"]) == sorted(got["stockout"]["days_cover"])
+        stock_value = got["overstock"]["stock_value"]
+        assert list(stock_value) == sorted(stock_value, reverse=True)
+        sm = got["summary"]
+        assert (sm["products"], sm["risk"], sm["over"]) == (len(want), len(risk), len(over))
+        assert sm["risk_out"] == int((risk["on_hand"] == 0).sum())
+        assert sm["in_stock"] == int((want["on_hand"] > 0).sum())
+        # Buckets: counted here from the raw cover, with the page's labels.
+        c, selling = want["cover"], want["avg"] > 0
+        buckets = [selling & (want["on_hand"] <= 0), (c > 0) & (c < 7), (c >= 7) & (c < 30), (c >= 30) & (c < 90),
+                   (c >= 90) & (c <= 180), (c > 180) & np.isfinite(c), np.isinf(c), c.isna()]
+        assert list(got["distribution"]["bucket"]) == list(P.COVER_BUCKETS)
+        assert list(got["distribution"]["products"]) == [int(m.sum()) for m in buckets]
     # Snapshots are weekly: a date between two picks the earlier one.
     if as_of == LAST_DAY:
         assert (frames[0]["snapshot_date"] == SEED_END - timedelta(days=7)).all()
@@ -249,11 +291,15 @@ def test_empty_period(engine):
     with engine.connect() as conn:
         for use_rollups in (True, False):
             page = P.compute_products_page(conn, f, tz=TZ, use_rollups=use_rollups, compare=True)
-            for k in ("products", "top", "bottom", "categories", "price_volume", "inventory", "stockout", "overstock"):
+            for k in ("top", "bottom", "categories", "price_volume", "margin_high", "margin_low"):
                 assert page[k].empty, k
-            assert page["inventory"].attrs["first_snapshot"] == SEED_END - timedelta(weeks=11)
-            assert P.margin_extremes(page["products"], 0, 10)[0].empty
-            assert P.cover_distribution(page["inventory"])["products"].sum() == 0
+            assert page["summary"] == {"products": 0, "sold": 0, "priced": 0, "eligible": 0, "gmv": 0.0,
+                                       "refunded": 0.0, "cost": 0.0}
+            inv = page["inventory"]
+            assert inv["stockout"].empty and inv["overstock"].empty and inv["summary"]["products"] == 0
+            assert inv["summary"]["first_snapshot"] == SEED_END - timedelta(weeks=11)
+            assert inv["distribution"]["products"].sum() == 0
+            assert P.product_metrics(conn, f, tz=TZ, use_rollups=use_rollups).empty
 
 
 def test_raw_baseline_reads_raw_tables_only(engine):
@@ -276,9 +322,9 @@ def test_raw_baseline_reads_raw_tables_only(engine):
     assert not any("Fashion" in s for s in seen)
 
 
-def test_rank_refuses_unknown_metric(computed):
-    with pytest.raises(KeyError, match="cannot rank by"):
-        P.rank(computed["30 days", "no filter"][0]["products"], "sessions")
+def test_rank_refuses_unknown_metric(engine):
+    with engine.connect() as conn, pytest.raises(KeyError, match="cannot rank by"):
+        P.product_lists(conn, Filters.make(PERIODS["30 days"]), metric="sessions", tz=TZ)
 
 
 def test_change_text():
@@ -344,6 +390,9 @@ def test_inventory_edge_cases(empty_engine, rollups):
         tools = P.inventory_cover(conn, Filters.make(f.period, category=["Tools"]), date(2026, 11, 20), tz=TZ)
         web = P.inventory_cover(conn, Filters.make(f.period, channel=["mobile"]), date(2026, 11, 20), tz=TZ)
         before = P.inventory_cover(conn, f, date(2026, 10, 1), tz=TZ)
+        summary = P.inventory_summary(conn, f, date(2026, 11, 20), tz=TZ)
+        tight = P.inventory_summary(conn, f, date(2026, 11, 20), low=5, high=4, tz=TZ)
+        few = P.inventory_summary(conn, f, date(2026, 11, 20), limit=1, tz=TZ)
     assert list(inv.index) == [1, 2, 3, 4], "a snapshot after as_of is not used"
     assert inv.at[1, "units_window"] == 0 and np.isinf(inv.at[1, "days_cover"])
     assert inv.at[2, "on_hand"] == 0 and inv.at[2, "avg_daily_units"] == 0.5 and inv.at[2, "days_cover"] == 0
@@ -352,11 +401,12 @@ def test_inventory_edge_cases(empty_engine, rollups):
     assert inv.at[4, "units_window"] == 28 and inv.at[4, "avg_daily_units"] == 1 and inv.at[4, "days_cover"] == 5
     assert inv.at[4, "vendor"] == "Beta Tools" and inv.at[4, "category"] == "Tools"
     assert inv.at[1, "stock_value"] == 40 * 4
-    risk, over = P.stockout_risk(inv.reset_index()), P.overstock(inv.reset_index())
-    assert list(risk["product_id"]) == [2, 4], "zero stock first, then fewest days"
-    assert list(over["product_id"]) == [1], "stock and no sales in 28 days"
-    assert list(P.stockout_risk(inv.reset_index(), 5)["product_id"]) == [2], "5 days is not below 5"
-    assert set(P.overstock(inv.reset_index(), 4)["product_id"]) == {1, 4}
+    assert list(summary["stockout"]["product_id"]) == [2, 4], "zero stock first, then fewest days"
+    assert list(summary["overstock"]["product_id"]) == [1], "stock and no sales in 28 days"
+    assert list(tight["stockout"]["product_id"]) == [2], "5 days is not below 5"
+    assert set(tight["overstock"]["product_id"]) == {1, 4}
+    assert list(summary["distribution"]["products"]) == [1, 1, 0, 0, 0, 0, 1, 1], "2 out, 4 at 5 days, 1 ∞, 3 none"
+    assert list(few["stockout"]["product_id"]) == [2] and few["summary"]["risk"] == 2, "the list is cut, not the count"
     # As of 5 Nov the 1 Nov snapshot counts (window 5 Oct – 1 Nov: 10 + 100 units; the cancelled 99 never).
     assert early.at[4, "snapshot_date"] == date(2026, 11, 1) and early.at[4, "units_window"] == 110
     assert set(early.index) == {4}, "products whose first snapshot is later are not listed"

@@ -5,8 +5,8 @@ import streamlit as st
 
 from components import loaders
 from components.filters import render_filter_bar
-from components.product_widgets import (load_products, render_inventory, render_margins, render_price_volume,
-                                        render_rankings)
+from components.product_widgets import (controls, load_inventory, load_products, render_inventory, render_margins,
+                                        render_price_volume, render_rankings)
 
 st.title("Products")
 f = render_filter_bar(key="pr")
@@ -17,8 +17,10 @@ fresh = loaders.freshness()
 st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else "")
            + (f" · data as of {fresh['refreshed_at']:%d %b %H:%M}" if fresh.get("refreshed_at") else ""))
 as_of = min(f.period.end, loaders.local_today())
+c = controls("pr")
 with st.spinner("Loading product figures…"):
-    fig = load_products(f, as_of, loaders.version())
+    fig = load_products(f, c["metric"], c["n"], c["min_gmv"], c["margin_n"], loaders.version())
+    inventory = load_inventory(f, as_of, c["low"], c["high"], loaders.version())
 
 rankings, price, margins, stock = st.tabs(["Rankings", "Price vs volume", "Margins", "Inventory"])
 with rankings:
@@ -28,4 +30,4 @@ with price:
 with margins:
     render_margins(fig, f, key="pr")
 with stock:
-    render_inventory(fig, f, key="pr")
+    render_inventory(inventory, f, key="pr")
