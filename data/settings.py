@@ -20,6 +20,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("DEMO_ORDERS", "1000000", "Order lines that `make run` seeds into an empty database."),
     ("ROLLUP_REFRESH_SECONDS", "180", "How often the scheduler folds new and changed orders into the rollups."),
     ("HEARTBEAT_SECONDS", "30", "How often the scheduler writes its heartbeat row."),
+    ("CUSTOMER_SCORES_AT", "02:30", "Local time (HH:MM in APP_TIMEZONE) of the nightly customer scores (RFM, clusters, CLV) as of the day before."),
     ("AUTH_COOKIE_KEY", "", "Secret (32+ characters) that signs login cookies; also read from AUTH_COOKIE_KEY in .streamlit/secrets.toml. Required outside demo mode."),
     ("DEMO_MODE", "auto", "`auto`: on when DATABASE_URL is empty. In demo mode a missing cookie key is generated into DATA_DIR and `make run` creates demo users."),
     ("SESSION_DAYS", "7", "Days a login lasts before the user must sign in again."),
@@ -54,6 +55,14 @@ def _positive_int(name: str) -> int:
     return value
 
 
+def _clock(name: str) -> str:
+    raw = _env(name)
+    hh, sep, mm = raw.partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+        raise SettingsError(f"{name}={raw!r} is not a time of day; write HH:MM, such as 02:30")
+    return f"{int(hh):02d}:{mm}"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -74,6 +83,7 @@ class Settings:
     login_window_minutes: int = 15
     login_lock_minutes: int = 15
     trust_forwarded_for: bool = False
+    customer_scores_at: str = "02:30"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -121,6 +131,7 @@ def load_settings() -> Settings:
         login_window_minutes=_positive_int("LOGIN_WINDOW_MINUTES"),
         login_lock_minutes=_positive_int("LOGIN_LOCK_MINUTES"),
         trust_forwarded_for=_bool("TRUST_FORWARDED_FOR"),
+        customer_scores_at=_clock("CUSTOMER_SCORES_AT"),
     )
 
 

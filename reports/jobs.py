@@ -6,14 +6,17 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from analytics.customer_scores import compute_scores, store_scores
+from analytics.filters import Filters, Period
 from data.auth import prune_login_attempts
-from data.rollups import refresh_rollups
+from data.rollups import refresh_rollups, rollup_status
+from data.settings import load_settings
 
 log = logging.getLogger("reports.scheduler")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -85,6 +88,44 @@ def refresh_job(conn: Connection) -> str:
 def prune_job(conn: Connection) -> str:
     """Deletes login attempts older than 30 days (the audit log keeps its rows)."""
     return f"{prune_login_attempts(conn)} old login attempts deleted"
+
+
+def customer_scores_due(conn: Connection, now: datetime | None = None) -> date | None:
+    """Returns the as-of date the nightly customer scores are due for (yesterday, local time),
+    or None: before CUSTOMER_SCORES_AT, when a run for that date is stored, or within an hour of a
+    failed run. A missed night is caught up by the next check."""
+    settings = load_settings()
+    local = (now or datetime.now(timezone.utc)).astimezone(settings.tz)
+    if local.strftime("%H:%M") < settings.customer_scores_at:
+        return None
+    as_of = local.date() - timedelta(days=1)
+    done = conn.execute(sa.text("SELECT max(as_of) FROM mart.customer_score_runs")).scalar()
+    if done is not None and done >= as_of:
+        return None
+    # A failed run is retried an hour later, not at every check.
+    failed = conn.execute(sa.text("""
+        SELECT 1 FROM app.job_runs WHERE job = 'customer_scores' AND ok IS FALSE
+          AND started_at > CAST(:now AS timestamptz) - interval '1 hour' LIMIT 1"""),
+        {"now": now or datetime.now(timezone.utc)}).first()
+    return None if failed else as_of
+
+
+def customer_scores_job(conn: Connection, now: datetime | None = None,
+                        progress: Callable[[float, str], None] | None = None) -> str:
+    """Computes and stores every customer's scores as of yesterday when they are due; progress is
+    called between the steps (the scheduler writes its heartbeat there)."""
+    as_of = customer_scores_due(conn, now)
+    if as_of is None:  # another replica stored them while this one waited
+        return "up to date"
+    started = datetime.now(timezone.utc)
+    tz = load_settings().timezone
+    scores = compute_scores(conn, Filters.make(Period(as_of, as_of)), as_of, tz=tz, progress=progress)
+    run_id = store_scores(conn, scores, started_at=started, rollup_version=rollup_status(conn)["version"])
+    took = (datetime.now(timezone.utc) - started).total_seconds()
+    log.info("customer scores: run %s, %s customers as of %s (%s) in %.1f s", run_id, scores.customers, as_of,
+             scores.status, took)
+    return (f"run {run_id}: {scores.customers:,} customers as of {as_of}, {scores.status}"
+            f"{': ' + scores.message if scores.message else ''}, {took:.1f} s")
 
 
 def fetch_scheduler_status(conn: Connection, *, failures_days: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

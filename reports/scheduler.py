@@ -1,7 +1,7 @@
 """The companion process: python -m reports.scheduler [--once].
 
-Writes a heartbeat and folds new and changed orders into the rollups every few minutes; later
-issues add exports and alerts. Stops cleanly on Ctrl-C or SIGTERM after the job in hand.
+Writes a heartbeat and folds new and changed orders into the rollups every few minutes, and
+stores the customer scores once a night (CUSTOMER_SCORES_AT); later issues add exports and alerts. Stops cleanly on Ctrl-C or SIGTERM after the job in hand.
 """
 from __future__ import annotations
 
@@ -52,14 +52,30 @@ def run(once: bool = False) -> int:
     beat = lambda: jobs.heartbeat(engine, {"refresh_every_s": settings.rollup_refresh_seconds})  # noqa: E731
     refresh = lambda: jobs.run_job(engine, "refresh_rollups", jobs.refresh_job, lock="refresh_rollups")  # noqa: E731
     prune = lambda: jobs.run_job(engine, "prune_login_attempts", jobs.prune_job, lock="prune_login_attempts")  # noqa: E731
+
+    def scores() -> None:
+        try:
+            with engine.connect() as conn:
+                due = jobs.customer_scores_due(conn)
+        except sa.exc.SQLAlchemyError as ex:
+            log.error("could not check the customer scores: %s", getattr(ex, "orig", ex))
+            return
+        if due is not None:
+            # Minutes on large data: the heartbeat is written between its steps.
+            jobs.run_job(engine, "customer_scores", lambda c: jobs.customer_scores_job(c, progress=lambda *_: beat()),
+                         lock="customer_scores")
+
     beat()
     refresh()
     prune()
+    scores()
     if once:
         return 0
     schedule.every(settings.heartbeat_seconds).seconds.do(beat)
     schedule.every(settings.rollup_refresh_seconds).seconds.do(refresh)
     schedule.every(6).hours.do(prune)
+    # Checked often, run once a night: a missed night (the process was down) is caught up.
+    schedule.every(5).minutes.do(scores)
     log.info("scheduler %s running: rollups every %ss", jobs.WORKER, settings.rollup_refresh_seconds)
     while not stop["now"]:
         try:

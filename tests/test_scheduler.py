@@ -107,3 +107,30 @@ def test_heartbeat_survives_an_unreachable_database():
     eng = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/x", connect_args={"connect_timeout": 2})
     assert jobs.heartbeat(eng) is False
     assert jobs.run_job(eng, "x", lambda c: "never") is False
+
+
+def test_customer_scores_run_once_a_night_after_their_time(empty_engine, monkeypatch):
+    from datetime import date, datetime, timezone
+    monkeypatch.setenv("APP_TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("CUSTOMER_SCORES_AT", "03:00")
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(ORDER))
+        refresh_rollups(conn, timezone="Europe/Berlin")
+    before = datetime(2026, 3, 5, 1, 30, tzinfo=timezone.utc)   # 02:30 in Berlin
+    after = datetime(2026, 3, 5, 2, 30, tzinfo=timezone.utc)    # 03:30 in Berlin
+    with empty_engine.connect() as conn:
+        assert jobs.customer_scores_due(conn, before) is None
+        assert jobs.customer_scores_due(conn, after) == date(2026, 3, 4)
+    assert jobs.run_job(empty_engine, "customer_scores", lambda c: jobs.customer_scores_job(c, after),
+                        lock="customer_scores")
+    with empty_engine.connect() as conn:
+        run = conn.execute(sa.text("SELECT as_of, customers, status, message FROM mart.customer_score_runs")).one()
+        assert run.as_of == date(2026, 3, 4) and run.customers == 1 and run.status == "too_little_data"
+        assert "needed to fit the purchase model" in run.message
+        assert conn.execute(sa.text("SELECT rfm_segment FROM mart.customer_scores")).scalar() is not None
+        message = conn.execute(sa.text("SELECT message FROM app.job_runs WHERE job = 'customer_scores'")).scalar()
+        assert message.startswith("run ") and "1 customers as of 2026-03-04, too_little_data" in message
+        # Stored: not due again that day; a replica that waited on the lock finds it done.
+        assert jobs.customer_scores_due(conn, after) is None
+    with empty_engine.connect() as conn:
+        assert jobs.customer_scores_job(conn, after) == "up to date"
