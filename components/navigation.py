@@ -30,6 +30,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("views/sales.py", "Sales", ":material/trending_up:", "sales", EVERYONE, "Analysis"),
     PageSpec("views/vendors.py", "Vendors", ":material/storefront:", "vendors", EVERYONE, "Analysis"),
     PageSpec("views/products.py", "Products", ":material/inventory_2:", "products", EVERYONE, "Analysis"),
+    PageSpec("views/customers.py", "Customers", ":material/groups:", "customers", EVERYONE, "Analysis"),
     PageSpec("views/account.py", "My account", ":material/person:", "account", EVERYONE, "Account"),
     PageSpec("views/admin.py", "Admin", ":material/admin_panel_settings:", "admin", ADMINS, "Administration"),
 )

@@ -13,6 +13,7 @@ from analytics.filters import COMPARISONS, Filters
 from analytics.metrics import format_value
 from components import loaders
 from components.downloads import render_downloads
+from components.tables import table_height
 from components.theme import HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 
 # st.column_config number formats per metric format (as components/tables.py uses them).
@@ -65,15 +66,10 @@ def _metric_column(key: str):
     return _number(P.metric_label(key), P.metric_fmt(key), P.metric_help(key))
 
 
-def _fit(rows: int, most: int = 20) -> int:
-    """Returns a table height showing up to `most` rows without scrolling."""
-    return 35 * (min(max(rows, 1), most) + 1) + 2
-
-
 def _show(frame: pd.DataFrame, name: str, *, key: str, config: dict, most: int = 20) -> None:
     """Draws a table with its column formats and the CSV/Excel download of what it shows."""
     st.dataframe(frame, key=key, hide_index=True, width="stretch", column_config=config,
-                 height=_fit(len(frame), most))
+                 height=table_height(len(frame), most))
     render_downloads(frame, name, key=f"{key}_dl")
 
 

@@ -37,3 +37,8 @@ def render_ranked_table(df: pd.DataFrame, metrics: tuple[str, ...], *, key: str)
     if "Change" in df:
         config["Change"] = st.column_config.TextColumn("Change", help="Against the comparison period")
     st.dataframe(df, key=key, hide_index=True, column_config=config, width="stretch")
+
+
+def table_height(rows: int, most: int = 20) -> int:
+    """Returns a st.dataframe height showing up to `most` rows without scrolling."""
+    return 35 * (min(max(rows, 1), most) + 1) + 2
