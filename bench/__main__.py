@@ -150,16 +150,99 @@ def pages_section(sizes: list[int], pages: dict, started: datetime) -> str:
     return "\n".join(lines + [PAGES_END]) + "\n"
 
 
-def write_pages_section(section: str) -> None:
-    """Replaces the pages section of RESULTS.md (or appends it), leaving the rest as measured."""
+def write_section(section: str, begin: str = PAGES_BEGIN, end: str = PAGES_END) -> None:
+    """Replaces a marked section of RESULTS.md (or appends it), leaving the rest as measured."""
     text = OUT.read_text() if OUT.exists() else "# Benchmark results\n"
-    if PAGES_BEGIN in text:
-        head, rest = text.split(PAGES_BEGIN, 1)
-        text = head + section + rest.split(PAGES_END, 1)[1].lstrip("\n")
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     OUT.write_text(text)
-    log(f"wrote the pages section of {OUT.relative_to(ROOT)}")
+    log(f"wrote the {begin} section of {OUT.relative_to(ROOT)}")
+
+
+def write_pages_section(section: str) -> None:
+    write_section(section, PAGES_BEGIN, PAGES_END)
+
+
+CUSTOMERS_BEGIN, CUSTOMERS_END = "<!-- customers:begin -->", "<!-- customers:end -->"
+
+
+def bench_customers(url: str, reps: int) -> dict:
+    """Times the nightly customer scores (compute and store) and the customers page's reads of the
+    stored run, side by side with computing the page's figures live."""
+    from datetime import timedelta
+
+    from analytics import customer_scores as S
+    from analytics.filters import Filters, Period
+    from analytics.kpis import data_bounds
+
+    eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
+    with eng.connect() as conn:
+        as_of = data_bounds(conn, "UTC")[1]
+    f = Filters.make(Period(as_of, as_of))
+    with eng.begin() as conn:
+        started = datetime.now(timezone.utc)
+        t = time.perf_counter()
+        scores = S.compute_scores(conn, f, as_of, tz="UTC")
+        compute_s = time.perf_counter() - t
+        t = time.perf_counter()
+        S.store_scores(conn, scores, started_at=started, rollup_version=None)
+        store_s = time.perf_counter() - t
+    log(f"  customer scores: {scores.customers:,} customers, compute {compute_s:.1f} s, store {store_s:.1f} s, "
+        f"steps {scores.timings}")
+
+    def page():  # what the customers page reads with its default controls
+        with eng.connect() as conn:
+            stored = S.load_stored(conn)
+            risk = S.stored_at_risk(conn, stored.run_id)
+            S.customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
+            top = S.stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
+            S.customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
+        return stored
+
+    def live():
+        with eng.connect() as conn:
+            return S.compute_scores(conn, f, as_of, previous=as_of - timedelta(days=S.MOVEMENT_DAYS), tz="UTC")
+
+    page_s, _ = timed(page, reps)
+    live_s, _ = timed(live, 1, budget_s=1)
+    log(f"  customers page: stored {page_s*1000:.0f} ms, live {live_s:.1f} s, {page_s / live_s:.4f}×")
+    eng.dispose()
+    return {"customers": scores.customers, "compute_s": compute_s, "store_s": store_s, "steps": scores.timings,
+            "page_ms": page_s * 1000, "live_s": live_s, "status": scores.status,
+            "error": (scores.validation or {}).get("error")}
+
+
+def customers_section(sizes: list[int], results: dict, started: datetime) -> str:
+    lines = [CUSTOMERS_BEGIN, "## Customer scores and the customers page", "",
+             f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. The nightly job "
+             "(`compute_scores` for every customer: summary and RFM in SQL, cohorts, BG/NBD and Gamma-Gamma fits, "
+             "P(alive), expected purchases and 12-month CLV, holdout validation, KMeans with k by silhouette; then "
+             "`store_scores`), and the page's reads of the stored run (`load_stored`, the at-risk list of 1,000, "
+             "the 100 customers with the highest CLV, and their details) side by side with computing the same "
+             "figures live.", "",
+             "| order lines | customers | nightly compute | store | per 500k customers | page (stored) | live | "
+             "stored / live | targets |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for n in sizes:
+        r = results.get(n)
+        if not r:
+            continue
+        per = (r["compute_s"] + r["store_s"]) / r["customers"] * 500_000
+        ok = ""
+        if n == max(sizes):
+            ok = (f"scores ≤ 60 s per 500k {'✅' if per <= 60 else '❌'}; "
+                  f"page ≤ 1 s {'✅' if r['page_ms'] <= 1000 else '❌'}")
+        lines.append(f"| {n:,} | {r['customers']:,} | {r['compute_s']:.1f} s | {r['store_s']:.1f} s | {per:.1f} s | "
+                     f"{r['page_ms']:,.0f} ms | {r['live_s']:.1f} s | {r['page_ms'] / 1000 / r['live_s']:.4f}× | {ok} |")
+    lines += ["", "Steps of the nightly computation (ms):", ""]
+    for n in sizes:
+        if results.get(n):
+            r = results[n]
+            lines.append(f"- {n:,} lines: " + ", ".join(f"{k} {v:,}" for k, v in r["steps"].items())
+                         + (f"; holdout total error {r['error']:+.1%}" if r.get("error") is not None else ""))
+    return "\n".join(lines + [CUSTOMERS_END]) + "\n"
 
 
 def bench_app_memory(url: str) -> int:
@@ -267,22 +350,30 @@ def main() -> int:
     p.add_argument("--no-browser", action="store_true", help="skip the app memory measurement")
     p.add_argument("--pages-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the pages section")
+    p.add_argument("--customers-only", action="store_true",
+                   help="reuse the bench databases (migrate + refresh) and rewrite only the customers section")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
-    if args.pages_only:
-        pages = {}
+    if args.pages_only or args.customers_only:
+        pages, customers = {}, {}
         for n in sizes:
             url = admin.replace("/postgres?", f"/bench_{n}?")
             env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
             for cmd in (["migrate"], ["refresh"]):
                 took, _ = run_measured([sys.executable, "-m", "data", *cmd], env)
                 log(f"{n:,} lines: {cmd[0]} {took:.1f} s")
-            pages[n] = bench_pages(url, args.reps)
-        write_pages_section(pages_section(sizes, pages, started))
+            if args.pages_only:
+                pages[n] = bench_pages(url, args.reps)
+            if args.customers_only:
+                customers[n] = bench_customers(url, args.reps)
+        if args.pages_only:
+            write_pages_section(pages_section(sizes, pages, started))
+        if args.customers_only:
+            write_section(customers_section(sizes, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
         return 0
-    seeds, overview, memory, pages = {}, {}, {}, {}
+    seeds, overview, memory, pages, customers = {}, {}, {}, {}, {}
     for n in sizes:
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
@@ -293,11 +384,13 @@ def main() -> int:
         log(f"  seed: {seeds[n][0]:.1f} s, peak {seeds[n][1] / 2**20:.0f} MiB")
         overview[n] = bench_overview(url, args.reps)
         pages[n] = bench_pages(url, args.reps)
+        customers[n] = bench_customers(url, args.reps)
         if not args.no_browser:
             memory[n] = bench_app_memory(url)
             log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
     write_results(sizes, seeds, overview, memory, started)
     write_pages_section(pages_section(sizes, pages, started))
+    write_section(customers_section(sizes, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
     return 0
 
 
