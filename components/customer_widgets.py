@@ -377,7 +377,7 @@ def render_top_value(s: S.CustomerScores, *, key: str) -> None:
         "Customer": rows["name"], "Customer ID": rows["customer_id"], "Country": rows["country"],
         "Segment": rows["segment"], "RFM segment": rows["rfm_segment"], "Main vendor": rows["main_vendor"],
         "CLV, next 12 months": rows["clv_12m"], "Expected purchases, 30 days": rows["expected_30"],
-        "90 days": rows["expected_90"], "365 days": rows["expected_365"], "P(alive)": rows["p_alive"],
+        "Expected, 90 days": rows["expected_90"], "Expected, 365 days": rows["expected_365"], "P(alive)": rows["p_alive"],
         "Expected value per purchase": rows["expected_value"], "Past GMV": rows["gmv"],
         "Purchase days": rows["purchase_days"]})
     _table(table, "Highest expected value", key=f"{key}_top_clv", most=12, config={
@@ -385,7 +385,8 @@ def render_top_value(s: S.CustomerScores, *, key: str) -> None:
         "CLV, next 12 months": _eur("CLV, next 12 months"), "Expected value per purchase": _eur(
             "Expected value per purchase", "Gamma-Gamma: their own average blended with everyone's"),
         "Expected purchases, 30 days": _num("Expected purchases, 30 days", "%.2f"),
-        "90 days": _num("90 days", "%.2f"), "365 days": _num("365 days", "%.2f"), "P(alive)": _pct("P(alive)"),
+        "Expected, 90 days": _num("Expected, 90 days", "%.2f"),
+        "Expected, 365 days": _num("Expected, 365 days", "%.2f"), "P(alive)": _pct("P(alive)"),
         "Past GMV": _eur("Past GMV")})
     st.download_button("Every customer's scores (CSV)", lambda: _every_customer_csv(s),
                        file_name="customer_scores.csv", mime="text/csv", key=f"{key}_all_scores",

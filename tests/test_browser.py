@@ -148,3 +148,25 @@ def test_sales_bar_click_focuses_the_rest_of_the_page(served_app, browser):
     page.get_by_role("button", name="Clear focus").click()
     page.get_by_text("The page below the breakdown is focused on").wait_for(state="detached", timeout=60_000)
     context.close()
+
+
+def test_customers_page_and_the_at_risk_download(served_app, browser):
+    context, page = _deep_link_login(browser, served_app + "/customers", "viewer")
+    page.get_by_text("Segments and their rules").wait_for(timeout=120_000)
+    assert not page.get_by_test_id("stException").count()
+    page.get_by_role("tab", name="At risk").click()
+    page.get_by_text("past GMV at risk").wait_for(timeout=60_000)
+    # The tab's download buttons are drawn once the page has finished running.
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
+    button = page.locator("[data-testid=stDownloadButton] button:visible", has_text="CSV").first
+    try:
+        with page.expect_download(timeout=60_000) as info:
+            button.click()
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "customers_download_failed.png"), full_page=True)
+        raise
+    lines = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
+    assert lines[0].startswith("Customer,Customer ID,Country,Segment,RFM segment,Main vendor"), lines[0]
+    assert len(lines) > 2
+    page.screenshot(path=str(ARTIFACTS / "customers_at_risk.png"), full_page=True)
+    context.close()
