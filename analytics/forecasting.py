@@ -7,16 +7,23 @@ frame holds ds, yhat and the `interval` prediction interval (yhat_lower, yhat_up
 one (yhat_lower_95, yhat_upper_95); backtest holds MASE, sMAPE and interval coverage per model.
 
 Backtest: the last `folds` × horizon points are cut into `folds` consecutive windows of one full
-horizon each; for each, every model is fitted on everything before the window and forecasts it.
+horizon each, and when the history allows, the window one year before the forecast's is added (the
+same time of year: a model that misses Black Friday shows it there); for each window, every model
+is fitted on everything before it and forecasts it.
 "auto" picks the lowest mean MASE; on a tie the simpler model wins (seasonal naive, then ETS, then
 Prophet). MASE scales errors by the in-sample mean absolute seasonal difference of the fold's
 training data (Hyndman & Koehler 2006), so 1.0 means "as wrong as repeating last season".
+
+Intervals: each model's own bands (Prophet's are often too narrow) are rescaled so that the chosen
+model's interval would have held `interval` of its backtest errors (interval_scale, a split-
+conformal calibration on out-of-sample errors); the backtest table shows the models' own coverage.
 """
 from __future__ import annotations
 
 import logging
 import warnings
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -118,28 +125,49 @@ def fit_ets(y: np.ndarray, horizon: int, season: int, levels) -> dict:
     return out
 
 
+def thanksgiving(year: int) -> date:
+    """The fourth Thursday of November (US Thanksgiving)."""
+    first = date(year, 11, 1)
+    return first + timedelta(days=(3 - first.weekday()) % 7 + 21)
+
+
+def retail_events(first_year: int, last_year: int) -> pd.DataFrame:
+    """Marketplace events as Prophet holidays: the Black Friday week to Cyber Monday, and
+    Christmas to New Year (demand shifts before and drops on the days themselves)."""
+    rows = []
+    for year in range(first_year, last_year + 1):
+        rows.append({"holiday": "black_friday", "ds": pd.Timestamp(thanksgiving(year) + timedelta(days=1)),
+                     "lower_window": -4, "upper_window": 3})
+        rows.append({"holiday": "christmas", "ds": pd.Timestamp(date(year, 12, 25)),
+                     "lower_window": -11, "upper_window": 7})
+    return pd.DataFrame(rows)
+
+
 def fit_prophet(y: np.ndarray, ds: pd.DatetimeIndex, horizon: int, freq: str, levels, *,
                 country: str | None = None) -> dict:
-    """Prophet with weekly seasonality for daily data and yearly seasonality when the history
-    covers two years; country holidays when a country code is given."""
+    """Prophet with weekly seasonality for daily data, yearly seasonality from 18 months of history,
+    the retail events (retail_events) and, when a country code is given, its public holidays.
+    Seasonality is multiplicative for positive series (sales: the weekly swing grows with the level)."""
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
     logging.getLogger("prophet").setLevel(logging.WARNING)
     from prophet import Prophet
 
     years = (ds[-1] - ds[0]).days / 365.25
-    m = Prophet(weekly_seasonality=freq == "D", yearly_seasonality=years >= 2, daily_seasonality=False,
+    future = pd.date_range(ds[-1], periods=horizon + 1, freq=grid_freq(freq, ds[0]))[1:]
+    m = Prophet(weekly_seasonality=freq == "D", yearly_seasonality=years >= 1.5, daily_seasonality=False,
+                seasonality_mode="multiplicative" if (y > 0).all() else "additive",
+                holidays=retail_events(ds[0].year, future[-1].year) if freq == "D" else None,
                 interval_width=levels[0], uncertainty_samples=300)
     if country:
         m.add_country_holidays(country_name=country)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m.fit(pd.DataFrame({"ds": ds, "y": y}))
-        future = pd.DataFrame({"ds": pd.date_range(ds[-1], periods=horizon + 1, freq=grid_freq(freq, ds[0]))[1:]})
         out = {}
         for lv in levels:
             m.interval_width = lv
             np.random.seed(0)  # the intervals come from simulation: the same series, the same bands
-            p = m.predict(future)
+            p = m.predict(pd.DataFrame({"ds": future}))
             out["yhat"] = p["yhat"].to_numpy()
             out[lv] = (p["yhat_lower"].to_numpy(), p["yhat_upper"].to_numpy())
     return out
@@ -208,27 +236,42 @@ def _candidates(n: int, season: int, model: str) -> tuple[list[str], list[str]]:
     return wanted, notes
 
 
+YEAR = {"D": 364, "W": 52, "MS": 12}  # one year back in periods (364 days: the same weekdays)
+
+
+def backtest_cuts(n: int, horizon: int, freq: str, folds: int, min_train: int) -> list[int]:
+    """Returns where each backtest window starts: the last `folds` windows of one horizon, and,
+    when the history allows, the window one year before the forecast's, so that each model is also
+    judged on the same time of year (a Black Friday, a summer sale)."""
+    cuts = [n - k * horizon for k in range(folds, 0, -1)]
+    seasonal = n - YEAR[freq]
+    if cuts and seasonal >= min_train and seasonal + horizon <= cuts[0]:
+        cuts.insert(0, seasonal)
+    return cuts
+
+
 def backtest(y: np.ndarray, ds: pd.DatetimeIndex, horizon: int, freq: str, models: list[str], *,
              folds: int = DEFAULT_FOLDS, interval: float = 0.8, country: str | None = None,
-             nonnegative: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rolling-origin backtest: returns (per model: mase, smape, coverage, folds; the forecasts)."""
+             nonnegative: bool = True, min_train: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rolling-origin backtest over backtest_cuts: returns (per model: mean mase, smape, coverage
+    and the number of windows; the forecasts of every window)."""
     season = FREQS[freq]
     rows, fc = [], []
-    for k in range(folds, 0, -1):
-        cut = len(y) - k * horizon
+    cuts = backtest_cuts(len(y), horizon, freq, folds, 2 * season if min_train is None else min_train)
+    for fold, cut in enumerate(cuts, start=1):
         train, test = y[:cut], y[cut:cut + horizon]
         for name in models:
             try:
                 out = _fit(name, train, ds[:cut], horizon, freq, (interval,), country)
             except Exception as ex:  # noqa: BLE001 - a model failing on a fold counts as failed, not fatal
-                rows.append({"model": name, "fold": folds - k + 1, "failed": f"{type(ex).__name__}: {ex}"})
+                rows.append({"model": name, "fold": fold, "failed": f"{type(ex).__name__}: {ex}"})
                 continue
             yhat, (lo, hi) = out["yhat"], out[interval]
             if nonnegative:
                 yhat, lo, hi = np.maximum(yhat, 0), np.maximum(lo, 0), np.maximum(hi, 0)
-            rows.append({"model": name, "fold": folds - k + 1, "mase": mase(test, yhat, train, season),
+            rows.append({"model": name, "fold": fold, "mase": mase(test, yhat, train, season),
                          "smape": smape(test, yhat), "coverage": coverage(test, lo, hi)})
-            fc.append(pd.DataFrame({"model": name, "fold": folds - k + 1, "ds": ds[cut:cut + horizon], "y": test,
+            fc.append(pd.DataFrame({"model": name, "fold": fold, "ds": ds[cut:cut + horizon], "y": test,
                                     "yhat": yhat, "yhat_lower": lo, "yhat_upper": hi}))
     per_fold = pd.DataFrame(rows)
     if per_fold.empty or "mase" not in per_fold:
@@ -278,7 +321,7 @@ def forecast(history: pd.DataFrame, horizon: int, *, freq: str = "D", model: str
             notes.append(f"The history allows {usable_folds} backtest window(s) of {horizon} {FREQ_LABELS[freq]}s, "
                          f"not {folds}.")
         bt, bt_fc = backtest(y, ds, horizon, freq, candidates, folds=usable_folds, interval=interval,
-                             country=country, nonnegative=nonneg)
+                             country=country, nonnegative=nonneg, min_train=min_train)
     else:
         notes.append(f"The history is too short for a backtest of {horizon} {FREQ_LABELS[freq]}s; "
                      "accuracy cannot be measured.")
@@ -293,6 +336,15 @@ def forecast(history: pd.DataFrame, horizon: int, *, freq: str = "D", model: str
                      "the seasonal-naive baseline is shown instead.")
         chosen = "seasonal_naive" if len(y) >= 2 * season else "naive"
         out = _fit(chosen, y, ds, horizon, freq, levels, country)
+    scale = interval_scale(bt_fc, chosen, interval)
+    if scale is not None:
+        yhat = out["yhat"]
+        for lv in levels:
+            lo, hi = out[lv]
+            out[lv] = (yhat - scale * (yhat - lo), yhat + scale * (hi - yhat))
+        if abs(scale - 1) > 0.05:
+            notes.append(f"The intervals were {'widened' if scale > 1 else 'narrowed'} ×{scale:.2f} so that the "
+                         f"{interval:.0%} interval would have held {interval:.0%} of the backtest's actual values.")
     future = pd.date_range(ds[-1], periods=horizon + 1, freq=grid_freq(freq, ds[0]))[1:]
     frame = pd.DataFrame({"ds": future, "yhat": out["yhat"], "yhat_lower": out[interval][0],
                           "yhat_upper": out[interval][1], "yhat_lower_95": out[0.95][0],
@@ -303,6 +355,28 @@ def forecast(history: pd.DataFrame, horizon: int, *, freq: str = "D", model: str
             notes.append("Negative forecasts were clipped at 0.")
         frame[cols] = frame[cols].clip(lower=0)
     return Forecast(frame, chosen, bt, reason, notes, bt_fc, h)
+
+
+MIN_CALIBRATION_POINTS = 20
+
+
+def interval_scale(bt_fc: pd.DataFrame | None, model: str, interval: float) -> float | None:
+    """Returns the factor that makes model's `interval` interval hold that share of its backtest
+    errors (a split-conformal calibration), or None with fewer than MIN_CALIBRATION_POINTS.
+
+    Each backtest error is divided by the distance from the forecast to the band on its side; the
+    `interval` quantile of those ratios is the factor (1: calibrated; above 1: the model's bands
+    were too narrow). Clamped to [0.5, 5]."""
+    if bt_fc is None or bt_fc.empty:
+        return None
+    g = bt_fc[bt_fc["model"] == model]
+    above = (g["y"] >= g["yhat"]).to_numpy()
+    dist = np.where(above, g["yhat_upper"] - g["yhat"], g["yhat"] - g["yhat_lower"])
+    ok = dist > 0
+    if ok.sum() < MIN_CALIBRATION_POINTS:
+        return None
+    ratio = np.abs(g["y"] - g["yhat"]).to_numpy()[ok] / dist[ok]
+    return float(np.clip(np.quantile(ratio, interval), 0.5, 5.0))
 
 
 def _choose(bt: pd.DataFrame, candidates: list[str], model: str) -> tuple[str, str]:

@@ -20,6 +20,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("DEMO_ORDERS", "1000000", "Order lines that `make run` seeds into an empty database."),
     ("ROLLUP_REFRESH_SECONDS", "180", "How often the scheduler folds new and changed orders into the rollups."),
     ("HEARTBEAT_SECONDS", "30", "How often the scheduler writes its heartbeat row."),
+    ("FORECASTS_AT", "03:00", "Local time (HH:MM in APP_TIMEZONE) of the nightly forecasts of the total and the top vendors and categories."),
     ("CUSTOMER_SCORES_AT", "02:30", "Local time (HH:MM in APP_TIMEZONE) of the nightly customer scores (RFM, clusters, CLV) as of the day before."),
     ("AUTH_COOKIE_KEY", "", "Secret (32+ characters) that signs login cookies; also read from AUTH_COOKIE_KEY in .streamlit/secrets.toml. Required outside demo mode."),
     ("DEMO_MODE", "auto", "`auto`: on when DATABASE_URL is empty. In demo mode a missing cookie key is generated into DATA_DIR and `make run` creates demo users."),
@@ -84,6 +85,7 @@ class Settings:
     login_lock_minutes: int = 15
     trust_forwarded_for: bool = False
     customer_scores_at: str = "02:30"
+    forecasts_at: str = "03:00"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -132,6 +134,7 @@ def load_settings() -> Settings:
         login_lock_minutes=_positive_int("LOGIN_LOCK_MINUTES"),
         trust_forwarded_for=_bool("TRUST_FORWARDED_FOR"),
         customer_scores_at=_clock("CUSTOMER_SCORES_AT"),
+        forecasts_at=_clock("FORECASTS_AT"),
     )
 
 

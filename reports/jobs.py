@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics.customer_scores import compute_scores, store_scores
+from analytics.forecast_series import run_nightly
 from analytics.filters import Filters, Period
 from data.auth import prune_login_attempts
 from data.rollups import refresh_rollups, rollup_status
@@ -90,24 +92,52 @@ def prune_job(conn: Connection) -> str:
     return f"{prune_login_attempts(conn)} old login attempts deleted"
 
 
-def customer_scores_due(conn: Connection, now: datetime | None = None) -> date | None:
-    """Returns the as-of date the nightly customer scores are due for (yesterday, local time),
-    or None: before CUSTOMER_SCORES_AT, when a run for that date is stored, or within an hour of a
-    failed run. A missed night is caught up by the next check."""
-    settings = load_settings()
-    local = (now or datetime.now(timezone.utc)).astimezone(settings.tz)
-    if local.strftime("%H:%M") < settings.customer_scores_at:
+def _nightly_due(conn: Connection, job: str, at: str, done_sql: str, days_back: int,
+                 now: datetime | None) -> date | None:
+    """Returns the date a nightly job is due for (local today − days_back), or None: before `at`
+    (local HH:MM), when done_sql (the latest date done) reached it, or within an hour of a failed
+    run. A missed night is caught up by the next check."""
+    now = now or datetime.now(timezone.utc)
+    local = now.astimezone(load_settings().tz)
+    if local.strftime("%H:%M") < at:
         return None
-    as_of = local.date() - timedelta(days=1)
-    done = conn.execute(sa.text("SELECT max(as_of) FROM mart.customer_score_runs")).scalar()
-    if done is not None and done >= as_of:
+    target = local.date() - timedelta(days=days_back)
+    done = conn.execute(sa.text(done_sql)).scalar()
+    if done is not None and done >= target:
         return None
     # A failed run is retried an hour later, not at every check.
     failed = conn.execute(sa.text("""
-        SELECT 1 FROM app.job_runs WHERE job = 'customer_scores' AND ok IS FALSE
-          AND started_at > CAST(:now AS timestamptz) - interval '1 hour' LIMIT 1"""),
-        {"now": now or datetime.now(timezone.utc)}).first()
-    return None if failed else as_of
+        SELECT 1 FROM app.job_runs WHERE job = :job AND ok IS FALSE
+          AND started_at > CAST(:now AS timestamptz) - interval '1 hour' LIMIT 1"""), {"job": job, "now": now}).first()
+    return None if failed else target
+
+
+def customer_scores_due(conn: Connection, now: datetime | None = None) -> date | None:
+    """Returns the as-of date the nightly customer scores are due for (yesterday, local time), or
+    None: before CUSTOMER_SCORES_AT, when a run for that date is stored, or within an hour of a
+    failed run."""
+    return _nightly_due(conn, "customer_scores", load_settings().customer_scores_at,
+                        "SELECT max(as_of) FROM mart.customer_score_runs", 1, now)
+
+
+def forecasts_due(conn: Connection, now: datetime | None = None) -> date | None:
+    """Returns the run date the nightly forecasts are due for (today, local time), or None: before
+    FORECASTS_AT, when they are stored for today, or within an hour of a failed run."""
+    return _nightly_due(conn, "forecasts", load_settings().forecasts_at,
+                        "SELECT max(run_date) FROM mart.forecast_runs", 0, now)
+
+
+def forecasts_job(conn: Connection, now: datetime | None = None, progress: Callable | None = None) -> str:
+    """Forecasts the total and the top vendors and categories (see analytics.forecast_series)."""
+    run_date = forecasts_due(conn, now)
+    if run_date is None:
+        return "up to date"
+    started = time.perf_counter()
+    r = run_nightly(conn, run_date, tz=load_settings().timezone, progress=progress)
+    took = time.perf_counter() - started
+    log.info("forecasts for %s: %s of %s series stored in %.1f s", run_date, r["stored"], r["series"], took)
+    return (f"{run_date}: {r['stored']} of {r['series']} series stored in {took:.1f} s"
+            + (f"; not forecast: {'; '.join(r['messages'])}" if r["messages"] else ""))
 
 
 def customer_scores_job(conn: Connection, now: datetime | None = None,

@@ -1,7 +1,8 @@
 """The companion process: python -m reports.scheduler [--once].
 
 Writes a heartbeat and folds new and changed orders into the rollups every few minutes, and
-stores the customer scores once a night (CUSTOMER_SCORES_AT); later issues add exports and alerts. Stops cleanly on Ctrl-C or SIGTERM after the job in hand.
+stores the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT); later
+issues add exports and alerts. Stops cleanly on Ctrl-C or SIGTERM after the job in hand.
 """
 from __future__ import annotations
 
@@ -53,22 +54,28 @@ def run(once: bool = False) -> int:
     refresh = lambda: jobs.run_job(engine, "refresh_rollups", jobs.refresh_job, lock="refresh_rollups")  # noqa: E731
     prune = lambda: jobs.run_job(engine, "prune_login_attempts", jobs.prune_job, lock="prune_login_attempts")  # noqa: E731
 
-    def scores() -> None:
-        try:
-            with engine.connect() as conn:
-                due = jobs.customer_scores_due(conn)
-        except sa.exc.SQLAlchemyError as ex:
-            log.error("could not check the customer scores: %s", getattr(ex, "orig", ex))
-            return
-        if due is not None:
-            # Minutes on large data: the heartbeat is written between its steps.
-            jobs.run_job(engine, "customer_scores", lambda c: jobs.customer_scores_job(c, progress=lambda *_: beat()),
-                         lock="customer_scores")
+    def nightly(name: str, due, job):
+        """Returns a check that runs job once its night has come (see jobs._nightly_due). Such jobs
+        take minutes on large data: the heartbeat is written between their steps."""
+        def run_if_due() -> None:
+            try:
+                with engine.connect() as conn:
+                    if due(conn) is None:
+                        return
+            except sa.exc.SQLAlchemyError as ex:
+                log.error("could not check whether %s is due: %s", name, getattr(ex, "orig", ex))
+                return
+            jobs.run_job(engine, name, lambda c: job(c, progress=lambda *_: beat()), lock=name)
+        return run_if_due
+
+    scores = nightly("customer_scores", jobs.customer_scores_due, jobs.customer_scores_job)
+    forecasts = nightly("forecasts", jobs.forecasts_due, jobs.forecasts_job)
 
     beat()
     refresh()
     prune()
     scores()
+    forecasts()
     if once:
         return 0
     schedule.every(settings.heartbeat_seconds).seconds.do(beat)
@@ -76,6 +83,7 @@ def run(once: bool = False) -> int:
     schedule.every(6).hours.do(prune)
     # Checked often, run once a night: a missed night (the process was down) is caught up.
     schedule.every(5).minutes.do(scores)
+    schedule.every(5).minutes.do(forecasts)
     log.info("scheduler %s running: rollups every %ss", jobs.WORKER, settings.rollup_refresh_seconds)
     while not stop["now"]:
         try:

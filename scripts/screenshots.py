@@ -66,6 +66,7 @@ PAGES = {
     "customers_cohorts": ("/customers", _tall(1900, _tab("Cohorts", "Younger cohorts have had less time")), True),
     "customers_value": ("/customers", _tall(1500, _tab("Lifetime value", "How right is it")), True),
     "customers_risk": ("/customers", _tall(1400, _tab("At risk", "past GMV at risk")), True),
+    "forecasting": ("/forecasting", _tall(2600, _charts("Earlier forecasts against the actuals", 2)), True),
     "sales": ("/sales", _charts("Numbers by bucket", 4), True),
     "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
     "account": ("/account", _ready_text("Change password"), True),

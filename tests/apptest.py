@@ -53,3 +53,15 @@ def texts(at: AppTest) -> str:
     parts = [e.value for e in (*at.title, *at.markdown, *at.error, *at.info, *at.success, *at.caption,
                                *at.subheader, *at.warning)]
     return "\n".join(str(p) for p in parts)
+
+
+def open_page(monkeypatch, url: str, role: str, url_path: str) -> AppTest:
+    """Returns an AppTest logged in as role on the page registered under url_path."""
+    at = open_url(login(monkeypatch, url, role), url_path)
+    assert not at.exception, at.exception
+    return at
+
+
+def table_with(at: AppTest, column: str):
+    """Returns the first table on the page that has column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)

@@ -11,19 +11,17 @@ from streamlit.testing.v1 import AppTest
 from analytics import customer_scores as S
 from analytics.filters import Filters, Period
 from components.loaders import local_today
-from tests.apptest import login, open_url, texts
+from tests.apptest import open_page, table_with, texts
 
 EARLY = (date(2023, 11, 21), date(2023, 11, 23))  # the first days of data: a few dozen customers
 
 
 def _page(monkeypatch, database_url, role: str) -> AppTest:
-    at = open_url(login(monkeypatch, database_url, role), "customers")
-    assert not at.exception, at.exception
-    return at
+    return open_page(monkeypatch, database_url, role, "customers")
 
 
 def _segments(at: AppTest):
-    return next(d.value for d in at.dataframe if "Rule" in d.value.columns)
+    return table_with(at, "Rule")
 
 
 def _default_period() -> Period:
@@ -44,13 +42,13 @@ def test_every_role_sees_the_figures_computed_for_the_period(monkeypatch, databa
     page = texts(at)
     assert "Computed for this period" in page and f"{want.customers:,} customers" in page
     # The at-risk list is the same customers, in the same order, with their main vendor.
-    risk = next(d.value for d in at.dataframe if "Value at risk" in d.value.columns)
+    risk = table_with(at, "Value at risk")
     assert risk["Customer ID"].tolist() == S.at_risk(want.scores)["customer_id"].tolist()
     assert risk["Main vendor"].notna().all()
     # Validation and clusters are shown.
-    validation = next(d.value for d in at.dataframe if "Predicted per customer" in d.value.columns)
+    validation = table_with(at, "Predicted per customer")
     assert validation["Customers"].sum() == want.validation["customers"]
-    clusters = next(d.value for d in at.dataframe if "In words" in d.value.columns)
+    clusters = table_with(at, "In words")
     assert len(clusters) == want.cluster_k["k"]
 
 
@@ -68,7 +66,7 @@ def test_filters_and_a_set_number_of_clusters(monkeypatch, database_url, engine)
     assert "Computed for the dimension filters" in texts(at)
     at.selectbox(key="cu_k").set_value(3).run()
     assert not at.exception, at.exception
-    clusters = next(d.value for d in at.dataframe if "In words" in d.value.columns)
+    clusters = table_with(at, "In words")
     assert clusters["Cluster"].tolist() == [1, 2, 3]
     for split in ("acquisition_channel", "segment"):
         at.selectbox(key="cu_cohort_split").set_value(split).run()
@@ -105,7 +103,7 @@ def test_the_page_reads_the_nightly_run(monkeypatch, database_url, stored_run):
     at = _page(monkeypatch, database_url, "viewer")
     assert "Scores from the nightly run" in texts(at)
     assert _segments(at)["Customers"].tolist() == scores.segments["customers"].tolist()
-    risk = next(d.value for d in at.dataframe if "Value at risk" in d.value.columns)
+    risk = table_with(at, "Value at risk")
     assert risk["Customer ID"].tolist() == S.at_risk(scores.scores)["customer_id"].tolist()
     # A filter leaves the store for a live computation.
     at.sidebar.multiselect(key="cu_region").set_value(["Europe"])

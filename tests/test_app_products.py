@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from analytics import products as P
 from analytics.filters import Filters, Period
 from analytics.metrics import format_value
-from tests.apptest import login, open_url, texts
+from tests.apptest import open_page, texts
 
 MONTH = (date(2026, 10, 21), date(2026, 11, 19))
 YEAR = (date(2025, 11, 20), date(2026, 11, 19))
@@ -18,9 +18,7 @@ EMPTY = (date(2019, 1, 1), date(2019, 1, 31))
 
 
 def _page(monkeypatch, database_url, role: str) -> AppTest:
-    at = open_url(login(monkeypatch, database_url, role), "products")
-    assert not at.exception, at.exception
-    return at
+    return open_page(monkeypatch, database_url, role, "products")
 
 
 def _choose(at: AppTest, span: tuple[date, date], **dims) -> AppTest:

@@ -150,23 +150,44 @@ def test_sales_bar_click_focuses_the_rest_of_the_page(served_app, browser):
     context.close()
 
 
+def _download(page, label: str):
+    """Clicks the visible download button `label` and returns the download. A rerun between drawing
+    the button and the click (the cookie component triggers one after a login) retires the
+    button's file; the next drawing has a fresh one, so the click is retried."""
+    for attempt in range(4):
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
+        button = page.locator("[data-testid=stDownloadButton] button:visible", has_text=label).first
+        try:
+            with page.expect_download(timeout=15_000) as info:
+                button.click()
+            return info
+        except Exception:
+            if attempt == 3:
+                page.screenshot(path=str(ARTIFACTS / "download_failed.png"), full_page=True)
+                raise
+            page.wait_for_timeout(1000)
+
+
 def test_customers_page_and_the_at_risk_download(served_app, browser):
     context, page = _deep_link_login(browser, served_app + "/customers", "viewer")
     page.get_by_text("Segments and their rules").wait_for(timeout=120_000)
     assert not page.get_by_test_id("stException").count()
     page.get_by_role("tab", name="At risk").click()
     page.get_by_text("past GMV at risk").wait_for(timeout=60_000)
-    # The tab's download buttons are drawn once the page has finished running.
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
-    button = page.locator("[data-testid=stDownloadButton] button:visible", has_text="CSV").first
-    try:
-        with page.expect_download(timeout=60_000) as info:
-            button.click()
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "customers_download_failed.png"), full_page=True)
-        raise
+    info = _download(page, "CSV")
     lines = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
     assert lines[0].startswith("Customer,Customer ID,Country,Segment,RFM segment,Main vendor"), lines[0]
     assert len(lines) > 2
     page.screenshot(path=str(ARTIFACTS / "customers_at_risk.png"), full_page=True)
+    context.close()
+
+
+def test_forecasting_page_shows_the_forecast_and_its_backtest(served_app, browser):
+    context, page = _deep_link_login(browser, served_app + "/forecasting", "viewer")
+    page.get_by_text("How wrong has each model been?").wait_for(timeout=120_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    assert not page.get_by_test_id("stException").count()
+    text = _texts(page)
+    assert "had the lowest MASE in the backtest" in text or "as chosen" in text
+    page.screenshot(path=str(ARTIFACTS / "forecasting.png"), full_page=True)
     context.close()

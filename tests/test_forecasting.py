@@ -43,15 +43,21 @@ def _truth(t):
     return 1000 + 2.0 * t + WEEK[t % 7]
 
 
-@pytest.mark.parametrize("model", ["ets", "prophet"])
-def test_models_recover_trend_and_weekly_seasonality(model):
+def _multiplicative(t):
+    return (1000 + 2.0 * t) * (1 + WEEK[t % 7] / 1000)
+
+
+# ETS models an additive weekly pattern; Prophet, on positive series, a multiplicative one (sales:
+# the weekly swing grows with the level).
+@pytest.mark.parametrize("model,truth", [("ets", _truth), ("prophet", _multiplicative)])
+def test_models_recover_trend_and_weekly_seasonality(model, truth):
     t = np.arange(730)
     rng = np.random.default_rng(3)
-    f = F.forecast(_series(_truth(t) + rng.normal(0, 3, 730)), 28, model=model)
+    f = F.forecast(_series(truth(t) + rng.normal(0, 3, 730)), 28, model=model)
     future = np.arange(730, 758)
     assert f.model == model
     # Within 1.5 % of the noiseless truth over four weeks: trend and weekday pattern both learned.
-    assert np.max(np.abs(f.frame["yhat"].to_numpy() / _truth(future) - 1)) < 0.015
+    assert np.max(np.abs(f.frame["yhat"].to_numpy() / truth(future) - 1)) < 0.015
     weekday = f.frame.groupby(f.frame["ds"].dt.dayofweek)["yhat"].mean()
     assert weekday.idxmax() == pd.Timestamp(DAYS[730 + int(np.argmax(WEEK[future % 7]))]).dayofweek
     assert (f.frame["yhat_lower"] < f.frame["yhat"]).all() and (f.frame["yhat"] < f.frame["yhat_upper"]).all()
@@ -81,21 +87,26 @@ def test_auto_picks_ets_for_a_random_walk():
     f = F.forecast(_series(y), 7, folds=5, nonnegative=False)
     bt = f.backtest.set_index("model")
     assert f.model == "ets" and bt.loc["ets", "mase"] < bt.loc["seasonal_naive", "mase"] < bt.loc["prophet", "mase"]
-    assert (bt["folds"] == 5).all()
+    # Five recent windows and the same window a year before.
+    assert (bt["folds"] == 6).all()
 
 
 def test_auto_picks_prophet_for_smooth_trend_and_two_seasonalities():
     t = np.arange(1095)
     rng = np.random.default_rng(1)
-    y = 1000 + 0.8 * t + 150 * np.sin(2 * np.pi * t / 7) + 100 * np.sin(2 * np.pi * t / 365.25) + rng.normal(0, 40, 1095)
+    level = 1000 + 0.8 * t
+    y = level * (1 + 0.15 * np.sin(2 * np.pi * t / 7) + 0.1 * np.sin(2 * np.pi * t / 365.25)) + rng.normal(0, 40, 1095)
     f = F.forecast(_series(y), 28)
     assert f.model == "prophet"
     bt = f.backtest.set_index("model")
     assert bt.loc["prophet", "mase"] < bt.loc["seasonal_naive", "mase"]
     assert 0.6 <= bt.loc["prophet", "coverage"] <= 0.95
     forecasts = f.backtest_forecasts
-    assert set(forecasts["model"]) == set(F.MODELS) and sorted(forecasts["fold"].unique()) == [1, 2, 3]
-    assert len(forecasts[forecasts["model"] == "prophet"]) == 3 * 28
+    # The window a year before the forecast's, then the last three.
+    assert set(forecasts["model"]) == set(F.MODELS) and sorted(forecasts["fold"].unique()) == [1, 2, 3, 4]
+    first = forecasts[forecasts["fold"] == 1]["ds"].min()
+    assert first == DAYS[1095 - 364]
+    assert len(forecasts[forecasts["model"] == "prophet"]) == 4 * 28
 
 
 # --- thin and bad input --------------------------------------------------------------------------
@@ -161,3 +172,29 @@ def test_bad_arguments_say_what_is_wrong(kwargs, message):
 def test_bad_history_says_what_is_wrong(history, message):
     with pytest.raises(F.ForecastError, match=message.replace("(", r"\(").replace(")", r"\)")):
         F.forecast(history, 7)
+
+
+def test_interval_scale_calibrates_on_backtest_errors():
+    # 20 forecasts of 10 with bands 9–11; errors 0.1, 0.2, … 2.0 in distance units of 1.
+    errors = np.arange(1, 21) / 10
+    y = 10 + np.where(np.arange(20) % 2 == 0, errors, -errors)
+    bt = pd.DataFrame({"model": "ets", "y": y, "yhat": 10.0, "yhat_lower": 9.0, "yhat_upper": 11.0})
+    assert F.interval_scale(bt, "ets", 0.8) == pytest.approx(np.quantile(errors, 0.8))
+    assert F.interval_scale(bt.head(19), "ets", 0.8) is None  # too few points to calibrate
+    assert F.interval_scale(bt, "prophet", 0.8) is None
+    # Errors far beyond the bands: the factor is capped.
+    assert F.interval_scale(bt.assign(y=1000.0), "ets", 0.8) == 5.0
+
+
+def test_too_narrow_intervals_are_widened_with_a_note():
+    t = np.arange(1095)
+    rng = np.random.default_rng(1)
+    y = 1000 + 0.8 * t + 150 * np.sin(2 * np.pi * t / 7) + 100 * np.sin(2 * np.pi * t / 365.25) + rng.normal(0, 40, 1095)
+    own = F.fit_prophet(y, pd.DatetimeIndex(DAYS), 28, "D", (0.8,))  # Prophet's own bands
+    f = F.forecast(_series(y), 28, model="prophet")
+    scale = F.interval_scale(f.backtest_forecasts, "prophet", 0.8)
+    width = (f.frame["yhat_upper"] - f.frame["yhat_lower"]).to_numpy()
+    own_width = own[0.8][1] - own[0.8][0]
+    assert scale is not None and np.allclose(width, own_width * scale, rtol=1e-6)
+    # The backtest's Prophet bands held too few actuals here: widened, and the page says so.
+    assert scale > 1.05 and any("widened" in n and "would have held 80% of the backtest" in n for n in f.notes)
