@@ -139,7 +139,7 @@ def _num(label: str, fmt: str = "%.1f", help: str | None = None):
 def render_too_thin(scores: S.CustomerScores) -> None:
     st.warning("Too little data to fit the lifetime-value models for these customers: "
                f"{scores.message}. RFM segments, clusters and cohorts below do not need the models; widen the "
-               "period or clear some filters for P(alive) and CLV.", icon="⚠️")
+               "period or clear some filters for P(alive) and CLV.", icon=":material/warning:")
 
 
 # --- segments -------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def render_segments(s: S.CustomerScores, *, key: str) -> None:
     seg = s.segments
     total = int(seg["customers"].sum())
     if not total:
-        st.info("No customers with a counted order up to this date for these filters.", icon="👤")
+        st.info("No customers with a counted order up to this date for these filters.", icon=":material/person_off:")
         return
     c = st.columns(4)
     c[0].metric("Customers", f"{total:,}", help="Customers with at least one counted order on or before the as-of date")
@@ -207,7 +207,7 @@ def render_segments(s: S.CustomerScores, *, key: str) -> None:
 def render_movement(s: S.CustomerScores, *, key: str) -> None:
     st.subheader("Movement between segments")
     if s.movement is None or s.movement.to_numpy().sum() == 0:
-        st.info("No customers to compare.", icon="👤")
+        st.info("No customers to compare.", icon=":material/person_off:")
         return
     m = s.movement
     st.caption(f"Customers by segment on {s.movement_from:%d %b %Y} (rows) and on {s.as_of:%d %b %Y} (columns); "
@@ -234,7 +234,7 @@ def render_movement(s: S.CustomerScores, *, key: str) -> None:
 def render_clusters(s: S.CustomerScores, *, key: str) -> None:
     ck = s.cluster_k
     if s.clusters is None or s.clusters.empty:
-        st.info(f"No clusters: {ck.get('how', 'too few customers')}.", icon="👥")
+        st.info(f"No clusters: {ck.get('how', 'too few customers')}.", icon=":material/group_off:")
         return
     sil = ck.get("silhouette") or {}
     st.markdown(f"**{ck['k']} clusters**, " + ("chosen by the best silhouette score over k = 2…8 "
@@ -285,7 +285,7 @@ def render_clusters(s: S.CustomerScores, *, key: str) -> None:
 def render_cohorts(s: S.CustomerScores, *, key: str) -> None:
     co = s.cohorts
     if co.cells.empty:
-        st.info("No cohorts: no customers for these filters.", icon="👥")
+        st.info("No cohorts: no customers for these filters.", icon=":material/group_off:")
         return
     c1, c2, c3 = st.columns(3)
     split = c1.selectbox("Split by", list(COHORT_SPLITS), format_func=COHORT_SPLITS.get, key=f"{key}_cohort_split")
@@ -343,7 +343,7 @@ def render_cohorts(s: S.CustomerScores, *, key: str) -> None:
 # --- lifetime value -------------------------------------------------------------------------------
 
 def _not_fitted() -> None:
-    st.info("Not available for these customers: too little data to fit the models (see above).", icon="ℹ️")
+    st.info("Not available for these customers: too little data to fit the models (see above).", icon=":material/info:")
 
 
 def render_lifetime_value(s: S.CustomerScores, *, key: str) -> None:
@@ -399,7 +399,7 @@ def render_validation(s: S.CustomerScores, *, key: str) -> None:
     v = s.validation or {}
     st.subheader("How right is it? Calibration and holdout")
     if not v or "unavailable" in v:
-        st.info(v.get("unavailable", "No validation for these customers."), icon="🧪")
+        st.info(v.get("unavailable", "No validation for these customers."), icon=":material/science:")
         return
     cal_end = date.fromisoformat(v["cal_end"])
     st.caption(f"The purchase model was fitted again on the history up to {cal_end:%d %b %Y} only, then asked how "
@@ -443,7 +443,7 @@ def render_at_risk(s: S.CustomerScores, *, key: str) -> None:
     limit = c3.selectbox("Rows", (100, 1000, 5000), index=1, key=f"{key}_risk_limit")
     rows = load_customers(s, "value_at_risk", float(p), tuple(segments), int(limit))
     if rows.empty:
-        st.info("No customer matches: raise the P(alive) threshold or choose other segments.", icon="✅")
+        st.info("No customer matches: raise the P(alive) threshold or choose other segments.", icon=":material/check_circle:")
         return
     table = pd.DataFrame({
         "Customer": rows["name"], "Customer ID": rows["customer_id"], "Country": rows["country"],

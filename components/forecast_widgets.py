@@ -94,7 +94,7 @@ def controls(*, key: str) -> tuple[FS.Series, int, str, str | None] | None:
         country = b.selectbox("Public holidays of (Prophet only)", [None, *values["country"]], key=f"{key}_holidays",
                               format_func=lambda v: "None" if v is None else v)
     if dim and not value:
-        st.info(f"Choose a {FS.FORECAST_DIMS[dim].lower()} to forecast.", icon="👆")
+        st.info(f"Choose a {FS.FORECAST_DIMS[dim].lower()} to forecast.", icon=":material/touch_app:")
         return None
     return FS.Series(metric, grain, dim, value), horizon, model, country
 
@@ -103,7 +103,7 @@ def controls(*, key: str) -> tuple[FS.Series, int, str, str | None] | None:
 
 def render_forecast(s: FS.Series, f: FC.Forecast, history: pd.DataFrame, *, key: str) -> None:
     label = FS.metric_label(s.metric)
-    st.markdown(f"**{FC.MODEL_LABELS[f.model]}** — {f.reason}")
+    st.markdown(f"**Model: {FC.MODEL_LABELS[f.model]}.** {f.reason}")
     for note in f.notes:
         st.caption(f"ℹ️ {note}")
     shown = history.tail(HISTORY_SHOWN[s.grain])
@@ -131,7 +131,7 @@ def render_backtest(s: FS.Series, f: FC.Forecast, *, key: str) -> None:
     st.subheader("How wrong has each model been? The backtest")
     bt = f.backtest
     if bt.empty:
-        st.info("The history is too short to backtest: accuracy cannot be measured yet.", icon="🧪")
+        st.info("The history is too short to backtest: accuracy cannot be measured yet.", icon=":material/science:")
         return
     st.caption("Each model was fitted on the history before a window of one full horizon and forecast it, for "
                "each of the last windows. MASE below 1 beats repeating the last season; sMAPE is the average "
@@ -147,8 +147,11 @@ def render_backtest(s: FS.Series, f: FC.Forecast, *, key: str) -> None:
     bf = f.backtest_forecasts
     if bf is None or bf.empty:
         return
-    actual = bf.drop_duplicates("ds")[["ds", "y"]].sort_values("ds")
-    chart = go.Figure([go.Scatter(x=actual["ds"], y=actual["y"], name="Actual", line=dict(color="#0f172a", width=1.5))])
+    # One actual line per window, so that the gap between windows is not drawn as a line.
+    chart = go.Figure()
+    for fold, g in bf.drop_duplicates(["fold", "ds"]).sort_values("ds").groupby("fold"):
+        chart.add_trace(go.Scatter(x=g["ds"], y=g["y"], name="Actual", legendgroup="actual", showlegend=bool(fold == 1),
+                                   line=dict(color="#0f172a", width=1.5)))
     for model, g in bf.groupby("model", sort=False):
         for fold, gf in g.groupby("fold"):
             chart.add_trace(go.Scatter(x=gf["ds"], y=gf["yhat"], name=FC.MODEL_LABELS[model], legendgroup=model,
@@ -167,7 +170,7 @@ def render_tracking(s: FS.Series, *, key: str) -> None:
     runs, points = load_realised(s, today, loaders.version())
     if runs.empty:
         st.info("No stored forecast of this series has met its actuals yet. The scheduler stores forecasts of "
-                "GMV and orders per day for the total and the top vendors and categories every night.", icon="🕰️")
+                "GMV and orders per day for the total and the top vendors and categories every night.", icon=":material/history:")
         return
     table = pd.DataFrame({"Made on": runs["run_date"], "Model": runs["model"].map(FC.MODEL_LABELS),
                           "Days with actuals": runs["points"], "Mean absolute error": runs["mae"],

@@ -20,7 +20,7 @@ series, horizon, model, country = picked
 try:
     forecast, source = W.load_forecast(series, horizon, model, country)
 except ForecastError as ex:
-    st.warning(f"This series cannot be forecast: {ex}.", icon="⚠️")
+    st.warning(f"This series cannot be forecast: {ex}.", icon=":material/warning:")
     st.stop()
 st.caption(source)
 history = W.load_history(series, loaders.local_today() - timedelta(days=1), loaders.version())
