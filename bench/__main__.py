@@ -328,6 +328,54 @@ def forecasts_section(sizes: list[int], results: dict, started: datetime) -> str
     return "\n".join(lines + [FORECASTS_END]) + "\n"
 
 
+QUERY_BEGIN, QUERY_END = "<!-- query:begin -->", "<!-- query:end -->"
+
+
+def bench_query(url: str, reps: int) -> dict:
+    """Times run_query on SELECT * FROM mart.order_items (capped at the UI's 10,000 rows) against
+    the same query with LIMIT 10000, and the Python memory each needs at its peak."""
+    import tracemalloc
+
+    from analytics.query import run_query
+    from data.settings import load_settings
+
+    eng = sa.create_engine(sa.engine.make_url(url).set(username=load_settings().analyst_role),
+                           connect_args={"options": "-c search_path=mart"})
+    out = {}
+    for name, sql in (("capped", "SELECT * FROM mart.order_items"), ("limit", "SELECT * FROM mart.order_items LIMIT 10000")):
+        secs, result = timed(lambda: run_query(sql, engine=eng, row_limit=10_000), reps)
+        tracemalloc.start()
+        run_query(sql, engine=eng, row_limit=10_000)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[name] = {"ms": secs * 1000, "rows": len(result.frame), "truncated": result.truncated, "peak": peak}
+        log(f"  query {name}: {secs*1000:.0f} ms, {len(result.frame):,} rows, peak {peak / 2**20:.1f} MiB")
+    with eng.connect() as conn:
+        out["lines"] = conn.execute(sa.text("SELECT count(*) FROM mart.order_items")).scalar()
+    eng.dispose()
+    return out
+
+
+def query_section(sizes: list[int], results: dict, started: datetime) -> str:
+    lines = [QUERY_BEGIN, "## Analysts' SQL: a capped SELECT * against the same query with LIMIT", "",
+             f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. "
+             "`analytics.query.run_query` (parser, analysts' role, read-only transaction, server-side cursor "
+             "fetched in batches of 5,000) on `SELECT * FROM mart.order_items` with the UI's cap of 10,000 "
+             "rows, and on the same query with `LIMIT 10000`; peak Python memory from tracemalloc.", "",
+             "| order lines | capped | with LIMIT | capped / LIMIT | peak memory capped | peak memory LIMIT | target |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
+    for n in sizes:
+        r = results.get(n)
+        if r:
+            ratio = r["capped"]["ms"] / r["limit"]["ms"]
+            ok = (f"≤ 2× {'✅' if ratio <= 2 else '❌'}" if n == max(sizes) else "")
+            lines.append(f"| {r['lines']:,} | {r['capped']['ms']:,.0f} ms ({r['capped']['rows']:,} rows"
+                         f"{', truncated' if r['capped']['truncated'] else ''}) | "
+                         f"{r['limit']['ms']:,.0f} ms | {ratio:.2f}× | {r['capped']['peak'] / 2**20:.1f} MiB | "
+                         f"{r['limit']['peak'] / 2**20:.1f} MiB | {ok} |")
+    return "\n".join(lines + [QUERY_END]) + "\n"
+
+
 def customers_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = [CUSTOMERS_BEGIN, "## Customer scores and the customers page", "",
              f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. The nightly job "
@@ -466,14 +514,16 @@ def main() -> int:
                    help="reuse the bench databases (migrate + refresh) and rewrite only the pages section")
     p.add_argument("--customers-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the customers section")
+    p.add_argument("--query-only", action="store_true",
+                   help="reuse the bench databases and rewrite only the analysts' SQL section")
     p.add_argument("--forecasts-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the forecasts section")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
-    if args.pages_only or args.customers_only or args.forecasts_only:
-        pages, customers, forecasts = {}, {}, {}
+    if args.pages_only or args.customers_only or args.forecasts_only or args.query_only:
+        pages, customers, forecasts, queries = {}, {}, {}, {}
         for n in sizes:
             url = admin.replace("/postgres?", f"/bench_{n}?")
             env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
@@ -486,6 +536,10 @@ def main() -> int:
                 customers[n] = bench_customers(url, args.reps)
             if args.forecasts_only:
                 forecasts[n] = bench_forecasts(url, args.reps)
+            if args.query_only:
+                queries[n] = bench_query(url, args.reps)
+        if args.query_only:
+            write_section(query_section(sizes, queries, started), QUERY_BEGIN, QUERY_END)
         if args.forecasts_only:
             write_section(forecasts_section(sizes, forecasts, started), FORECASTS_BEGIN, FORECASTS_END)
         if args.pages_only:
@@ -493,7 +547,7 @@ def main() -> int:
         if args.customers_only:
             write_section(customers_section(sizes, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
         return 0
-    seeds, overview, memory, pages, customers, forecasts = {}, {}, {}, {}, {}, {}
+    seeds, overview, memory, pages, customers, forecasts, queries = {}, {}, {}, {}, {}, {}, {}
     for n in sizes:
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
@@ -506,6 +560,7 @@ def main() -> int:
         pages[n] = bench_pages(url, args.reps)
         customers[n] = bench_customers(url, args.reps)
         forecasts[n] = bench_forecasts(url, args.reps)
+        queries[n] = bench_query(url, args.reps)
         if not args.no_browser:
             memory[n] = bench_app_memory(url)
             log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
@@ -513,6 +568,7 @@ def main() -> int:
     write_pages_section(pages_section(sizes, pages, started))
     write_section(customers_section(sizes, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
     write_section(forecasts_section(sizes, forecasts, started), FORECASTS_BEGIN, FORECASTS_END)
+    write_section(query_section(sizes, queries, started), QUERY_BEGIN, QUERY_END)
     return 0
 
 

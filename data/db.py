@@ -268,3 +268,25 @@ def copy_frame(conn, sql: str, params: dict | None = None, *, dates: tuple[str, 
     for c in dates:
         df[c] = pd.to_datetime(df[c], format="%Y-%m-%d").dt.date
     return df
+
+
+def analyst_url(settings: Settings | None = None) -> str:
+    """Returns the database URL with the analysts' login role (ANALYST_DB_ROLE and its password)."""
+    s = settings or load_settings()
+    u = make_url(database_url(s)).set(username=s.analyst_role, password=s.analyst_password or None)
+    return u.render_as_string(hide_password=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _analyst_engine(url: str, timezone: str) -> Engine:
+    # Its own small pool: analysts' queries never share connections with the app's.
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=3, max_overflow=2,
+        connect_args={"options": f"-c timezone={timezone} -c search_path=mart",
+                      "application_name": "marketplace-bi-sql"})
+
+
+def get_analyst_engine(settings: Settings | None = None) -> Engine:
+    """Returns the engine of the analysts' role, for analytics.query.run_query only."""
+    s = settings or load_settings()
+    return _analyst_engine(analyst_url(s), s.timezone)

@@ -1,0 +1,245 @@
+"""The safe runner of analysts' SQL: run_query(sql, params=None, *, row_limit=None, timeout_ms=None).
+
+Two locks on every query, each enough on its own:
+1. sqlglot parses it first (PostgreSQL dialect): exactly one statement, read-only (SELECT, WITH,
+   VALUES, set operations, EXPLAIN without ANALYZE), no data-modifying CTE, SELECT INTO, locking
+   clause or utility statement, no denied function (file and large-object access, dblink, *_to_xml,
+   set_config/current_setting, sequences, sleeping, signalling backends, advisory locks, server
+   address and version), tables only from schema mart.
+2. PostgreSQL runs it on the analysts' own login role (SELECT on mart only, no TEMP, role settings
+   read-only, statement_timeout, temp_file_limit, work_mem), in a READ ONLY transaction with its
+   own statement_timeout, through a separate connection pool: never a privileged connection.
+
+Rows are fetched in batches through a server-side cursor up to the row cap (QueryResult.truncated
+says when more were there) and a cap on their size in memory. Rejections raise QueryRejected,
+failures in PostgreSQL QueryFailed (both ValueError) with a message a person can act on.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+DEFAULT_ROW_LIMIT = 10_000
+DEFAULT_TIMEOUT_MS = 30_000
+DEFAULT_MAX_BYTES = 200 * 2**20
+FETCH_BATCH = 5_000
+ALLOWED_SCHEMAS = {"mart"}
+
+DENIED_FUNCTIONS = {
+    "set_config", "current_setting", "nextval", "setval", "version", "inet_server_addr", "inet_server_port",
+    "inet_client_addr", "inet_client_port", "txid_current", "pg_current_xact_id", "query_to_xml",
+    "table_to_xml", "schema_to_xml", "database_to_xml", "cursor_to_xml", "xmlexists", "pg_notify",
+    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_promote", "pg_log_backend_memory_contexts",
+    "dblink", "lo_import", "lo_export", "current_database_size",
+}
+DENIED_PREFIXES = ("pg_read_", "pg_ls_", "pg_stat_file", "lo_", "dblink", "pg_sleep", "pg_advisory", "pg_try_advisory",
+                   "pg_file_", "pg_rotate", "pg_switch", "pg_create_", "pg_drop_", "pg_replication", "pg_logical",
+                   "pg_backup", "pg_import", "pg_wal", "pg_export")
+DENIED_SUFFIXES = ("_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema")
+# Node types that change data, take locks or leave the statement: never in an analyst's query.
+FORBIDDEN_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Into,
+                   exp.Lock, exp.Copy, exp.Command, exp.Transaction, exp.Commit, exp.Rollback, exp.Set,
+                   exp.TruncateTable, exp.Grant)
+READ_ONLY_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
+_ANALYZE = re.compile(r"\banaly[sz]e\b", re.IGNORECASE)
+
+
+class QueryRejected(ValueError):
+    """The query was not run; the message says why and what to do."""
+
+
+class QueryFailed(ValueError):
+    """PostgreSQL refused or stopped the query; the message says why and where."""
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    frame: pd.DataFrame
+    truncated: bool
+    elapsed_ms: int
+    truncated_by: str | None = None   # "rows" or "bytes"
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    return node.sql(dialect="postgres").split("(")[0].strip().lower()
+
+
+def _denied(name: str) -> bool:
+    return (name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES) or name.endswith(DENIED_SUFFIXES))
+
+
+def _explain_body(sql: str) -> str | None:
+    """Returns the statement an EXPLAIN explains (raising if it would run it), or None."""
+    m = re.match(r"\s*explain\b\s*(\((?P<opts>[^)]*)\))?(?P<rest>.*)", sql, re.IGNORECASE | re.DOTALL)
+    if not m:
+        return None
+    opts, rest = m.group("opts") or "", m.group("rest")
+    words = re.match(r"\s*((?:analy[sz]e|verbose)\s+)*", rest, re.IGNORECASE)
+    if _ANALYZE.search(opts) or _ANALYZE.search(words.group(0) if words else ""):
+        raise QueryRejected("EXPLAIN ANALYZE runs the query; use EXPLAIN without ANALYZE to see the plan")
+    return rest[words.end():] if words else rest
+
+
+def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> str:
+    """Raises QueryRejected unless sql is one read-only statement over mart; returns the statement
+    to run (the statement itself, or for EXPLAIN the whole text)."""
+    if not sql or not sql.strip().strip(";").strip():
+        raise QueryRejected("the query is empty")
+    body = _explain_body(sql)
+    target = body if body is not None else sql
+    try:
+        statements = [s for s in sqlglot.parse(target, read="postgres") if s is not None]
+    except ParseError as ex:
+        first = ex.errors[0] if ex.errors else {}
+        where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
+        raise QueryRejected(f"the query could not be read{where}: {first.get('description', ex)}") from None
+    if len(statements) != 1:
+        raise QueryRejected(f"only one statement is allowed; this has {len(statements)}")
+    tree = statements[0]
+    if not isinstance(tree, READ_ONLY_ROOTS):
+        kind = tree.key.upper() if not isinstance(tree, exp.Command) else str(tree.this).upper()
+        raise QueryRejected(f"only SELECT, WITH, VALUES and EXPLAIN (without ANALYZE) can run; not {kind}")
+    for node in tree.walk():
+        if isinstance(node, FORBIDDEN_NODES):
+            what = "SELECT INTO" if isinstance(node, exp.Into) else \
+                "FOR UPDATE/SHARE locks" if isinstance(node, exp.Lock) else node.key.upper()
+            raise QueryRejected(f"{what} is not allowed: queries here only read data")
+        if isinstance(node, exp.Func) and _denied(name := _function_name(node)):
+            raise QueryRejected(f"function {name} is not allowed")
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        name, schema = str(table.name).lower(), str(table.db or "").lower()
+        if not name or isinstance(table.this, exp.Func):
+            continue  # a table function: its name was checked above
+        if schema:
+            if schema not in ALLOWED_SCHEMAS or table.catalog:
+                raise QueryRejected(f"table {schema}.{name} is not readable here: queries read schema mart only")
+        elif name not in ctes and (name.startswith("pg_") or (mart_tables is not None and name not in mart_tables)):
+            raise QueryRejected(f"there is no table {name} in schema mart")
+    return sql
+
+
+def _position(sql: str, position: int | None) -> str:
+    if not position:
+        return ""
+    before = sql[:position - 1]
+    line = before.count("\n") + 1
+    col = len(before) - (before.rfind("\n") + 1) + 1
+    return f" (line {line}, column {col})"
+
+
+def _error_position(conn, sql: str, params: dict | None) -> int | None:
+    """Returns where in sql PostgreSQL finds its error, or None.
+
+    A streamed query runs inside DECLARE … CURSOR FOR, so the position PostgreSQL reports counts
+    from that prefix; planning the query alone (EXPLAIN, which runs nothing) reports it again,
+    8 characters ("EXPLAIN ") after the query's start."""
+    try:
+        with conn.begin():
+            conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+            conn.execute(sa.text("EXPLAIN " + sql), params or {})
+    except sa.exc.DBAPIError as ex:
+        pos = getattr(getattr(ex.orig, "diag", None), "statement_position", None)
+        return int(pos) - 8 if pos and int(pos) > 8 else None
+    except sa.exc.SQLAlchemyError:
+        return None
+    return None
+
+
+def _failure(ex: sa.exc.DBAPIError, sql: str, timeout_ms: int, position: int | None = None) -> QueryFailed:
+    orig = ex.orig
+    diag = getattr(orig, "diag", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == "57014":
+        return QueryFailed(f"the query ran longer than {timeout_ms / 1000:g} s and was stopped; narrow it "
+                           "(a WHERE on a date, an aggregate) or raise the time limit")
+    if sqlstate == "42501":
+        return QueryFailed(f"permission denied: {getattr(diag, 'message_primary', orig)}; analysts' queries "
+                           "read schema mart only")
+    if sqlstate == "25006":
+        return QueryFailed("the query tried to change data; analysts' queries are read-only")
+    message = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
+    return QueryFailed(f"PostgreSQL: {message}{_position(sql, position)}")
+
+
+def _reset_session(conn) -> None:
+    """Undoes what a query may leave on its pooled connection: session settings (set_config(…,
+    false)) and session advisory locks. Both are allowed in a read-only transaction."""
+    try:
+        with conn.begin():
+            conn.execute(sa.text("RESET ALL"))
+            conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+    except sa.exc.DBAPIError:
+        conn.invalidate()  # a broken connection is not handed to the next analyst
+
+
+def _mart_tables(conn) -> set[str]:
+    return {r[0] for r in conn.execute(sa.text(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'mart'"))}
+
+
+def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = None, timeout_ms: int | None = None,
+              max_bytes: int | None = None, engine: sa.engine.Engine | None = None,
+              check: bool = True) -> QueryResult:
+    """Runs one read-only query of an analyst; see the module docstring.
+
+    params are bound (`:name` in the SQL), never formatted in. check=False skips the parser (for
+    tests that prove the database's own limits); the page never passes it."""
+    from data.db import get_analyst_engine
+
+    row_limit = DEFAULT_ROW_LIMIT if row_limit is None else int(row_limit)
+    timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
+    max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    if row_limit < 1 or timeout_ms < 1:
+        raise QueryRejected("the row limit and the time limit must be positive")
+    engine = engine or get_analyst_engine()
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        try:
+            conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+            conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"), {"t": f"{timeout_ms}ms"})
+            if check:
+                check_sql(sql, mart_tables=_mart_tables(conn))
+            # A server-side cursor fetches in batches (bounded memory); EXPLAIN cannot be DECLAREd.
+            streamed = not re.match(r"\s*explain\b", sql, re.IGNORECASE)
+            result = conn.execute(sa.text(sql).execution_options(stream_results=streamed, max_row_buffer=FETCH_BATCH),
+                                  params or {})
+            columns = list(result.keys())
+            batches, rows, size, truncated_by = [], 0, 0, None
+            while True:
+                chunk = result.fetchmany(min(FETCH_BATCH, row_limit + 1 - rows))
+                if not chunk:
+                    break
+                frame = pd.DataFrame([tuple(r) for r in chunk], columns=columns)
+                size += int(frame.memory_usage(deep=True).sum())
+                batches.append(frame)
+                rows += len(chunk)
+                if rows > row_limit:
+                    truncated_by = "rows"
+                    break
+                if size > max_bytes:
+                    truncated_by = "bytes"
+                    break
+            result.close()
+        except sa.exc.DBAPIError as ex:
+            conn.rollback()
+            raise _failure(ex, sql, timeout_ms, _error_position(conn, sql, params)) from None
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            _reset_session(conn)
+    frame = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=columns)
+    if truncated_by == "rows":
+        frame = frame.iloc[:row_limit]
+    return QueryResult(columns, frame, truncated_by is not None, round((time.perf_counter() - started) * 1000),
+                       truncated_by)

@@ -1,0 +1,162 @@
+"""The safe SQL runner: hostile inputs are rejected by the parser, and each is also refused or
+contained by PostgreSQL with the parser switched off; legitimate queries and hostile parameter
+values pass as they should; the data is unchanged afterwards."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from analytics.query import QueryFailed, QueryRejected, check_sql, run_query
+from data.settings import load_settings
+
+
+@pytest.fixture(scope="module")
+def analyst(database_url):
+    url = make_url(database_url).set(username=load_settings().analyst_role)
+    eng = sa.create_engine(url, connect_args={"options": "-c search_path=mart"})
+    yield eng
+    eng.dispose()
+
+
+def _fingerprint(engine) -> dict:
+    """Row counts and content hashes of every table in mart and app, and the schemas' objects."""
+    with engine.connect() as conn:
+        tables = conn.execute(sa.text("""
+            SELECT table_schema || '.' || table_name FROM information_schema.tables
+            WHERE table_schema IN ('mart', 'app') AND table_type = 'BASE TABLE' ORDER BY 1""")).scalars().all()
+        out = {"tables": tables,
+               "sequences": conn.execute(sa.text("SELECT sequencename, last_value FROM pg_sequences "
+                                                 "WHERE schemaname IN ('mart', 'app') ORDER BY 1")).all()}
+        for t in tables:
+            schema, name = t.split(".")
+            q = sa.text(f'SELECT count(*), COALESCE(sum(hashtext(x::text)::bigint), 0) FROM "{schema}"."{name}" x')
+            out[t] = tuple(conn.execute(q).one())
+    return out
+
+
+# (query, what the parser says, what PostgreSQL does with the parser off: "refused" raises
+# QueryFailed; "contained" runs without changing anything, within the limits)
+HOSTILE = [
+    ("WITH gone AS (DELETE FROM mart.orders RETURNING *) SELECT * FROM gone", "DELETE is not allowed", "refused"),
+    ("WITH x AS (UPDATE mart.orders SET status = 'paid' RETURNING 1) SELECT * FROM x", "UPDATE is not allowed",
+     "refused"),
+    ("WITH x AS (INSERT INTO mart.vendors (vendor_id) VALUES (-1) RETURNING 1) SELECT 1", "INSERT is not allowed",
+     "refused"),
+    ("SELECT 1; SELECT 2", "only one statement is allowed; this has 2", "refused"),
+    ("COMMIT; DROP TABLE mart.orders", "only one statement is allowed", "refused"),
+    ("EXPLAIN ANALYZE DELETE FROM mart.orders", "EXPLAIN ANALYZE runs the query", "refused"),
+    ("explain analyse select 1", "EXPLAIN ANALYZE runs the query", "contained"),
+    ("EXPLAIN (ANALYZE) SELECT * FROM mart.orders", "EXPLAIN ANALYZE runs the query", "contained"),
+    ("EXPLAIN (FORMAT JSON, ANALYZE TRUE) SELECT 1", "EXPLAIN ANALYZE runs the query", "contained"),
+    ("Explain Analyze Verbose select 1", "EXPLAIN ANALYZE runs the query", "contained"),
+    ("DO $$ BEGIN DELETE FROM mart.orders; END $$", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("COPY (SELECT 1) TO PROGRAM 'touch /tmp/mbi_pwned'", "can run; not COPY", "refused"),
+    ("SET ROLE postgres", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("RESET ROLE", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("SET statement_timeout = 0", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("SELECT lo_import('/etc/passwd')", "function lo_import is not allowed", "refused"),
+    ("SELECT pg_read_file('/etc/passwd')", "function pg_read_file is not allowed", "refused"),
+    ("SELECT * FROM dblink('host=localhost', 'select 1') AS t(a int)", "function dblink is not allowed", "refused"),
+    ("SELECT query_to_xml('select * from app.users', true, true, '')", "function query_to_xml is not allowed",
+     "refused"),
+    ("SELECT nextval('mart.forecast_runs_run_id_seq')", "function nextval is not allowed", "refused"),
+    ("SELECT set_config('statement_timeout', '0', false)", "function set_config is not allowed", "contained"),
+    ("SELECT current_setting('data_directory')", "function current_setting is not allowed", "refused"),
+    ("SELECT * FROM app.users", "table app.users is not readable here", "refused"),
+    ("SELECT * FROM pg_authid", "there is no table pg_authid in schema mart", "refused"),
+    ("SELECT rolname, rolpassword FROM pg_catalog.pg_authid", "table pg_catalog.pg_authid is not readable", "refused"),
+    ("SELECT pg_sleep(30)", "function pg_sleep is not allowed", "refused"),
+    ("SELECT pg_advisory_lock(42)", "function pg_advisory_lock is not allowed", "contained"),
+    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename <> current_user",
+     "function pg_terminate_backend is not allowed", "refused"),
+    ("SELECT * INTO mart.stolen FROM mart.orders", "SELECT INTO is not allowed", "refused"),
+    ("SELECT * FROM mart.orders FOR UPDATE", "FOR UPDATE/SHARE locks is not allowed", "refused"),
+    ("LOCK TABLE mart.orders", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("LISTEN mbi", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("PREPARE p AS DELETE FROM mart.orders", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("CALL some_procedure()", "only SELECT, WITH, VALUES and EXPLAIN", "refused"),
+    ("SELECT version()", "function version is not allowed", "contained"),
+    ("SELECT count(*) FROM mart.order_items a, mart.order_items b, mart.order_items c",
+     None, "refused"),  # legal SQL, far too big: stopped by the time limit
+    ("SELECT * FROM mart.order_items a, mart.order_items b", None, "contained"),  # 900M rows: capped
+]
+
+
+@pytest.mark.parametrize("sql,parser,database", HOSTILE, ids=[h[0][:40] for h in HOSTILE])
+def test_hostile_input_is_rejected_and_contained(engine, analyst, sql, parser, database):
+    before = _fingerprint(engine)
+    if parser is not None:
+        with pytest.raises(QueryRejected, match=parser.replace("(", r"\(").replace(")", r"\)")):
+            run_query(sql, engine=analyst)
+    # The database's own locks, with the parser switched off.
+    if database == "refused":
+        with pytest.raises(QueryFailed):
+            run_query(sql, engine=analyst, check=False, timeout_ms=1500)
+    else:
+        result = run_query(sql, engine=analyst, check=False, timeout_ms=5000, row_limit=1000)
+        assert len(result.frame) <= 1000
+    assert _fingerprint(engine) == before
+    # Nothing a query did lingers on the pooled connection: the next query has the usual limits.
+    with analyst.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 0
+    with pytest.raises(QueryFailed, match="longer than 1 s"):
+        run_query("SELECT pg_sleep(3)", engine=analyst, check=False, timeout_ms=1000)
+
+
+def test_at_least_25_hostile_inputs():
+    assert len(HOSTILE) >= 25
+
+
+@pytest.mark.parametrize("sql", [
+    "WITH daily AS (SELECT date_trunc('day', ordered_at) AS d, count(*) AS n FROM mart.orders GROUP BY 1) "
+    "SELECT d, n, avg(n) OVER (ORDER BY d ROWS 6 PRECEDING) FROM daily ORDER BY d",
+    "SELECT upper('lo_export') AS x",
+    "SELECT 'delete from mart.orders; drop table x' AS harmless -- delete everything\n",
+    "/* update all rows */ SELECT count(*) FROM orders",
+    "SELECT vendor_id, rank() OVER (ORDER BY sum(quantity) DESC) FROM order_items GROUP BY vendor_id",
+    "VALUES (1, 'a'), (2, 'b')",
+    "SELECT 1 UNION ALL SELECT 2",
+    "EXPLAIN SELECT * FROM mart.orders WHERE order_id = 1",
+    "select status, count(*) from orders group by status;",
+])
+def test_legitimate_queries_run(analyst, sql):
+    result = run_query(sql, engine=analyst)
+    assert len(result.frame) >= 1 and result.columns
+
+
+def test_currval_and_lookalike_names_pass_the_parser():
+    check_sql("SELECT currval('mart.forecast_runs_run_id_seq')")
+    check_sql("SELECT 'pg_sleep(10)' AS text, lower('SET ROLE') FROM mart.orders")
+
+
+def test_hostile_parameter_values_stay_values(engine, analyst):
+    before = _fingerprint(engine)
+    for value in ("'; DROP TABLE mart.orders; --", "1 OR 1=1", "$$; DELETE FROM mart.orders; $$", "\\'; --"):
+        r = run_query("SELECT CAST(:v AS text) AS v, count(*) AS n FROM mart.orders WHERE status = :v", {"v": value},
+                      engine=analyst)
+        assert r.frame["v"].tolist() == [value] and r.frame["n"].tolist() == [0]
+    assert _fingerprint(engine) == before
+
+
+def test_row_cap_and_byte_cap(analyst):
+    r = run_query("SELECT * FROM mart.order_items", engine=analyst, row_limit=2500)
+    assert len(r.frame) == 2500 and r.truncated and r.truncated_by == "rows"
+    r = run_query("SELECT * FROM mart.order_items", engine=analyst, row_limit=100_000, max_bytes=200_000)
+    assert r.truncated and r.truncated_by == "bytes" and len(r.frame) < 100_000
+    r = run_query("SELECT order_id FROM mart.orders ORDER BY order_id LIMIT 5", engine=analyst, row_limit=10)
+    assert not r.truncated and r.frame["order_id"].tolist() == sorted(r.frame["order_id"].tolist())
+
+
+@pytest.mark.parametrize("sql,message", [
+    ("", "the query is empty"),
+    ("  ;  ", "the query is empty"),
+    ("SELECT FROM WHERE (", "the query could not be read"),
+    ("SELECT nosuch FROM mart.orders", r"PostgreSQL: column \"nosuch\" does not exist \(line 1, column 8\)"),
+    ("SELECT 1\nFROM mart.orders\nWHERE missing_col = 1", r"\(line 3, column 7\)"),
+    ("SELECT * FROM mart.no_such_table", "there is no table|not readable|does not exist"),
+    ("SELECT * FROM nowhere", "there is no table nowhere in schema mart"),
+])
+def test_errors_name_what_is_wrong_and_where(analyst, sql, message):
+    with pytest.raises((QueryRejected, QueryFailed), match=message):
+        run_query(sql, engine=analyst)
