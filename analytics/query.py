@@ -243,3 +243,74 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
         frame = frame.iloc[:row_limit]
     return QueryResult(columns, frame, truncated_by is not None, round((time.perf_counter() - started) * 1000),
                        truncated_by)
+
+
+# --- parameters -------------------------------------------------------------------------------------
+# {{name}} or {{name:type}} (text, number, date, daterange) in an analyst's SQL becomes an input on the
+# page and a bound parameter here, never text in the query. [[ … ]] around a part makes it optional:
+# left out when a parameter in it has no value (as in Metabase).
+
+PARAM_TYPES = ("text", "number", "date", "daterange")
+_PARAM = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?::\s*([A-Za-z]+)\s*)?\}\}")
+_OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    kind: str = "text"
+    optional: bool = False
+
+
+def find_parameters(sql: str) -> list[Parameter]:
+    """Returns the query's parameters in order of first appearance; raises QueryRejected for an
+    unknown type or one name with two types."""
+    order: dict[str, None] = {}
+    declared: dict[str, str] = {}
+    for m in _PARAM.finditer(sql):
+        name, kind = m.group(1), (m.group(2) or "").lower()
+        if kind and kind not in PARAM_TYPES:
+            raise QueryRejected(f"parameter {name}: unknown type {kind!r}; use {', '.join(PARAM_TYPES)}")
+        if kind and declared.setdefault(name, kind) != kind:
+            raise QueryRejected(f"parameter {name} is declared as {declared[name]} and as {kind}")
+        order.setdefault(name, None)
+    kinds = {n: declared.get(n, "text") for n in order}
+    required = {m.group(1) for m in _PARAM.finditer(_OPTIONAL.sub("", sql))}
+    return [Parameter(n, k, n not in required) for n, k in kinds.items()]
+
+
+def _empty(value) -> bool:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True
+    return isinstance(value, (tuple, list)) and (len(value) != 2 or any(v is None for v in value))
+
+
+def bind_parameters(sql: str, values: dict) -> tuple[str, dict]:
+    """Returns (sql with :name placeholders, bound values) from values {name: value}; optional
+    parts whose parameters are empty are left out. Raises QueryRejected naming a missing or bad value."""
+    params = {p.name: p for p in find_parameters(sql)}
+
+    def keep(m: re.Match) -> str:
+        inner = m.group(1)
+        names = [x.group(1) for x in _PARAM.finditer(inner)]
+        return "" if any(_empty(values.get(n)) for n in names) else inner
+    text = _OPTIONAL.sub(keep, sql)
+    bound: dict = {}
+
+    def place(m: re.Match) -> str:
+        p = params[m.group(1)]
+        value = values.get(p.name)
+        if _empty(value):
+            raise QueryRejected(f"parameter {p.name}: give a value")
+        if p.kind == "daterange":
+            bound[f"{p.name}_start"], bound[f"{p.name}_end"] = value
+            return f":{p.name}_start AND :{p.name}_end"
+        if p.kind == "number":
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise QueryRejected(f"parameter {p.name}: {value!r} is not a number") from None
+            value = int(number) if number.is_integer() else number
+        bound[p.name] = value
+        return f":{p.name}"
+    return _PARAM.sub(place, text), bound

@@ -53,6 +53,17 @@ def _products_ready(page) -> None:
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=60_000)
 
 
+def _sql_ready(page) -> None:
+    """Loads an example into the editor, runs it and waits for the result and its chart."""
+    page.get_by_text("Start from an example").first.wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="SQL").fill("SELECT channel, status, count(*) AS orders\nFROM mart.orders\n"
+                                                 "GROUP BY 1, 2 ORDER BY 1, 2")
+    page.get_by_role("textbox", name="SQL").press("Control+Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text(" rows · ").first.wait_for(timeout=60_000)
+
+
 # name: (path, ready, log in first)
 PAGES = {
     "login": ("/", _ready_text("Ask an admin for an account"), False),
@@ -67,6 +78,7 @@ PAGES = {
     "customers_value": ("/customers", _tall(1500, _tab("Lifetime value", "How right is it")), True),
     "customers_risk": ("/customers", _tall(1400, _tab("At risk", "past GMV at risk")), True),
     "forecasting": ("/forecasting", _tall(2600, _charts("Earlier forecasts against the actuals", 2)), True),
+    "sql": ("/sql", _tall(1600, _sql_ready), True),
     "sales": ("/sales", _charts("Numbers by bucket", 4), True),
     "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
     "account": ("/account", _ready_text("Change password"), True),

@@ -1,0 +1,259 @@
+"""SQL page widgets: the editor with its parameters, results with a chart builder and downloads,
+saved queries, the user's history and the schema browser."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import date, timedelta
+
+import pandas as pd
+import plotly.express as px
+import sqlalchemy as sa
+import streamlit as st
+
+from analytics.metrics import METRICS
+from analytics.query import (DEFAULT_ROW_LIMIT, Parameter, QueryFailed, QueryRejected, QueryResult, bind_parameters,
+                             find_parameters, run_query)
+from components import loaders
+from components.tables import table_height
+from data import saved_queries as SQ
+from data.db import get_analyst_engine
+from reports.exporters import to_csv, to_xlsx
+
+EXPORT_ROW_LIMIT = 100_000
+ROW_LIMITS = (100, 1_000, DEFAULT_ROW_LIMIT, 50_000)
+CHARTS = ("table only", "line", "bar", "area", "scatter", "pie")
+EXAMPLES = {
+    "GMV per day, last 30 days": (
+        "SELECT o.ordered_at::date AS day, sum(i.quantity * i.unit_price - i.discount) AS gmv\n"
+        "FROM mart.orders o JOIN mart.order_items i USING (order_id)\n"
+        "WHERE o.status <> 'cancelled' AND o.ordered_at >= now() - interval '30 days'\n"
+        "GROUP BY 1 ORDER BY 1"),
+    "Top vendors in a period (parameters)": (
+        "SELECT v.name AS vendor, sum(i.quantity * i.unit_price - i.discount) AS gmv, count(DISTINCT o.order_id) AS orders\n"
+        "FROM mart.order_items i JOIN mart.orders o USING (order_id) JOIN mart.vendors v USING (vendor_id)\n"
+        "WHERE o.status <> 'cancelled' AND o.ordered_at::date BETWEEN {{period:daterange}}\n"
+        "[[ AND v.category = {{category}} ]]\n"
+        "GROUP BY 1 ORDER BY gmv DESC LIMIT {{top:number}}"),
+    "Orders by channel and status": (
+        "SELECT channel, status, count(*) AS orders FROM mart.orders GROUP BY 1, 2 ORDER BY 1, 2"),
+    "Customers by segment and country": (
+        "SELECT segment, country, count(*) AS customers FROM mart.customers GROUP BY 1, 2 ORDER BY 3 DESC"),
+}
+
+
+def analyst_engine():
+    return _analyst_engine()
+
+
+@st.cache_resource(show_spinner=False)
+def _analyst_engine():
+    return get_analyst_engine()
+
+
+# --- editor and parameters ----------------------------------------------------------------------
+
+def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
+    """Draws one typed input per parameter; returns {name: value} (None when left empty)."""
+    values: dict = {}
+    if not params:
+        return values
+    st.caption("Parameters ({{name}} in the query; [[ … ]] marks a part left out when its parameter is empty). "
+               "Values are sent to PostgreSQL as bound parameters, never pasted into the SQL.")
+    cols = st.columns(min(len(params), 4))
+    today = loaders.local_today()
+    for i, p in enumerate(params):
+        label = p.name + (" (optional)" if p.optional else "")
+        c = cols[i % len(cols)]
+        k = f"{key}_param_{p.name}_{p.kind}"
+        if p.kind == "number":
+            raw = c.text_input(label, key=k, placeholder="a number")
+            values[p.name] = raw.strip() or None
+        elif p.kind == "date":
+            values[p.name] = c.date_input(label, value=None, key=k)
+        elif p.kind == "daterange":
+            picked = c.date_input(label, value=(today - timedelta(days=30), today - timedelta(days=1)), key=k)
+            values[p.name] = tuple(picked) if isinstance(picked, (tuple, list)) and len(picked) == 2 else None
+        else:
+            values[p.name] = c.text_input(label, key=k) or None
+    return values
+
+
+def _json_ready(values: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, date) else [x.isoformat() for x in v]
+                if isinstance(v, tuple) else v) for k, v in values.items()}
+
+
+def execute(user, sql: str, values: dict, *, row_limit: int, query_id: int | None = None,
+            client_addr: str = "") -> tuple[QueryResult | None, str | None]:
+    """Binds the parameters, runs the query on the analysts' role and records the run (history,
+    saved query statistics, audit log). Returns (result, None) or (None, message)."""
+    started = time.perf_counter()
+    result, message, outcome = None, None, "ok"
+    try:
+        text, params = bind_parameters(sql, values)
+        result = run_query(text, params, row_limit=row_limit, engine=analyst_engine())
+        outcome = "truncated" if result.truncated else "ok"
+    except QueryRejected as ex:
+        message, outcome = f"Not run: {ex}.", "rejected"
+    except QueryFailed as ex:
+        message, outcome = f"{ex}.", "failed"
+    except sa.exc.OperationalError as ex:
+        message, outcome = f"The analysts' database role cannot connect: {str(ex.orig).strip()}", "failed"
+    ms = result.elapsed_ms if result else round((time.perf_counter() - started) * 1000)
+    with loaders.app_engine().begin() as conn:
+        SQ.record_run(conn, user.username, sql, _json_ready(values), duration_ms=ms,
+                      rows=len(result.frame) if result else 0, outcome=outcome, message=message or "",
+                      query_id=query_id, client_addr=client_addr)
+    return result, message
+
+
+# --- results ------------------------------------------------------------------------------------
+
+def render_result(result: QueryResult, sql: str, values: dict, *, key: str) -> None:
+    note = (f" · first {len(result.frame):,} rows only (the {'row' if result.truncated_by == 'rows' else 'size'} "
+            f"limit); downloads hold up to {EXPORT_ROW_LIMIT:,}" if result.truncated else "")
+    st.caption(f"{len(result.frame):,} rows · {result.elapsed_ms:,} ms{note}")
+    frame = result.frame
+    st.dataframe(frame, key=f"{key}_result", hide_index=True, width="stretch", height=table_height(len(frame), 15))
+    _downloads(frame, result.truncated, sql, values, key=key)
+    if frame.empty or len(frame.columns) < 2:
+        return
+    c = st.columns(4)
+    kind = c[0].selectbox("Chart", CHARTS, key=f"{key}_chart")
+    if kind == "table only":
+        return
+    numeric = [col for col in frame.columns if pd.api.types.is_numeric_dtype(frame[col])]
+    if not numeric:
+        st.info("A chart needs a numeric column.", icon=":material/bar_chart:")
+        return
+    x = c[1].selectbox("x" if kind != "pie" else "Names", list(frame.columns), key=f"{key}_x")
+    y = c[2].selectbox("y" if kind != "pie" else "Values", numeric, index=len(numeric) - 1, key=f"{key}_y")
+    colour = c[3].selectbox("Colour", [None, *[col for col in frame.columns if col not in (x, y)]], key=f"{key}_colour",
+                            format_func=lambda v: "none" if v is None else v)
+    draw = {"line": px.line, "bar": px.bar, "area": px.area, "scatter": px.scatter}
+    if kind == "pie":
+        fig = px.pie(frame, names=x, values=y)
+    else:
+        fig = draw[kind](frame, x=x, y=y, color=colour)
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10))
+    st.plotly_chart(fig, key=f"{key}_plot", width="stretch")
+
+
+def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, key: str) -> None:
+    def full() -> pd.DataFrame:
+        if not truncated:
+            return frame
+        text, params = bind_parameters(sql, values)
+        return run_query(text, params, row_limit=EXPORT_ROW_LIMIT, engine=analyst_engine()).frame
+    cols = st.columns([1, 1, 1, 5])
+    cols[0].download_button("CSV", lambda: to_csv(full()), file_name="query.csv", mime="text/csv",
+                            key=f"{key}_csv", icon=":material/download:")
+    cols[1].download_button("Excel", lambda: to_xlsx(full(), sheet="Query"), file_name="query.xlsx",
+                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                            key=f"{key}_xlsx", icon=":material/download:")
+    cols[2].download_button("JSON", lambda: full().to_json(orient="records", date_format="iso", indent=1).encode(),
+                            file_name="query.json", mime="application/json", key=f"{key}_json",
+                            icon=":material/download:")
+
+
+# --- saved queries and history ------------------------------------------------------------------
+
+def render_save_form(user, sql: str, loaded: dict | None, *, key: str) -> None:
+    mine = loaded is not None and loaded.get("owner") == user.username
+    with st.form(f"{key}_save", border=True):
+        st.markdown("**Save this query**" + (f" (updating “{loaded['name']}”)" if mine else ""))
+        c = st.columns([2, 3, 2, 1])
+        name = c[0].text_input("Name", value=loaded["name"] if mine else "", key=f"{key}_save_name")
+        description = c[1].text_input("Description", value=loaded.get("description", "") if mine else "",
+                                      key=f"{key}_save_description")
+        tags = c[2].text_input("Tags (comma-separated)", value=", ".join(loaded.get("tags") or []) if mine else "",
+                               key=f"{key}_save_tags")
+        shared = c[3].checkbox("Shared", value=bool(loaded.get("shared")) if mine else False, key=f"{key}_save_shared",
+                               help="Everyone with the SQL page sees shared queries; private ones only you")
+        if st.form_submit_button("Save", icon=":material/save:"):
+            try:
+                with loaders.app_engine().begin() as conn:
+                    qid = SQ.save_query(conn, user.username, name, sql, description=description, tags=tags,
+                                        shared=shared, query_id=loaded["query_id"] if mine else None)
+                st.session_state[f"{key}_loaded"] = {"query_id": qid, "name": name.strip(), "owner": user.username,
+                                                     "description": description, "tags": SQ._tags(tags),
+                                                     "shared": shared}
+                st.success(f"Saved “{name.strip()}”.", icon=":material/check:")
+            except SQ.SavedQueryError as ex:
+                st.error(f"Not saved: {ex}.", icon=":material/error:")
+
+
+def render_saved(user, *, key: str, on_open) -> None:
+    search = st.text_input("Search names, descriptions, tags and SQL", key=f"{key}_search")
+    with loaders.app_engine().connect() as conn:
+        saved = SQ.list_queries(conn, user.username, search=search)
+    if saved.empty:
+        st.info("No saved queries yet: run one on the Query tab and save it.", icon=":material/bookmark:")
+        return
+    table = pd.DataFrame({"Name": saved["name"], "Description": saved["description"],
+                          "Tags": [", ".join(t or []) for t in saved["tags"]], "Owner": saved["owner"],
+                          "Shared": saved["shared"], "Runs": saved["run_count"], "Last run": saved["last_run_at"],
+                          "Avg duration (ms)": saved["avg_ms"]})
+    st.dataframe(table, key=f"{key}_saved_table", hide_index=True, width="stretch", height=table_height(len(table)))
+    names = dict(zip(saved["query_id"], saved["name"] + " · " + saved["owner"]))
+    picked = st.selectbox("Query", list(names), format_func=names.get, key=f"{key}_saved_pick")
+    row = saved.set_index("query_id").loc[picked]
+    c = st.columns([1, 1, 4])
+    if c[0].button("Open in the editor", key=f"{key}_open", icon=":material/edit:"):
+        on_open({"query_id": int(picked), "name": row["name"], "owner": row["owner"], "description": row["description"],
+                 "tags": list(row["tags"] or []), "shared": bool(row["shared"])}, row["sql"])
+    if row["owner"] == user.username and c[1].button("Delete", key=f"{key}_delete", icon=":material/delete:"):
+        with loaders.app_engine().begin() as conn:
+            SQ.delete_query(conn, user.username, int(picked))
+        st.rerun()
+    with st.expander("Edit history"):
+        with loaders.app_engine().connect() as conn:
+            versions = SQ.query_versions(conn, int(picked))
+        st.dataframe(versions.rename(columns=str.capitalize), hide_index=True, width="stretch",
+                     key=f"{key}_versions")
+
+
+def render_history(user, *, key: str, on_open) -> None:
+    with loaders.app_engine().connect() as conn:
+        h = SQ.fetch_history(conn, user.username)
+    if h.empty:
+        st.info("You have not run a query yet.", icon=":material/history:")
+        return
+    table = pd.DataFrame({"Ran at": h["ran_at"], "Outcome": h["outcome"], "Rows": h["rows"],
+                          "Duration (ms)": h["duration_ms"], "Query": h["sql"].str.slice(0, 120),
+                          "Message": h["message"]})
+    st.dataframe(table, key=f"{key}_history_table", hide_index=True, width="stretch", height=table_height(len(table)))
+    labels = dict(zip(h["id"], h["ran_at"].astype(str).str.slice(0, 19) + " · " + h["sql"].str.slice(0, 60)))
+    picked = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{key}_history_pick")
+    if st.button("Open in the editor", key=f"{key}_history_open", icon=":material/edit:"):
+        row = h.set_index("id").loc[picked]
+        on_open(None, row["sql"], row["params"] if isinstance(row["params"], dict) else json.loads(row["params"]))
+
+
+# --- schema browser -----------------------------------------------------------------------------
+
+@st.cache_data(ttl=600, show_spinner=False)
+def schema_tables() -> pd.DataFrame:
+    with loaders.engine().connect() as conn:
+        return pd.DataFrame(conn.execute(sa.text("""
+            SELECT c.table_name, c.column_name, c.data_type, t.reltuples::bigint AS approx_rows
+            FROM information_schema.columns c
+            JOIN pg_class t ON t.relname = c.table_name AND t.relnamespace = 'mart'::regnamespace
+            WHERE c.table_schema = 'mart'
+            ORDER BY c.table_name, c.ordinal_position""")).all(),
+                            columns=["table", "column", "type", "approx_rows"])
+
+
+def render_schema(*, key: str) -> None:
+    cols = schema_tables()
+    st.caption("Schema mart: the tables analysts' SQL can read. Row counts are PostgreSQL's estimates. "
+               "Metric definitions are in the sidebar's metric glossary: "
+               + ", ".join(m.label for m in METRICS.values()) + ".")
+    search = st.text_input("Find a table or column", key=f"{key}_schema_search").strip().lower()
+    for table, g in cols.groupby("table", sort=True):
+        if search and search not in table and not g["column"].str.contains(search, regex=False).any():
+            continue
+        rows = int(g["approx_rows"].iloc[0])
+        with st.expander(f"{table} · {max(rows, 0):,} rows · {len(g)} columns"):
+            st.dataframe(g[["column", "type"]], hide_index=True, width="stretch", key=f"{key}_schema_{table}")

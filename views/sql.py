@@ -1,0 +1,69 @@
+"""SQL: analysts' own queries against schema mart, with parameters, charts, downloads, saved
+queries, history and a schema browser. Every run goes through analytics.query.run_query."""
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.query import QueryRejected, find_parameters
+from components import sql_widgets as W
+from components.auth import client_addr, require_role
+
+user = require_role("analyst", "admin")
+st.title("SQL")
+st.caption("Read-only queries over schema mart, on the analysts' own database role: one statement, a time limit "
+           "and a row limit. Nothing here can change data.")
+
+# Opening a saved query or a history entry sets the editor before it is drawn.
+pending = st.session_state.pop("sql_pending", None)
+if pending is not None:
+    st.session_state["sql_text"] = pending["sql"]
+    st.session_state["sql_loaded"] = pending["loaded"]
+    st.session_state.pop("sql_last", None)
+
+
+def open_query(loaded, sql: str, params: dict | None = None) -> None:
+    st.session_state["sql_pending"] = {"loaded": loaded, "sql": sql}
+    st.rerun()
+
+
+query, saved, history, schema = st.tabs(["Query", "Saved queries", "History", "Schema"])
+with query:
+    c1, c2 = st.columns([3, 1])
+    example = c1.selectbox("Start from an example", [None, *W.EXAMPLES], key="sql_example",
+                           format_func=lambda e: "—" if e is None else e)
+    if c2.button("Use the example", key="sql_use_example", disabled=example is None):
+        open_query(None, W.EXAMPLES[example])
+    loaded = st.session_state.get("sql_loaded")
+    if loaded:
+        st.caption(f"Saved query “{loaded['name']}” by {loaded['owner']}.")
+    sql = st.text_area("SQL", key="sql_text", height=220, placeholder="SELECT … FROM mart.orders …")
+    try:
+        params = find_parameters(sql or "")
+    except QueryRejected as ex:
+        st.error(f"{ex}.", icon=":material/error:")
+        params = None
+    values = W.render_parameter_inputs(params or [], key="sql") if params is not None else {}
+    c1, c2, _ = st.columns([1, 1, 4])
+    limit = c1.selectbox("Row limit", W.ROW_LIMITS, index=W.ROW_LIMITS.index(W.DEFAULT_ROW_LIMIT), key="sql_limit",
+                         format_func=lambda n: f"{n:,} rows")
+    c2.write("")
+    run = c2.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:", disabled=params is None)
+    if run:
+        with st.spinner("Running…"):
+            result, message = W.execute(user, sql, values, row_limit=limit,
+                                        query_id=loaded["query_id"] if loaded else None, client_addr=client_addr())
+        st.session_state["sql_last"] = {"sql": sql, "values": values, "result": result, "message": message}
+    last = st.session_state.get("sql_last")
+    if last and last["sql"] == sql:
+        if last["message"]:
+            st.error(last["message"], icon=":material/error:")
+        else:
+            W.render_result(last["result"], last["sql"], last["values"], key="sql")
+    if (sql or "").strip():
+        W.render_save_form(user, sql, loaded, key="sql")
+with saved:
+    W.render_saved(user, key="sql", on_open=open_query)
+with history:
+    W.render_history(user, key="sql", on_open=open_query)
+with schema:
+    W.render_schema(key="sql")
