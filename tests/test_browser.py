@@ -191,3 +191,20 @@ def test_forecasting_page_shows_the_forecast_and_its_backtest(served_app, browse
     assert "had the lowest MASE in the backtest" in text or "as chosen" in text
     page.screenshot(path=str(ARTIFACTS / "forecasting.png"), full_page=True)
     context.close()
+
+
+def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, browser):
+    context, page = _deep_link_login(browser, served_app + "/sql", "admin")
+    page.get_by_text("Start from an example").first.wait_for(timeout=120_000)
+    box = page.get_by_role("textbox", name="SQL")
+    box.fill("SELECT status, count(*) AS orders FROM mart.orders GROUP BY 1 ORDER BY 1")
+    box.press("Control+Enter")
+    page.get_by_text(" rows · ").first.wait_for(timeout=60_000)
+    info = _download(page, "CSV")
+    lines = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
+    assert lines[0] == "status,orders" and len(lines) >= 3
+    info = _download(page, "JSON")
+    import json
+    records = json.loads(open(info.value.path(), encoding="utf-8").read())
+    assert {"status", "orders"} <= set(records[0]) and len(records) == len(lines) - 1
+    context.close()

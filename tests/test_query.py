@@ -160,3 +160,35 @@ def test_row_cap_and_byte_cap(analyst):
 def test_errors_name_what_is_wrong_and_where(analyst, sql, message):
     with pytest.raises((QueryRejected, QueryFailed), match=message):
         run_query(sql, engine=analyst)
+
+
+# --- parameters -----------------------------------------------------------------------------------
+
+def test_parameters_are_found_with_types_and_optional_parts():
+    from analytics.query import Parameter, find_parameters
+    sql = ("SELECT * FROM mart.orders WHERE ordered_at::date BETWEEN {{period:daterange}} "
+           "[[ AND channel = {{channel}} ]] AND status = {{ status }} LIMIT {{n:number}} -- {{period}} again")
+    assert find_parameters(sql) == [Parameter("period", "daterange"), Parameter("channel", "text", optional=True),
+                                    Parameter("status"), Parameter("n", "number")]
+    with pytest.raises(QueryRejected, match="parameter x: unknown type 'money'; use text, number, date, daterange"):
+        find_parameters("SELECT {{x:money}}")
+    with pytest.raises(QueryRejected, match="parameter x is declared as date and as number"):
+        find_parameters("SELECT {{x:date}}, {{x:number}}")
+
+
+def test_parameters_are_bound_never_pasted():
+    from datetime import date
+
+    from analytics.query import bind_parameters
+    sql = ("SELECT 1 FROM mart.orders WHERE ordered_at::date BETWEEN {{p:daterange}} [[ AND channel = {{c}} ]] "
+           "AND status = {{s}} LIMIT {{n:number}}")
+    text, params = bind_parameters(sql, {"p": (date(2026, 1, 1), date(2026, 1, 31)), "s": "x' OR 1=1 --", "n": "7"})
+    assert text == ("SELECT 1 FROM mart.orders WHERE ordered_at::date BETWEEN :p_start AND :p_end  "
+                    "AND status = :s LIMIT :n")
+    assert params == {"p_start": date(2026, 1, 1), "p_end": date(2026, 1, 31), "s": "x' OR 1=1 --", "n": 7}
+    text, params = bind_parameters(sql, {"p": (date(2026, 1, 1), date(2026, 1, 2)), "s": "a", "n": 2.5, "c": "web"})
+    assert "AND channel = :c" in text and params["c"] == "web" and params["n"] == 2.5
+    with pytest.raises(QueryRejected, match="parameter s: give a value"):
+        bind_parameters(sql, {"p": (date(2026, 1, 1), date(2026, 1, 2)), "n": 1})
+    with pytest.raises(QueryRejected, match="parameter n: 'ten' is not a number"):
+        bind_parameters(sql, {"p": (date(2026, 1, 1), date(2026, 1, 2)), "s": "a", "n": "ten"})

@@ -47,7 +47,8 @@ with query:
     limit = c1.selectbox("Row limit", W.ROW_LIMITS, index=W.ROW_LIMITS.index(W.DEFAULT_ROW_LIMIT), key="sql_limit",
                          format_func=lambda n: f"{n:,} rows")
     c2.write("")
-    run = c2.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:", disabled=params is None)
+    run = c2.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:", disabled=params is None,
+                    shortcut="Ctrl+Enter", help="Ctrl+Enter runs the query")
     if run:
         with st.spinner("Running…"):
             result, message = W.execute(user, sql, values, row_limit=limit,
