@@ -32,6 +32,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("views/products.py", "Products", ":material/inventory_2:", "products", EVERYONE, "Analysis"),
     PageSpec("views/customers.py", "Customers", ":material/groups:", "customers", EVERYONE, "Analysis"),
     PageSpec("views/forecasting.py", "Forecasting", ":material/query_stats:", "forecasting", EVERYONE, "Analysis"),
+    PageSpec("views/dashboards.py", "Dashboards", ":material/dashboard:", "dashboards", EVERYONE, "Self-service"),
     PageSpec("views/sql.py", "SQL", ":material/terminal:", "sql", ANALYSTS, "Self-service"),
     PageSpec("views/account.py", "My account", ":material/person:", "account", EVERYONE, "Account"),
     PageSpec("views/admin.py", "Admin", ":material/admin_panel_settings:", "admin", ADMINS, "Administration"),

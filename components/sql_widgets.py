@@ -110,7 +110,8 @@ def execute(user, sql: str, values: dict, *, row_limit: int, query_id: int | Non
 
 # --- results ------------------------------------------------------------------------------------
 
-def render_result(result: QueryResult, sql: str, values: dict, *, key: str) -> None:
+def render_result(result: QueryResult, sql: str, values: dict, *, key: str, user=None,
+                  query_id: int | None = None) -> None:
     note = (f" · first {len(result.frame):,} rows only (the {'row' if result.truncated_by == 'rows' else 'size'} "
             f"limit); downloads hold up to {EXPORT_ROW_LIMIT:,}" if result.truncated else "")
     st.caption(f"{len(result.frame):,} rows · {result.elapsed_ms:,} ms{note}")
@@ -122,6 +123,7 @@ def render_result(result: QueryResult, sql: str, values: dict, *, key: str) -> N
     c = st.columns(4)
     kind = c[0].selectbox("Chart", CHARTS, key=f"{key}_chart")
     if kind == "table only":
+        render_pin(user, query_id, values, {"type": "table"}, key=key)
         return
     numeric = [col for col in frame.columns if pd.api.types.is_numeric_dtype(frame[col])]
     if not numeric:
@@ -138,6 +140,39 @@ def render_result(result: QueryResult, sql: str, values: dict, *, key: str) -> N
         fig = draw[kind](frame, x=x, y=y, color=colour)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10))
     st.plotly_chart(fig, key=f"{key}_plot", width="stretch")
+    render_pin(user, query_id, values, {"type": kind, "x": x, "y": y, "colour": colour}, key=key)
+
+
+def render_pin(user, query_id: int | None, values: dict, chart: dict, *, key: str) -> None:
+    """Pins this saved query's chart (or table), with the parameter values used, to a dashboard."""
+    from analytics import dashboards as D
+
+    if user is None:
+        return
+    if query_id is None:
+        st.caption("Save the query to pin its chart to a dashboard.")
+        return
+    with loaders.app_engine().connect() as conn:
+        boards = D.list_dashboards(conn, user.username)
+    boards = boards[boards["owner"] == user.username]
+    with st.expander("Pin to a dashboard"):
+        if boards.empty:
+            st.caption("Create a dashboard on the Dashboards page first.")
+            return
+        with st.form(f"{key}_pin"):
+            names = dict(zip(boards["dashboard_id"], boards["name"]))
+            c = st.columns([3, 1, 3])
+            did = c[0].selectbox("Dashboard", list(names), format_func=names.get, key=f"{key}_pin_board")
+            width = c[1].selectbox("Width", (1, 2, 3, 4), index=1, key=f"{key}_pin_width", format_func=lambda w: f"{w}/4")
+            title = c[2].text_input("Title (optional)", key=f"{key}_pin_title")
+            if st.form_submit_button("Pin", icon=":material/push_pin:"):
+                try:
+                    with loaders.app_engine().begin() as conn:
+                        D.add_widget(conn, user.username, int(did), kind="query", query_id=query_id,
+                                     params=_json_ready(values), chart=chart, width=width, title=title)
+                    st.success(f"Pinned to “{names[did]}”.", icon=":material/check:")
+                except D.DashboardError as ex:
+                    st.error(f"Not pinned: {ex}.", icon=":material/error:")
 
 
 def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, key: str) -> None:

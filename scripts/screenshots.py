@@ -79,6 +79,7 @@ PAGES = {
     "customers_risk": ("/customers", _tall(1400, _tab("At risk", "past GMV at risk")), True),
     "forecasting": ("/forecasting", _tall(2600, _charts("Earlier forecasts against the actuals", 2)), True),
     "sql": ("/sql", _tall(1600, _sql_ready), True),
+    "dashboards": ("/dashboards", _charts("Trading floor", 1), True),
     "sales": ("/sales", _charts("Numbers by bucket", 4), True),
     "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
     "account": ("/account", _ready_text("Change password"), True),
@@ -86,6 +87,27 @@ PAGES = {
     "admin_audit": ("/admin", _tab("Audit log", "newest first"), True),
     "admin_scheduler": ("/admin", _tab("Scheduler", "Latest run of each job"), True),
 }
+
+
+def _demo_dashboard() -> None:
+    """Gives the screenshots user a dashboard with a KPI card and a saved query's chart."""
+    from analytics import dashboards as D
+    from data import saved_queries as SQ
+
+    with get_engine().begin() as conn:
+        owned = D.list_dashboards(conn, USER)
+        if (owned["owner"] == USER).any():
+            return
+        did = D.create_dashboard(conn, USER, "Trading floor", shared=True, refresh_seconds=300)
+        qid = SQ.save_query(conn, USER, "GMV by channel, last 90 days",
+                            "SELECT o.channel, sum(i.quantity * i.unit_price - i.discount) AS gmv\n"
+                            "FROM mart.orders o JOIN mart.order_items i USING (order_id)\n"
+                            "WHERE o.status <> 'cancelled' AND o.ordered_at >= now() - interval '90 days'\n"
+                            "GROUP BY 1 ORDER BY 2 DESC", shared=True)
+        for metric in ("gmv", "orders"):
+            D.add_widget(conn, USER, did, kind="kpi", metric=metric, period="last_30_days", width=1)
+        D.add_widget(conn, USER, did, kind="query", query_id=qid, width=2,
+                     chart={"type": "bar", "x": "channel", "y": "gmv"})
 
 
 def _screenshot_user() -> str:
@@ -112,6 +134,7 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     url = database_url()  # holds the embedded server while the app runs
     password = _screenshot_user()
+    _demo_dashboard()
     env = {"DATABASE_URL": url, "DEMO_MODE": "true" if load_settings().demo_mode else "false"}
     with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
         for name, (path, ready, logged_in) in PAGES.items():

@@ -91,3 +91,29 @@ def test_schema_browser_lists_mart_tables(monkeypatch, database_url):
     labels = [e.label for e in at.expander]
     assert any(label.startswith("orders · ") for label in labels)
     assert not any(label.startswith(("users", "sessions", "audit_log")) for label in labels)
+
+
+def test_pin_a_saved_query_chart_to_a_dashboard(monkeypatch, database_url, engine):
+    from analytics import dashboards as D
+    from data import saved_queries as SQ
+    _cleanup(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.dashboards"))
+        D.create_dashboard(conn, "analyst", "Board")
+        SQ.save_query(conn, "analyst", "By status", "SELECT status, count(*) AS n FROM mart.orders GROUP BY 1")
+    at = open_page(monkeypatch, database_url, "analyst", "sql")
+    at.button(key="sql_open").click().run()
+    at.button(key="sql_run").click().run()
+    at.selectbox(key="sql_chart").set_value("bar").run()
+    at.selectbox(key="sql_x").set_value("status").run()
+    at.button(key="FormSubmitter:sql_pin-Pin").click().run()
+    assert not at.exception, at.exception
+    assert "Pinned to “Board”." in texts(at)
+    with engine.connect() as conn:
+        w = conn.execute(sa.text("SELECT kind, chart FROM app.dashboard_widgets")).one()
+    assert w.kind == "query" and w.chart == {"type": "bar", "x": "status", "y": "n", "colour": None}
+    board = open_page(monkeypatch, database_url, "analyst", "dashboards")
+    assert len(board.get("plotly_chart")) == 1
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.dashboards"))
+    _cleanup(engine)

@@ -59,7 +59,8 @@ with query:
         if last["message"]:
             st.error(last["message"], icon=":material/error:")
         else:
-            W.render_result(last["result"], last["sql"], last["values"], key="sql")
+            W.render_result(last["result"], last["sql"], last["values"], key="sql", user=user,
+                            query_id=(st.session_state.get("sql_loaded") or {}).get("query_id"))
     if (sql or "").strip():
         W.render_save_form(user, sql, loaded, key="sql")
 with saved:

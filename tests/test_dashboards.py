@@ -1,0 +1,88 @@
+"""Dashboards: owners pin saved-query charts and KPI cards, arrange them, share them; others see
+shared ones only and change nothing; the page draws every widget for every role."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from analytics import dashboards as D
+from analytics.filters import Filters, resolve_preset
+from analytics.kpis import fetch_kpis
+from analytics.metrics import format_value
+from components.loaders import local_today
+from data import saved_queries as SQ
+from tests.apptest import open_page, texts
+
+
+@pytest.fixture
+def clean(engine):
+    def wipe():
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM app.dashboards"))
+            conn.execute(sa.text("DELETE FROM app.saved_queries"))
+    wipe()
+    yield
+    wipe()
+
+
+def test_owner_builds_arranges_and_shares(engine, clean):
+    with engine.begin() as conn:
+        did = D.create_dashboard(conn, "analyst", "Weekly", refresh_seconds=300)
+        with pytest.raises(D.DashboardError, match="name: you already have a dashboard called 'Weekly'"):
+            D.create_dashboard(conn, "analyst", "Weekly")
+        with pytest.raises(D.DashboardError, match="refresh: choose one of"):
+            D.create_dashboard(conn, "analyst", "Other", refresh_seconds=5)
+        qid = SQ.save_query(conn, "analyst", "Orders by status", "SELECT status, count(*) AS n FROM mart.orders GROUP BY 1")
+        a = D.add_widget(conn, "analyst", did, kind="query", query_id=qid, chart={"type": "bar", "x": "status", "y": "n"})
+        b = D.add_widget(conn, "analyst", did, kind="kpi", metric="gmv", period="last_30_days", width=1)
+        with pytest.raises(D.DashboardError, match="metric: 'vibes' is not a glossary metric"):
+            D.add_widget(conn, "analyst", did, kind="kpi", metric="vibes", period="last_30_days")
+        with pytest.raises(D.DashboardError, match="period: choose one of"):
+            D.add_widget(conn, "analyst", did, kind="kpi", metric="gmv", period="custom")
+        with pytest.raises(D.DashboardError, match="width: 1 to 4"):
+            D.add_widget(conn, "analyst", did, kind="kpi", metric="gmv", period="ytd", width=5)
+        D.move_widget(conn, "analyst", did, b, -1)
+        assert D.widgets(conn, did)["widget_id"].tolist() == [b, a]
+        D.resize_widget(conn, "analyst", did, a, 4)
+        # Someone else can neither change it nor see it while it is private.
+        with pytest.raises(D.DashboardError, match="only the owner can change a dashboard"):
+            D.remove_widget(conn, "admin", did, a)
+        assert D.list_dashboards(conn, "viewer").empty
+        D.update_dashboard(conn, "analyst", did, shared=True, refresh_seconds=60)
+        assert D.list_dashboards(conn, "viewer")["name"].tolist() == ["Weekly"]
+        # Another user's private query cannot be pinned.
+        other = SQ.save_query(conn, "admin", "Private", "SELECT 1")
+        with pytest.raises(D.DashboardError, match="query: save the query first"):
+            D.add_widget(conn, "analyst", did, kind="query", query_id=other)
+        assert conn.execute(sa.text("SELECT count(*) FROM app.audit_log WHERE action = 'dashboard.pin'")).scalar() >= 2
+
+
+def test_the_page_draws_a_shared_dashboard_for_a_viewer(monkeypatch, database_url, engine, clean):
+    with engine.begin() as conn:
+        did = D.create_dashboard(conn, "analyst", "Team board", shared=True)
+        qid = SQ.save_query(conn, "analyst", "Orders by status", "SELECT status, count(*) AS n FROM mart.orders "
+                            "WHERE channel = {{channel}} GROUP BY 1", shared=True)
+        D.add_widget(conn, "analyst", did, kind="query", query_id=qid, params={"channel": "web"},
+                     chart={"type": "bar", "x": "status", "y": "n"})
+        D.add_widget(conn, "analyst", did, kind="kpi", metric="orders", period="last_90_days", width=1)
+    at = open_page(monkeypatch, database_url, "viewer", "dashboards")
+    assert "Team board" in at.selectbox(key="db_pick").options[0]
+    assert len(at.get("plotly_chart")) == 1
+    with engine.connect() as conn:
+        want = fetch_kpis(conn, Filters.make(resolve_preset("last_90_days", local_today())), ("orders",)).iloc[0]
+    assert [m.value for m in at.metric] == [format_value("orders", want["current"])]
+    assert "New dashboard" not in [e.label for e in at.expander]  # viewers look, analysts build
+
+
+def test_an_analyst_creates_a_dashboard_and_adds_a_kpi_card(monkeypatch, database_url, engine, clean):
+    at = open_page(monkeypatch, database_url, "analyst", "dashboards")
+    assert "No dashboards yet" in texts(at)
+    at.text_input(key="db_new_name").set_value("Mine")
+    at.button(key="FormSubmitter:db_new-Create").click().run()
+    assert not at.exception, at.exception
+    at.selectbox(key="db_kpi_metric").set_value("gmv")
+    at.button(key="FormSubmitter:db_kpi-Add").click().run()
+    assert not at.exception, at.exception
+    assert len(at.metric) == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM app.dashboard_widgets")).scalar() == 1
