@@ -147,7 +147,9 @@ def store_forecast(conn: Connection, s: Series, f: FC.Forecast, *, run_date: dat
         DELETE FROM mart.forecast_runs WHERE run_date = :d AND metric = :m AND grain = :g AND dim = :dim
           AND dim_value = :v AND horizon = :h"""),
                  {"d": run_date, "m": s.metric, "g": s.grain, "dim": s.dim, "v": s.value, "h": horizon})
-    bt = f.backtest.replace({np.nan: None}).to_dict("records")
+    # MASE is infinite when a constant history meets a change; jsonb has no Infinity.
+    bt = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+          for r in f.backtest.to_dict("records")]
     run_id = conn.execute(sa.text("""
         INSERT INTO mart.forecast_runs (run_date, metric, grain, dim, dim_value, horizon, interval, history_start,
                                         history_end, model, reason, notes, backtest, backtest_forecasts, duration_ms)

@@ -37,11 +37,13 @@ DENIED_FUNCTIONS = {
     "inet_client_addr", "inet_client_port", "txid_current", "pg_current_xact_id", "query_to_xml",
     "table_to_xml", "schema_to_xml", "database_to_xml", "cursor_to_xml", "xmlexists", "pg_notify",
     "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_promote", "pg_log_backend_memory_contexts",
-    "dblink", "lo_import", "lo_export", "current_database_size",
+    "dblink", "lo_import", "lo_export", "current_database_size", "ts_stat", "ts_rewrite", "pg_show_all_settings",
+    "pg_settings_get_flags", "pg_get_keywords",
 }
 DENIED_PREFIXES = ("pg_read_", "pg_ls_", "pg_stat_file", "lo_", "dblink", "pg_sleep", "pg_advisory", "pg_try_advisory",
                    "pg_file_", "pg_rotate", "pg_switch", "pg_create_", "pg_drop_", "pg_replication", "pg_logical",
-                   "pg_backup", "pg_import", "pg_wal", "pg_export")
+                   "pg_backup", "pg_import", "pg_wal", "pg_export", "pg_stat_", "pg_show_", "pg_get_backend",
+                   "pg_blocking", "pg_safe_snapshot", "pg_listening")
 DENIED_SUFFIXES = ("_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema")
 # Node types that change data, take locks or leave the statement: never in an analyst's query.
 FORBIDDEN_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Into,
@@ -90,9 +92,29 @@ def _explain_body(sql: str) -> str | None:
     return rest[words.end():] if words else rest
 
 
-def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> str:
-    """Raises QueryRejected unless sql is one read-only statement over mart; returns the statement
-    to run (the statement itself, or for EXPLAIN the whole text)."""
+# How SQLAlchemy's text() finds bound parameters: any :name not after a colon, a word character or a
+# backslash. Inside a string literal or a comment it would still bind: a value there would become SQL.
+_SA_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+def check_placeholders(sql: str, tree: exp.Expression | None, params: dict | None) -> None:
+    """Raises QueryRejected unless every :name SQLAlchemy would bind is a real placeholder of the
+    query (not inside quotes or a comment) and has a value."""
+    binds = _SA_BIND.findall(sql)
+    real = [p.name for p in tree.find_all(exp.Placeholder)] if tree is not None else binds
+    if sorted(binds) != sorted(real):
+        inside = sorted(set(binds) - set(real)) or sorted(set(binds))
+        raise QueryRejected(f"':{inside[0]}' sits inside quotes or a comment, where it would still be read as a "
+                            "parameter; keep parameters outside quotes (for LIKE: '%' || {{name}} || '%') and write "
+                            "other colons as '\\:'")
+    missing = sorted(set(real) - set(params or {}))
+    if missing:
+        raise QueryRejected(f"parameter {missing[0]}: give a value")
+
+
+def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> exp.Expression:
+    """Raises QueryRejected unless sql is one read-only statement over mart; returns its parsed
+    tree (for EXPLAIN, the explained statement's)."""
     if not sql or not sql.strip().strip(";").strip():
         raise QueryRejected("the query is empty")
     body = _explain_body(sql)
@@ -126,7 +148,7 @@ def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> str:
                 raise QueryRejected(f"table {schema}.{name} is not readable here: queries read schema mart only")
         elif name not in ctes and (name.startswith("pg_") or (mart_tables is not None and name not in mart_tables)):
             raise QueryRejected(f"there is no table {name} in schema mart")
-    return sql
+    return tree
 
 
 def _position(sql: str, position: int | None) -> str:
@@ -173,14 +195,42 @@ def _failure(ex: sa.exc.DBAPIError, sql: str, timeout_ms: int, position: int | N
 
 
 def _reset_session(conn) -> None:
-    """Undoes what a query may leave on its pooled connection: session settings (set_config(…,
-    false)) and session advisory locks. Both are allowed in a read-only transaction."""
+    """Undoes whatever a query may leave on its pooled connection (session settings, advisory
+    locks, prepared statements, cursors, listeners): DISCARD ALL, outside a transaction."""
     try:
-        with conn.begin():
-            conn.execute(sa.text("RESET ALL"))
-            conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("DISCARD ALL")
     except sa.exc.DBAPIError:
         conn.invalidate()  # a broken connection is not handed to the next analyst
+
+
+def _unique(columns: list[str]) -> list[str]:
+    """Returns column names made unique (count, count_2, …): tables and downloads need unique names."""
+    seen: dict[str, int] = {}
+    out = []
+    for c in columns:
+        seen[c] = seen.get(c, 0) + 1
+        out.append(c if seen[c] == 1 else f"{c}_{seen[c]}")
+    return out
+
+
+def tidy_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Makes numeric columns numbers (PostgreSQL numeric arrives as Decimal) and time-zone-aware
+    timestamps one time zone, so that charts and Excel files accept them."""
+    from decimal import Decimal
+
+    from data.settings import load_settings
+
+    for c in frame.columns:
+        col = frame[c]
+        if col.dtype == object and len(col.dropna()) and all(isinstance(v, Decimal) for v in col.dropna()[:1000]):
+            frame[c] = pd.to_numeric(col.map(lambda v: None if v is None else float(v)))
+        elif col.dtype == object and len(col.dropna()) and hasattr(col.dropna().iloc[0], "tzinfo") \
+                and getattr(col.dropna().iloc[0], "tzinfo", None) is not None:
+            try:
+                frame[c] = pd.to_datetime(col, utc=True).dt.tz_convert(load_settings().tz).dt.tz_localize(None)
+            except (ValueError, TypeError):
+                pass
+    return frame
 
 
 def _mart_tables(conn) -> set[str]:
@@ -209,13 +259,15 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
             conn.execute(sa.text("SET TRANSACTION READ ONLY"))
             conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"), {"t": f"{timeout_ms}ms"})
             if check:
-                check_sql(sql, mart_tables=_mart_tables(conn))
+                tree = check_sql(sql, mart_tables=_mart_tables(conn))
+                check_placeholders(sql, tree, params)
             # A server-side cursor fetches in batches (bounded memory); EXPLAIN cannot be DECLAREd.
             streamed = not re.match(r"\s*explain\b", sql, re.IGNORECASE)
             result = conn.execute(sa.text(sql).execution_options(stream_results=streamed, max_row_buffer=FETCH_BATCH),
                                   params or {})
             columns = list(result.keys())
             batches, rows, size, truncated_by = [], 0, 0, None
+            columns = _unique(columns)
             while True:
                 chunk = result.fetchmany(min(FETCH_BATCH, row_limit + 1 - rows))
                 if not chunk:
@@ -241,6 +293,8 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
     frame = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=columns)
     if truncated_by == "rows":
         frame = frame.iloc[:row_limit]
+    frame = tidy_frame(frame)
+    columns = list(frame.columns)
     return QueryResult(columns, frame, truncated_by is not None, round((time.perf_counter() - started) * 1000),
                        truncated_by)
 

@@ -100,6 +100,8 @@ def execute(user, sql: str, values: dict, *, row_limit: int, query_id: int | Non
         message, outcome = f"{ex}.", "failed"
     except sa.exc.OperationalError as ex:
         message, outcome = f"The analysts' database role cannot connect: {str(ex.orig).strip()}", "failed"
+    except sa.exc.StatementError as ex:
+        message, outcome = f"Not run: {ex.orig if getattr(ex, 'orig', None) else ex}.", "rejected"
     ms = result.elapsed_ms if result else round((time.perf_counter() - started) * 1000)
     with loaders.app_engine().begin() as conn:
         SQ.record_run(conn, user.username, sql, _json_ready(values), duration_ms=ms,

@@ -18,7 +18,8 @@ RENDERED = {"overview": lambda at: len(at.metric) == 10,
                                       for d in at.dataframe),
             "products": lambda at: any("Product" in d.value.columns and len(d.value) > 0 for d in at.dataframe),
             "sales": lambda at: any(d.value.shape[0] > 0 for d in at.dataframe),
-            "dashboards": lambda at: any("dashboard" in str(i.value).lower() for i in at.info) or bool(at.selectbox),
+            "dashboards": lambda at: any(t.value == "Dashboards" for t in at.title) and (
+                any("No dashboards yet" in str(i.value) for i in at.info) or bool(at.selectbox(key="db_pick"))),
             "sql": lambda at: any(t.label == "SQL" for t in at.text_area),
             "forecasting": lambda at: any("MASE" in d.value.columns for d in at.dataframe),
             "customers": lambda at: any("Rule" in d.value.columns and d.value["Customers"].sum() > 0

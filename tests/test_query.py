@@ -97,11 +97,12 @@ def test_hostile_input_is_rejected_and_contained(engine, analyst, sql, parser, d
         result = run_query(sql, engine=analyst, check=False, timeout_ms=5000, row_limit=1000)
         assert len(result.frame) <= 1000
     assert _fingerprint(engine) == before
-    # Nothing a query did lingers on the pooled connection: the next query has the usual limits.
+    # Nothing a query did lingers on the pooled connection (one connection, reused).
     with analyst.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 0
-    with pytest.raises(QueryFailed, match="longer than 1 s"):
-        run_query("SELECT pg_sleep(3)", engine=analyst, check=False, timeout_ms=1000)
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_prepared_statements WHERE from_sql")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_listening_channels()")).scalar() == 0
+        assert conn.execute(sa.text("SELECT current_setting('statement_timeout')")).scalar() == "30s"
 
 
 def test_at_least_25_hostile_inputs():
@@ -128,6 +129,26 @@ def test_legitimate_queries_run(analyst, sql):
 def test_currval_and_lookalike_names_pass_the_parser():
     check_sql("SELECT currval('mart.forecast_runs_run_id_seq')")
     check_sql("SELECT 'pg_sleep(10)' AS text, lower('SET ROLE') FROM mart.orders")
+
+
+def test_a_parameter_inside_quotes_is_refused(engine, analyst):
+    from analytics.query import bind_parameters
+    before = _fingerprint(engine)
+    text, params = bind_parameters("SELECT '{{v}}' AS x", {"v": "AS a; COMMIT; LISTEN x; SELECT"})
+    with pytest.raises(QueryRejected, match="':v' sits inside quotes or a comment"):
+        run_query(text, params, engine=analyst)
+    with pytest.raises(QueryRejected, match="':b' sits inside quotes"):
+        run_query("SELECT 'a :b' AS x", engine=analyst)
+    assert run_query("SELECT 'a \\:b' AS x", engine=analyst).frame["x"].tolist() == ["a :b"]
+    text, params = bind_parameters("SELECT count(*) AS n FROM mart.orders WHERE status LIKE '%' || {{q}} || '%'",
+                                   {"q": "paid"})
+    assert run_query(text, params, engine=analyst).frame["n"].iloc[0] > 0
+    assert _fingerprint(engine) == before
+
+
+def test_results_are_tidy(analyst):
+    r = run_query("SELECT count(*), count(DISTINCT status), sum(shipping_fee) AS fees FROM mart.orders", engine=analyst)
+    assert r.columns == ["count", "count_2", "fees"] and r.frame["fees"].dtype == "float64"
 
 
 def test_hostile_parameter_values_stay_values(engine, analyst):

@@ -6,6 +6,7 @@ import json
 import time
 
 import plotly.express as px
+import sqlalchemy as sa
 import streamlit as st
 
 from analytics import dashboards as D
@@ -56,7 +57,7 @@ st.caption(f"By {board['owner']} · {'shared' if board['shared'] else 'private'}
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def _query_frame(widget_id: int, sql: str, params_json: str, tick: int):
+def _query_frame(widget_id: int, sql: str, params_json: str, tick: int, rollup_version: int):
     text, params = bind_parameters(sql, json.loads(params_json))
     return run_query(text, params, row_limit=10_000, engine=analyst_engine()).frame
 
@@ -81,9 +82,12 @@ def _draw(w) -> None:
                       help=f"{PRESET_LABELS[w.period]}: {label}, against the period before")
             return
         try:
-            frame = _query_frame(int(w.widget_id), w.sql, json.dumps(w.params or {}), tick)
+            frame = _query_frame(int(w.widget_id), w.sql, json.dumps(w.params or {}), tick, loaders.version())
         except (QueryRejected, QueryFailed) as ex:
             st.error(f"The saved query cannot run: {ex}.", icon=":material/error:")
+            return
+        except sa.exc.SQLAlchemyError as ex:
+            st.error(f"The analysts' database role cannot run queries: {getattr(ex, 'orig', ex)}", icon=":material/error:")
             return
         chart = w.chart or {}
         if chart.get("type") in ("line", "bar", "area", "scatter") and {chart.get("x"), chart.get("y")} <= set(frame.columns):
