@@ -215,7 +215,7 @@ def render_save_form(user, sql: str, loaded: dict | None, *, key: str) -> None:
                                         shared=shared, query_id=loaded["query_id"] if mine else None)
                 st.session_state[f"{key}_loaded"] = {"query_id": qid, "name": name.strip(), "owner": user.username,
                                                      "description": description, "tags": SQ._tags(tags),
-                                                     "shared": shared}
+                                                     "shared": shared, "sql": sql}
                 st.success(f"Saved “{name.strip()}”.", icon=":material/check:")
             except SQ.SavedQueryError as ex:
                 st.error(f"Not saved: {ex}.", icon=":material/error:")
@@ -239,7 +239,7 @@ def render_saved(user, *, key: str, on_open) -> None:
     c = st.columns([1, 1, 4])
     if c[0].button("Open in the editor", key=f"{key}_open", icon=":material/edit:"):
         on_open({"query_id": int(picked), "name": row["name"], "owner": row["owner"], "description": row["description"],
-                 "tags": list(row["tags"] or []), "shared": bool(row["shared"])}, row["sql"])
+                 "tags": list(row["tags"] or []), "shared": bool(row["shared"]), "sql": row["sql"]}, row["sql"])
     if row["owner"] == user.username and c[1].button("Delete", key=f"{key}_delete", icon=":material/delete:"):
         with loaders.app_engine().begin() as conn:
             SQ.delete_query(conn, user.username, int(picked))

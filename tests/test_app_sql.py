@@ -83,6 +83,11 @@ def test_save_share_and_reopen(monkeypatch, database_url, engine):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT run_count FROM app.saved_queries")).scalar() == 1
         assert conn.execute(sa.text("SELECT count(*) FROM app.saved_query_versions")).scalar() == 1
+    # Edited in the editor, it is no longer the saved query: its runs are not counted for it.
+    _run(admin, "SELECT count(*) AS n FROM mart.vendors WHERE status = 'active'")
+    assert "edited: save it to keep the changes" in texts(admin)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT run_count FROM app.saved_queries")).scalar() == 1
     _cleanup(engine)
 
 

@@ -34,9 +34,12 @@ with query:
     if c2.button("Use the example", key="sql_use_example", disabled=example is None):
         open_query(None, W.EXAMPLES[example])
     loaded = st.session_state.get("sql_loaded")
-    if loaded:
-        st.caption(f"Saved query “{loaded['name']}” by {loaded['owner']}.")
     sql = st.text_area("SQL", key="sql_text", height=220, placeholder="SELECT … FROM mart.orders …")
+    # Runs and pins count for the saved query only while the editor holds its saved text.
+    saved_id = loaded["query_id"] if loaded and loaded.get("sql") == sql else None
+    if loaded:
+        st.caption(f"Saved query “{loaded['name']}” by {loaded['owner']}"
+                   + ("." if saved_id else " — edited: save it to keep the changes."))
     try:
         params = find_parameters(sql or "")
     except QueryRejected as ex:
@@ -52,15 +55,14 @@ with query:
     if run:
         with st.spinner("Running…"):
             result, message = W.execute(user, sql, values, row_limit=limit,
-                                        query_id=loaded["query_id"] if loaded else None, client_addr=client_addr())
+                                        query_id=saved_id, client_addr=client_addr())
         st.session_state["sql_last"] = {"sql": sql, "values": values, "result": result, "message": message}
     last = st.session_state.get("sql_last")
     if last and last["sql"] == sql:
         if last["message"]:
             st.error(last["message"], icon=":material/error:")
         else:
-            W.render_result(last["result"], last["sql"], last["values"], key="sql", user=user,
-                            query_id=(st.session_state.get("sql_loaded") or {}).get("query_id"))
+            W.render_result(last["result"], last["sql"], last["values"], key="sql", user=user, query_id=saved_id)
     if (sql or "").strip():
         W.render_save_form(user, sql, loaded, key="sql")
 with saved:
