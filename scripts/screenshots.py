@@ -79,7 +79,7 @@ PAGES = {
     "customers_risk": ("/customers", _tall(1400, _tab("At risk", "past GMV at risk")), True),
     "forecasting": ("/forecasting", _tall(2600, _charts("Earlier forecasts against the actuals", 2)), True),
     "sql": ("/sql", _tall(1600, _sql_ready), True),
-    "dashboards": ("/dashboards", _charts("Trading floor", 1), True),
+    "dashboards": ("/dashboards", _charts("refreshes every", 1), True),
     "sales": ("/sales", _charts("Numbers by bucket", 4), True),
     "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
     "account": ("/account", _ready_text("Change password"), True),

@@ -73,7 +73,8 @@ def _draw(w) -> None:
     tick = int(time.time() // refresh) if refresh else 0
     title = w.title or (w.query_name if w.kind == "query" else METRICS[w.metric].label)
     with st.container(border=True):
-        st.markdown(f"**{title}**")
+        if w.kind != "kpi" or w.title:  # a KPI card's metric label is its title
+            st.markdown(f"**{title}**")
         if w.kind == "kpi":
             k, label = _kpi(w.metric, w.period, tick, loaders.version())
             st.metric(METRICS[w.metric].label, format_value(w.metric, k["current"]),
