@@ -79,6 +79,29 @@ def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
     return values
 
 
+def restore_parameter_inputs(sql: str, values: dict, *, key: str) -> None:
+    """Puts recorded parameter values (as history stores them: ISO dates) back into the inputs
+    render_parameter_inputs draws, before they are drawn."""
+    try:
+        params = find_parameters(sql)
+    except QueryRejected:
+        return
+    for p in params:
+        value = values.get(p.name)
+        k = f"{key}_param_{p.name}_{p.kind}"
+        if value is None:
+            continue
+        try:
+            if p.kind == "date":
+                st.session_state[k] = date.fromisoformat(value)
+            elif p.kind == "daterange":
+                st.session_state[k] = tuple(date.fromisoformat(v) for v in value)
+            else:
+                st.session_state[k] = str(value)
+        except (TypeError, ValueError):
+            continue  # a value this type cannot take: the input starts empty
+
+
 def _json_ready(values: dict) -> dict:
     return {k: (v.isoformat() if isinstance(v, date) else [x.isoformat() for x in v]
                 if isinstance(v, tuple) else v) for k, v in values.items()}

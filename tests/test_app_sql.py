@@ -37,6 +37,12 @@ def test_a_query_with_parameters_runs_and_is_recorded(monkeypatch, database_url,
         h = conn.execute(sa.text("SELECT username, outcome, rows, params FROM app.query_history")).one()
         assert h.username == "analyst" and h.outcome == "ok" and h.rows == len(want) and h.params == {"channel": "web", "status": None}
         assert conn.execute(sa.text("SELECT count(*) FROM app.audit_log WHERE action = 'sql.run' AND actor = 'analyst'")).scalar() >= 1
+    # Reopened from the history, the query comes back with its parameter value.
+    again = open_page(monkeypatch, database_url, "analyst", "sql")
+    again.button(key="sql_history_open").click().run()
+    assert not again.exception, again.exception
+    assert again.text_input(key="sql_param_channel_text").value == "web"
+    assert "{{channel}}" in again.text_area(key="sql_text").value
     # A hostile value stays a value: no row has that channel.
     at.text_input(key="sql_param_channel_text").set_value("web' OR '1'='1").run()
     at.button(key="sql_run").click().run()

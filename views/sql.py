@@ -19,10 +19,11 @@ if pending is not None:
     st.session_state["sql_text"] = pending["sql"]
     st.session_state["sql_loaded"] = pending["loaded"]
     st.session_state.pop("sql_last", None)
+    W.restore_parameter_inputs(pending["sql"], pending.get("params") or {}, key="sql")
 
 
 def open_query(loaded, sql: str, params: dict | None = None) -> None:
-    st.session_state["sql_pending"] = {"loaded": loaded, "sql": sql}
+    st.session_state["sql_pending"] = {"loaded": loaded, "sql": sql, "params": params}
     st.rerun()
 
 
