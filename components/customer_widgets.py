@@ -390,7 +390,7 @@ def render_top_value(s: S.CustomerScores, *, key: str) -> None:
         "Past GMV": _eur("Past GMV")})
     st.download_button("Every customer's scores (CSV)", lambda: _every_customer_csv(s),
                        file_name="customer_scores.csv", mime="text/csv", key=f"{key}_all_scores",
-                       icon=":material/download:",
+                       icon=":material/download:", on_click="ignore",
                        help=f"All {s.customers:,} customers: RFM, cluster, P(alive), expected purchases in "
                             "30/90/365 days, expected value and 12-month CLV")
 

@@ -27,7 +27,7 @@ def render_downloads(frame: pd.DataFrame | Callable[[], pd.DataFrame], name: str
     slug = _slug(name)
     left, right, _ = st.columns([1, 1, 6], gap="small")
     left.download_button("CSV", lambda: to_csv(get()), file_name=f"{slug}.csv", mime="text/csv",
-                         key=f"{key}_csv", icon=":material/download:", help=f"Download {name} as CSV")
+                         key=f"{key}_csv", icon=":material/download:", on_click="ignore", help=f"Download {name} as CSV")
     right.download_button("Excel", lambda: to_xlsx(get(), sheet=name), file_name=f"{slug}.xlsx",
                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                          key=f"{key}_xlsx", icon=":material/download:", help=f"Download {name} as Excel")
+                          key=f"{key}_xlsx", icon=":material/download:", on_click="ignore", help=f"Download {name} as Excel")

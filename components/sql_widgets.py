@@ -208,13 +208,13 @@ def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, 
         return run_query(text, params, row_limit=EXPORT_ROW_LIMIT, engine=analyst_engine()).frame
     cols = st.columns([1, 1, 1, 5])
     cols[0].download_button("CSV", lambda: to_csv(full()), file_name="query.csv", mime="text/csv",
-                            key=f"{key}_csv", icon=":material/download:")
+                            key=f"{key}_csv", icon=":material/download:", on_click="ignore")
     cols[1].download_button("Excel", lambda: to_xlsx(full(), sheet="Query"), file_name="query.xlsx",
                             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                            key=f"{key}_xlsx", icon=":material/download:")
+                            key=f"{key}_xlsx", icon=":material/download:", on_click="ignore")
     cols[2].download_button("JSON", lambda: full().to_json(orient="records", date_format="iso", indent=1).encode(),
                             file_name="query.json", mime="application/json", key=f"{key}_json",
-                            icon=":material/download:")
+                            icon=":material/download:", on_click="ignore")
 
 
 # --- saved queries and history ------------------------------------------------------------------
