@@ -30,8 +30,11 @@ def _fingerprint(engine) -> dict:
                                                  "WHERE schemaname IN ('mart', 'app') ORDER BY 1")).all()}
         for t in tables:
             schema, name = t.split(".")
-            q = sa.text(f'SELECT count(*), COALESCE(sum(hashtext(x::text)::bigint), 0) FROM "{schema}"."{name}" x')
-            out[t] = tuple(conn.execute(q).one())
+            # Identifiers cannot be bound: PostgreSQL's format(%I) quotes them from bound values.
+            q = conn.execute(sa.text("SELECT format('SELECT count(*), COALESCE(sum(hashtext(x::text)::bigint), 0) "
+                                     "FROM %I.%I x', CAST(:s AS text), CAST(:n AS text))"),
+                             {"s": schema, "n": name}).scalar()
+            out[t] = tuple(conn.exec_driver_sql(q).one())
     return out
 
 
