@@ -132,12 +132,17 @@ def bench_pages(url: str, reps: int, budget_s: float = 60.0) -> list[dict]:
     return rows
 
 
+def measured(started: datetime) -> str:
+    """The first sentence of every section: when, at which commit, on which machine."""
+    return f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above."
+
+
 PAGES_BEGIN, PAGES_END = "<!-- pages:begin -->", "<!-- pages:end -->"
 
 
 def pages_section(sizes: list[int], pages: dict, started: datetime) -> str:
     lines = [PAGES_BEGIN, "## Analysis pages: app (rollups) vs raw GROUP BY", "",
-             f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. Each page's "
+             measured(started) + " Each page's "
              "default figures (`compute_<page>_page`: every query the page sends with its default controls) "
              "once on the rollups and once with `use_rollups=False` (raw tables only).", "",
              "| order lines | page | period | app | raw | app / raw | target |", "|---:|---|---|---:|---:|---:|---|"]
@@ -287,7 +292,7 @@ def bench_forecasts(url: str, reps: int) -> dict:
 
 def forecasts_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = [FORECASTS_BEGIN, "## Forecasts", "",
-             f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. One automatic "
+             measured(started) + " One automatic "
              "forecast of daily GMV over three years (`forecast(history, 28)`: Prophet, ETS and seasonal naive, "
              "each backtested on three 28-day windows, then the chosen one fitted); the forecasting page's reads "
              "of a stored forecast (the forecast, the history, earlier runs against actuals) side by side with "
@@ -358,7 +363,7 @@ def bench_query(url: str, reps: int) -> dict:
 
 def query_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = [QUERY_BEGIN, "## Analysts' SQL: a capped SELECT * against the same query with LIMIT", "",
-             f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. "
+             measured(started) + " "
              "`analytics.query.run_query` (parser, analysts' role, read-only transaction, server-side cursor "
              "fetched in batches of 5,000) on `SELECT * FROM mart.order_items` with the UI's cap of 10,000 "
              "rows, and on the same query with `LIMIT 10000`; peak Python memory from tracemalloc.", "",
@@ -378,7 +383,7 @@ def query_section(sizes: list[int], results: dict, started: datetime) -> str:
 
 def customers_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = [CUSTOMERS_BEGIN, "## Customer scores and the customers page", "",
-             f"Measured {started:%Y-%m-%d %H:%M} UTC at commit {commit()} on the machine above. The nightly job "
+             measured(started) + " The nightly job "
              "(`compute_scores` for every customer: summary and RFM in SQL, cohorts, BG/NBD and Gamma-Gamma fits, "
              "P(alive), expected purchases and 12-month CLV, holdout validation, KMeans with k by silhouette; then "
              "`store_scores`), and the page's reads of the stored run (`load_stored`, the at-risk list of 1,000, "
