@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -30,6 +32,7 @@ DEFAULT_ROW_LIMIT = 10_000
 DEFAULT_TIMEOUT_MS = 30_000
 DEFAULT_MAX_BYTES = 200 * 2**20
 FETCH_BATCH = 5_000
+FIRST_BATCH = 1     # then ×8 per batch up to FETCH_BATCH, never past the room left under max_bytes
 ALLOWED_SCHEMAS = {"mart"}
 
 DENIED_FUNCTIONS = {
@@ -238,22 +241,52 @@ def _mart_tables(conn) -> set[str]:
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'mart'"))}
 
 
-def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = None, timeout_ms: int | None = None,
-              max_bytes: int | None = None, engine: sa.engine.Engine | None = None,
-              check: bool = True) -> QueryResult:
-    """Runs one read-only query of an analyst; see the module docstring.
+class QueryStream:
+    """An open analyst query: .columns, and .batches() yielding lists of row tuples.
+
+    Failures while fetching are raised as QueryFailed, like failures when it starts."""
+
+    def __init__(self, conn, result, sql: str, params: dict | None, timeout_ms: int):
+        self._conn, self._result, self._sql, self._params, self._timeout_ms = conn, result, sql, params, timeout_ms
+        self.columns = _unique(list(result.keys()))
+
+    def fetch(self, n: int) -> list[tuple]:
+        try:
+            return [tuple(r) for r in self._result.fetchmany(max(1, int(n)))]
+        except sa.exc.DBAPIError as ex:
+            raise _translated(self._conn, ex, self._sql, self._params, self._timeout_ms) from None
+
+    def batches(self, size: int = FETCH_BATCH, *, limit: int | None = None):
+        """Yields lists of up to size rows, at most limit rows in all."""
+        taken = 0
+        while limit is None or taken < limit:
+            chunk = self.fetch(size if limit is None else min(size, limit - taken))
+            if not chunk:
+                return
+            taken += len(chunk)
+            yield chunk
+
+
+def _translated(conn, ex: sa.exc.DBAPIError, sql: str, params: dict | None, timeout_ms: int) -> QueryFailed:
+    conn.rollback()
+    return _failure(ex, sql, timeout_ms, _error_position(conn, sql, params))
+
+
+@contextmanager
+def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None = None,
+               engine: sa.engine.Engine | None = None, check: bool = True) -> Iterator[QueryStream]:
+    """Opens one read-only analyst query (see the module docstring) as a QueryStream whose rows
+    come through a server-side cursor, batch by batch, so that neither the caller nor the driver
+    holds the whole result. Downloads and exports stream from here; run_query collects from here.
 
     params are bound (`:name` in the SQL), never formatted in. check=False skips the parser (for
-    tests that prove the database's own limits); the page never passes it."""
+    tests that prove the database's own limits); the pages never pass it."""
     from data.db import get_analyst_engine
 
-    row_limit = DEFAULT_ROW_LIMIT if row_limit is None else int(row_limit)
     timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
-    max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
-    if row_limit < 1 or timeout_ms < 1:
-        raise QueryRejected("the row limit and the time limit must be positive")
+    if timeout_ms < 1:
+        raise QueryRejected("the time limit must be positive")
     engine = engine or get_analyst_engine()
-    started = time.perf_counter()
     with engine.connect() as conn:
         try:
             conn.execute(sa.text("SET TRANSACTION READ ONLY"))
@@ -263,33 +296,56 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
                 check_placeholders(sql, tree, params)
             # A server-side cursor fetches in batches (bounded memory); EXPLAIN cannot be DECLAREd.
             streamed = not re.match(r"\s*explain\b", sql, re.IGNORECASE)
-            result = conn.execute(sa.text(sql).execution_options(stream_results=streamed, max_row_buffer=FETCH_BATCH),
-                                  params or {})
-            columns = list(result.keys())
-            batches, rows, size, truncated_by = [], 0, 0, None
-            columns = _unique(columns)
-            while True:
-                chunk = result.fetchmany(min(FETCH_BATCH, row_limit + 1 - rows))
-                if not chunk:
-                    break
-                frame = pd.DataFrame([tuple(r) for r in chunk], columns=columns)
-                size += int(frame.memory_usage(deep=True).sum())
-                batches.append(frame)
-                rows += len(chunk)
-                if rows > row_limit:
-                    truncated_by = "rows"
-                    break
-                if size > max_bytes:
-                    truncated_by = "bytes"
-                    break
-            result.close()
-        except sa.exc.DBAPIError as ex:
-            conn.rollback()
-            raise _failure(ex, sql, timeout_ms, _error_position(conn, sql, params)) from None
+            try:
+                result = conn.execute(sa.text(sql).execution_options(stream_results=streamed,
+                                                                     max_row_buffer=FETCH_BATCH), params or {})
+            except sa.exc.DBAPIError as ex:
+                raise _translated(conn, ex, sql, params, timeout_ms) from None
+            stream = QueryStream(conn, result, sql, params, timeout_ms)
+            try:
+                yield stream
+            finally:
+                result.close()
         finally:
             if conn.in_transaction():
                 conn.rollback()
             _reset_session(conn)
+
+
+def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = None, timeout_ms: int | None = None,
+              max_bytes: int | None = None, engine: sa.engine.Engine | None = None,
+              check: bool = True) -> QueryResult:
+    """Runs one read-only query of an analyst (see the module docstring) and returns up to row_limit
+    rows and about max_bytes of them in memory.
+
+    The first batch is one row; each later batch is up to eight times the one before and never more
+    rows than the room left under max_bytes holds at the average row size seen so far: a few
+    enormous rows overshoot the cap by about one row, not by a batch."""
+    row_limit = DEFAULT_ROW_LIMIT if row_limit is None else int(row_limit)
+    max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    if row_limit < 1 or max_bytes < 1:
+        raise QueryRejected("the row limit and the size limit must be positive")
+    started = time.perf_counter()
+    batches, rows, size, truncated_by = [], 0, 0, None
+    with open_query(sql, params, timeout_ms=timeout_ms, engine=engine, check=check) as stream:
+        columns = stream.columns
+        want = FIRST_BATCH
+        while True:
+            chunk = stream.fetch(min(want, row_limit + 1 - rows))
+            if not chunk:
+                break
+            frame = pd.DataFrame(chunk, columns=columns)
+            size += int(frame.memory_usage(deep=True).sum())
+            batches.append(frame)
+            rows += len(chunk)
+            if rows > row_limit:
+                truncated_by = "rows"
+                break
+            if size > max_bytes:
+                truncated_by = "bytes"
+                break
+            per_row = max(1, size // rows)
+            want = max(1, min(FETCH_BATCH, want * 8, (max_bytes - size) // per_row))
     frame = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=columns)
     if truncated_by == "rows":
         frame = frame.iloc[:row_limit]
@@ -301,12 +357,15 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
 
 # --- parameters -------------------------------------------------------------------------------------
 # {{name}} or {{name:type}} (text, number, date, daterange) in an analyst's SQL becomes an input on the
-# page and a bound parameter here, never text in the query. [[ … ]] around a part makes it optional:
-# left out when a parameter in it has no value (as in Metabase).
+# page and a bound parameter here, never text in the query. {{name:list(SELECT …)}} is a choice among
+# the values of the first column of its own query (run like any analyst query: same checks, same
+# role). [[ … ]] around a part makes it optional: left out when a parameter in it has no value (as in
+# Metabase).
 
-PARAM_TYPES = ("text", "number", "date", "daterange")
-_PARAM = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?::\s*([A-Za-z]+)\s*)?\}\}")
+PARAM_TYPES = ("text", "number", "date", "daterange", "list")
+_PARAM = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?::\s*([A-Za-z]+)\s*(?:\((.*?)\)\s*)?)?\}\}", re.DOTALL)
 _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
+LIST_OPTIONS_LIMIT = 1_000
 
 
 @dataclass(frozen=True)
@@ -314,23 +373,55 @@ class Parameter:
     name: str
     kind: str = "text"
     optional: bool = False
+    source: str | None = None    # a list parameter's query
 
 
 def find_parameters(sql: str) -> list[Parameter]:
     """Returns the query's parameters in order of first appearance; raises QueryRejected for an
-    unknown type or one name with two types."""
+    unknown type, one name with two types, or a list without its query."""
     order: dict[str, None] = {}
     declared: dict[str, str] = {}
+    sources: dict[str, str] = {}
     for m in _PARAM.finditer(sql):
-        name, kind = m.group(1), (m.group(2) or "").lower()
+        name, kind, source = m.group(1), (m.group(2) or "").lower(), (m.group(3) or "").strip()
         if kind and kind not in PARAM_TYPES:
             raise QueryRejected(f"parameter {name}: unknown type {kind!r}; use {', '.join(PARAM_TYPES)}")
         if kind and declared.setdefault(name, kind) != kind:
             raise QueryRejected(f"parameter {name} is declared as {declared[name]} and as {kind}")
+        if source and kind != "list":
+            raise QueryRejected(f"parameter {name}: only a list takes a query in parentheses")
+        if source and sources.setdefault(name, source) != source:
+            raise QueryRejected(f"parameter {name} has two different list queries")
         order.setdefault(name, None)
     kinds = {n: declared.get(n, "text") for n in order}
+    for n, k in kinds.items():
+        if k == "list" and n not in sources:
+            raise QueryRejected(f"parameter {n}: a list needs its query, as in "
+                                f"{{{{{n}:list(SELECT DISTINCT category FROM mart.vendors ORDER BY 1)}}}}")
     required = {m.group(1) for m in _PARAM.finditer(_OPTIONAL.sub("", sql))}
-    return [Parameter(n, k, n not in required) for n, k in kinds.items()]
+    return [Parameter(n, k, n not in required, sources.get(n)) for n, k in kinds.items()]
+
+
+def list_options(parameter: Parameter, **run) -> list:
+    """Returns a list parameter's choices: the first column of its query, at most
+    LIST_OPTIONS_LIMIT of them, through run_query (the analysts' checks and role). Raises
+    QueryRejected/QueryFailed naming the parameter."""
+    if "{{" in (parameter.source or ""):
+        raise QueryRejected(f"parameter {parameter.name}: a list's query cannot have parameters of its own")
+    try:
+        result = run_query(parameter.source or "", row_limit=LIST_OPTIONS_LIMIT, **run)
+    except QueryRejected as ex:
+        raise QueryRejected(f"parameter {parameter.name}'s list: {ex}") from None
+    except QueryFailed as ex:
+        raise QueryFailed(f"parameter {parameter.name}'s list: {ex}") from None
+    if not result.columns:
+        return []
+    return [plain_value(v) for v in result.frame.iloc[:, 0].dropna().tolist()]
+
+
+def plain_value(value):
+    """numpy scalars as Python values (bound parameters and JSON need those)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
 
 def _empty(value) -> bool:

@@ -36,8 +36,12 @@ def version() -> int:
     return int(freshness()["version"])
 
 
+def local_now() -> datetime:
+    return datetime.now(load_settings().tz)
+
+
 def local_today() -> date:
-    return datetime.now(load_settings().tz).date()
+    return local_now().date()
 
 
 @st.cache_data(ttl=600, show_spinner=False)

@@ -2,6 +2,7 @@
 saved queries, the user's history and the schema browser."""
 from __future__ import annotations
 
+import io
 import json
 import time
 from datetime import date, timedelta
@@ -13,12 +14,12 @@ import streamlit as st
 
 from analytics.metrics import METRICS
 from analytics.query import (DEFAULT_ROW_LIMIT, Parameter, QueryFailed, QueryRejected, QueryResult, bind_parameters,
-                             find_parameters, run_query)
+                             find_parameters, list_options, run_query)
 from components import loaders
 from components.tables import table_height
 from data import saved_queries as SQ
 from data.db import get_analyst_engine
-from reports.exporters import to_csv, to_xlsx
+from reports.exporters import FORMATS, export_query, frame_batches, write_rows
 
 EXPORT_ROW_LIMIT = 100_000
 ROW_LIMITS = (100, 1_000, DEFAULT_ROW_LIMIT, 50_000)
@@ -33,7 +34,7 @@ EXAMPLES = {
         "SELECT v.name AS vendor, sum(i.quantity * i.unit_price - i.discount) AS gmv, count(DISTINCT o.order_id) AS orders\n"
         "FROM mart.order_items i JOIN mart.orders o USING (order_id) JOIN mart.vendors v USING (vendor_id)\n"
         "WHERE o.status <> 'cancelled' AND o.ordered_at::date BETWEEN {{period:daterange}}\n"
-        "[[ AND v.category = {{category}} ]]\n"
+        "[[ AND v.category = {{category:list(SELECT DISTINCT category FROM mart.vendors ORDER BY 1)}} ]]\n"
         "GROUP BY 1 ORDER BY gmv DESC LIMIT {{top:number}}"),
     "Orders by channel and status": (
         "SELECT channel, status, count(*) AS orders FROM mart.orders GROUP BY 1, 2 ORDER BY 1, 2"),
@@ -58,7 +59,8 @@ def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
     values: dict = {}
     if not params:
         return values
-    st.caption("Parameters ({{name}} in the query; [[ … ]] marks a part left out when its parameter is empty). "
+    st.caption("Parameters ({{name}}, {{name:number}}, {{name:date}}, {{name:daterange}} or "
+               "{{name:list(SELECT …)}} in the query; [[ … ]] marks a part left out when its parameter is empty). "
                "Values are sent to PostgreSQL as bound parameters, never pasted into the SQL.")
     cols = st.columns(min(len(params), 4))
     today = loaders.local_today()
@@ -74,9 +76,23 @@ def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
         elif p.kind == "daterange":
             picked = c.date_input(label, value=(today - timedelta(days=30), today - timedelta(days=1)), key=k)
             values[p.name] = tuple(picked) if isinstance(picked, (tuple, list)) and len(picked) == 2 else None
+        elif p.kind == "list":
+            try:
+                options = parameter_options(p.name, p.source)
+            except (QueryRejected, QueryFailed) as ex:
+                c.error(f"{ex}.", icon=":material/error:")
+                values[p.name] = None
+                continue
+            values[p.name] = c.selectbox(label, options, index=None, key=k, placeholder="choose a value",
+                                         help=f"One of the {len(options):,} values of the list's query")
         else:
             values[p.name] = c.text_input(label, key=k) or None
     return values
+
+
+@st.cache_data(ttl=300, show_spinner="Loading the list…")
+def parameter_options(name: str, source: str) -> list:
+    return list_options(Parameter(name, "list", source=source), engine=analyst_engine())
 
 
 def restore_parameter_inputs(sql: str, values: dict, *, key: str) -> None:
@@ -96,9 +112,15 @@ def restore_parameter_inputs(sql: str, values: dict, *, key: str) -> None:
                 st.session_state[k] = date.fromisoformat(value)
             elif p.kind == "daterange":
                 st.session_state[k] = tuple(date.fromisoformat(v) for v in value)
+            elif p.kind == "list":
+                # History keeps values as JSON: find the option that was picked.
+                options = parameter_options(p.name, p.source)
+                match = [o for o in options if o == value or _json_ready({"v": o})["v"] == value]
+                if match:
+                    st.session_state[k] = match[0]
             else:
                 st.session_state[k] = str(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):   # QueryRejected and QueryFailed are ValueErrors
             continue  # a value this type cannot take: the input starts empty
 
 
@@ -142,7 +164,7 @@ def render_result(result: QueryResult, sql: str, values: dict, *, key: str, user
     st.caption(f"{len(result.frame):,} rows · {result.elapsed_ms:,} ms{note}")
     frame = result.frame
     st.dataframe(frame, key=f"{key}_result", hide_index=True, width="stretch", height=table_height(len(frame), 15))
-    _downloads(frame, result.truncated, sql, values, key=key)
+    _downloads(frame, result.truncated, sql, values, key=key, user=user)
     if frame.empty or len(frame.columns) < 2:
         return
     c = st.columns(4)
@@ -200,20 +222,29 @@ def render_pin(user, query_id: int | None, values: dict, chart: dict, *, key: st
                     st.error(f"Not pinned: {ex}.", icon=":material/error:")
 
 
-def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, key: str) -> None:
-    def full() -> pd.DataFrame:
-        if not truncated:
-            return frame
-        text, params = bind_parameters(sql, values)
-        return run_query(text, params, row_limit=EXPORT_ROW_LIMIT, engine=analyst_engine()).frame
+def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, key: str, user=None) -> None:
+    """CSV, Excel and JSON of the whole result up to EXPORT_ROW_LIMIT rows. A result the page holds
+    whole is written from memory; a truncated one runs again (same checks, same role) and streams
+    from PostgreSQL into the file batch by batch, built only when the button is clicked."""
+    about = {"Query": sql, "Parameters": json.dumps(_json_ready(values)) if values else "none",
+             "Generated at": loaders.local_now().strftime("%Y-%m-%d %H:%M:%S %Z"),
+             "By": getattr(user, "username", ""), "Row limit": f"{EXPORT_ROW_LIMIT:,}"}
+
+    def build(fmt: str):
+        def make() -> io.BytesIO:
+            buf = io.BytesIO()
+            if truncated:
+                text, params = bind_parameters(sql, values)
+                export_query(text, params, fmt, buf, row_limit=EXPORT_ROW_LIMIT, engine=analyst_engine(),
+                             sheet="Query", about=about)
+            else:
+                write_rows(fmt, list(map(str, frame.columns)), frame_batches(frame), buf, sheet="Query", about=about)
+            return buf
+        return make
     cols = st.columns([1, 1, 1, 5])
-    cols[0].download_button("CSV", lambda: to_csv(full()), file_name="query.csv", mime="text/csv",
-                            key=f"{key}_csv", icon=":material/download:", on_click="ignore")
-    cols[1].download_button("Excel", lambda: to_xlsx(full(), sheet="Query"), file_name="query.xlsx",
-                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                            key=f"{key}_xlsx", icon=":material/download:", on_click="ignore")
-    cols[2].download_button("JSON", lambda: full().to_json(orient="records", date_format="iso", indent=1).encode(),
-                            file_name="query.json", mime="application/json", key=f"{key}_json",
+    for col, (fmt, label) in zip(cols, (("csv", "CSV"), ("xlsx", "Excel"), ("json", "JSON"))):
+        mime, ext = FORMATS[fmt]
+        col.download_button(label, build(fmt), file_name=f"query{ext}", mime=mime, key=f"{key}_{fmt}",
                             icon=":material/download:", on_click="ignore")
 
 

@@ -108,3 +108,16 @@ def empty_engine(admin_url, empty_template):
         # A database name is an identifier: quoted by the dialect, it cannot take a bound parameter.
         conn.execute(sa.text("DROP DATABASE IF EXISTS " + conn.dialect.identifier_preparer.quote(name) + " WITH (FORCE)"))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def analyst(database_url):
+    """An engine of the analysts' login role on the seeded database."""
+    from sqlalchemy.engine import make_url
+
+    from data.settings import load_settings
+
+    url = make_url(database_url).set(username=load_settings().analyst_role)
+    eng = sa.create_engine(url, connect_args={"options": "-c search_path=mart"})
+    yield eng
+    eng.dispose()

@@ -49,6 +49,29 @@ def test_a_query_with_parameters_runs_and_is_recorded(monkeypatch, database_url,
     assert table_with(at, "orders").empty
 
 
+def test_a_list_parameter_offers_the_values_of_its_query(monkeypatch, database_url, engine):
+    _cleanup(engine)
+    at = open_page(monkeypatch, database_url, "analyst", "sql")
+    at.text_area(key="sql_text").set_value(
+        "SELECT count(*) AS orders, min(channel) AS channel FROM mart.orders "
+        "WHERE channel = {{ch:list(SELECT DISTINCT channel FROM mart.orders ORDER BY 1)}}").run()
+    box = at.selectbox(key="sql_param_ch_list")
+    with engine.connect() as conn:
+        channels = conn.execute(sa.text("SELECT DISTINCT channel FROM mart.orders ORDER BY 1")).scalars().all()
+        want = conn.execute(sa.text("SELECT count(*) FROM mart.orders WHERE channel = :c"), {"c": channels[1]}).scalar()
+    assert box.options == channels and box.value is None
+    box.set_value(channels[1]).run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception, at.exception
+    assert table_with(at, "orders")["orders"].tolist() == [want]
+    again = open_page(monkeypatch, database_url, "analyst", "sql")
+    again.button(key="sql_history_open").click().run()
+    assert again.selectbox(key="sql_param_ch_list").value == channels[1]
+    # A list whose query is refused says so on the parameter.
+    at.text_area(key="sql_text").set_value("SELECT {{x:list(SELECT pg_sleep(1))}} AS x").run()
+    assert "parameter x's list: function pg_sleep is not allowed." in texts(at)
+
+
 def test_hostile_sql_is_refused_with_a_reason(monkeypatch, database_url, engine):
     _cleanup(engine)
     at = open_page(monkeypatch, database_url, "analyst", "sql")

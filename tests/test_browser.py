@@ -207,4 +207,15 @@ def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, brow
     import json
     records = json.loads(open(info.value.path(), encoding="utf-8").read())
     assert {"status", "orders"} <= set(records[0]) and len(records) == len(lines) - 1
+    # Past the 10,000-row display limit the Excel file streams the whole result from PostgreSQL.
+    box.fill("SELECT g AS n, g * 2.5 AS gmv FROM generate_series(1, 12000) g")
+    box.press("Control+Enter")
+    page.get_by_text("first 10,000 rows only").first.wait_for(timeout=60_000)
+    info = _download(page, "Excel")
+    import openpyxl
+    book = openpyxl.load_workbook(open(info.value.path(), "rb"), read_only=True)
+    rows = list(book["Query"].iter_rows(values_only=True))
+    assert rows[0] == ("n", "gmv") and len(rows) == 12_001 and rows[-1] == (12000, 30000)
+    about = dict(book["About"].iter_rows(values_only=True))
+    assert about["By"] == "admin" and "generate_series" in about["Query"]
     context.close()

@@ -1,13 +1,18 @@
 """Exporters: formula neutralising, Excel sheet names and time zones."""
 from __future__ import annotations
 
+import csv
 import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
 
 import openpyxl
 import pandas as pd
 import pytest
 
-from reports.exporters import to_csv, to_xlsx
+from analytics.query import QueryRejected
+from reports.exporters import export_query, to_csv, to_xlsx, write_csv, write_json, write_xlsx
 
 
 @pytest.mark.parametrize("sheet,expected", [
@@ -30,3 +35,95 @@ def test_xlsx_neutralises_formulas_and_keeps_numbers_and_local_times():
     assert list(back["name"]) == ["'=1+1", "ok"] and list(back["n"]) == [-1.5, 2.0]
     assert [str(t) for t in back["at"]] == ["2026-01-01 11:00:00", "2026-06-01 12:00:00"]
     assert to_csv(frame).decode("utf-8-sig").splitlines()[1].startswith("'=1+1,-1.5,")
+
+
+# --- streamed writers --------------------------------------------------------------------------
+
+ROWS = [("=HYPERLINK(\"x\")", Decimal("12345.675"), -3, date(2026, 1, 31), datetime(2026, 1, 31, 9, 30), None),
+        ("plain, with comma", Decimal("0.10"), 7, None, None, "@SUM(A1)"),
+        ("é ü", Decimal("-0.01"), 0, date(2026, 2, 1), datetime(2026, 2, 1, 23, 59, 59), "-2")]
+COLUMNS = ["name", "gmv", "n", "day", "at", "note"]
+
+
+def _batches(rows, size=2):
+    return (rows[i:i + size] for i in range(0, len(rows), size))
+
+
+def test_write_csv_streams_batches_neutralises_text_and_keeps_decimals_exact():
+    buf = io.BytesIO()
+    assert write_csv(COLUMNS, _batches(ROWS), buf) == 3
+    text = buf.getvalue().decode("utf-8")
+    assert text.startswith("\ufeff")
+    back = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert back[0] == COLUMNS
+    assert back[1] == ["'=HYPERLINK(\"x\")", "12345.675", "-3", "2026-01-31", "2026-01-31 09:30:00", ""]
+    assert back[2][5] == "'@SUM(A1)" and back[3][5] == "'-2" and back[3][1] == "-0.01" and back[3][0] == "é ü"
+
+
+def test_write_json_has_iso_dates_exact_decimals_and_nulls():
+    buf = io.BytesIO()
+    assert write_json(COLUMNS, _batches(ROWS), buf) == 3
+    records = json.loads(buf.getvalue(), parse_float=Decimal)
+    assert records[0]["gmv"] == Decimal("12345.675") and records[1]["gmv"] == Decimal("0.10")
+    assert records[0]["day"] == "2026-01-31" and records[0]["at"] == "2026-01-31T09:30:00"
+    assert records[1]["day"] is None and records[0]["n"] == -3 and records[2]["name"] == "é ü"
+    empty = io.BytesIO()
+    assert write_json(["a"], [], empty) == 0 and json.loads(empty.getvalue()) == []
+
+
+def test_write_xlsx_types_cells_styles_the_header_and_says_what_produced_it():
+    buf = io.BytesIO()
+    rows = write_xlsx(COLUMNS, _batches(ROWS), buf, sheet="Sales", about={"Report": "test", "SQL": "=SELECT 1"})
+    assert rows == 3
+    book = openpyxl.load_workbook(io.BytesIO(buf.getvalue()))
+    assert book.sheetnames == ["Sales", "About"]
+    ws = book["Sales"]
+    assert ws.freeze_panes == "A2" and ws["A1"].font.bold
+    assert ws["A2"].value == "'=HYPERLINK(\"x\")" and ws["F3"].value == "'@SUM(A1)" and ws["F4"].value == "'-2"
+    assert ws["B2"].value == pytest.approx(12345.675) and ws["B2"].number_format == "#,##0.00"
+    assert ws["C2"].value == -3 and isinstance(ws["C2"].value, int)
+    assert ws["D2"].value == datetime(2026, 1, 31) and ws["D2"].number_format == "yyyy-mm-dd"
+    assert ws["E3"].value is None and ws.column_dimensions["A"].width >= len("plain, with comma")
+    about = {r[0]: r[1] for r in book["About"].iter_rows(values_only=True)}
+    assert about["Report"] == "test" and about["SQL"] == "'=SELECT 1" and about["Rows"] == 3
+
+
+def test_write_xlsx_continues_on_a_new_sheet_past_the_row_limit():
+    buf = io.BytesIO()
+    rows = [(i,) for i in range(25)]
+    assert write_xlsx(["i"], _batches(rows, 7), buf, sheet="data", max_rows=10) == 25
+    book = openpyxl.load_workbook(io.BytesIO(buf.getvalue()), read_only=True)
+    assert book.sheetnames == ["data", "data (2)", "data (3)"]
+    values = [[r[0] for r in book[s].iter_rows(values_only=True)] for s in book.sheetnames]
+    assert [v[0] for v in values] == ["i", "i", "i"]
+    assert sum((v[1:] for v in values), []) == list(range(25))
+
+
+def test_an_excel_sheet_past_1048575_rows_continues_on_a_second_sheet(tmp_path):
+    """The real limit: 1,048,576 rows a sheet including the header."""
+    path = tmp_path / "big.xlsx"
+    n = 1_048_575 + 3
+    batches = ([(i,) for i in range(s, min(n, s + 50_000))] for s in range(0, n, 50_000))
+    assert write_xlsx(["i"], batches, path) == n
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert book.sheetnames == ["data", "data (2)"]
+    count, last = 0, None
+    for (value,) in book["data"].iter_rows(values_only=True):
+        count, last = count + 1, value
+    assert (count, last) == (1_048_576, 1_048_574)
+    assert [r[0] for r in book["data (2)"].iter_rows(values_only=True)] == ["i", n - 3, n - 2, n - 1]
+
+
+def test_export_query_streams_the_whole_result_up_to_the_cap(analyst):
+    buf = io.BytesIO()
+    rows, cut = export_query("SELECT g AS n, g * 1.5 AS gmv FROM generate_series(1, 12000) g", None, "csv", buf,
+                             row_limit=11_000, engine=analyst)
+    assert (rows, cut) == (11_000, True)
+    lines = buf.getvalue().decode("utf-8-sig").splitlines()
+    assert lines[0] == "n,gmv" and lines[1] == "1,1.5" and lines[-1] == "11000,16500.0" and len(lines) == 11_001
+    buf = io.BytesIO()
+    assert export_query("SELECT 1 AS one", None, "json", buf, row_limit=10, engine=analyst) == (1, False)
+    with pytest.raises(QueryRejected, match="function pg_read_file is not allowed"):
+        export_query("SELECT pg_read_file('/etc/passwd')", None, "csv", io.BytesIO(), engine=analyst)
+    with pytest.raises(ValueError, match="unknown export format 'pdf'"):
+        export_query("SELECT 1", None, "pdf", io.BytesIO(), engine=analyst)

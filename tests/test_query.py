@@ -5,18 +5,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from analytics.query import QueryFailed, QueryRejected, check_sql, run_query
-from data.settings import load_settings
-
-
-@pytest.fixture(scope="module")
-def analyst(database_url):
-    url = make_url(database_url).set(username=load_settings().analyst_role)
-    eng = sa.create_engine(url, connect_args={"options": "-c search_path=mart"})
-    yield eng
-    eng.dispose()
+from analytics.query import QueryFailed, QueryRejected, check_sql, open_query, run_query
 
 
 def _fingerprint(engine) -> dict:
@@ -172,6 +162,30 @@ def test_row_cap_and_byte_cap(analyst):
     assert not r.truncated and r.frame["order_id"].tolist() == sorted(r.frame["order_id"].tolist())
 
 
+def test_byte_cap_with_enormous_rows_stops_about_one_row_past_it(analyst):
+    """Rows of 1 MB each under a 5 MB cap: the fetch sizes its batches by the room left, so it
+    stops one or two rows past the cap rather than a whole batch (5,000 rows, 5 GB) past it."""
+    r = run_query("SELECT g, repeat('x', 1000000) AS big FROM generate_series(1, 200) g", engine=analyst,
+                  row_limit=1000, max_bytes=5_000_000)
+    assert r.truncated and r.truncated_by == "bytes"
+    assert 5 <= len(r.frame) <= 7, len(r.frame)
+
+
+def test_open_query_streams_batches_and_translates_failures_while_fetching(analyst):
+    with open_query("SELECT g FROM generate_series(1, 12345) g", engine=analyst) as stream:
+        sizes = [len(b) for b in stream.batches(5000)]
+        assert stream.columns == ["g"]
+    assert sizes == [5000, 5000, 2345]
+    with open_query("SELECT g FROM generate_series(1, 12345) g", engine=analyst) as stream:
+        assert sum(len(b) for b in stream.batches(1000, limit=2500)) == 2500
+    # The error happens on row 9,000, in a later FETCH, not when the query starts.
+    with pytest.raises(QueryFailed, match="division by zero"):
+        with open_query("SELECT 1 / (g - 9000) AS x FROM generate_series(1, 12000) g", engine=analyst) as stream:
+            for _ in stream.batches(1000):
+                pass
+    assert run_query("SELECT 1 AS one", engine=analyst).frame["one"].tolist() == [1]  # the pool is fine after
+
+
 @pytest.mark.parametrize("sql,message", [
     ("", "the query is empty"),
     ("  ;  ", "the query is empty"),
@@ -194,10 +208,33 @@ def test_parameters_are_found_with_types_and_optional_parts():
            "[[ AND channel = {{channel}} ]] AND status = {{ status }} LIMIT {{n:number}} -- {{period}} again")
     assert find_parameters(sql) == [Parameter("period", "daterange"), Parameter("channel", "text", optional=True),
                                     Parameter("status"), Parameter("n", "number")]
-    with pytest.raises(QueryRejected, match="parameter x: unknown type 'money'; use text, number, date, daterange"):
+    with pytest.raises(QueryRejected, match="parameter x: unknown type 'money'; use text, number, date, daterange, list"):
         find_parameters("SELECT {{x:money}}")
     with pytest.raises(QueryRejected, match="parameter x is declared as date and as number"):
         find_parameters("SELECT {{x:date}}, {{x:number}}")
+
+
+def test_list_parameters_take_their_choices_from_a_query(analyst, engine):
+    from analytics.query import Parameter, bind_parameters, find_parameters, list_options
+    source = "SELECT DISTINCT channel FROM mart.orders ORDER BY 1"
+    sql = f"SELECT count(*) AS n FROM mart.orders WHERE channel = {{{{ch:list({source})}}}} [[ AND status = {{{{ch}}}} ]]"
+    assert find_parameters(sql) == [Parameter("ch", "list", source=source)]
+    options = list_options(find_parameters(sql)[0], engine=analyst)
+    with engine.connect() as conn:
+        assert options == conn.execute(sa.text(source)).scalars().all() and len(options) >= 3
+    text, params = bind_parameters(sql, {"ch": options[0]})
+    assert text == "SELECT count(*) AS n FROM mart.orders WHERE channel = :ch  AND status = :ch " and params == {"ch": options[0]}
+    # The list's own query is an analyst query: the same checks and role.
+    with pytest.raises(QueryRejected, match="parameter x's list: function pg_read_file is not allowed"):
+        list_options(Parameter("x", "list", source="SELECT pg_read_file('/etc/passwd')"), engine=analyst)
+    with pytest.raises(QueryFailed, match="parameter x's list: permission denied"):
+        list_options(Parameter("x", "list", source="SELECT username FROM app.users"), engine=analyst, check=False)
+    with pytest.raises(QueryRejected, match=r"parameter x: a list needs its query, as in \{\{x:list\(SELECT"):
+        find_parameters("SELECT {{x:list}}")
+    with pytest.raises(QueryRejected, match="parameter x: only a list takes a query in parentheses"):
+        find_parameters("SELECT {{x:text(SELECT 1)}}")
+    with pytest.raises(QueryRejected, match="cannot have parameters of its own"):
+        list_options(Parameter("x", "list", source="SELECT {{y}}"), engine=analyst)
 
 
 def test_parameters_are_bound_never_pasted():
