@@ -37,12 +37,16 @@ def create_dashboard(conn: Connection, owner: str, name: str, *, shared: bool = 
     return int(did)
 
 
-def update_dashboard(conn: Connection, owner: str, dashboard_id: int, *, shared: bool, refresh_seconds: int) -> None:
-    if refresh_seconds not in REFRESH_CHOICES:
+def update_dashboard(conn: Connection, owner: str, dashboard_id: int, *, shared: bool | None = None,
+                     refresh_seconds: int | None = None) -> None:
+    """Changes only the settings given, so that two people's changes of different settings both stay."""
+    if refresh_seconds is not None and refresh_seconds not in REFRESH_CHOICES:
         raise DashboardError(f"refresh: choose one of {', '.join(map(str, REFRESH_CHOICES))} seconds")
-    if not conn.execute(sa.text("UPDATE app.dashboards SET shared = :s, refresh_seconds = :r "
+    if not conn.execute(sa.text("UPDATE app.dashboards SET shared = coalesce(:s, shared), "
+                                "refresh_seconds = coalesce(:r, refresh_seconds) "
                                 "WHERE dashboard_id = :d AND owner = :o"),
-                        {"s": bool(shared), "r": refresh_seconds, "d": dashboard_id, "o": owner}).rowcount:
+                        {"s": None if shared is None else bool(shared), "r": refresh_seconds, "d": dashboard_id,
+                         "o": owner}).rowcount:
         raise DashboardError("only the owner can change a dashboard")
 
 

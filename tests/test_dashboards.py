@@ -86,3 +86,25 @@ def test_an_analyst_creates_a_dashboard_and_adds_a_kpi_card(monkeypatch, databas
     assert len(at.metric) == 1
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM app.dashboard_widgets")).scalar() == 1
+
+
+def test_settings_are_written_only_when_changed_so_two_tabs_do_not_undo_each_other(monkeypatch, database_url,
+                                                                                   engine, clean):
+    with engine.begin() as conn:
+        did = D.create_dashboard(conn, "analyst", "Board", refresh_seconds=0)
+        wid = D.add_widget(conn, "analyst", did, kind="kpi", metric="gmv", period="last_30_days", width=1)
+    first = open_page(monkeypatch, database_url, "analyst", "dashboards")
+    second = open_page(monkeypatch, database_url, "analyst", "dashboards")
+    first.selectbox(key=f"db_width_{wid}").set_value(3).run()
+    first.checkbox(key=f"db_shared_{did}").check().run()
+    assert not first.exception, first.exception
+    # The second tab still shows the old values; changing another setting there keeps the first tab's.
+    second.selectbox(key=f"db_refresh_{did}").set_value(300).run()
+    assert not second.exception, second.exception
+    with engine.connect() as conn:
+        board = conn.execute(sa.text("SELECT shared, refresh_seconds FROM app.dashboards WHERE dashboard_id = :d"),
+                             {"d": did}).one()
+        width = conn.execute(sa.text("SELECT width FROM app.dashboard_widgets WHERE widget_id = :w"), {"w": wid}).scalar()
+    assert (bool(board.shared), board.refresh_seconds, width) == (True, 300, 3)
+    # and after its rerun it shows the database's values.
+    assert second.selectbox(key=f"db_width_{wid}").value == 3 and second.checkbox(key=f"db_shared_{did}").value

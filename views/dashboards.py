@@ -131,6 +131,16 @@ def render_board() -> None:
 
 render_board()
 
+def _resize(widget_id: int) -> None:
+    with app.begin() as conn:
+        D.resize_widget(conn, user.username, did, widget_id, int(st.session_state[f"db_width_{widget_id}"]))
+
+
+def _update_board(field: str, key: str) -> None:
+    with app.begin() as conn:
+        D.update_dashboard(conn, user.username, did, **{field: st.session_state[key]})
+
+
 if mine:
     with st.expander("Add a KPI card"):
         with st.form("db_kpi"):
@@ -160,25 +170,22 @@ if mine:
                     with app.begin() as conn:
                         D.move_widget(conn, user.username, did, int(w.widget_id), step)
                     st.rerun()
-            width = c[3].selectbox("Width", (1, 2, 3, 4), index=int(w.width) - 1, key=f"db_width_{w.widget_id}",
-                                   format_func=lambda x: f"{x}/4", label_visibility="collapsed")
-            if width != int(w.width):
-                with app.begin() as conn:
-                    D.resize_widget(conn, user.username, did, int(w.widget_id), width)
-                st.rerun()
+            # Settings are written when the user changes them (on_change), and the inputs show the
+            # database's values on every run: a second tab's change is shown, never written back.
+            st.session_state[f"db_width_{w.widget_id}"] = int(w.width)
+            c[3].selectbox("Width", (1, 2, 3, 4), key=f"db_width_{w.widget_id}", format_func=lambda x: f"{x}/4",
+                           label_visibility="collapsed", on_change=_resize, args=(int(w.widget_id),))
             if c[4].button("Remove", key=f"db_remove_{w.widget_id}"):
                 with app.begin() as conn:
                     D.remove_widget(conn, user.username, did, int(w.widget_id))
                 st.rerun()
         s1, s2, s3 = st.columns([1, 2, 2])
-        shared_now = s1.checkbox("Shared", value=bool(board["shared"]), key=f"db_shared_{did}")
-        refresh_now = s2.selectbox("Refresh", D.REFRESH_CHOICES, index=D.REFRESH_CHOICES.index(refresh),
-                                   key=f"db_refresh_{did}",
-                                   format_func=lambda s: "never" if s == 0 else f"every {s // 60} min")
-        if (shared_now, refresh_now) != (bool(board["shared"]), refresh):
-            with app.begin() as conn:
-                D.update_dashboard(conn, user.username, did, shared=shared_now, refresh_seconds=refresh_now)
-            st.rerun()
+        st.session_state[f"db_shared_{did}"] = bool(board["shared"])
+        st.session_state[f"db_refresh_{did}"] = refresh
+        s1.checkbox("Shared", key=f"db_shared_{did}", on_change=_update_board, args=("shared", f"db_shared_{did}"))
+        s2.selectbox("Refresh", D.REFRESH_CHOICES, key=f"db_refresh_{did}", on_change=_update_board,
+                     args=("refresh_seconds", f"db_refresh_{did}"),
+                     format_func=lambda s: "never" if s == 0 else f"every {s // 60} min")
         if s3.button("Delete this dashboard", key=f"db_delete_{did}", icon=":material/delete:"):
             with app.begin() as conn:
                 D.delete_dashboard(conn, user.username, did)
