@@ -267,6 +267,19 @@ class QueryStream:
             yield chunk
 
 
+def _limit_transaction(conn, timeout_ms: int) -> None:
+    """Sets the transaction's time limit and the role's memory and idle limits again, locally: the
+    role could have changed its own defaults (ALTER ROLE CURRENT_USER SET …) where no runner
+    stood guard. temp_file_limit needs a superuser to change, so the role's own value holds."""
+    from data.schema import ANALYST_ROLE_SETTINGS
+
+    limits = {"statement_timeout": f"{timeout_ms}ms", "work_mem": ANALYST_ROLE_SETTINGS["work_mem"],
+              "idle_in_transaction_session_timeout": ANALYST_ROLE_SETTINGS["idle_in_transaction_session_timeout"]}
+    names = list(limits)
+    conn.execute(sa.text("SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))),
+                 {**{f"n{i}": n for i, n in enumerate(names)}, **{f"v{i}": limits[n] for i, n in enumerate(names)}})
+
+
 def _translated(conn, ex: sa.exc.DBAPIError, sql: str, params: dict | None, timeout_ms: int) -> QueryFailed:
     conn.rollback()
     return _failure(ex, sql, timeout_ms, _error_position(conn, sql, params))
@@ -290,7 +303,7 @@ def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None =
     with engine.connect() as conn:
         try:
             conn.execute(sa.text("SET TRANSACTION READ ONLY"))
-            conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"), {"t": f"{timeout_ms}ms"})
+            _limit_transaction(conn, timeout_ms)
             if check:
                 tree = check_sql(sql, mart_tables=_mart_tables(conn))
                 check_placeholders(sql, tree, params)

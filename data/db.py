@@ -277,13 +277,19 @@ def analyst_url(settings: Settings | None = None) -> str:
     return u.render_as_string(hide_password=False)
 
 
-@functools.lru_cache(maxsize=None)
-def _analyst_engine(url: str, timezone: str) -> Engine:
-    # Its own small pool: analysts' queries never share connections with the app's.
+def make_analyst_engine(url: str, timezone: str = "UTC", **kwargs) -> Engine:
+    """A new engine of the analysts' role. Its own small pool: analysts' queries never share
+    connections with the app's. No server-side prepared statements: the runner ends every query
+    with DISCARD ALL, which would leave psycopg's cache of them naming statements that are gone."""
     return sa.create_engine(
         url, pool_pre_ping=True, pool_size=3, max_overflow=2,
         connect_args={"options": f"-c timezone={timezone} -c search_path=mart",
-                      "application_name": "marketplace-bi-sql"})
+                      "application_name": "marketplace-bi-sql", "prepare_threshold": None}, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _analyst_engine(url: str, timezone: str) -> Engine:
+    return make_analyst_engine(url, timezone)
 
 
 def get_analyst_engine(settings: Settings | None = None) -> Engine:

@@ -88,6 +88,9 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
         run("GRANT USAGE ON SCHEMA mart TO %I", role)
         run("GRANT SELECT ON ALL TABLES IN SCHEMA mart TO %I", role)
         run("ALTER DEFAULT PRIVILEGES IN SCHEMA mart GRANT SELECT ON TABLES TO %I", role)
+        # The role may change its own defaults (ALTER ROLE CURRENT_USER SET …, outside the runner):
+        # every migration puts back exactly these. The runner also sets them per transaction.
+        run("ALTER ROLE %I RESET ALL", role)
         for name, value in ANALYST_ROLE_SETTINGS.items():
             run("ALTER ROLE %I SET %I = %L", role, name, value)
     except sa.exc.ProgrammingError as ex:

@@ -45,7 +45,18 @@ def admin_url(tmp_path_factory) -> str:
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
     """Creates (or recreates) database name, optionally from a template; returns its URL."""
     from data.db import recreate_database
-    return recreate_database(admin_url, name, template)
+    from data.schema import ensure_analyst_role
+    from data.settings import load_settings
+
+    url = recreate_database(admin_url, name, template)
+    if template:
+        # A clone gets the tables but not the database's own privileges (pg_database.datacl):
+        # set the analysts' role up on it as a migration would.
+        eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with eng.begin() as conn:
+            ensure_analyst_role(conn, load_settings())
+        eng.dispose()
+    return url
 
 
 TEST_COOKIE_KEY = "test-cookie-key-0123456789-abcdefghijklmnop"
@@ -112,12 +123,13 @@ def empty_engine(admin_url, empty_template):
 
 @pytest.fixture(scope="module")
 def analyst(database_url):
-    """An engine of the analysts' login role on the seeded database."""
+    """An engine of the analysts' login role on the seeded database, made as the app makes it."""
     from sqlalchemy.engine import make_url
 
+    from data.db import make_analyst_engine
     from data.settings import load_settings
 
     url = make_url(database_url).set(username=load_settings().analyst_role)
-    eng = sa.create_engine(url, connect_args={"options": "-c search_path=mart"})
+    eng = make_analyst_engine(url.render_as_string(hide_password=False))
     yield eng
     eng.dispose()

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics.query import QueryFailed, QueryRejected, check_sql, open_query, run_query
+from data.settings import load_settings
 
 
 def _fingerprint(engine) -> dict:
@@ -253,3 +254,74 @@ def test_parameters_are_bound_never_pasted():
         bind_parameters(sql, {"p": (date(2026, 1, 1), date(2026, 1, 2)), "n": 1})
     with pytest.raises(QueryRejected, match="parameter n: 'ten' is not a number"):
         bind_parameters(sql, {"p": (date(2026, 1, 1), date(2026, 1, 2)), "s": "a", "n": "ten"})
+
+
+# Statements sent bare on the analysts' role, outside the runner: no parser, no DECLARE, no READ ONLY
+# transaction of ours, and the role's default_transaction_read_only switched off. What stops each is
+# the role's privileges alone.
+BARE = [
+    ("DELETE FROM mart.orders", "permission denied for table orders"),
+    ("UPDATE mart.orders SET status = 'paid'", "permission denied for table orders"),
+    ("INSERT INTO mart.vendors (vendor_id) VALUES (-1)", "permission denied for table vendors"),
+    ("TRUNCATE mart.order_items", "permission denied for table order_items"),
+    ("DROP TABLE mart.orders", "must be owner of table orders"),
+    ("ALTER TABLE mart.orders ADD COLUMN x int", "must be owner of table orders"),
+    ("CREATE TABLE mart.stolen AS SELECT * FROM mart.orders", "permission denied for schema mart"),
+    ("CREATE TABLE public.stolen (a int)", "permission denied for schema public"),
+    ("CREATE TEMP TABLE t (a int)", "permission denied to create temporary tables"),
+    ("CREATE SCHEMA evil", "permission denied for database"),
+    ("CREATE FUNCTION mart.f() RETURNS int AS 'SELECT 1' LANGUAGE sql", "permission denied for schema mart"),
+    ("DO $$ BEGIN DELETE FROM mart.orders; END $$", "permission denied for table orders"),
+    ("COPY (SELECT 1) TO PROGRAM 'touch /tmp/mbi_pwned'", "permission denied to COPY to or from an external program"),
+    ("COPY mart.orders FROM '/etc/passwd'", "permission denied"),
+    ("SET ROLE postgres", "permission denied to set role"),
+    ("SELECT lo_import('/etc/passwd')", "permission denied for function lo_import"),
+    ("SELECT pg_read_file('/etc/passwd')", "permission denied for function pg_read_file"),
+    ("SELECT * FROM app.users", "permission denied for schema app"),
+    ("SELECT rolpassword FROM pg_authid", "permission denied for table pg_authid"),
+    ("SELECT nextval('mart.forecast_runs_run_id_seq')", "permission denied for sequence"),
+    ("SELECT current_setting('data_directory')", "permission denied to examine"),
+    ("GRANT SELECT ON app.users TO PUBLIC", "permission denied for schema app"),
+    ("CREATE EXTENSION dblink", "permission denied to create extension"),
+    ("SELECT pg_reload_conf()", "permission denied for function pg_reload_conf"),
+    ("CHECKPOINT", "permission denied to execute CHECKPOINT"),
+    ("SET temp_file_limit = -1", "permission denied to set parameter"),
+]
+
+
+@pytest.mark.parametrize("sql,message", BARE, ids=[b[0][:40] for b in BARE])
+def test_the_role_alone_refuses_bare_statements(engine, analyst, sql, message):
+    before = _fingerprint(engine)
+    with analyst.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("SET default_transaction_read_only = off")
+        with pytest.raises(sa.exc.DBAPIError, match=message):
+            conn.exec_driver_sql(sql)
+        conn.exec_driver_sql("DISCARD ALL")
+    assert _fingerprint(engine) == before
+
+
+def test_the_role_changing_its_own_defaults_changes_nothing_the_runner_enforces(engine, analyst):
+    """A role may ALTER its own defaults; the runner sets its limits per transaction anyway, and
+    every migration puts the role's settings back."""
+    from data.schema import ensure_analyst_role
+
+    with analyst.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("SET default_transaction_read_only = off")
+        conn.exec_driver_sql("ALTER ROLE CURRENT_USER SET default_transaction_read_only = off")
+        conn.exec_driver_sql("ALTER ROLE CURRENT_USER SET statement_timeout = 0")
+        conn.exec_driver_sql("ALTER ROLE CURRENT_USER SET work_mem = '2GB'")
+        conn.exec_driver_sql("DISCARD ALL")
+    try:
+        fresh = sa.create_engine(analyst.url, poolclass=sa.pool.NullPool)   # new sessions take the new defaults
+        r = run_query("SELECT current_setting('work_mem') AS w, current_setting('statement_timeout') AS t, "
+                      "current_setting('transaction_read_only') AS ro", engine=fresh, check=False, timeout_ms=1500)
+        assert r.frame.iloc[0].tolist() == ["32MB", "1500ms", "on"]
+        with pytest.raises(QueryFailed, match="ran longer than 1.5 s"):
+            run_query("SELECT pg_sleep(5)", engine=fresh, check=False, timeout_ms=1500)
+    finally:
+        with engine.begin() as conn:
+            ensure_analyst_role(conn, load_settings())
+    with fresh.connect() as conn:
+        assert conn.exec_driver_sql("SHOW work_mem").scalar() == "32MB"
+        assert conn.exec_driver_sql("SHOW default_transaction_read_only").scalar() == "on"
+    fresh.dispose()
