@@ -115,6 +115,12 @@ def check_placeholders(sql: str, tree: exp.Expression | None, params: dict | Non
         raise QueryRejected(f"parameter {missing[0]}: give a value")
 
 
+def _unreadable(ex: ParseError) -> QueryRejected:
+    first = ex.errors[0] if ex.errors else {}
+    where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
+    return QueryRejected(f"the query could not be read{where}: {first.get('description', ex)}")
+
+
 def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> exp.Expression:
     """Raises QueryRejected unless sql is one read-only statement over mart; returns its parsed
     tree (for EXPLAIN, the explained statement's)."""
@@ -125,9 +131,7 @@ def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> exp.Expressio
     try:
         statements = [s for s in sqlglot.parse(target, read="postgres") if s is not None]
     except ParseError as ex:
-        first = ex.errors[0] if ex.errors else {}
-        where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
-        raise QueryRejected(f"the query could not be read{where}: {first.get('description', ex)}") from None
+        raise _unreadable(ex) from None
     if len(statements) != 1:
         raise QueryRejected(f"only one statement is allowed; this has {len(statements)}")
     tree = statements[0]
@@ -472,3 +476,26 @@ def bind_parameters(sql: str, values: dict) -> tuple[str, dict]:
         bound[p.name] = value
         return f":{p.name}"
     return _PARAM.sub(place, text), bound
+
+
+def format_sql(sql: str) -> str:
+    """Returns sql laid out by sqlglot (PostgreSQL dialect, one clause a line, comments kept);
+    {{parameters}} stay as they are. Raises QueryRejected when it cannot be read or has an
+    optional [[ … ]] part (a fragment of SQL that cannot be parsed alone)."""
+    if _OPTIONAL.search(sql):
+        raise QueryRejected("a query with optional [[ … ]] parts cannot be formatted")
+    tokens: dict[str, str] = {}
+
+    def hide(m: re.Match) -> str:
+        token = f"__mbi_param_{len(tokens)}__"
+        tokens[token] = m.group(0)
+        return token
+    try:
+        out = sqlglot.transpile(_PARAM.sub(hide, sql), read="postgres", write="postgres", pretty=True)
+    except ParseError as ex:
+        raise _unreadable(ex) from None
+    text = ";\n\n".join(out)
+    for token, original in tokens.items():
+        text = text.replace(token, original)
+    return text
+

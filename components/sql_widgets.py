@@ -14,7 +14,7 @@ import streamlit as st
 
 from analytics.metrics import METRICS
 from analytics.query import (DEFAULT_ROW_LIMIT, Parameter, QueryFailed, QueryRejected, QueryResult, bind_parameters,
-                             find_parameters, list_options, run_query)
+                             find_parameters, format_sql, list_options, run_query)
 from components import loaders
 from components.tables import table_height
 from data import saved_queries as SQ
@@ -122,6 +122,14 @@ def restore_parameter_inputs(sql: str, values: dict, *, key: str) -> None:
                 st.session_state[k] = str(value)
         except (TypeError, ValueError):   # QueryRejected and QueryFailed are ValueErrors
             continue  # a value this type cannot take: the input starts empty
+
+
+def format_editor(key: str) -> None:
+    """on_click of Format: lays out the editor's SQL, or leaves it and says why."""
+    try:
+        st.session_state[key] = format_sql(st.session_state.get(key) or "")
+    except QueryRejected as ex:
+        st.session_state[f"{key.removesuffix('_text')}_format_error"] = f"Not formatted: {ex}."
 
 
 def _json_ready(values: dict) -> dict:
@@ -290,6 +298,7 @@ def render_saved(user, *, key: str, on_open) -> None:
     names = dict(zip(saved["query_id"], saved["name"] + " · " + saved["owner"]))
     picked = st.selectbox("Query", list(names), format_func=names.get, key=f"{key}_saved_pick")
     row = saved.set_index("query_id").loc[picked]
+    st.code(row["sql"], language="sql", wrap_lines=True)
     c = st.columns([1, 1, 4])
     if c[0].button("Open in the editor", key=f"{key}_open", icon=":material/edit:"):
         on_open({"query_id": int(picked), "name": row["name"], "owner": row["owner"], "description": row["description"],

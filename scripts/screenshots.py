@@ -64,6 +64,21 @@ def _sql_ready(page) -> None:
     page.get_by_text(" rows · ").first.wait_for(timeout=60_000)
 
 
+def _sql_params_ready(page) -> None:
+    """Puts the parameters example in the editor, picks a category from its list and runs it."""
+    from components.sql_widgets import EXAMPLES
+
+    page.get_by_text("Start from an example").first.wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="SQL").fill(EXAMPLES["Top vendors in a period (parameters)"])
+    page.get_by_role("textbox", name="SQL").press("Control+Enter")
+    page.get_by_text("category (optional)").first.wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="top").fill("10")
+    page.get_by_role("textbox", name="top").press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text(" rows · ").first.wait_for(timeout=60_000)
+
+
 # name: (path, ready, log in first)
 PAGES = {
     "login": ("/", _ready_text("Ask an admin for an account"), False),
@@ -79,6 +94,7 @@ PAGES = {
     "customers_risk": ("/customers", _tall(1400, _tab("At risk", "past GMV at risk")), True),
     "forecasting": ("/forecasting", _tall(2600, _charts("Earlier forecasts against the actuals", 2)), True),
     "sql": ("/sql", _tall(1600, _sql_ready), True),
+    "sql_params": ("/sql", _tall(1700, _sql_params_ready), True),
     "dashboards": ("/dashboards", _charts("refreshes every", 1), True),
     "sales": ("/sales", _charts("Numbers by bucket", 4), True),
     "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
@@ -129,6 +145,8 @@ def main() -> int:
     p.add_argument("--readme", action="store_true", help="also copy the overview to docs/img/")
     p.add_argument("--width", type=int, default=1440)
     p.add_argument("--height", type=int, default=2300)
+    p.add_argument("--only", nargs="+", choices=sorted(PAGES), metavar="PAGE",
+                   help="take only these pages' screenshots (names as in artifacts/)")
     args = p.parse_args()
     out = ROOT / "artifacts"
     out.mkdir(exist_ok=True)
@@ -138,6 +156,8 @@ def main() -> int:
     env = {"DATABASE_URL": url, "DEMO_MODE": "true" if load_settings().demo_mode else "false"}
     with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
         for name, (path, ready, logged_in) in PAGES.items():
+            if args.only and name not in args.only:
+                continue
             # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
             page = browser.new_page(viewport={"width": args.width, "height": args.height if name in ("overview", "sales", "vendors", "products") else 1000})
             page.goto(base + path, wait_until="domcontentloaded")

@@ -72,6 +72,18 @@ def test_a_list_parameter_offers_the_values_of_its_query(monkeypatch, database_u
     assert "parameter x's list: function pg_sleep is not allowed." in texts(at)
 
 
+def test_format_lays_out_the_editor_and_says_when_it_cannot(monkeypatch, database_url, engine):
+    at = open_page(monkeypatch, database_url, "analyst", "sql")
+    at.text_area(key="sql_text").set_value("select status, count(*) from mart.orders group by 1").run()
+    at.button(key="sql_format").click().run()
+    assert not at.exception, at.exception
+    assert at.text_area(key="sql_text").value == "SELECT\n  status,\n  COUNT(*)\nFROM mart.orders\nGROUP BY\n  1"
+    at.text_area(key="sql_text").set_value("SELECT 1 [[ WHERE x = {{x}} ]]").run()
+    at.button(key="sql_format").click().run()
+    assert "Not formatted: a query with optional [[ … ]] parts cannot be formatted." in texts(at)
+    assert at.text_area(key="sql_text").value == "SELECT 1 [[ WHERE x = {{x}} ]]"
+
+
 def test_hostile_sql_is_refused_with_a_reason(monkeypatch, database_url, engine):
     _cleanup(engine)
     at = open_page(monkeypatch, database_url, "analyst", "sql")

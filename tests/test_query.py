@@ -325,3 +325,19 @@ def test_the_role_changing_its_own_defaults_changes_nothing_the_runner_enforces(
         assert conn.exec_driver_sql("SHOW work_mem").scalar() == "32MB"
         assert conn.exec_driver_sql("SHOW default_transaction_read_only").scalar() == "on"
     fresh.dispose()
+
+
+def test_format_sql_lays_out_the_query_and_keeps_parameters_and_results(analyst):
+    from analytics.query import bind_parameters, format_sql
+    sql = ("select status, count(*) n, sum(shipping_fee) fees from mart.orders -- all of them\n"
+           "where channel = {{ch}} and ordered_at::date >= {{since:date}} group by 1 order by 1")
+    out = format_sql(sql)
+    assert out.startswith("SELECT\n") and "{{ch}}" in out and "{{since:date}}" in out and "all of them" in out
+    values = {"ch": "web", "since": __import__("datetime").date(2026, 1, 1)}
+    before = run_query(*bind_parameters(sql, values), engine=analyst).frame
+    after = run_query(*bind_parameters(out, values), engine=analyst).frame
+    assert before.equals(after) and len(before) >= 2
+    with pytest.raises(QueryRejected, match=r"optional \[\[ … \]\] parts cannot be formatted"):
+        format_sql("SELECT 1 [[ WHERE x = {{x}} ]]")
+    with pytest.raises(QueryRejected, match="the query could not be read at line 1"):
+        format_sql("SELECT FROM WHERE (")

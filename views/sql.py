@@ -47,12 +47,15 @@ with query:
         st.error(f"{ex}.", icon=":material/error:")
         params = None
     values = W.render_parameter_inputs(params or [], key="sql") if params is not None else {}
-    c1, c2, _ = st.columns([1, 1, 4])
+    c1, c2, c3, _ = st.columns([1, 1, 1, 3], vertical_alignment="bottom")
     limit = c1.selectbox("Row limit", W.ROW_LIMITS, index=W.ROW_LIMITS.index(W.DEFAULT_ROW_LIMIT), key="sql_limit",
                          format_func=lambda n: f"{n:,} rows")
-    c2.write("")
     run = c2.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:", disabled=params is None,
                     shortcut="Ctrl+Enter", help="Ctrl+Enter runs the query")
+    c3.button("Format", key="sql_format", icon=":material/format_align_left:", on_click=W.format_editor,
+              args=("sql_text",), disabled=not (sql or "").strip(), help="Lay the query out one clause a line")
+    if st.session_state.get("sql_format_error"):
+        st.warning(st.session_state.pop("sql_format_error"), icon=":material/warning:")
     if run:
         with st.spinner("Running…"):
             result, message = W.execute(user, sql, values, row_limit=limit,
