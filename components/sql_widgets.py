@@ -347,9 +347,12 @@ def schema_tables() -> pd.DataFrame:
 
 def render_schema(*, key: str) -> None:
     cols = schema_tables()
-    st.caption("Schema mart: the tables analysts' SQL can read. Row counts are PostgreSQL's estimates. "
-               "Metric definitions are in the sidebar's metric glossary: "
-               + ", ".join(m.label for m in METRICS.values()) + ".")
+    st.caption("Schema mart: the tables analysts' SQL can read. Row counts are PostgreSQL's estimates.")
+    with st.expander("Metric glossary: the pages' definitions, to match them in SQL"):
+        st.dataframe(pd.DataFrame({"Metric": [m.label for m in METRICS.values()],
+                                   "Definition": [m.description for m in METRICS.values()]}),
+                     hide_index=True, width="stretch", key=f"{key}_glossary",
+                     column_config={"Definition": st.column_config.TextColumn(width="large")})
     search = st.text_input("Find a table or column", key=f"{key}_schema_search").strip().lower()
     for table, g in cols.groupby("table", sort=True):
         if search and search not in table and not g["column"].str.contains(search, regex=False).any():

@@ -137,6 +137,8 @@ def test_schema_browser_lists_mart_tables(monkeypatch, database_url):
     labels = [e.label for e in at.expander]
     assert any(label.startswith("orders · ") for label in labels)
     assert not any(label.startswith(("users", "sessions", "audit_log")) for label in labels)
+    glossary = table_with(at, "Definition")
+    assert "GMV" in glossary["Metric"].tolist() and glossary["Definition"].str.contains("cancelled").any()
 
 
 def test_pin_a_saved_query_chart_to_a_dashboard(monkeypatch, database_url, engine):
