@@ -116,3 +116,10 @@ def fetch_history(conn: Connection, user: str, limit: int = HISTORY_KEPT) -> pd.
     return frame(conn.execute(sa.text("""
         SELECT id, ran_at, sql, params, duration_ms, rows, outcome, message, query_id FROM app.query_history
         WHERE username = :u ORDER BY id DESC LIMIT :k"""), {"u": user, "k": limit}))
+
+
+def visible_query(conn: Connection, user: str, query_id: int) -> dict | None:
+    """Returns the saved query {query_id, name, owner, sql} if user owns it or it is shared, else None."""
+    row = conn.execute(sa.text("SELECT query_id, name, owner, sql FROM app.saved_queries "
+                               "WHERE query_id = :id AND (owner = :u OR shared)"), {"id": query_id, "u": user}).mappings().first()
+    return dict(row) if row else None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,7 +14,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("DATABASE_URL", "", "PostgreSQL URL of the app's own connection. Empty: start or join the embedded server in DATA_DIR/pg."),
     ("ANALYTICS_DATABASE_URL", "", "Optional read replica for the pages' queries. Empty: DATABASE_URL."),
     ("APP_TIMEZONE", "UTC", "Time zone of reporting days, weeks and months (an IANA name such as Europe/Berlin)."),
-    ("DATA_DIR", ".data", "Where the embedded PostgreSQL server and exports live, relative to the project."),
+    ("DATA_DIR", ".data", "Where the embedded PostgreSQL server (and, by default, exports) live, relative to the project."),
     ("DB_NAME", "marketplace", "Database created on the embedded server."),
     ("ANALYST_DB_ROLE", "bi_analyst", "Login role for analysts' SQL: SELECT on schema mart only."),
     ("ANALYST_DB_PASSWORD", "", "Password for that role on an external server (the embedded one trusts local sockets)."),
@@ -29,6 +30,22 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("LOGIN_MAX_FAILURES_PER_ADDRESS", "20", "Failed logins from one client address within the window that lock the address."),
     ("LOGIN_WINDOW_MINUTES", "15", "Window in which failed logins are counted."),
     ("LOGIN_LOCK_MINUTES", "15", "How long a lock lasts; it expires by itself."),
+    ("SMTP_HOST", "", "Mail server for scheduled reports and alerts. Empty: email deliveries wait in the outbox and say why."),
+    ("SMTP_PORT", "25", "Its port (587 with STARTTLS, 465 is not supported: use STARTTLS)."),
+    ("SMTP_USER", "", "Login for the mail server, if it needs one."),
+    ("SMTP_PASSWORD", "", "Its password."),
+    ("SMTP_STARTTLS", "false", "`true`: upgrade the connection with STARTTLS before logging in."),
+    ("SMTP_FROM", "marketplace-bi@localhost", "Sender address of reports and alerts."),
+    ("APP_BASE_URL", "http://localhost:8501", "The app's address as users reach it: links in emails and webhooks."),
+    ("EXPORT_DIR", "", "Where export files are written. Empty: DATA_DIR/exports."),
+    ("EXPORT_EXPIRY_DAYS", "7", "Days an export file is kept before the scheduler deletes it."),
+    ("EMAIL_ATTACHMENT_MAX_MB", "10", "Larger report files are not attached: the email links to the download instead."),
+    ("DELIVERY_MAX_ATTEMPTS", "8", "Attempts at one email or webhook (backing off exponentially) before it is marked failed."),
+    ("SCHEDULER_TICK_SECONDS", "5", "How often the scheduler looks for due schedules, queued exports and deliveries."),
+    ("DELIVERY_BACKOFF_SECONDS", "30", "Wait before the second attempt at a failed delivery; it doubles with each attempt, up to an hour."),
+    ("JOB_LEASE_SECONDS", "120", "How long a running export or scheduled run is held without news before another scheduler takes it over."),
+    ("WEBHOOK_TIMEOUT_SECONDS", "10", "Time limit of one webhook call."),
+    ("LOG_FORMAT", "text", "`json`: the scheduler writes one JSON object per log line (time, level, logger, worker, message)."),
     ("TRUST_FORWARDED_FOR", "false", "`true` behind a reverse proxy you run: the client address (for lockout and the audit log) is the first X-Forwarded-For entry."),
 ]
 
@@ -86,6 +103,21 @@ class Settings:
     trust_forwarded_for: bool = False
     customer_scores_at: str = "02:30"
     forecasts_at: str = "03:00"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "marketplace-bi@localhost"
+    app_base_url: str = "http://localhost:8501"
+    export_dir: Path = PROJECT_ROOT / ".data" / "exports"
+    export_expiry_days: int = 7
+    email_attachment_max_mb: int = 10
+    delivery_max_attempts: int = 8
+    delivery_backoff_seconds: int = 30
+    work_seconds: int = 5
+    job_lease_seconds: int = 120
+    webhook_timeout_seconds: int = 10
     extra: dict = field(default_factory=dict)
 
     @property
@@ -135,7 +167,53 @@ def load_settings() -> Settings:
         trust_forwarded_for=_bool("TRUST_FORWARDED_FOR"),
         customer_scores_at=_clock("CUSTOMER_SCORES_AT"),
         forecasts_at=_clock("FORECASTS_AT"),
+        smtp_host=_env("SMTP_HOST"),
+        smtp_port=_positive_int("SMTP_PORT"),
+        smtp_user=_env("SMTP_USER"),
+        smtp_password=_env("SMTP_PASSWORD"),
+        smtp_starttls=_bool("SMTP_STARTTLS"),
+        smtp_from=_address("SMTP_FROM"),
+        app_base_url=_url("APP_BASE_URL"),
+        export_dir=_dir(_env("EXPORT_DIR"), data_dir / "exports"),
+        export_expiry_days=_positive_int("EXPORT_EXPIRY_DAYS"),
+        email_attachment_max_mb=_positive_int("EMAIL_ATTACHMENT_MAX_MB"),
+        delivery_max_attempts=_positive_int("DELIVERY_MAX_ATTEMPTS"),
+        delivery_backoff_seconds=_positive_int("DELIVERY_BACKOFF_SECONDS"),
+        work_seconds=_positive_int("SCHEDULER_TICK_SECONDS"),
+        job_lease_seconds=_positive_int("JOB_LEASE_SECONDS"),
+        webhook_timeout_seconds=_positive_int("WEBHOOK_TIMEOUT_SECONDS"),
     )
+
+
+def _dir(raw: str, default: Path) -> Path:
+    if not raw:
+        return default
+    path = Path(raw)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _address(name: str) -> str:
+    raw = _env(name)
+    if not valid_email(raw):
+        raise SettingsError(f"{name}={raw!r} is not an email address (name@host)")
+    return raw
+
+
+def _url(name: str) -> str:
+    raw = _env(name).rstrip("/")
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name}={raw!r} must start with http:// or https://")
+    return raw
+
+
+# One address: local part, @, a host (a dotted domain or a single label such as localhost). Not the
+# whole of RFC 5322: quoted local parts and comments are refused, which is what mail forms expect.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def valid_email(text: str) -> bool:
+    return bool(_EMAIL.match(text or "")) and len(text) <= 254 and ".." not in text
 
 
 def _bool(name: str) -> bool:

@@ -75,8 +75,30 @@ def frame_batches(frame: pd.DataFrame, size: int = BATCH) -> Batches:
         yield list(frame.iloc[start:start + size].itertuples(index=False, name=None))
 
 
+PERCENT_NAME = re.compile(r"(_rate|rate_|growth|margin|share|p_alive|coverage|retention)", re.IGNORECASE)
+COUNT_NAME = re.compile(r"^(rank|orders|units|customers|sessions|rows|n)$|(_orders|_customers|_count)$", re.IGNORECASE)
+PERCENT_FORMAT = "0.0%"
+COUNT_FORMAT = "#,##0"
+
+
+def column_kind(name: str) -> str | None:
+    """'money', 'percent', 'count' or None, from a glossary metric's kind or the column's name."""
+    from analytics.metrics import METRICS
+
+    name = str(name)
+    if name in METRICS:
+        return METRICS[name].fmt
+    if PERCENT_NAME.search(name):
+        return "percent"
+    if MONEY_NAME.search(name):
+        return "money"
+    if COUNT_NAME.search(name):
+        return "count"
+    return None
+
+
 def money_columns(columns: Sequence[str]) -> set[str]:
-    return {c for c in columns if MONEY_NAME.search(str(c))}
+    return {c for c in columns if column_kind(c) == "money"}
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -114,7 +136,7 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 
 # --- JSON ---------------------------------------------------------------------------------------
 
-def _json_token(value) -> str:
+def json_value(value) -> str:
     value = plain(value)
     if isinstance(value, Decimal):
         return str(value) if value.is_finite() else "null"   # exact: never through a float
@@ -138,7 +160,7 @@ def write_json(columns: Sequence[str], batches: Batches, out) -> int:
     rows = 0
     for batch in batches:
         for row in batch:
-            record = "{" + ", ".join(k + _json_token(v) for k, v in zip(keys, row)) + "}"
+            record = "{" + ", ".join(k + json_value(v) for k, v in zip(keys, row)) + "}"
             out.write(((",\n" if rows else "\n") + record).encode("utf-8"))
             rows += 1
     out.write(b"\n]\n" if rows else b"]\n")
@@ -158,83 +180,111 @@ def sheet_name(name: str) -> str:
     return re.sub(r"[\[\]:*?/\\]", " ", name).strip().strip("'")[:31].strip() or "data"
 
 
+class XlsxBook:
+    """An Excel workbook written in openpyxl's write-only mode, so memory stays flat however many
+    rows come: typed cells (numbers, dates, money with two decimals), a bold frozen header, column
+    widths from the first rows; past max_rows data rows a sheet continues on a new one
+    ("name (2)", …); close() adds a sheet "About" with what produced it."""
+
+    def __init__(self, out, *, max_rows: int = XLSX_MAX_ROWS):
+        from openpyxl import Workbook
+        from openpyxl.styles import Font, PatternFill
+
+        self.out, self.max_rows = out, max_rows
+        self.book = Workbook(write_only=True)
+        self.names: set[str] = set()
+        self.rows = 0
+        self._bold, self._fill = Font(bold=True, color="FFFFFF"), PatternFill("solid", fgColor="1F4E79")
+
+    def _name(self, wanted: str) -> str:
+        base, n = sheet_name(wanted), 1
+        name = base
+        while name.lower() in self.names:
+            n += 1
+            suffix = f" ({n})"
+            name = base[:31 - len(suffix)] + suffix
+        self.names.add(name.lower())
+        return name
+
+    def sheet(self, name: str, columns: Sequence[str], batches: Batches, *, money: set[str] | None = None) -> int:
+        """Writes one table (continuing on further sheets past max_rows); returns its data rows."""
+        from openpyxl.cell import WriteOnlyCell
+
+        kinds = {"money": MONEY_FORMAT, "percent": PERCENT_FORMAT, "count": COUNT_FORMAT}
+        formats = [(MONEY_FORMAT if c in money else None) if money is not None else kinds.get(column_kind(c))
+                   for c in columns]
+        widths = [len(str(c)) for c in columns]
+        state = {"ws": None, "n": 0}
+
+        def new_sheet(sample: Sequence[tuple]) -> None:
+            ws = self.book.create_sheet(self._name(name))
+            ws.freeze_panes = "A2"
+            for row in sample[:200]:
+                for i, v in enumerate(row):
+                    widths[i] = max(widths[i], len(str(plain(v))) if v is not None else 0)
+            for i, w in enumerate(widths):
+                ws.column_dimensions[_letter(i + 1)].width = min(60, w + 2)
+            header = []
+            for c in columns:
+                cell = WriteOnlyCell(ws, value=neutral(str(c)))
+                cell.font, cell.fill = self._bold, self._fill
+                header.append(cell)
+            ws.append(header)
+            state["ws"], state["n"] = ws, 0
+
+        def typed(ws, value, fmt):
+            value = neutral(plain(value))
+            if isinstance(value, (bytes, memoryview)):
+                value = bytes(value).hex()
+            elif isinstance(value, (list, dict, tuple)):
+                value = json.dumps(value, default=str)
+            elif value is not None and not isinstance(value, (str, int, float, Decimal, datetime, date, time, bool)):
+                value = str(value)
+            if fmt is None and not isinstance(value, (datetime, date)):
+                return value
+            cell = WriteOnlyCell(ws, value=value)
+            if isinstance(value, datetime):
+                cell.number_format = DATETIME_FORMAT
+            elif isinstance(value, date):
+                cell.number_format = DATE_FORMAT
+            elif isinstance(value, (int, float, Decimal)):
+                cell.number_format = fmt
+            return cell
+
+        rows = 0
+        for batch in batches:
+            if state["ws"] is None:
+                new_sheet(batch)
+            for row in batch:
+                if state["n"] >= self.max_rows:
+                    new_sheet([])
+                ws = state["ws"]
+                ws.append([typed(ws, v, f) for v, f in zip(row, formats)])
+                state["n"] += 1
+                rows += 1
+        if state["ws"] is None:
+            new_sheet([])
+        self.rows += rows
+        return rows
+
+    def close(self, about: dict | None = None) -> None:
+        if about:
+            ws = self.book.create_sheet(self._name("About"))
+            ws.column_dimensions["A"].width = 18
+            ws.column_dimensions["B"].width = 100
+            for label, value in about.items():
+                ws.append([neutral(str(label)), neutral(value if isinstance(value, (int, float)) else str(value))])
+            ws.append(["Rows", self.rows])
+        self.book.save(self.out)
+
+
 def write_xlsx(columns: Sequence[str], batches: Batches, out, *, sheet: str = "data", about: dict | None = None,
                money: set[str] | None = None, max_rows: int = XLSX_MAX_ROWS) -> int:
-    """Writes an Excel workbook to out (a path or binary file) in openpyxl's write-only mode, so
-    memory stays flat however many rows come: typed cells (numbers, dates, money with two
-    decimals), a bold frozen header, column widths from the first rows, and a sheet "About" with
-    what produced it (about: {label: value}). Past max_rows data rows a sheet continues on a new
-    one ("name (2)", …). Returns the number of data rows."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font, PatternFill
-
-    money = money_columns(columns) if money is None else money
-    book = Workbook(write_only=True)
-    base = sheet_name(sheet)
-    bold, fill = Font(bold=True, color="FFFFFF"), PatternFill("solid", fgColor="1F4E79")
-    formats = [MONEY_FORMAT if c in money else None for c in columns]
-    state = {"ws": None, "n": 0, "sheets": 0}
-    widths: list[int] = [len(str(c)) for c in columns]
-
-    def new_sheet(sample: Sequence[tuple]) -> None:
-        state["sheets"] += 1
-        suffix = f" ({state['sheets']})" if state["sheets"] > 1 else ""
-        ws = book.create_sheet(base[:31 - len(suffix)] + suffix)
-        ws.freeze_panes = "A2"
-        for row in sample[:200]:
-            for i, v in enumerate(row):
-                widths[i] = max(widths[i], len(str(plain(v))) if v is not None else 0)
-        for i, w in enumerate(widths):
-            ws.column_dimensions[_letter(i + 1)].width = min(60, w + 2)
-        header = []
-        for c in columns:
-            cell = WriteOnlyCell(ws, value=neutral(str(c)))
-            cell.font, cell.fill = bold, fill
-            header.append(cell)
-        ws.append(header)
-        state["ws"], state["n"] = ws, 0
-
-    def typed(ws, value, fmt):
-        value = neutral(plain(value))
-        if isinstance(value, (bytes, memoryview)):
-            value = bytes(value).hex()
-        elif isinstance(value, (list, dict, tuple)):
-            value = json.dumps(value, default=str)
-        elif value is not None and not isinstance(value, (str, int, float, Decimal, datetime, date, time, bool)):
-            value = str(value)
-        if fmt is None and not isinstance(value, (datetime, date)):
-            return value
-        cell = WriteOnlyCell(ws, value=value)
-        if isinstance(value, datetime):
-            cell.number_format = DATETIME_FORMAT
-        elif isinstance(value, date):
-            cell.number_format = DATE_FORMAT
-        elif isinstance(value, (int, float, Decimal)):
-            cell.number_format = fmt
-        return cell
-
-    rows = 0
-    for batch in batches:
-        if state["ws"] is None:
-            new_sheet(batch)
-        for row in batch:
-            if state["n"] >= max_rows:
-                new_sheet([])
-            ws = state["ws"]
-            ws.append([typed(ws, v, f) for v, f in zip(row, formats)])
-            state["n"] += 1
-            rows += 1
-    if state["ws"] is None:
-        new_sheet([])
-    if about:
-        ws = book.create_sheet("About")
-        ws.column_dimensions["A"].width = 18
-        ws.column_dimensions["B"].width = 100
-        for label, value in about.items():
-            ws.append([neutral(str(label)), neutral(value if isinstance(value, (int, float)) else str(value))])
-        ws.append(["Rows", rows])
-    book.save(out)
+    """Writes one table as an Excel workbook (see XlsxBook) to out, a path or a binary file;
+    returns the number of data rows."""
+    book = XlsxBook(out, max_rows=max_rows)
+    rows = book.sheet(sheet, columns, batches, money=money)
+    book.close(about)
     return rows
 
 

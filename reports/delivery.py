@@ -1,0 +1,187 @@
+"""Delivery through the outbox: every email and webhook is a row in app.outbox before anything is
+sent, keyed by an idempotency key (one per scheduled run and recipient, or alert transition and
+channel), so that a retry or a second scheduler never makes a second row.
+
+A scheduler claims a due row (FOR UPDATE SKIP LOCKED), marks it `sending` with a lease, sends,
+and marks it `sent`; a failure schedules the next attempt with exponential backoff (tenacity's
+wait_exponential, DELIVERY_BACKOFF_SECONDS doubling up to an hour) until DELIVERY_MAX_ATTEMPTS,
+then `failed` (shown on the admin page). A process that dies mid-send leaves the row `sending`
+until its lease ends; the next attempt may then send again (SMTP cannot tell us whether the first
+got through), and the message's Message-ID and the webhook's Idempotency-Key header are the same
+on both, so that receivers can drop the repeat.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from tenacity import RetryCallState, wait_exponential
+
+from data.settings import Settings, load_settings
+
+log = logging.getLogger("reports.delivery")
+BACKOFF_MAX_SECONDS = 3600
+SEND_LEASE_SECONDS = 120
+
+
+class DeliveryError(RuntimeError):
+    """A send failed; the message says why (stored as the row's last error)."""
+
+
+def enqueue(conn: Connection, *, channel: str, target: str, payload: dict, key: str, source: str) -> bool:
+    """Records a delivery to make; returns False when one with this idempotency key exists (a
+    retry of the same run or transition), which is then left as it is."""
+    return bool(conn.execute(sa.text("""
+        INSERT INTO app.outbox (idempotency_key, channel, target, payload, source)
+        VALUES (:k, :c, :t, CAST(:p AS jsonb), :s) ON CONFLICT (idempotency_key) DO NOTHING"""),
+        {"k": key, "c": channel, "t": target, "p": json.dumps(payload, default=str), "s": source}).rowcount)
+
+
+def backoff_seconds(attempts: int, base: int) -> float:
+    """Seconds before attempt attempts + 1: base, 2×base, 4×base, … up to an hour (tenacity's
+    wait_exponential, the same curve its retry loops use)."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, attempts)
+    return wait_exponential(multiplier=base, min=base, max=BACKOFF_MAX_SECONDS)(state)
+
+
+@dataclass
+class Claimed:
+    delivery_id: int
+    idempotency_key: str
+    channel: str
+    target: str
+    payload: dict
+    attempts: int
+
+
+def _claim(engine: Engine, worker: str) -> Claimed | None:
+    with engine.begin() as conn:
+        row = conn.execute(sa.text("""
+            UPDATE app.outbox SET status = 'sending', attempts = attempts + 1,
+                   lease_until = now() + make_interval(secs => :lease)
+            WHERE delivery_id = (
+                SELECT delivery_id FROM app.outbox
+                WHERE (status = 'pending' AND next_attempt_at <= now())
+                   OR (status = 'sending' AND lease_until < now())
+                ORDER BY next_attempt_at, delivery_id
+                FOR UPDATE SKIP LOCKED LIMIT 1)
+            RETURNING delivery_id, idempotency_key, channel, target, payload, attempts"""),
+            {"lease": SEND_LEASE_SECONDS}).mappings().first()
+    return Claimed(**row) if row else None
+
+
+def deliver_due(engine: Engine, *, settings: Settings | None = None, limit: int = 100, stop=None,
+                worker: str = "") -> dict:
+    """Sends up to limit due deliveries; returns {"sent", "retry", "failed"} counts."""
+    s = settings or load_settings()
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for _ in range(limit):
+        if stop is not None and stop():
+            break
+        item = _claim(engine, worker)
+        if item is None:
+            break
+        try:
+            send(item, s)
+        except DeliveryError as ex:
+            final = item.attempts >= s.delivery_max_attempts
+            delay = backoff_seconds(item.attempts, s.delivery_backoff_seconds)
+            with engine.begin() as conn:
+                conn.execute(sa.text("""
+                    UPDATE app.outbox SET status = :st, last_error = :e, lease_until = NULL,
+                           next_attempt_at = now() + make_interval(secs => :d)
+                    WHERE delivery_id = :id"""),
+                    {"st": "failed" if final else "pending", "e": str(ex)[:2000], "d": delay, "id": item.delivery_id})
+            counts["failed" if final else "retry"] += 1
+            log.warning("%s to %s failed (attempt %s%s): %s", item.channel, item.target, item.attempts,
+                        ", giving up" if final else f", next in {delay:.0f} s", ex)
+            continue
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE app.outbox SET status = 'sent', sent_at = now(), lease_until = NULL, "
+                                 "last_error = '' WHERE delivery_id = :id"), {"id": item.delivery_id})
+        counts["sent"] += 1
+        log.info("%s sent to %s (%s)", item.channel, item.target, item.idempotency_key)
+    return counts
+
+
+def send(item: Claimed, s: Settings) -> None:
+    if item.channel == "email":
+        send_email(item.target, item.payload, s, message_id=item.idempotency_key)
+    elif item.channel == "webhook":
+        post_webhook(item.target, item.payload.get("json") or {}, s, key=item.idempotency_key)
+    else:
+        raise DeliveryError(f"unknown channel {item.channel!r}")
+
+
+def send_email(to: str, payload: dict, s: Settings, *, message_id: str) -> None:
+    """Sends one message over SMTP (SMTP_*): text and HTML bodies, the file attached if any."""
+    if not s.smtp_host:
+        raise DeliveryError("SMTP_HOST is not set: set it (and SMTP_PORT, SMTP_FROM) so that email can be sent")
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = s.smtp_from, to, payload.get("subject", "Marketplace BI")
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = f"<{message_id.replace(':', '.').replace(' ', '')}@marketplace-bi>"
+    msg.set_content(payload.get("text", ""))
+    if payload.get("html"):
+        msg.add_alternative(payload["html"], subtype="html")
+    attachment = payload.get("attachment")
+    if attachment:
+        path = Path(attachment["path"])
+        if not path.exists():
+            raise DeliveryError(f"the file to attach is gone ({path.name}): it may have expired")
+        mime = attachment.get("mime") or mimetypes.guess_type(attachment["filename"])[0] or "application/octet-stream"
+        main, _, sub = mime.partition("/")
+        msg.add_attachment(path.read_bytes(), maintype=main, subtype=sub, filename=attachment["filename"],
+                           params={"charset": "utf-8"} if main == "text" else {})
+    try:
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if s.smtp_user:
+                smtp.login(s.smtp_user, s.smtp_password)
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as ex:
+        raise DeliveryError(f"SMTP {s.smtp_host}:{s.smtp_port}: {ex}") from None
+
+
+def post_webhook(url: str, body: dict, s: Settings, *, key: str) -> None:
+    """POSTs body as JSON with an Idempotency-Key header; any 2xx is success."""
+    data = json.dumps(body, default=str).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "marketplace-bi", "Idempotency-Key": key})
+    try:
+        with urllib.request.urlopen(request, timeout=s.webhook_timeout_seconds) as response:  # noqa: S310 - http(s) checked on save
+            if not 200 <= response.status < 300:
+                raise DeliveryError(f"webhook {url}: HTTP {response.status}")
+    except urllib.error.HTTPError as ex:
+        raise DeliveryError(f"webhook {url}: HTTP {ex.code} {ex.reason}") from None
+    except (urllib.error.URLError, OSError) as ex:
+        raise DeliveryError(f"webhook {url}: {getattr(ex, 'reason', ex)}") from None
+
+
+def failed_deliveries(conn: Connection, limit: int = 200):
+    """Deliveries that gave up, newest first, for the admin page."""
+    from data.db import frame
+
+    return frame(conn.execute(sa.text("""
+        SELECT delivery_id, channel, target, source, attempts, last_error, created_at
+        FROM app.outbox WHERE status = 'failed' ORDER BY created_at DESC LIMIT :n"""), {"n": limit}))
+
+
+def retry_delivery(conn: Connection, delivery_id: int) -> bool:
+    """Puts a failed delivery back in the queue (admin action); the idempotency key is kept."""
+    return bool(conn.execute(sa.text("""
+        UPDATE app.outbox SET status = 'pending', next_attempt_at = now(), attempts = 0, last_error = ''
+        WHERE delivery_id = :id AND status = 'failed'"""), {"id": delivery_id}).rowcount)

@@ -1,0 +1,415 @@
+"""Schedules: a report template (or saved query) sent at a cadence, in a time zone, to email
+recipients and/or a webhook, optionally once per vendor or category value.
+
+The truth is in PostgreSQL. A scheduler tick (plan_due) locks the due schedules with FOR UPDATE
+SKIP LOCKED, works out the cron slots since the last one (croniter, in the schedule's zone), runs
+only the latest (one app.schedule_runs row per fan-out value, unique on (schedule, slot, value),
+with its app.exports row queued) and records the missed ones as skipped. The export queue does the
+work (reports.exports); when an export finishes, finish_run marks its run done and puts one
+delivery per recipient and webhook in the outbox, in the same transaction.
+"""
+from __future__ import annotations
+
+import html
+import json
+import urllib.parse
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from croniter import croniter
+from sqlalchemy.engine import Connection
+
+from data.audit import record
+from data.db import frame
+from data.settings import Settings, load_settings, valid_email
+from reports.delivery import enqueue
+from reports.templates import FAN_OUT, TEMPLATES, ReportError, check_spec
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+CADENCE_KINDS = ("daily", "weekly", "monthly", "cron")
+MAX_SKIPPED_RECORDED = 100
+
+
+class ScheduleError(ValueError):
+    """A schedule field is wrong; the message starts with the field's name."""
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+def _clock(at: str) -> tuple[int, int]:
+    hh, sep, mm = str(at or "").strip().partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+        raise ScheduleError(f"time: {at!r} is not a time of day; write HH:MM, such as 07:30")
+    return int(hh), int(mm)
+
+
+def cadence_cron(cadence: dict) -> str:
+    """Returns the cron expression of a cadence {kind: daily|weekly|monthly|cron, at: "HH:MM",
+    weekday: 0-6 (Monday first), day: 1-28, cron: "…"}; raises ScheduleError."""
+    kind = (cadence or {}).get("kind")
+    if kind not in CADENCE_KINDS:
+        raise ScheduleError(f"cadence: choose one of {', '.join(CADENCE_KINDS)}")
+    if kind == "cron":
+        expr = " ".join(str(cadence.get("cron") or "").split())
+        if len(expr.split()) != 5 or not croniter.is_valid(expr):
+            raise ScheduleError(f"cron: {expr!r} is not a cron expression of five fields "
+                                "(minute hour day-of-month month day-of-week), such as '0 7 * * 1-5'")
+        return expr
+    hh, mm = _clock(cadence.get("at"))
+    if kind == "daily":
+        return f"{mm} {hh} * * *"
+    if kind == "weekly":
+        day = cadence.get("weekday")
+        if not isinstance(day, int) or not 0 <= day <= 6:
+            raise ScheduleError("weekday: choose a day of the week")
+        return f"{mm} {hh} * * {(day + 1) % 7}"   # cron counts from Sunday = 0
+    day = cadence.get("day")
+    if not isinstance(day, int) or not 1 <= day <= 28:
+        raise ScheduleError("day: choose a day of the month from 1 to 28 (every month has those)")
+    return f"{mm} {hh} {day} * *"
+
+
+def describe_cadence(cadence: dict, tz: str) -> str:
+    kind = cadence.get("kind")
+    if kind == "daily":
+        return f"every day at {cadence['at']} ({tz})"
+    if kind == "weekly":
+        return f"every {WEEKDAYS[cadence['weekday']]} at {cadence['at']} ({tz})"
+    if kind == "monthly":
+        return f"on day {cadence['day']} of every month at {cadence['at']} ({tz})"
+    return f"cron {cadence.get('cron')} ({tz})"
+
+
+def parse_recipients(text) -> list[str]:
+    """Returns the addresses in text (commas, semicolons, spaces or new lines between them),
+    lower-cased and without repeats; raises ScheduleError naming the first bad one."""
+    items = text if isinstance(text, (list, tuple)) else str(text or "").replace(";", ",").replace("\n", ",").split(",")
+    out: list[str] = []
+    for raw in items:
+        for addr in str(raw).split():
+            addr = addr.strip().strip("<>").lower()
+            if not addr:
+                continue
+            if not valid_email(addr):
+                raise ScheduleError(f"recipients: {addr!r} is not an email address")
+            if addr not in out:
+                out.append(addr)
+    return out
+
+
+def check_webhook(url: str) -> str:
+    url = (url or "").strip()
+    if not url:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ScheduleError(f"webhook: {url!r} is not an http(s) URL")
+    return url
+
+
+def next_slot(cron: str, tz: str, after: datetime) -> datetime:
+    """The first slot strictly after `after`, as an aware UTC time."""
+    local = after.astimezone(ZoneInfo(tz))
+    return croniter(cron, local).get_next(datetime).astimezone(timezone.utc)
+
+
+def check_schedule(conn: Connection, owner: str, *, name: str, template: str, spec: dict, fmt: str, cadence: dict,
+                   tz: str, recipients, webhook_url: str, fan_out: str | None, fan_values: dict | None) -> dict:
+    """Returns the schedule's fields cleaned; raises ScheduleError (or ReportError) naming the field."""
+    name = (name or "").strip()
+    if not name:
+        raise ScheduleError("name: give the schedule a name")
+    try:
+        spec = check_spec(template, spec, fmt)
+    except ReportError as ex:
+        raise ScheduleError(str(ex)) from None
+    if template == "saved_query":
+        from data.saved_queries import visible_query
+        if visible_query(conn, owner, spec["query_id"]) is None:
+            raise ScheduleError("query: choose one of your saved queries or a shared one")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(f"time zone: {tz!r} is not a time zone name (such as Europe/Berlin)") from None
+    cron = cadence_cron(cadence)
+    people = parse_recipients(recipients)
+    hook = check_webhook(webhook_url)
+    fans: dict[str, list[str]] = {}
+    if fan_out:
+        if fan_out not in FAN_OUT:
+            raise ScheduleError(f"fan-out: choose {' or '.join(FAN_OUT)}")
+        if not TEMPLATES[template].uses_filters:
+            raise ScheduleError(f"fan-out: {TEMPLATES[template].label} has no filters to fan out over")
+        for value, who in (fan_values or {}).items():
+            fans[str(value)] = parse_recipients(who)
+        if not fans:
+            raise ScheduleError(f"fan-out: list the {fan_out} values to send, each with its recipients")
+        if not hook and not any(fans.values()) and not people:
+            raise ScheduleError("recipients: give each value recipients, or a webhook")
+    elif not people and not hook:
+        raise ScheduleError("recipients: give at least one email address or a webhook URL")
+    return dict(name=name, template=template, spec=spec, fmt=fmt, cadence=cadence, cron=cron, tz=tz,
+                recipients=people, webhook_url=hook, fan_out=fan_out or None, fan_values=fans)
+
+
+# --- saving ----------------------------------------------------------------------------------------
+
+def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = None, is_admin: bool = False,
+                  now: datetime | None = None, **fields) -> int:
+    """Creates or updates a schedule (owner's, or anyone's for an admin); returns its id."""
+    c = check_schedule(conn, owner, **fields)
+    now = now or datetime.now(timezone.utc)
+    values = {"o": owner, "n": c["name"], "t": c["template"], "p": json.dumps(c["spec"]), "f": c["fmt"],
+              "cad": json.dumps(c["cadence"]), "cron": c["cron"], "tz": c["tz"], "r": c["recipients"],
+              "w": c["webhook_url"], "fo": c["fan_out"], "fv": json.dumps(c["fan_values"]),
+              "next": next_slot(c["cron"], c["tz"], now)}
+    try:
+        with conn.begin_nested():
+            if schedule_id is None:
+                sid = conn.execute(sa.text("""
+                    INSERT INTO app.schedules (owner, name, template, params, format, cadence, cron, timezone,
+                                               recipients, webhook_url, fan_out, fan_values, next_run_at)
+                    VALUES (:o, :n, :t, CAST(:p AS jsonb), :f, CAST(:cad AS jsonb), :cron, :tz, :r, :w, :fo,
+                            CAST(:fv AS jsonb), :next)
+                    RETURNING schedule_id"""), values).scalar()
+            else:
+                sid = conn.execute(sa.text("""
+                    UPDATE app.schedules SET name = :n, template = :t, params = CAST(:p AS jsonb), format = :f,
+                           cadence = CAST(:cad AS jsonb), cron = :cron, timezone = :tz, recipients = :r,
+                           webhook_url = :w, fan_out = :fo, fan_values = CAST(:fv AS jsonb), next_run_at = :next,
+                           updated_at = now()
+                    WHERE schedule_id = :id AND (owner = :o OR :admin) RETURNING schedule_id"""),
+                    {**values, "id": schedule_id, "admin": is_admin}).scalar()
+                if sid is None:
+                    raise ScheduleError("schedule: only its owner or an admin can change it")
+    except sa.exc.IntegrityError:
+        raise ScheduleError(f"name: you already have a schedule called {c['name']!r}") from None
+    record(conn, "schedule.save", actor=owner, target=str(sid), detail={"name": c["name"], "cron": c["cron"]})
+    return int(sid)
+
+
+def _owned(conn: Connection, user: str, schedule_id: int, is_admin: bool, sql: str, params: dict | None = None) -> bool:
+    return bool(conn.execute(sa.text(sql + " WHERE schedule_id = :id AND (owner = :u OR :admin)"),
+                             {"id": schedule_id, "u": user, "admin": is_admin, **(params or {})}).rowcount)
+
+
+def set_paused(conn: Connection, user: str, schedule_id: int, paused: bool, *, is_admin: bool = False,
+               now: datetime | None = None) -> bool:
+    """Pauses or resumes; a resumed schedule starts from its next slot (paused slots are not caught up)."""
+    row = conn.execute(sa.text("SELECT cron, timezone FROM app.schedules WHERE schedule_id = :id"),
+                       {"id": schedule_id}).first()
+    if row is None:
+        return False
+    nxt = next_slot(row.cron, row.timezone, now or datetime.now(timezone.utc))
+    ok = _owned(conn, user, schedule_id, is_admin, "UPDATE app.schedules SET paused = :p, next_run_at = :n, "
+                "updated_at = now()", {"p": paused, "n": nxt})
+    if ok:
+        record(conn, "schedule.pause" if paused else "schedule.resume", actor=user, target=str(schedule_id))
+    return ok
+
+
+def delete_schedule(conn: Connection, user: str, schedule_id: int, *, is_admin: bool = False) -> bool:
+    ok = _owned(conn, user, schedule_id, is_admin, "DELETE FROM app.schedules")
+    if ok:
+        record(conn, "schedule.delete", actor=user, target=str(schedule_id))
+    return ok
+
+
+def list_schedules(conn: Connection, user: str | None = None):
+    """The user's schedules (everyone's when user is None), with their latest run."""
+    return frame(conn.execute(sa.text("""
+        SELECT s.schedule_id, s.owner, s.name, s.template, s.params, s.format, s.cadence, s.cron, s.timezone,
+               s.recipients, s.webhook_url, s.fan_out, s.fan_values, s.paused, s.next_run_at,
+               r.slot AS last_slot, r.status AS last_status, r.message AS last_message
+        FROM app.schedules s
+        LEFT JOIN LATERAL (SELECT slot, status, message FROM app.schedule_runs
+                           WHERE schedule_id = s.schedule_id AND status <> 'skipped'
+                           ORDER BY slot DESC, run_id DESC LIMIT 1) r ON true
+        WHERE CAST(:u AS text) IS NULL OR s.owner = :u
+        ORDER BY s.name"""), {"u": user}))
+
+
+def run_history(conn: Connection, schedule_id: int, limit: int = 100):
+    """Runs of a schedule, newest first, with their deliveries' states."""
+    return frame(conn.execute(sa.text("""
+        SELECT r.run_id, r.slot, r.fan_value, r.manual, r.status, r.message, r.finished_at, e.rows, e.bytes,
+               (SELECT count(*) FROM app.outbox o WHERE o.source = 'schedule_run:' || r.run_id AND o.status = 'sent')
+                   AS delivered,
+               (SELECT count(*) FROM app.outbox o WHERE o.source = 'schedule_run:' || r.run_id
+                  AND o.status IN ('pending', 'sending')) AS waiting,
+               (SELECT count(*) FROM app.outbox o WHERE o.source = 'schedule_run:' || r.run_id AND o.status = 'failed')
+                   AS failed_deliveries
+        FROM app.schedule_runs r LEFT JOIN app.exports e USING (export_id)
+        WHERE r.schedule_id = :id ORDER BY r.slot DESC, r.run_id DESC LIMIT :n"""), {"id": schedule_id, "n": limit}))
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settings: Settings) -> int:
+    """Inserts the slot's runs (one per fan-out value) with their queued exports; returns how many
+    were new (0 when another scheduler queued this slot already)."""
+    spec = dict(sched.params)
+    fans = [("", None)] if not sched.fan_out else [(v, v) for v in sched.fan_values]
+    made = 0
+    for fan_value, value in fans:
+        run_id = conn.execute(sa.text("""
+            INSERT INTO app.schedule_runs (schedule_id, slot, fan_value, manual) VALUES (:s, :slot, :v, :m)
+            ON CONFLICT (schedule_id, slot, fan_value) DO NOTHING RETURNING run_id"""),
+            {"s": sched.schedule_id, "slot": slot, "v": fan_value, "m": manual}).scalar()
+        if run_id is None:
+            continue
+        run_spec = dict(spec)
+        title = sched.name
+        if value is not None:
+            dim = FAN_OUT[sched.fan_out]
+            run_spec["filters"] = {**(spec.get("filters") or {}), dim: [int(value) if dim == "vendor_id" else value]}
+            title = f"{sched.name} · {_fan_label(conn, sched.fan_out, value)}"
+        run_spec["title"] = title
+        run_spec["as_of"] = slot.isoformat()
+        export_id = conn.execute(sa.text("""
+            INSERT INTO app.exports (owner, template, params, format, title, expires_at)
+            VALUES (:o, :t, CAST(:p AS jsonb), :f, :title, now() + make_interval(days => :d)) RETURNING export_id"""),
+            {"o": sched.owner, "t": sched.template, "p": json.dumps(run_spec), "f": sched.format, "title": title,
+             "d": settings.export_expiry_days}).scalar()
+        conn.execute(sa.text("UPDATE app.schedule_runs SET export_id = :e, status = 'running', started_at = now() "
+                             "WHERE run_id = :r"), {"e": export_id, "r": run_id})
+        made += 1
+    return made
+
+
+def _fan_label(conn: Connection, fan_out: str, value: str) -> str:
+    if fan_out == "vendor":
+        name = conn.execute(sa.text("SELECT name FROM mart.vendors WHERE vendor_id = :v"), {"v": int(value)}).scalar()
+        return name or f"vendor {value}"
+    return str(value)
+
+
+def plan_due(conn: Connection, *, now: datetime | None = None, settings: Settings | None = None) -> dict:
+    """Queues the latest due slot of every due schedule (skipping locked ones: another scheduler
+    has them) and records older missed slots as skipped; returns {"queued", "skipped"}."""
+    s = settings or load_settings()
+    now = now or datetime.now(timezone.utc)
+    due = conn.execute(sa.text("""
+        SELECT schedule_id, owner, name, template, params, format, cron, timezone, fan_out, fan_values, next_run_at
+        FROM app.schedules WHERE NOT paused AND next_run_at <= :now
+        ORDER BY next_run_at FOR UPDATE SKIP LOCKED"""), {"now": now}).all()
+    queued = skipped = 0
+    for sched in due:
+        slots = [sched.next_run_at]
+        it = croniter(sched.cron, sched.next_run_at.astimezone(ZoneInfo(sched.timezone)))
+        while True:
+            nxt = it.get_next(datetime).astimezone(timezone.utc)
+            if nxt > now:
+                break
+            slots.append(nxt)
+            if len(slots) > 10_000:   # a minutely cron after a long outage: enough is known
+                slots = slots[-MAX_SKIPPED_RECORDED - 1:]
+        for missed in slots[:-1][-MAX_SKIPPED_RECORDED:]:
+            skipped += conn.execute(sa.text("""
+                INSERT INTO app.schedule_runs (schedule_id, slot, status, message, finished_at)
+                VALUES (:s, :slot, 'skipped', 'missed while no scheduler was running; the latest slot ran instead',
+                        now())
+                ON CONFLICT DO NOTHING"""), {"s": sched.schedule_id, "slot": missed}).rowcount
+        queued += _queue_runs(conn, sched, slots[-1], manual=False, settings=s)
+        conn.execute(sa.text("UPDATE app.schedules SET next_run_at = :n WHERE schedule_id = :id"),
+                     {"n": next_slot(sched.cron, sched.timezone, now), "id": sched.schedule_id})
+    return {"queued": queued, "skipped": skipped}
+
+
+def run_now(conn: Connection, user: str, schedule_id: int, *, is_admin: bool = False,
+            settings: Settings | None = None) -> int:
+    """Queues a run of the schedule now (besides its cadence); returns the number of runs queued."""
+    sched = conn.execute(sa.text("""
+        SELECT schedule_id, owner, name, template, params, format, cron, timezone, fan_out, fan_values
+        FROM app.schedules WHERE schedule_id = :id AND (owner = :u OR :admin)"""),
+        {"id": schedule_id, "u": user, "admin": is_admin}).first()
+    if sched is None:
+        raise ScheduleError("schedule: only its owner or an admin can run it")
+    slot = conn.execute(sa.text("SELECT date_trunc('milliseconds', clock_timestamp())")).scalar()
+    made = _queue_runs(conn, sched, slot, manual=True, settings=settings or load_settings())
+    record(conn, "schedule.run_now", actor=user, target=str(schedule_id))
+    return made
+
+
+def finish_run(conn: Connection, export_id: int, *, ok: bool, report=None, path=None, file_name: str = "",
+               rows: int = 0, size: int = 0, message: str = "", settings: Settings | None = None) -> int:
+    """Marks the run of export_id done (and queues its deliveries) or failed, in the caller's
+    transaction (the one that marks the export). Returns the number of deliveries queued."""
+    s = settings or load_settings()
+    run = conn.execute(sa.text("""
+        UPDATE app.schedule_runs r SET status = :st, message = :m, finished_at = now()
+        FROM app.schedules s
+        WHERE r.export_id = :e AND r.status = 'running' AND s.schedule_id = r.schedule_id
+        RETURNING r.run_id, r.slot, r.fan_value, s.schedule_id, s.name, s.format, s.recipients, s.webhook_url,
+                  s.fan_out, s.fan_values, s.owner"""),
+        {"st": "done" if ok else "failed", "m": message[:2000], "e": export_id}).first()
+    if run is None or not ok:
+        return 0
+    people = list(run.recipients or [])
+    if run.fan_out:
+        people = list(dict.fromkeys(list((run.fan_values or {}).get(run.fan_value, [])) + people))
+    link = f"{s.app_base_url}/reports?export={export_id}"
+    attach = size <= s.email_attachment_max_mb * 2**20
+    title = report.title if report else run.name
+    period = report.period_label if report else ""
+    kpis = report.kpis if report else []
+    text = (f"{title}\nPeriod: {period}\nFilters: {report.filters if report else ''}\nRows: {rows:,}\n\n"
+            + "".join(f"{k[0]}: {k[1]} ({k[3]} vs the period before)\n" for k in kpis)
+            + (f"\nThe file is attached ({file_name}).\n" if attach else
+               f"\nThe file ({size / 2**20:.1f} MB) is larger than {s.email_attachment_max_mb} MB: download it at {link}\n"))
+    payload = {"subject": f"[Marketplace BI] {title} · {period}", "text": text,
+               "html": _email_html(title, period, report, rows, file_name, size, link, attach, s),
+               "attachment": {"path": str(path), "filename": file_name} if attach and path else None}
+    source = f"schedule_run:{run.run_id}"
+    queued = 0
+    for addr in people:
+        queued += enqueue(conn, channel="email", target=addr, payload=payload, key=f"{source}:email:{addr}",
+                          source=source)
+    if run.webhook_url:
+        body = {"text": f"*{title}* · {period}: {rows:,} rows. Download: {link}", "report": title,
+                "schedule_id": run.schedule_id, "run_id": run.run_id, "slot": run.slot.isoformat(),
+                "fan_value": run.fan_value or None, "format": run.format, "rows": rows, "bytes": size,
+                "period": {"start": report.period.start.isoformat(), "end": report.period.end.isoformat()}
+                if report and report.period else None,
+                "kpis": [{"metric": k[0], "value": k[1], "previous": k[2], "change": k[3]} for k in kpis],
+                "download_url": link}
+        queued += enqueue(conn, channel="webhook", target=run.webhook_url, payload={"json": body},
+                          key=f"{source}:webhook", source=source)
+    return queued
+
+
+def _email_html(title: str, period: str, report, rows: int, file_name: str, size: int, link: str, attach: bool,
+                s: Settings) -> str:
+    e = html.escape
+    kpis = report.kpis if report else []
+    table = ""
+    if kpis:
+        cells = "".join(f"<tr><td style='padding:4px 10px'>{e(k[0])}</td><td style='padding:4px 10px;text-align:right'>"
+                        f"<b>{e(k[1])}</b></td><td style='padding:4px 10px;text-align:right;color:#555'>{e(k[3])}</td></tr>"
+                        for k in kpis)
+        table = (f"<table style='border-collapse:collapse;font-size:14px'><tr style='background:#1f4e79;color:#fff'>"
+                 f"<th style='padding:4px 10px;text-align:left'>Metric</th><th style='padding:4px 10px'>Value</th>"
+                 f"<th style='padding:4px 10px'>Change</th></tr>{cells}</table>")
+    file_line = (f"The file is attached: {e(file_name)}." if attach else
+                 f"The file ({size / 2**20:.1f} MB) is larger than {s.email_attachment_max_mb} MB: "
+                 f"<a href='{e(link)}'>download it here</a> (sign-in needed).")
+    return (f"<div style='font-family:Helvetica,Arial,sans-serif;color:#222'><h2 style='margin:0 0 4px'>{e(title)}</h2>"
+            f"<p style='margin:0 0 12px;color:#555'>{e(period)} · {rows:,} rows"
+            f"{(' · ' + e(report.filters)) if report and report.filters else ''}</p>{table}"
+            f"<p>{file_line}</p><p style='color:#888;font-size:12px'>Sent by Marketplace BI. "
+            f"<a href='{e(s.app_base_url)}/reports'>Reports and schedules</a></p></div>")
+
+
+def fail_stale_runs(conn: Connection) -> int:
+    """Runs whose export row is gone or failed for good are marked failed (a crash between the two)."""
+    return conn.execute(sa.text("""
+        UPDATE app.schedule_runs r SET status = 'failed', finished_at = now(),
+               message = coalesce(nullif(e.message, ''), 'the export was lost')
+        FROM app.schedule_runs r2 LEFT JOIN app.exports e ON e.export_id = r2.export_id
+        WHERE r.run_id = r2.run_id AND r.status = 'running' AND (e.export_id IS NULL OR e.status = 'failed')""")).rowcount
+
+
+def schedule_timezone_default() -> str:
+    return load_settings().timezone
+

@@ -1,0 +1,490 @@
+"""Report templates, relative periods, schedules, background exports and delivery through the
+outbox, against a real PostgreSQL, a real SMTP server (aiosmtpd) and a real HTTP server on
+loopback; scheduler processes started, killed and stopped for real."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from analytics.filters import Period
+from data.auth import create_user
+from data.saved_queries import save_query
+from reports import delivery, exports, schedules
+from reports.periods import resolve
+from reports.templates import TEMPLATES, ReportError, build, render
+from tests.conftest import ROOT, SEED_END, use_database
+from tests.servers import SmtpServer, WebhookServer
+
+NOW = datetime(2026, 11, 21, 6, 0, tzinfo=timezone.utc)   # the morning after the seeded data ends
+
+
+# --- periods and templates ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,today,start,end", [
+    ("yesterday", date(2026, 3, 1), date(2026, 2, 28), date(2026, 2, 28)),
+    ("last_7_days", date(2026, 3, 4), date(2026, 2, 25), date(2026, 3, 3)),
+    ("last_week", date(2026, 3, 4), date(2026, 2, 23), date(2026, 3, 1)),      # Wednesday → Mon–Sun before
+    ("last_week", date(2026, 3, 2), date(2026, 2, 23), date(2026, 3, 1)),      # a Monday
+    ("mtd", date(2026, 3, 4), date(2026, 3, 1), date(2026, 3, 4)),
+    ("last_month", date(2026, 3, 31), date(2026, 2, 1), date(2026, 2, 28)),
+    ("last_month", date(2026, 1, 15), date(2025, 12, 1), date(2025, 12, 31)),
+    ("qtd", date(2026, 5, 20), date(2026, 4, 1), date(2026, 5, 20)),
+    ("ytd", date(2026, 5, 20), date(2026, 1, 1), date(2026, 5, 20)),
+])
+def test_relative_periods(name, today, start, end):
+    assert resolve(name, today) == Period(start, end)
+
+
+def test_periods_resolve_in_the_app_time_zone(engine):
+    """At 23:30 UTC on 20 Nov it is already 21 Nov in Berlin: yesterday is the 20th there."""
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=timezone.utc)
+    with engine.connect() as conn:
+        utc = build(conn, "kpi_summary", {"period": "yesterday"}, "pdf", user="admin", now=late, tz="UTC")
+        berlin = build(conn, "kpi_summary", {"period": "yesterday"}, "pdf", user="admin", now=late, tz="Europe/Berlin")
+    assert (utc.period.start, berlin.period.start) == (date(2026, 11, 19), date(2026, 11, 20))
+
+
+def _raw_gmv_by(conn, column: str, period: Period) -> dict:
+    """GMV straight from order lines, the glossary's definition written out again."""
+    rows = conn.execute(sa.text(f"""
+        SELECT {column} AS k, sum(i.quantity * i.unit_price - i.discount) AS gmv
+        FROM mart.order_items i JOIN mart.orders o USING (order_id) JOIN mart.products p USING (product_id)
+        WHERE o.status <> 'cancelled' AND (o.ordered_at AT TIME ZONE 'UTC')::date BETWEEN :a AND :b
+        GROUP BY 1"""), {"a": period.start, "b": period.end}).all()
+    return {str(k): round(float(v), 2) for k, v in rows}
+
+
+def test_sales_workbook_has_its_sheets_and_figures_equal_raw_order_lines(engine):
+    with engine.connect() as conn:
+        report = build(conn, "sales", {"period": "last_month"}, "xlsx", user="admin", now=NOW, tz="UTC")
+        buf = io.BytesIO()
+        render(report, "xlsx", buf)
+        raw_cat = _raw_gmv_by(conn, "p.category", report.period)
+        raw_channel = _raw_gmv_by(conn, "o.channel", report.period)
+    assert report.period == Period(date(2026, 10, 1), date(2026, 10, 31))
+    book = openpyxl.load_workbook(io.BytesIO(buf.getvalue()))
+    assert book.sheetnames == ["Summary", "By day", "By category", "By vendor", "By channel", "About"]
+    for sheet, raw in (("By category", raw_cat), ("By channel", raw_channel)):
+        rows = list(book[sheet].iter_rows(values_only=True))
+        got = {str(r[0]): round(r[rows[0].index("gmv")], 2) for r in rows[1:]}
+        assert got == pytest.approx(raw, abs=0.01)
+    by_day = list(book["By day"].iter_rows(values_only=True))
+    assert len(by_day) == 1 + 31 and book["By day"]["B2"].number_format == "#,##0.00"
+    about = dict(book["About"].iter_rows(values_only=True))
+    assert about["Period"].startswith("Last month (01 Oct 2026") and about["By"] == "admin"
+
+
+def test_a_filtered_vendor_report_holds_only_that_category(engine):
+    with engine.connect() as conn:
+        category = conn.execute(sa.text("SELECT min(category) FROM mart.vendors")).scalar()
+        report = build(conn, "vendor_performance", {"period": "last_month", "filters": {"category": [category]}},
+                       "csv", user="admin", now=NOW, tz="UTC")
+        buf = io.BytesIO()
+        render(report, "csv", buf)
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue().decode("utf-8-sig"))))
+    assert rows and {r["category"] for r in rows} == {category}
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert report.filters == f"Category: {category}"
+
+
+@pytest.mark.parametrize("template", sorted(t for t in TEMPLATES if t != "saved_query"))
+def test_every_template_renders_in_each_of_its_formats(engine, template):
+    with engine.connect() as conn:
+        for fmt in TEMPLATES[template].formats:
+            try:
+                report = build(conn, template, {"period": "last_7_days"}, fmt, user="admin", now=NOW, tz="UTC")
+            except ReportError as ex:   # customer templates need the nightly scores stored
+                assert "no customer scores are stored yet" in str(ex)
+                return
+            buf = io.BytesIO()
+            render(report, fmt, buf)
+            data = buf.getvalue()
+            assert len(data) > 100
+            if fmt == "pdf":
+                assert data.startswith(b"%PDF")
+            if fmt == "json":
+                assert "tables" in json.loads(data)
+
+
+def test_a_pdf_with_1000_table_rows_has_many_numbered_pages(engine, tmp_path):
+    from reports.pdf import render_pdf
+    from reports.templates import Report, Table
+    import pandas as pd
+
+    frame = pd.DataFrame({"n": range(1000), "name": [f"=row {i}" for i in range(1000)],
+                          "gmv": [i * 1.5 for i in range(1000)]})
+    report = Report("saved_query", "Thousand rows", Period(date(2026, 1, 1), date(2026, 1, 31)), "", "now",
+                    tables=[Table.of("Rows", frame)])
+    path = tmp_path / "big.pdf"
+    assert render_pdf(report, str(path)) == 1000
+    data = path.read_bytes()
+    pages = data.count(b"/Type /Page\n") + data.count(b"/Type /Page\r") + data.count(b"/Type /Page ")
+    assert pages >= 1000 // 40
+    assert f"Page {pages} of {pages}".encode() in _pdf_text(path)
+
+
+def _pdf_text(path) -> bytes:
+    """The PDF's text through pdftotext when poppler is there, else its raw bytes (reportlab
+    writes page streams uncompressed unless asked)."""
+    try:
+        return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, check=True).stdout
+    except (FileNotFoundError, subprocess.CalledProcessError):
+        return path.read_bytes()
+
+
+# --- schedules: validation ---------------------------------------------------------------------------
+
+GOOD = dict(name="Daily KPIs", template="kpi_summary", spec={"period": "yesterday"}, fmt="pdf",
+            cadence={"kind": "daily", "at": "07:00"}, tz="Europe/Berlin", recipients="ops@example.com",
+            webhook_url="", fan_out=None, fan_values=None)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"name": "  "}, "name: give the schedule a name"),
+    ({"template": "nope"}, "template: unknown report 'nope'"),
+    ({"fmt": "csv"}, "format: KPI summary comes as PDF, XLSX, JSON"),
+    ({"spec": {"period": "last_century"}}, "period: choose one of yesterday"),
+    ({"cadence": {"kind": "daily", "at": "25:00"}}, "time: '25:00' is not a time of day"),
+    ({"cadence": {"kind": "weekly", "at": "07:00", "weekday": 7}}, "weekday: choose a day of the week"),
+    ({"cadence": {"kind": "monthly", "at": "07:00", "day": 31}}, "day: choose a day of the month from 1 to 28"),
+    ({"cadence": {"kind": "cron", "cron": "61 * * * *"}}, "cron: '61 \\* \\* \\* \\*' is not a cron expression"),
+    ({"cadence": {"kind": "hourly"}}, "cadence: choose one of daily, weekly, monthly, cron"),
+    ({"tz": "Mars/Olympus"}, "time zone: 'Mars/Olympus' is not a time zone name"),
+    ({"recipients": "ops@example.com, not-an-address"}, "recipients: 'not-an-address' is not an email address"),
+    ({"recipients": "", "webhook_url": ""}, "recipients: give at least one email address or a webhook URL"),
+    ({"webhook_url": "ftp://example.com/x"}, "webhook: 'ftp://example.com/x' is not an http\\(s\\) URL"),
+    ({"fan_out": "vendor", "fan_values": {}, "template": "vendor_performance", "fmt": "csv"},
+     "fan-out: list the vendor values to send"),
+    ({"fan_out": "planet", "fan_values": {"x": "a@b.c"}}, "fan-out: choose vendor or category"),
+    ({"fan_out": "category", "fan_values": {"Books": "a@b.c"}, "template": "customer_segments", "fmt": "csv",
+      "spec": {}}, "fan-out: Customer segments has no filters to fan out over"),
+])
+def test_bad_schedule_input_is_refused_naming_the_field(empty_engine, change, message):
+    with empty_engine.begin() as conn:
+        create_user(conn, "ann", "a-long-password-1", "analyst")
+        with pytest.raises(ValueError, match=message):
+            schedules.save_schedule(conn, "ann", **{**GOOD, **change})
+        assert conn.execute(sa.text("SELECT count(*) FROM app.schedules")).scalar() == 0
+
+
+@pytest.mark.parametrize("cadence,cron", [
+    ({"kind": "daily", "at": "07:05"}, "5 7 * * *"),
+    ({"kind": "weekly", "at": "08:00", "weekday": 0}, "0 8 * * 1"),   # Monday
+    ({"kind": "weekly", "at": "08:00", "weekday": 6}, "0 8 * * 0"),   # Sunday
+    ({"kind": "monthly", "at": "06:30", "day": 1}, "30 6 1 * *"),
+    ({"kind": "cron", "cron": "0  7 * *   1-5"}, "0 7 * * 1-5"),
+])
+def test_cadences_become_cron_expressions(cadence, cron):
+    assert schedules.cadence_cron(cadence) == cron
+
+
+def test_slots_follow_the_schedules_time_zone_across_daylight_saving():
+    """07:00 in Berlin is 06:00 UTC in winter and 05:00 UTC in summer."""
+    after = datetime(2026, 3, 27, 12, 0, tzinfo=timezone.utc)   # DST starts on 29 March
+    first = schedules.next_slot("0 7 * * *", "Europe/Berlin", after)
+    second = schedules.next_slot("0 7 * * *", "Europe/Berlin", first)
+    assert (first.hour, second.hour) == (6, 5)
+
+
+# --- schedules: running and delivering ---------------------------------------------------------------
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hook():
+    server = WebhookServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def world(empty_engine, monkeypatch, tmp_path, smtp):
+    """An empty migrated database with a user, exports in tmp_path, mail to the test SMTP server."""
+    url = empty_engine.url.render_as_string(hide_password=False)
+    use_database(monkeypatch, url, EXPORT_DIR=str(tmp_path / "exports"), APP_TIMEZONE="UTC",
+                 DELIVERY_BACKOFF_SECONDS="1", **smtp.env())
+    with empty_engine.begin() as conn:
+        create_user(conn, "ann", "a-long-password-1", "analyst")
+        qid = save_query(conn, "ann", "Numbers", "SELECT g AS n, g * 2.5 AS amount FROM generate_series(1, 50) g")
+    return {"engine": empty_engine, "url": url, "query_id": qid, "exports": tmp_path / "exports"}
+
+
+def _schedule(conn, world, **change) -> int:
+    fields = dict(name="Numbers daily", template="saved_query", spec={"query_id": world["query_id"]}, fmt="csv",
+                  cadence={"kind": "daily", "at": "07:00"}, tz="UTC", recipients="ops@example.com",
+                  webhook_url="", fan_out=None, fan_values=None)
+    return schedules.save_schedule(conn, "ann", now=NOW - timedelta(days=3), **{**fields, **change})
+
+
+def _tick(engine, now=None) -> dict:
+    with engine.begin() as conn:
+        planned = schedules.plan_due(conn, now=now or NOW)
+    exports.run_exports(engine, "test-worker")
+    return {**planned, **delivery.deliver_due(engine, worker="test-worker")}
+
+
+def test_a_due_schedule_runs_once_and_mails_its_file_once(world, smtp, hook):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        sid = _schedule(conn, world, webhook_url=hook.url)
+    # Saved three days before NOW: slots at 07:00 on the 18th, 19th and 20th have passed.
+    first = _tick(eng)
+    assert (first["queued"], first["skipped"], first["sent"]) == (1, 2, 2)
+    again = _tick(eng)
+    assert (again["queued"], again["sent"]) == (0, 0)
+    assert len(smtp.messages) == 1 and len(hook.posts) == 1
+    msg = smtp.messages[0]
+    assert msg["To"] == "ops@example.com" and msg["Subject"].startswith("[Marketplace BI] Numbers daily")
+    attachment = next(msg.iter_attachments())
+    assert attachment.get_content_type() == "text/csv"
+    lines = attachment.get_content().lstrip("\ufeff").splitlines()
+    assert attachment.get_filename().startswith("numbers_daily_") and lines[0] == "n,amount" and len(lines) == 51
+    path, headers, body = hook.posts[0]
+    assert body["report"] == "Numbers daily" and body["rows"] == 50 and body["text"].startswith("*Numbers daily*")
+    assert headers["Idempotency-Key"] == f"schedule_run:{body['run_id']}:webhook"
+    with eng.connect() as conn:
+        runs = conn.execute(sa.text("SELECT status, slot FROM app.schedule_runs WHERE schedule_id = :s ORDER BY slot"),
+                            {"s": sid}).all()
+        assert [r.status for r in runs] == ["skipped", "skipped", "done"]
+        assert runs[-1].slot == datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
+        history = schedules.run_history(conn, sid)
+        assert history.iloc[0]["delivered"] == 2 and history.iloc[0]["failed_deliveries"] == 0
+        nxt = conn.execute(sa.text("SELECT next_run_at FROM app.schedules WHERE schedule_id = :s"), {"s": sid}).scalar()
+        assert nxt == datetime(2026, 11, 21, 7, 0, tzinfo=timezone.utc)
+
+
+def test_fan_out_sends_each_value_its_own_filtered_report(world, smtp):
+    eng = world["engine"]
+    from tests.test_scheduler import ORDER
+    with eng.begin() as conn:
+        conn.execute(sa.text(ORDER))
+        conn.execute(sa.text("""
+            INSERT INTO mart.vendors VALUES (2, 'Beta', 'Toys', 'Europe', 'DE', '2024-01-01', 'active', 0.1);
+            INSERT INTO mart.products VALUES (20, 2, 'B-20', 'Kite', 'Toys', 'Outdoor', 30, 10, '2024-01-01');
+            INSERT INTO mart.orders VALUES (3, 100, '2026-11-19 12:00+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 0);
+            INSERT INTO mart.order_items VALUES (3, 1, 20, 2, 1, 30.00, 0, 10.00, 0);
+            INSERT INTO mart.order_items VALUES (3, 2, 10, 1, 1, 20.00, 0, 8.00, 0);"""))
+        from data.rollups import refresh_rollups
+        refresh_rollups(conn, timezone="UTC")
+        _schedule(conn, world, name="Vendors per category", template="vendor_performance",
+                  spec={"period": "last_7_days"}, recipients="", fan_out="category",
+                  fan_values={"Books": "books@example.com", "Toys": "toys@example.com, boss@example.com"})
+    assert _tick(eng)["sent"] == 3
+    got = {}
+    for msg in smtp.messages:
+        rows = list(csv.DictReader(io.StringIO(next(msg.iter_attachments()).get_content().lstrip("\ufeff"))))
+        got[msg["To"]] = sorted((r["name"], r["category"], float(r["gmv"])) for r in rows)
+    assert got == {"books@example.com": [("Alpha", "Books", 20.0)],
+                   "toys@example.com": [("Beta", "Toys", 30.0)], "boss@example.com": [("Beta", "Toys", 30.0)]}
+    assert {m["Subject"].split(" · ")[1] for m in smtp.messages} == {"Books", "Toys"}
+
+
+def test_smtp_down_for_a_while_then_up_is_delivered_after_recovery(world, smtp):
+    eng = world["engine"]
+    smtp.stop()
+    with eng.begin() as conn:
+        _schedule(conn, world)
+    assert _tick(eng)["retry"] == 1
+    with eng.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, attempts, last_error FROM app.outbox")).one()
+    assert row.status == "pending" and row.attempts == 1 and "SMTP 127.0.0.1" in row.last_error
+    time.sleep(1.1)   # DELIVERY_BACKOFF_SECONDS=1 in this test
+    assert delivery.deliver_due(eng)["retry"] == 1   # still down: second attempt, next in 2 s
+    smtp.start()
+    time.sleep(2.1)
+    assert delivery.deliver_due(eng)["sent"] == 1
+    with eng.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, attempts, last_error, sent_at FROM app.outbox")).one()
+    assert row.status == "sent" and row.attempts == 3 and row.last_error == "" and row.sent_at is not None
+    assert len(smtp.messages) == 1
+
+
+def test_a_delivery_gives_up_after_its_attempts_and_an_admin_can_retry_it(world, smtp, hook, monkeypatch):
+    eng = world["engine"]
+    monkeypatch.setenv("DELIVERY_MAX_ATTEMPTS", "2")
+    hook.status = 500
+    with eng.begin() as conn:
+        _schedule(conn, world, recipients="", webhook_url=hook.url)
+    assert _tick(eng)["retry"] == 1
+    time.sleep(1.1)
+    assert delivery.deliver_due(eng)["failed"] == 1
+    with eng.connect() as conn:
+        failed = delivery.failed_deliveries(conn)
+    assert failed["attempts"].tolist() == [2] and "HTTP 500" in failed["last_error"].iloc[0]
+    hook.status = 200
+    with eng.begin() as conn:
+        assert delivery.retry_delivery(conn, int(failed["delivery_id"].iloc[0]))
+    assert delivery.deliver_due(eng)["sent"] == 1 and len(hook.posts) == 1
+
+
+def test_run_now_pause_and_delete(world, smtp):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        sid = _schedule(conn, world)
+        assert schedules.set_paused(conn, "ann", sid, True, now=NOW)
+        assert schedules.run_now(conn, "ann", sid) == 1
+        with pytest.raises(schedules.ScheduleError, match="only its owner or an admin"):
+            schedules.run_now(conn, "mallory", sid)
+    assert _tick(eng)["queued"] == 0          # paused: its slots do not run
+    assert len(smtp.messages) == 1            # … but "run now" did
+    with eng.begin() as conn:
+        assert schedules.set_paused(conn, "ann", sid, False, now=NOW)
+        nxt = conn.execute(sa.text("SELECT next_run_at FROM app.schedules")).scalar()
+        assert nxt == datetime(2026, 11, 21, 7, 0, tzinfo=timezone.utc)   # resumed from the next slot, no catch-up
+        assert schedules.delete_schedule(conn, "ann", sid)
+        assert conn.execute(sa.text("SELECT count(*) FROM app.schedule_runs")).scalar() == 0
+
+
+def test_a_failing_report_marks_its_run_failed_with_the_reason(world, smtp):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        sid = _schedule(conn, world, template="customer_segments", spec={}, fmt="csv")
+    _tick(eng)
+    with eng.connect() as conn:
+        run = conn.execute(sa.text("SELECT status, message FROM app.schedule_runs WHERE schedule_id = :s "
+                                   "AND status <> 'skipped'"), {"s": sid}).one()
+    assert run.status == "failed" and "no customer scores are stored yet" in run.message
+    assert smtp.messages == []
+
+
+# --- background exports ------------------------------------------------------------------------------
+
+def test_a_requested_export_is_made_listed_served_and_expires(world):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        eid = exports.request_export(conn, "ann", "saved_query", {"query_id": world["query_id"]}, "xlsx")
+        with pytest.raises(ReportError, match="format: unknown|comes as"):
+            exports.request_export(conn, "ann", "kpi_summary", {}, "csv")
+    assert exports.run_exports(eng, "w1") == 1
+    with eng.connect() as conn:
+        row = exports.list_exports(conn, "ann").iloc[0]
+        assert (row["status"], row["rows"], row["progress"]) == ("done", 50, 1.0)
+        path, name = exports.export_file(conn, eid, "ann")
+        assert exports.export_file(conn, eid, "bob") is None
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert [r for r in book["Numbers"].iter_rows(values_only=True)][1] == (1, 2.5)
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE app.exports SET expires_at = now() - interval '1 second'"))
+    assert exports.cleanup_expired(eng) == (1, 1)
+    assert not path.exists()
+
+
+# --- scheduler processes -----------------------------------------------------------------------------
+
+def _env(world, smtp, **extra) -> dict:
+    return {**os.environ, "DATABASE_URL": world["url"], "APP_TIMEZONE": "UTC", "EXPORT_DIR": str(world["exports"]),
+            "AUTH_COOKIE_KEY": "x" * 40, **smtp.env(), **extra}
+
+
+def test_two_schedulers_over_many_due_slots_run_each_once_and_mail_each_once(world, smtp):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        for i in range(12):
+            _schedule(conn, world, name=f"Numbers {i}", recipients=f"r{i}@example.com",
+                      cadence={"kind": "cron", "cron": "*/30 * * * *"})
+        # Due now: their next slot is in the past.
+        conn.execute(sa.text("UPDATE app.schedules SET next_run_at = now() - interval '2 hours'"))
+    env = _env(world, smtp)
+    procs = [subprocess.Popen([sys.executable, "-m", "reports.scheduler", "--once"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    with eng.connect() as conn:
+        done = conn.execute(sa.text("SELECT schedule_id, count(*) FROM app.schedule_runs WHERE status = 'done' "
+                                    "GROUP BY 1")).all()
+        assert len(done) == 12 and all(n == 1 for _, n in done)
+        skipped = conn.execute(sa.text("SELECT count(*) FROM app.schedule_runs WHERE status = 'skipped'")).scalar()
+        assert skipped >= 12 * 3   # the half-hour slots of the two hours missed, recorded once each
+        workers = conn.execute(sa.text("SELECT count(DISTINCT worker) FROM app.exports")).scalar()
+    assert sorted(m["To"] for m in smtp.messages) == sorted(f"r{i}@example.com" for i in range(12))
+    assert len({m["Message-ID"] for m in smtp.messages}) == 12
+    assert workers >= 1
+
+
+def _wait(predicate, timeout: float = 120, every: float = 0.2):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def _big_query(world) -> int:
+    with world["engine"].begin() as conn:
+        return save_query(conn, "ann", "Big", "SELECT g AS n, md5(g::text) AS h FROM generate_series(1, 1500000) g")
+
+
+def test_kill_9_during_an_export_then_restart_completes_it_and_mails_once(world, smtp):
+    eng = world["engine"]
+    qid = _big_query(world)
+    with eng.begin() as conn:
+        _schedule(conn, world, name="Big daily", spec={"query_id": qid})
+    env = _env(world, smtp, JOB_LEASE_SECONDS="3", SCHEDULER_TICK_SECONDS="1")
+    first = subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def writing():
+            with eng.connect() as conn:
+                return conn.execute(sa.text("SELECT 1 FROM app.exports WHERE status = 'running' AND progress > 0.2 "
+                                            "AND step LIKE '%rows written'")).first()
+        _wait(writing)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM app.exports")).scalar() == "running"   # left behind
+    time.sleep(3.5)   # its lease runs out
+    out = subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    with eng.connect() as conn:
+        export = conn.execute(sa.text("SELECT status, attempts, rows FROM app.exports")).one()
+        run = conn.execute(sa.text("SELECT status FROM app.schedule_runs WHERE status <> 'skipped'")).scalar()
+    assert (export.status, export.attempts, export.rows, run) == ("done", 2, 1_500_000, "done")
+    assert len(smtp.messages) == 1
+    assert list(world["exports"].glob("*.partial")) == []
+
+
+def test_sigterm_hands_a_half_made_export_back_to_the_queue(world, smtp):
+    eng = world["engine"]
+    qid = _big_query(world)
+    with eng.begin() as conn:
+        eid = exports.request_export(conn, "ann", "saved_query", {"query_id": qid}, "csv")
+    env = _env(world, smtp, SCHEDULER_TICK_SECONDS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def writing():
+            with eng.connect() as conn:
+                return conn.execute(sa.text("SELECT 1 FROM app.exports WHERE status = 'running' AND progress > 0.2"))\
+                    .first()
+        _wait(writing)
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    with eng.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, attempts, worker FROM app.exports WHERE export_id = :e"),
+                           {"e": eid}).one()
+    assert (row.status, row.attempts, row.worker) == ("queued", 0, None)
+    assert list(world["exports"].glob("*")) == []
