@@ -162,6 +162,29 @@ def render_scheduler(engine) -> None:
             st.dataframe(_local(runs, s.tz), key=key, hide_index=True, width="stretch", column_config=_RUN_COLUMNS)
 
 
+def render_deliveries(engine, admin: auth.User) -> None:
+    """Failed deliveries (emails and webhooks that ran out of attempts), with a retry."""
+    from reports.delivery import failed_deliveries, retry_delivery
+
+    st.subheader("Failed deliveries")
+    with engine.connect() as conn:
+        failed = failed_deliveries(conn)
+        waiting = conn.execute(sa.text("SELECT count(*) FROM app.outbox WHERE status IN ('pending', 'sending')")).scalar()
+    st.caption(f"{waiting:,} deliveries waiting to be sent or retried.")
+    if failed.empty:
+        st.success("No email or webhook has failed for good.")
+        return
+    st.dataframe(_local(failed, load_settings().tz), key="deliveries_failed", hide_index=True, width="stretch",
+                 column_config={"delivery_id": "Id", "channel": "Channel", "target": "To", "source": "For",
+                                "attempts": "Attempts", "last_error": "Last error", "created_at": _when("Created")})
+    labels = dict(zip(failed["delivery_id"].astype(int), failed["channel"] + " to " + failed["target"]))
+    c = st.columns([3, 1], vertical_alignment="bottom")
+    picked = c[0].selectbox("Delivery", list(labels), format_func=labels.get, key="deliveries_pick")
+    if c[1].button("Retry", key="deliveries_retry", icon=":material/replay:"):
+        _act(engine, retry_delivery, int(picked), actor=admin.username,
+             done="Queued again: the scheduler sends it within seconds.")
+
+
 def _when(label: str):
     return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
 

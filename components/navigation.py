@@ -34,6 +34,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("views/forecasting.py", "Forecasting", ":material/query_stats:", "forecasting", EVERYONE, "Analysis"),
     PageSpec("views/dashboards.py", "Dashboards", ":material/dashboard:", "dashboards", EVERYONE, "Self-service"),
     PageSpec("views/sql.py", "SQL", ":material/terminal:", "sql", ANALYSTS, "Self-service"),
+    PageSpec("views/reports.py", "Reports", ":material/outgoing_mail:", "reports", EVERYONE, "Self-service"),
     PageSpec("views/account.py", "My account", ":material/person:", "account", EVERYONE, "Account"),
     PageSpec("views/admin.py", "Admin", ":material/admin_panel_settings:", "admin", ADMINS, "Administration"),
 )

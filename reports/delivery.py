@@ -180,8 +180,13 @@ def failed_deliveries(conn: Connection, limit: int = 200):
         FROM app.outbox WHERE status = 'failed' ORDER BY created_at DESC LIMIT :n"""), {"n": limit}))
 
 
-def retry_delivery(conn: Connection, delivery_id: int) -> bool:
+def retry_delivery(conn: Connection, delivery_id: int, *, actor: str = "") -> bool:
     """Puts a failed delivery back in the queue (admin action); the idempotency key is kept."""
-    return bool(conn.execute(sa.text("""
+    from data.audit import record
+
+    done = bool(conn.execute(sa.text("""
         UPDATE app.outbox SET status = 'pending', next_attempt_at = now(), attempts = 0, last_error = ''
         WHERE delivery_id = :id AND status = 'failed'"""), {"id": delivery_id}).rowcount)
+    if done:
+        record(conn, "delivery.retry", actor=actor, target=str(delivery_id))
+    return done

@@ -98,6 +98,9 @@ PAGES = {
     "dashboards": ("/dashboards", _charts("refreshes every", 1), True),
     "sales": ("/sales", _charts("Numbers by bucket", 4), True),
     "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
+    "reports": ("/reports", _ready_text("Everyone's exports"), True),
+    "reports_export": ("/reports", _tab("New export", "Export in the background"), True),
+    "reports_schedules": ("/reports", _tall(1900, _tab("Schedules", "Run history and deliveries")), True),
     "account": ("/account", _ready_text("Change password"), True),
     "admin_users": ("/admin", _ready_text("Change a user"), True),
     "admin_audit": ("/admin", _tab("Audit log", "newest first"), True),
@@ -124,6 +127,25 @@ def _demo_dashboard() -> None:
             D.add_widget(conn, USER, did, kind="kpi", metric=metric, period="last_30_days", width=1)
         D.add_widget(conn, USER, did, kind="query", query_id=qid, width=2,
                      chart={"type": "bar", "x": "channel", "y": "gmv"})
+
+
+def _demo_reports() -> None:
+    """Gives the screenshots user two finished exports and a schedule with a run."""
+    from reports import exports, schedules
+
+    engine = get_engine()
+    with engine.begin() as conn:
+        if not exports.list_exports(conn, USER).empty:
+            return
+        exports.request_export(conn, USER, "kpi_summary", {"period": "last_week"}, "pdf")
+        exports.request_export(conn, USER, "vendor_performance", {"period": "last_month"}, "xlsx")
+        sid = schedules.save_schedule(conn, USER, name="Monday sales pack", template="sales",
+                                      spec={"period": "last_week"}, fmt="xlsx",
+                                      cadence={"kind": "weekly", "at": "07:30", "weekday": 0}, tz="Europe/Berlin",
+                                      recipients="sales-team@example.com, cfo@example.com", webhook_url="",
+                                      fan_out=None, fan_values=None)
+        schedules.run_now(conn, USER, sid)
+    exports.run_exports(engine, "screenshots")
 
 
 def _screenshot_user() -> str:
@@ -153,6 +175,7 @@ def main() -> int:
     url = database_url()  # holds the embedded server while the app runs
     password = _screenshot_user()
     _demo_dashboard()
+    _demo_reports()
     env = {"DATABASE_URL": url, "DEMO_MODE": "true" if load_settings().demo_mode else "false"}
     with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
         for name, (path, ready, logged_in) in PAGES.items():

@@ -25,6 +25,7 @@ RENDERED = {"overview": lambda at: len(at.metric) == 10,
             "customers": lambda at: any("Rule" in d.value.columns and d.value["Customers"].sum() > 0
                                         for d in at.dataframe),
             "account": lambda at: any(b.label == "Change password" for b in at.button),
+            "reports": lambda at: any(b.label == "Export in the background" for b in at.button),
             "admin": lambda at: "admin" in set(at.dataframe[0].value["username"]) if at.dataframe else False}
 
 

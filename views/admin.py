@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import loaders
-from components.admin import render_audit, render_scheduler, render_users
+from components.admin import render_audit, render_deliveries, render_scheduler, render_users
 from components.auth import require_role
 
 admin = require_role("admin")
@@ -16,3 +16,4 @@ with audit:
     render_audit(loaders.app_engine())
 with scheduler:
     render_scheduler(loaders.app_engine())
+    render_deliveries(loaders.app_engine(), admin)

@@ -1,0 +1,301 @@
+"""Reports page widgets: the export request form, the list of my exports with progress and
+downloads, and the schedules (list, form, run history)."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from analytics.filters import DIMENSIONS
+from components import loaders
+from components.tables import table_height
+from data.saved_queries import list_queries
+from reports import exports as X
+from reports import schedules as S
+from reports.periods import RELATIVE_PERIODS
+from reports.templates import FAN_OUT, TEMPLATES, ReportError
+
+FORMAT_LABELS = {"csv": "CSV", "xlsx": "Excel", "pdf": "PDF", "json": "JSON"}
+STATUS_ICONS = {"queued": "⏳ queued", "running": "▶ running", "done": "✔ done", "failed": "✖ failed"}
+FILTER_DIMS = ("category", "region", "channel", "business_model", "vendor_id")
+
+
+def _local(times: pd.Series) -> pd.Series:
+    """Times as wall-clock times of APP_TIMEZONE (the page's zone), without the offset."""
+    return pd.to_datetime(times, utc=True).dt.tz_convert(loaders.load_settings().tz).dt.tz_localize(None)\
+        .dt.strftime("%Y-%m-%d %H:%M")
+
+
+def _size(n) -> str:
+    if n is None or n != n:
+        return ""
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str, dict, str]:
+    """Draws template, format, period, filters (and the saved query or forecast series); returns
+    (template, spec, format). initial: a schedule's values when editing one."""
+    initial = initial or {}
+    spec0 = initial.get("spec") or {}
+    allowed = [t for t in TEMPLATES if t != "saved_query" or user.role in ("analyst", "admin")]
+    c = st.columns([3, 1, 2])
+    template = c[0].selectbox("Report", allowed, key=f"{key}_template", format_func=lambda t: TEMPLATES[t].label,
+                              index=allowed.index(initial["template"]) if initial.get("template") in allowed else 0)
+    t = TEMPLATES[template]
+    fmt = c[1].selectbox("Format", t.formats, key=f"{key}_format_{template}", format_func=FORMAT_LABELS.get,
+                         index=t.formats.index(initial["fmt"]) if initial.get("fmt") in t.formats else 0)
+    spec: dict = {}
+    if t.uses_period:
+        periods = list(RELATIVE_PERIODS)
+        spec["period"] = c[2].selectbox("Period (resolved when it runs)", periods, key=f"{key}_period",
+                                        format_func=RELATIVE_PERIODS.get,
+                                        index=periods.index(spec0.get("period", "last_7_days")))
+    if t.uses_filters:
+        values = loaders.dimension_values(loaders.version())
+        cols = st.columns(len(FILTER_DIMS))
+        filters = {}
+        for col, dim in zip(cols, FILTER_DIMS):
+            options = values.get(dim, [])
+            if dim == "vendor_id":
+                names = dict(options)
+                picked = col.multiselect("Vendor", list(names), key=f"{key}_f_{dim}", format_func=names.get,
+                                         default=[v for v in (spec0.get("filters") or {}).get(dim, []) if v in names])
+            else:
+                picked = col.multiselect(DIMENSIONS[dim], options, key=f"{key}_f_{dim}",
+                                         default=[v for v in (spec0.get("filters") or {}).get(dim, []) if v in options])
+            if picked:
+                filters[dim] = list(picked)
+        spec["filters"] = filters
+    if template == "saved_query":
+        with loaders.app_engine().connect() as conn:
+            queries = list_queries(conn, user.username)
+        if queries.empty:
+            st.info("Save a query on the SQL page first.", icon=":material/bookmark:")
+        else:
+            names = dict(zip(queries["query_id"].astype(int), queries["name"] + " · " + queries["owner"]))
+            ids = list(names)
+            spec["query_id"] = st.selectbox("Saved query", ids, key=f"{key}_query", format_func=names.get,
+                                            index=ids.index(spec0["query_id"]) if spec0.get("query_id") in ids else 0)
+            raw = st.text_input("Query parameters (JSON, as {\"name\": value})", key=f"{key}_qparams",
+                                value=json.dumps(spec0.get("query_params") or {}))
+            try:
+                spec["query_params"] = json.loads(raw or "{}")
+                if not isinstance(spec["query_params"], dict):
+                    raise ValueError
+            except ValueError:
+                st.error("Query parameters: write a JSON object such as {\"top\": 10}.", icon=":material/error:")
+                spec["query_params"] = None
+    if template == "forecast":
+        from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS, metric_label
+        c = st.columns(3)
+        spec["metric"] = c[0].selectbox("Metric", FORECAST_METRICS, key=f"{key}_fc_metric", format_func=metric_label)
+        spec["dim"] = c[1].selectbox("Series", list(FORECAST_DIMS), key=f"{key}_fc_dim", format_func=FORECAST_DIMS.get)
+        if spec["dim"]:
+            values = loaders.dimension_values(loaders.version()).get(spec["dim"], [])
+            if spec["dim"] == "vendor_id":
+                names = dict(values)
+                spec["value"] = str(c[2].selectbox("Vendor", list(names), key=f"{key}_fc_value", format_func=names.get))
+            else:
+                spec["value"] = c[2].selectbox("Value", values, key=f"{key}_fc_value")
+    if not t.uses_filters:
+        st.caption({"customer_segments": "From the nightly customer scores (every customer, as of the day before).",
+                    "at_risk_customers": "From the nightly customer scores (every customer, as of the day before).",
+                    "forecast": "The latest stored forecast of the series (made now if none is stored).",
+                    "saved_query": "Streamed from PostgreSQL on the analysts' role: no row limit in CSV, JSON and "
+                                   "Excel (new sheets past 1,048,575 rows); PDFs hold the first 5,000 rows."}
+                   .get(template, ""))
+    return template, spec, fmt
+
+
+def render_request(user, *, key: str) -> None:
+    st.markdown("Exports are made in the background by the scheduler: you can leave the page and come back. "
+                f"Files are kept for {loaders.load_settings().export_expiry_days} days.")
+    template, spec, fmt = template_fields(user, key=key)
+    if st.button("Export in the background", type="primary", key=f"{key}_go", icon=":material/cloud_download:",
+                 disabled=spec.get("query_params", {}) is None):
+        try:
+            with loaders.app_engine().begin() as conn:
+                export_id = X.request_export(conn, user.username, template, spec, fmt)
+            st.success(f"Export {export_id} queued: it appears under My exports with its progress.",
+                       icon=":material/check:")
+        except ReportError as ex:
+            st.error(f"Not queued: {ex}.", icon=":material/error:")
+
+
+@st.fragment(run_every=2)
+def _live_exports(user, key: str, wanted: int | None) -> None:
+    with loaders.app_engine().connect() as conn:
+        mine = X.list_exports(conn, None if user.role == "admin" and st.session_state.get(f"{key}_all") else user.username)
+    if mine.empty:
+        st.info("No exports yet: request one on the New export tab, or schedule a report.", icon=":material/inbox:")
+        return
+    table = pd.DataFrame({
+        "Export": mine["export_id"], "Report": mine["title"], "Format": mine["format"].map(FORMAT_LABELS),
+        "Status": mine["status"].map(STATUS_ICONS), "Progress": mine["progress"].astype(float),
+        "Step": mine["step"], "Rows": mine["rows"], "Size": mine["bytes"].map(_size),
+        "Created": _local(mine["created_at"]), "Expires": _local(mine["expires_at"]), "Message": mine["message"]})
+    if user.role == "admin":
+        table.insert(1, "Owner", mine["owner"])
+    st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_table", height=table_height(len(table)),
+                 column_config={"Progress": st.column_config.ProgressColumn("Progress", min_value=0, max_value=1,
+                                                                             format="percent")})
+    done = mine[mine["status"] == "done"]
+    if done.empty:
+        return
+    labels = dict(zip(done["export_id"].astype(int), done["file_name"].fillna("") + " · " + done["owner"]))
+    ids = list(labels)
+    c = st.columns([4, 1], vertical_alignment="bottom")
+    picked = c[0].selectbox("Download", ids, key=f"{key}_pick", format_func=labels.get,
+                            index=ids.index(wanted) if wanted in ids else 0)
+    with loaders.app_engine().connect() as conn:
+        found = X.export_file(conn, int(picked), user.username, admin=user.role == "admin")
+    if found is None:
+        c[1].caption("The file is gone (expired or cleaned up).")
+        return
+    path, name = found
+    c[1].download_button("Download", lambda: path.read_bytes(), file_name=name, key=f"{key}_dl_{picked}",
+                         mime=X.MIME.get(name.rsplit(".", 1)[-1]), icon=":material/download:", on_click="ignore")
+
+
+def render_exports(user, *, key: str) -> None:
+    wanted = st.query_params.get("export")
+    if user.role == "admin":
+        st.toggle("Everyone's exports", key=f"{key}_all")
+    _live_exports(user, key, int(wanted) if wanted and str(wanted).isdigit() else None)
+
+
+# --- schedules ---------------------------------------------------------------------------------------
+
+def _cadence_fields(key: str, initial: dict | None) -> tuple[dict, str]:
+    initial = initial or {}
+    cad0 = initial.get("cadence") or {"kind": "daily", "at": "07:00"}
+    kinds = list(S.CADENCE_KINDS)
+    c = st.columns([1, 1, 1, 2])
+    kind = c[0].selectbox("Cadence", kinds, key=f"{key}_kind", index=kinds.index(cad0["kind"]),
+                          format_func=str.capitalize)
+    cadence: dict = {"kind": kind}
+    if kind == "cron":
+        cadence["cron"] = c[1].text_input("Cron expression", value=cad0.get("cron", "0 7 * * 1-5"), key=f"{key}_cron",
+                                          help="minute hour day-of-month month day-of-week, e.g. 0 7 * * 1-5")
+    else:
+        cadence["at"] = c[1].text_input("At (HH:MM)", value=cad0.get("at", "07:00"), key=f"{key}_at")
+        if kind == "weekly":
+            cadence["weekday"] = c[2].selectbox("On", range(7), format_func=lambda d: S.WEEKDAYS[d],
+                                                key=f"{key}_weekday", index=cad0.get("weekday", 0))
+        if kind == "monthly":
+            cadence["day"] = c[2].number_input("Day of month", 1, 28, value=cad0.get("day", 1), key=f"{key}_day")
+    tz = c[3].text_input("Time zone", value=initial.get("tz") or loaders.load_settings().timezone, key=f"{key}_tz")
+    return cadence, tz
+
+
+def render_schedule_form(user, *, key: str, editing: dict | None = None) -> None:
+    title = f"Edit “{editing['name']}”" if editing else "New schedule"
+    st.markdown(f"**{title}**")
+    name = st.text_input("Name", value=(editing or {}).get("name", ""), key=f"{key}_name")
+    template, spec, fmt = template_fields(user, key=f"{key}_t", initial=editing)
+    cadence, tz = _cadence_fields(key, editing)
+    c = st.columns(2)
+    recipients = c[0].text_area("Email recipients (commas or one per line)", key=f"{key}_recipients", height=80,
+                                value=", ".join((editing or {}).get("recipients") or []))
+    webhook = c[1].text_input("Webhook URL (optional, Slack-compatible JSON)", key=f"{key}_webhook",
+                              value=(editing or {}).get("webhook_url", ""),
+                              help="POSTed a JSON body with a `text` field and the report's figures")
+    if webhook.startswith("http://"):
+        c[1].caption("An https:// address is recommended: the body goes over the network in clear text.")
+    fan_out, fan_values = None, None
+    if TEMPLATES[template].uses_filters:
+        options = [None, *FAN_OUT]
+        fan_out = st.selectbox("Fan out: one report per …", options, key=f"{key}_fan",
+                               format_func=lambda v: "no fan-out" if v is None else v,
+                               index=options.index((editing or {}).get("fan_out")))
+        if fan_out:
+            st.caption(f"One line per {fan_out}: the value, a colon, then that report's recipients (the recipients "
+                       "above get every one).")
+            example = "Books: books@example.com" if fan_out == "category" else "12: vendor-12@example.com"
+            raw = st.text_area(f"{fan_out.capitalize()} values and recipients", key=f"{key}_fan_values", height=100,
+                               placeholder=example,
+                               value="\n".join(f"{v}: {', '.join(r)}" for v, r in ((editing or {}).get("fan_values")
+                                                                                    or {}).items()))
+            fan_values = {}
+            for line in raw.splitlines():
+                value, _, who = line.partition(":")
+                if value.strip():
+                    fan_values[value.strip()] = who
+    if st.button("Save schedule", type="primary", key=f"{key}_save", icon=":material/save:"):
+        try:
+            with loaders.app_engine().begin() as conn:
+                sid = S.save_schedule(conn, user.username, schedule_id=(editing or {}).get("schedule_id"),
+                                      is_admin=user.role == "admin", name=name, template=template, spec=spec, fmt=fmt,
+                                      cadence=cadence, tz=tz.strip(), recipients=recipients, webhook_url=webhook,
+                                      fan_out=fan_out, fan_values=fan_values)
+            st.session_state.pop(f"{key}_editing", None)
+            st.success(f"Saved schedule {sid}: {S.describe_cadence(cadence, tz.strip())}.", icon=":material/check:")
+        except (S.ScheduleError, ReportError) as ex:
+            st.error(f"Not saved: {ex}.", icon=":material/error:")
+
+
+def render_schedules(user, *, key: str) -> None:
+    is_admin = user.role == "admin"
+    with loaders.app_engine().connect() as conn:
+        rows = S.list_schedules(conn, None if is_admin else user.username)
+    if rows.empty:
+        st.info("No schedules yet: create one below.", icon=":material/schedule:")
+    else:
+        table = pd.DataFrame({
+            "Name": rows["name"], "Owner": rows["owner"], "Report": rows["template"].map(lambda t: TEMPLATES[t].label),
+            "Format": rows["format"].map(FORMAT_LABELS),
+            "When": [S.describe_cadence(c, tz) for c, tz in zip(rows["cadence"], rows["timezone"])],
+            "Paused": rows["paused"], f"Next run ({loaders.load_settings().timezone})": _local(rows["next_run_at"]),
+            "Recipients": [", ".join(r or []) for r in rows["recipients"]],
+            "Fan-out": rows["fan_out"].fillna(""), "Last run": _local(rows["last_slot"]),
+            "Last status": rows["last_status"],
+            "Last message": rows["last_message"]})
+        st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_list", height=table_height(len(table)))
+        names = dict(zip(rows["schedule_id"].astype(int), rows["name"] + " · " + rows["owner"]))
+        picked = st.selectbox("Schedule", list(names), key=f"{key}_pick", format_func=names.get)
+        row = rows.set_index("schedule_id").loc[picked]
+        c = st.columns(5)
+        if c[0].button("Run now", key=f"{key}_run", icon=":material/play_arrow:"):
+            with loaders.app_engine().begin() as conn:
+                n = S.run_now(conn, user.username, int(picked), is_admin=is_admin)
+            st.success(f"{n} run(s) queued: the scheduler makes and sends them within seconds.", icon=":material/check:")
+        paused = bool(row["paused"])
+        if c[1].button("Resume" if paused else "Pause", key=f"{key}_pause",
+                       icon=":material/play_circle:" if paused else ":material/pause_circle:"):
+            with loaders.app_engine().begin() as conn:
+                S.set_paused(conn, user.username, int(picked), not paused, is_admin=is_admin)
+            st.rerun()
+        if c[2].button("Edit", key=f"{key}_edit", icon=":material/edit:"):
+            st.session_state[f"{key}_editing"] = {
+                "schedule_id": int(picked), "name": row["name"], "template": row["template"], "spec": row["params"],
+                "fmt": row["format"], "cadence": row["cadence"], "tz": row["timezone"],
+                "recipients": list(row["recipients"] or []), "webhook_url": row["webhook_url"],
+                "fan_out": row["fan_out"] if isinstance(row["fan_out"], str) else None, "fan_values": row["fan_values"]}
+        if c[3].button("Delete", key=f"{key}_delete", icon=":material/delete:"):
+            with loaders.app_engine().begin() as conn:
+                S.delete_schedule(conn, user.username, int(picked), is_admin=is_admin)
+            st.rerun()
+        with st.expander("Run history and deliveries", expanded=False):
+            with loaders.app_engine().connect() as conn:
+                h = S.run_history(conn, int(picked))
+            if h.empty:
+                st.caption("No runs yet.")
+            else:
+                st.dataframe(pd.DataFrame({
+                    "Slot": _local(h["slot"]), "Value": h["fan_value"], "Run now": h["manual"], "Status": h["status"],
+                    "Rows": h["rows"], "Delivered": h["delivered"], "Waiting": h["waiting"],
+                    "Failed deliveries": h["failed_deliveries"], "Message": h["message"]}),
+                    hide_index=True, width="stretch", key=f"{key}_history", height=table_height(len(h)))
+    st.divider()
+    editing = st.session_state.get(f"{key}_editing")
+    render_schedule_form(user, key=f"{key}_form_{(editing or {}).get('schedule_id', 'new')}", editing=editing)
+    if editing and st.button("Cancel editing", key=f"{key}_cancel"):
+        st.session_state.pop(f"{key}_editing", None)
+        st.rerun()
+
