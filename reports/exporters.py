@@ -105,6 +105,8 @@ def money_columns(columns: Sequence[str]) -> set[str]:
 
 def _csv_text(value) -> object:
     value = neutral(plain(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"   # as PostgreSQL's COPY path writes them
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, (date, time)):
@@ -112,9 +114,22 @@ def _csv_text(value) -> object:
     return value
 
 
+def _quoted(value) -> str:
+    """One CSV field as PostgreSQL's COPY writes it: "" for an empty string (an empty field is
+    NULL), quotes around text with a comma, a quote, CR or LF."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text == "" or any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def write_csv(columns: Sequence[str], batches: Batches, out, *, bom: bool = True) -> int:
     """Writes UTF-8 CSV with a header to the binary file out (a BOM first, so that Excel reads
-    accents); returns the number of data rows. Formulas are neutralised."""
+    accents); returns the number of data rows. Formulas are neutralised. Fields are quoted as
+    PostgreSQL's COPY quotes them (analytics.query.copy_csv writes the same bytes): rows with an
+    empty string or a CR, which Python's csv module leaves bare, are written field by field."""
     text = codecs.getwriter("utf-8")(out)
     if bom:
         out.write(codecs.BOM_UTF8)
@@ -122,7 +137,12 @@ def write_csv(columns: Sequence[str], batches: Batches, out, *, bom: bool = True
     writer.writerow([neutral(str(c)) for c in columns])
     rows = 0
     for batch in batches:
-        writer.writerows([[_csv_text(v) for v in row] for row in batch])
+        lines = [[_csv_text(v) for v in row] for row in batch]
+        if any(v == "" or (isinstance(v, str) and "\r" in v) for line in lines for v in line):
+            for line in lines:
+                text.write(",".join(_quoted(v) for v in line) + "\n")
+        else:
+            writer.writerows(lines)
         rows += len(batch)
     return rows
 

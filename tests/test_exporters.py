@@ -11,7 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from analytics.query import QueryRejected
+from analytics.query import QueryFailed, QueryRejected
 from reports.exporters import export_query, to_csv, to_xlsx, write_csv, write_json, write_xlsx
 
 
@@ -127,3 +127,40 @@ def test_export_query_streams_the_whole_result_up_to_the_cap(analyst):
         export_query("SELECT pg_read_file('/etc/passwd')", None, "csv", io.BytesIO(), engine=analyst)
     with pytest.raises(ValueError, match="unknown export format 'pdf'"):
         export_query("SELECT 1", None, "pdf", io.BytesIO(), engine=analyst)
+
+
+def test_copy_csv_matches_the_streamed_writer_and_neutralises_in_sql(analyst):
+    """The COPY path (queries without parameters) writes what the streamed writer writes."""
+    from analytics.query import copy_csv, open_query
+    from reports.exporters import write_csv
+
+    sql = ("SELECT g AS n, (g * 1.25)::numeric(12, 2) AS amount, CASE WHEN g % 3 = 0 THEN '=cmd|' || g "
+           "WHEN g % 3 = 1 THEN '-' || g ELSE 'plain, \"quoted\"' END AS label, g % 2 = 0 AS even, "
+           "timestamptz '2026-03-01 10:00:00+00' + g * interval '1 hour' AS at, NULL::text AS nothing, "
+           "-g AS negative FROM generate_series(1, 2000) g ORDER BY g; -- trailing comment")
+    fast, slow = io.BytesIO(), io.BytesIO()
+    assert copy_csv(sql, fast, engine=analyst) == 2000
+    with open_query(sql, engine=analyst) as stream:
+        write_csv(stream.columns, stream.batches(500), slow)
+    assert fast.getvalue() == slow.getvalue()
+    rows = list(csv.reader(io.StringIO(fast.getvalue().decode("utf-8-sig"))))
+    assert rows[0] == ["n", "amount", "label", "even", "at", "nothing", "negative"]
+    assert rows[3][2] == "'=cmd|3" and rows[1][2] == "'-1" and rows[1][6] == "-1" and rows[2][3] == "true"
+    tabbed, slow = io.BytesIO(), io.BytesIO()
+    sql = "SELECT E'\\tx' AS t, E'\\rcr' AS r, E'two\\nlines' AS n, '' AS empty"
+    copy_csv(sql, tabbed, engine=analyst)
+    with open_query(sql, engine=analyst) as stream:
+        write_csv(stream.columns, stream.batches(), slow)
+    assert tabbed.getvalue() == slow.getvalue()
+    assert next(csv.reader(io.StringIO(tabbed.getvalue().decode("utf-8-sig").split("\n", 1)[1])))[:2] == ["'\tx", "'\rcr"]
+    # Failures in the middle of the COPY are the runner's errors, and the pool is fine after.
+    with pytest.raises(QueryFailed, match="division by zero"):
+        copy_csv("SELECT 1 / (g - 9000) AS x FROM generate_series(1, 12000) g", io.BytesIO(), engine=analyst)
+    with pytest.raises(QueryFailed, match="ran longer than 0.3 s"):
+        copy_csv("SELECT count(*) FROM generate_series(1, 100000000) g", io.BytesIO(), engine=analyst, timeout_ms=300)
+    assert copy_csv("SELECT 1 AS one", io.BytesIO(), engine=analyst) == 1
+    # What COPY cannot take comes back as None with nothing written.
+    empty = io.BytesIO()
+    assert copy_csv("SELECT 1 AS a, 2 AS a", empty, engine=analyst) is None and empty.getvalue() == b""
+    with pytest.raises(QueryRejected, match="function pg_read_file is not allowed"):
+        copy_csv("SELECT pg_read_file('/etc/passwd')", io.BytesIO(), engine=analyst)

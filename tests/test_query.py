@@ -114,6 +114,7 @@ def test_at_least_25_hostile_inputs():
     "SELECT 1 UNION ALL SELECT 2",
     "EXPLAIN SELECT * FROM mart.orders WHERE order_id = 1",
     "select status, count(*) from orders group by status;",
+    "SELECT count(*) FROM orders; -- a comment after the semicolon",
 ])
 def test_legitimate_queries_run(analyst, sql):
     result = run_query(sql, engine=analyst)

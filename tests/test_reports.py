@@ -484,3 +484,21 @@ def test_sigterm_hands_a_half_made_export_back_to_the_queue(world, smtp):
                            {"e": eid}).one()
     assert (row.status, row.attempts, row.worker) == ("queued", 0, None)
     assert list(world["exports"].glob("*")) == []
+
+
+def test_a_file_above_the_attachment_limit_is_linked_not_attached(world, smtp, monkeypatch):
+    eng = world["engine"]
+    monkeypatch.setenv("APP_BASE_URL", "https://bi.example.com/")
+    with eng.begin() as conn:
+        sid = _schedule(conn, world)
+        schedules.run_now(conn, "ann", sid)
+        export_id = conn.execute(sa.text("SELECT export_id FROM app.schedule_runs WHERE manual")).scalar()
+        # As the export finishes with a 12 MB file (EMAIL_ATTACHMENT_MAX_MB is 10 by default).
+        assert schedules.finish_run(conn, export_id, ok=True, path=world["exports"] / "big.csv", file_name="big.csv",
+                                    rows=400_000, size=12 * 2**20) == 1
+    assert delivery.deliver_due(eng)["sent"] == 1
+    msg = smtp.messages[0]
+    assert list(msg.iter_attachments()) == []
+    body = msg.get_body(("html",)).get_content()
+    assert f"https://bi.example.com/reports?export={export_id}" in body and "larger than 10 MB" in body
+    assert "Rows: 400,000" in msg.get_body(("plain",)).get_content()
