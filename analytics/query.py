@@ -287,6 +287,16 @@ def _limit_transaction(conn, timeout_ms: int) -> None:
                  {**{f"n{i}": n for i, n in enumerate(names)}, **{f"v{i}": limits[n] for i, n in enumerate(names)}})
 
 
+def _begin_checked(conn, sql: str, params: dict | None, timeout_ms: int, check: bool) -> None:
+    """Starts the read-only transaction with its limits and, unless check is False, runs the
+    parser's checks (tables as the analysts' role sees them) and the placeholders' check."""
+    conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+    _limit_transaction(conn, timeout_ms)
+    if check:
+        tree = check_sql(sql, mart_tables=_mart_tables(conn))
+        check_placeholders(sql, tree, params)
+
+
 def _translated(conn, ex: sa.exc.DBAPIError, sql: str, params: dict | None, timeout_ms: int) -> QueryFailed:
     conn.rollback()
     return _failure(ex, sql, timeout_ms, _error_position(conn, sql, params))
@@ -309,11 +319,7 @@ def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None =
     engine = engine or get_analyst_engine()
     with engine.connect() as conn:
         try:
-            conn.execute(sa.text("SET TRANSACTION READ ONLY"))
-            _limit_transaction(conn, timeout_ms)
-            if check:
-                tree = check_sql(sql, mart_tables=_mart_tables(conn))
-                check_placeholders(sql, tree, params)
+            _begin_checked(conn, sql, params, timeout_ms, check)
             # A server-side cursor fetches in batches (bounded memory); EXPLAIN cannot be DECLAREd.
             streamed = not re.match(r"\s*explain\b", sql, re.IGNORECASE)
             try:
@@ -428,11 +434,7 @@ def copy_csv(sql: str, out, *, engine: sa.engine.Engine | None = None, timeout_m
     body = statement_body(sql)
     with engine.connect() as conn:
         try:
-            conn.execute(sa.text("SET TRANSACTION READ ONLY"))
-            _limit_transaction(conn, timeout_ms)
-            if check:
-                tree = check_sql(sql, mart_tables=_mart_tables(conn))
-                check_placeholders(sql, tree, None)
+            _begin_checked(conn, sql, None, timeout_ms, check)
             raw = conn.connection.dbapi_connection
             wrapped = psql.SQL("SELECT * FROM (\n{body}\n) AS q LIMIT 0").format(body=psql.SQL(body))
             try:
