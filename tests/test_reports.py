@@ -507,3 +507,15 @@ def test_a_file_above_the_attachment_limit_is_linked_not_attached(world, smtp, m
     body = msg.get_body(("html",)).get_content()
     assert f"https://bi.example.com/reports?export={export_id}" in body and "larger than 10 MB" in body
     assert "Rows: 400,000" in msg.get_body(("plain",)).get_content()
+
+
+def test_scheduler_logs_json_lines_with_log_format_json(world, smtp):
+    with world["engine"].begin() as conn:
+        _schedule(conn, world)
+    out = subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env=_env(world, smtp, LOG_FORMAT="json"),
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    entries = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
+    assert entries and all({"time", "level", "logger", "worker", "message"} <= set(e) for e in entries)
+    assert any(e["logger"] == "reports.delivery" and e["message"].startswith("email sent to ops@example.com")
+               for e in entries)
