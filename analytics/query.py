@@ -20,6 +20,8 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
 from dataclasses import dataclass
 
 import pandas as pd
@@ -362,6 +364,41 @@ def _psycopg_failure(conn, ex: Exception, sql: str, timeout_ms: int) -> Exceptio
     return ex
 
 
+# Planning errors of a parameter typed text where it was unknown before: undefined operator or
+# function, datatype mismatch, ambiguous function.
+_RETYPED = {"42883", "42804", "42725"}
+_SETTING_TYPES = ((bool, "boolean"), (int, "bigint"), (float, "double precision"), (Decimal, "numeric"),
+                  (datetime, "timestamptz"), (date, "date"), (str, "text"))
+
+
+def _settings_for_params(conn, body: str, params: dict):
+    """Returns body (psycopg SQL) with each :name replaced by current_setting('mbi.p_name') cast to
+    its value's type, after binding each value to its setting for this transaction."""
+    from psycopg import sql as psql
+
+    if not params:
+        return psql.SQL(body)
+    parts, last = [], 0
+    for m in _SA_BIND.finditer(body):
+        name = m.group(1)
+        if name not in params:
+            continue
+        value = params[name]
+        kind = next((t for cls, t in _SETTING_TYPES if isinstance(value, cls)), None)
+        if kind is None:
+            raise QueryRejected(f"parameter {name}: a {type(value).__name__} cannot be sent to PostgreSQL")
+        parts += [psql.SQL(body[last:m.start()]),
+                  psql.SQL("CAST(current_setting({g}) AS {t})").format(g=psql.Literal(f"mbi.p_{name}"),
+                                                                       t=psql.SQL(kind))]
+        last = m.end()
+    parts.append(psql.SQL(body[last:]))
+    for name, value in params.items():
+        text = value.isoformat() if isinstance(value, (date, datetime)) else \
+            ("true" if value else "false") if isinstance(value, bool) else str(value)
+        conn.execute(sa.text("SELECT set_config(:g, :v, true)"), {"g": f"mbi.p_{name}", "v": text})
+    return psql.Composed(parts)
+
+
 def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: int) -> int:
     """Runs COPY … TO STDOUT on libpq directly and writes each row's bytes as it comes: psycopg's
     Copy object costs about a microsecond a row more, which at a million rows is three times the
@@ -411,8 +448,8 @@ def _result_error(psycopg, result):
     return cls(message, info=result)
 
 
-def copy_csv(sql: str, out, *, engine: sa.engine.Engine | None = None, timeout_ms: int | None = None,
-             check: bool = True, bom: bool = True, on_chunk=None) -> int | None:
+def copy_csv(sql: str, out, *, params: dict | None = None, engine: sa.engine.Engine | None = None,
+             timeout_ms: int | None = None, check: bool = True, bom: bool = True, on_chunk=None) -> int | None:
     """Writes an analyst's query without parameters as CSV with a header to the binary file out
     through PostgreSQL's COPY … TO STDOUT: the server writes the CSV, so this runs at the speed of
     psql's \\copy. Same checks, role, read-only transaction and limits as open_query.
@@ -422,6 +459,12 @@ def copy_csv(sql: str, out, *, engine: sa.engine.Engine | None = None, timeout_m
     and booleans as true/false, so the file reads like the streamed writer's. Returns the number of
     rows, or None (nothing written) when COPY cannot take the query: EXPLAIN, or column names that
     are empty, repeated or formula-looking; the caller then streams it through open_query.
+
+    COPY takes no bound parameters, so params (`:name` in sql) travel as transaction-local
+    settings: each value is bound to set_config('mbi.p_<name>', value, true) and its placeholder
+    becomes current_setting('mbi.p_<name>') cast to the value's type. No value enters the SQL
+    text. Text values arrive typed text rather than unknown; where PostgreSQL would have inferred
+    another type (a text parameter compared with a number), planning fails and None is returned.
     on_chunk(bytes so far) is called as the data comes (an export renews its lease there)."""
     from psycopg import sql as psql
 
@@ -434,14 +477,17 @@ def copy_csv(sql: str, out, *, engine: sa.engine.Engine | None = None, timeout_m
     body = statement_body(sql)
     with engine.connect() as conn:
         try:
-            _begin_checked(conn, sql, None, timeout_ms, check)
+            _begin_checked(conn, sql, params, timeout_ms, check)
             raw = conn.connection.dbapi_connection
-            wrapped = psql.SQL("SELECT * FROM (\n{body}\n) AS q LIMIT 0").format(body=psql.SQL(body))
+            body = _settings_for_params(conn, body, params or {})
+            wrapped = psql.SQL("SELECT * FROM (\n{body}\n) AS q LIMIT 0").format(body=body)
             try:
                 with raw.cursor() as cur:
                     cur.execute(wrapped)   # the analyst's checked SQL, planned only: no values in it
                     described = [(d.name, d.type_code) for d in cur.description or []]
             except Exception as ex:  # noqa: BLE001 - psycopg's errors, translated as the runner does
+                if params and getattr(ex, "sqlstate", None) in _RETYPED:
+                    return None   # a parameter PostgreSQL typed from its context: the cursor path binds it
                 raise _psycopg_failure(conn, ex, sql, timeout_ms) from None
             names = [n for n, _ in described]
             if not names or len(set(names)) != len(names) or any(not n or n.startswith(FORMULA_START) for n in names):
@@ -459,7 +505,7 @@ def copy_csv(sql: str, out, *, engine: sa.engine.Engine | None = None, timeout_m
                     e = col
                 exprs.append(psql.SQL("{e} AS {c}").format(e=e, c=col))
             copy = psql.SQL("COPY (SELECT {exprs} FROM (\n{body}\n) AS q) TO STDOUT WITH (FORMAT csv, HEADER)").format(
-                exprs=psql.SQL(", ").join(exprs), body=psql.SQL(body))
+                exprs=psql.SQL(", ").join(exprs), body=body)
             if bom:
                 out.write(b"\xef\xbb\xbf")
             return _copy_out(conn, raw, copy.as_bytes(raw), out, on_chunk, sql, timeout_ms)

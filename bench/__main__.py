@@ -456,9 +456,10 @@ def exports_section(sizes: list[int], results: dict, started: datetime) -> str:
              "order_id, line_no`) exported as a scheduled saved query is (`bench/export_one.py`: analysts' role, "
              "the query wrapped in COPY … TO STDOUT, which neutralises formula-looking text in SQL) and by "
              "`psql -c \\copy … CSV HEADER` of the same query, alternating, medians; speed ratio = psql's time / "
-             "ours (the export's own time, without starting Python). With a bound parameter (`LIMIT :n`) COPY "
-             "cannot be used and rows stream through a server-side cursor into Python's csv writer: shown "
-             "beside. Excel: the same rows, peak RSS of the whole process. PDF: "
+             "ours (the export's own time, without starting Python). With a bound parameter (`LIMIT :n`): COPY "
+             "takes no parameters, so the value travels as a transaction-local setting (set_config with a bound "
+             "value, read back by current_setting): shown beside. Excel: the same rows, peak RSS of the whole "
+             "process. PDF: "
              f"{PDF_ROWS} rows through the report renderer.", "",
              "| order lines | CSV ours | psql \\copy | speed vs psql | CSV with a bound parameter | Excel time | "
              "Excel peak RSS | PDF | target |",

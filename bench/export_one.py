@@ -19,8 +19,7 @@ def main() -> int:
 
     engine = make_analyst_engine(sa.engine.make_url(url).set(username=load_settings().analyst_role)
                                  .render_as_string(hide_password=False))
-    # FORMAT-param: the same query with its limit as a bound parameter (the server-side cursor path;
-    # without parameters a CSV is written by COPY).
+    # FORMAT-param: the same query with its limit as a bound parameter.
     bound = fmt.endswith("-param")
     fmt = fmt.removesuffix("-param")
     sql = "SELECT * FROM mart.order_items ORDER BY order_id, line_no LIMIT " + (":n" if bound else str(int(rows)))

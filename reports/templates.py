@@ -363,10 +363,10 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
             report.tables = [Table.of("Result", r.frame)]
             tick(0.5, "writing the PDF")
             return render_pdf(report, out)
-        if fmt == "csv" and not params:
-            # Without parameters the server writes the CSV itself (COPY), at psql's speed.
+        if fmt == "csv":
+            # The server writes the CSV itself (COPY), at psql's speed; see copy_csv for when it cannot.
             from analytics.query import copy_csv
-            rows = copy_csv(sql, out, engine=engine,
+            rows = copy_csv(sql, out, params=params, engine=engine,
                             on_chunk=lambda n: tick(0.5, f"{n / 2**20:,.0f} MB written"))
             if rows is not None:
                 return rows

@@ -164,3 +164,26 @@ def test_copy_csv_matches_the_streamed_writer_and_neutralises_in_sql(analyst):
     assert copy_csv("SELECT 1 AS a, 2 AS a", empty, engine=analyst) is None and empty.getvalue() == b""
     with pytest.raises(QueryRejected, match="function pg_read_file is not allowed"):
         copy_csv("SELECT pg_read_file('/etc/passwd')", io.BytesIO(), engine=analyst)
+
+
+def test_copy_csv_with_parameters_passes_them_as_settings_and_matches_the_cursor_path(analyst):
+    from datetime import date
+
+    from analytics.query import bind_parameters, copy_csv, open_query
+    from reports.exporters import write_csv
+
+    sql, params = bind_parameters(
+        "SELECT g AS n, {{label}} || g AS label, d::date AS day FROM generate_series(1, {{top:number}}) g, "
+        "generate_series(date '2026-01-01', date '2026-03-01', interval '1 day') d "
+        "WHERE d::date BETWEEN {{span:daterange}} ORDER BY g, day",
+        {"label": "'); DROP TABLE mart.orders; --", "top": "3", "span": (date(2026, 1, 30), date(2026, 2, 1))})
+    fast, slow = io.BytesIO(), io.BytesIO()
+    assert copy_csv(sql, fast, params=params, engine=analyst) == 9
+    with open_query(sql, params, engine=analyst) as stream:
+        write_csv(stream.columns, stream.batches(), slow)
+    assert fast.getvalue() == slow.getvalue()
+    rows = list(csv.reader(io.StringIO(fast.getvalue().decode("utf-8-sig"))))
+    assert rows[1] == ["1", "'); DROP TABLE mart.orders; --1", "2026-01-30"] and rows[-1][2] == "2026-02-01"
+    # A text parameter PostgreSQL would have read as a number: COPY declines, the cursor path binds it.
+    assert copy_csv("SELECT 1 AS one WHERE 5 > :n", io.BytesIO(), params={"n": "3"}, engine=analyst) is None
+

@@ -427,8 +427,8 @@ BIG = {"n": 1_500_000}
 
 
 def _big_query(world) -> int:
-    """A saved query that takes seconds to export: with a parameter its CSV streams through the
-    server-side cursor (without one, COPY writes 1.5M rows in under a second)."""
+    """A saved query that takes seconds to export as JSON (rows stream through Python; a CSV
+    would be written by COPY in under a second)."""
     with world["engine"].begin() as conn:
         return save_query(conn, "ann", "Big", "SELECT g AS n, md5(g::text) AS h FROM generate_series(1, {{n:number}}) g")
 
@@ -437,7 +437,7 @@ def test_kill_9_during_an_export_then_restart_completes_it_and_mails_once(world,
     eng = world["engine"]
     qid = _big_query(world)
     with eng.begin() as conn:
-        _schedule(conn, world, name="Big daily", spec={"query_id": qid, "query_params": BIG})
+        _schedule(conn, world, name="Big daily", spec={"query_id": qid, "query_params": BIG}, fmt="json")
     env = _env(world, smtp, JOB_LEASE_SECONDS="3", SCHEDULER_TICK_SECONDS="1")
     first = subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -468,7 +468,7 @@ def test_sigterm_hands_a_half_made_export_back_to_the_queue(world, smtp):
     eng = world["engine"]
     qid = _big_query(world)
     with eng.begin() as conn:
-        eid = exports.request_export(conn, "ann", "saved_query", {"query_id": qid, "query_params": BIG}, "csv")
+        eid = exports.request_export(conn, "ann", "saved_query", {"query_id": qid, "query_params": BIG}, "json")
     env = _env(world, smtp, SCHEDULER_TICK_SECONDS="1")
     proc = subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
