@@ -341,7 +341,9 @@ def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None =
 
 
 # Column types (PostgreSQL type OIDs) whose values are text a spreadsheet could run as a formula.
-_TEXT_TYPES = {25, 1043, 1042, 19, 114, 3802, 705, 18}
+# Column types (PostgreSQL type OIDs) written as they are: numbers, booleans, dates and times.
+# Every other type's text is checked for a formula-looking start (text, json, enums, arrays, …).
+_PLAIN_TYPES = {20, 21, 23, 26, 700, 701, 790, 1700, 16, 1082, 1083, 1114, 1184, 1186, 1266}
 _TIMESTAMPTZ, _BOOL = 1184, 16
 COPY_BLOCK = 2**20
 # Text starting with = + - @, tab or CR gets a leading quote (as reports.exporters.neutral does).
@@ -372,12 +374,17 @@ _SETTING_TYPES = ((bool, "boolean"), (int, "bigint"), (float, "double precision"
 
 
 def _settings_for_params(conn, body: str, params: dict):
-    """Returns body (psycopg SQL) with each :name replaced by current_setting('mbi.p_name') cast to
-    its value's type, after binding each value to its setting for this transaction."""
+    """Returns body (psycopg SQL) with each :name replaced by current_setting('mbi.p<i>') cast to
+    its value's type, after binding each value to its setting for this transaction (settings are
+    named by position: their names ignore case, parameters' do not). A `\\:` written to keep a
+    colon out of the parameters becomes `:`, as SQLAlchemy's text() makes it."""
     from psycopg import sql as psql
 
+    def plain(text: str):
+        return psql.SQL(text.replace("\\:", ":"))
     if not params:
-        return psql.SQL(body)
+        return plain(body)
+    slots = {name: i for i, name in enumerate(params)}
     parts, last = [], 0
     for m in _SA_BIND.finditer(body):
         name = m.group(1)
@@ -387,15 +394,15 @@ def _settings_for_params(conn, body: str, params: dict):
         kind = next((t for cls, t in _SETTING_TYPES if isinstance(value, cls)), None)
         if kind is None:
             raise QueryRejected(f"parameter {name}: a {type(value).__name__} cannot be sent to PostgreSQL")
-        parts += [psql.SQL(body[last:m.start()]),
-                  psql.SQL("CAST(current_setting({g}) AS {t})").format(g=psql.Literal(f"mbi.p_{name}"),
+        parts += [plain(body[last:m.start()]),
+                  psql.SQL("CAST(current_setting({g}) AS {t})").format(g=psql.Literal(f"mbi.p{slots[name]}"),
                                                                        t=psql.SQL(kind))]
         last = m.end()
-    parts.append(psql.SQL(body[last:]))
+    parts.append(plain(body[last:]))
     for name, value in params.items():
         text = value.isoformat() if isinstance(value, (date, datetime)) else \
             ("true" if value else "false") if isinstance(value, bool) else str(value)
-        conn.execute(sa.text("SELECT set_config(:g, :v, true)"), {"g": f"mbi.p_{name}", "v": text})
+        conn.execute(sa.text("SELECT set_config(:g, :v, true)"), {"g": f"mbi.p{slots[name]}", "v": text})
     return psql.Composed(parts)
 
 
@@ -416,15 +423,29 @@ def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: 
         conn.rollback()
         raise _failure(sa.exc.DBAPIError(None, None, error), sql, timeout_ms)
     get, write, written, reported = pg.get_copy_data, out.write, 0, 0
-    while True:
-        n, data = get(0)
-        if n < 0:
-            break
-        write(data)
-        written += n
-        if on_chunk is not None and written - reported >= COPY_BLOCK:
-            reported = written
-            on_chunk(written)
+    try:
+        while True:
+            n, data = get(0)
+            if n < 0:
+                break
+            write(data)
+            written += n
+            if on_chunk is not None and written - reported >= COPY_BLOCK:
+                reported = written
+                on_chunk(written)
+    except BaseException:
+        # Stopped from our side (SIGTERM, a lost lease, a full disk): cancel the COPY and read what
+        # the server still sends, so that the connection can roll back and go back to the pool.
+        try:
+            raw.cancel()
+            while get(0)[0] >= 0:
+                pass
+            while pg.get_result() is not None:
+                pass
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - a connection that cannot be brought back is dropped
+            conn.invalidate()
+        raise
     final, rows = None, 0
     while (r := pg.get_result()) is not None:
         final = final if final is not None and final.status == pq.ExecStatus.FATAL_ERROR else r
@@ -495,7 +516,7 @@ def copy_csv(sql: str, out, *, params: dict | None = None, engine: sa.engine.Eng
             exprs = []
             for name, oid in described:
                 col = psql.Identifier(name)
-                if oid in _TEXT_TYPES:
+                if oid not in _PLAIN_TYPES:
                     e = psql.SQL(_NEUTRAL).format(c=col)
                 elif oid == _TIMESTAMPTZ:
                     e = psql.SQL("({c} AT TIME ZONE current_setting('TimeZone'))").format(c=col)

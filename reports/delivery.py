@@ -12,6 +12,7 @@ on both, so that receivers can drop the repeat.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import mimetypes
@@ -32,7 +33,7 @@ from data.settings import Settings, load_settings
 
 log = logging.getLogger("reports.delivery")
 BACKOFF_MAX_SECONDS = 3600
-SEND_LEASE_SECONDS = 120
+SEND_LEASE_SECONDS = 600       # longer than the worst send: SMTP's 30 s a step on a slow link, or a webhook
 
 
 class DeliveryError(RuntimeError):
@@ -93,24 +94,29 @@ def deliver_due(engine: Engine, *, settings: Settings | None = None, limit: int 
         item = _claim(engine, worker)
         if item is None:
             break
+        # The claim is (row, attempts): a late answer of a claim whose lease ran out and was taken
+        # over changes nothing.
+        mine = {"id": item.delivery_id, "a": item.attempts}
         try:
             send(item, s)
-        except DeliveryError as ex:
+        except Exception as ex:  # noqa: BLE001 - any failure of one delivery is that delivery's, recorded on it
+            reason = str(ex) if isinstance(ex, DeliveryError) else f"{type(ex).__name__}: {ex}"
             final = item.attempts >= s.delivery_max_attempts
             delay = backoff_seconds(item.attempts, s.delivery_backoff_seconds)
             with engine.begin() as conn:
                 conn.execute(sa.text("""
                     UPDATE app.outbox SET status = :st, last_error = :e, lease_until = NULL,
                            next_attempt_at = now() + make_interval(secs => :d)
-                    WHERE delivery_id = :id"""),
-                    {"st": "failed" if final else "pending", "e": str(ex)[:2000], "d": delay, "id": item.delivery_id})
+                    WHERE delivery_id = :id AND attempts = :a AND status = 'sending'"""),
+                    {**mine, "st": "failed" if final else "pending", "e": reason[:2000], "d": delay})
             counts["failed" if final else "retry"] += 1
             log.warning("%s to %s failed (attempt %s%s): %s", item.channel, item.target, item.attempts,
-                        ", giving up" if final else f", next in {delay:.0f} s", ex)
+                        ", giving up" if final else f", next in {delay:.0f} s", reason)
             continue
         with engine.begin() as conn:
             conn.execute(sa.text("UPDATE app.outbox SET status = 'sent', sent_at = now(), lease_until = NULL, "
-                                 "last_error = '' WHERE delivery_id = :id"), {"id": item.delivery_id})
+                                 "last_error = '' WHERE delivery_id = :id AND attempts = :a AND status = 'sending'"),
+                         mine)
         counts["sent"] += 1
         log.info("%s sent to %s (%s)", item.channel, item.target, item.idempotency_key)
     return counts
@@ -132,7 +138,8 @@ def send_email(to: str, payload: dict, s: Settings, *, message_id: str) -> None:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = s.smtp_from, to, payload.get("subject", "Marketplace BI")
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = f"<{message_id.replace(':', '.').replace(' ', '')}@marketplace-bi>"
+    # The same on every attempt at this delivery, so that a receiver can drop a repeat.
+    msg["Message-ID"] = f"<{hashlib.sha256(message_id.encode()).hexdigest()[:32]}@marketplace-bi>"
     msg.set_content(payload.get("text", ""))
     if payload.get("html"):
         msg.add_alternative(payload["html"], subtype="html")

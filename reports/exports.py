@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,9 +83,10 @@ class Job:
     attempts: int
 
 
-def claim_export(engine: Engine, worker: str, lease_seconds: int) -> Job | None:
+def claim_export(engine: Engine, worker: str, lease_seconds: int, *, settings: Settings | None = None) -> Job | None:
     """Takes the oldest queued export (or one whose lease ran out) for this worker."""
     with engine.begin() as conn:
+        _fail_abandoned(conn, settings or load_settings())
         row = conn.execute(sa.text("""
             UPDATE app.exports SET status = 'running', worker = :w, attempts = attempts + 1,
                    lease_until = now() + make_interval(secs => :lease), started_at = now(), progress = 0,
@@ -106,55 +108,114 @@ def file_name(title: str, export_id: int, fmt: str, when: datetime, suffix: str 
     return f"{slug}{extra}_{when:%Y%m%d_%H%M}_{export_id}.{fmt}"
 
 
+class _Lease:
+    """Renews a claimed export's lease from a thread every third of JOB_LEASE_SECONDS, for as long
+    as the work lasts (building a report or closing a workbook sends no progress), and notices
+    when another scheduler has taken the job over. The claim is (worker, attempts)."""
+
+    def __init__(self, engine: Engine, job: "Job", worker: str, seconds: int):
+        self.engine, self.job, self.worker, self.seconds = engine, job, worker, seconds
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job.export_id}", daemon=True)
+
+    def renew(self, progress: float | None = None, step: str | None = None) -> bool:
+        with self.engine.begin() as conn:
+            ok = bool(conn.execute(sa.text("""
+                UPDATE app.exports SET lease_until = now() + make_interval(secs => :lease),
+                       progress = coalesce(:p, progress), step = coalesce(:st, step)
+                WHERE export_id = :id AND worker = :w AND attempts = :a AND status = 'running'"""),
+                {"lease": self.seconds, "id": self.job.export_id, "w": self.worker, "a": self.job.attempts,
+                 "p": progress, "st": step}).rowcount)
+        if not ok:
+            self.lost.set()
+        return ok
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(1.0, self.seconds / 3)):
+            try:
+                if not self.renew():
+                    return
+            except sa.exc.SQLAlchemyError as ex:
+                log.warning("export %s: lease not renewed: %s", self.job.export_id, getattr(ex, "orig", ex))
+
+    def __enter__(self) -> "_Lease":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def produce(engine: Engine, job: Job, worker: str, *, settings: Settings | None = None, now: datetime | None = None,
             stop: Callable[[], bool] | None = None):
-    """Builds and writes job's file, renewing its lease and showing progress on its row, and
-    checking stop. Returns (report, path, file name, rows, bytes). Raises ReportError (the spec
-    cannot be made), ExportStopped, LeaseLost."""
+    """Builds and writes job's file under a name of this claim's own, renewing the lease (a thread)
+    and showing progress on its row, checking stop. Returns (report, partial path, final path,
+    file name, rows, bytes); run_export renames the file when it marks the export done. Raises
+    ReportError (the spec cannot be made), ExportStopped, LeaseLost."""
     s = settings or load_settings()
     # A scheduled run's relative period is its slot's ("yesterday" of the 07:00 slot, even when
     # the run starts after midnight); a requested export's is the time it runs.
     now = now or (datetime.fromisoformat(job.spec["as_of"]) if job.spec.get("as_of") else datetime.now(timezone.utc))
     s.export_dir.mkdir(parents=True, exist_ok=True)
     last = {"at": 0.0}
+    with _Lease(engine, job, worker, s.job_lease_seconds) as lease:
+        def progress(fraction: float, step: str) -> None:
+            if stop is not None and stop():
+                raise ExportStopped()
+            if lease.lost.is_set():
+                raise LeaseLost()
+            if time.monotonic() - last["at"] < 1.0 and fraction < 1:
+                return
+            last["at"] = time.monotonic()
+            if not lease.renew(round(min(max(fraction, 0), 1), 3), step[:200]):
+                raise LeaseLost()
 
-    def progress(fraction: float, step: str) -> None:
-        if stop is not None and stop():
-            raise ExportStopped()
-        if time.monotonic() - last["at"] < 1.0 and fraction < 1:
-            return
-        last["at"] = time.monotonic()
-        with engine.begin() as conn:
-            renewed = conn.execute(sa.text("""
-                UPDATE app.exports SET lease_until = now() + make_interval(secs => :lease), progress = :p, step = :st
-                WHERE export_id = :id AND worker = :w AND status = 'running'"""),
-                {"lease": s.job_lease_seconds, "id": job.export_id, "w": worker,
-                 "p": round(min(max(fraction, 0), 1), 3), "st": step[:200]}).rowcount
-        if not renewed:
+        progress(0.05, "reading the data")
+        with engine.connect() as conn:
+            # One snapshot: the report's tables agree with each other even while rollups refresh.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                report = build(conn, job.template, job.spec, job.format, user=job.owner, now=now, tz=s.timezone)
+                if job.spec.get("title"):   # a schedule's name (and fan-out value)
+                    report.title = job.spec["title"]
+                    report.about["Report"] = report.title
+                name = file_name(report.title, job.export_id, job.format, now.astimezone(s.tz))
+                path = s.export_dir / name
+                # This claim's own file: a scheduler that took the job over writes another one.
+                partial = path.with_name(f"{path.name}.{job.attempts}.{os.getpid()}.partial")
+                for stale in s.export_dir.glob(f"{path.name}.*.partial"):
+                    if int(stale.name[len(path.name) + 1:].split(".", 1)[0] or 0) < job.attempts:
+                        stale.unlink(missing_ok=True)   # an earlier claim's, whose lease ran out
+                progress(0.2, "writing the file")
+                try:
+                    with open(partial, "wb") as out:
+                        rows = render(report, job.format, out, progress=progress)
+                    progress(0.95, "finishing")
+                except BaseException:
+                    partial.unlink(missing_ok=True)
+                    raise
+        if lease.lost.is_set():
+            partial.unlink(missing_ok=True)
             raise LeaseLost()
+    return report, partial, path, name, rows, partial.stat().st_size
 
-    progress(0.05, "reading the data")
-    with engine.connect() as conn:
-        # One snapshot: the report's tables agree with each other even while rollups refresh.
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            report = build(conn, job.template, job.spec, job.format, user=job.owner, now=now, tz=s.timezone)
-            if job.spec.get("title"):   # a schedule's name (and fan-out value)
-                report.title = job.spec["title"]
-                report.about["Report"] = report.title
-            name = file_name(report.title, job.export_id, job.format, now.astimezone(s.tz))
-            path = s.export_dir / name
-            partial = path.with_name(path.name + ".partial")
-            progress(0.2, "writing the file")
-            try:
-                with open(partial, "wb") as out:
-                    rows = render(report, job.format, out, progress=progress)
-                progress(0.95, "finishing")
-                os.replace(partial, path)
-            finally:
-                if partial.exists():
-                    partial.unlink()
-    return report, path, name, rows, path.stat().st_size
+
+def _fail_abandoned(conn: Connection, settings: Settings) -> int:
+    """Exports whose lease ran out MAX_ATTEMPTS times (the process running them died or hung each
+    time) are marked failed rather than taken again; their schedule runs too."""
+    from reports.schedules import finish_run
+
+    gone = conn.execute(sa.text("""
+        UPDATE app.exports SET status = 'failed', lease_until = NULL, finished_at = now(),
+               message = 'stopped ' || attempts || ' times without finishing (the scheduler running it died '
+                         'or hung); request it again, or narrow it'
+        WHERE status = 'running' AND lease_until < now() AND attempts >= :max
+        RETURNING export_id, message"""), {"max": MAX_ATTEMPTS}).all()
+    for export_id, message in gone:
+        finish_run(conn, export_id, ok=False, message=message, settings=settings)
+    return len(gone)
 
 
 def run_export(engine: Engine, job: Job, worker: str, *, settings: Settings | None = None,
@@ -163,13 +224,15 @@ def run_export(engine: Engine, job: Job, worker: str, *, settings: Settings | No
     s = settings or load_settings()
     from reports.schedules import finish_run
 
+    claim = {"id": job.export_id, "w": worker, "a": job.attempts}
+    mine = "export_id = :id AND worker = :w AND attempts = :a AND status = 'running'"
     try:
-        report, path, name, rows, size = produce(engine, job, worker, settings=s, stop=stop)
+        report, partial, path, name, rows, size = produce(engine, job, worker, settings=s, stop=stop)
     except ExportStopped:
         with engine.begin() as conn:
-            conn.execute(sa.text("""UPDATE app.exports SET status = 'queued', worker = NULL, lease_until = NULL,
-                                    step = 'waiting: the scheduler restarted', attempts = attempts - 1
-                                    WHERE export_id = :id AND worker = :w"""), {"id": job.export_id, "w": worker})
+            conn.execute(sa.text(f"""UPDATE app.exports SET status = 'queued', worker = NULL, lease_until = NULL,
+                                     step = 'waiting: the scheduler restarted', attempts = attempts - 1
+                                     WHERE {mine}"""), claim)
         return "queued"
     except LeaseLost:
         log.warning("export %s: another scheduler took it over", job.export_id)
@@ -182,26 +245,28 @@ def run_export(engine: Engine, job: Job, worker: str, *, settings: Settings | No
         retry = not expected and job.attempts < MAX_ATTEMPTS
         message = str(ex) if expected else f"{type(ex).__name__}: {ex}"
         with engine.begin() as conn:
-            marked = conn.execute(sa.text("""UPDATE app.exports SET status = :st, message = :m, worker = NULL,
-                                    lease_until = NULL, finished_at = CASE WHEN :st = 'failed' THEN now() END
-                                    WHERE export_id = :id AND worker = :w"""),
-                                  {"st": "queued" if retry else "failed", "m": message[:2000], "id": job.export_id,
-                                   "w": worker}).rowcount
+            marked = conn.execute(sa.text(f"""UPDATE app.exports SET status = :st, message = :m, worker = NULL,
+                                     lease_until = NULL, finished_at = CASE WHEN :st = 'failed' THEN now() END
+                                     WHERE {mine}"""),
+                                  {**claim, "st": "queued" if retry else "failed", "m": message[:2000]}).rowcount
             if marked and not retry:
                 finish_run(conn, job.export_id, ok=False, message=message, settings=s)
         return "queued" if retry else "failed"
-    with engine.begin() as conn:
-        done = conn.execute(sa.text("""
-            UPDATE app.exports SET status = 'done', progress = 1, step = 'done', rows = :r, bytes = :b,
-                   file_name = :n, path = :p, finished_at = now(), lease_until = NULL, message = ''
-            WHERE export_id = :id AND worker = :w AND status = 'running'"""),
-            {"r": rows, "b": size, "n": name, "p": str(path), "id": job.export_id, "w": worker}).rowcount
-        if done:
-            # The same transaction: a run is done exactly when its deliveries are in the outbox.
-            finish_run(conn, job.export_id, ok=True, report=report, path=path, file_name=name, rows=rows, size=size,
-                       settings=s)
-    if not done:  # taken over meanwhile: the other scheduler's file is the one kept
-        path.unlink(missing_ok=True)
+    try:
+        with engine.begin() as conn:
+            done = conn.execute(sa.text(f"""
+                UPDATE app.exports SET status = 'done', progress = 1, step = 'done', rows = :r, bytes = :b,
+                       file_name = :n, path = :p, finished_at = now(), lease_until = NULL, message = ''
+                WHERE {mine}"""), {**claim, "r": rows, "b": size, "n": name, "p": str(path)}).rowcount
+            if done:
+                # The same transaction: a run is done exactly when its deliveries are in the outbox,
+                # and the file takes its name only while this claim holds the row (locked by the UPDATE).
+                finish_run(conn, job.export_id, ok=True, report=report, path=path, file_name=name, rows=rows,
+                           size=size, settings=s)
+                os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)   # not renamed: taken over meanwhile, or the commit failed
+    if not done:
         return "lost"
     log.info("export %s done: %s rows, %s bytes, %s", job.export_id, rows, size, name)
     return "done"
@@ -212,7 +277,7 @@ def run_exports(engine: Engine, worker: str, *, settings: Settings | None = None
     s = settings or load_settings()
     ran = 0
     while ran < limit and not (stop and stop()):
-        job = claim_export(engine, worker, s.job_lease_seconds)
+        job = claim_export(engine, worker, s.job_lease_seconds, settings=s)
         if job is None:
             break
         run_export(engine, job, worker, settings=s, stop=stop)
@@ -225,7 +290,8 @@ def cleanup_expired(engine: Engine, *, settings: Settings | None = None) -> tupl
     (rows deleted, files deleted)."""
     s = settings or load_settings()
     with engine.begin() as conn:
-        gone = conn.execute(sa.text("DELETE FROM app.exports WHERE expires_at <= now() RETURNING path")).scalars().all()
+        gone = conn.execute(sa.text("DELETE FROM app.exports WHERE expires_at <= now() AND status <> 'running' "
+                                    "RETURNING path")).scalars().all()
     files = 0
     for p in gone:
         if p and Path(p).exists():

@@ -111,6 +111,8 @@ def run(once: bool = False) -> int:
                 log.info("deliveries: %(sent)s sent, %(retry)s to retry, %(failed)s failed", sent)
         except sa.exc.SQLAlchemyError as ex:
             log.error("exports and deliveries paused, the database is unreachable: %s", getattr(ex, "orig", ex))
+        except Exception:  # noqa: BLE001 - the loop outlives any one tick; the next tick tries again
+            log.exception("exports and deliveries: the tick failed")
 
     def cleanup() -> None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import urllib.parse
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +27,7 @@ from data.settings import Settings, load_settings, valid_email
 from reports.delivery import enqueue
 from reports.templates import FAN_OUT, TEMPLATES, ReportError, check_spec
 
+log = logging.getLogger("reports.schedules")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 CADENCE_KINDS = ("daily", "weekly", "monthly", "cron")
 MAX_SKIPPED_RECORDED = 100
@@ -103,15 +105,30 @@ def check_webhook(url: str) -> str:
     if not url:
         return ""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+            or any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise ScheduleError(f"webhook: {url!r} is not an http(s) URL")
     return url
 
 
+def _wall(t: datetime, zone: ZoneInfo) -> datetime:
+    return t.astimezone(zone).replace(tzinfo=None)
+
+
 def next_slot(cron: str, tz: str, after: datetime) -> datetime:
-    """The first slot strictly after `after`, as an aware UTC time."""
-    local = after.astimezone(ZoneInfo(tz))
-    return croniter(cron, local).get_next(datetime).astimezone(timezone.utc)
+    """The first slot strictly after `after`, as an aware UTC time. When clocks go back, a local
+    time happens twice; croniter returns both, and the second is skipped: a 02:30 report runs
+    once on that night too."""
+    zone = ZoneInfo(tz)
+    it = croniter(cron, after.astimezone(zone))
+    while True:
+        slot = it.get_next(datetime).astimezone(timezone.utc)
+        if _wall(slot, zone) != _wall(after, zone):
+            return slot
 
 
 def check_schedule(conn: Connection, owner: str, *, name: str, template: str, spec: dict, fmt: str, cadence: dict,
@@ -142,7 +159,12 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
         if not TEMPLATES[template].uses_filters:
             raise ScheduleError(f"fan-out: {TEMPLATES[template].label} has no filters to fan out over")
         for value, who in (fan_values or {}).items():
-            fans[str(value)] = parse_recipients(who)
+            value = str(value).strip()
+            if fan_out == "vendor":
+                if not value.isdigit() or conn.execute(sa.text("SELECT 1 FROM mart.vendors WHERE vendor_id = :v"),
+                                                       {"v": int(value)}).first() is None:
+                    raise ScheduleError(f"fan-out: {value!r} is not a vendor id (the number in the vendor list)")
+            fans[value] = parse_recipients(who)
         if not fans:
             raise ScheduleError(f"fan-out: list the {fan_out} values to send, each with its recipients")
         if not hook and not any(fans.values()) and not people:
@@ -296,25 +318,43 @@ def plan_due(conn: Connection, *, now: datetime | None = None, settings: Setting
         ORDER BY next_run_at FOR UPDATE SKIP LOCKED"""), {"now": now}).all()
     queued = skipped = 0
     for sched in due:
-        slots = [sched.next_run_at]
-        it = croniter(sched.cron, sched.next_run_at.astimezone(ZoneInfo(sched.timezone)))
-        while True:
-            nxt = it.get_next(datetime).astimezone(timezone.utc)
-            if nxt > now:
-                break
-            slots.append(nxt)
-            if len(slots) > 10_000:   # a minutely cron after a long outage: enough is known
-                slots = slots[-MAX_SKIPPED_RECORDED - 1:]
-        for missed in slots[:-1][-MAX_SKIPPED_RECORDED:]:
-            skipped += conn.execute(sa.text("""
-                INSERT INTO app.schedule_runs (schedule_id, slot, status, message, finished_at)
-                VALUES (:s, :slot, 'skipped', 'missed while no scheduler was running; the latest slot ran instead',
-                        now())
-                ON CONFLICT DO NOTHING"""), {"s": sched.schedule_id, "slot": missed}).rowcount
-        queued += _queue_runs(conn, sched, slots[-1], manual=False, settings=s)
-        conn.execute(sa.text("UPDATE app.schedules SET next_run_at = :n WHERE schedule_id = :id"),
-                     {"n": next_slot(sched.cron, sched.timezone, now), "id": sched.schedule_id})
+        try:
+            # One schedule's problem (data changed under it, a bug) must not hold up the others.
+            with conn.begin_nested():
+                q, k = _plan_one(conn, sched, now, s)
+            queued, skipped = queued + q, skipped + k
+        except Exception as ex:  # noqa: BLE001 - recorded on the schedule's run list, the tick goes on
+            log.exception("schedule %s could not be planned", sched.schedule_id)
+            with conn.begin_nested():
+                conn.execute(sa.text("""
+                    INSERT INTO app.schedule_runs (schedule_id, slot, status, message, finished_at)
+                    VALUES (:s, :slot, 'failed', :m, now()) ON CONFLICT DO NOTHING"""),
+                    {"s": sched.schedule_id, "slot": sched.next_run_at, "m": f"could not be planned: {ex}"[:2000]})
+                conn.execute(sa.text("UPDATE app.schedules SET next_run_at = :n WHERE schedule_id = :id"),
+                             {"n": next_slot(sched.cron, sched.timezone, now), "id": sched.schedule_id})
     return {"queued": queued, "skipped": skipped}
+
+
+def _plan_one(conn: Connection, sched, now: datetime, s: Settings) -> tuple[int, int]:
+    slots = [sched.next_run_at]
+    while True:
+        nxt = next_slot(sched.cron, sched.timezone, slots[-1])
+        if nxt > now:
+            break
+        slots.append(nxt)
+        if len(slots) > 10_000:   # a minutely cron after a long outage: enough is known
+            slots = slots[-MAX_SKIPPED_RECORDED - 1:]
+    skipped = 0
+    for missed in slots[:-1][-MAX_SKIPPED_RECORDED:]:
+        skipped += conn.execute(sa.text("""
+            INSERT INTO app.schedule_runs (schedule_id, slot, status, message, finished_at)
+            VALUES (:s, :slot, 'skipped', 'missed while no scheduler was running; the latest slot ran instead',
+                    now())
+            ON CONFLICT DO NOTHING"""), {"s": sched.schedule_id, "slot": missed}).rowcount
+    queued = _queue_runs(conn, sched, slots[-1], manual=False, settings=s)
+    conn.execute(sa.text("UPDATE app.schedules SET next_run_at = :n WHERE schedule_id = :id"),
+                 {"n": next_slot(sched.cron, sched.timezone, now), "id": sched.schedule_id})
+    return queued, skipped
 
 
 def run_now(conn: Connection, user: str, schedule_id: int, *, is_admin: bool = False,

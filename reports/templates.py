@@ -25,6 +25,9 @@ from reports.periods import RELATIVE_PERIODS, PeriodError, local_today, resolve
 
 FORMATS = ("csv", "xlsx", "pdf", "json")
 PDF_MAX_ROWS = 5_000          # a PDF is for reading: longer results belong in CSV or Excel
+# A saved query's export runs in the background: its statement may take longer than the SQL page's
+# 30 s (a COPY of tens of millions of rows is one statement). The role's temp_file_limit still holds.
+EXPORT_TIMEOUT_MS = 2 * 3600 * 1000
 SALES_METRICS = ("gmv", "net_revenue", "take_revenue", "orders", "aov")
 VENDOR_METRICS = ("gmv", "net_revenue", "take_revenue", "orders", "aov", "refund_rate", "cancellation_rate",
                   "gross_margin")
@@ -356,7 +359,7 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
         if fmt == "pdf":
             from analytics.query import run_query
             from reports.pdf import render_pdf
-            r = run_query(sql, params, row_limit=PDF_MAX_ROWS, engine=engine)
+            r = run_query(sql, params, row_limit=PDF_MAX_ROWS, engine=engine, timeout_ms=EXPORT_TIMEOUT_MS)
             if r.truncated:
                 report.filters = (report.filters + "; " if report.filters else "") + \
                     f"first {len(r.frame):,} rows only: a PDF is for reading, export CSV or Excel for all of them"
@@ -366,7 +369,7 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
         if fmt == "csv":
             # The server writes the CSV itself (COPY), at psql's speed; see copy_csv for when it cannot.
             from analytics.query import copy_csv
-            rows = copy_csv(sql, out, params=params, engine=engine,
+            rows = copy_csv(sql, out, params=params, engine=engine, timeout_ms=EXPORT_TIMEOUT_MS,
                             on_chunk=lambda n: tick(0.5, f"{n / 2**20:,.0f} MB written"))
             if rows is not None:
                 return rows
@@ -378,7 +381,7 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
                 tick(0.5, f"{seen['rows']:,} rows written")   # progress() writes at most once a second
                 yield b
         from analytics.query import open_query
-        with open_query(sql, params, engine=engine) as stream:
+        with open_query(sql, params, engine=engine, timeout_ms=EXPORT_TIMEOUT_MS) as stream:
             batches = counted(stream.batches(BATCH, limit=row_limit))
             if fmt == "xlsx":
                 book = XlsxBook(out)

@@ -184,6 +184,13 @@ def test_copy_csv_with_parameters_passes_them_as_settings_and_matches_the_cursor
     assert fast.getvalue() == slow.getvalue()
     rows = list(csv.reader(io.StringIO(fast.getvalue().decode("utf-8-sig"))))
     assert rows[1] == ["1", "'); DROP TABLE mart.orders; --1", "2026-01-30"] and rows[-1][2] == "2026-02-01"
+    # Escaped colons, and parameter names differing only in case, read as the cursor path reads them.
+    sql, params = bind_parameters("SELECT 'a\\:b' AS t, {{Foo}} AS upper_foo, {{foo}} AS lower_foo", {"Foo": "A", "foo": "b"})
+    fast, slow = io.BytesIO(), io.BytesIO()
+    copy_csv(sql, fast, params=params, engine=analyst)
+    with open_query(sql, params, engine=analyst) as stream:
+        write_csv(stream.columns, stream.batches(), slow)
+    assert fast.getvalue() == slow.getvalue() and fast.getvalue().decode("utf-8-sig").splitlines()[1] == "a:b,A,b"
     # A text parameter PostgreSQL would have read as a number: COPY declines, the cursor path binds it.
     assert copy_csv("SELECT 1 AS one WHERE 5 > :n", io.BytesIO(), params={"n": "3"}, engine=analyst) is None
 

@@ -163,6 +163,10 @@ GOOD = dict(name="Daily KPIs", template="kpi_summary", spec={"period": "yesterda
     ({"fan_out": "vendor", "fan_values": {}, "template": "vendor_performance", "fmt": "csv"},
      "fan-out: list the vendor values to send"),
     ({"fan_out": "planet", "fan_values": {"x": "a@b.c"}}, "fan-out: choose vendor or category"),
+    ({"fan_out": "vendor", "fan_values": {"acme": "a@b.c"}, "template": "vendor_performance", "fmt": "csv"},
+     "fan-out: 'acme' is not a vendor id"),
+    ({"webhook_url": "https://hooks.example.com/a b"}, "webhook: .* is not an http\\(s\\) URL"),
+    ({"webhook_url": "http://hooks.example.com:abc/x"}, "webhook: .* is not an http\\(s\\) URL"),
     ({"fan_out": "category", "fan_values": {"Books": "a@b.c"}, "template": "customer_segments", "fmt": "csv",
       "spec": {}}, "fan-out: Customer segments has no filters to fan out over"),
 ])
@@ -183,6 +187,15 @@ def test_bad_schedule_input_is_refused_naming_the_field(empty_engine, change, me
 ])
 def test_cadences_become_cron_expressions(cadence, cron):
     assert schedules.cadence_cron(cadence) == cron
+
+
+def test_a_local_time_that_happens_twice_runs_once():
+    """When clocks go back in Berlin (25 Oct 2026), 02:30 happens twice: the report runs once."""
+    after = datetime(2026, 10, 24, 12, 0, tzinfo=timezone.utc)
+    first = schedules.next_slot("30 2 * * *", "Europe/Berlin", after)
+    second = schedules.next_slot("30 2 * * *", "Europe/Berlin", first)
+    assert first == datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc)
+    assert second == datetime(2026, 10, 26, 1, 30, tzinfo=timezone.utc)
 
 
 def test_slots_follow_the_schedules_time_zone_across_daylight_saving():
@@ -519,3 +532,49 @@ def test_scheduler_logs_json_lines_with_log_format_json(world, smtp):
     assert entries and all({"time", "level", "logger", "worker", "message"} <= set(e) for e in entries)
     assert any(e["logger"] == "reports.delivery" and e["message"].startswith("email sent to ops@example.com")
                for e in entries)
+
+
+def test_a_schedule_that_cannot_be_planned_does_not_stop_the_others(world, smtp):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        good = _schedule(conn, world, name="Good")
+        bad = _schedule(conn, world, name="Bad")
+        # Written around the form's checks: a fan-out value that is not a vendor id.
+        conn.execute(sa.text("""UPDATE app.schedules SET template = 'vendor_performance', fan_out = 'vendor',
+                                params = '{"period": "yesterday"}', fan_values = '{"acme": ["a@example.com"]}'
+                                WHERE schedule_id = :s"""), {"s": bad})
+    ticked = _tick(eng)
+    assert ticked["queued"] == 1 and ticked["sent"] == 1
+    with eng.connect() as conn:
+        failed = conn.execute(sa.text("SELECT message FROM app.schedule_runs WHERE schedule_id = :s AND "
+                                      "status = 'failed'"), {"s": bad}).scalar()
+        nxt = conn.execute(sa.text("SELECT next_run_at FROM app.schedules WHERE schedule_id = :s"), {"s": bad}).scalar()
+    assert failed.startswith("could not be planned") and nxt > NOW
+    assert [m["To"] for m in smtp.messages] == ["ops@example.com"] and good
+
+
+def test_an_export_abandoned_three_times_is_failed_not_taken_again(world):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        eid = exports.request_export(conn, "ann", "saved_query", {"query_id": world["query_id"]}, "csv")
+        conn.execute(sa.text("UPDATE app.exports SET status = 'running', attempts = 3, worker = 'dead', "
+                             "lease_until = now() - interval '1 second'"))
+    assert exports.run_exports(eng, "w2") == 0
+    with eng.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, message FROM app.exports WHERE export_id = :e"), {"e": eid}).one()
+    assert row.status == "failed" and row.message.startswith("stopped 3 times without finishing")
+
+
+def test_a_delivery_failing_in_an_unexpected_way_is_recorded_and_the_others_go_on(world, smtp, hook):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        delivery.enqueue(conn, channel="webhook", target="http://127.0.0.1:1/x y", payload={"json": {}},
+                         key="k1", source="test")
+        delivery.enqueue(conn, channel="webhook", target=hook.url, payload={"json": {"text": "hi"}},
+                         key="k2", source="test")
+    assert delivery.deliver_due(eng) == {"sent": 1, "retry": 1, "failed": 0}
+    with eng.connect() as conn:
+        bad = conn.execute(sa.text("SELECT status, attempts, last_error FROM app.outbox WHERE idempotency_key = 'k1'")).one()
+    assert bad.status == "pending" and bad.attempts == 1 and bad.last_error
+    assert [body for _, _, body in hook.posts] == [{"text": "hi"}]
+
