@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import sqlalchemy as sa
 import streamlit as st
 
 from analytics.filters import DIMENSIONS
@@ -122,16 +123,20 @@ def render_request(user, *, key: str) -> None:
         try:
             with loaders.app_engine().begin() as conn:
                 export_id = X.request_export(conn, user.username, template, spec, fmt)
-            st.success(f"Export {export_id} queued: it appears under My exports with its progress.",
-                       icon=":material/check:")
+            # Run the page again: My exports (drawn above this tab) then lists it and follows its progress.
+            st.session_state[f"{key}_flash"] = f"Export {export_id} queued: it appears under My exports with its progress."
+            st.rerun()
         except ReportError as ex:
             st.error(f"Not queued: {ex}.", icon=":material/error:")
+    if flash := st.session_state.pop(f"{key}_flash", None):
+        st.success(flash, icon=":material/check:")
 
 
-@st.fragment(run_every=2)
-def _live_exports(user, key: str, wanted: int | None) -> None:
+def _exports_body(user, key: str, wanted: int | None, live: bool) -> None:
     with loaders.app_engine().connect() as conn:
         mine = X.list_exports(conn, None if user.role == "admin" and st.session_state.get(f"{key}_all") else user.username)
+    if live and not mine["status"].isin(["queued", "running"]).any():
+        st.rerun(scope="app")   # all finished: draw the list once more, without refreshing every 2 s
     if mine.empty:
         st.info("No exports yet: request one on the New export tab, or schedule a report.", icon=":material/inbox:")
         return
@@ -163,11 +168,21 @@ def _live_exports(user, key: str, wanted: int | None) -> None:
                          mime=X.MIME.get(name.rsplit(".", 1)[-1]), icon=":material/download:", on_click="ignore")
 
 
+_live_exports = st.fragment(run_every=2)(_exports_body)     # while something is queued or running
+_still_exports = st.fragment(_exports_body)
+
+
 def render_exports(user, *, key: str) -> None:
     wanted = st.query_params.get("export")
     if user.role == "admin":
         st.toggle("Everyone's exports", key=f"{key}_all")
-    _live_exports(user, key, int(wanted) if wanted and str(wanted).isdigit() else None)
+    with loaders.app_engine().connect() as conn:
+        busy = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM app.exports WHERE status IN ('queued', 'running') "
+                                    "AND (owner = :u OR :all))"),
+                            {"u": user.username, "all": user.role == "admin" and bool(st.session_state.get(f"{key}_all"))})\
+            .scalar()
+    draw = _live_exports if busy else _still_exports
+    draw(user, key, int(wanted) if wanted and str(wanted).isdigit() else None, bool(busy))
 
 
 # --- schedules ---------------------------------------------------------------------------------------

@@ -75,14 +75,37 @@ def chromium():
             browser.close()
 
 
+def _idle(page, timeout_ms: int) -> None:
+    """Waits until Streamlit is not running the script (its status widget is hidden)."""
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout_ms)
+
+
 def log_in(page, username: str, password: str, *, wait: bool = True, timeout_ms: int = 90_000) -> None:
-    """Fills the login form and submits it; with wait, returns once the form has gone."""
-    page.get_by_label("Username").wait_for(timeout=timeout_ms)
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in").click()
-    if wait:
-        page.get_by_text("Signed in as").first.wait_for(timeout=timeout_ms)
+    """Fills the login form and submits it; with wait, returns once the user is signed in.
+
+    A rerun right after the page loads (the cookie component's first load triggers one) can
+    redraw the form between filling it and clicking, and the click is lost: the form is filled
+    only once the app is idle, and filled again if it is still there after a while."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.get_by_label("Username").wait_for(timeout=timeout_ms)
+        _idle(page, timeout_ms)
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_role("button", name="Log in").click()
+        if not wait:
+            return
+        try:
+            page.get_by_text("Signed in as").first.wait_for(timeout=timeout_ms // 3)
+            return
+        except PlaywrightTimeout:
+            if not page.get_by_label("Username").count():   # signed in, the page is still drawing
+                page.get_by_text("Signed in as").first.wait_for(timeout=timeout_ms)
+                return
+    page.screenshot(path=str(ROOT / "artifacts" / "login_failed.png"), full_page=True)
+    raise AssertionError(f"could not log in as {username}: the login form is still there after 3 tries "
+                         "(artifacts/login_failed.png)")
 
 
 def wait_for_overview(page, timeout_ms: int = 90_000) -> None:

@@ -12,6 +12,7 @@ from tests.apptest import PASSWORDS
 from tests.conftest import TEST_COOKIE_KEY, create_database
 
 ARTIFACTS = ROOT / "artifacts"
+SERVED_ENV: dict = {}   # the served app's environment, for a scheduler run beside it
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,8 @@ def served_app(admin_url, empty_template):
     subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env={**os.environ, **env},
                    cwd=ROOT, check=True, timeout=300)
     ARTIFACTS.mkdir(exist_ok=True)
+    SERVED_ENV.clear()
+    SERVED_ENV.update(env)
     with streamlit_app(env, ARTIFACTS / "streamlit.log") as (base, _):
         yield base
 
@@ -219,3 +222,23 @@ def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, brow
     about = dict(book["About"].iter_rows(values_only=True))
     assert about["By"] == "admin" and "generate_series" in about["Query"]
     context.close()
+
+
+def test_a_viewer_exports_a_report_in_the_background_and_downloads_it(served_app, browser, tmp_path):
+    env = {**SERVED_ENV, "EXPORT_DIR": str(tmp_path)}
+    context, page = _deep_link_login(browser, served_app + "/reports", "viewer")
+    page.get_by_role("tab", name="New export").click()
+    page.get_by_role("button", name="Export in the background").click()
+    page.get_by_text("queued: it appears under My exports").wait_for(timeout=60_000)
+    # The scheduler makes it (here once; make run keeps one running beside the app).
+    subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env={**os.environ, **env}, cwd=ROOT,
+                   check=True, timeout=300, capture_output=True)
+    page.get_by_role("tab", name="My exports").click()
+    page.get_by_text("Download", exact=True).first.wait_for(timeout=60_000)
+    info = _download(page, "Download")
+    data = open(info.value.path(), "rb").read()
+    assert data.startswith(b"%PDF") and data.rstrip().endswith(b"%%EOF")
+    assert info.value.suggested_filename.startswith("kpi_summary_") and info.value.suggested_filename.endswith(".pdf")
+    page.screenshot(path=str(ARTIFACTS / "reports_my_exports.png"), full_page=True)
+    context.close()
+
