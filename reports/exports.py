@@ -43,8 +43,13 @@ class LeaseLost(Exception):
 def request_export(conn: Connection, owner: str, template: str, spec: dict, fmt: str, *,
                    settings: Settings | None = None) -> int:
     """Queues an export for the scheduler; raises ReportError naming a bad field."""
+    from data.auth import fetch_user
+
     s = settings or load_settings()
     spec = check_spec(template, spec, fmt)
+    user = fetch_user(conn, owner)
+    if template == "saved_query" and (user is None or user.role not in ("analyst", "admin")):
+        raise ReportError("template: exporting a saved query needs the analyst or admin role")
     export_id = conn.execute(sa.text("""
         INSERT INTO app.exports (owner, template, params, format, title, expires_at)
         VALUES (:o, :t, CAST(:p AS jsonb), :f, :title, now() + make_interval(days => :d))

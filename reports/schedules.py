@@ -180,6 +180,11 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
 def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = None, is_admin: bool = False,
                   now: datetime | None = None, **fields) -> int:
     """Creates or updates a schedule (owner's, or anyone's for an admin); returns its id."""
+    from data.auth import fetch_user
+
+    user = fetch_user(conn, owner)
+    if user is None or user.role not in ("analyst", "admin"):
+        raise ScheduleError("schedule: scheduling reports needs the analyst or admin role")
     c = check_schedule(conn, owner, **fields)
     now = now or datetime.now(timezone.utc)
     values = {"o": owner, "n": c["name"], "t": c["template"], "p": json.dumps(c["spec"]), "f": c["fmt"],

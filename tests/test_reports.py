@@ -578,3 +578,13 @@ def test_a_delivery_failing_in_an_unexpected_way_is_recorded_and_the_others_go_o
     assert bad.status == "pending" and bad.attempts == 1 and bad.last_error
     assert [body for _, _, body in hook.posts] == [{"text": "hi"}]
 
+
+def test_viewers_neither_export_saved_queries_nor_schedule(world):
+    with world["engine"].begin() as conn:
+        create_user(conn, "vic", "a-long-password-1", "viewer")
+        with pytest.raises(ReportError, match="exporting a saved query needs the analyst or admin role"):
+            exports.request_export(conn, "vic", "saved_query", {"query_id": world["query_id"]}, "csv")
+        assert exports.request_export(conn, "vic", "kpi_summary", {}, "pdf") > 0
+        with pytest.raises(schedules.ScheduleError, match="scheduling reports needs the analyst or admin role"):
+            schedules.save_schedule(conn, "vic", **GOOD)
+
