@@ -140,12 +140,17 @@ def measured(started: datetime) -> str:
 PAGES_BEGIN, PAGES_END = "<!-- pages:begin -->", "<!-- pages:end -->"
 
 
+def section_head(begin: str, title: str, started: datetime, text: str, header: str, align: str) -> list[str]:
+    """The opening lines of a RESULTS.md section: its marker, title, when and how it was measured,
+    and its table's header."""
+    return [begin, f"## {title}", "", measured(started) + " " + text, "", header, align]
+
+
 def pages_section(sizes: list[int], pages: dict, started: datetime) -> str:
-    lines = [PAGES_BEGIN, "## Analysis pages: app (rollups) vs raw GROUP BY", "",
-             measured(started) + " Each page's "
+    lines = section_head(PAGES_BEGIN, "Analysis pages: app (rollups) vs raw GROUP BY", started, "Each page's "
              "default figures (`compute_<page>_page`: every query the page sends with its default controls) "
-             "once on the rollups and once with `use_rollups=False` (raw tables only).", "",
-             "| order lines | page | period | app | raw | app / raw | target |", "|---:|---|---|---:|---:|---:|---|"]
+             "once on the rollups and once with `use_rollups=False` (raw tables only).",
+             "| order lines | page | period | app | raw | app / raw | target |", "|---:|---|---|---:|---:|---:|---|")
     for n in sizes:
         for r in pages.get(n, []):
             last = n == max(sizes)
@@ -291,14 +296,13 @@ def bench_forecasts(url: str, reps: int) -> dict:
 
 
 def forecasts_section(sizes: list[int], results: dict, started: datetime) -> str:
-    lines = [FORECASTS_BEGIN, "## Forecasts", "",
-             measured(started) + " One automatic "
+    lines = section_head(FORECASTS_BEGIN, "Forecasts", started, "One automatic "
              "forecast of daily GMV over three years (`forecast(history, 28)`: Prophet, ETS and seasonal naive, "
              "each backtested on three 28-day windows, then the chosen one fitted); the forecasting page's reads "
              "of a stored forecast (the forecast, the history, earlier runs against actuals) side by side with "
-             "computing it live.", "",
+             "computing it live.",
              "| order lines | history | auto forecast | chosen | page (stored) | live | stored / live | targets |",
-             "|---:|---:|---:|---|---:|---:|---:|---|"]
+             "|---:|---:|---:|---|---:|---:|---:|---|")
     for n in sizes:
         r = results.get(n)
         if r:
@@ -364,13 +368,12 @@ def bench_query(url: str, reps: int) -> dict:
 
 
 def query_section(sizes: list[int], results: dict, started: datetime) -> str:
-    lines = [QUERY_BEGIN, "## Analysts' SQL: a capped SELECT * against the same query with LIMIT", "",
-             measured(started) + " "
+    lines = section_head(QUERY_BEGIN, "Analysts' SQL: a capped SELECT * against the same query with LIMIT", started,
              "`analytics.query.run_query` (parser, analysts' role, read-only transaction, server-side cursor "
              "fetched in batches of 1, 8, 64, 512, 4,096 and then 5,000 rows) on `SELECT * FROM mart.order_items` with the UI's cap of 10,000 "
-             "rows, and on the same query with `LIMIT 10000`; peak Python memory from tracemalloc.", "",
+             "rows, and on the same query with `LIMIT 10000`; peak Python memory from tracemalloc.",
              "| order lines | capped | with LIMIT | capped / LIMIT | peak memory capped | peak memory LIMIT | target |",
-             "|---:|---:|---:|---:|---:|---:|---|"]
+             "|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:
         r = results.get(n)
         if r:
@@ -451,8 +454,8 @@ def bench_exports(url: str, reps: int) -> dict:
 
 
 def exports_section(sizes: list[int], results: dict, started: datetime) -> str:
-    lines = [EXPORTS_BEGIN, "## Exports: CSV against psql's \\copy, Excel memory, a ten-page PDF", "",
-             measured(started) + f" The first {EXPORT_ROWS:,} order lines (`SELECT * FROM mart.order_items ORDER BY "
+    lines = section_head(EXPORTS_BEGIN, "Exports: CSV against psql's \\copy, Excel memory, a ten-page PDF", started,
+             f"The first {EXPORT_ROWS:,} order lines (`SELECT * FROM mart.order_items ORDER BY "
              "order_id, line_no`) exported as a scheduled saved query is (`bench/export_one.py`: analysts' role, "
              "the query wrapped in COPY … TO STDOUT, which neutralises formula-looking text in SQL) and by "
              "`psql -c \\copy … CSV HEADER` of the same query, alternating, medians; speed ratio = psql's time / "
@@ -460,10 +463,10 @@ def exports_section(sizes: list[int], results: dict, started: datetime) -> str:
              "takes no parameters, so the value travels as a transaction-local setting (set_config with a bound "
              "value, read back by current_setting): shown beside. Excel: the same rows, peak RSS of the whole "
              "process. PDF: "
-             f"{PDF_ROWS} rows through the report renderer.", "",
+             f"{PDF_ROWS} rows through the report renderer.",
              "| order lines | CSV ours | psql \\copy | speed vs psql | CSV with a bound parameter | Excel time | "
              "Excel peak RSS | PDF | target |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:
         r = results.get(n)
         if not r:
@@ -480,16 +483,15 @@ def exports_section(sizes: list[int], results: dict, started: datetime) -> str:
 
 
 def customers_section(sizes: list[int], results: dict, started: datetime) -> str:
-    lines = [CUSTOMERS_BEGIN, "## Customer scores and the customers page", "",
-             measured(started) + " The nightly job "
+    lines = section_head(CUSTOMERS_BEGIN, "Customer scores and the customers page", started, "The nightly job "
              "(`compute_scores` for every customer: summary and RFM in SQL, cohorts, BG/NBD and Gamma-Gamma fits, "
              "P(alive), expected purchases and 12-month CLV, holdout validation, KMeans with k by silhouette; then "
              "`store_scores`), and the page's reads of the stored run (`load_stored`, the at-risk list of 1,000, "
              "the 100 customers with the highest CLV, and their details) side by side with computing the same "
              "figures live. \"Per 500k customers\" is (compute + store) / customers × 500,000; at small sizes the "
-             "fixed costs (fits and clustering on samples, cohorts) dominate it.", "",
+             "fixed costs (fits and clustering on samples, cohorts) dominate it.",
              "| order lines | customers | nightly compute | store | per 500k customers | page (stored) | live | "
-             "stored / live | targets |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "stored / live | targets |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:
         r = results.get(n)
         if not r:
