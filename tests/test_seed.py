@@ -52,7 +52,9 @@ def fresh_db(admin_url, empty_template):
     with admin.connect() as conn:
         for name, eng in made:
             eng.dispose()
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            # A database name is an identifier: quoted by the dialect, it cannot take a bound parameter.
+            conn.execute(sa.text("DROP DATABASE IF EXISTS " + conn.dialect.identifier_preparer.quote(name)
+                                 + " WITH (FORCE)"))
     admin.dispose()
 
 
@@ -451,10 +453,12 @@ def test_a_user_who_does_not_own_the_tables_gets_a_clear_error(empty_engine):
     role = f"seed_guest_{uuid.uuid4().hex[:6]}"
     db = empty_engine.url.database
     with empty_engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
-        conn.execute(sa.text(f'GRANT CONNECT ON DATABASE "{db}" TO "{role}"'))
-        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA mart, app TO "{role}"'))
-        conn.execute(sa.text(f'GRANT SELECT, INSERT, TRUNCATE ON ALL TABLES IN SCHEMA mart TO "{role}"'))
+        # Roles and databases are identifiers, which cannot be bound: the dialect quotes them.
+        r, d = (conn.dialect.identifier_preparer.quote(x) for x in (role, db))
+        conn.execute(sa.text("CREATE ROLE " + r + " LOGIN"))
+        conn.execute(sa.text("GRANT CONNECT ON DATABASE " + d + " TO " + r))
+        conn.execute(sa.text("GRANT USAGE ON SCHEMA mart, app TO " + r))
+        conn.execute(sa.text("GRANT SELECT, INSERT, TRUNCATE ON ALL TABLES IN SCHEMA mart TO " + r))
     guest = sa.create_engine(empty_engine.url.set(username=role), poolclass=sa.pool.NullPool)
     try:
         with pytest.raises(SeedError, match="run it as the user that ran"):
@@ -462,6 +466,7 @@ def test_a_user_who_does_not_own_the_tables_gets_a_clear_error(empty_engine):
     finally:
         guest.dispose()
         with empty_engine.begin() as conn:
-            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
-            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+            r = conn.dialect.identifier_preparer.quote(role)
+            conn.execute(sa.text("DROP OWNED BY " + r))
+            conn.execute(sa.text("DROP ROLE " + r))
     assert scalar(empty_engine, "SELECT count(*) FROM mart.vendors") == 0
