@@ -139,8 +139,8 @@ def render_pdf(report, out) -> int:
         columns = list(table.pdf_columns or table.columns)[:MAX_PDF_COLUMNS]
         index = [list(table.columns).index(c) for c in columns]
         kinds = [column_kind(c) for c in columns]
-        rows = [[_fmt(row[i], kinds[k]) for k, i in enumerate(index)]
-                for batch in table.batches() for row in batch]
+        raw = [row for batch in table.batches() for row in batch]   # read once: a table may be a query
+        rows = [[_fmt(row[i], kinds[k]) for k, i in enumerate(index)] for row in raw]
         written += len(rows)
         heading = Paragraph(_escape(table.name) + f" <font size=8 color='#666666'>({len(rows):,} rows)</font>",
                             table_heading)
@@ -149,7 +149,7 @@ def render_pdf(report, out) -> int:
             continue
         widths = _col_widths([columns] + rows[:200], width)
         numeric = [k for k, c in enumerate(columns)
-                   if any(isinstance(plain(b[index[k]]), (int, float, Decimal)) for b in _first(table, 50))]
+                   if any(isinstance(plain(r[index[k]]), (int, float, Decimal)) for r in raw[:50])]
         for start in range(0, len(rows), ROWS_PER_TABLE):
             chunk = [columns] + rows[start:start + ROWS_PER_TABLE]
             t = Table(chunk, colWidths=widths, repeatRows=1, hAlign="LEFT")
@@ -159,15 +159,6 @@ def render_pdf(report, out) -> int:
             story += [heading, t] if start == 0 else [Spacer(1, 4), t]
     doc.build(story, canvasmaker=_numbered_canvas(f"{report.title} · {report.period_label}"))
     return written
-
-
-def _first(table, n: int) -> list[tuple]:
-    rows: list[tuple] = []
-    for batch in table.batches():
-        rows.extend(batch[:n - len(rows)])
-        if len(rows) >= n:
-            break
-    return rows
 
 
 def _col_widths(rows: Sequence[Sequence[str]], width: float) -> list[float]:

@@ -261,13 +261,13 @@ def run_history(conn: Connection, schedule_id: int, limit: int = 100):
     """Runs of a schedule, newest first, with their deliveries' states."""
     return frame(conn.execute(sa.text("""
         SELECT r.run_id, r.slot, r.fan_value, r.manual, r.status, r.message, r.finished_at, e.rows, e.bytes,
-               (SELECT count(*) FROM app.outbox o WHERE o.source = 'schedule_run:' || r.run_id AND o.status = 'sent')
-                   AS delivered,
-               (SELECT count(*) FROM app.outbox o WHERE o.source = 'schedule_run:' || r.run_id
-                  AND o.status IN ('pending', 'sending')) AS waiting,
-               (SELECT count(*) FROM app.outbox o WHERE o.source = 'schedule_run:' || r.run_id AND o.status = 'failed')
-                   AS failed_deliveries
+               d.delivered, d.waiting, d.failed_deliveries
         FROM app.schedule_runs r LEFT JOIN app.exports e USING (export_id)
+        CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE o.status = 'sent') AS delivered,
+                   count(*) FILTER (WHERE o.status IN ('pending', 'sending')) AS waiting,
+                   count(*) FILTER (WHERE o.status = 'failed') AS failed_deliveries
+            FROM app.outbox o WHERE o.source = 'schedule_run:' || r.run_id) d
         WHERE r.schedule_id = :id ORDER BY r.slot DESC, r.run_id DESC LIMIT :n"""), {"id": schedule_id, "n": limit}))
 
 
@@ -454,7 +454,4 @@ def fail_stale_runs(conn: Connection) -> int:
         FROM app.schedule_runs r2 LEFT JOIN app.exports e ON e.export_id = r2.export_id
         WHERE r.run_id = r2.run_id AND r.status = 'running' AND (e.export_id IS NULL OR e.status = 'failed')""")).rowcount
 
-
-def schedule_timezone_default() -> str:
-    return load_settings().timezone
 

@@ -89,7 +89,7 @@ class Template:
     key: str
     label: str
     formats: tuple[str, ...]
-    build: Callable
+    build: Callable   # (conn, spec, filters or None, *, user) -> the Report's parts
     uses_filters: bool = True
     uses_period: bool = True
 
@@ -183,7 +183,7 @@ def _named_vendors(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
     return out[["vendor_id", "name", "category", *[c for c in frame.columns if c != "key"]]]
 
 
-def build_kpi_summary(conn: Connection, spec: dict, f: Filters) -> dict:
+def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
     from analytics.kpis import fetch_breakdown, fetch_trend
 
     kpis, summary = _kpi_rows(conn, f)
@@ -201,7 +201,7 @@ def build_kpi_summary(conn: Connection, spec: dict, f: Filters) -> dict:
                 tables=[Table.of("Top categories", cats), Table.of("Top vendors", vendors.drop(columns="vendor_id"))])
 
 
-def build_sales(conn: Connection, spec: dict, f: Filters) -> dict:
+def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
     from analytics.kpis import fetch_breakdown, fetch_trend
 
     kpis, summary = _kpi_rows(conn, f)
@@ -215,7 +215,7 @@ def build_sales(conn: Connection, spec: dict, f: Filters) -> dict:
     return dict(kpis=kpis, summary=summary, tables=tables, charts=charts)
 
 
-def build_vendor_performance(conn: Connection, spec: dict, f: Filters) -> dict:
+def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
     from analytics.kpis import fetch_breakdown
 
     cur = _only(fetch_breakdown(conn, f, "vendor_id", VENDOR_METRICS), VENDOR_METRICS)
@@ -242,14 +242,14 @@ def _stored_scores(conn: Connection):
     return stored
 
 
-def build_customer_segments(conn: Connection, spec: dict, f: Filters | None) -> dict:
+def build_customer_segments(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
     stored = _stored_scores(conn)
     seg = stored.segments.copy()
     return dict(tables=[Table.of("Segments", seg)], period=Period(stored.as_of, stored.as_of),
                 note=f"customer scores as of {stored.as_of}; filters do not apply (the nightly scores cover every customer)")
 
 
-def build_at_risk(conn: Connection, spec: dict, f: Filters | None) -> dict:
+def build_at_risk(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
     from analytics.customer_scores import stored_at_risk
 
     stored = _stored_scores(conn)
@@ -260,7 +260,7 @@ def build_at_risk(conn: Connection, spec: dict, f: Filters | None) -> dict:
                 note=f"customer scores as of {stored.as_of}; filters do not apply")
 
 
-def build_forecast(conn: Connection, spec: dict, f: Filters | None) -> dict:
+def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
     from analytics import forecast_series as FS
     from analytics.forecasting import ForecastError
 
@@ -332,7 +332,7 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
         except PeriodError as ex:
             raise ReportError(f"period: {ex}") from None
         f, words = _filters(conn, spec, period)
-    parts = t.build(conn, spec, f, user=user) if template == "saved_query" else t.build(conn, spec, f)
+    parts = t.build(conn, spec, f, user=user)
     title = parts.pop("title", None) or t.label
     note = parts.pop("note", "")
     sql = parts.pop("sql", None)
