@@ -55,7 +55,9 @@ FORBIDDEN_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, ex
                    exp.Lock, exp.Copy, exp.Command, exp.Transaction, exp.Commit, exp.Rollback, exp.Set,
                    exp.TruncateTable, exp.Grant)
 READ_ONLY_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")   # as reports.exporters.FORMULA_PREFIXES
+# A spreadsheet runs a cell that starts with one of these as a formula (reports.exporters and
+# copy_csv's SQL neutralise them).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ANALYZE = re.compile(r"\banaly[sz]e\b", re.IGNORECASE)
 
 

@@ -18,8 +18,11 @@ from decimal import Decimal
 
 import pandas as pd
 
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+from analytics.query import FORMULA_START
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). Defined
+# beside the COPY path that neutralises them in SQL, so that both read one list.
+FORMULA_PREFIXES = FORMULA_START
 # One sheet holds 1,048,576 rows: the header and 1,048,575 data rows; more continue on a new sheet.
 XLSX_MAX_ROWS = 1_048_575
 BATCH = 5_000
