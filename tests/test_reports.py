@@ -99,6 +99,14 @@ def test_a_filtered_vendor_report_holds_only_that_category(engine):
         render(report, "csv", buf)
     rows = list(csv.DictReader(io.StringIO(buf.getvalue().decode("utf-8-sig"))))
     assert rows and {r["category"] for r in rows} == {category}
+    with engine.connect() as conn:   # each vendor's GMV against its order lines, written out again
+        raw = {str(k): round(float(v), 2) for k, v in conn.execute(sa.text("""
+            SELECT i.vendor_id, sum(i.quantity * i.unit_price - i.discount)
+            FROM mart.order_items i JOIN mart.orders o USING (order_id) JOIN mart.vendors v USING (vendor_id)
+            WHERE o.status <> 'cancelled' AND v.category = :c
+              AND (o.ordered_at AT TIME ZONE 'UTC')::date BETWEEN :a AND :b
+            GROUP BY 1"""), {"c": category, "a": report.period.start, "b": report.period.end})}
+    assert {r["vendor_id"]: round(float(r["gmv"]), 2) for r in rows} == pytest.approx(raw, abs=0.01)
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     assert report.filters == f"Category: {category}"
 
@@ -591,4 +599,20 @@ def test_viewers_neither_export_saved_queries_nor_schedule(world):
         assert exports.request_export(conn, "vic", "kpi_summary", {}, "pdf") > 0
         with pytest.raises(schedules.ScheduleError, match="scheduling reports needs the analyst or admin role"):
             schedules.save_schedule(conn, "vic", **GOOD)
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("SMTP_PORT", "twenty-five", "SMTP_PORT='twenty-five' is not a whole number"),
+    ("SMTP_FROM", "reports at shop", "SMTP_FROM='reports at shop' is not an email address"),
+    ("SMTP_STARTTLS", "perhaps", "SMTP_STARTTLS='perhaps' must be true or false"),
+    ("APP_BASE_URL", "bi.example.com", "APP_BASE_URL='bi.example.com' must start with http:// or https://"),
+    ("EXPORT_EXPIRY_DAYS", "0", "EXPORT_EXPIRY_DAYS='0' must be greater than zero"),
+    ("DELIVERY_MAX_ATTEMPTS", "-1", "DELIVERY_MAX_ATTEMPTS='-1' must be greater than zero"),
+])
+def test_bad_delivery_settings_name_the_variable(monkeypatch, name, value, message):
+    from data.settings import SettingsError, load_settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings()
 
