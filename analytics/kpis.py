@@ -8,7 +8,8 @@ PostgreSQL). Metric formulas from analytics.metrics are then evaluated over the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
@@ -47,6 +48,9 @@ SALES_ROLLUPS = (
     _Rollup("rollup_payment_daily", PAYMENT_DIMS),
     _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), "vendor_id"),
     _Rollup("rollup_category_daily", frozenset({"category"}), "category"),
+    # Per category and order-level dimension: a category filter with a channel, region… filter.
+    _Rollup("rollup_category_orders_daily", frozenset({"category", "channel", "business_model", "segment", "region"}),
+            "category"),
     # Per product, with its vendor and category: order counts are exact per single product only.
     _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), "product_id",
             (("month", "rollup_product_monthly"), ("week", "rollup_product_weekly"))),
@@ -124,17 +128,20 @@ def _rollup_from(f: Filters, source: str, period: Period, grain: str | None) -> 
     return f"({union}) r", params
 
 
-def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, period: Period) -> tuple[str, dict]:
+def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, period: Period,
+               span: bool = False) -> tuple[str, dict]:
     """Returns the sales family's CTE body (key and base measures) and its extra parameters."""
     if source == "raw":
         key = _key(by, grain, RAW_DIMENSIONS["day"], "date_trunc('hour', o.ordered_at, :tz)", RAW_DIMENSIONS.get)
         sums = ",\n".join(f"{BASE_MEASURES[m]} AS {m}" for m in BASE_MEASURES)
+        bounds = ("o.ordered_at >= :t0 AND o.ordered_at < :t1" if span else
+                  """o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
+          AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz""")
         return f"""
         SELECT {key} AS key, {sums},
                COUNT(DISTINCT o.order_id) FILTER (WHERE {COUNTED} AND o.channel IN {WEB_MOBILE}) AS web_mobile_orders
         FROM {RAW_FROM}
-        WHERE o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-          AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
+        WHERE {bounds}
           {filters_sql(f, RAW_DIMENSIONS.get)}
         GROUP BY 1""", {}
     key = _key(by, grain, "day", "hour", lambda d: d)
@@ -243,8 +250,12 @@ class AggregateQuery:
 
 def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
                     grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS), tz: str | None = None,
-                    use_rollups: bool = True) -> AggregateQuery:
-    """Returns the query behind aggregate(), for callers that rank or pick from its rows in SQL."""
+                    use_rollups: bool = True, span: tuple[datetime, datetime] | None = None) -> AggregateQuery:
+    """Returns the query behind aggregate(), for callers that rank or pick from its rows in SQL.
+
+    span=(t0, t1) counts the orders placed from t0 up to (not including) t1 instead of whole local
+    days, from the order lines (alerts over the last hour or 24 hours: a small range of an index).
+    Customer and traffic figures are kept per day, so they cannot be asked for with a span."""
     tz = tz or load_settings().timezone
     period = period or f.period
     # grain and by become SQL identifiers and literals: only the fixed names pass.
@@ -257,13 +268,18 @@ def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, 
     bases: set[str] = set()
     for m in metrics:
         bases.update(get_metric(m).bases)
-    ok = use_rollups and rollups_usable(conn, tz)
+    if span is not None:
+        daily = [get_metric(m).label for m in metrics if set(get_metric(m).bases) & {*CUSTOMER_BASES, *TRAFFIC_BASES}]
+        if daily or grain is not None:
+            raise FilterError(f"{', '.join(daily) or 'a time grain'} is counted per day: choose a window of whole days")
+        period = Period(span[0].astimezone(ZoneInfo(tz)).date(), span[1].astimezone(ZoneInfo(tz)).date())
+    ok = use_rollups and rollups_usable(conn, tz) and span is None
     ctes: dict[str, str] = {}
     piece_params: dict = {}
     sources: dict[str, str | None] = {"sales": None, "customers": None, "traffic": None}
     if bases & set(SALES_BASES) or not bases:
         sources["sales"] = _sales_source(f, by, grain, bases, ok)
-        ctes["s"], piece_params = _sales_cte(f, sources["sales"], by, grain, period)
+        ctes["s"], piece_params = _sales_cte(f, sources["sales"], by, grain, period, span is not None)
     if bases & set(CUSTOMER_BASES):
         sources["customers"] = _customer_source(f, by, grain, ok)
         if sources["customers"]:
@@ -298,13 +314,15 @@ def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, 
         SELECT key, {', '.join(base_names)}{metric_cols}
         FROM b"""
     params = {"start": period.start, "end": period.end, "tz": tz, **filter_params(f), **piece_params}
+    if span is not None:
+        params.update(t0=span[0], t1=span[1])
     return AggregateQuery(sql, params, sources)
 
 
 def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
               grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
               order_by: str | None = None, limit: int | None = None, tz: str | None = None,
-              use_rollups: bool = True) -> pd.DataFrame:
+              use_rollups: bool = True, span: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
     """Returns one row per key (total, time bucket or dimension value) with base measures and the
     requested metrics; .attrs["sources"] names the table each family was read from.
 
@@ -312,7 +330,8 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
     (the benchmark's baseline)."""
     if order_by and order_by not in metrics and order_by not in BASE_MEASURES:
         raise KeyError(f"cannot order by {order_by!r}")
-    q = aggregate_query(conn, f, period, by=by, grain=grain, metrics=metrics, tz=tz, use_rollups=use_rollups)
+    q = aggregate_query(conn, f, period, by=by, grain=grain, metrics=metrics, tz=tz, use_rollups=use_rollups,
+                        span=span)
     order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
     sql = q.sql + f" ORDER BY {order}" + (" LIMIT :limit" if limit else "")
     params = {**q.params, "limit": limit}
