@@ -40,13 +40,32 @@ class DeliveryError(RuntimeError):
     """A send failed; the message says why (stored as the row's last error)."""
 
 
+ENQUEUE_SQL = """
+    INSERT INTO app.outbox (idempotency_key, channel, target, payload, source)
+    VALUES (:k, :c, :t, CAST(:p AS jsonb), :s) ON CONFLICT (idempotency_key) DO NOTHING"""
+
+
 def enqueue(conn: Connection, *, channel: str, target: str, payload: dict, key: str, source: str) -> bool:
     """Records a delivery to make; returns False when one with this idempotency key exists (a
     retry of the same run or transition), which is then left as it is."""
-    return bool(conn.execute(sa.text("""
+    return bool(conn.execute(sa.text(ENQUEUE_SQL), outbox_row(channel, target, payload, key, source)).rowcount)
+
+
+def outbox_row(channel: str, target: str, payload: dict, key: str, source: str) -> dict:
+    """The parameters of ENQUEUE_SQL for one delivery."""
+    return {"k": key, "c": channel, "t": target, "p": json.dumps(payload, default=str), "s": source}
+
+
+def enqueue_many(conn: Connection, rows: list[dict]) -> int:
+    """Records many deliveries (outbox_row's) in one statement; returns how many were new. The rows
+    travel as one JSON document (json.dumps is C; psycopg dumps arrays of text in Python)."""
+    if not rows:
+        return 0
+    return conn.execute(sa.text("""
         INSERT INTO app.outbox (idempotency_key, channel, target, payload, source)
-        VALUES (:k, :c, :t, CAST(:p AS jsonb), :s) ON CONFLICT (idempotency_key) DO NOTHING"""),
-        {"k": key, "c": channel, "t": target, "p": json.dumps(payload, default=str), "s": source}).rowcount)
+        SELECT k, c, t, CAST(p AS jsonb), s FROM json_to_recordset(CAST(:rows AS json))
+                                               AS u(k text, c text, t text, p text, s text)
+        ON CONFLICT (idempotency_key) DO NOTHING"""), {"rows": json.dumps(rows)}).rowcount
 
 
 def backoff_seconds(attempts: int, base: int) -> float:
@@ -67,19 +86,21 @@ class Claimed:
     attempts: int
 
 
-def _claim(engine: Engine, worker: str) -> Claimed | None:
+def _claim(engine: Engine, worker: str, delivery_id: int | None = None) -> Claimed | None:
+    """Claims the next due delivery (or the one with delivery_id, if it is due)."""
     with engine.begin() as conn:
         row = conn.execute(sa.text("""
             UPDATE app.outbox SET status = 'sending', attempts = attempts + 1,
                    lease_until = now() + make_interval(secs => :lease)
             WHERE delivery_id = (
                 SELECT delivery_id FROM app.outbox
-                WHERE (status = 'pending' AND next_attempt_at <= now())
-                   OR (status = 'sending' AND lease_until < now())
+                WHERE ((status = 'pending' AND next_attempt_at <= now())
+                       OR (status = 'sending' AND lease_until < now()))
+                  AND (CAST(:id AS bigint) IS NULL OR delivery_id = :id)
                 ORDER BY next_attempt_at, delivery_id
                 FOR UPDATE SKIP LOCKED LIMIT 1)
             RETURNING delivery_id, idempotency_key, channel, target, payload, attempts"""),
-            {"lease": SEND_LEASE_SECONDS}).mappings().first()
+            {"lease": SEND_LEASE_SECONDS, "id": delivery_id}).mappings().first()
     return Claimed(**row) if row else None
 
 
@@ -94,39 +115,62 @@ def deliver_due(engine: Engine, *, settings: Settings | None = None, limit: int 
         item = _claim(engine, worker)
         if item is None:
             break
-        # The claim is (row, attempts): a late answer of a claim whose lease ran out and was taken
-        # over changes nothing.
-        mine = {"id": item.delivery_id, "a": item.attempts}
-        try:
-            send(item, s)
-        except Exception as ex:  # noqa: BLE001 - any failure of one delivery is that delivery's, recorded on it
-            reason = str(ex) if isinstance(ex, DeliveryError) else f"{type(ex).__name__}: {ex}"
-            final = item.attempts >= s.delivery_max_attempts
-            delay = backoff_seconds(item.attempts, s.delivery_backoff_seconds)
-            with engine.begin() as conn:
-                conn.execute(sa.text("""
-                    UPDATE app.outbox SET status = :st, last_error = :e, lease_until = NULL,
-                           next_attempt_at = now() + make_interval(secs => :d)
-                    WHERE delivery_id = :id AND attempts = :a AND status = 'sending'"""),
-                    {**mine, "st": "failed" if final else "pending", "e": reason[:2000], "d": delay})
-            counts["failed" if final else "retry"] += 1
-            log.warning("%s to %s failed (attempt %s%s): %s", item.channel, item.target, item.attempts,
-                        ", giving up" if final else f", next in {delay:.0f} s", reason)
-            continue
-        with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE app.outbox SET status = 'sent', sent_at = now(), lease_until = NULL, "
-                                 "last_error = '' WHERE delivery_id = :id AND attempts = :a AND status = 'sending'"),
-                         mine)
-        counts["sent"] += 1
-        log.info("%s sent to %s (%s)", item.channel, item.target, item.idempotency_key)
+        counts[deliver(engine, item, s)] += 1
     return counts
 
 
+def deliver(engine: Engine, item: Claimed, s: Settings) -> str:
+    """Sends one claimed delivery and records the outcome; returns "sent", "retry" or "failed"."""
+    # The claim is (row, attempts): a late answer of a claim whose lease ran out and was taken
+    # over changes nothing.
+    mine = {"id": item.delivery_id, "a": item.attempts}
+    try:
+        send(item, s)
+    except Exception as ex:  # noqa: BLE001 - any failure of one delivery is that delivery's, recorded on it
+        reason = str(ex) if isinstance(ex, DeliveryError) else f"{type(ex).__name__}: {ex}"
+        final = item.attempts >= s.delivery_max_attempts
+        delay = backoff_seconds(item.attempts, s.delivery_backoff_seconds)
+        with engine.begin() as conn:
+            conn.execute(sa.text("""
+                UPDATE app.outbox SET status = :st, last_error = :e, lease_until = NULL,
+                       next_attempt_at = now() + make_interval(secs => :d)
+                WHERE delivery_id = :id AND attempts = :a AND status = 'sending'"""),
+                {**mine, "st": "failed" if final else "pending", "e": reason[:2000], "d": delay})
+        log.warning("%s to %s failed (attempt %s%s): %s", item.channel, item.target, item.attempts,
+                    ", giving up" if final else f", next in {delay:.0f} s", reason)
+        return "failed" if final else "retry"
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE app.outbox SET status = 'sent', sent_at = now(), lease_until = NULL, "
+                             "last_error = '' WHERE delivery_id = :id AND attempts = :a AND status = 'sending'"),
+                     mine)
+    log.info("%s sent to %s (%s)", item.channel, item.target, item.idempotency_key)
+    return "sent"
+
+
+def deliver_now(engine: Engine, delivery_id: int, *, settings: Settings | None = None) -> tuple[str, str]:
+    """Sends one queued delivery at once (a test notification from the page); returns (outcome,
+    error). Not due or taken by a scheduler: ("queued", "")."""
+    item = _claim(engine, "page", delivery_id)
+    if item is None:
+        return "queued", ""
+    outcome = deliver(engine, item, settings or load_settings())
+    with engine.connect() as conn:
+        error = conn.execute(sa.text("SELECT last_error FROM app.outbox WHERE delivery_id = :id"),
+                             {"id": delivery_id}).scalar() or ""
+    return outcome, error
+
+
 def send(item: Claimed, s: Settings) -> None:
+    payload = item.payload
+    if "alert" in payload:
+        # An alert's notification keeps its facts; its bodies are written now (reports.alerts
+        # imports this module, so the import is here).
+        from reports.alerts import render_alert
+        payload = render_alert(payload)
     if item.channel == "email":
-        send_email(item.target, item.payload, s, message_id=item.idempotency_key)
+        send_email(item.target, payload, s, message_id=item.idempotency_key)
     elif item.channel == "webhook":
-        post_webhook(item.target, item.payload.get("json") or {}, s, key=item.idempotency_key)
+        post_webhook(item.target, payload.get("json") or {}, s, key=item.idempotency_key)
     else:
         raise DeliveryError(f"unknown channel {item.channel!r}")
 

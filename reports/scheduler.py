@@ -2,8 +2,8 @@
 
 Writes a heartbeat and folds new and changed orders into the rollups every few minutes; stores
 the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT); every few
-seconds (SCHEDULER_TICK_SECONDS) queues due schedule slots, makes queued exports and sends due
-emails and webhooks from the outbox; deletes expired exports hourly. Several can run against one
+seconds (SCHEDULER_TICK_SECONDS) evaluates due alert rules, queues due schedule slots, makes queued
+exports and sends due emails and webhooks from the outbox; deletes expired exports hourly. Several can run against one
 database: every job is claimed with FOR UPDATE SKIP LOCKED or an advisory lock. On Ctrl-C or
 SIGTERM it stops after the job in hand, handing a half-made export back to the queue.
 """
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from data.db import DatabaseStartError, get_engine
 from data.schema import current_revision, head_revision
 from data.settings import SettingsError, load_settings
-from reports import delivery, exports, jobs, schedules
+from reports import alerts, delivery, exports, jobs, schedules
 
 log = logging.getLogger("reports.scheduler")
 
@@ -96,8 +96,21 @@ def run(once: bool = False) -> int:
             beat()
         return stop["now"]
 
+    def evaluate_alerts() -> None:
+        try:
+            n = alerts.evaluate_due(engine, settings=settings)
+            if n["rules"]:
+                log.info("alerts: %(rules)s rules in %(queries)s queries, %(events)s events, "
+                         "%(notifications)s notifications, %(errors)s failed", n)
+        except sa.exc.SQLAlchemyError as ex:
+            log.error("alerts not evaluated, the database is unreachable: %s", getattr(ex, "orig", ex))
+        except Exception:  # noqa: BLE001 - the loop outlives any one tick; the rules stay due
+            log.exception("alerts: the evaluation failed")
+
     def work() -> None:
-        """Queues due schedule slots, makes queued exports, sends due deliveries."""
+        """Evaluates due alert rules, queues due schedule slots, makes queued exports, sends due
+        deliveries."""
+        evaluate_alerts()
         try:
             with engine.begin() as conn:
                 planned = schedules.plan_due(conn, settings=settings)

@@ -133,3 +133,23 @@ def analyst(database_url):
     eng = make_analyst_engine(url.render_as_string(hide_password=False))
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on loopback keeping the messages it receives."""
+    from tests.servers import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hook():
+    """A real HTTP server on loopback keeping the webhooks it receives."""
+    from tests.servers import WebhookServer
+
+    server = WebhookServer().start()
+    yield server
+    server.stop()

@@ -24,8 +24,7 @@ from data.saved_queries import save_query
 from reports import delivery, exports, schedules
 from reports.periods import resolve
 from reports.templates import TEMPLATES, ReportError, build, render
-from tests.conftest import ROOT, SEED_END, use_database
-from tests.servers import SmtpServer, WebhookServer
+from tests.conftest import ROOT, use_database
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=timezone.utc)   # the morning after the seeded data ends
 
@@ -219,20 +218,6 @@ def test_slots_follow_the_schedules_time_zone_across_daylight_saving():
 
 
 # --- schedules: running and delivering ---------------------------------------------------------------
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def hook():
-    server = WebhookServer().start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
 def world(empty_engine, monkeypatch, tmp_path, smtp):
