@@ -58,21 +58,7 @@ def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str
                                         format_func=RELATIVE_PERIODS.get,
                                         index=periods.index(spec0.get("period", "last_7_days")))
     if t.uses_filters:
-        values = loaders.dimension_values(loaders.version())
-        cols = st.columns(len(FILTER_DIMS))
-        filters = {}
-        for col, dim in zip(cols, FILTER_DIMS):
-            options = values.get(dim, [])
-            if dim == "vendor_id":
-                names = dict(options)
-                picked = col.multiselect("Vendor", list(names), key=f"{key}_f_{dim}", format_func=names.get,
-                                         default=[v for v in (spec0.get("filters") or {}).get(dim, []) if v in names])
-            else:
-                picked = col.multiselect(DIMENSIONS[dim], options, key=f"{key}_f_{dim}",
-                                         default=[v for v in (spec0.get("filters") or {}).get(dim, []) if v in options])
-            if picked:
-                filters[dim] = list(picked)
-        spec["filters"] = filters
+        spec["filters"] = filter_fields(key, spec0.get("filters") or {})
     if template == "saved_query":
         with loaders.app_engine().connect() as conn:
             queries = list_queries(conn, user.username)
@@ -112,6 +98,25 @@ def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str
                                    "Excel (new sheets past 1,048,575 rows); PDFs hold the first 5,000 rows."}
                    .get(template, ""))
     return template, spec, fmt
+
+
+def filter_fields(key: str, initial: dict) -> dict:
+    """Draws a multiselect per FILTER_DIMS dimension in one row; returns {dimension: [values]} of
+    those with a choice (a report's or an alert rule's filters)."""
+    values = loaders.dimension_values(loaders.version())
+    filters = {}
+    for col, dim in zip(st.columns(len(FILTER_DIMS)), FILTER_DIMS):
+        options = values.get(dim, [])
+        if dim == "vendor_id":
+            names = dict(options)
+            picked = col.multiselect("Vendor", list(names), key=f"{key}_f_{dim}", format_func=names.get,
+                                     default=[v for v in initial.get(dim, []) if v in names])
+        else:
+            picked = col.multiselect(DIMENSIONS[dim], options, key=f"{key}_f_{dim}",
+                                     default=[v for v in initial.get(dim, []) if v in options])
+        if picked:
+            filters[dim] = list(picked)
+    return filters
 
 
 def render_request(user, *, key: str) -> None:

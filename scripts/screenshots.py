@@ -79,6 +79,19 @@ def _sql_params_ready(page) -> None:
     page.get_by_text(" rows · ").first.wait_for(timeout=60_000)
 
 
+def _alerts_preview_ready(page) -> None:
+    """Fills a new rule (GMV over 24 hours below €90k) and previews it on its chart."""
+    page.get_by_text("New alert rule").first.wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="Name", exact=True).fill("GMV below plan")
+    page.get_by_role("spinbutton", name="Threshold (€)").fill("90000")
+    page.get_by_role("spinbutton", name="Threshold (€)").press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("would have fired").first.wait_for(timeout=120_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=60_000)
+    page.get_by_text("would have fired").first.scroll_into_view_if_needed()
+
+
 # name: (path, ready, log in first)
 PAGES = {
     "login": ("/", _ready_text("Ask an admin for an account"), False),
@@ -101,6 +114,8 @@ PAGES = {
     "reports": ("/reports", _ready_text("Everyone's exports"), True),
     "reports_export": ("/reports", _tab("New export", "Export in the background"), True),
     "reports_schedules": ("/reports", _tall(1900, _tab("Schedules", "Run history and deliveries")), True),
+    "alerts": ("/alerts", _tall(1700, _ready_text("History (")), True),
+    "alerts_preview": ("/alerts", _tall(3400, _alerts_preview_ready), True),
     "account": ("/account", _ready_text("Change password"), True),
     "admin_users": ("/admin", _ready_text("Change a user"), True),
     "admin_audit": ("/admin", _tab("Audit log", "newest first"), True),
@@ -148,6 +163,26 @@ def _demo_reports() -> None:
     exports.run_exports(engine, "screenshots")
 
 
+def _demo_alerts() -> None:
+    """Gives the screenshots user three alert rules, evaluated once (so some fire)."""
+    from reports import alerts
+
+    engine = get_engine()
+    with engine.begin() as conn:
+        if not alerts.list_rules(conn, USER).empty:
+            return
+        alerts.save_rule(conn, USER, name="GMV stalled (last hour)", metric="gmv", window="last_hour",
+                         condition="below", threshold=500, severity="critical", interval_minutes=5,
+                         recipients="oncall@example.com", repeat_minutes=60)
+        alerts.save_rule(conn, USER, name="Refunds climbing", metric="refund_rate", window="last_7d",
+                         condition="above", threshold=0.04, severity="high", interval_minutes=60,
+                         recipients="ops@example.com")
+        alerts.save_rule(conn, USER, name="Vendor GMV down vs last week", metric="gmv", window="yesterday",
+                         condition="falls_by", baseline="last_week", threshold=40, fan_out="vendor_id",
+                         severity="medium", interval_minutes=60, recipients="vendor-success@example.com")
+    alerts.evaluate_due(engine)
+
+
 def _screenshot_user() -> str:
     password = auth.generate_password(USER)
     with get_engine().begin() as conn:
@@ -176,6 +211,7 @@ def main() -> int:
     password = _screenshot_user()
     _demo_dashboard()
     _demo_reports()
+    _demo_alerts()
     env = {"DATABASE_URL": url, "DEMO_MODE": "true" if load_settings().demo_mode else "false"}
     with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
         for name, (path, ready, logged_in) in PAGES.items():
