@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import sqlalchemy as sa
+
+from bench.alerts import ALERTS_BEGIN, ALERTS_END, alerts_section, bench_alerts
 from data.db import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -625,12 +627,15 @@ def main() -> int:
                    help="reuse the bench databases and rewrite only the exports section")
     p.add_argument("--forecasts-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the forecasts section")
+    p.add_argument("--alerts-only", action="store_true",
+                   help="reuse the bench databases (migrate + refresh) and rewrite only the alerts section")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
-    if args.pages_only or args.customers_only or args.forecasts_only or args.query_only or args.exports_only:
-        pages, customers, forecasts, queries, exported = {}, {}, {}, {}, {}
+    if args.pages_only or args.customers_only or args.forecasts_only or args.query_only or args.exports_only \
+            or args.alerts_only:
+        pages, customers, forecasts, queries, exported, alerted = {}, {}, {}, {}, {}, {}
         for n in sizes:
             url = admin.replace("/postgres?", f"/bench_{n}?")
             env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
@@ -647,6 +652,10 @@ def main() -> int:
                 queries[n] = bench_query(url, args.reps)
             if args.exports_only:
                 exported[n] = bench_exports(url, args.reps)
+            if args.alerts_only:
+                alerted[n] = bench_alerts(url, args.reps)
+        if args.alerts_only:
+            write_section(alerts_section(sizes, alerted, started), ALERTS_BEGIN, ALERTS_END)
         if args.exports_only:
             write_section(exports_section(sizes, exported, started), EXPORTS_BEGIN, EXPORTS_END)
         if args.query_only:
@@ -658,7 +667,7 @@ def main() -> int:
         if args.customers_only:
             write_section(customers_section(sizes, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
         return 0
-    seeds, overview, memory, pages, customers, forecasts, queries, exported = {}, {}, {}, {}, {}, {}, {}, {}
+    seeds, overview, memory, pages, customers, forecasts, queries, exported, alerted = {}, {}, {}, {}, {}, {}, {}, {}, {}
     for n in sizes:
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
@@ -673,6 +682,7 @@ def main() -> int:
         forecasts[n] = bench_forecasts(url, args.reps)
         queries[n] = bench_query(url, args.reps)
         exported[n] = bench_exports(url, args.reps)
+        alerted[n] = bench_alerts(url, args.reps)
         if not args.no_browser:
             memory[n] = bench_app_memory(url)
             log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
@@ -682,6 +692,7 @@ def main() -> int:
     write_section(forecasts_section(sizes, forecasts, started), FORECASTS_BEGIN, FORECASTS_END)
     write_section(query_section(sizes, queries, started), QUERY_BEGIN, QUERY_END)
     write_section(exports_section(sizes, exported, started), EXPORTS_BEGIN, EXPORTS_END)
+    write_section(alerts_section(sizes, alerted, started), ALERTS_BEGIN, ALERTS_END)
     return 0
 
 
