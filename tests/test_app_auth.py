@@ -26,6 +26,7 @@ RENDERED = {"overview": lambda at: len(at.metric) == 10,
                                         for d in at.dataframe),
             "account": lambda at: any(b.label == "Change password" for b in at.button),
             "reports": lambda at: any(b.label == "Export in the background" for b in at.button),
+            "alerts": lambda at: any(b.label == "Save rule" for b in at.button),
             "admin": lambda at: "admin" in set(at.dataframe[0].value["username"]) if at.dataframe else False}
 
 
