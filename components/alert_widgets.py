@@ -121,7 +121,7 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
                f"owner {rule['owner']}")
     if rule.get("last_error"):
         st.error(f"The last evaluation failed: {rule['last_error']}", icon=":material/error:")
-    c = st.columns(6)
+    c = st.columns([1, 1.2, 1.4, 1, 2.2, 1.1])
     if c[0].button("Edit", key=f"{key}_edit", icon=":material/edit:"):
         st.session_state[f"{key}_editing"] = rid
         st.rerun()
