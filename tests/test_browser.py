@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -274,4 +275,59 @@ def test_an_admin_creates_an_alert_that_fires_mails_and_shows_in_its_history(ser
     page.get_by_role("tab", name=re.compile(r"^History \(1\)")).click()
     assert "● Firing" in _texts(page)
     page.screenshot(path=str(ARTIFACTS / "alerts_history.png"), full_page=True)
+    context.close()
+
+
+def _choose(scope, label: str, option: str) -> None:
+    """Picks option in the Streamlit selectbox labelled label, within scope (a page or a part of it);
+    the list of options opens at the page's end."""
+    scope.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+    page = getattr(scope, "page", scope)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+PAGE_READY = {   # url path -> text that shows the page drew its figures
+    "sales": "Numbers by bucket", "vendors": "Select a row to drill down", "products": "Top 10 products by GMV",
+    "customers": "Movement between segments", "forecasting": "Earlier forecasts against the actuals",
+    "dashboards": "Dashboards", "sql": "Start from an example", "reports": "My exports", "alerts": "New alert rule",
+    "account": "Change password",
+}
+
+
+def test_an_admin_creates_an_analyst_who_works_through_every_page_and_a_viewer_is_kept_out(served_app, browser):
+    context, page = _deep_link_login(browser, served_app + "/admin", "admin")
+    page.get_by_role("textbox", name="Username", exact=True).last.wait_for(timeout=120_000)
+    form = page.get_by_test_id("stForm").filter(has_text="Create user")
+    form.get_by_role("textbox", name="Username", exact=True).fill("ana")
+    form.get_by_role("textbox", name="Display name").fill("Ana Analyst")
+    _choose(form, "Role", "Analyst")
+    form.get_by_label("Password", exact=True).fill("Orange-river-2026")
+    form.get_by_role("button", name="Create user").click()
+    page.get_by_text("Created ana").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
+    page.goto(served_app + "/", wait_until="domcontentloaded")
+    log_in(page, "ana", "Orange-river-2026")
+    wait_for_overview(page)
+    assert re.search(r"Signed in as\s+Ana Analyst\s+· Analyst", page.locator("body").inner_text())
+    _choose(page, "Period", "Last 90 days")
+    from analytics.filters import resolve_preset    # the caption names the period's days (UTC here)
+    period = resolve_preset("last_90_days", datetime.now(timezone.utc).date()).label()
+    page.get_by_text(period).first.wait_for(timeout=60_000)
+    wait_for_overview(page)
+    page.screenshot(path=str(ARTIFACTS / "journey_overview.png"), full_page=True)
+    for path, ready in PAGE_READY.items():
+        page.goto(f"{served_app}/{path}", wait_until="domcontentloaded")
+        page.get_by_text(ready).first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1000)
+        assert not page.get_by_test_id("stException").count(), path
+        page.screenshot(path=str(ARTIFACTS / f"journey_{path}.png"), full_page=True)
+    page.goto(f"{served_app}/admin", wait_until="domcontentloaded")
+    page.get_by_text("You are not permitted to open this page").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
+    context.close()
+    context, page = _deep_link_login(browser, served_app + "/sql", "viewer")
+    page.get_by_text("You are not permitted to open this page").first.wait_for(timeout=120_000)
+    assert not page.get_by_role("textbox", name="SQL").count()
     context.close()
