@@ -214,7 +214,9 @@ def _cadence_fields(key: str, initial: dict | None) -> tuple[dict, str]:
     return cadence, tz
 
 
-def render_schedule_form(user, *, key: str, editing: dict | None = None) -> None:
+def render_schedule_form(user, *, key: str, editing: dict | None = None, flash_key: str | None = None) -> None:
+    """The schedule's fields and Save; with flash_key, a saved schedule reruns the page (so the
+    list above shows it) with its confirmation kept under that key."""
     title = f"Edit “{editing['name']}”" if editing else "New schedule"
     st.markdown(f"**{title}**")
     name = st.text_input("Name", value=(editing or {}).get("name", ""), key=f"{key}_name")
@@ -254,14 +256,21 @@ def render_schedule_form(user, *, key: str, editing: dict | None = None) -> None
                                       is_admin=user.role == "admin", name=name, template=template, spec=spec, fmt=fmt,
                                       cadence=cadence, tz=tz.strip(), recipients=recipients, webhook_url=webhook,
                                       fan_out=fan_out, fan_values=fan_values)
-            st.session_state.pop(f"{key}_editing", None)
-            st.success(f"Saved schedule {sid}: {S.describe_cadence(cadence, tz.strip())}.", icon=":material/check:")
+            said = f"Saved schedule {sid}: {S.describe_cadence(cadence, tz.strip())}."
+            if flash_key:
+                st.session_state[flash_key] = said
+                st.session_state.pop(flash_key.removesuffix("_flash") + "_editing", None)
+                st.rerun()
+            st.success(said, icon=":material/check:")
         except (S.ScheduleError, ReportError) as ex:
             st.error(f"Not saved: {ex}.", icon=":material/error:")
 
 
 def render_schedules(user, *, key: str) -> None:
     is_admin = user.role == "admin"
+    flash = st.session_state.pop(f"{key}_flash", None)
+    if flash:
+        st.success(flash, icon=":material/check:")
     with loaders.app_engine().connect() as conn:
         rows = S.list_schedules(conn, None if is_admin else user.username)
     if rows.empty:
@@ -314,7 +323,8 @@ def render_schedules(user, *, key: str) -> None:
                     hide_index=True, width="stretch", key=f"{key}_history", height=table_height(len(h)))
     st.divider()
     editing = st.session_state.get(f"{key}_editing")
-    render_schedule_form(user, key=f"{key}_form_{(editing or {}).get('schedule_id', 'new')}", editing=editing)
+    render_schedule_form(user, key=f"{key}_form_{(editing or {}).get('schedule_id', 'new')}", editing=editing,
+                         flash_key=f"{key}_flash")
     if editing and st.button("Cancel editing", key=f"{key}_cancel"):
         st.session_state.pop(f"{key}_editing", None)
         st.rerun()

@@ -67,7 +67,7 @@ def test_an_analyst_schedules_a_report_and_bad_input_is_named(monkeypatch, datab
     with engine.connect() as conn:
         s = conn.execute(sa.text("SELECT owner, template, format, cron, timezone, recipients FROM app.schedules")).one()
     assert tuple(s) == ("analyst", "kpi_summary", "pdf", "30 7 * * *", "Europe/Berlin", ["ops@example.com"])
-    at.run()
+    assert table_with(at, "When")["Name"].tolist() == ["Morning KPIs"]    # listed at once
     at.button(key="rep_sched_run").click().run()
     assert "1 run(s) queued" in texts(at)
     exports.run_exports(engine, "test")

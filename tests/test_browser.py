@@ -331,3 +331,26 @@ def test_an_admin_creates_an_analyst_who_works_through_every_page_and_a_viewer_i
     page.get_by_text("You are not permitted to open this page").first.wait_for(timeout=120_000)
     assert not page.get_by_role("textbox", name="SQL").count()
     context.close()
+
+
+def test_an_admin_schedules_a_report_runs_it_now_and_the_scheduler_mails_it(served_app, browser, smtp):
+    context, page = _deep_link_login(browser, served_app + "/reports", "admin")
+    page.get_by_role("tab", name="Schedules").click()
+    page.get_by_text("New schedule").first.wait_for(timeout=120_000)
+    page.get_by_role("textbox", name="Name", exact=True).fill("Morning KPIs")
+    page.get_by_role("textbox", name="Email recipients (commas or one per line)").fill("cfo@example.com")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Save schedule").click()
+    page.get_by_text("Saved schedule").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run now").click()
+    page.get_by_text("run(s) queued").first.wait_for(timeout=60_000)
+    subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"],
+                   env={**os.environ, **SERVED_ENV, **smtp.env()}, cwd=ROOT, check=True, timeout=300,
+                   capture_output=True)
+    assert [m["To"] for m in smtp.messages] == ["cfo@example.com"]
+    mail = smtp.messages[0]
+    assert mail["Subject"].startswith("[Marketplace BI] Morning KPIs")
+    attachment = next(mail.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf" and attachment.get_content().startswith(b"%PDF")
+    page.screenshot(path=str(ARTIFACTS / "journey_schedule.png"), full_page=True)
+    context.close()
