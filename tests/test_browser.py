@@ -354,3 +354,28 @@ def test_an_admin_schedules_a_report_runs_it_now_and_the_scheduler_mails_it(serv
     assert attachment.get_content_type() == "application/pdf" and attachment.get_content().startswith(b"%PDF")
     page.screenshot(path=str(ARTIFACTS / "journey_schedule.png"), full_page=True)
     context.close()
+
+
+def test_an_analyst_query_with_a_parameter_downloads_what_the_database_says(served_app, browser):
+    import sqlalchemy as sa
+
+    context, page = _deep_link_login(browser, served_app + "/sql", "admin")
+    page.get_by_text("Start from an example").first.wait_for(timeout=120_000)
+    box = page.get_by_role("textbox", name="SQL")
+    box.fill("SELECT status, count(*) AS orders FROM mart.orders WHERE channel = {{channel}} GROUP BY 1 ORDER BY 1")
+    box.press("Control+Enter")
+    page.get_by_role("textbox", name="channel").fill("web")
+    page.get_by_role("textbox", name="channel").press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text(re.compile(r"^[\d,]+ rows · [\d,]+ ms")).first.wait_for(timeout=60_000)
+    info = _download(page, "CSV")
+    got = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
+    eng = sa.create_engine(SERVED_ENV["DATABASE_URL"])
+    with eng.connect() as conn:
+        want = [f"{s},{n}" for s, n in conn.execute(sa.text(
+            "SELECT status, count(*) FROM mart.orders WHERE channel = 'web' GROUP BY 1 ORDER BY 1"))]
+    eng.dispose()
+    assert got == ["status,orders", *want] and len(want) >= 3
+    page.screenshot(path=str(ARTIFACTS / "journey_sql_parameter.png"), full_page=True)
+    context.close()
