@@ -379,3 +379,18 @@ def test_an_analyst_query_with_a_parameter_downloads_what_the_database_says(serv
     assert got == ["status,orders", *want] and len(want) >= 3
     page.screenshot(path=str(ARTIFACTS / "journey_sql_parameter.png"), full_page=True)
     context.close()
+
+
+def test_clicking_a_breakdown_bar_focuses_the_sales_page(served_app, browser):
+    context, page = _deep_link_login(browser, served_app + "/sales", "admin")
+    page.get_by_text("Click a bar to focus").first.wait_for(timeout=120_000)
+    bar = page.locator(".js-plotly-plot .barlayer .point path").first
+    bar.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)    # plotly finishes drawing before it takes clicks
+    bar.click(force=True)
+    page.get_by_text("The page below the breakdown is focused on").first.wait_for(timeout=60_000)
+    focus = page.get_by_text("The page below the breakdown is focused on").first.inner_text()
+    assert re.search(r"focused on (Category|Region|Channel): \S", focus), focus
+    page.get_by_role("button", name="Clear focus").click()
+    page.get_by_text("The page below the breakdown is focused on").wait_for(state="detached", timeout=60_000)
+    context.close()
