@@ -394,3 +394,28 @@ def test_clicking_a_breakdown_bar_focuses_the_sales_page(served_app, browser):
     page.get_by_role("button", name="Clear focus").click()
     page.get_by_text("The page below the breakdown is focused on").wait_for(state="detached", timeout=60_000)
     context.close()
+
+
+def test_selecting_a_leaderboard_row_drills_down_into_that_vendor(served_app, browser):
+    import sqlalchemy as sa
+
+    context, page = _deep_link_login(browser, served_app + "/vendors", "admin")
+    page.get_by_text("Select a row to drill down").first.wait_for(timeout=120_000)
+    page.get_by_text("Vendor drill-down").first.wait_for(timeout=120_000)
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    heading = page.locator("h4").last      # the drill-down's vendor name
+    before = heading.inner_text().strip()
+    # The grid is a canvas: the third row's selection box, left of its cells (rows 35 px, header 38 px).
+    grid.click(position={"x": 16, "y": 38 + 35 * 2 + 17})
+    page.wait_for_function("([el, was]) => el.innerText.trim() !== was", arg=[heading.element_handle(), before],
+                           timeout=60_000)
+    after = heading.inner_text().strip()
+    eng = sa.create_engine(SERVED_ENV["DATABASE_URL"])
+    with eng.connect() as conn:
+        names = {n for n, in conn.execute(sa.text("SELECT name FROM mart.vendors"))}
+    eng.dispose()
+    assert before in names and after in names and after != before, (before, after)
+    page.screenshot(path=str(ARTIFACTS / "journey_vendor_drill_down.png"), full_page=True)
+    context.close()
