@@ -22,6 +22,7 @@ import psutil
 import sqlalchemy as sa
 
 from bench.alerts import ALERTS_BEGIN, ALERTS_END, alerts_section, bench_alerts
+from bench.load import LOAD_BEGIN, LOAD_END, bench_load, load_section
 from data.db import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -629,13 +630,15 @@ def main() -> int:
                    help="reuse the bench databases (migrate + refresh) and rewrite only the forecasts section")
     p.add_argument("--alerts-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the alerts section")
+    p.add_argument("--load-only", action="store_true",
+                   help="reuse the bench databases and rewrite only the load section (20 browser sessions)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
     if args.pages_only or args.customers_only or args.forecasts_only or args.query_only or args.exports_only \
-            or args.alerts_only:
-        pages, customers, forecasts, queries, exported, alerted = {}, {}, {}, {}, {}, {}
+            or args.alerts_only or args.load_only:
+        pages, customers, forecasts, queries, exported, alerted, loaded = {}, {}, {}, {}, {}, {}, {}
         for n in sizes:
             url = admin.replace("/postgres?", f"/bench_{n}?")
             env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
@@ -654,6 +657,10 @@ def main() -> int:
                 exported[n] = bench_exports(url, args.reps)
             if args.alerts_only:
                 alerted[n] = bench_alerts(url, args.reps)
+            if args.load_only:
+                loaded[n] = bench_load(url)
+        if args.load_only:
+            write_section(load_section(sizes, loaded, started), LOAD_BEGIN, LOAD_END)
         if args.alerts_only:
             write_section(alerts_section(sizes, alerted, started), ALERTS_BEGIN, ALERTS_END)
         if args.exports_only:
@@ -667,7 +674,8 @@ def main() -> int:
         if args.customers_only:
             write_section(customers_section(sizes, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
         return 0
-    seeds, overview, memory, pages, customers, forecasts, queries, exported, alerted = {}, {}, {}, {}, {}, {}, {}, {}, {}
+    seeds, overview, memory, pages, customers, forecasts, queries, exported, alerted, loaded = ({}, {}, {}, {}, {}, {}, {},
+                                                                                            {}, {}, {})
     for n in sizes:
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
@@ -684,6 +692,7 @@ def main() -> int:
         exported[n] = bench_exports(url, args.reps)
         alerted[n] = bench_alerts(url, args.reps)
         if not args.no_browser:
+            loaded[n] = bench_load(url)
             memory[n] = bench_app_memory(url)
             log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
     write_results(sizes, seeds, overview, memory, started)
@@ -693,6 +702,8 @@ def main() -> int:
     write_section(query_section(sizes, queries, started), QUERY_BEGIN, QUERY_END)
     write_section(exports_section(sizes, exported, started), EXPORTS_BEGIN, EXPORTS_END)
     write_section(alerts_section(sizes, alerted, started), ALERTS_BEGIN, ALERTS_END)
+    if loaded:
+        write_section(load_section(sizes, loaded, started), LOAD_BEGIN, LOAD_END)
     return 0
 
 
