@@ -21,7 +21,6 @@ over no rows (0 for sums, unknown for ratios).
 """
 from __future__ import annotations
 
-import calendar
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -92,9 +91,9 @@ def resolve_window(window: str, now: datetime, tz: str) -> Window:
 
 
 def baseline_window(window: str, baseline: str, now: datetime, tz: str) -> Window:
-    """Returns the window a change is measured against: the one just before (for month to date,
-    the same days of the month before), or the same window a week earlier. (Rules compare whole
-    windows only: check_spec refuses a change over a period still running.)"""
+    """Returns the window a change is measured against: the one just before, or the same window a
+    week earlier. Whole windows only: check_spec refuses a change over a period still running
+    (today, week or month to date), which whole days would not compare fairly."""
     w = resolve_window(window, now, tz)
     if baseline == "last_week":
         week = timedelta(days=7)
@@ -106,13 +105,6 @@ def baseline_window(window: str, baseline: str, now: datetime, tz: str) -> Windo
         width = w.span[1] - w.span[0]
         return Window(span=(w.span[0] - width, w.span[0]))
     p = w.period
-    if window == "mtd":
-        last_month_end = p.start - timedelta(days=1)
-        start = last_month_end.replace(day=1)
-        day = min(p.end.day, calendar.monthrange(start.year, start.month)[1])
-        return Window(period=Period(start, start.replace(day=day)))
-    if window == "wtd":
-        return Window(period=Period(p.start - timedelta(days=7), p.end - timedelta(days=7)))
     return Window(period=Period(p.start - timedelta(days=p.days), p.start - timedelta(days=1)))
 
 

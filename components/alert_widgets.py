@@ -12,7 +12,7 @@ import streamlit as st
 from analytics import alerts as A
 from analytics.metrics import METRICS, format_value, get_metric
 from components import loaders
-from components.report_widgets import filter_fields
+from components.report_widgets import filter_fields, local_times
 from components.tables import table_height
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 from data.saved_queries import list_queries
@@ -42,11 +42,6 @@ def badge_styles(table: pd.DataFrame, columns: list[str]):
 
 MUTES = {"1 hour": timedelta(hours=1), "4 hours": timedelta(hours=4), "1 day": timedelta(days=1),
          "1 week": timedelta(days=7)}
-
-
-def _local(times: pd.Series) -> pd.Series:
-    t = pd.to_datetime(times, utc=True).dt.tz_convert(loaders.load_settings().tz).dt.tz_localize(None)
-    return t.dt.strftime("%Y-%m-%d %H:%M").fillna("")
 
 
 def _is_rate(metric: str | None) -> bool:
@@ -95,8 +90,8 @@ def render_rule_list(user, rows: pd.DataFrame, *, key: str) -> pd.DataFrame:
         "Every": shown["interval_minutes"].map(lambda m: f"{m} min" if m < 60 else f"{m / 60:g} h"),
         "Channels": [", ".join(list(r or []) + ([w] if w else [])) for r, w in zip(shown["recipients"],
                                                                                     shown["webhook_url"])],
-        "Last evaluated": _local(shown["last_evaluated_at"]),
-        "Muted until": [_local(pd.Series([m])).iloc[0] if m is not pd.NaT and m > now else "" for m in muted],
+        "Last evaluated": local_times(shown["last_evaluated_at"]),
+        "Muted until": [local_times(pd.Series([m])).iloc[0] if m is not pd.NaT and m > now else "" for m in muted],
         "Paused": shown["paused"],
         "Owner": shown["owner"],
     })
@@ -162,7 +157,7 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
             R.delete_rule(conn, user.username, rid, is_admin=is_admin)
         st.rerun()
     if is_muted:
-        st.caption(f"Muted until {_local(pd.Series([muted_until])).iloc[0]}: transitions are recorded, nothing is sent.")
+        st.caption(f"Muted until {local_times(pd.Series([muted_until])).iloc[0]}: transitions are recorded, nothing is sent.")
     with loaders.app_engine().connect() as conn:
         instances = R.list_instances(conn, rid)
         events = R.rule_events(conn, rid)
@@ -178,15 +173,15 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
         else:
             st.dataframe(badge_styles(pd.DataFrame({
                 "Value of": instances["fan_value"].map(names), "State": instances["state"].map(STATE_BADGES),
-                "Value": instances["value"].map(fmt), "Since": _local(instances["since"]),
-                "Last notified": _local(instances["last_notified_at"])}), ["State"]),
+                "Value": instances["value"].map(fmt), "Since": local_times(instances["since"]),
+                "Last notified": local_times(instances["last_notified_at"])}), ["State"]),
                 hide_index=True, width="stretch", key=f"{key}_instances", height=table_height(len(instances)))
     with tabs[1]:
         if events.empty:
             st.caption("No transitions yet.")
         else:
             st.dataframe(badge_styles(pd.DataFrame({
-                "At": _local(events["at"]), "Value of": events["fan_value"].map(names),
+                "At": local_times(events["at"]), "Value of": events["fan_value"].map(names),
                 "From": events["from_state"].map(STATE_BADGES), "To": events["to_state"].map(STATE_BADGES),
                 "Value": events["value"].map(fmt), "Compared with": events["baseline"].map(fmt),
                 "Notified": [("muted" if m else (n or "")) for n, m in zip(events["notify"], events["muted"])],
@@ -197,9 +192,9 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
             st.caption("No notifications yet.")
         else:
             st.dataframe(pd.DataFrame({
-                "Queued": _local(notes["created_at"]), "Channel": notes["channel"], "To": notes["target"],
+                "Queued": local_times(notes["created_at"]), "Channel": notes["channel"], "To": notes["target"],
                 "Subject": notes["subject"], "Status": notes["status"], "Attempts": notes["attempts"],
-                "Sent": _local(notes["sent_at"]), "Last error": notes["last_error"]}),
+                "Sent": local_times(notes["sent_at"]), "Last error": notes["last_error"]}),
                 hide_index=True, width="stretch", key=f"{key}_notes", height=table_height(len(notes)))
 
 

@@ -22,10 +22,11 @@ STATUS_ICONS = {"queued": "⏳ queued", "running": "▶ running", "done": "✔ d
 FILTER_DIMS = ("category", "region", "channel", "business_model", "vendor_id")
 
 
-def _local(times: pd.Series) -> pd.Series:
-    """Times as wall-clock times of APP_TIMEZONE (the page's zone), without the offset."""
+def local_times(times: pd.Series) -> pd.Series:
+    """Times as wall-clock times of APP_TIMEZONE (the page's zone), without the offset; blank where
+    there is none."""
     return pd.to_datetime(times, utc=True).dt.tz_convert(loaders.load_settings().tz).dt.tz_localize(None)\
-        .dt.strftime("%Y-%m-%d %H:%M")
+        .dt.strftime("%Y-%m-%d %H:%M").fillna("")
 
 
 def _size(n) -> str:
@@ -149,7 +150,7 @@ def _exports_body(user, key: str, wanted: int | None, live: bool) -> None:
         "Export": mine["export_id"], "Report": mine["title"], "Format": mine["format"].map(FORMAT_LABELS),
         "Status": mine["status"].map(STATUS_ICONS), "Progress": mine["progress"].astype(float),
         "Step": mine["step"], "Rows": mine["rows"], "Size": mine["bytes"].map(_size),
-        "Created": _local(mine["created_at"]), "Expires": _local(mine["expires_at"]), "Message": mine["message"]})
+        "Created": local_times(mine["created_at"]), "Expires": local_times(mine["expires_at"]), "Message": mine["message"]})
     if user.role == "admin":
         table.insert(1, "Owner", mine["owner"])
     st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_table", height=table_height(len(table)),
@@ -280,9 +281,9 @@ def render_schedules(user, *, key: str) -> None:
             "Name": rows["name"], "Owner": rows["owner"], "Report": rows["template"].map(lambda t: TEMPLATES[t].label),
             "Format": rows["format"].map(FORMAT_LABELS),
             "When": [S.describe_cadence(c, tz) for c, tz in zip(rows["cadence"], rows["timezone"])],
-            "Paused": rows["paused"], f"Next run ({loaders.load_settings().timezone})": _local(rows["next_run_at"]),
+            "Paused": rows["paused"], f"Next run ({loaders.load_settings().timezone})": local_times(rows["next_run_at"]),
             "Recipients": [", ".join(r or []) for r in rows["recipients"]],
-            "Fan-out": rows["fan_out"].fillna(""), "Last run": _local(rows["last_slot"]),
+            "Fan-out": rows["fan_out"].fillna(""), "Last run": local_times(rows["last_slot"]),
             "Last status": rows["last_status"],
             "Last message": rows["last_message"]})
         st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_list", height=table_height(len(table)))
@@ -317,7 +318,7 @@ def render_schedules(user, *, key: str) -> None:
                 st.caption("No runs yet.")
             else:
                 st.dataframe(pd.DataFrame({
-                    "Slot": _local(h["slot"]), "Value": h["fan_value"], "Run now": h["manual"], "Status": h["status"],
+                    "Slot": local_times(h["slot"]), "Value": h["fan_value"], "Run now": h["manual"], "Status": h["status"],
                     "Rows": h["rows"], "Delivered": h["delivered"], "Waiting": h["waiting"],
                     "Failed deliveries": h["failed_deliveries"], "Message": h["message"]}),
                     hide_index=True, width="stretch", key=f"{key}_history", height=table_height(len(h)))

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from analytics import alerts as A
 from analytics.alert_states import Instance, Rule, step
 from analytics.filters import DIMENSIONS
+from analytics.kpis import fetch_vendor_names
 from analytics.metrics import format_value
 from data.audit import record
 from data.db import frame
@@ -398,15 +399,14 @@ def evaluate_due(engine: Engine, *, now: datetime | None = None, settings: Setti
         for r in rules:
             res = results[r.rule_id]
             try:
-                _apply(r, res, instances.get(r.rule_id, {}), now, writes)
-                facts = _rule_facts(r, res.window, s)
+                if _apply(r, res, instances.get(r.rule_id, {}), now, writes):
+                    writes.facts[r.rule_id] = _rule_facts(r, res.window, s)
             except Exception as ex:  # noqa: BLE001 - a bug with one rule must not stop every rule's alerts
                 log.exception("alert rule %s could not be stepped", r.rule_id)
                 writes.drop(r.rule_id)
                 res = Evaluated(None, f"{type(ex).__name__}: {ex}")
-                _apply(r, res, instances.get(r.rule_id, {}), now, writes)
-                facts = _rule_facts(r, None, s)
-            writes.facts[r.rule_id] = facts
+                if _apply(r, res, instances.get(r.rule_id, {}), now, writes):
+                    writes.facts[r.rule_id] = _rule_facts(r, None, s)
             counts["errors"] += res.observations is None
         writes.flush(conn, rules, now)
         counts.update(rules=len(rules), events=len(writes.events), notifications=len(writes.outbox))
@@ -420,15 +420,16 @@ class _Writes:
         self.instances: list[dict] = []
         self.events: list[dict] = []
         self.outbox: list[dict] = []
-        self.notes: list[tuple] = []    # (rule, fan, step, observation, evaluated) to turn into messages
+        self.notes: list[tuple] = []    # (rule, fan, step, observation) to turn into messages
         self.rule_errors: dict[int, str] = {}
-        self.facts: dict[int, dict] = {}   # rule -> what its notifications share
+        self.facts: dict[int, dict] = {}   # rule that notifies -> what its notifications share
 
     def drop(self, rule_id: int) -> None:
         """Forgets what a rule's stepping gathered (it failed half-way)."""
         self.instances = [i for i in self.instances if i["rule_id"] != rule_id]
         self.events = [e for e in self.events if e["rule_id"] != rule_id]
         self.notes = [n for n in self.notes if n[0].rule_id != rule_id]
+        self.facts.pop(rule_id, None)
 
     def flush(self, conn: Connection, rules: list, now: datetime) -> None:
         # Each table in one statement over arrays (unnest): a first tick over thousands of fan-out
@@ -456,7 +457,7 @@ class _Writes:
                 {"at": now, "rows": _json(self.events)})
         if self.notes:
             names = _fan_labels(conn, [(r.fan_out, fan) for r, fan, *_ in self.notes])
-            for r, fan, st, obs, _ in self.notes:
+            for r, fan, st, obs in self.notes:
                 self.outbox.extend(_notifications(r, fan, names.get((r.fan_out, fan), fan), st, obs,
                                                   self.facts[r.rule_id], now))
         enqueue_many(conn, self.outbox)
@@ -474,7 +475,9 @@ def _json(rows: list[dict]) -> str:
     return json.dumps(rows, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
 
 
-def _apply(r, res: Evaluated, known: dict[str, Instance], now: datetime, w: _Writes) -> None:
+def _apply(r, res: Evaluated, known: dict[str, Instance], now: datetime, w: _Writes) -> bool:
+    """Steps the rule's instances through the outcome; gathers their writes in w. Returns whether
+    anything is to be notified."""
     rule = Rule(r.for_evaluations, timedelta(minutes=r.repeat_minutes) if r.repeat_minutes else None,
                 r.notify_on_resolve, r.muted_until)
     if res.observations is None:
@@ -488,6 +491,7 @@ def _apply(r, res: Evaluated, known: dict[str, Instance], now: datetime, w: _Wri
             # A value that is gone (a vendor closed, a label the query no longer returns).
             if fan not in outcomes and inst.state not in ("ok", "no_data"):
                 outcomes[fan] = A.Observation(None, "no_data", message="the value is no longer in the results")
+    notified = False
     for fan, obs in outcomes.items():
         inst = known.get(fan)
         if inst is None:
@@ -510,15 +514,16 @@ def _apply(r, res: Evaluated, known: dict[str, Instance], now: datetime, w: _Wri
                              "band_upper": obs.band[1] if obs.band else None, "threshold": r.threshold,
                              "notify": st.notify, "muted": st.muted, "message": obs.message[:2000]})
         if st.notify:
-            w.notes.append((r, fan, st, obs, res))
+            w.notes.append((r, fan, st, obs))
+            notified = True
+    return notified
 
 
 def _fan_labels(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
     ids = sorted({int(v) for f, v in pairs if f == "vendor_id" and v.isdigit()})
     if not ids:
         return {}
-    rows = conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors WHERE vendor_id = ANY(:ids)"), {"ids": ids})
-    return {("vendor_id", str(i)): f"{n} (vendor {i})" for i, n in rows}
+    return {("vendor_id", str(i)): f"{n} (vendor {i})" for i, n in fetch_vendor_names(conn, ids).items()}
 
 
 def _value(metric: str | None, v: float | None) -> str:

@@ -199,19 +199,27 @@ def test_forecasting_page_shows_the_forecast_and_its_backtest(served_app, browse
     context.close()
 
 
+def _wait_for_result(page, *, press_run: bool = False) -> None:
+    """Waits for a query result's caption ("5 rows · 12 ms", not a schema entry such as "orders ·
+    0 rows · 10 columns"); clicks Run first with press_run, or if a rerun under load swallowed
+    the Ctrl+Enter that ran it."""
+    caption = page.get_by_text(re.compile(r"^[\d,]+ rows · [\d,]+ ms")).first
+    if press_run:
+        page.get_by_role("button", name="Run").click()
+    try:
+        caption.wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        page.get_by_role("button", name="Run").click()
+        caption.wait_for(timeout=60_000)
+
+
 def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, browser):
     context, page = _deep_link_login(browser, served_app + "/sql", "admin")
     page.get_by_text("Start from an example").first.wait_for(timeout=120_000)
     box = page.get_by_role("textbox", name="SQL")
     box.fill("SELECT status, count(*) AS orders FROM mart.orders GROUP BY 1 ORDER BY 1")
     box.press("Control+Enter")
-    # The result's caption ("5 rows · 12 ms"), not a schema entry ("orders · 0 rows · 10 columns").
-    caption = page.get_by_text(re.compile(r"^[\d,]+ rows · [\d,]+ ms")).first
-    try:
-        caption.wait_for(timeout=30_000)
-    except PlaywrightTimeout:   # a rerun under load swallowed the key press: the button does the same
-        page.get_by_role("button", name="Run").click()
-        caption.wait_for(timeout=60_000)
+    _wait_for_result(page)
     info = _download(page, "CSV")
     lines = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
     assert lines[0] == "status,orders" and len(lines) >= 3
@@ -367,8 +375,7 @@ def test_an_analyst_query_with_a_parameter_downloads_what_the_database_says(serv
     page.get_by_role("textbox", name="channel").fill("web")
     page.get_by_role("textbox", name="channel").press("Enter")
     page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Run").click()
-    page.get_by_text(re.compile(r"^[\d,]+ rows · [\d,]+ ms")).first.wait_for(timeout=60_000)
+    _wait_for_result(page, press_run=True)
     info = _download(page, "CSV")
     got = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
     eng = sa.create_engine(SERVED_ENV["DATABASE_URL"])
