@@ -542,6 +542,22 @@ def bench_app_memory(url: str) -> int:
         return psutil.Process(proc.pid).memory_info().rss
 
 
+MEMORY_BEGIN, MEMORY_END = "<!-- memory:begin -->", "<!-- memory:end -->"
+
+
+def memory_section(sizes: list[int], memory: dict, started: datetime) -> str:
+    lines = [MEMORY_BEGIN, "## Streamlit process memory after drawing the overview three times", "",
+             measured(started) + " One chromium logs in and draws the overview three times; then the app "
+             "process's RSS.", "", "| order lines | RSS |", "|---:|---:|"]
+    lines += [f"| {n:,} | {memory[n] / 2**20:,.0f} MiB |" for n in sizes if n in memory]
+    done = [n for n in sizes if n in memory]
+    if len(done) > 1:
+        a, b = done[0], done[-1]
+        ratio = memory[b] / memory[a]
+        lines += ["", f"{b:,} vs {a:,} lines: {ratio:.2f}× (target: flat, ≤ 1.2×) " + ("✅" if ratio <= 1.2 else "❌")]
+    return "\n".join(lines + [MEMORY_END]) + "\n"
+
+
 def machine() -> str:
     cpu = platform.processor() or ""
     try:
@@ -565,7 +581,7 @@ def commit() -> str:
         return "unknown"
 
 
-def write_results(sizes: list[int], seeds: dict, overview: dict, memory: dict, started: datetime) -> None:
+def write_results(sizes: list[int], seeds: dict, overview: dict, started: datetime) -> None:
     mb = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
     lines = [
         "# Benchmark results", "",
@@ -600,15 +616,6 @@ def write_results(sizes: list[int], seeds: dict, overview: dict, memory: dict, s
             ok = (" ✅" if r["ratio"] <= 0.1 else " ❌") if n == sizes[-1] else ""
             lines.append(f"| {n:,} | {r['preset']} | {r['app_ms']:,.0f} ms | {r['raw_ms']:,.0f} ms | "
                          f"{r['ratio']:.3f}× | {'yes' if r['same'] else 'NO'} | {target}{ok} |")
-    if memory:
-        lines += ["", "## Streamlit process memory after drawing the overview three times", "",
-                  "| order lines | RSS |", "|---:|---:|"]
-        lines += [f"| {n:,} | {mb(memory[n])} |" for n in sizes if n in memory]
-        if len(memory) > 1:
-            a, b = sizes[0], sizes[-1]
-            ratio = memory[b] / memory[a]
-            lines += ["", f"{b:,} vs {a:,} lines: {ratio:.2f}× (target: flat, ≤ 1.2×) "
-                      + ("✅" if ratio <= 1.2 else "❌")]
     OUT.write_text("\n".join(lines) + "\n")
     log(f"wrote {OUT.relative_to(ROOT)}")
 
@@ -617,7 +624,7 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--sizes", default="1000000,10000000", help="order lines, comma-separated")
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--no-browser", action="store_true", help="skip the app memory measurement")
+    p.add_argument("--no-browser", action="store_true", help="skip the browser sections (load, app memory)")
     p.add_argument("--pages-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the pages section")
     p.add_argument("--customers-only", action="store_true",
@@ -631,14 +638,14 @@ def main() -> int:
     p.add_argument("--alerts-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the alerts section")
     p.add_argument("--load-only", action="store_true",
-                   help="reuse the bench databases and rewrite only the load section (20 browser sessions)")
+                   help="reuse the bench databases and rewrite only the browser sections (load, app memory)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
     if args.pages_only or args.customers_only or args.forecasts_only or args.query_only or args.exports_only \
             or args.alerts_only or args.load_only:
-        pages, customers, forecasts, queries, exported, alerted, loaded = {}, {}, {}, {}, {}, {}, {}
+        pages, customers, forecasts, queries, exported, alerted, loaded, memory = {}, {}, {}, {}, {}, {}, {}, {}
         for n in sizes:
             url = admin.replace("/postgres?", f"/bench_{n}?")
             env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
@@ -659,8 +666,10 @@ def main() -> int:
                 alerted[n] = bench_alerts(url, args.reps)
             if args.load_only:
                 loaded[n] = bench_load(url)
+                memory[n] = bench_app_memory(url)
         if args.load_only:
             write_section(load_section(sizes, loaded, started), LOAD_BEGIN, LOAD_END)
+            write_section(memory_section(sizes, memory, started), MEMORY_BEGIN, MEMORY_END)
         if args.alerts_only:
             write_section(alerts_section(sizes, alerted, started), ALERTS_BEGIN, ALERTS_END)
         if args.exports_only:
@@ -676,7 +685,7 @@ def main() -> int:
         return 0
     seeds, overview, memory, pages, customers, forecasts, queries, exported, alerted, loaded = ({}, {}, {}, {}, {}, {}, {},
                                                                                             {}, {}, {})
-    for n in sizes:
+    for i, n in enumerate(sizes):
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
         url = recreate_database(admin, name)
@@ -695,15 +704,18 @@ def main() -> int:
             loaded[n] = bench_load(url)
             memory[n] = bench_app_memory(url)
             log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
-    write_results(sizes, seeds, overview, memory, started)
-    write_pages_section(pages_section(sizes, pages, started))
-    write_section(customers_section(sizes, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
-    write_section(forecasts_section(sizes, forecasts, started), FORECASTS_BEGIN, FORECASTS_END)
-    write_section(query_section(sizes, queries, started), QUERY_BEGIN, QUERY_END)
-    write_section(exports_section(sizes, exported, started), EXPORTS_BEGIN, EXPORTS_END)
-    write_section(alerts_section(sizes, alerted, started), ALERTS_BEGIN, ALERTS_END)
-    if loaded:
-        write_section(load_section(sizes, loaded, started), LOAD_BEGIN, LOAD_END)
+        # Written after each size, so a failure at 10M keeps what 1M measured.
+        done = sizes[:i + 1]
+        write_results(done, seeds, overview, started)
+        write_pages_section(pages_section(done, pages, started))
+        write_section(customers_section(done, customers, started), CUSTOMERS_BEGIN, CUSTOMERS_END)
+        write_section(forecasts_section(done, forecasts, started), FORECASTS_BEGIN, FORECASTS_END)
+        write_section(query_section(done, queries, started), QUERY_BEGIN, QUERY_END)
+        write_section(exports_section(done, exported, started), EXPORTS_BEGIN, EXPORTS_END)
+        write_section(alerts_section(done, alerted, started), ALERTS_BEGIN, ALERTS_END)
+        if loaded:
+            write_section(load_section(done, loaded, started), LOAD_BEGIN, LOAD_END)
+            write_section(memory_section(done, memory, started), MEMORY_BEGIN, MEMORY_END)
     return 0
 
 
