@@ -22,7 +22,7 @@ import psutil
 import sqlalchemy as sa
 
 from bench.alerts import ALERTS_BEGIN, ALERTS_END, alerts_section, bench_alerts
-from bench.load import LOAD_BEGIN, LOAD_END, bench_load, load_section
+from bench.load import CLIENTS, LOAD_BEGIN, LOAD_END, bench_load, load_section
 from data.db import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -620,6 +620,11 @@ def write_results(sizes: list[int], seeds: dict, overview: dict, started: dateti
     log(f"wrote {OUT.relative_to(ROOT)}")
 
 
+def load_clients(n: int, sizes: list[int]) -> tuple[str, ...]:
+    """The protocol client at every size; chromium (whose figure is the browsers' work) at the smallest."""
+    return CLIENTS if n == min(sizes) else ("protocol",)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--sizes", default="1000000,10000000", help="order lines, comma-separated")
@@ -665,7 +670,7 @@ def main() -> int:
             if args.alerts_only:
                 alerted[n] = bench_alerts(url, args.reps)
             if args.load_only:
-                loaded[n] = bench_load(url)
+                loaded[n] = bench_load(url, load_clients(n, sizes))
                 memory[n] = bench_app_memory(url)
         if args.load_only:
             write_section(load_section(sizes, loaded, started), LOAD_BEGIN, LOAD_END)
@@ -701,7 +706,7 @@ def main() -> int:
         exported[n] = bench_exports(url, args.reps)
         alerted[n] = bench_alerts(url, args.reps)
         if not args.no_browser:
-            loaded[n] = bench_load(url)
+            loaded[n] = bench_load(url, load_clients(n, sizes))
             memory[n] = bench_app_memory(url)
             log(f"  streamlit RSS: {memory[n] / 2**20:.0f} MiB")
         # Written after each size, so a failure at 10M keeps what 1M measured.

@@ -239,8 +239,9 @@ def render_payments(f: Filters) -> None:
         return
     df = df.assign(method=df["payment_method"].map(label))
     left, right = st.columns(2)
-    fig = px.pie(df, names="method", values="gmv", hole=0.55, color_discrete_sequence=PALETTE)
-    fig.update_traces(textinfo="label+percent", hovertemplate="%{label}: €%{value:,.0f}<extra></extra>")
+    # go.Pie, not px.pie: plotly express builds the same figure at several times the cost.
+    fig = go.Figure(go.Pie(labels=df["method"], values=df["gmv"], hole=0.55, marker_colors=PALETTE,
+                           textinfo="label+percent", hovertemplate="%{label}: €%{value:,.0f}<extra></extra>"))
     fig.update_layout(height=320, showlegend=False)
     left.markdown("**GMV by payment method**")
     left.plotly_chart(fig, key="sa_pay_mix")

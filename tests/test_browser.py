@@ -426,3 +426,23 @@ def test_selecting_a_leaderboard_row_drills_down_into_that_vendor(served_app, br
     assert before in names and after in names and after != before, (before, after)
     page.screenshot(path=str(ARTIFACTS / "journey_vendor_drill_down.png"), full_page=True)
     context.close()
+
+
+def test_the_load_benchmarks_protocol_client_sees_drawn_pages_and_calls_a_login_page_an_error(served_app):
+    """bench/load.py's websocket client: with a session cookie both pages draw their figures with no
+    error; with a cookie signed by another key the app shows its login page, which must count as an
+    error rather than as a fast render."""
+    import asyncio
+
+    from bench.load import protocol_view, session_cookie
+
+    cookie = session_cookie(SERVED_ENV["DATABASE_URL"], TEST_COOKIE_KEY)
+    errors: list[str] = []
+    view = protocol_view(served_app, cookie, errors)
+    took = asyncio.run(view("overview")), asyncio.run(view("sales"))
+    assert not errors, errors
+    assert all(0 < t < 120 for t in took), took
+
+    forged = session_cookie(SERVED_ENV["DATABASE_URL"], "another-key-0123456789-abcdefghijklmnop")
+    asyncio.run(protocol_view(served_app, forged, errors)("overview"))
+    assert errors == ["overview: 0 metric elements drawn, 10 expected"], errors
