@@ -446,3 +446,8 @@ def test_the_load_benchmarks_protocol_client_sees_drawn_pages_and_calls_a_login_
     forged = session_cookie(SERVED_ENV["DATABASE_URL"], "another-key-0123456789-abcdefghijklmnop")
     asyncio.run(protocol_view(served_app, forged, errors)("overview"))
     assert errors == ["overview: 0 metric elements drawn, 10 expected"], errors
+
+
+def test_the_images_healthcheck_finds_the_served_app_healthy(served_app):
+    from scripts.healthcheck import app_answering
+    assert app_answering(served_app + "/_stcore/health") is None

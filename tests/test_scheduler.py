@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -134,3 +135,30 @@ def test_customer_scores_run_once_a_night_after_their_time(empty_engine, monkeyp
         assert jobs.customer_scores_due(conn, after) is None
     with empty_engine.connect() as conn:
         assert jobs.customer_scores_job(conn, after) == "up to date"
+
+
+def test_the_images_healthcheck_knows_which_role_its_container_runs():
+    from scripts.healthcheck import role
+    assert role(b"python\0-m\0reports.scheduler\0") == "scheduler"
+    assert role(b"/usr/local/bin/python\0/usr/local/bin/streamlit\0run\0app.py\0") == "app"
+    assert role(b"sh\0-c\0python -m data migrate && exec streamlit run app.py\0") == "app"
+    assert role(b"") == "app"
+
+
+def test_the_scheduler_healthcheck_wants_a_recent_heartbeat_from_its_host(empty_engine, monkeypatch):
+    from scripts.healthcheck import scheduler_beating
+    monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
+    assert scheduler_beating(60) == "no heartbeat from a scheduler on this host yet"
+    assert jobs.heartbeat(empty_engine)
+    assert scheduler_beating(60) is None
+    assert scheduler_beating(60, hostname="another-host") == "no heartbeat from a scheduler on this host yet"
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE app.scheduler_heartbeat SET beat_at = now() - interval '10 minutes'"))
+    assert re.fullmatch(r"last heartbeat 6\d\d s ago \(more than 60 s\)", scheduler_beating(60))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/x")
+    assert scheduler_beating(60).startswith("database unreachable: ")
+
+
+def test_the_app_healthcheck_reports_a_closed_port():
+    from scripts.healthcheck import app_answering
+    assert app_answering("http://127.0.0.1:1/_stcore/health").startswith("http://127.0.0.1:1/_stcore/health: ")

@@ -1,0 +1,66 @@
+"""The deploy files agree with the code: docker-compose.yml's settings exist, its secrets are
+required and listed in .env.example, and the image runs its health check as a non-root user.
+(No Docker daemon runs here; the files' schema was checked with `docker-compose config`.)"""
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from data.settings import ENV_VARS
+from tests.conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+KNOWN = {name for name, _, _ in ENV_VARS}
+COMPOSE_ONLY = {"SEED_DEMO_DATA"}     # read by the migrate service's shell, not by the app
+
+
+def test_compose_runs_postgres_the_app_the_scheduler_and_a_mail_catcher_from_one_image():
+    assert set(SERVICES) == {"postgres", "migrate", "app", "scheduler", "mailpit"}
+    for name in ("migrate", "app", "scheduler"):
+        assert SERVICES[name]["build"] == "." and SERVICES[name]["image"] == "marketplace-bi:latest", name
+    assert SERVICES["scheduler"]["command"] == ["python", "-m", "reports.scheduler"]
+    for name in ("app", "scheduler"):
+        assert SERVICES[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert "exports:/exports" in SERVICES[name]["volumes"]
+        assert SERVICES[name]["environment"]["SMTP_HOST"] == "${SMTP_HOST:-mailpit}"
+    assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert "pgdata:/var/lib/postgresql" in SERVICES["postgres"]["volumes"]   # PostgreSQL 18's layout
+    assert set(COMPOSE["volumes"]) == {"pgdata", "exports", "mail"}
+
+
+def test_every_setting_compose_passes_is_one_the_app_reads():
+    for name in ("migrate", "app", "scheduler"):
+        unknown = set(SERVICES[name]["environment"]) - KNOWN - COMPOSE_ONLY
+        assert not unknown, f"{name}: {unknown}"
+
+
+def test_secrets_are_required_and_listed_in_the_env_example():
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    assert required == {"POSTGRES_PASSWORD", "ANALYST_DB_PASSWORD", "AUTH_COOKIE_KEY"}
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert required <= set(example)
+    assert len(example["AUTH_COOKIE_KEY"]) >= 32
+    for service in SERVICES.values():
+        for key, value in service.get("environment", {}).items():
+            if key.endswith(("PASSWORD", "KEY")):
+                assert value.startswith("${"), f"{key} is written into the compose file"
+    for ignore in (".gitignore", ".dockerignore"):
+        assert ".env" in (ROOT / ignore).read_text().split(), ignore
+
+
+def test_the_image_runs_as_a_user_with_its_dependencies_cached_and_a_health_check():
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[0].startswith("FROM python:3.11-slim")
+    copy_reqs = lines.index("COPY requirements.txt .")
+    install = next(i for i, line in enumerate(lines) if line.startswith("RUN pip install -r requirements.txt"))
+    copy_all = lines.index("COPY --chown=app:app . .")
+    assert copy_reqs < install < copy_all, "dependencies are a layer of their own, before the code"
+    assert "USER app" in lines
+    health = next(line for line in lines if line.startswith("HEALTHCHECK"))
+    assert '"python", "-m", "scripts.healthcheck"' in health
+    assert (ROOT / "scripts" / "healthcheck.py").exists()
