@@ -137,6 +137,16 @@ def _json_ready(values: dict) -> dict:
                 if isinstance(v, tuple) else v) for k, v in values.items()}
 
 
+def analyst_connect_failure(ex: sa.exc.OperationalError) -> str:
+    """The SQL page's words when the analysts' role cannot log in, with what an admin can do."""
+    reason = str(getattr(ex, "orig", ex)).strip()
+    message = f"The analysts' database role cannot connect: {reason}"
+    if "password authentication failed" in reason:
+        message += (". An admin sets ANALYST_DB_PASSWORD for the app and runs `python -m data migrate`, "
+                    "which gives the role that password")
+    return message
+
+
 def execute(user, sql: str, values: dict, *, row_limit: int, query_id: int | None = None,
             client_addr: str = "") -> tuple[QueryResult | None, str | None]:
     """Binds the parameters, runs the query on the analysts' role and records the run (history,
@@ -152,7 +162,7 @@ def execute(user, sql: str, values: dict, *, row_limit: int, query_id: int | Non
     except QueryFailed as ex:
         message, outcome = f"{ex}.", "failed"
     except sa.exc.OperationalError as ex:
-        message, outcome = f"The analysts' database role cannot connect: {str(ex.orig).strip()}", "failed"
+        message, outcome = analyst_connect_failure(ex), "failed"
     except sa.exc.StatementError as ex:
         message, outcome = f"Not run: {ex.orig if getattr(ex, 'orig', None) else ex}.", "rejected"
     ms = result.elapsed_ms if result else round((time.perf_counter() - started) * 1000)

@@ -3,8 +3,10 @@ required and listed in .env.example, and the image runs its health check as a no
 (No Docker daemon runs here; the files' schema was checked with `docker-compose config`.)"""
 from __future__ import annotations
 
+import os
 import re
 
+import pytest
 import yaml
 
 from data.settings import ENV_VARS
@@ -64,3 +66,55 @@ def test_the_image_runs_as_a_user_with_its_dependencies_cached_and_a_health_chec
     health = next(line for line in lines if line.startswith("HEALTHCHECK"))
     assert '"python", "-m", "scripts.healthcheck"' in health
     assert (ROOT / "scripts" / "healthcheck.py").exists()
+
+
+def test_migrate_and_the_sql_pages_role_work_on_a_server_that_checks_passwords(tmp_path_factory, monkeypatch):
+    """Compose's setup without Docker: a PostgreSQL that wants a password from everyone (the
+    official image does), its owner `mbi` as POSTGRES_USER makes it, and a `postgresql://` URL.
+    Migrate gives the analysts' role ANALYST_DB_PASSWORD; the SQL runner logs in with it."""
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from analytics.query import run_query
+    from data.db import analyst_url, embedded_server, make_analyst_engine
+    from data.settings import load_settings
+
+    server = embedded_server(tmp_path_factory.mktemp("pgpw") / "data", cleanup_mode="delete")
+    host = server.get_postmaster_info().socket_path.parent
+    admin = sa.create_engine(f"postgresql+psycopg://postgres@/postgres?host={host}",
+                             isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text("CREATE ROLE mbi LOGIN SUPERUSER PASSWORD 'compose-db-secret'"))
+        conn.execute(sa.text("CREATE DATABASE mbi OWNER mbi"))
+        hba = conn.execute(sa.text("SHOW hba_file")).scalar()
+    with open(hba, "w") as f:     # the server's own user reads it; root writes it
+        f.write("local all postgres trust\nlocal all all scram-sha-256\n")
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_reload_conf()"))
+
+    url = f"postgresql://mbi:compose-db-secret@/mbi?host={host}"
+    env = {**os.environ, "DATABASE_URL": url, "ANALYST_DB_PASSWORD": "compose-analyst-secret",
+           "AUTH_COOKIE_KEY": "k" * 40}
+    out = subprocess.run([sys.executable, "-m", "data", "migrate"], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("DATABASE_URL", "ANALYST_DB_PASSWORD", "AUTH_COOKIE_KEY"):
+        monkeypatch.setenv(name, env[name])
+    engine = make_analyst_engine(analyst_url(load_settings()))
+    assert run_query("SELECT count(*) AS n FROM vendors", engine=engine).frame["n"].tolist() == [0]
+    engine.dispose()
+
+    monkeypatch.setenv("ANALYST_DB_PASSWORD", "wrong")
+    engine = make_analyst_engine(analyst_url(load_settings()))
+    with pytest.raises(sa.exc.OperationalError, match="password authentication failed") as failed:
+        run_query("SELECT 1", engine=engine)
+    engine.dispose()
+    # What the SQL page says then: the reason, and what an admin does about it.
+    from components.sql_widgets import analyst_connect_failure
+    said = analyst_connect_failure(failed.value)
+    assert 'password authentication failed for user "bi_analyst"' in said
+    assert said.endswith("An admin sets ANALYST_DB_PASSWORD for the app and runs `python -m data migrate`, "
+                         "which gives the role that password")
+    admin.dispose()
