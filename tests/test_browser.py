@@ -433,18 +433,23 @@ def test_the_load_benchmarks_protocol_client_sees_drawn_pages_and_calls_a_login_
     error; with a cookie signed by another key the app shows its login page, which must count as an
     error rather than as a fast render."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from bench.load import protocol_view, session_cookie
+
+    def run(coro):   # in a thread of its own: Playwright's sync API keeps an event loop in this one
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coro).result()
 
     cookie = session_cookie(SERVED_ENV["DATABASE_URL"], TEST_COOKIE_KEY)
     errors: list[str] = []
     view = protocol_view(served_app, cookie, errors)
-    took = asyncio.run(view("overview")), asyncio.run(view("sales"))
+    took = run(view("overview")), run(view("sales"))
     assert not errors, errors
     assert all(0 < t < 120 for t in took), took
 
     forged = session_cookie(SERVED_ENV["DATABASE_URL"], "another-key-0123456789-abcdefghijklmnop")
-    asyncio.run(protocol_view(served_app, forged, errors)("overview"))
+    run(protocol_view(served_app, forged, errors)("overview"))
     assert errors == ["overview: 0 metric elements drawn, 10 expected"], errors
 
 
