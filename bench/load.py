@@ -1,19 +1,20 @@
 """The load benchmark: 20 analysts at once on the overview and sales pages, against one alone, on
 the same app process.
 
-Each analyst walks the same way: open the overview by its URL, wait until it is drawn, read it for
-a few seconds, open the sales page, read, and so on for ROUNDS rounds. Alone: SINGLE_USERS
-analysts one after another (after one warm-up walk); together: SESSIONS analysts arriving two a
-second (a load tester's ramp-up), all walking at once. A render is the time from opening a page
-to its last element.
+Each analyst walks the same way: open the overview, wait until it is drawn, read it for a few
+seconds, open the sales page, read, and so on for ROUNDS rounds. Alone: SINGLE_USERS analysts one
+after another (after one warm-up walk); together: SESSIONS analysts arriving two a second (a load
+tester's ramp-up), all walking at once. A render is the time from asking for a page to its last
+element.
 
 The walk is measured with two clients:
-- protocol: each page view opens a Streamlit session over the websocket and sends what a browser
-  sends (the page, the time zone, the session cookie); the render ends with the script's last
-  message. This is the app's side of the render, as 20 analysts on their own computers see it.
-- chromium: one headless chromium, a browser context per analyst; the render ends when the page's
-  figures are drawn. The 20 tabs draw on the same two cores as the app, so this figure counts the
-  browsers' work too.
+- protocol: each analyst is one Streamlit session over one websocket, opened with the session
+  cookie by the first view, and asks for each page with the message a browser sends when a
+  sidebar link is clicked; the render ends with the script's last message. This is the app's
+  side of the render, as 20 analysts on their own computers meet it.
+- chromium: one headless chromium, a browser context per analyst, each page opened by its URL (a
+  new session each time, the heaviest way); the render ends when the page's figures are drawn.
+  The tabs draw on the same two cores as the app, so this figure counts the browsers' work too.
 The app process's CPU and peak memory (RSS, with children) are recorded during the concurrent walk.
 """
 from __future__ import annotations
@@ -51,49 +52,58 @@ PAGE_NAMES = {"overview": "", "sales": "sales"}
 DRAWN = {"overview": ("metric", 10), "sales": ("plotly_chart", 4)}
 
 
-def protocol_view(base: str, cookie: str, errors: list[str]):
-    """Returns an async view(page) that opens the page in a new Streamlit session over the websocket,
-    as a browser loading its URL does, and returns the seconds until the script's last message."""
+def protocol_user(base: str, cookie: str, errors: list[str]):
+    """Returns (view, close) for one analyst: one Streamlit session over one websocket for the whole
+    walk, opened by the first view (as a browser opening the app) and asked for each later page as
+    the browser asks when a sidebar link is clicked. view(page) returns the seconds until the
+    script's last message."""
     import websockets
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     done = ForwardMsg.ScriptFinishedStatus
     url = base.replace("http://", "ws://") + "/_stcore/stream"
+    session: dict = {}
 
     async def view(page: str) -> float:
         started = time.perf_counter()
         kind_wanted, count_wanted = DRAWN[page]
         drawn = 0
-        async with websockets.connect(url, max_size=None, open_timeout=300,
-                                      additional_headers={"Cookie": f"mbi_session={cookie}"}) as ws:
-            msg = BackMsg()
-            msg.rerun_script.page_name = PAGE_NAMES[page]
-            msg.rerun_script.context_info.timezone = "UTC"
-            await ws.send(msg.SerializeToString())
-            while True:
-                fm = ForwardMsg()
-                fm.ParseFromString(await asyncio.wait_for(ws.recv(), 300))
-                kind = fm.WhichOneof("type")
-                element = fm.delta.new_element.WhichOneof("type") \
-                    if kind == "delta" and fm.delta.WhichOneof("type") == "new_element" else None
-                if element == "exception":
-                    errors.append(f"{page}: {fm.delta.new_element.exception.message}")
-                drawn += element == kind_wanted
-                if kind == "page_not_found":
-                    errors.append(f"{page}: page not found")
-                elif kind == "script_finished":
-                    if fm.script_finished == done.FINISHED_SUCCESSFULLY:
-                        took = time.perf_counter() - started
-                        if drawn < count_wanted:
-                            errors.append(f"{page}: {drawn} {kind_wanted} elements drawn, {count_wanted} expected")
-                        return took
-                    if fm.script_finished == done.FINISHED_WITH_COMPILE_ERROR:
-                        errors.append(f"{page}: the script did not compile")
-                        return time.perf_counter() - started
-                    # FINISHED_EARLY_FOR_RERUN: the page asked for a rerun; its end is still to come.
+        if "ws" not in session:
+            session["ws"] = await websockets.connect(url, max_size=None, open_timeout=300,
+                                                     additional_headers={"Cookie": f"mbi_session={cookie}"})
+        ws = session["ws"]
+        msg = BackMsg()
+        msg.rerun_script.page_name = PAGE_NAMES[page]
+        msg.rerun_script.context_info.timezone = "UTC"
+        await ws.send(msg.SerializeToString())
+        while True:
+            fm = ForwardMsg()
+            fm.ParseFromString(await asyncio.wait_for(ws.recv(), 300))
+            kind = fm.WhichOneof("type")
+            element = fm.delta.new_element.WhichOneof("type") \
+                if kind == "delta" and fm.delta.WhichOneof("type") == "new_element" else None
+            if element == "exception":
+                errors.append(f"{page}: {fm.delta.new_element.exception.message}")
+            drawn += element == kind_wanted
+            if kind == "page_not_found":
+                errors.append(f"{page}: page not found")
+            elif kind == "script_finished":
+                if fm.script_finished == done.FINISHED_SUCCESSFULLY:
+                    took = time.perf_counter() - started
+                    if drawn < count_wanted:
+                        errors.append(f"{page}: {drawn} {kind_wanted} elements drawn, {count_wanted} expected")
+                    return took
+                if fm.script_finished == done.FINISHED_WITH_COMPILE_ERROR:
+                    errors.append(f"{page}: the script did not compile")
+                    return time.perf_counter() - started
+                # FINISHED_EARLY_FOR_RERUN: the page asked for a rerun; its end is still to come.
 
-    return view
+    async def close() -> None:
+        if "ws" in session:
+            await session.pop("ws").close()
+
+    return view, close
 
 
 # --- the chromium client --------------------------------------------------------------------------
@@ -160,7 +170,7 @@ async def _measure(client: str, base: str, cookie: str, app: psutil.Process) -> 
 
     async def user():
         if client == "protocol":
-            return protocol_view(base, cookie, errors), None
+            return protocol_user(base, cookie, errors)
         return await chromium_user(browser, base, cookie, errors)
 
     async def walk(delay: float = 0.0, think: tuple = THINK_S):
@@ -269,14 +279,15 @@ def load_section(sizes: list[int], results: dict, started) -> str:
         f"opens the sales page, reads it, {ROUNDS} rounds. Alone: {SINGLE_USERS} analysts one after another "
         f"(after a warm-up walk; pauses of {SINGLE_THINK_S[0]}–{SINGLE_THINK_S[1]} s, as alone they change "
         f"nothing but the walk's length); together: {SESSIONS} analysts arriving {ARRIVALS_PER_S:.0f} a second, "
-        "all walking at once. A render runs from opening a page by its URL (a new session) to its last "
-        "element. **protocol**: each page view is a Streamlit session over the websocket sending what a "
-        "browser sends, with the session cookie; the render ends with the script's last message, and a page "
-        "without its figures (ten KPI cards, four charts) counts as an error. This is the app's side of the "
-        f"render, as {SESSIONS} analysts on their own computers meet it. **chromium** (at the smallest size "
-        "only: it measures the browser more than the data): a browser context per analyst in one headless "
-        "chromium; the render ends when the figures are drawn, and the tabs draw on the same two cores as "
-        "the app. Ratio: p95 together / p95 alone. Memory: the app process's peak RSS (with children).",
+        "all walking at once. A render runs from asking for a page to its last element. **protocol**: each "
+        "analyst is one Streamlit session over one websocket, opened with the session cookie, asking for "
+        "each page with the message a browser sends when a sidebar link is clicked; the render ends with "
+        "the script's last message, and a page without its figures (ten KPI cards, four charts) counts as "
+        f"an error. This is the app's side of the render, as {SESSIONS} analysts on their own computers "
+        "meet it. **chromium** (at the smallest size only: it measures the browser more than the data): a "
+        "browser context per analyst in one headless chromium, each page opened by its URL (a new session "
+        "each time); the render ends when the figures are drawn, and the tabs draw on the same two cores "
+        "as the app. Ratio: p95 together / p95 alone. Memory: the app process's peak RSS (with children).",
         f"| order lines | client | page | p95 alone | p95 with {SESSIONS} | ratio | median alone | median with "
         f"{SESSIONS} | renders | errors | app peak RSS | target |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
