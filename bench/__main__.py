@@ -574,8 +574,9 @@ def machine() -> str:
 def commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        # RESULTS.md itself does not count: the run rewrites it after each size.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!bench/RESULTS.md"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         return sha + (" (with uncommitted changes)" if dirty else "")
     except OSError:
         return "unknown"
