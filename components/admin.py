@@ -26,8 +26,14 @@ def _show_password_once() -> None:
         st.code(password, language=None)
 
 
-def _act(engine, fn, *args, done: str, **kwargs) -> bool:
-    """Runs one user change in a transaction; shows its AuthError as a message. Returns success."""
+_DONE = "admin_done"
+
+
+def _act(engine, fn, *args, done: str, then_rerun: bool = True, **kwargs) -> bool:
+    """Runs one user change in a transaction; shows its AuthError as a message. Returns success.
+
+    With then_rerun (the caller reruns the page next), the confirmation waits for that run
+    (_show_done): a toast sent just before st.rerun() is cleared before the browser draws it."""
     try:
         with engine.begin() as conn:
             fn(conn, *args, **kwargs)
@@ -37,12 +43,21 @@ def _act(engine, fn, *args, done: str, **kwargs) -> bool:
     except sa.exc.OperationalError as ex:  # deadlock, serialisation failure, lost connection
         st.error(f"The change was not saved ({str(ex.orig).splitlines()[0]}). Please try again.")
         return False
-    st.toast(done, icon="✅")
+    if then_rerun:
+        st.session_state[_DONE] = done
+    else:
+        st.toast(done, icon="✅")
     return True
+
+
+def _show_done() -> None:
+    if done := st.session_state.pop(_DONE, None):
+        st.toast(done, icon="✅")
 
 
 def render_users(engine, admin: auth.User) -> None:
     """Draws the users table, the create form and the per-user actions."""
+    _show_done()
     _show_password_once()
     with engine.connect() as conn:
         users = auth.fetch_users(conn)
@@ -182,7 +197,7 @@ def render_deliveries(engine, admin: auth.User) -> None:
     picked = c[0].selectbox("Delivery", list(labels), format_func=labels.get, key="deliveries_pick")
     if c[1].button("Retry", key="deliveries_retry", icon=":material/replay:"):
         _act(engine, retry_delivery, int(picked), actor=admin.username,
-             done="Queued again: the scheduler sends it within seconds.")
+             done="Queued again: the scheduler sends it within seconds.", then_rerun=False)
 
 
 def _when(label: str):

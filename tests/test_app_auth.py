@@ -131,6 +131,8 @@ def test_admin_creates_resets_disables_and_reads_the_audit_log(monkeypatch, data
     assert not at.exception
     shown = [c.value for c in at.get("code")]
     assert len(shown) == 1, "a generated password is shown once"
+    # The confirmation (the browser journey checks that it survives the rerun: AppTest keeps it anyway).
+    assert [t.value for t in at.toast] == [f"Created {name}"]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT role FROM app.users WHERE username = :u"), {"u": name}).scalar() == "analyst"
     at.run()
