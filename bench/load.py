@@ -166,7 +166,6 @@ def _cpu(proc: psutil.Process) -> float:
 async def _measure(client: str, base: str, cookie: str, app: psutil.Process) -> dict:
     errors: list[str] = []
     rng = random.Random(1)
-    users = []
 
     async def user():
         if client == "protocol":
@@ -178,8 +177,7 @@ async def _measure(client: str, base: str, cookie: str, app: psutil.Process) -> 
         try:
             return await _walk(view, random.Random(rng.random()), delay, think)
         finally:
-            if close:
-                await close()
+            await close()
 
     async def run() -> dict:
         await walk(think=(0, 0))                       # warm the caches once
