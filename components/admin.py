@@ -8,6 +8,7 @@ import streamlit as st
 
 import sqlalchemy as sa
 
+from components import flash
 from components.auth import ROLE_LABELS, client_addr
 from data import auth
 from data.audit import fetch_audit, fetch_audit_actions
@@ -26,14 +27,11 @@ def _show_password_once() -> None:
         st.code(password, language=None)
 
 
-_DONE = "admin_done"
-
-
 def _act(engine, fn, *args, done: str, then_rerun: bool = True, **kwargs) -> bool:
     """Runs one user change in a transaction; shows its AuthError as a message. Returns success.
 
     With then_rerun (the caller reruns the page next), the confirmation waits for that run
-    (_show_done): a toast sent just before st.rerun() is cleared before the browser draws it."""
+    (components.flash): a toast sent just before st.rerun() is cleared before the browser draws it."""
     try:
         with engine.begin() as conn:
             fn(conn, *args, **kwargs)
@@ -44,20 +42,15 @@ def _act(engine, fn, *args, done: str, then_rerun: bool = True, **kwargs) -> boo
         st.error(f"The change was not saved ({str(ex.orig).splitlines()[0]}). Please try again.")
         return False
     if then_rerun:
-        st.session_state[_DONE] = done
+        flash.later("admin", done)
     else:
         st.toast(done, icon="✅")
     return True
 
 
-def _show_done() -> None:
-    if done := st.session_state.pop(_DONE, None):
-        st.toast(done, icon="✅")
-
-
 def render_users(engine, admin: auth.User) -> None:
     """Draws the users table, the create form and the per-user actions."""
-    _show_done()
+    flash.show("admin", toast=True)
     _show_password_once()
     with engine.connect() as conn:
         users = auth.fetch_users(conn)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from analytics.filters import DIMENSIONS
-from components import loaders
+from components import flash, loaders
 from components.tables import table_height
 from data.saved_queries import list_queries
 from reports import exports as X
@@ -130,12 +130,11 @@ def render_request(user, *, key: str) -> None:
             with loaders.app_engine().begin() as conn:
                 export_id = X.request_export(conn, user.username, template, spec, fmt)
             # Run the page again: My exports (drawn above this tab) then lists it and follows its progress.
-            st.session_state[f"{key}_flash"] = f"Export {export_id} queued: it appears under My exports with its progress."
+            flash.later(key, f"Export {export_id} queued: it appears under My exports with its progress.")
             st.rerun()
         except ReportError as ex:
             st.error(f"Not queued: {ex}.", icon=":material/error:")
-    if flash := st.session_state.pop(f"{key}_flash", None):
-        st.success(flash, icon=":material/check:")
+    flash.show(key)
 
 
 def _exports_body(user, key: str, wanted: int | None, live: bool) -> None:
@@ -215,9 +214,9 @@ def _cadence_fields(key: str, initial: dict | None) -> tuple[dict, str]:
     return cadence, tz
 
 
-def render_schedule_form(user, *, key: str, editing: dict | None = None, flash_key: str | None = None) -> None:
-    """The schedule's fields and Save; with flash_key, a saved schedule reruns the page (so the
-    list above shows it) with its confirmation kept under that key."""
+def render_schedule_form(user, *, key: str, editing: dict | None = None, list_key: str | None = None) -> None:
+    """The schedule's fields and Save; with list_key (the schedule list's key), a saved schedule
+    leaves edit mode and reruns the page, so the list above shows it with the confirmation."""
     title = f"Edit “{editing['name']}”" if editing else "New schedule"
     st.markdown(f"**{title}**")
     name = st.text_input("Name", value=(editing or {}).get("name", ""), key=f"{key}_name")
@@ -258,9 +257,9 @@ def render_schedule_form(user, *, key: str, editing: dict | None = None, flash_k
                                       cadence=cadence, tz=tz.strip(), recipients=recipients, webhook_url=webhook,
                                       fan_out=fan_out, fan_values=fan_values)
             said = f"Saved schedule {sid}: {S.describe_cadence(cadence, tz.strip())}."
-            if flash_key:
-                st.session_state[flash_key] = said
-                st.session_state.pop(flash_key.removesuffix("_flash") + "_editing", None)
+            if list_key:
+                flash.later(list_key, said)
+                st.session_state.pop(f"{list_key}_editing", None)
                 st.rerun()
             st.success(said, icon=":material/check:")
         except (S.ScheduleError, ReportError) as ex:
@@ -269,9 +268,7 @@ def render_schedule_form(user, *, key: str, editing: dict | None = None, flash_k
 
 def render_schedules(user, *, key: str) -> None:
     is_admin = user.role == "admin"
-    flash = st.session_state.pop(f"{key}_flash", None)
-    if flash:
-        st.success(flash, icon=":material/check:")
+    flash.show(key)
     with loaders.app_engine().connect() as conn:
         rows = S.list_schedules(conn, None if is_admin else user.username)
     if rows.empty:
@@ -325,7 +322,7 @@ def render_schedules(user, *, key: str) -> None:
     st.divider()
     editing = st.session_state.get(f"{key}_editing")
     render_schedule_form(user, key=f"{key}_form_{(editing or {}).get('schedule_id', 'new')}", editing=editing,
-                         flash_key=f"{key}_flash")
+                         list_key=key)
     if editing and st.button("Cancel editing", key=f"{key}_cancel"):
         st.session_state.pop(f"{key}_editing", None)
         st.rerun()

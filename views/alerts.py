@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import alert_widgets as W
-from components import loaders
+from components import flash, loaders
 from components.auth import require_role
 from reports import alerts as R
 
@@ -15,9 +15,7 @@ st.title("Alerts")
 st.caption("Rules are evaluated by the scheduler every few seconds when due; each rule (or each vendor, category "
            "or region of it) moves OK → Pending → Firing → Resolved, and notifies once per change. "
            + ("You see every user's rules." if is_admin else "You see your own rules."))
-flash = st.session_state.pop("alerts_flash", None)
-if flash:
-    st.success(flash, icon=":material/check:")
+flash.show("alerts")
 
 with loaders.app_engine().connect() as conn:
     rows = R.list_rules(conn, None if is_admin else user.username)
@@ -49,7 +47,7 @@ if editing_id is not None:
 saved = W.render_form(user, key=f"alerts_form_{editing_id or 'new'}", editing=editing)
 if saved is not None:
     st.session_state.pop("alerts_detail_editing", None)
-    st.session_state["alerts_flash"] = f"Saved rule {saved}: the scheduler evaluates it within seconds."
+    flash.later("alerts", f"Saved rule {saved}: the scheduler evaluates it within seconds.")
     st.session_state["alerts_pick"] = saved
     st.rerun()
 if editing and st.button("Cancel editing", key="alerts_cancel"):
