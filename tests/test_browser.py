@@ -213,12 +213,19 @@ def _wait_for_result(page, *, press_run: bool = False) -> None:
         caption.wait_for(timeout=60_000)
 
 
-def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, browser):
+def _sql_page_runs(served_app, browser, sql: str):
+    """Logs in as admin, opens the SQL page and runs sql with Ctrl+Enter; returns (context, page)."""
     context, page = _deep_link_login(browser, served_app + "/sql", "admin")
     page.get_by_text("Start from an example").first.wait_for(timeout=120_000)
     box = page.get_by_role("textbox", name="SQL")
-    box.fill("SELECT status, count(*) AS orders FROM mart.orders GROUP BY 1 ORDER BY 1")
+    box.fill(sql)
     box.press("Control+Enter")
+    return context, page
+
+
+def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, browser):
+    context, page = _sql_page_runs(served_app, browser,
+                                   "SELECT status, count(*) AS orders FROM mart.orders GROUP BY 1 ORDER BY 1")
     _wait_for_result(page)
     info = _download(page, "CSV")
     lines = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
@@ -228,6 +235,7 @@ def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, brow
     records = json.loads(open(info.value.path(), encoding="utf-8").read())
     assert {"status", "orders"} <= set(records[0]) and len(records) == len(lines) - 1
     # Past the 10,000-row display limit the Excel file streams the whole result from PostgreSQL.
+    box = page.get_by_role("textbox", name="SQL")
     box.fill("SELECT g AS n, g * 2.5 AS gmv FROM generate_series(1, 12000) g")
     box.press("Control+Enter")
     page.get_by_text("first 10,000 rows only").first.wait_for(timeout=60_000)
@@ -367,11 +375,8 @@ def test_an_admin_schedules_a_report_runs_it_now_and_the_scheduler_mails_it(serv
 def test_an_analyst_query_with_a_parameter_downloads_what_the_database_says(served_app, browser):
     import sqlalchemy as sa
 
-    context, page = _deep_link_login(browser, served_app + "/sql", "admin")
-    page.get_by_text("Start from an example").first.wait_for(timeout=120_000)
-    box = page.get_by_role("textbox", name="SQL")
-    box.fill("SELECT status, count(*) AS orders FROM mart.orders WHERE channel = {{channel}} GROUP BY 1 ORDER BY 1")
-    box.press("Control+Enter")
+    context, page = _sql_page_runs(served_app, browser, "SELECT status, count(*) AS orders FROM mart.orders "
+                                   "WHERE channel = {{channel}} GROUP BY 1 ORDER BY 1")
     page.get_by_role("textbox", name="channel").fill("web")
     page.get_by_role("textbox", name="channel").press("Enter")
     page.wait_for_timeout(1000)
