@@ -87,6 +87,42 @@ def comparison_period(p: Period, kind: str) -> Period | None:
     raise FilterError(f"unknown comparison {kind!r}; choose one of {', '.join(COMPARISONS)}")
 
 
+def bucket_start(d: date, grain: str) -> date:
+    """Returns the first day of the grain bucket that contains d (weeks start on Monday)."""
+    if grain == "week":
+        return d - timedelta(days=d.weekday())
+    if grain == "month":
+        return d.replace(day=1)
+    if grain == "quarter":
+        return d.replace(month=(d.month - 1) // 3 * 3 + 1, day=1)
+    if grain == "year":
+        return d.replace(month=1, day=1)
+    return d
+
+
+def next_bucket(d: date, grain: str) -> date:
+    """Returns the first day of the grain bucket after the one that contains d."""
+    start = bucket_start(d, grain)
+    if grain == "week":
+        return start + timedelta(days=7)
+    months = {"month": 1, "quarter": 3, "year": 12}.get(grain)
+    if months is None:
+        return start + timedelta(days=1)
+    m = start.month - 1 + months
+    return date(start.year + m // 12, m % 12 + 1, 1)
+
+
+def buckets(p: Period, grain: str) -> list[tuple[date, date, date]]:
+    """Returns (bucket start, first day, last day) for each grain bucket overlapping p, its days
+    clipped to p."""
+    out, d = [], p.start
+    while d <= p.end:
+        nxt = next_bucket(d, grain)
+        out.append((bucket_start(d, grain), d, min(nxt - timedelta(days=1), p.end)))
+        d = nxt
+    return out
+
+
 def default_grain(p: Period) -> str:
     """Returns a grain that gives a readable number of points for the period."""
     if p.days <= 2:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics import forecasting as FC
-from analytics.filters import Filters, Period
+from analytics.filters import Filters, Period, bucket_start, next_bucket
 from analytics.kpis import aggregate, data_bounds
 from analytics.metrics import METRICS, format_value
 from data.db import frame
@@ -70,29 +70,13 @@ class Series:
         return Filters.make(period, grain=self.grain, **dims)
 
 
-def _bucket_start(d: date, grain: str) -> date:
-    if grain == "week":
-        return d - timedelta(days=d.weekday())
-    if grain == "month":
-        return d.replace(day=1)
-    return d
-
-
-def _next_bucket(d: date, grain: str) -> date:
-    if grain == "week":
-        return d + timedelta(days=7)
-    if grain == "month":
-        return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return d + timedelta(days=1)
-
-
 def history_period(first: date, last_complete_day: date, grain: str, years: int = HISTORY_YEARS) -> Period | None:
     """Returns the whole buckets from max(first, last − years) to last_complete_day, or None."""
     start = max(first, last_complete_day - timedelta(days=round(365.25 * years)))
-    if _bucket_start(start, grain) != start:
-        start = _next_bucket(_bucket_start(start, grain), grain)
-    end_bucket = _bucket_start(last_complete_day, grain)
-    end = last_complete_day if _next_bucket(end_bucket, grain) - timedelta(days=1) == last_complete_day \
+    if bucket_start(start, grain) != start:
+        start = next_bucket(bucket_start(start, grain), grain)
+    end_bucket = bucket_start(last_complete_day, grain)
+    end = last_complete_day if next_bucket(end_bucket, grain) - timedelta(days=1) == last_complete_day \
         else end_bucket - timedelta(days=1)
     return Period(start, end) if end >= start else None
 

@@ -15,11 +15,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from analytics.filters import BREAKDOWNS, GRAINS, FilterError, Filters, Period
+from analytics.filters import BREAKDOWNS, GRAINS, FilterError, Filters, Period, buckets, next_bucket
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
+from data import customer_rollups as CR
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM
-from data.rollups import calendar_pieces
+from data.rollups import calendar_pieces, coarse_table
 from data.settings import load_settings
 
 ORDER_LEVEL = frozenset({"channel", "business_model", "segment", "region", "country"})
@@ -35,27 +36,40 @@ PAYMENT_DIMS = frozenset({"payment_method", "payment_status", "channel", "busine
 class _Rollup:
     table: str
     dims: frozenset
-    # The line-level key its rows are kept per: an order's count is stored once per value of it,
-    # so summed counts are exact only when the query pins it (groups by it or filters one value).
-    count_key: str | None = None
-    # Tables with the same columns summed per ISO week and per month (`day` = the bucket's first
-    # day): a period without a time grain reads their whole buckets and its edge days only.
-    coarse: tuple[tuple[str, str], ...] = ()
+    # The line-level keys its rows are kept per: an order's count is stored once per value of
+    # them, so summed counts are exact only when the query pins each (groups by it or filters one
+    # value).
+    count_keys: tuple[str, ...] = ()
+    # The rollup layout (data.rollups.LAYOUT) from which the table has copies with the same
+    # columns summed per ISO week and per month (`day` = the bucket's first day): a period reads
+    # their whole buckets and its edge days only.
+    coarse_from: int = 1
+    available_from: int = 0    # the layout that has the table at all
 
 
 SALES_ROLLUPS = (
     _Rollup("rollup_sales_daily", ORDER_LEVEL),
     _Rollup("rollup_payment_daily", PAYMENT_DIMS),
-    _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), "vendor_id"),
-    _Rollup("rollup_category_daily", frozenset({"category"}), "category"),
+    _Rollup("rollup_vendor_daily", frozenset({"vendor_id"}), ("vendor_id",)),
+    _Rollup("rollup_category_daily", frozenset({"category"}), ("category",)),
     # Per category and order-level dimension: a category filter with a channel, region… filter.
     _Rollup("rollup_category_orders_daily", frozenset({"category", "channel", "business_model", "segment", "region"}),
-            "category"),
+            ("category",)),
     # Per product, with its vendor and category: order counts are exact per single product only.
-    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), "product_id",
-            (("month", "rollup_product_monthly"), ("week", "rollup_product_weekly"))),
+    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), ("product_id",), coarse_from=0),
+    # Layout 1 (migration 0014): payments by region and country, categories by country and payment
+    # method, vendors by category.
+    _Rollup("rollup_payment_geo_daily", frozenset({"payment_method", "payment_status", "region", "country"}),
+            available_from=1),
+    _Rollup("rollup_category_geo_daily", frozenset({"category", "country", "payment_method"}), ("category",),
+            available_from=1),
+    _Rollup("rollup_vendor_category_daily", frozenset({"vendor_id", "category"}), ("vendor_id", "category"),
+            available_from=1),
 )
 HOURLY_DIMS = frozenset({"channel", "business_model"})
+# Coarse buckets that fit inside one bucket of each time grain (None: a total or a breakdown).
+NESTED_BUCKETS = {None: ("month", "week"), "week": ("week",), "month": ("month",), "quarter": ("month",),
+                  "year": ("month",)}
 
 
 def _bucket(grain: str, day_col: str) -> str:
@@ -95,41 +109,42 @@ def _key(by: str | None, grain: str | None, day_col: str, hour_col: str | None, 
     return _bucket(grain, day_col)
 
 
-def _sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str], rollups_ok: bool) -> str:
+def _sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str], layout: int | None) -> str:
     needed = set(f.dim_map) | ({by} if by else set())
-    if not rollups_ok:
+    if layout is None:
         return "raw"
     if grain == "hour":
         return "rollup_sales_hourly" if needed <= HOURLY_DIMS else "raw"
     for r in SALES_ROLLUPS:
-        if not needed <= r.dims:
+        if not needed <= r.dims or layout < r.available_from:
             continue
-        k = r.count_key
-        counts_exact = k is None or k == by or len(f.dim_map.get(k, ())) == 1
+        counts_exact = all(k == by or len(f.dim_map.get(k, ())) == 1 for k in r.count_keys)
         if counts_exact or not (bases & COUNT_BASES):
             return r.table
     return "raw"
 
 
-def _rollup_from(f: Filters, source: str, period: Period, grain: str | None) -> tuple[str, dict]:
+def rollup_from(f: Filters, source: str, period: Period, grain: str | None, layout: int) -> tuple[str, dict]:
     """Returns the FROM clause reading a sales rollup for the period (filters applied) and its
-    parameters: the table itself, or its whole months and weeks and the edge days."""
+    parameters: the table itself, or its whole months and weeks (those that fit in one bucket of
+    the grain) and the edge days."""
     rollup = next((r for r in SALES_ROLLUPS if r.table == source), None)
     where = filters_sql(f, lambda d: d)
-    if rollup is None or not rollup.coarse or grain is not None:
+    nested = NESTED_BUCKETS.get(grain, ())
+    if rollup is None or layout < rollup.coarse_from or not nested:
         return f"mart.{source} WHERE day BETWEEN :start AND :end {where}", {}
-    tables = dict(rollup.coarse, day=source)
-    pieces = calendar_pieces(period.start, period.end, tuple(b for b, _ in rollup.coarse))
+    pieces = calendar_pieces(period.start, period.end, nested)
     if len(pieces) == 1 and pieces[0][0] == "day":
         return f"mart.{source} WHERE day BETWEEN :start AND :end {where}", {}
-    union = " UNION ALL ".join(f"SELECT * FROM mart.{tables[b]} WHERE day BETWEEN :pc{i}_lo AND :pc{i}_hi {where}"
+    table = {"day": source, **{b: coarse_table(source, b) for b in nested}}
+    union = " UNION ALL ".join(f"SELECT * FROM mart.{table[b]} WHERE day BETWEEN :pc{i}_lo AND :pc{i}_hi {where}"
                                for i, (b, _, _) in enumerate(pieces))
     params = {f"pc{i}_{end}": d for i, (_, lo, hi) in enumerate(pieces) for end, d in (("lo", lo), ("hi", hi))}
     return f"({union}) r", params
 
 
 def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, period: Period,
-               span: bool = False) -> tuple[str, dict]:
+               span: bool = False, layout: int = 0) -> tuple[str, dict]:
     """Returns the sales family's CTE body (key and base measures) and its extra parameters."""
     if source == "raw":
         key = _key(by, grain, RAW_DIMENSIONS["day"], "date_trunc('hour', o.ordered_at, :tz)", RAW_DIMENSIONS.get)
@@ -148,18 +163,88 @@ def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, perio
     sums = ", ".join(f"SUM({m}) AS {m}" for m in BASE_MEASURES)
     web_mobile = (f"SUM(orders) FILTER (WHERE channel IN {WEB_MOBILE})"
                   if source in ("rollup_sales_daily", "rollup_sales_hourly", "rollup_payment_daily") else "NULL::bigint")
-    source_sql, params = _rollup_from(f, source, period, grain)
+    source_sql, params = rollup_from(f, source, period, grain, layout)
     return f"""
         SELECT {key} AS key, {sums}, {web_mobile} AS web_mobile_orders
         FROM {source_sql}
         GROUP BY 1""", params
 
 
-def _customer_source(f: Filters, by: str | None, grain: str | None, rollups_ok: bool) -> str | None:
+def _cell_space(f: Filters, by: str | None) -> tuple[str, list[str] | None] | None:
+    """Returns (space, values; None for every value) of rollup_customer_cells that answers
+    distinct customers for f grouped by `by`, or None when the cells cannot.
+
+    Customer-level dimensions share the marketplace's previous order days, so any set of their
+    values adds up; an order-level dimension, a category or a vendor is a space of its own per
+    value, so several values (without a breakdown by them) would count a customer once per value."""
+    dims = f.dim_map
+    if by is not None and by not in CR.CELL_DIMENSIONS:
+        return None
+    if not dims:
+        return (by, None) if by else ("all", [""])
+    if len(dims) > 1:
+        return None
+    (dim, values), = dims.items()
+    if dim not in CR.CELL_DIMENSIONS or (by is not None and by != dim):
+        return None
+    if dim in CR.CUSTOMER_SPACES or by == dim or len(values) == 1:
+        return dim, [str(v) for v in values]
+    return None
+
+
+def _customer_source(f: Filters, by: str | None, grain: str | None, layout: int | None) -> str | None:
     if grain == "hour":
         return None  # first orders are kept per day, so customer counts stop at daily grain
+    if layout is None:
+        return "raw"
+    if layout >= 1 and _cell_space(f, by) is not None:
+        return CR.CELLS
     needed = set(f.dim_map) | ({by} if by else set())
-    return "rollup_customer_daily" if rollups_ok and needed <= ORDER_LEVEL else "raw"
+    return "rollup_customer_daily" if needed <= ORDER_LEVEL else "raw"
+
+
+def _cell_pieces(period: Period, grain: str | None) -> dict[str, list]:
+    """Returns the pieces the cells are read in, as parameter arrays: for each bucket of the grain
+    (or the whole period) its key, and for each of its whole months and single days the piece's
+    grain, bucket and the bucket's first day (keys from it on are read)."""
+    spans = [(start, lo, hi) for start, lo, hi in buckets(period, grain)] if grain else [(None, period.start, period.end)]
+    out: dict[str, list] = {"cq_key": [], "cq_grain": [], "cq_bucket": [], "cq_lo": []}
+    for key, lo, hi in spans:
+        for kind, first, last in calendar_pieces(lo, hi, ("month",)):
+            d = first
+            while d <= last:
+                out["cq_key"].append(key or lo)
+                out["cq_grain"].append("m" if kind == "month" else "d")
+                out["cq_bucket"].append(d)
+                out["cq_lo"].append(lo)
+                d = next_bucket(d, "month" if kind == "month" else "day")
+    return out
+
+
+# Distinct customers of a piece from its cells row (see data.customer_rollups): the keys from the
+# period's (or bucket's) first day on, which only pieces after the first have.
+_CELL_SUMS = """
+    SUM(c.active - COALESCE(k.p, 0)) AS active_customers,
+    SUM(c.new_in + COALESCE(k.f, 0)) AS new_customers,
+    SUM(c.active - COALESCE(k.p, 0) - c.natives + c.second_in + COALESCE(k.s, 0)) AS repeat_customers"""
+
+
+def _cells_cte(f: Filters, by: str | None, grain: str | None, period: Period) -> tuple[str, dict]:
+    space, values = _cell_space(f, by)
+    value = "sp.value::integer" if by == "vendor_id" else "sp.value"
+    key = value if by else ("q.key" if grain else "'total'::text")
+    params = {"c_space": space, "c_values": values, **_cell_pieces(period, grain)}
+    which = "" if values is None else "AND value = ANY(CAST(:c_values AS text[]))"
+    after = lambda a: f"(SELECT sum(u.n) FROM unnest(c.{a}_keys, c.{a}_n) AS u(key, n) WHERE u.key >= q.lo)"  # noqa: E731
+    return f"""
+        SELECT {key} AS key, {_CELL_SUMS}
+        FROM unnest(CAST(:cq_key AS date[]), CAST(:cq_grain AS "char"[]), CAST(:cq_bucket AS date[]),
+                    CAST(:cq_lo AS date[])) AS q(key, grain, bucket, lo)
+        CROSS JOIN (SELECT id, value FROM mart.{CR.SPACES} WHERE space = :c_space {which}) sp
+        JOIN mart.{CR.CELLS} c ON c.space_id = sp.id AND c.grain = q.grain AND c.bucket = q.bucket
+        LEFT JOIN LATERAL (SELECT {after('p')} AS p, {after('f')} AS f, {after('s')} AS s
+                           WHERE q.lo < q.bucket) k ON true
+        GROUP BY 1""", params
 
 
 def _customer_cte(f: Filters, source: str, by: str | None, grain: str | None) -> str:
@@ -235,10 +320,16 @@ def _keys_cte(by: str | None, grain: str | None, families: list[str]) -> str:
     return f"SELECT key FROM ({keys}) u WHERE key IS NOT NULL"
 
 
+def rollup_layout(conn: Connection, tz: str) -> int | None:
+    """Returns the layout (data.rollups.LAYOUT) the rollups were built with, or None when they
+    cannot answer: built for another time zone, or a full rebuild pending."""
+    row = conn.execute(sa.text("SELECT timezone, full_needed, layout FROM app.rollup_state")).first()
+    return row[2] if row and row[0] == tz and not row[1] else None
+
+
 def rollups_usable(conn: Connection, tz: str) -> bool:
     """True when the rollups were built for time zone tz and no full rebuild is pending."""
-    row = conn.execute(sa.text("SELECT timezone, full_needed FROM app.rollup_state")).first()
-    return bool(row) and row[0] == tz and not row[1]
+    return rollup_layout(conn, tz) is not None
 
 
 @dataclass(frozen=True)
@@ -273,16 +364,19 @@ def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, 
         if daily or grain is not None:
             raise FilterError(f"{', '.join(daily) or 'a time grain'} is counted per day: choose a window of whole days")
         period = Period(span[0].astimezone(ZoneInfo(tz)).date(), span[1].astimezone(ZoneInfo(tz)).date())
-    ok = use_rollups and rollups_usable(conn, tz) and span is None
+    layout = rollup_layout(conn, tz) if use_rollups and span is None else None
     ctes: dict[str, str] = {}
     piece_params: dict = {}
     sources: dict[str, str | None] = {"sales": None, "customers": None, "traffic": None}
     if bases & set(SALES_BASES) or not bases:
-        sources["sales"] = _sales_source(f, by, grain, bases, ok)
-        ctes["s"], piece_params = _sales_cte(f, sources["sales"], by, grain, period, span is not None)
+        sources["sales"] = _sales_source(f, by, grain, bases, layout)
+        ctes["s"], piece_params = _sales_cte(f, sources["sales"], by, grain, period, span is not None, layout or 0)
     if bases & set(CUSTOMER_BASES):
-        sources["customers"] = _customer_source(f, by, grain, ok)
-        if sources["customers"]:
+        sources["customers"] = _customer_source(f, by, grain, layout)
+        if sources["customers"] == CR.CELLS:
+            ctes["c"], cell_params = _cells_cte(f, by, grain, period)
+            piece_params = {**piece_params, **cell_params}
+        elif sources["customers"]:
             ctes["c"] = _customer_cte(f, sources["customers"], by, grain)
     if bases & set(TRAFFIC_BASES):
         traffic = _traffic_cte(f, by, grain)

@@ -1,4 +1,6 @@
-"""Every figure the KPI overview shows, computed in one call."""
+"""Every figure the KPI overview shows: the period's and its comparison period's, computed apart so
+that each can be cached on the versions of its own days (a refresh folding in today's orders
+leaves the comparison period's figures as they were)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +9,7 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters
-from analytics.kpis import fetch_breakdown, fetch_kpis, fetch_trend, fetch_vendor_names
+from analytics.kpis import fetch_breakdown, fetch_targets, fetch_totals, fetch_trend, fetch_vendor_names
 from analytics.metrics import OVERVIEW_METRICS
 
 TREND = ("gmv", "net_revenue")
@@ -34,23 +36,50 @@ class OverviewFigures:
         return not cur["orders"] and not cur["gmv"]
 
 
+def compute_period(conn: Connection, f: Filters, **kw) -> dict:
+    """Returns the figures of f.period: totals, targets, sparklines, trend, breakdowns, top lists."""
+    spark_grain = "day" if f.period.days <= 92 else "week"
+    top_v = fetch_breakdown(conn, f, "vendor_id", TOP, limit=10, **kw)
+    return {
+        "totals": fetch_totals(conn, f, metrics=OVERVIEW_METRICS, **kw),
+        "targets": fetch_targets(conn, f.period, OVERVIEW_METRICS) if not f.dims else {},
+        "sparks": fetch_trend(conn, f, OVERVIEW_METRICS, grain=spark_grain, **kw),
+        "trend": fetch_trend(conn, f, TREND, **kw),
+        "by_business_model": fetch_breakdown(conn, f, "business_model", ("gmv",), **kw),
+        "by_channel": fetch_breakdown(conn, f, "channel", ("gmv",), **kw),
+        "top_vendors": top_v,
+        "vendor_names": fetch_vendor_names(conn, [int(k) for k in top_v["key"]]),
+        "top_categories": fetch_breakdown(conn, f, "category", TOP, limit=10, **kw),
+    }
+
+
+def compute_comparison(conn: Connection, f: Filters, **kw) -> dict | None:
+    """Returns the figures of f's comparison period the overview sets beside the period's, or None."""
+    before = f.compare
+    if before is None:
+        return None
+    return {
+        "totals": fetch_totals(conn, f, before, OVERVIEW_METRICS, **kw),
+        "trend": fetch_trend(conn, f, TREND, period=before, **kw),
+        "vendors": fetch_breakdown(conn, f, "vendor_id", TOP, period=before, **kw),
+        "categories": fetch_breakdown(conn, f, "category", TOP, period=before, **kw),
+    }
+
+
+def overview_figures(current: dict, before: dict | None) -> OverviewFigures:
+    """Returns the overview's figures from compute_period's and compute_comparison's."""
+    kpis = pd.DataFrame([{"metric": m, "current": current["totals"][m],
+                          "previous": before["totals"][m] if before else None,
+                          "target": current["targets"].get(m)} for m in OVERVIEW_METRICS])
+    return OverviewFigures(
+        kpis=kpis, sparks=current["sparks"], trend=current["trend"],
+        trend_before=before["trend"] if before else None,
+        by_business_model=current["by_business_model"], by_channel=current["by_channel"],
+        top_vendors=current["top_vendors"], vendors_before=before["vendors"] if before else None,
+        vendor_names=current["vendor_names"], top_categories=current["top_categories"],
+        categories_before=before["categories"] if before else None)
+
+
 def compute_overview(conn: Connection, f: Filters, **kw) -> OverviewFigures:
     """Returns the overview's figures for f (kw: tz, use_rollups as in analytics.kpis.aggregate)."""
-    kpis = fetch_kpis(conn, f, OVERVIEW_METRICS, **kw)
-    spark_grain = "day" if f.period.days <= 92 else "week"
-    sparks = fetch_trend(conn, f, OVERVIEW_METRICS, grain=spark_grain, **kw)
-    before = f.compare
-    top_v = fetch_breakdown(conn, f, "vendor_id", TOP, limit=10, **kw)
-    return OverviewFigures(
-        kpis=kpis,
-        sparks=sparks,
-        trend=fetch_trend(conn, f, TREND, **kw),
-        trend_before=fetch_trend(conn, f, TREND, period=before, **kw) if before else None,
-        by_business_model=fetch_breakdown(conn, f, "business_model", ("gmv",), **kw),
-        by_channel=fetch_breakdown(conn, f, "channel", ("gmv",), **kw),
-        top_vendors=top_v,
-        vendors_before=fetch_breakdown(conn, f, "vendor_id", TOP, period=before, **kw) if before else None,
-        vendor_names=fetch_vendor_names(conn, [int(k) for k in top_v["key"]]),
-        top_categories=fetch_breakdown(conn, f, "category", TOP, limit=10, **kw),
-        categories_before=fetch_breakdown(conn, f, "category", TOP, period=before, **kw) if before else None,
-    )
+    return overview_figures(compute_period(conn, f, **kw), compute_comparison(conn, f, **kw))

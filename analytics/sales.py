@@ -13,8 +13,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from analytics.filters import Filters, Period, shift_year
-from analytics.kpis import aggregate, fetch_targets, rollups_usable
+from analytics.filters import Filters, Period, bucket_start, shift_year
+from analytics.kpis import aggregate, fetch_targets, rollup_layout
+from data.customer_rollups import ACQUISITION
 from analytics.metrics import get_metric
 from data.settings import load_settings
 
@@ -27,19 +28,6 @@ FUNNEL_STEPS = (("sessions", "Sessions"), ("product_views", "Product views"), ("
 
 class NotApplicable(ValueError):
     """A section cannot honour the chosen filters; the message says which and why."""
-
-
-def bucket_start(d: date, grain: str) -> date:
-    """Returns the first day of the grain bucket that contains d (weeks start on Monday)."""
-    if grain == "week":
-        return d - timedelta(days=d.weekday())
-    if grain == "month":
-        return d.replace(day=1)
-    if grain == "quarter":
-        return d.replace(month=(d.month - 1) // 3 * 3 + 1, day=1)
-    if grain == "year":
-        return d.replace(month=1, day=1)
-    return d
 
 
 def _series(conn: Connection, f: Filters, metric: str, period: Period, **kw) -> pd.DataFrame:
@@ -189,7 +177,16 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
                             "cannot follow the dimension filters; clear them to see marketing efficiency.")
     tz = tz or load_settings().timezone
     params = {"start": f.period.start, "end": f.period.end, "tz": tz}
-    if use_rollups and rollups_usable(conn, tz):
+    layout = rollup_layout(conn, tz) if use_rollups else None
+    if layout is not None and layout >= 1:
+        # Per day and acquisition channel: a year reads a few thousand rows whatever the orders.
+        new_sql = f"""
+            SELECT acquisition_channel AS channel, SUM(new_customers) AS new_customers
+            FROM mart.{ACQUISITION} WHERE day BETWEEN :start AND :end GROUP BY 1 HAVING SUM(new_customers) > 0"""
+        gmv_sql = f"""
+            SELECT acquisition_channel AS channel, SUM(gmv) AS gmv
+            FROM mart.{ACQUISITION} WHERE day BETWEEN :start AND :end GROUP BY 1 HAVING SUM(gmv) <> 0"""
+    elif layout is not None:
         new_sql = f"""
             SELECT c.acquisition_channel AS channel, count(*) AS new_customers
             FROM mart.rollup_customers rc JOIN mart.customers c ON c.customer_id = rc.customer_id

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import GRAINS, FilterError, Filters, Period
-from analytics.kpis import aggregate, rollups_usable
+from analytics.kpis import aggregate, filter_params, rollup_from, rollup_layout
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
 from data.settings import load_settings
@@ -72,19 +72,22 @@ def _filter_sql(f: Filters, expr_of) -> tuple[str, dict]:
     return sql, {f"vf_{d}": list(v) for d, v in f.dims}
 
 
-def _vendor_source(conn: Connection, f: Filters, tz: str, use_rollups: bool) -> str:
-    """Returns the table that answers GMV and sales per vendor and day under f: a rollup or 'raw'."""
-    if use_rollups and rollups_usable(conn, tz):
+def _vendor_source(conn: Connection, f: Filters, tz: str, use_rollups: bool) -> tuple[str, int]:
+    """Returns the table that answers GMV and sales per vendor and day under f (a rollup or 'raw')
+    and the rollups' layout (data.rollups.LAYOUT; 0 for raw)."""
+    layout = rollup_layout(conn, tz) if use_rollups else None
+    if layout is not None:
         for table, dims in _ROLLUP_DIMS.items():
             if set(f.dim_map) <= dims:
-                return table
-    return "raw"
+                return table, layout
+    return "raw", 0
 
 
-def _monthly_gmv_sql(f: Filters, source: str) -> tuple[str, dict]:
-    """Returns SQL for (month, vendor_id, gmv) rows between local days :lo and :hi, and its params.
+def _monthly_gmv_sql(f: Filters, source: str, layout: int, window: Period) -> tuple[str, dict]:
+    """Returns SQL for (month, vendor_id, gmv) rows of the window's local days, and its params.
 
-    GMV is a sum, so the product rollup answers it exactly too (its order counts would not be)."""
+    GMV is a sum, so the product rollup answers it exactly too (its order counts would not be).
+    Whole months are read from the rollups' monthly copies."""
     if source == "raw":
         where, params = _filter_sql(f, RAW_DIMENSIONS.get)
         return f"""
@@ -92,15 +95,14 @@ def _monthly_gmv_sql(f: Filters, source: str) -> tuple[str, dict]:
                    {BASE_MEASURES['gmv']} AS gmv
             FROM {RAW_FROM}
             WHERE i.vendor_id IS NOT NULL
-              AND o.ordered_at >= CAST(:lo AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:hi AS date) + 1)::timestamp AT TIME ZONE :tz {where}
+              AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
+              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz {where}
             GROUP BY 1, 2""", params
-    where, params = _filter_sql(f, lambda d: d)
+    rows, params = rollup_from(f, source, window, "month", layout)
     return f"""
             SELECT date_trunc('month', day)::date AS month, vendor_id, SUM(gmv) AS gmv
-            FROM mart.{source}
-            WHERE day BETWEEN :lo AND :hi {where}
-            GROUP BY 1, 2""", params
+            FROM {rows}
+            GROUP BY 1, 2""", {**params, **filter_params(f)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,12 +286,12 @@ def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, 
     GMV shares of vendors with positive GMV that month. Months without sales are left out."""
     tz = _tz(tz)
     window = hhi_window(f.period, months)
-    monthly, params = _monthly_gmv_sql(f, _vendor_source(conn, f, tz, use_rollups))
+    monthly, params = _monthly_gmv_sql(f, *_vendor_source(conn, f, tz, use_rollups), window)
     rows = conn.execute(sa.text(f"""
         WITH m AS (SELECT * FROM ({monthly}) mv WHERE gmv > 0)
         SELECT month, count(*) AS vendors, SUM(gmv) AS gmv, SUM(power(100 * gmv / total, 2)) AS hhi
         FROM (SELECT month, gmv, SUM(gmv) OVER (PARTITION BY month) AS total FROM m) s
-        GROUP BY month ORDER BY month"""), {"lo": window.start, "hi": window.end, "tz": tz, **params})
+        GROUP BY month ORDER BY month"""), {"start": window.start, "end": window.end, "tz": tz, **params})
     df = frame(rows)
     if df.empty:
         return pd.DataFrame(columns=["month", "vendors", "gmv", "hhi"])
@@ -307,7 +309,7 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
     """Returns {vendor_id: first sale day} for those of ids whose first ever sale (a line in a
     counted order matching f's filters) falls in f.period; ids are the vendors that sold in it."""
     tz = _tz(tz)
-    source = _vendor_source(conn, f, tz, use_rollups)
+    source, _ = _vendor_source(conn, f, tz, use_rollups)
     params = {"ids": [int(i) for i in ids], "start": f.period.start, "end": f.period.end, "tz": tz}
     # NOT EXISTS stops at a vendor's first earlier sale found, so long-selling vendors cost one
     # index probe each instead of a scan of their whole history.

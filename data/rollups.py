@@ -8,19 +8,48 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, measure_list
+from data import customer_rollups as CR
+from data.measures import BASE_MEASURES, measure_list
 from data.settings import load_settings
 
+# The rollup tables this code builds: a database whose rows were built for an older layout
+# (app.rollup_state.layout) is rebuilt by the next refresh, and pages read only what that layout
+# had until then. 1: weekly and monthly copies of every day rollup, payments by country,
+# categories by country and payment method, vendors by category, customer cells and acquisition
+# channels (migration 0014).
+LAYOUT = 1
 DAY_TABLES = (
     "rollup_sales_daily", "rollup_sales_hourly", "rollup_vendor_daily", "rollup_category_daily",
     "rollup_product_daily", "rollup_payment_daily", "rollup_customer_daily", "rollup_category_orders_daily",
+    "rollup_payment_geo_daily", "rollup_category_geo_daily", "rollup_vendor_category_daily",
 )
-# Summed from rollup_product_daily; their `day` is the bucket's first day.
-COARSE_TABLES = {"rollup_product_weekly": "week", "rollup_product_monthly": "month"}
+# Day rollup -> its dimension columns. Each has a weekly and a monthly copy summed from it (`day` =
+# the bucket's first day): products since migration 0005, the others since 0014 (layout 1).
+COARSE_DIMS = {
+    "rollup_sales_daily": ("channel", "business_model", "segment", "region", "country"),
+    "rollup_payment_daily": ("payment_method", "payment_status", "channel", "business_model", "segment"),
+    "rollup_vendor_daily": ("vendor_id",),
+    "rollup_category_daily": ("category",),
+    "rollup_category_orders_daily": ("category", "channel", "business_model", "segment", "region"),
+    "rollup_product_daily": ("product_id", "vendor_id", "category"),
+    "rollup_payment_geo_daily": ("payment_method", "payment_status", "region", "country"),
+    "rollup_category_geo_daily": ("category", "country", "payment_method"),
+    "rollup_vendor_category_daily": ("vendor_id", "category"),
+}
+BUCKET_SUFFIX = {"week": "_weekly", "month": "_monthly"}
+
+
+def coarse_table(day_table: str, bucket: str) -> str:
+    """Returns the name of day_table's copy per ISO week ("week") or calendar month ("month")."""
+    return day_table.removesuffix("_daily") + BUCKET_SUFFIX[bucket]
+
+
+COARSE_TABLES = {coarse_table(t, b): b for t in COARSE_DIMS for b in BUCKET_SUFFIX}
 # Per stock snapshot: units sold in the STOCK_WINDOW_DAYS days ending on its date (migration 0006).
 STOCK_TABLE = "rollup_stock_cover"
 STOCK_WINDOW_DAYS = 28
-ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers")
+CUSTOMER_TABLES = (CR.CELLS, CR.ACQUISITION)
+ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers", *CUSTOMER_TABLES)
 FULL_REBUILD_SHARE = 0.3   # rebuild everything when more than this share of known days changed
 MIN_DAYS_FOR_FULL = 60
 SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
@@ -81,6 +110,10 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
         SELECT day, payment_method, payment_status, channel, business_model, segment, {SUMS}
         FROM stage_orders GROUP BY 1, 2, 3, 4, 5, 6"""))
     conn.execute(sa.text(f"""
+        INSERT INTO mart.rollup_payment_geo_daily (day, payment_method, payment_status, region, country, {COLS})
+        SELECT day, payment_method, payment_status, region, country, {SUMS}
+        FROM stage_orders GROUP BY 1, 2, 3, 4, 5"""))
+    conn.execute(sa.text(f"""
         INSERT INTO mart.rollup_sales_hourly (hour, day, channel, business_model, {COLS})
         SELECT hour, min(day), channel, business_model, {SUMS}
         FROM stage_orders GROUP BY hour, channel, business_model"""))
@@ -101,6 +134,8 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
         ("rollup_category_daily", ("p.category",), products),
         ("rollup_category_orders_daily", ("p.category", "o.channel", "o.business_model", "c.segment", "c.region"),
          customers),
+        ("rollup_category_geo_daily", ("p.category", "c.country", "o.payment_method"), customers),
+        ("rollup_vendor_category_daily", ("i.vendor_id", "p.category"), products),
         # A product has one vendor and one category; they ride along for filtering.
         ("rollup_product_daily", ("i.product_id", "i.vendor_id", "p.category"), products),
     ):
@@ -160,22 +195,25 @@ def calendar_pieces(start: date, end: date, buckets: tuple[str, ...] = ("month",
 
 
 def _insert_coarse(conn: Connection, runs: list[tuple[date, date]] | None) -> None:
-    """Rebuilds the weekly and monthly product rows from the daily ones: every bucket touching
-    one of the runs, or all of them (runs=None, after the caller emptied the tables)."""
-    for table, bucket in COARSE_TABLES.items():
-        insert = f"""
-            INSERT INTO mart.{table} (day, product_id, vendor_id, category, {COLS})
-            SELECT date_trunc('{bucket}', day)::date, product_id, vendor_id, category, {SUMS}
-            FROM mart.rollup_product_daily WHERE {{where}}
-            GROUP BY 1, 2, 3, 4 ORDER BY 1"""  # rows of a period together on disk
-        if runs is None:
-            conn.execute(sa.text(insert.format(where="true")))
-            continue
-        # The whole buckets the runs touch, merged where they meet.
-        for lo, hi in _merged((bucket_bounds(bucket, lo)[0], bucket_bounds(bucket, hi)[1]) for lo, hi in runs):
-            params = {"lo": lo, "hi": hi}
-            conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE day BETWEEN :lo AND :hi"), params)
-            conn.execute(sa.text(insert.format(where="day BETWEEN :lo AND :hi")), params)
+    """Rebuilds the weekly and monthly rows from the daily ones: every bucket touching one of the
+    runs, or all of them (runs=None, after the caller emptied the tables)."""
+    for day_table, dims in COARSE_DIMS.items():
+        for bucket in BUCKET_SUFFIX:
+            table, dim_list = coarse_table(day_table, bucket), ", ".join(dims)
+            groups = ", ".join(str(n) for n in range(1, len(dims) + 2))
+            insert = f"""
+                INSERT INTO mart.{table} (day, {dim_list}, {COLS})
+                SELECT date_trunc('{bucket}', day)::date, {dim_list}, {SUMS}
+                FROM mart.{day_table} WHERE {{where}}
+                GROUP BY {groups} ORDER BY 1"""  # rows of a period together on disk
+            if runs is None:
+                conn.execute(sa.text(insert.format(where="true")))
+                continue
+            # The whole buckets the runs touch, merged where they meet.
+            for lo, hi in _merged((bucket_bounds(bucket, lo)[0], bucket_bounds(bucket, hi)[1]) for lo, hi in runs):
+                params = {"lo": lo, "hi": hi}
+                conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE day BETWEEN :lo AND :hi"), params)
+                conn.execute(sa.text(insert.format(where="day BETWEEN :lo AND :hi")), params)
 
 
 def _insert_stock(conn: Connection, runs: list[tuple[date, date]] | None) -> None:
@@ -199,7 +237,7 @@ def _insert_stock(conn: Connection, runs: list[tuple[date, date]] | None) -> Non
 
 
 # First and second counted order day per customer. {source} is stage_orders (a full rebuild:
-# every order is staged) or the affected customers' whole history (incremental).
+# every order is staged) or the affected customers' whole history (incremental: ORDER_GMV).
 CUSTOMER_FIRSTS = """
     SELECT customer_id,
            min(day) FILTER (WHERE rn = 1) AS first_day,
@@ -213,18 +251,12 @@ CUSTOMER_FIRSTS = """
     ) ranked
     GROUP BY customer_id
 """
-HISTORY_OF_AFFECTED = f"""
-    SELECT o.customer_id, o.order_id, o.ordered_at, (o.ordered_at AT TIME ZONE :tz)::date AS day,
-           COALESCE(SUM({LINE_VALUE}), 0) AS gmv
-    FROM mart.orders o LEFT JOIN mart.order_items i ON i.order_id = o.order_id
-    WHERE {COUNTED} AND o.customer_id IN (SELECT customer_id FROM affected)
-    GROUP BY o.order_id
-"""
-
 
 def _full(conn: Connection, tz: str) -> tuple[int, int]:
     conn.execute(sa.text("DELETE FROM app.rollup_dirty_days"))
     conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers"))
+    # Every order at once: its sorts and hash tables fit in memory with this (for the transaction).
+    conn.execute(sa.text("SET LOCAL work_mem = '1GB'"))
     # DELETE, not TRUNCATE: TRUNCATE's exclusive lock would block every page until commit,
     # while readers of a DELETE keep seeing the old rows.
     for t in ROLLUP_TABLES:
@@ -236,6 +268,9 @@ def _full(conn: Connection, tz: str) -> tuple[int, int]:
     _insert_day_rollups(conn, "true", params)
     _insert_coarse(conn, None)
     _insert_stock(conn, None)
+    CR.stage_history(conn, tz, None)
+    CR.insert_cells(conn)
+    CR.insert_acquisition(conn, tz, None)
     days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
     customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
     for t in ROLLUP_TABLES:
@@ -253,10 +288,19 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
         conn.execute(sa.text(f"""
             INSERT INTO affected SELECT DISTINCT customer_id FROM mart.orders o WHERE {_range_sql('o.ordered_at')}
             ON CONFLICT DO NOTHING"""), {"lo": lo, "hi": hi, "tz": tz})
-    # First and second order days of every affected customer, from their whole history.
+    conn.execute(sa.text("ANALYZE affected"))   # temp tables have no statistics until analyzed
+    # First and second order days of every affected customer, from their whole history; the old
+    # ones say which days' customer cells move.
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.old_firsts"))
+    conn.execute(sa.text("""
+        CREATE TEMP TABLE old_firsts ON COMMIT DROP AS
+        SELECT a.customer_id, rc.first_day AS old_first, rc.second_day AS old_second
+        FROM affected a LEFT JOIN mart.rollup_customers rc ON rc.customer_id = a.customer_id"""))
+    # Their histories (counted orders, lines' values, vendors and categories) serve this and the
+    # customer cells below.
+    CR.stage_history(conn, tz, "affected", items=True)
     conn.execute(sa.text("DELETE FROM mart.rollup_customers WHERE customer_id IN (SELECT customer_id FROM affected)"))
-    conn.execute(sa.text("INSERT INTO mart.rollup_customers " + CUSTOMER_FIRSTS.format(source=HISTORY_OF_AFFECTED)),
-                 {"tz": tz})
+    conn.execute(sa.text("INSERT INTO mart.rollup_customers " + CUSTOMER_FIRSTS.format(source=CR.ORDER_GMV)))
     for lo, hi in runs:
         params = {"lo": lo, "hi": hi, "tz": tz}
         for t in DAY_TABLES:
@@ -265,6 +309,18 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
         _insert_day_rollups(conn, _range_sql("o.ordered_at"), params)
     _insert_coarse(conn, runs)
     _insert_stock(conn, runs)
+    _refresh_customer_cells(conn, tz, runs)
+    # Every day whose figures may have moved (refresh_rollups gives them the new version): rebuilt
+    # days (stock snapshots' included) and the stock windows they fall in, recounted customer
+    # days, and each changed customer's order days (its first and second order days ride along
+    # on rollup_customer_daily rows).
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.changed_days"))
+    conn.execute(sa.text("""
+        CREATE TEMP TABLE changed_days ON COMMIT DROP AS
+        SELECT day FROM dirty UNION SELECT day FROM recount
+        UNION SELECT d.day FROM mart.rollup_customer_daily d JOIN changed c ON c.customer_id = d.customer_id
+        UNION SELECT generate_series(day, day + :window, interval '1 day')::date FROM dirty"""),
+                 {"window": STOCK_WINDOW_DAYS - 1})
     # Rows on days outside the runs carry the customer's first/second day too.
     conn.execute(sa.text("""
         UPDATE mart.rollup_customer_daily d SET first_day = rc.first_day, second_day = rc.second_day
@@ -273,6 +329,48 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
           AND (d.first_day, d.second_day) IS DISTINCT FROM (rc.first_day, rc.second_day)"""))
     customers = conn.execute(sa.text("SELECT count(*) FROM affected")).scalar()
     return sum((hi - lo).days + 1 for lo, hi in runs), customers
+
+
+def _refresh_customer_cells(conn: Connection, tz: str, runs: list[tuple[date, date]]) -> None:
+    """Recounts the customer cells of the days that changed, and of the days affected customers'
+    previous, first and second order days moved on (see data.customer_rollups)."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.dirty, pg_temp.changed, pg_temp.scope"))
+    conn.execute(sa.text("CREATE TEMP TABLE dirty (day date PRIMARY KEY) ON COMMIT DROP"))
+    for lo, hi in runs:
+        conn.execute(sa.text("INSERT INTO dirty SELECT generate_series(CAST(:lo AS date), CAST(:hi AS date), "
+                             "interval '1 day')::date"), {"lo": lo, "hi": hi})
+    conn.execute(sa.text("ANALYZE dirty"))
+    # Customers whose first or second order moved, or whose first day was rebuilt (what they
+    # bought that day decides the spaces they are "native" to).
+    conn.execute(sa.text("""
+        CREATE TEMP TABLE changed ON COMMIT DROP AS
+        SELECT o.customer_id, o.old_first, o.old_second
+        FROM old_firsts o LEFT JOIN mart.rollup_customers rc ON rc.customer_id = o.customer_id
+        WHERE (o.old_first, o.old_second) IS DISTINCT FROM (rc.first_day, rc.second_day)
+           OR o.old_first IN (SELECT day FROM dirty) OR rc.first_day IN (SELECT day FROM dirty)"""))
+    conn.execute(sa.text("ANALYZE changed"))
+    CR.stage_days(conn)   # stage_history(affected) ran before rollup_customers was updated
+    CR.recount_days(conn, "dirty", "affected", "changed")
+    # Every other customer with an order on a recounted day, or a second order on one.
+    conn.execute(sa.text("""
+        CREATE TEMP TABLE scope ON COMMIT DROP AS
+        SELECT customer_id FROM affected
+        UNION
+        SELECT o.customer_id FROM mart.orders o
+        WHERE o.ordered_at >= (SELECT min(day) FROM recount)::timestamp AT TIME ZONE :tz
+          AND o.ordered_at < ((SELECT max(day) FROM recount) + 1)::timestamp AT TIME ZONE :tz
+          AND (o.ordered_at AT TIME ZONE :tz)::date IN (SELECT day FROM recount)
+        UNION
+        SELECT customer_id FROM mart.rollup_customers WHERE second_day IN (SELECT day FROM recount)"""), {"tz": tz})
+    conn.execute(sa.text("ANALYZE scope"))
+    conn.execute(sa.text("DELETE FROM scope WHERE customer_id IN (SELECT customer_id FROM affected)"))
+    if conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM scope)")).scalar():
+        # Their histories too (the days they bought on are recounted).
+        CR.stage_history(conn, tz, "scope", append=True)
+        CR.stage_days(conn, scope="scope", append=True)
+    CR.replace_day_cells(conn, "recount")
+    conn.execute(sa.text(f"DELETE FROM mart.{CR.ACQUISITION} WHERE day IN (SELECT day FROM recount)"))
+    CR.insert_acquisition(conn, tz, "recount")
 
 
 def _local_days(conn: Connection, utc_days: list[date], tz: str) -> list[date]:
@@ -299,7 +397,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
     started = time.perf_counter()
     tz = timezone or load_settings().timezone
     state = conn.execute(sa.text(
-        "SELECT timezone, full_needed, version FROM app.rollup_state FOR UPDATE")).mappings().one()
+        "SELECT timezone, full_needed, version, layout FROM app.rollup_state FOR UPDATE")).mappings().one()
     # Large hash aggregates spill to disk at the default; this lasts until the transaction ends.
     conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
     # Writers wait for the refresh (and it for writers in flight), so the dirty days it takes and
@@ -309,7 +407,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
         "mart.inventory_snapshots IN SHARE MODE"))
     mode = "none"
     days = customers = 0
-    if full or state["full_needed"] or state["timezone"] != tz:
+    if full or state["full_needed"] or state["timezone"] != tz or state["layout"] != LAYOUT:
         mode = "full"
         days, customers = _full(conn, tz)
     else:
@@ -331,12 +429,27 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
             mode = "days"
             days, customers = _incremental(conn, tz, local, extra)
     version = state["version"] + (mode != "none")
+    if mode == "full":
+        conn.execute(sa.text("DELETE FROM app.rollup_day_versions"))
+        conn.execute(sa.text("UPDATE app.rollup_state SET base_version = :v"), {"v": version})
+    elif mode == "days":
+        conn.execute(sa.text("""
+            INSERT INTO app.rollup_day_versions (day, version) SELECT day, :v FROM changed_days
+            ON CONFLICT (day) DO UPDATE SET version = excluded.version"""), {"v": version})
     elapsed = int((time.perf_counter() - started) * 1000)
     conn.execute(sa.text("""
-        UPDATE app.rollup_state SET timezone = :tz, full_needed = false, version = :v,
+        UPDATE app.rollup_state SET timezone = :tz, full_needed = false, version = :v, layout = :layout,
                refreshed_at = now(), refresh_ms = CASE WHEN :changed THEN :ms ELSE refresh_ms END"""),
-                 {"tz": tz, "v": version, "ms": elapsed, "changed": mode != "none"})
+                 {"tz": tz, "v": version, "ms": elapsed, "changed": mode != "none", "layout": LAYOUT})
     return RefreshResult(mode, days, customers, elapsed, version)
+
+
+def period_version(conn: Connection, start: date, end: date) -> int:
+    """Returns the rollup version that last changed a figure of the local days start..end."""
+    return conn.execute(sa.text("""
+        SELECT GREATEST(s.base_version, (SELECT max(version) FROM app.rollup_day_versions
+                                         WHERE day BETWEEN :start AND :end))
+        FROM app.rollup_state s"""), {"start": start, "end": end}).scalar()
 
 
 def rollup_status(conn: Connection) -> dict:

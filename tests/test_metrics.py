@@ -54,11 +54,12 @@ FILTERS = [
     ("category+region+b2b", lambda p: {"category": [p["category"]], "region": [p["region"]], "segment": ["B2B"]},
      "rollup_category_orders_daily"),
     ("two categories+web", lambda p: {"category": [p["category"], "Toys"], "channel": ["web"]}, "raw"),
-    ("category+country", lambda p: {"category": [p["category"]], "country": [p["country"]]}, "raw"),
+    ("category+country", lambda p: {"category": [p["category"]], "country": [p["country"]]}, "rollup_category_geo_daily"),
     ("card", lambda p: {"payment_method": ["card"]}, "rollup_payment_daily"),
     ("card+web+b2b", lambda p: {"payment_method": ["card"], "channel": ["web"], "segment": ["B2B"]},
      "rollup_payment_daily"),
-    ("paypal+country", lambda p: {"payment_method": ["paypal"], "country": [p["country"]]}, "raw"),
+    ("paypal+country", lambda p: {"payment_method": ["paypal"], "country": [p["country"]]}, "rollup_payment_geo_daily"),
+    ("paypal+web+country", lambda p: {"payment_method": ["paypal"], "channel": ["web"], "country": [p["country"]]}, "raw"),
 ]
 
 
@@ -196,13 +197,14 @@ def test_aggregate_rejects_names_it_does_not_know(engine, kw, message):
 
 def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, pick):
     # Rows of rollup_product_daily count an order once per product: an order with two of a
-    # vendor's products must not count twice when products are summed per vendor.
+    # vendor's products must not count twice when products are summed per vendor. The vendor and
+    # category rollup keeps an order once per vendor and category.
     period = PERIODS["a_year"]
     f = Filters.make(period, category=[pick["category"]])
     with engine.connect() as conn:
         df = fetch_breakdown(conn, f, "vendor_id", ("orders", "aov"), limit=15)
         source = aggregate(conn, f, by="vendor_id", metrics=("orders",)).attrs["sources"]["sales"]
-    assert source == "raw"
+    assert source == "rollup_vendor_category_daily"
     for _, row in df.iterrows():
         want = expected(raw, period.start, period.end, {"category": [pick["category"]], "vendor_id": [row["key"]]})
         assert_close({"orders": row["orders"], "aov": row["aov"]}, {"orders": want["orders"], "aov": want["aov"]},

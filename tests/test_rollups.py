@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from analytics.filters import Filters, Period
-from data.rollups import ROLLUP_TABLES, refresh_rollups
+from data.rollups import refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
+from tests.test_scale_rollups import snapshot as _snapshot
 
 SETUP = """
 INSERT INTO mart.vendors VALUES
@@ -44,17 +45,6 @@ PERIODS = [Period(date(2026, 3, 1), date(2026, 3, 1)), Period(date(2026, 3, 2), 
            Period(date(2026, 3, 1), date(2026, 3, 3)), Period(date(2026, 2, 1), date(2026, 3, 31))]
 DIMS = [{}, {"channel": ["mobile"]}, {"vendor_id": [2]}, {"category": ["Books", "Toys"]}, {"segment": ["B2B"]},
         {"payment_method": ["invoice"]}, {"payment_method": ["card"], "channel": ["web"]}]
-
-
-def _snapshot(conn) -> dict[str, list]:
-    out = {}
-    for t in ROLLUP_TABLES:
-        cols = [r[0] for r in conn.execute(sa.text(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'mart' "
-            "AND table_name = :t ORDER BY ordinal_position"), {"t": t})]
-        table = sa.table(t, *(sa.column(c) for c in cols), schema="mart")
-        out[t] = sorted(tuple(r) for r in conn.execute(sa.select(*table.c)))
-    return out
 
 
 def _check_all(engine, conn, tz: str) -> None:

@@ -1,0 +1,324 @@
+"""Distinct customers over any period, exactly, from rollups whose size does not grow with orders.
+
+A customer is active in [a, b] exactly once: on its first order day inside the window, the day
+whose previous order day (same customer, same filter "space") is before a or absent. So per day
+we count customer-days by their previous order day; a period sums whole months and single days.
+A space is the whole marketplace or one value of a filter dimension (`rollup_customer_spaces`):
+customer-level dimensions share the marketplace's previous order days, an order-level dimension,
+a category or a vendor keeps its own. `rollup_customer_cells` has a row per space, grain ('d'ay,
+'m'onth) and bucket (the day, the month's first day) with, for the customers in the bucket
+(each counted on its first day in it):
+
+  active     customers with an order in the bucket
+  p_keys/n   of those, how many had their previous order on each day before the bucket
+  new_in     customers whose first order in this space is in the bucket and whose first order
+             ever is too
+  f_keys/n   customers whose first order in this space is in the bucket, by their first order
+             ever, when it was before the bucket
+  natives    customers whose first order in this space is in the bucket and is their first
+             order ever ("natives")
+  second_in  natives whose second order ever falls in the bucket and whose first is in it too
+  s_keys/n   natives whose second order ever falls in the bucket, by their first order day,
+             when it was before the bucket
+
+A piece X = [x0, x1] of a period starting at a (a <= x0) reads the keys from a on:
+  active = active(X) - Σ p(key >= a)     (customers whose previous day is before a)
+  new    = new_in(X) + Σ f(key >= a)     (first order ever on or after a)
+  repeat = active - natives(X) + second_in(X) + Σ s(key >= a)
+           (a native with a single order up to the end is not a repeat customer; one whose
+            second order is in the piece and first on or after a is)
+summed over the pieces; the first piece (x0 = a) reads one row and no keys.
+
+Keys are kept as arrays in the bucket's row: per customer-day rows cost ~60 bytes each, a key
+8; at 10M order lines the cells take a tenth of the space as rows.
+
+A refresh recounts whole days: the changed days, each affected customer's next order day in
+every space after a changed day (its previous day moved), and the days their first and second
+orders moved from or to. Month cells are a linear map of day cells, kept by adding the recounted
+days' new images and subtracting their old ones.
+
+SQL builders here take temp tables the caller made (in data.rollups); nothing here connects.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from data.measures import COUNTED, LINE_VALUE
+
+CELLS = "rollup_customer_cells"
+SPACES = "rollup_customer_spaces"
+ACQUISITION = "rollup_acquisition_daily"
+ORDER_SPACES = ("channel", "business_model", "payment_method")
+CUSTOMER_SPACES = ("segment", "region", "country")
+LINE_SPACES = ("category", "vendor_id")
+CELL_DIMENSIONS = frozenset({*ORDER_SPACES, *CUSTOMER_SPACES, *LINE_SPACES})
+ALL_SPACE = 0   # rollup_customer_spaces' row for the whole marketplace
+
+
+def _values(dims: tuple[str, ...], alias: str) -> str:
+    """SQL VALUES rows (space, value) of alias's columns named dims."""
+    return ", ".join(f"('{d}', {alias}.{d}::text)" for d in dims)
+
+
+def _stage(conn: Connection, table: str, select: str, params: dict | None = None, *, append: bool = False) -> None:
+    """Fills temp table `table` with select's rows: creates it, or adds to it."""
+    if append:
+        conn.execute(sa.text(f"INSERT INTO {table} {select}"), params or {})
+    else:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+        conn.execute(sa.text(f"CREATE TEMP TABLE {table} ON COMMIT DROP AS {select}"), params or {})
+    # Temp tables have no statistics until analyzed: without them the planner hashes whole
+    # tables (10M order lines, 2M customers) to join a few thousand rows.
+    conn.execute(sa.text(f"ANALYZE {table}"))
+
+
+def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool = False,
+                  items: bool = False) -> None:
+    """Fills temp tables cust_orders and cust_lines (counted orders, and their distinct vendors
+    and categories per customer and day, of the customers in temp table `scope`, every customer
+    when None) and cust_attr (each of those customers' customer-level space ids), giving new
+    dimension values a space id. append adds the scope's customers to the tables there are;
+    items keeps their order lines' values too (cust_items), for ORDER_GMV."""
+    of = lambda alias: "true" if scope is None else f"{alias}.customer_id IN (SELECT customer_id FROM {scope})"  # noqa: E731
+    _stage(conn, "cust_orders", f"""
+        SELECT o.order_id, o.customer_id, o.ordered_at, (o.ordered_at AT TIME ZONE :tz)::date AS day,
+               o.channel, o.business_model, o.payment_method
+        FROM mart.orders o WHERE {COUNTED} AND {of('o')}""", {"tz": tz}, append=append)
+    lines = f"""
+        FROM cust_orders h
+        JOIN mart.order_items i ON i.order_id = h.order_id
+        JOIN mart.products p ON p.product_id = i.product_id
+        WHERE {of('h')}"""
+    if items:
+        # One pass over the order lines serves both (a refresh's lines are index lookups).
+        _stage(conn, "cust_items", f"""
+            SELECT h.order_id, h.customer_id, h.day, i.vendor_id, p.category, {LINE_VALUE} AS value {lines}""",
+               append=append)
+        _stage(conn, "cust_lines", f"SELECT DISTINCT customer_id, day, vendor_id, category FROM cust_items h WHERE {of('h')}",
+               append=append)
+    else:
+        _stage(conn, "cust_lines", f"SELECT DISTINCT h.customer_id, h.day, i.vendor_id, p.category {lines}",
+               append=append)
+    customers = f"mart.customers c WHERE {of('c')}"
+    conn.execute(sa.text(f"""
+        INSERT INTO mart.{SPACES} (space, value)
+        SELECT DISTINCT v.space, v.value FROM (
+            SELECT DISTINCT {', '.join(ORDER_SPACES)} FROM cust_orders o WHERE {of('o')}) o
+            CROSS JOIN LATERAL (VALUES {_values(ORDER_SPACES, 'o')}) AS v(space, value)
+        UNION
+        SELECT DISTINCT v.space, v.value FROM (SELECT DISTINCT {', '.join(LINE_SPACES)} FROM cust_lines l
+                                               WHERE {of('l')}) l
+            CROSS JOIN LATERAL (VALUES {_values(LINE_SPACES, 'l')}) AS v(space, value)
+        UNION
+        SELECT DISTINCT v.space, v.value FROM (SELECT DISTINCT {', '.join(CUSTOMER_SPACES)} FROM {customers}) c
+            CROSS JOIN LATERAL (VALUES {_values(CUSTOMER_SPACES, 'c')}) AS v(space, value)
+        ON CONFLICT (space, value) DO NOTHING"""))
+    ids = ", ".join(f"(SELECT id FROM mart.{SPACES} WHERE space = '{d}' AND value = c.{d}) AS {d}"
+                    for d in CUSTOMER_SPACES)
+    _stage(conn, "cust_attr", f"SELECT c.customer_id, {ids} FROM {customers}", append=append)
+
+
+# The staged customers' counted orders with their GMV (stage_history with items=True).
+ORDER_GMV = """
+    SELECT o.customer_id, o.order_id, o.ordered_at, o.day, COALESCE(SUM(i.value), 0) AS gmv
+    FROM cust_orders o LEFT JOIN cust_items i ON i.order_id = o.order_id
+    GROUP BY o.customer_id, o.order_id, o.ordered_at, o.day"""
+
+
+# Each family's customer-days: the whole marketplace's (from which the customer-level spaces are
+# counted too), each order-level dimension value's, each category's and vendor's. {of} narrows to
+# some customers.
+_FAMILIES = {
+    "all": f"SELECT DISTINCT {ALL_SPACE} AS space_id, customer_id, day FROM cust_orders o WHERE {{of}}",
+    "orders": f"""
+        SELECT DISTINCT s.id, o.customer_id, o.day
+        FROM cust_orders o CROSS JOIN LATERAL (VALUES {_values(ORDER_SPACES, 'o')}) AS v(space, value)
+        JOIN mart.{SPACES} s ON s.space = v.space AND s.value = v.value
+        WHERE {{of}}""",
+    "lines": f"""
+        SELECT DISTINCT s.id, o.customer_id, o.day
+        FROM cust_lines o CROSS JOIN LATERAL (VALUES {_values(LINE_SPACES, 'o')}) AS v(space, value)
+        JOIN mart.{SPACES} s ON s.space = v.space AND s.value = v.value
+        WHERE {{of}}""",
+}
+FAMILIES = tuple(_FAMILIES)
+
+
+def stage_days(conn: Connection, families: tuple[str, ...] = FAMILIES, *, scope: str | None = None,
+               append: bool = False) -> None:
+    """Fills temp table cust_days (space_id, customer_id, day, prev: the previous day in the
+    space) for the families' spaces, and cust_firsts (space_id, day, first_day, second_day: each
+    customer's first day in each space with its first and second order days ever), from
+    stage_history's tables; customer-level spaces come from the whole marketplace's rows. scope
+    narrows to its customers; append adds them to the tables there are."""
+    of = lambda alias: "true" if scope is None else f"{alias}.customer_id IN (SELECT customer_id FROM {scope})"  # noqa: E731
+    union = " UNION ALL ".join(_FAMILIES[f].format(of=of("o")) for f in families)
+    _stage(conn, "cust_days", f"""
+        SELECT space_id, customer_id, day, lag(day) OVER (PARTITION BY space_id, customer_id ORDER BY day) AS prev
+        FROM ({union}) d (space_id, customer_id, day)""", append=append)
+    if "all" in families:
+        # A customer has one segment, region and country: the marketplace's previous day is theirs.
+        _stage(conn, "cust_days", f"""
+            SELECT v.space_id, d.customer_id, d.day, d.prev
+            FROM cust_days d JOIN cust_attr a ON a.customer_id = d.customer_id
+            CROSS JOIN LATERAL (VALUES {', '.join(f'(a.{c})' for c in CUSTOMER_SPACES)}) AS v(space_id)
+            WHERE d.space_id = {ALL_SPACE} AND {of('d')}""", append=True)
+    _stage(conn, "cust_firsts", f"""
+        SELECT d.space_id, d.day, rc.first_day, rc.second_day
+        FROM cust_days d JOIN mart.rollup_customers rc ON rc.customer_id = d.customer_id
+        WHERE d.prev IS NULL AND {of('d')}""", append=append)
+
+
+# (space_id, bucket, key, kind, n) rows -> one cells row per space and bucket. t keys are the
+# bucket; f and s keys on or after it count in new_in and second_in. A day's natives are its
+# customers whose first order ever is that day: its f row keyed by the day itself.
+_PIVOT = """
+    SELECT space_id, '{grain}'::"char" AS grain, bucket,
+           COALESCE(SUM(n) FILTER (WHERE kind = 't'), 0)::integer AS active,
+           COALESCE(SUM(n) FILTER (WHERE {natives}), 0)::integer AS natives,
+           COALESCE(SUM(n) FILTER (WHERE kind = 'f' AND key >= bucket), 0)::integer AS new_in,
+           COALESCE(SUM(n) FILTER (WHERE kind = 's' AND key >= bucket), 0)::integer AS second_in,
+           array_agg(key) FILTER (WHERE kind = 'p') AS p_keys,
+           array_agg(n::integer) FILTER (WHERE kind = 'p') AS p_n,
+           array_agg(key) FILTER (WHERE kind = 'f' AND key < bucket) AS f_keys,
+           array_agg(n::integer) FILTER (WHERE kind = 'f' AND key < bucket) AS f_n,
+           array_agg(key) FILTER (WHERE kind = 's' AND key < bucket) AS s_keys,
+           array_agg(n::integer) FILTER (WHERE kind = 's' AND key < bucket) AS s_n
+    FROM ({rows}) k
+    GROUP BY space_id, bucket"""
+_NATIVES = {"d": "kind = 'f' AND key = bucket", "m": "kind = 'n'"}
+# Rows that may repeat a (space, bucket, key, kind) -- deltas -- are summed first.
+_SUMMED = """
+    SELECT space_id, bucket, key, kind, SUM(n)::bigint AS n FROM ({rows}) r
+    GROUP BY 1, 2, 3, 4 HAVING SUM(n) <> 0"""
+_COLUMNS = "space_id, grain, bucket, active, natives, new_in, second_in, p_keys, p_n, f_keys, f_n, s_keys, s_n"
+
+
+def _pivot(grain: str, rows: str) -> str:
+    return _PIVOT.format(grain=grain, natives=_NATIVES[grain], rows=rows)
+
+
+# Cells rows (in {source}) -> (space_id, bucket, key, kind, n) rows again.
+_KINDS = """
+    SELECT space_id, bucket, bucket AS key, 't'::"char" AS kind, active AS n FROM {source}
+    UNION ALL SELECT space_id, bucket, bucket, 'n', natives FROM {source}
+    UNION ALL SELECT space_id, bucket, bucket, 'f', new_in FROM {source}
+    UNION ALL SELECT space_id, bucket, bucket, 's', second_in FROM {source}
+    UNION ALL SELECT space_id, bucket, u.key, 'p', u.n FROM {source}, unnest(p_keys, p_n) AS u(key, n)
+    UNION ALL SELECT space_id, bucket, u.key, 'f', u.n FROM {source}, unnest(f_keys, f_n) AS u(key, n)
+    UNION ALL SELECT space_id, bucket, u.key, 's', u.n FROM {source}, unnest(s_keys, s_n) AS u(key, n)"""
+
+# Day kinds -> the kinds of their month: t counts customers whose previous day is before the month
+# (day t minus day p keys inside it), p keeps keys before the month, and keys inside the month
+# become its first day (so a month's own counts and their deltas add up under one key).
+_TO_MONTH = """
+    SELECT space_id, m AS bucket,
+           LEAST(key, m) AS key,
+           CASE WHEN kind = 'p' AND key >= m THEN 't' ELSE kind END AS kind,
+           CASE WHEN kind = 'p' AND key >= m THEN -n ELSE n END AS n
+    FROM (SELECT *, date_trunc('month', bucket)::date AS m FROM ({kinds}) k) d"""
+
+
+def _day_kinds(days: str | None) -> str:
+    """SQL of the day kinds of the days in temp table `days` (every day when None) from cust_days
+    and cust_firsts: t and p in one pass (grouping sets), f (natives among them), s."""
+    on = "true" if days is None else f"{{col}} IN (SELECT day FROM {days})"
+    return f"""
+        SELECT space_id, day AS bucket, CASE WHEN GROUPING(prev) = 1 THEN day ELSE prev END AS key,
+               (CASE WHEN GROUPING(prev) = 1 THEN 't' ELSE 'p' END)::"char" AS kind, count(*) AS n
+        FROM cust_days WHERE {on.format(col='day')}
+        GROUP BY GROUPING SETS ((space_id, day), (space_id, day, prev))
+        HAVING GROUPING(prev) = 1 OR prev IS NOT NULL
+        UNION ALL
+        SELECT space_id, day, first_day, 'f', count(*)
+        FROM cust_firsts WHERE {on.format(col='day')} GROUP BY 1, 2, 3
+        UNION ALL
+        SELECT space_id, second_day, first_day, 's', count(*)
+        FROM cust_firsts WHERE first_day = day AND second_day IS NOT NULL AND {on.format(col='second_day')}
+        GROUP BY 1, 2, 3"""
+
+
+def insert_cells(conn: Connection) -> None:
+    """Inserts every day and month cell (a full rebuild, after stage_history of every customer and
+    the caller emptied the table), one family of spaces at a time: their sorts fit in memory."""
+    for family in FAMILIES:
+        stage_days(conn, (family,))
+        conn.execute(sa.text(f"INSERT INTO mart.{CELLS} ({_COLUMNS}) {_pivot('d', _day_kinds(None))}"
+                             " ORDER BY space_id, bucket"))
+    day_kinds = _KINDS.format(source=f"(SELECT * FROM mart.{CELLS} WHERE grain = 'd') c")
+    conn.execute(sa.text(f"INSERT INTO mart.{CELLS} ({_COLUMNS}) "
+                         f"{_pivot('m', _SUMMED.format(rows=_TO_MONTH.format(kinds=day_kinds)))} ORDER BY space_id, bucket"))
+
+
+def replace_day_cells(conn: Connection, days: str) -> None:
+    """Recounts the cells of the days in temp table `days` from cust_days (which must hold the
+    whole history of every customer with an order on those days or a second order on them) and
+    moves their months by the difference: new day images added, old ones subtracted."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.old_days, pg_temp.new_days, pg_temp.months"))
+    conn.execute(sa.text(f"""
+        CREATE TEMP TABLE old_days ON COMMIT DROP AS
+        WITH gone AS (DELETE FROM mart.{CELLS} WHERE grain = 'd' AND bucket IN (SELECT day FROM {days})
+                      RETURNING *)
+        SELECT * FROM gone"""))
+    conn.execute(sa.text(f"CREATE TEMP TABLE new_days ON COMMIT DROP AS {_pivot('d', _day_kinds(days))}"))
+    conn.execute(sa.text(f"INSERT INTO mart.{CELLS} ({_COLUMNS}) SELECT {_COLUMNS} FROM new_days"))
+    conn.execute(sa.text(f"""
+        CREATE TEMP TABLE months ON COMMIT DROP AS
+        WITH gone AS (DELETE FROM mart.{CELLS} WHERE grain = 'm'
+                        AND bucket IN (SELECT DISTINCT date_trunc('month', day)::date FROM {days})
+                      RETURNING *)
+        SELECT * FROM gone"""))
+    moved = f"""
+        {_KINDS.format(source='months')}
+        UNION ALL {_TO_MONTH.format(kinds=_KINDS.format(source='new_days'))}
+        UNION ALL SELECT space_id, bucket, key, kind, -n FROM ({_TO_MONTH.format(kinds=_KINDS.format(source='old_days'))}) o"""
+    conn.execute(sa.text(f"INSERT INTO mart.{CELLS} ({_COLUMNS}) {_pivot('m', _SUMMED.format(rows=moved))}"))
+
+
+def recount_days(conn: Connection, dirty: str, affected: str, changed: str) -> None:
+    """Creates temp table recount(day): the days in `dirty` (local days rebuilt), each affected
+    customer's next order day in every space after a dirty day, and the old and new first and
+    second order days of the customers in `changed` (customer_id, old_first, old_second)."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.recount"))
+    conn.execute(sa.text(f"""
+        CREATE TEMP TABLE recount ON COMMIT DROP AS
+        SELECT day FROM {dirty}
+        UNION
+        -- The first day after a dirty day in a space: its previous day is the dirty day or before.
+        SELECT d.day FROM cust_days d
+        WHERE d.day > (SELECT min(day) FROM {dirty}) AND d.customer_id IN (SELECT customer_id FROM {affected})
+          AND EXISTS (SELECT 1 FROM {dirty} x WHERE x.day < d.day AND (d.prev IS NULL OR x.day >= d.prev))
+        UNION
+        SELECT unnest(ARRAY[c.old_first, c.old_second, rc.first_day, rc.second_day])
+        FROM {changed} c LEFT JOIN mart.rollup_customers rc ON rc.customer_id = c.customer_id"""))
+    conn.execute(sa.text("DELETE FROM recount WHERE day IS NULL"))
+    conn.execute(sa.text("ANALYZE recount"))
+
+
+def insert_acquisition(conn: Connection, tz: str, days: str | None) -> None:
+    """Inserts GMV and new customers per acquisition channel for the days in temp table `days`
+    (every day when None), from the order lines and rollup_customers."""
+    if days is None:
+        orders, firsts = "true", "true"
+    else:
+        orders = (f"o.ordered_at >= (SELECT min(day) FROM {days})::timestamp AT TIME ZONE :tz "
+                  f"AND o.ordered_at < ((SELECT max(day) FROM {days}) + 1)::timestamp AT TIME ZONE :tz "
+                  f"AND (o.ordered_at AT TIME ZONE :tz)::date IN (SELECT day FROM {days})")
+        firsts = f"rc.first_day IN (SELECT day FROM {days})"
+    conn.execute(sa.text(f"""
+        INSERT INTO mart.{ACQUISITION} (day, acquisition_channel, gmv, new_customers)
+        SELECT day, channel, SUM(gmv), SUM(new) FROM (
+            SELECT (o.ordered_at AT TIME ZONE :tz)::date AS day, c.acquisition_channel AS channel,
+                   SUM(i.quantity * i.unit_price - i.discount) AS gmv, 0 AS new
+            FROM mart.orders o
+            JOIN mart.order_items i ON i.order_id = o.order_id
+            JOIN mart.customers c ON c.customer_id = o.customer_id
+            WHERE {COUNTED} AND {orders}
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT rc.first_day, c.acquisition_channel, 0, count(*)
+            FROM mart.rollup_customers rc JOIN mart.customers c ON c.customer_id = rc.customer_id
+            WHERE {firsts}
+            GROUP BY 1, 2
+        ) x GROUP BY 1, 2"""), {"tz": tz})

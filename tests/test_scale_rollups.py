@@ -1,0 +1,303 @@
+"""The rollups that keep pages flat from 1M to 10M order lines, on randomised small marketplaces:
+distinct customers from customer cells and vendor customer-days, weekly and monthly copies of the
+day rollups, acquisition channels. Every figure equals tests/raw_metrics on raw rows, across a
+daylight-saving change in a non-UTC time zone, cancelled first orders, two orders on one day,
+orders without lines, every filter kind and empty periods; an incremental refresh after late
+changes equals a full rebuild; the fallback paths give the same figures as the flat ones."""
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import analytics.kpis as K
+from analytics.filters import Filters, Period
+from data.rollups import ROLLUP_TABLES, refresh_rollups
+from tests.raw_metrics import assert_close, expected, load_raw, prepare
+
+FIRST, LAST = date(2025, 12, 20), date(2026, 4, 12)   # holds New Year and both DST changes of 2026 in Europe
+CATEGORIES = ("Books", "Toys", "Garden")
+COUNTRIES = (("DE", "Europe"), ("FR", "Europe"), ("US", "North America"))
+CUSTOMER_METRICS = ("active_customers", "new_customers", "repeat_rate")
+
+
+def _marketplace(conn, seed: int, orders: int = 260) -> None:
+    """Inserts a small random marketplace: 4 vendors (one selling in two categories), 9 products,
+    36 customers, orders with lines (some without), many placed near midnight."""
+    rng = random.Random(seed)
+    conn.execute(sa.text("""INSERT INTO mart.vendors VALUES
+        (1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10),
+        (2, 'Beta', 'Toys', 'Europe', 'FR', '2024-01-01', 'active', 0.15),
+        (3, 'Gamma', 'Garden', 'North America', 'US', '2024-01-01', 'paused', 0.12),
+        (4, 'Delta', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.08)"""))
+    products = [(10 + i, 1 + i % 4, CATEGORIES[(i + i // 4) % 3]) for i in range(9)]
+    conn.execute(sa.text("INSERT INTO mart.products VALUES (:id, :v, :sku, :name, :cat, 'Sub', 20, 8, '2024-01-01')"),
+                 [{"id": p, "v": v, "sku": f"S-{p}", "name": f"P{p}", "cat": c} for p, v, c in products])
+    customers = [(100 + i, *COUNTRIES[i % 3], "B2B" if i % 4 == 0 else "B2C") for i in range(36)]
+    conn.execute(sa.text("INSERT INTO mart.customers VALUES (:id, :name, :country, :region, :segment, 'organic', '2025-01-01')"),
+                 [{"id": c, "name": f"C{c}", "country": k, "region": r, "segment": s} for c, k, r, s in customers])
+    rows, lines = [], []
+    span = (LAST - FIRST).days
+    for oid in range(1, orders + 1):
+        cust = rng.choice(customers)[0]
+        day = FIRST + timedelta(days=rng.randint(0, span))
+        # Near midnight UTC, so Berlin and New York days differ from UTC ones.
+        hour = rng.choice((0, 0, 1, 5, 12, 22, 23, 23))
+        at = datetime(day.year, day.month, day.day, hour, rng.randint(0, 59), tzinfo=timezone.utc)
+        rows.append({"id": oid, "c": cust, "at": at,
+                     "st": rng.choice(("delivered", "delivered", "paid", "returned", "cancelled", "cancelled")),
+                     "ch": rng.choice(("web", "mobile", "mobile", "marketplace_api", "sales_rep")),
+                     "bm": rng.choice(("B2C", "B2B", "B2B2C")), "pm": rng.choice(("card", "paypal", "invoice"))})
+        if rng.random() < 0.15:  # a second order by the same customer a few minutes later: same day
+            rows.append({**rows[-1], "id": orders + oid, "at": at + timedelta(minutes=3), "st": "paid"})
+            lines.append({"o": orders + oid, "n": 1, **_line(rng, products)})
+        for n in range(rng.choice((0, 1, 1, 2, 3)) if oid > 5 else 1):
+            lines.append({"o": oid, "n": n + 1, **_line(rng, products)})
+    conn.execute(sa.text("INSERT INTO mart.orders VALUES (:id, :c, :at, :st, :ch, :bm, :pm, 'captured', 'EUR', 0)"), rows)
+    conn.execute(sa.text("INSERT INTO mart.order_items VALUES (:o, :n, :p, :v, :q, :price, :disc, 8, :ref)"), lines)
+
+
+def _built(engine, seed: int, tz: str):
+    """Seeds a random marketplace and builds its rollups for tz; returns its raw rows, prepared."""
+    with engine.begin() as conn:
+        _marketplace(conn, seed)
+        refresh_rollups(conn, timezone=tz)
+    return prepare(load_raw(engine), tz)
+
+
+def _line(rng: random.Random, products) -> dict:
+    p, v, _ = rng.choice(products)
+    price = rng.choice((10, 20, 35))
+    return {"p": p, "v": v, "q": rng.randint(1, 3), "price": price, "disc": rng.choice((0, 0, 2)),
+            "ref": rng.choice((0, 0, 0, 5))}
+
+
+def _filters(rng: random.Random) -> list[dict]:
+    return [{}, {"segment": ["B2B"]}, {"region": ["Europe"]}, {"country": [rng.choice(COUNTRIES)[0]]},
+            {"country": ["DE", "US"]}, {"channel": ["mobile"]}, {"business_model": ["B2C"]},
+            {"payment_method": ["paypal"]}, {"category": [rng.choice(CATEGORIES)]}, {"vendor_id": [rng.randint(1, 4)]},
+            # Served by the fallbacks: several values of an order-level dimension, two dimensions.
+            {"channel": ["web", "mobile"]}, {"channel": ["web"], "segment": ["B2C"]}]
+
+
+def _periods(rng: random.Random, n: int) -> list[Period]:
+    out = [Period(date(2026, 1, 1), date(2026, 3, 31)), Period(date(2026, 3, 29), date(2026, 3, 29)),
+           Period(date(2026, 2, 3), date(2026, 4, 11)), Period(date(2025, 6, 1), date(2025, 6, 30)),  # empty
+           Period(date(2025, 11, 30), date(2026, 5, 2))]
+    for _ in range(n):
+        a = FIRST + timedelta(days=rng.randint(-5, (LAST - FIRST).days))
+        out.append(Period(a, a + timedelta(days=rng.choice((0, 1, 6, 13, 30, 45, 70, 110)))))
+    return out
+
+
+def _row(df, i=0) -> dict:
+    row = df.iloc[i]
+    return {k: (None if row[k] != row[k] else float(row[k])) for k in row.index if k != "key"}
+
+
+def _check_totals(engine, conn, tz: str, seed: int, n_periods: int = 18) -> None:
+    raw = prepare(load_raw(engine), tz)
+    rng = random.Random(seed)
+    for p in _periods(rng, n_periods):
+        for dims in _filters(rng):
+            got = K.aggregate(conn, Filters.make(p, **dims), tz=tz)
+            assert_close(_row(got), expected(raw, p.start, p.end, dims), f"{tz} {p} {dims}")
+
+
+def _source(conn, dims: dict, tz: str, **kw) -> str:
+    f = Filters.make(Period(FIRST, LAST), **dims)
+    return K.aggregate(conn, f, metrics=CUSTOMER_METRICS, tz=tz, **kw).attrs["sources"]["customers"]
+
+
+@pytest.mark.parametrize("tz,seed", [("UTC", 1), ("Europe/Berlin", 2), ("America/New_York", 3)])
+def test_figures_equal_raw(empty_engine, tz, seed):
+    with empty_engine.begin() as conn:
+        _marketplace(conn, seed)
+        refresh_rollups(conn, timezone=tz)
+    with empty_engine.connect() as conn:
+        assert _source(conn, {}, tz) == "rollup_customer_cells"
+        assert _source(conn, {"channel": ["web"]}, tz) == "rollup_customer_cells"
+        assert _source(conn, {"country": ["DE", "US"]}, tz) == "rollup_customer_cells"
+        assert _source(conn, {"vendor_id": [2]}, tz) == "rollup_customer_cells"
+        assert _source(conn, {"channel": ["web", "mobile"]}, tz) == "rollup_customer_daily"
+        assert _source(conn, {"category": ["Toys", "Books"]}, tz) == "raw"
+        _check_totals(empty_engine, conn, tz, seed)
+
+
+@pytest.mark.parametrize("grain", ["day", "week", "month", "quarter"])
+def test_trend_buckets_equal_raw(empty_engine, grain):
+    tz = "Europe/Berlin"
+    raw = _built(empty_engine, 4, tz)
+    period = Period(date(2025, 12, 24), date(2026, 4, 9)) if grain != "day" else Period(date(2026, 3, 20), date(2026, 4, 5))
+    with empty_engine.connect() as conn:
+        for dims in ({}, {"channel": ["web"]}, {"country": ["FR"]}, {"category": ["Garden"]}, {"vendor_id": [3]}):
+            df = K.fetch_trend(conn, Filters.make(period, grain=grain, **dims), CUSTOMER_METRICS + ("gmv", "orders"), tz=tz)
+            assert len(df) > 1
+            for i, key in enumerate(df["key"]):
+                lo, hi = max(key, period.start), min(_bucket_end(key, grain), period.end)
+                want = {k: v for k, v in expected(raw, lo, hi, dims).items() if k in df.columns}
+                assert_close(_row(df, i), want, f"{grain} {dims} {key}")
+
+
+def _bucket_end(key: date, grain: str) -> date:
+    from analytics.filters import next_bucket
+    return next_bucket(key, grain) - timedelta(days=1)
+
+
+@pytest.mark.parametrize("by", ["channel", "category", "country", "payment_method", "vendor_id"])
+def test_breakdowns_equal_raw(empty_engine, by):
+    tz = "Europe/Berlin"
+    raw = _built(empty_engine, 5, tz)
+    p = Period(date(2026, 1, 10), date(2026, 3, 30))
+    with empty_engine.connect() as conn:
+        df = K.aggregate(conn, Filters.make(p), by=by, metrics=CUSTOMER_METRICS, tz=tz)
+        assert df.attrs["sources"]["customers"] == "rollup_customer_cells"
+        assert len(df) > 1
+        for i, key in enumerate(df["key"]):
+            assert_close(_row(df, i), {k: v for k, v in expected(raw, p.start, p.end, {by: [key]}).items()
+                                       if k in CUSTOMER_METRICS}, f"{by}={key}")
+
+
+def snapshot(conn) -> dict[str, list]:
+    """Returns every rollup table's rows, sorted, to compare an incremental refresh with a rebuild."""
+    out = {}
+    for t in ROLLUP_TABLES:
+        rows = conn.execute(sa.text(f"SELECT * FROM mart.{t}")).all()
+        out[t] = sorted(tuple(r) for r in rows)
+    # Cells name their space by id, and keep keys in arrays in no particular order: compare them
+    # by name, with each array's (key, count) pairs sorted.
+    out["rollup_customer_cells"] = sorted(
+        (space, value, grain, bucket, active, natives, new_in, second_in,
+         *(tuple(sorted(zip(k or [], n or []))) for k, n in ((pk, pn), (fk, fn), (sk, sn))))
+        for space, value, grain, bucket, active, natives, new_in, second_in, pk, pn, fk, fn, sk, sn
+        in conn.execute(sa.text("""
+            SELECT s.space, s.value, c.grain, c.bucket, c.active, c.natives, c.new_in, c.second_in,
+                   c.p_keys, c.p_n, c.f_keys, c.f_n, c.s_keys, c.s_n
+            FROM mart.rollup_customer_cells c JOIN mart.rollup_customer_spaces s ON s.id = c.space_id""")))
+    return out
+
+
+LATE_CHANGES = [
+    # A customer's first order cancelled long after, an old order moved to another channel and a
+    # line changed category, an order deleted, orders placed "now", a second order the same day.
+    "UPDATE mart.orders SET status = 'cancelled' WHERE order_id = (SELECT min(order_id) FROM mart.orders WHERE status <> 'cancelled')",
+    "UPDATE mart.orders SET channel = 'sales_rep', payment_method = 'invoice' WHERE order_id IN (7, 40, 41)",
+    """UPDATE mart.order_items SET product_id = 12, vendor_id = 3
+       WHERE (order_id, line_no) = (SELECT order_id, line_no FROM mart.order_items ORDER BY 1, 2 OFFSET 60 LIMIT 1)""",
+    "DELETE FROM mart.orders WHERE order_id IN (15, 90)",
+    "UPDATE mart.orders SET ordered_at = ordered_at - interval '40 days' WHERE order_id IN (120, 121)",
+    """INSERT INTO mart.orders VALUES (9001, 101, '2026-04-12 21:50+00', 'paid', 'web', 'B2C', 'card', 'captured', 'EUR', 0),
+                                      (9002, 135, '2026-04-12 22:10+00', 'paid', 'mobile', 'B2B', 'paypal', 'captured', 'EUR', 0),
+                                      (9003, 135, '2026-04-12 22:20+00', 'placed', 'web', 'B2B', 'paypal', 'captured', 'EUR', 0)""",
+    """INSERT INTO mart.order_items VALUES (9001, 1, 11, 2, 1, 20, 0, 8, 0), (9002, 1, 13, 4, 2, 35, 0, 8, 0),
+                                           (9003, 1, 14, 1, 1, 10, 0, 8, 0)""",
+]
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin"])
+def test_incremental_refresh_equals_full_rebuild(empty_engine, tz):
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 6)
+        refresh_rollups(conn, timezone=tz)
+    for change in LATE_CHANGES:
+        with empty_engine.begin() as conn:
+            conn.execute(sa.text(change))
+            assert refresh_rollups(conn, timezone=tz).mode == "days", change
+            incremental = snapshot(conn)
+            refresh_rollups(conn, full=True, timezone=tz)
+            full = snapshot(conn)
+            for t in full:
+                assert incremental[t] == full[t], f"{t} after {change}"
+    with empty_engine.connect() as conn:
+        _check_totals(empty_engine, conn, tz, 6, n_periods=8)
+
+
+def test_fallback_paths_give_the_flat_figures(empty_engine, monkeypatch):
+    """The same figures with the rollups of layout 0 (before migration 0014's rebuild) and from raw."""
+    tz = "Europe/Berlin"
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 7)
+        refresh_rollups(conn, timezone=tz)
+    rng = random.Random(7)
+    with empty_engine.connect() as conn:
+        for p in _periods(rng, 6):
+            for dims in _filters(rng):
+                f = Filters.make(p, **dims)
+                flat = K.aggregate(conn, f, grain="week", tz=tz)
+                raw = K.aggregate(conn, f, grain="week", tz=tz, use_rollups=False)
+                with monkeypatch.context() as m:
+                    m.setattr(K, "rollup_layout", lambda c, z: 0)
+                    old = K.aggregate(conn, f, grain="week", tz=tz)
+                for other in (raw, old):
+                    assert list(flat["key"]) == list(other["key"])
+                    for i in range(len(flat)):
+                        assert_close(_row(flat, i), _row(other, i), f"{p} {dims}")
+
+
+def test_upgraded_database_reads_the_old_rollups_until_rebuilt(empty_engine):
+    """A database migrated to 0014 keeps serving pages from the rollups it had (layout 0); the
+    next refresh rebuilds everything and switches to the new tables."""
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 8)
+        refresh_rollups(conn, timezone="UTC")
+        conn.execute(sa.text("UPDATE app.rollup_state SET layout = 0"))
+        assert _source(conn, {}, "UTC") == "rollup_customer_daily"
+        assert refresh_rollups(conn, timezone="UTC").mode == "full"
+        assert _source(conn, {}, "UTC") == "rollup_customer_cells"
+
+
+def test_marketing_reads_acquisition_rollup(empty_engine):
+    from analytics.sales import fetch_marketing
+    tz = "Europe/Berlin"
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 9)
+        conn.execute(sa.text("UPDATE mart.customers SET acquisition_channel = CASE WHEN customer_id % 3 = 0 "
+                             "THEN 'paid_search' ELSE 'organic' END"))
+        conn.execute(sa.text("INSERT INTO mart.marketing_spend VALUES ('2026-02-01', 'paid_search', 'Spring', 500)"))
+        refresh_rollups(conn, full=True, timezone=tz)
+    with empty_engine.connect() as conn:
+        for i, p in enumerate((Period(date(2026, 1, 1), date(2026, 2, 28)), Period(date(2026, 3, 28), date(2026, 3, 30)))):
+            f = Filters.make(p)
+            flat = fetch_marketing(conn, f, tz=tz).by_channel
+            raw = fetch_marketing(conn, f, tz=tz, use_rollups=False).by_channel
+            assert i or (len(flat) == 2 and flat["gmv"].sum() > 0)
+            pd.testing.assert_frame_equal(flat, raw, check_dtype=False)
+
+
+def test_a_refresh_moves_only_the_versions_of_days_it_changed(empty_engine):
+    """Caches key figures on period_version: today's orders move today's (and its stock windows'),
+    a late change the days whose figures it moves; a full rebuild moves every day."""
+    from data.rollups import period_version
+
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 12)
+        v0 = refresh_rollups(conn, timezone="UTC").version
+    earlier = (FIRST, LAST - timedelta(days=1))
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(LATE_CHANGES[5]))
+        conn.execute(sa.text(LATE_CHANGES[6]))
+        v1 = refresh_rollups(conn, timezone="UTC").version
+        assert v1 > v0
+        assert period_version(conn, *earlier) == v0, "earlier days' figures stay cached"
+        assert period_version(conn, LAST, LAST) == v1
+        # A late cancellation: the order's day moves, and so does the customer's next order day.
+        oid, day, cust = conn.execute(sa.text("""
+            SELECT order_id, ordered_at::date, customer_id FROM mart.orders
+            WHERE status <> 'cancelled' AND ordered_at < '2026-01-15' ORDER BY order_id LIMIT 1""")).one()
+        nxt = conn.execute(sa.text("""SELECT min(ordered_at::date) FROM mart.orders
+                                      WHERE customer_id = :c AND ordered_at::date > :d AND status <> 'cancelled'"""),
+                           {"c": cust, "d": day}).scalar()
+        conn.execute(sa.text("UPDATE mart.orders SET status = 'cancelled' WHERE order_id = :o"), {"o": oid})
+        v2 = refresh_rollups(conn, timezone="UTC").version
+        assert period_version(conn, day, day) == v2
+        if nxt:
+            assert period_version(conn, nxt, nxt) == v2
+        untouched = conn.execute(sa.text("""
+            SELECT min(d)::date FROM generate_series(CAST(:a AS date), CAST(:b AS date), interval '1 day') d
+            WHERE d::date NOT IN (SELECT day FROM app.rollup_day_versions)"""), {"a": FIRST, "b": LAST}).scalar()
+        assert period_version(conn, untouched, untouched) == v0
+        v3 = refresh_rollups(conn, full=True, timezone="UTC").version
+        assert period_version(conn, *earlier) == v3
