@@ -134,7 +134,7 @@ def render_rankings(fig: dict, f: Filters, *, key: str) -> None:
     _show(table, f"Bottom products by {label}", key=f"{key}_bottom", config=config, most=50)
     st.caption(f"Every one of the {summary['products']:,} products ordered in the period, with all its figures "
                "(built when you click):")
-    render_downloads(lambda: _all_products_table(load_all_products(f, loaders.version())), "All products",
+    render_downloads(lambda: _all_products_table(load_all_products(f, loaders.version_for(f))), "All products",
                      key=f"{key}_all_dl")
     _render_categories(fig, metric, compare, key=key)
 

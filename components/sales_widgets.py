@@ -115,7 +115,7 @@ def render_trend_section(f: Filters) -> None:
     metric = left.selectbox("Metric", list(METRICS), format_func=lambda k: METRICS[k].label, key="sa_metric")
     m = get_metric(metric)
     with st.spinner("Loading the trend…"):
-        df = load_trend(f, metric, loaders.version())
+        df = load_trend(f, metric, loaders.version_for(f))
     if df.empty or df["value"].isna().all():
         st.info(f"{m.label} is not available for these filters or this grain. {m.description}",
                 icon=":material/info:")
@@ -171,7 +171,7 @@ def render_breakdown_section(f: Filters) -> None:
     kind = c3.segmented_control("Chart", kinds, default="Bars", key=f"sa_chart_{by}") or "Bars"
     m = get_metric(metric)
     with st.spinner("Loading the breakdown…"):
-        df = load_breakdown(f, by, metric, loaders.version())
+        df = load_breakdown(f, by, metric, loaders.version_for(f))
     if df.empty:
         st.info("Nothing to break down in this period for these filters.")
         return
@@ -231,7 +231,7 @@ def _not_applicable(result) -> bool:
 
 
 def render_payments(f: Filters) -> None:
-    df = load_section("payments", f, loaders.version())
+    df = load_section("payments", f, loaders.version_for(f))
     if _not_applicable(df):
         return
     if df.empty:
@@ -263,7 +263,7 @@ def render_payments(f: Filters) -> None:
 
 
 def render_funnel(f: Filters) -> None:
-    df = load_section("funnel", f, loaders.version())
+    df = load_section("funnel", f, loaders.version_for(f))
     if _not_applicable(df):
         return
     if df.empty:
@@ -291,7 +291,7 @@ def render_funnel(f: Filters) -> None:
 
 
 def render_marketing(f: Filters) -> None:
-    m = load_section("marketing", f, loaders.version())
+    m = load_section("marketing", f, loaders.version_for(f))
     if _not_applicable(m):
         return
     ch = m.by_channel
@@ -333,7 +333,7 @@ def render_marketing(f: Filters) -> None:
 
 
 def render_profitability(f: Filters) -> None:
-    df = load_section("profitability", f, loaders.version())
+    df = load_section("profitability", f, loaders.version_for(f))
     if _not_applicable(df):
         return
     if df.empty:

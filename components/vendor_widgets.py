@@ -27,7 +27,8 @@ GROUP_LABELS = {"new": "New", "growing": "Growing", "declining": "Declining", "c
 
 
 # ---------------------------------------------------------------------------------------------
-# Cached loaders: keyed on the filters and the rollup version; each returns a small aggregate.
+# Cached loaders: keyed on the filters and the version of the days they read (loaders.version_for);
+# each returns a small aggregate.
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
@@ -50,14 +51,16 @@ def hhi_series(f: Filters, rollup_version: int) -> pd.DataFrame:
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def lifecycle(f: Filters, rollup_version: int) -> av.Lifecycle:
-    table = vendor_table(f, rollup_version)
+    # Keyed on every day's version (a vendor is new when it never sold before the period), the
+    # table it starts from on its own days'.
+    table = vendor_table(f, loaders.version_for(f))
     with loaders.engine().connect() as conn:
         return av.compute_lifecycle(conn, f, table)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def vendor_detail(f: Filters, vendor_id: int, rollup_version: int) -> av.VendorDetail | None:
-    table = vendor_table(f, rollup_version)
+    table = vendor_table(f, loaders.version_for(f))
     with loaders.engine().connect() as conn:
         return av.compute_vendor_detail(conn, f, vendor_id, table=table)
 
@@ -280,7 +283,7 @@ def _vendor_cards(row: pd.Series, share: pd.DataFrame) -> None:
 
 def render_vendor_detail(f: Filters, table: pd.DataFrame, vendor_id: int, *, key: str) -> None:
     """Draws one vendor: profile, cards, and tabs for trend, products, customers, refunds, category."""
-    detail = vendor_detail(f, vendor_id, loaders.version())
+    detail = vendor_detail(f, vendor_id, loaders.version_for(f))
     if detail is None:
         st.info("This vendor no longer exists. Pick another one.")
         return
@@ -297,7 +300,7 @@ def render_vendor_detail(f: Filters, table: pd.DataFrame, vendor_id: int, *, key
     with trend, explained_errors("the vendor's trend"):
         metric = st.columns([1, 3])[0].selectbox("Metric", av.DRILL_METRICS, key=f"{key}_metric",
                                                  format_func=lambda m: get_metric(m).label)
-        cur, prev = vendor_trend(f, vendor_id, metric, loaders.version())
+        cur, prev = vendor_trend(f, vendor_id, metric, loaders.version_for(f))
         render_trend(cur, prev, (metric,), compare_label=compare, key=f"{key}_chart_trend")
         out = cur[["key", metric]].rename(columns={"key": "Period start", metric: get_metric(metric).label})
         if prev is not None:

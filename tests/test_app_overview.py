@@ -81,3 +81,41 @@ def test_comparison_last_year(app, engine):
     with engine.connect() as conn:
         want = fetch_kpis(conn, f, ("gmv",)).iloc[0]
     assert _shown(at)["GMV"][1] == format_change("gmv", want.current, want.previous)
+
+
+def test_a_refresh_recomputes_only_the_period_it_changed(monkeypatch, empty_engine):
+    """After a refresh that folds in an order of the period's last day, the overview computes the
+    period's figures again and keeps the comparison period's from the cache."""
+    import sqlalchemy as sa
+
+    from analytics import overview as ov
+    from components import loaders
+    from data.auth import create_user
+    from data.rollups import refresh_rollups
+    from tests.apptest import PASSWORDS
+    from tests.test_scale_rollups import LAST, _marketplace
+
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 11)
+        refresh_rollups(conn, timezone="UTC")
+        create_user(conn, "viewer", PASSWORDS["viewer"], "viewer")
+    calls = {"period": 0, "comparison": 0}
+    for name, fn in (("period", ov.compute_period), ("comparison", ov.compute_comparison)):
+        def counted(conn, f, _fn=fn, _name=name, **kw):
+            calls[_name] += 1
+            return _fn(conn, f, **kw)
+        monkeypatch.setattr(ov, f"compute_{name}", counted)
+    at = _choose(login(monkeypatch, empty_engine.url.render_as_string(hide_password=False), "viewer"),
+                 date(2026, 3, 1), LAST)
+    at.run()
+    before = dict(calls)    # the default period's, then the chosen one's; the rerun read the cache
+    assert before["period"] == before["comparison"] >= 1
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO mart.orders VALUES (9100, 101, :t, 'paid', 'web', 'B2C', 'card', "
+                             "'captured', 'EUR', 0)"), {"t": f"{LAST} 12:00+00"})
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9100, 1, 11, 2, 1, 20, 0, 8, 0)"))
+        assert refresh_rollups(conn, timezone="UTC").mode == "days"
+    loaders.freshness.clear()   # its 20 s time to live, passed
+    at.run()
+    assert not at.exception, at.exception
+    assert calls == {"period": before["period"] + 1, "comparison": before["comparison"]}

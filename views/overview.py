@@ -29,7 +29,7 @@ def body() -> None:
     st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else "")
                + (f" · data as of {fresh['refreshed_at']:%d %b %H:%M}" if fresh.get("refreshed_at") else ""))
     with st.spinner("Loading figures…"):
-        fig = loaders.overview(f, loaders.version())
+        fig = loaders.overview(f)
     if fig.empty:
         st.info(f"No orders between {f.period.label()} for these filters. Choose another period or clear "
                 "the dimension filters in the sidebar.", icon="🗓️")

@@ -19,7 +19,7 @@ st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare
 
 table = None
 with vw.explained_errors("the vendors"), st.spinner("Loading vendors…"):
-    table = vw.vendor_table(f, loaders.version())
+    table = vw.vendor_table(f, loaders.version_for(f))
 if table is None:
     st.stop()
 if not (table["orders"] > 0).any() and not (f.compare and (table["orders_prev"] > 0).any()):
@@ -46,7 +46,7 @@ if vendor_id is not None:
 
 st.subheader("Concentration")
 with vw.explained_errors("concentration"):
-    vw.render_concentration(concentration, vw.hhi_series(f, loaders.version()), key="vd_conc")
+    vw.render_concentration(concentration, vw.hhi_series(f, loaders.version_for(f)), key="vd_conc")
 
 st.subheader("New, growing, declining and churned vendors")
 if life is not None:
