@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from bench.alerts import ALERTS_BEGIN, ALERTS_END, alerts_section, bench_alerts
 from bench.load import CLIENTS, LOAD_BEGIN, LOAD_END, bench_load, load_section
+from bench.scale import SCALE_BEGIN, SCALE_END, bench_scale, scale_section
 from data.db import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -622,6 +623,11 @@ def write_results(sizes: list[int], seeds: dict, overview: dict, started: dateti
     log(f"wrote {OUT.relative_to(ROOT)}")
 
 
+# What else the machine did during the scale section is not known to the run: say it here when a
+# human runs it (environment variable BENCH_NOTE), else nothing.
+SCALE_NOTE = os.environ.get("BENCH_NOTE", "")
+
+
 def load_clients(n: int, sizes: list[int]) -> tuple[str, ...]:
     """The protocol client at every size; chromium (whose figure is the browsers' work) at the smallest."""
     return CLIENTS if n == min(sizes) else ("protocol",)
@@ -646,13 +652,16 @@ def main() -> int:
                    help="reuse the bench databases (migrate + refresh) and rewrite only the alerts section")
     p.add_argument("--load-only", action="store_true",
                    help="reuse the bench databases and rewrite only the browser sections (load, app memory)")
+    p.add_argument("--scale-only", action="store_true",
+                   help="reuse the bench databases (migrate + refresh) and rewrite only the scale section")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
     if args.pages_only or args.customers_only or args.forecasts_only or args.query_only or args.exports_only \
-            or args.alerts_only or args.load_only:
+            or args.alerts_only or args.load_only or args.scale_only:
         pages, customers, forecasts, queries, exported, alerted, loaded, memory = {}, {}, {}, {}, {}, {}, {}, {}
+        scaled = {}
         for n in sizes:
             url = admin.replace("/postgres?", f"/bench_{n}?")
             env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"}
@@ -674,6 +683,10 @@ def main() -> int:
             if args.load_only:
                 loaded[n] = bench_load(url, load_clients(n, sizes))
                 memory[n] = bench_app_memory(url)
+            if args.scale_only:
+                scaled[n] = bench_scale(url, log=log)
+        if args.scale_only:
+            write_section(scale_section(sizes, scaled, started, measured(started), SCALE_NOTE), SCALE_BEGIN, SCALE_END)
         if args.load_only:
             write_section(load_section(sizes, loaded, started), LOAD_BEGIN, LOAD_END)
             write_section(memory_section(sizes, memory, started), MEMORY_BEGIN, MEMORY_END)
@@ -692,6 +705,7 @@ def main() -> int:
         return 0
     seeds, overview, memory, pages, customers, forecasts, queries, exported, alerted, loaded = ({}, {}, {}, {}, {}, {}, {},
                                                                                             {}, {}, {})
+    scaled = {}
     for i, n in enumerate(sizes):
         name = f"bench_{n}"
         log(f"{n:,} lines: new database {name}")
@@ -707,6 +721,7 @@ def main() -> int:
         queries[n] = bench_query(url, args.reps)
         exported[n] = bench_exports(url, args.reps)
         alerted[n] = bench_alerts(url, args.reps)
+        scaled[n] = bench_scale(url, log=log)
         if not args.no_browser:
             loaded[n] = bench_load(url, load_clients(n, sizes))
             memory[n] = bench_app_memory(url)
@@ -720,6 +735,7 @@ def main() -> int:
         write_section(query_section(done, queries, started), QUERY_BEGIN, QUERY_END)
         write_section(exports_section(done, exported, started), EXPORTS_BEGIN, EXPORTS_END)
         write_section(alerts_section(done, alerted, started), ALERTS_BEGIN, ALERTS_END)
+        write_section(scale_section(done, scaled, started, measured(started), SCALE_NOTE), SCALE_BEGIN, SCALE_END)
         if loaded:
             write_section(load_section(done, loaded, started), LOAD_BEGIN, LOAD_END)
             write_section(memory_section(done, memory, started), MEMORY_BEGIN, MEMORY_END)

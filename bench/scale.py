@@ -1,0 +1,267 @@
+"""The scale benchmark: every analysis page's default figures at 1M and 10M order lines, cold.
+
+For each page (overview, sales, vendors, products: `compute_<page>`; customers and forecasting:
+the reads the page makes of the nightly run), each period preset and a 3-year custom range, with
+no filter and with one filter of each kind the filter bar offers (the value with the most GMV),
+the page's figures are computed without any Streamlit cache: one warm-up (PostgreSQL's buffers
+warm), then the median of REPS runs. The 10M/1M ratio says whether the cost grows with orders.
+Also: the rollups' size on disk, and what an incremental refresh of one minute of orders costs.
+"""
+from __future__ import annotations
+
+import importlib
+import statistics
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+SCALE_BEGIN, SCALE_END = "<!-- scale:begin -->", "<!-- scale:end -->"
+PRESETS = ("last_7_days", "last_30_days", "last_90_days", "mtd", "qtd", "ytd", "last_year", "custom")
+FILTERS = ("none", "category", "region", "country", "channel", "business_model", "segment", "payment_method",
+           "vendor_id")
+PAGES = {"overview": ("analytics.overview", "compute_overview"), "sales": ("analytics.sales", "compute_sales_page"),
+         "vendors": ("analytics.vendors", "compute_vendors_page"),
+         "products": ("analytics.products", "compute_products_page")}
+# The forecasting page offers a series per total or one of these; the customers page reads the
+# nightly run (other periods or filters compute per-customer models live, with a progress bar).
+FORECAST_FILTERS = ("none", "vendor_id", "category", "region", "channel", "business_model")
+REPS = 3
+# A cell that takes longer than this is stopped and reported as over it: the fallbacks it would
+# measure miss the target by far, and at 10M some take minutes.
+CELL_LIMIT_S = 5
+TARGET_MS = 1000
+TARGET_RATIO = 1.5
+REFRESH_TARGET_S = 2.0
+SLOW_S = 3.0
+
+
+def _median_ms(fn, reps: int = REPS, budget_s: float = 10.0) -> float:
+    """Returns the median milliseconds of fn over reps runs after a warm-up (fewer runs when one
+    takes more than budget_s / reps; a warm-up over SLOW_S is the figure itself: a slow fallback
+    does not hold the run for long, and misses the target either way). A run stopped by the
+    connection's statement timeout returns inf."""
+    t = time.perf_counter()
+    try:
+        fn()
+    except sa.exc.OperationalError as ex:
+        if "statement timeout" not in str(ex):
+            raise
+        return float("inf")
+    warm = time.perf_counter() - t
+    if warm > SLOW_S:
+        return warm * 1000
+    reps = max(1, min(reps, int(budget_s / max(warm, 1e-6))))
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def filter_values(conn) -> dict:
+    """The value of each filter kind with the most GMV (vendor, category, …); fixed channel/model/segment."""
+    one = lambda sql: conn.execute(sa.text(sql)).scalar()  # noqa: E731
+    return {
+        "category": one("SELECT category FROM mart.rollup_category_daily GROUP BY 1 ORDER BY sum(gmv) DESC LIMIT 1"),
+        "vendor_id": one("SELECT vendor_id FROM mart.rollup_vendor_daily GROUP BY 1 ORDER BY sum(gmv) DESC LIMIT 1"),
+        "region": one("SELECT region FROM mart.rollup_sales_daily GROUP BY 1 ORDER BY sum(gmv) DESC LIMIT 1"),
+        "country": one("SELECT country FROM mart.rollup_sales_daily GROUP BY 1 ORDER BY sum(gmv) DESC LIMIT 1"),
+        "payment_method": one("SELECT payment_method FROM mart.rollup_payment_daily GROUP BY 1 ORDER BY sum(gmv) DESC LIMIT 1"),
+        "channel": "web", "business_model": "B2C", "segment": "B2B",
+    }
+
+
+def _period(preset: str, today: date):
+    from analytics.filters import resolve_preset, shift_year
+    return resolve_preset(preset, today, (shift_year(today, -3) + timedelta(days=1), today))
+
+
+def bench_scale(url: str, reps: int = REPS, log=print) -> dict:
+    """Returns {"cells": {(page, filter, preset): ms}, "sources", "values", "sizes", "refresh"}."""
+    from analytics.filters import Filters
+    from analytics.kpis import aggregate, data_bounds
+
+    eng = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"})
+    cells, sources = {}, {}
+    with eng.connect() as conn:
+        today = data_bounds(conn, "UTC")[1]
+        values = filter_values(conn)
+        for page, (module, name) in PAGES.items():
+            fn = getattr(importlib.import_module(module), name)
+            for flt in FILTERS:
+                dims = {} if flt == "none" else {flt: [values[flt]]}
+                for preset in PRESETS:
+                    f = Filters.make(_period(preset, today), **dims)
+                    kw = {"tz": "UTC"} if page != "sales" else {}
+                    cells[page, flt, preset] = _median_ms(lambda: fn(conn, f, **kw), reps)
+                    if cells[page, flt, preset] == float("inf"):
+                        conn.rollback()   # the stopped statement aborted the transaction
+                    if page == "overview":
+                        src = aggregate(conn, f, metrics=("active_customers", "gmv"), tz="UTC").attrs["sources"]
+                        sources[flt, preset] = src
+                log(f"  scale {page} {flt}: " + ", ".join(f"{p} {cells[page, flt, p]:.0f}" for p in PRESETS) + " ms")
+    cells.update(_stored_pages(eng, today, values, reps, log))
+    out = {"cells": cells, "sources": sources, "values": values, "sizes": rollup_sizes(eng),
+           "refresh": refresh_one_minute(eng, log)}
+    eng.dispose()
+    return out
+
+
+def _stored_pages(eng, today: date, values: dict, reps: int, log) -> dict:
+    """The customers and forecasting pages' reads of the nightly runs (made here if missing)."""
+    from analytics import customer_scores as S
+    from analytics import forecast_series as FS
+    from analytics.filters import Filters, Period
+
+    out = {}
+    with eng.begin() as conn:
+        if S.latest_run_id(conn) is None:
+            log("  scale: storing a customer scores run for the customers page's reads")
+            scores = S.compute_scores(conn, Filters.make(Period(today, today)), today, tz="UTC")
+            S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None)
+    with eng.connect() as conn:
+        def customers():
+            stored = S.load_stored(conn)
+            risk = S.stored_at_risk(conn, stored.run_id)
+            S.customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
+            top = S.stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
+            S.customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
+        out["customers", "none", "stored"] = _median_ms(customers, reps)
+        for flt in FORECAST_FILTERS:
+            series = FS.Series("gmv") if flt == "none" else FS.Series("gmv", dim=flt, value=str(values[flt]))
+
+            def forecasting():
+                FS.load_forecast(conn, series, run_date=today + timedelta(days=1), horizon=28)
+                actuals = FS.metric_history(conn, series, last_day=today, tz="UTC")
+                FS.realised_errors(conn, series, actuals, before=today + timedelta(days=1))
+            out["forecasting", flt, "stored"] = _median_ms(forecasting, reps)
+        log(f"  scale customers (stored run) {out['customers', 'none', 'stored']:.0f} ms; forecasting " +
+            ", ".join(f"{flt} {out['forecasting', flt, 'stored']:.0f}" for flt in FORECAST_FILTERS) + " ms")
+    return out
+
+
+def rollup_sizes(eng) -> dict[str, int]:
+    """Returns {table: bytes on disk with indexes} for every rollup table, and the raw tables."""
+    from data.rollups import ROLLUP_TABLES
+    with eng.connect() as conn:
+        tables = [*ROLLUP_TABLES, "rollup_customer_spaces", "orders", "order_items"]
+        return {t: conn.execute(sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
+                                {"t": f"mart.{t}"}).scalar() for t in tables}
+
+
+def refresh_one_minute(eng, log) -> dict:
+    """Inserts one minute of orders (as many as the data's busiest recent minute holds on average),
+    times the incremental refresh, then removes them and refreshes again."""
+    from data.rollups import refresh_rollups
+
+    with eng.begin() as conn:
+        refresh_rollups(conn, timezone="UTC")   # nothing pending before the measurement
+        last = conn.execute(sa.text("SELECT max(ordered_at) FROM mart.orders")).scalar()
+        per_min = conn.execute(sa.text("""SELECT count(*) / 1440.0 FROM mart.orders
+                                          WHERE ordered_at > :t - interval '1 day'"""), {"t": last}).scalar()
+        n = max(1, round(float(per_min)))
+        base = conn.execute(sa.text("SELECT max(order_id) FROM mart.orders")).scalar()
+        # Copies of the latest orders (same customers, lines and values), one minute later.
+        conn.execute(sa.text("""
+            INSERT INTO mart.orders
+            SELECT :base + row_number() OVER (ORDER BY order_id), customer_id, ordered_at + interval '1 minute',
+                   status, channel, business_model, payment_method, payment_status, currency, shipping_fee
+            FROM (SELECT * FROM mart.orders ORDER BY ordered_at DESC LIMIT :n) o"""), {"base": base, "n": n})
+        conn.execute(sa.text("""
+            INSERT INTO mart.order_items
+            SELECT n.order_id, i.line_no, i.product_id, i.vendor_id, i.quantity, i.unit_price, i.discount,
+                   i.unit_cost, i.refunded_amount
+            FROM (SELECT order_id, :base + row_number() OVER (ORDER BY order_id) AS new_id
+                  FROM (SELECT order_id FROM mart.orders WHERE order_id <= :base ORDER BY ordered_at DESC LIMIT :n) l) m
+            JOIN mart.order_items i ON i.order_id = m.order_id
+            JOIN mart.orders n ON n.order_id = m.new_id"""), {"base": base, "n": n})
+    with eng.begin() as conn:
+        t = time.perf_counter()
+        r = refresh_rollups(conn, timezone="UTC")
+        took = time.perf_counter() - t
+    with eng.begin() as conn:
+        conn.execute(sa.text("DELETE FROM mart.orders WHERE order_id > :base"), {"base": base})
+        refresh_rollups(conn, timezone="UTC")
+    log(f"  scale refresh of one minute ({n} orders): {took:.2f} s ({r.mode}, {r.days} days, {r.customers} customers)")
+    return {"orders": n, "seconds": took, "mode": r.mode, "days": r.days, "customers": r.customers}
+
+
+def _fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "–"
+    if ms == float("inf"):
+        return f"> {CELL_LIMIT_S} s"
+    return f"{ms:,.0f}" if ms >= 10 else f"{ms:.1f}"
+
+
+def scale_section(sizes: list[int], results: dict, started: datetime, measured: str, note: str = "") -> str:
+    """RESULTS.md's scale section: per page and filter, each preset's time at the largest size with
+    its ratio to the smallest; the slowest cell, the rollup sizes and the refresh cost."""
+    lo, hi = min(sizes), max(sizes)
+    a, b = results.get(lo), results.get(hi)
+    lines = [SCALE_BEGIN, "## Scale: every page, preset and filter at 1M and 10M order lines, cold", "",
+             measured + " Each cell is the page's default figures (`compute_<page>`, no Streamlit cache, "
+             "PostgreSQL's buffers warm): one warm-up, then the median of "
+             f"{REPS} runs (fewer past 10 s; a warm-up over {SLOW_S:.0f} s is the figure), at {hi:,} lines, with the ratio to {lo:,} lines beside it. Targets: ≤ {TARGET_MS:,} ms "
+             f"at {hi:,} lines and ≤ {TARGET_RATIO}× the {lo:,}-line time. Filters take the value with the most "
+             "GMV (vendor, category, region, country, payment method), web, B2C and B2B."
+             + (" " + note if note else ""), ""]
+    if not (a and b):
+        return "\n".join(lines + ["(needs both sizes)", SCALE_END]) + "\n"
+    header = "| page | filter | " + " | ".join(PRESETS) + " |"
+    lines += [header, "|---|---|" + "---:|" * len(PRESETS)]
+    worst, misses, total = None, [], 0
+    for page in [*PAGES, "customers", "forecasting"]:
+        flts = FILTERS if page in PAGES else (("none",) if page == "customers" else FORECAST_FILTERS)
+        for flt in flts:
+            row = []
+            for preset in PRESETS:
+                key = (page, flt, preset if page in PAGES else "stored")
+                if key not in b["cells"] or (page not in PAGES and preset != PRESETS[0]):
+                    row.append("")
+                    continue
+                ms_b, ms_a = b["cells"][key], a["cells"].get(key)
+                ratio = ms_b / ms_a if ms_a and ms_a != float("inf") and ms_b != float("inf") else None
+                total += 1
+                ok = ms_b <= TARGET_MS and (ratio is None or ratio <= TARGET_RATIO)
+                if not ok:
+                    misses.append((page, flt, preset, ms_b, ratio))
+                if worst is None or ms_b > worst[3]:
+                    worst = (page, flt, preset, ms_b, ratio)
+                row.append((f"{_fmt_ms(ms_b)} ({ratio:.2f}×)" if ratio else _fmt_ms(ms_b)) + ("" if ok else " ❌"))
+            lines.append(f"| {page} | {flt} | " + " | ".join(row) + " |")
+    lines += ["", "Customers and forecasting: the reads each page makes of the nightly run (one column): the "
+              "customers page's stored scores, at-risk list and top customers; the forecasting page's stored "
+              "forecast, three years of daily history and earlier runs against actuals, for the total and one "
+              "series per dimension it offers.", ""]
+    lines.append(f"- Cells meeting both targets: {total - len(misses)} of {total}.")
+    if worst:
+        lines.append(f"- Slowest cell at {hi:,} lines: {worst[0]}, {worst[1]}, {worst[2]}: {_fmt_ms(worst[3])} ms"
+                     + (f" ({worst[4]:.2f}× the {lo:,}-line time)." if worst[4] else "."))
+    for page, flt, preset, ms, ratio in misses[:40]:
+        lines.append(f"- ❌ {page}, {flt}, {preset}: {_fmt_ms(ms)} ms" + (f", {ratio:.2f}×" if ratio else ""))
+    srcs = b.get("sources", {})
+    fall = sorted({flt for (flt, _), s in srcs.items() if s.get("customers") != "rollup_customer_cells"})
+    lines.append("- Distinct customers read flat (customer cells) for: "
+                 + ", ".join(sorted({flt for (flt, _), s in srcs.items() if flt not in fall})) + "."
+                 + (f" Fallback for: {', '.join(fall)}." if fall else "")
+                 + " Served by the fallbacks (exact, cost growing with orders): several values of an order-level "
+                 "dimension or of categories, several vendors, two dimensions at once, payment status and product "
+                 "filters (rollup_customer_daily or the order lines).")
+    lines += ["", "Rollup size on disk (with indexes):", "", "| table | " + " | ".join(f"{n:,} lines" for n in sizes) + " |",
+              "|---|" + "---:|" * len(sizes)]
+    for t in b["sizes"]:
+        lines.append(f"| {t} | " + " | ".join(f"{results[n]['sizes'].get(t, 0) / 2**20:,.0f} MiB" for n in sizes) + " |")
+    rollups = lambda r: sum(v for t, v in r["sizes"].items() if t.startswith("rollup_"))  # noqa: E731
+    lines.append("| all rollups | " + " | ".join(f"{rollups(results[n]) / 2**20:,.0f} MiB" for n in sizes) + " |")
+    lines += ["", "Incremental refresh of one minute of orders (copies of the latest orders, one minute later; "
+              "the refresh rebuilds that local day and recounts its customers):", ""]
+    for n in sizes:
+        r = results[n]["refresh"]
+        ok = (f" (target ≤ {REFRESH_TARGET_S:.0f} s at {hi:,}: {'✅' if r['seconds'] <= REFRESH_TARGET_S else '❌'})"
+              if n == hi else "")
+        lines.append(f"- {n:,} lines: {r['orders']} orders, {r['seconds']:.2f} s ({r['mode']}, {r['days']} day(s), "
+                     f"{r['customers']:,} customers' first orders recomputed){ok}")
+    return "\n".join(lines + [SCALE_END]) + "\n"
