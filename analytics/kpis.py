@@ -45,6 +45,11 @@ class _Rollup:
     # their whole buckets and its edge days only.
     coarse_from: int = 1
     available_from: int = 0    # the layout that has the table at all
+    # Dimensions a later layout added to the table: (layout, dimensions).
+    added: tuple[tuple[int, frozenset], ...] = ()
+
+    def dims_at(self, layout: int) -> frozenset:
+        return self.dims.union(*(d for n, d in self.added if layout >= n))
 
 
 SALES_ROLLUPS = (
@@ -55,17 +60,18 @@ SALES_ROLLUPS = (
     # Per category and order-level dimension: a category filter with a channel, region… filter.
     _Rollup("rollup_category_orders_daily", frozenset({"category", "channel", "business_model", "segment", "region"}),
             ("category",)),
-    # Per product, with its vendor and category: order counts are exact per single product only.
-    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), ("product_id",), coarse_from=0),
     # Layout 1 (migration 0014): payments by region and country, categories by country and payment
     # method, vendors by category.
     _Rollup("rollup_payment_geo_daily", frozenset({"payment_method", "payment_status", "region", "country"}),
             available_from=1),
     _Rollup("rollup_category_geo_daily", frozenset({"category", "country", "payment_method"}), ("category",),
-            available_from=1),
+            available_from=1, added=((2, frozenset({"payment_status"})),)),
     _Rollup("rollup_vendor_category_daily", frozenset({"vendor_id", "category"}), ("vendor_id", "category"),
             available_from=1),
+    # Per product, with its vendor and category: order counts are exact per single product only.
+    _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), ("product_id",), coarse_from=0),
 )
+_BY_TABLE = {r.table: r for r in SALES_ROLLUPS}
 HOURLY_DIMS = frozenset({"channel", "business_model"})
 # Coarse buckets that fit inside one bucket of each time grain (None: a total or a breakdown).
 NESTED_BUCKETS = {None: ("month", "week"), "week": ("week",), "month": ("month",), "quarter": ("month",),
@@ -109,14 +115,17 @@ def _key(by: str | None, grain: str | None, day_col: str, hour_col: str | None, 
     return _bucket(grain, day_col)
 
 
-def _sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str], layout: int | None) -> str:
+def sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str], layout: int | None) -> str:
+    """Returns the table that answers the base measures for f grouped by `by` (and the grain):
+    the first rollup holding every dimension needed (with exact order counts, when counts are
+    asked for), or 'raw'. layout: the rollups' (rollup_layout), None when they cannot answer."""
     needed = set(f.dim_map) | ({by} if by else set())
     if layout is None:
         return "raw"
     if grain == "hour":
         return "rollup_sales_hourly" if needed <= HOURLY_DIMS else "raw"
     for r in SALES_ROLLUPS:
-        if not needed <= r.dims or layout < r.available_from:
+        if not needed <= r.dims_at(layout) or layout < r.available_from:
             continue
         counts_exact = all(k == by or len(f.dim_map.get(k, ())) == 1 for k in r.count_keys)
         if counts_exact or not (bases & COUNT_BASES):
@@ -128,7 +137,7 @@ def rollup_from(f: Filters, source: str, period: Period, grain: str | None, layo
     """Returns the FROM clause reading a sales rollup for the period (filters applied) and its
     parameters: the table itself, or its whole months and weeks (those that fit in one bucket of
     the grain) and the edge days."""
-    rollup = next((r for r in SALES_ROLLUPS if r.table == source), None)
+    rollup = _BY_TABLE.get(source)
     where = filters_sql(f, lambda d: d)
     nested = NESTED_BUCKETS.get(grain, ())
     if rollup is None or layout < rollup.coarse_from or not nested:
@@ -369,7 +378,7 @@ def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, 
     piece_params: dict = {}
     sources: dict[str, str | None] = {"sales": None, "customers": None, "traffic": None}
     if bases & set(SALES_BASES) or not bases:
-        sources["sales"] = _sales_source(f, by, grain, bases, layout)
+        sources["sales"] = sales_source(f, by, grain, bases, layout)
         ctes["s"], piece_params = _sales_cte(f, sources["sales"], by, grain, period, span is not None, layout or 0)
     if bases & set(CUSTOMER_BASES):
         sources["customers"] = _customer_source(f, by, grain, layout)

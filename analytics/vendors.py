@@ -1,9 +1,9 @@
 """Figures behind the vendors page: leaderboard, one vendor's drill-down, concentration, lifecycle.
 
-Per-vendor measures come from analytics.kpis.aggregate (rollup_vendor_daily when it covers the
-filters, raw rows otherwise), once for the period and once for the comparison period. That
-per-vendor aggregate is small (one row per vendor), so ranks, search, sorting and pages are taken
-over it and only one page of it is handed on. Monthly concentration, first sales and a vendor's
+Per-vendor measures come from analytics.kpis.aggregate (rollup_vendor_daily, or the vendor and
+category rollup under a category filter, raw rows otherwise), once for the period and once for
+the comparison period. That per-vendor aggregate is small (one row per vendor), so ranks, search,
+sorting and pages are taken over it and only one page of it is handed on. Monthly concentration, first sales and a vendor's
 customers have their own SQL here, over rollups where one answers exactly.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import GRAINS, FilterError, Filters, Period
-from analytics.kpis import aggregate, filter_params, rollup_from, rollup_layout
+from analytics.kpis import aggregate, filter_params, rollup_from, rollup_layout, sales_source
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
 from data.settings import load_settings
@@ -41,9 +41,6 @@ LIFECYCLE_LABELS = {
     "declining": "Declining: GMV down more than 20 % on the comparison period",
     "churned": "Churned: sales in the comparison period, none in this period",
 }
-# Filters the vendor x day rollups carry; any other filter reads raw rows.
-_ROLLUP_DIMS = {"rollup_vendor_daily": frozenset({"vendor_id"}),
-                "rollup_product_daily": frozenset({"vendor_id", "category"})}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,11 +73,8 @@ def _vendor_source(conn: Connection, f: Filters, tz: str, use_rollups: bool) -> 
     """Returns the table that answers GMV and sales per vendor and day under f (a rollup or 'raw')
     and the rollups' layout (data.rollups.LAYOUT; 0 for raw)."""
     layout = rollup_layout(conn, tz) if use_rollups else None
-    if layout is not None:
-        for table, dims in _ROLLUP_DIMS.items():
-            if set(f.dim_map) <= dims:
-                return table, layout
-    return "raw", 0
+    source = sales_source(f, "vendor_id", None, {"gmv"}, layout)
+    return source, (layout or 0)
 
 
 def _monthly_gmv_sql(f: Filters, source: str, layout: int, window: Period) -> tuple[str, dict]:

@@ -16,8 +16,8 @@ from data.settings import load_settings
 # (app.rollup_state.layout) is rebuilt by the next refresh, and pages read only what that layout
 # had until then. 1: weekly and monthly copies of every day rollup, payments by country,
 # categories by country and payment method, vendors by category, customer cells and acquisition
-# channels (migration 0014).
-LAYOUT = 1
+# channels (migration 0014). 2: payment status beside categories by country (0015).
+LAYOUT = 2
 DAY_TABLES = (
     "rollup_sales_daily", "rollup_sales_hourly", "rollup_vendor_daily", "rollup_category_daily",
     "rollup_product_daily", "rollup_payment_daily", "rollup_customer_daily", "rollup_category_orders_daily",
@@ -33,7 +33,7 @@ COARSE_DIMS = {
     "rollup_category_orders_daily": ("category", "channel", "business_model", "segment", "region"),
     "rollup_product_daily": ("product_id", "vendor_id", "category"),
     "rollup_payment_geo_daily": ("payment_method", "payment_status", "region", "country"),
-    "rollup_category_geo_daily": ("category", "country", "payment_method"),
+    "rollup_category_geo_daily": ("category", "country", "payment_method", "payment_status"),
     "rollup_vendor_category_daily": ("vendor_id", "category"),
 }
 BUCKET_SUFFIX = {"week": "_weekly", "month": "_monthly"}
@@ -134,7 +134,7 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
         ("rollup_category_daily", ("p.category",), products),
         ("rollup_category_orders_daily", ("p.category", "o.channel", "o.business_model", "c.segment", "c.region"),
          customers),
-        ("rollup_category_geo_daily", ("p.category", "c.country", "o.payment_method"), customers),
+        ("rollup_category_geo_daily", ("p.category", "c.country", "o.payment_method", "o.payment_status"), customers),
         ("rollup_vendor_category_daily", ("i.vendor_id", "p.category"), products),
         # A product has one vendor and one category; they ride along for filtering.
         ("rollup_product_daily", ("i.product_id", "i.vendor_id", "p.category"), products),

@@ -1,7 +1,7 @@
 """The rollups that keep pages flat from 1M to 10M order lines, on randomised small marketplaces:
-distinct customers from customer cells and vendor customer-days, weekly and monthly copies of the
-day rollups, acquisition channels. Every figure equals tests/raw_metrics on raw rows, across a
-daylight-saving change in a non-UTC time zone, cancelled first orders, two orders on one day,
+distinct customers from customer cells, weekly and monthly copies of the day rollups, new
+filter-and-breakdown pairs, acquisition channels. Every figure equals tests/raw_metrics on raw
+rows, across a daylight-saving change in a non-UTC time zone, cancelled first orders, two orders on one day,
 orders without lines, every filter kind and empty periods; an incremental refresh after late
 changes equals a full rebuild; the fallback paths give the same figures as the flat ones."""
 from __future__ import annotations
@@ -50,13 +50,14 @@ def _marketplace(conn, seed: int, orders: int = 260) -> None:
         rows.append({"id": oid, "c": cust, "at": at,
                      "st": rng.choice(("delivered", "delivered", "paid", "returned", "cancelled", "cancelled")),
                      "ch": rng.choice(("web", "mobile", "mobile", "marketplace_api", "sales_rep")),
-                     "bm": rng.choice(("B2C", "B2B", "B2B2C")), "pm": rng.choice(("card", "paypal", "invoice"))})
+                     "bm": rng.choice(("B2C", "B2B", "B2B2C")), "pm": rng.choice(("card", "paypal", "invoice")),
+                     "ps": rng.choice(("captured", "captured", "captured", "failed", "refunded"))})
         if rng.random() < 0.15:  # a second order by the same customer a few minutes later: same day
             rows.append({**rows[-1], "id": orders + oid, "at": at + timedelta(minutes=3), "st": "paid"})
             lines.append({"o": orders + oid, "n": 1, **_line(rng, products)})
         for n in range(rng.choice((0, 1, 1, 2, 3)) if oid > 5 else 1):
             lines.append({"o": oid, "n": n + 1, **_line(rng, products)})
-    conn.execute(sa.text("INSERT INTO mart.orders VALUES (:id, :c, :at, :st, :ch, :bm, :pm, 'captured', 'EUR', 0)"), rows)
+    conn.execute(sa.text("INSERT INTO mart.orders VALUES (:id, :c, :at, :st, :ch, :bm, :pm, :ps, 'EUR', 0)"), rows)
     conn.execute(sa.text("INSERT INTO mart.order_items VALUES (:o, :n, :p, :v, :q, :price, :disc, 8, :ref)"), lines)
 
 
@@ -161,6 +162,30 @@ def test_breakdowns_equal_raw(empty_engine, by):
                                        if k in CUSTOMER_METRICS}, f"{by}={key}")
 
 
+def test_failed_payments_in_a_category_read_the_category_rollup(empty_engine, monkeypatch):
+    """Payments by method narrowed to failed ones under a category filter (the sales page's
+    payments section) read categories by country, payment method and status (layout 2)."""
+    tz = "America/New_York"
+    raw = _built(empty_engine, 10, tz)
+    metrics = ("gmv", "orders", "aov", "refund_rate", "cancellation_rate")
+    with empty_engine.connect() as conn:
+        for p in (Period(date(2025, 12, 24), date(2026, 4, 9)), Period(date(2026, 3, 28), date(2026, 3, 30))):
+            for dims in ({"category": ["Toys"], "payment_status": ["failed"]},
+                         {"category": ["Books"], "country": ["US"], "payment_status": ["failed", "refunded"]}):
+                df = K.aggregate(conn, Filters.make(p, **dims), by="payment_method", metrics=metrics, tz=tz)
+                assert df.attrs["sources"]["sales"] == "rollup_category_geo_daily"
+                assert p.days < 60 or len(df) > 1
+                for i, key in enumerate(df["key"]):
+                    want = expected(raw, p.start, p.end, {**dims, "payment_method": [key]})
+                    assert_close(_row(df, i), {k: v for k, v in want.items() if k in metrics}, f"{p} {key} {dims}")
+                # Before the rebuild (layout 1) the rows have no payment status: the lines answer.
+                with monkeypatch.context() as m:
+                    m.setattr(K, "rollup_layout", lambda c, z: 1)
+                    old = K.aggregate(conn, Filters.make(p, **dims), by="payment_method", metrics=metrics, tz=tz)
+                assert old.attrs["sources"]["sales"] == "raw"
+                pd.testing.assert_frame_equal(df, old, check_dtype=False)
+
+
 def snapshot(conn) -> dict[str, list]:
     """Returns every rollup table's rows, sorted, to compare an incremental refresh with a rebuild."""
     out = {}
@@ -216,7 +241,8 @@ def test_incremental_refresh_equals_full_rebuild(empty_engine, tz):
 
 
 def test_fallback_paths_give_the_flat_figures(empty_engine, monkeypatch):
-    """The same figures with the rollups of layout 0 (before migration 0014's rebuild) and from raw."""
+    """The same figures with the rollups of layouts 0 and 1 (before migrations 0014's and 0015's
+    rebuilds) and from raw."""
     tz = "Europe/Berlin"
     with empty_engine.begin() as conn:
         _marketplace(conn, 7)
@@ -227,11 +253,12 @@ def test_fallback_paths_give_the_flat_figures(empty_engine, monkeypatch):
             for dims in _filters(rng):
                 f = Filters.make(p, **dims)
                 flat = K.aggregate(conn, f, grain="week", tz=tz)
-                raw = K.aggregate(conn, f, grain="week", tz=tz, use_rollups=False)
-                with monkeypatch.context() as m:
-                    m.setattr(K, "rollup_layout", lambda c, z: 0)
-                    old = K.aggregate(conn, f, grain="week", tz=tz)
-                for other in (raw, old):
+                others = [K.aggregate(conn, f, grain="week", tz=tz, use_rollups=False)]
+                for layout in (0, 1):
+                    with monkeypatch.context() as m:
+                        m.setattr(K, "rollup_layout", lambda c, z, n=layout: n)
+                        others.append(K.aggregate(conn, f, grain="week", tz=tz))
+                for other in others:
                     assert list(flat["key"]) == list(other["key"])
                     for i in range(len(flat)):
                         assert_close(_row(flat, i), _row(other, i), f"{p} {dims}")
