@@ -202,6 +202,10 @@ def _fmt_ms(ms: float | None) -> str:
     return f"{ms:,.0f}" if ms >= 10 else f"{ms:.1f}"
 
 
+def _with_unit(ms: float) -> str:
+    return _fmt_ms(ms) + ("" if ms == float("inf") else " ms")
+
+
 def scale_section(sizes: list[int], results: dict, started: datetime, measured: str, note: str = "") -> str:
     """RESULTS.md's scale section: per page and filter, each preset's time at the largest size with
     its ratio to the smallest; the slowest cell, the rollup sizes and the refresh cost."""
@@ -244,10 +248,10 @@ def scale_section(sizes: list[int], results: dict, started: datetime, measured: 
               "series per dimension it offers.", ""]
     lines.append(f"- Cells meeting both targets: {total - len(misses)} of {total}.")
     if worst:
-        lines.append(f"- Slowest cell at {hi:,} lines: {worst[0]}, {worst[1]}, {worst[2]}: {_fmt_ms(worst[3])} ms"
+        lines.append(f"- Slowest cell at {hi:,} lines: {worst[0]}, {worst[1]}, {worst[2]}: {_with_unit(worst[3])}"
                      + (f" ({worst[4]:.2f}× the {lo:,}-line time)." if worst[4] else "."))
     for page, flt, preset, ms, ratio in misses[:40]:
-        lines.append(f"- ❌ {page}, {flt}, {preset}: {_fmt_ms(ms)} ms" + (f", {ratio:.2f}×" if ratio else ""))
+        lines.append(f"- ❌ {page}, {flt}, {preset}: {_with_unit(ms)}" + (f", {ratio:.2f}×" if ratio else ""))
     srcs = b.get("sources", {})
     fall = sorted({flt for (flt, _), s in srcs.items() if s.get("customers") != "rollup_customer_cells"})
     lines.append("- Distinct customers read flat (customer cells) for: "
