@@ -3,6 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Test workers, each with its own embedded PostgreSQL; a test file stays on one worker (its
+# module fixtures are made once).
+TEST_WORKERS ?= 2
 # The stamp changes with requirements.txt, so an edited file reinstalls.
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
@@ -22,7 +25,7 @@ run: install
 	PORT=$(PORT) PY=$(PY) bash scripts/run.sh
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	$(PY) -m bench
