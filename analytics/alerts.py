@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import DIMENSIONS, FilterError, Filters, Period
 from analytics.forecast_series import FORECAST_METRICS
-from analytics.kpis import aggregate
+from analytics.kpis import READ_LAYOUT, aggregate_query, rollup_layout
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, format_value, get_metric
 from data.settings import load_settings
 
@@ -188,7 +188,7 @@ def check_spec(spec: Spec) -> Spec:
     return spec
 
 
-@dataclass
+@dataclass(slots=True)
 class Observation:
     """One instance's evaluation: the value, what it was compared with, and the outcome."""
     value: float | None
@@ -251,12 +251,18 @@ def empty_values(conn: Connection, metrics: tuple[str, ...]) -> dict[str, float 
 
 
 def measure(conn: Connection, window: Window, filters: tuple, fan_out: str, metrics: tuple[str, ...],
-            tz: str, values: list[str] | None = None) -> dict[str, dict[str, float | None]]:
-    """Returns {fan value ('' without fan-out): {metric: value}} for the window: one query."""
-    df = aggregate(conn, _filters(filters, window), window.period, by=fan_out or None, metrics=metrics, tz=tz,
-                   span=window.span)
-    out = {("" if not fan_out else str(k)): {m: (None if pd.isna(v) else float(v)) for m, v in zip(metrics, vals)}
-           for k, *vals in df[["key", *metrics]].itertuples(index=False)}
+            tz: str, values: list[str] | None = None, layout: int | None | object = READ_LAYOUT
+            ) -> dict[str, dict[str, float | None]]:
+    """Returns {fan value ('' without fan-out): {metric: value}} for the window: one query.
+
+    aggregate's query, its rows read as tuples: 1,000 rules read 245 results a tick, and building
+    a DataFrame for each cost 2.5 s of a 13 s tick at 10M lines (profiled)."""
+    q = aggregate_query(conn, _filters(filters, window), window.period, by=fan_out or None, metrics=metrics, tz=tz,
+                        span=window.span, layout=layout)
+    rows = conn.execute(sa.text(f"SELECT key, {', '.join(metrics)} FROM ({q.sql}) a"), q.params).all()
+    out = {("" if not fan_out else str(k)): {m: (None if v is None or v != v else float(v))
+                                             for m, v in zip(metrics, vals)}
+           for k, *vals in rows}
     if fan_out:
         missing = [v for v in (values if values is not None else fan_values(conn, fan_out, filters)) if v not in out]
         if missing:
@@ -296,6 +302,7 @@ def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str | No
     for i, s in enumerate(specs):
         groups[s.group].append(i)
     values: dict[tuple, list[str]] = {}     # (fan-out, values named by filters) -> its values, read once a batch
+    layout = rollup_layout(conn, tz)        # once a batch, not once a query
     results = []
     for (window, filters, fan_out), idx in groups.items():
         named = dict(filters).get(fan_out)
@@ -304,7 +311,7 @@ def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str | No
                 if fan_out and (fan_out, named) not in values:
                     values[fan_out, named] = fan_values(conn, fan_out, filters)
                 obs, queries = _evaluate_group(conn, [specs[i] for i in idx], window, filters, fan_out, now, tz,
-                                               values.get((fan_out, named)))
+                                               values.get((fan_out, named)), layout)
             results.append((idx, obs, queries))
         except Exception as ex:  # noqa: BLE001 - reported on the group's rules; the other groups go on
             results.append((idx, str(ex) if isinstance(ex, (FilterError, AlertError)) else f"{type(ex).__name__}: {ex}",
@@ -320,15 +327,17 @@ def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str | No
 
 
 def _evaluate_group(conn: Connection, specs: list[Spec], window: str, filters: tuple, fan_out: str, now: datetime,
-                    tz: str, values: list[str] | None) -> tuple[dict[int, dict[str, Observation]], int]:
+                    tz: str, values: list[str] | None, layout: int | None
+                    ) -> tuple[dict[int, dict[str, Observation]], int]:
     """Returns ({position in specs: {fan value: observation}}, queries run) for one group."""
     metrics = tuple(dict.fromkeys(s.metric for s in specs))
-    current = measure(conn, resolve_window(window, now, tz), filters, fan_out, metrics, tz, values)
+    current = measure(conn, resolve_window(window, now, tz), filters, fan_out, metrics, tz, values, layout)
     queries = 1
     others: dict[str, dict] = {}
     for base in dict.fromkeys(s.baseline for s in specs if s.condition in CHANGES):
         others[base] = measure(conn, baseline_window(window, base, now, tz), filters, fan_out,
-                               tuple(dict.fromkeys(s.metric for s in specs if s.baseline == base)), tz, values)
+                               tuple(dict.fromkeys(s.metric for s in specs if s.baseline == base)), tz, values,
+                               layout)
         queries += 1
     bands: dict[str, dict] = {}
     day = resolve_window(window, now, tz).period.start if window == "yesterday" else None

@@ -19,7 +19,7 @@ from analytics.filters import BREAKDOWNS, GRAINS, FilterError, Filters, Period, 
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
 from data import customer_rollups as CR
 from data.db import frame
-from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM
+from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, raw_from
 from data.rollups import calendar_pieces, coarse_table
 from data.settings import load_settings
 
@@ -164,7 +164,7 @@ def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, perio
         return f"""
         SELECT {key} AS key, {sums},
                COUNT(DISTINCT o.order_id) FILTER (WHERE {COUNTED} AND o.channel IN {WEB_MOBILE}) AS web_mobile_orders
-        FROM {RAW_FROM}
+        FROM {raw_from([*f.dim_map, *([by] if by else [])])}
         WHERE {bounds}
           {filters_sql(f, RAW_DIMENSIONS.get)}
         GROUP BY 1""", {}
@@ -348,14 +348,20 @@ class AggregateQuery:
     sources: dict     # family -> table read (None: the family is not needed)
 
 
+READ_LAYOUT = object()
+
+
 def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
                     grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS), tz: str | None = None,
-                    use_rollups: bool = True, span: tuple[datetime, datetime] | None = None) -> AggregateQuery:
+                    use_rollups: bool = True, span: tuple[datetime, datetime] | None = None,
+                    layout: int | None | object = READ_LAYOUT) -> AggregateQuery:
     """Returns the query behind aggregate(), for callers that rank or pick from its rows in SQL.
 
     span=(t0, t1) counts the orders placed from t0 up to (not including) t1 instead of whole local
     days, from the order lines (alerts over the last hour or 24 hours: a small range of an index).
-    Customer and traffic figures are kept per day, so they cannot be asked for with a span."""
+    Customer and traffic figures are kept per day, so they cannot be asked for with a span.
+    layout: the rollups' layout when the caller read it once for many queries (rollup_layout in
+    the same transaction); by default it is read here."""
     tz = tz or load_settings().timezone
     period = period or f.period
     # grain and by become SQL identifiers and literals: only the fixed names pass.
@@ -373,7 +379,10 @@ def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, 
         if daily or grain is not None:
             raise FilterError(f"{', '.join(daily) or 'a time grain'} is counted per day: choose a window of whole days")
         period = Period(span[0].astimezone(ZoneInfo(tz)).date(), span[1].astimezone(ZoneInfo(tz)).date())
-    layout = rollup_layout(conn, tz) if use_rollups and span is None else None
+    if layout is READ_LAYOUT:
+        layout = rollup_layout(conn, tz) if use_rollups else None
+    if span is not None or not use_rollups:
+        layout = None
     ctes: dict[str, str] = {}
     piece_params: dict = {}
     sources: dict[str, str | None] = {"sales": None, "customers": None, "traffic": None}

