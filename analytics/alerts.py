@@ -21,6 +21,7 @@ over no rows (0 for sums, unknown for ratios).
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import DIMENSIONS, FilterError, Filters, Period
 from analytics.forecast_series import FORECAST_METRICS
-from analytics.kpis import READ_LAYOUT, aggregate_query, rollup_layout
+from analytics.kpis import READ_LAYOUT, aggregate_query, distinct_values, rollup_layout
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, format_value, get_metric
+from data.measures import RAW_FROM, raw_columns
 from data.settings import load_settings
 
 WINDOWS = {
@@ -53,6 +55,8 @@ CHANGES = ("rises_by", "falls_by")
 BASELINES = {"previous": "the previous window", "last_week": "the same window a week earlier"}
 FAN_OUTS = {"vendor_id": "Vendor", "category": "Category", "region": "Region"}
 ANOMALY_METRICS = tuple(m for m in FORECAST_METRICS if m in METRICS)
+
+log = logging.getLogger(__name__)
 
 
 class AlertError(ValueError):
@@ -231,9 +235,10 @@ def fan_values(conn: Connection, fan_out: str, filters: tuple) -> list[str]:
     named = dict(filters).get(fan_out)
     if named:
         return [str(v) for v in named]
+    if fan_out == "region":
+        return distinct_values(conn, "region")
     sql = {"vendor_id": "SELECT vendor_id::text FROM mart.vendors WHERE status <> 'closed' ORDER BY vendor_id",
-           "category": "SELECT DISTINCT category FROM mart.products ORDER BY 1",
-           "region": "SELECT DISTINCT region FROM mart.customers ORDER BY 1"}[fan_out]
+           "category": "SELECT DISTINCT category FROM mart.products ORDER BY 1"}[fan_out]
     return [r[0] for r in conn.execute(sa.text(sql))]
 
 
@@ -251,14 +256,14 @@ def empty_values(conn: Connection, metrics: tuple[str, ...]) -> dict[str, float 
 
 
 def measure(conn: Connection, window: Window, filters: tuple, fan_out: str, metrics: tuple[str, ...],
-            tz: str, values: list[str] | None = None, layout: int | None | object = READ_LAYOUT
-            ) -> dict[str, dict[str, float | None]]:
+            tz: str, values: list[str] | None = None, layout: int | None | object = READ_LAYOUT,
+            lines: str | None = None) -> dict[str, dict[str, float | None]]:
     """Returns {fan value ('' without fan-out): {metric: value}} for the window: one query.
 
     aggregate's query, its rows read as tuples: 1,000 rules read 245 results a tick, and building
     a DataFrame for each cost 2.5 s of a 13 s tick at 10M lines (profiled)."""
     q = aggregate_query(conn, _filters(filters, window), window.period, by=fan_out or None, metrics=metrics, tz=tz,
-                        span=window.span, layout=layout)
+                        span=window.span, layout=layout, lines=lines)
     rows = conn.execute(sa.text(f"SELECT key, {', '.join(metrics)} FROM ({q.sql}) a"), q.params).all()
     out = {("" if not fan_out else str(k)): {m: (None if v is None or v != v else float(v))
                                              for m, v in zip(metrics, vals)}
@@ -266,8 +271,8 @@ def measure(conn: Connection, window: Window, filters: tuple, fan_out: str, metr
     if fan_out:
         missing = [v for v in (values if values is not None else fan_values(conn, fan_out, filters)) if v not in out]
         if missing:
-            empty = empty_values(conn, metrics)
-            out.update({v: dict(empty) for v in missing})
+            empty = empty_values(conn, metrics)   # one dict shared by every value without orders (read only)
+            out.update(dict.fromkeys(missing, empty))
     return out
 
 
@@ -280,6 +285,53 @@ def forecast_bands(conn: Connection, metric: str, fan_out: str, day: date) -> di
         WHERE r.metric = :m AND r.grain = 'day' AND r.dim = :dim AND p.ds = :day AND r.run_date <= :day
         ORDER BY r.dim_value, r.run_date DESC, r.run_id DESC"""), {"m": metric, "dim": fan_out, "day": day})
     return {r[0]: (float(r[1]), float(r[2]), float(r[3])) for r in rows}
+
+
+SPAN_LINES = "pg_temp.alert_span_lines"
+# Copying the lines of the span windows' hours once pays when the queries read at least this
+# many times as many hours as the copy holds. Measured at 10M lines: a copy costs 7 ms an hour of
+# orders, and a 24-hour query reading the copy saves 50 ms (93 -> 34 ms by vendor, 63 -> 20 ms
+# for the total), 2 ms an hour.
+SHARE_SPAN_LINES_AT = 4
+
+
+def span_ranges(groups: dict[tuple, list[int]], specs: list[Spec], now: datetime,
+                tz: str) -> tuple[list[tuple[datetime, datetime]], float]:
+    """Returns the time ranges the groups' span windows (and their baselines) read, merged, and
+    how many hours their queries read in all."""
+    spans = []
+    for (window, _, _), idx in groups.items():
+        if window in SPANS:
+            spans.append(resolve_window(window, now, tz).span)
+            spans += [baseline_window(window, b, now, tz).span
+                      for b in dict.fromkeys(specs[i].baseline for i in idx if specs[i].condition in CHANGES)]
+    merged: list[tuple[datetime, datetime]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged, sum((b - a).total_seconds() for a, b in spans) / 3600
+
+
+def copy_span_lines(conn: Connection, ranges: list[tuple[datetime, datetime]]) -> str:
+    """Copies the order lines placed in the ranges (every column the measures read, orders without
+    lines included) into a temporary table and returns its name, for aggregate_query(lines=...).
+    The caller drops it (drop_span_lines)."""
+    drop_span_lines(conn)
+    where = " OR ".join(f"(o.ordered_at >= :a{k} AND o.ordered_at < :b{k})" for k in range(len(ranges)))
+    params = {f"{end}{k}": t for k, r in enumerate(ranges) for end, t in zip("ab", r)}
+    conn.execute(sa.text(f"CREATE TEMP TABLE alert_span_lines AS SELECT {raw_columns()} FROM {RAW_FROM} WHERE {where}"),
+                 params)
+    conn.execute(sa.text(f"CREATE INDEX ON {SPAN_LINES} (ordered_at)"))
+    # The row counts of time ranges are what the plans need; statistics of every column cost
+    # 340 ms of a 550 ms copy at 10M lines.
+    conn.execute(sa.text(f"ANALYZE {SPAN_LINES} (ordered_at)"))
+    return SPAN_LINES
+
+
+def drop_span_lines(conn: Connection) -> None:
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {SPAN_LINES}"))
 
 
 @dataclass
@@ -303,6 +355,14 @@ def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str | No
         groups[s.group].append(i)
     values: dict[tuple, list[str]] = {}     # (fan-out, values named by filters) -> its values, read once a batch
     layout = rollup_layout(conn, tz)        # once a batch, not once a query
+    ranges, hours = span_ranges(groups, specs, now, tz)
+    lines = None
+    if ranges and hours >= SHARE_SPAN_LINES_AT * sum((b - a).total_seconds() for a, b in ranges) / 3600:
+        try:
+            with conn.begin_nested():
+                lines = copy_span_lines(conn, ranges)
+        except Exception:  # noqa: BLE001 - the span queries read the tables instead, as they would without a copy
+            log.exception("alerts: the span windows' lines could not be copied; reading the tables")
     results = []
     for (window, filters, fan_out), idx in groups.items():
         named = dict(filters).get(fan_out)
@@ -311,11 +371,13 @@ def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str | No
                 if fan_out and (fan_out, named) not in values:
                     values[fan_out, named] = fan_values(conn, fan_out, filters)
                 obs, queries = _evaluate_group(conn, [specs[i] for i in idx], window, filters, fan_out, now, tz,
-                                               values.get((fan_out, named)), layout)
+                                               values.get((fan_out, named)), layout, lines)
             results.append((idx, obs, queries))
         except Exception as ex:  # noqa: BLE001 - reported on the group's rules; the other groups go on
             results.append((idx, str(ex) if isinstance(ex, (FilterError, AlertError)) else f"{type(ex).__name__}: {ex}",
                             0))
+    if lines:
+        drop_span_lines(conn)
     for idx, obs, queries in results:
         batch.queries += queries
         for k, i in enumerate(idx):
@@ -327,17 +389,17 @@ def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str | No
 
 
 def _evaluate_group(conn: Connection, specs: list[Spec], window: str, filters: tuple, fan_out: str, now: datetime,
-                    tz: str, values: list[str] | None, layout: int | None
+                    tz: str, values: list[str] | None, layout: int | None, lines: str | None = None
                     ) -> tuple[dict[int, dict[str, Observation]], int]:
     """Returns ({position in specs: {fan value: observation}}, queries run) for one group."""
     metrics = tuple(dict.fromkeys(s.metric for s in specs))
-    current = measure(conn, resolve_window(window, now, tz), filters, fan_out, metrics, tz, values, layout)
+    current = measure(conn, resolve_window(window, now, tz), filters, fan_out, metrics, tz, values, layout, lines)
     queries = 1
     others: dict[str, dict] = {}
     for base in dict.fromkeys(s.baseline for s in specs if s.condition in CHANGES):
         others[base] = measure(conn, baseline_window(window, base, now, tz), filters, fan_out,
                                tuple(dict.fromkeys(s.metric for s in specs if s.baseline == base)), tz, values,
-                               layout)
+                               layout, lines)
         queries += 1
     bands: dict[str, dict] = {}
     day = resolve_window(window, now, tz).period.start if window == "yesterday" else None
@@ -345,14 +407,22 @@ def _evaluate_group(conn: Connection, specs: list[Spec], window: str, filters: t
         bands[m] = forecast_bands(conn, m, fan_out, day)
         queries += 1
     out = {}
+    # One pass per spec over its fan-out values (414k judgements a tick in the benchmark): what
+    # the condition compares with is looked up outside the loop.
     for k, s in enumerate(specs):
-        obs = {}
-        for fan, row in current.items():
-            base = others.get(s.baseline, {}).get(fan, {}).get(s.metric) if s.condition in CHANGES else None
-            band = bands.get(s.metric, {}).get(fan) if s.condition == "outside_forecast" else None
-            obs[fan] = judge(s, row.get(s.metric), base, band)
-        out[k] = obs
+        m = s.metric
+        if s.condition in CHANGES:
+            other = others[s.baseline]
+            out[k] = {fan: judge(s, row.get(m), other.get(fan, _NOTHING).get(m)) for fan, row in current.items()}
+        elif s.condition == "outside_forecast":
+            band = bands[m]
+            out[k] = {fan: judge(s, row.get(m), band=band.get(fan)) for fan, row in current.items()}
+        else:
+            out[k] = {fan: judge(s, row.get(m)) for fan, row in current.items()}
     return out, queries
+
+
+_NOTHING: dict = {}
 
 
 # --- preview ---------------------------------------------------------------------------------------

@@ -170,7 +170,9 @@ def write_section(section: str, begin: str = PAGES_BEGIN, end: str = PAGES_END) 
     text = OUT.read_text() if OUT.exists() else "# Benchmark results\n"
     if begin in text:
         head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1].lstrip("\n")
+        after = rest.split(end, 1)[1].lstrip("\n")
+        # A blank line between this section and the next, as between the others.
+        text = head + section + ("\n" + after if after else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     OUT.write_text(text)

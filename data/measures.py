@@ -56,14 +56,39 @@ CUSTOMER_DIMENSIONS = ("segment", "region", "country")
 LINE_DIMENSIONS = ("vendor_id", "category", "product_id")
 
 
-def raw_from(dims: Iterable[str]) -> str:
+# Every column of RAW_FROM that BASE_MEASURES and RAW_DIMENSIONS read, by alias: what a copy of
+# some order lines must hold to be read in its place (raw_from(lines=...)).
+RAW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "o": ("ordered_at", "order_id", "status", "channel", "business_model", "payment_method", "payment_status"),
+    "c": ("segment", "region", "country"),
+    "i": ("vendor_id", "product_id", "quantity", "unit_price", "discount", "refunded_amount", "unit_cost"),
+    "v": ("commission_rate",),
+    "p": ("category",),
+}
+
+
+def raw_from(dims: Iterable[str], lines: str | None = None) -> str:
     """RAW_FROM for the named dimensions: without the customers when none of theirs is named.
     Every order has its customer (NOT NULL, a foreign key), so the rows are the same; each order
     skips an index probe (the last 24 hours at 10M lines, by vendor: 103 → 65 ms). Products are
-    left joined on their key, which PostgreSQL drops by itself when no column of theirs is read."""
+    left joined on their key, which PostgreSQL drops by itself when no column of theirs is read.
+
+    lines: a table holding RAW_COLUMNS of some order lines (copied from RAW_FROM, orders without
+    lines included), read instead under the same aliases: the alerts' span windows copy the lines
+    of their hours once a tick (analytics.alerts.span_lines)."""
+    if lines is not None:
+        # Each alias is a projection of the copy's row, which the planner flattens away.
+        return f"\n    {lines} o" + "".join(
+            f"\n    CROSS JOIN LATERAL (SELECT {', '.join('o.' + c for c in cols)}) {alias}"
+            for alias, cols in RAW_COLUMNS.items() if alias != "o")
     if set(dims) & set(CUSTOMER_DIMENSIONS):
         return RAW_FROM
     return "\n    mart.orders o" + _LINE_JOINS
+
+
+def raw_columns() -> str:
+    """'o.ordered_at, …, p.category': RAW_COLUMNS as a select list over RAW_FROM."""
+    return ", ".join(f"{alias}.{c}" for alias, cols in RAW_COLUMNS.items() for c in cols)
 
 
 def measure_list(names: tuple[str, ...] = tuple(BASE_MEASURES)) -> str:

@@ -3,6 +3,7 @@ windows and conditions checked against order lines, batched evaluation, the life
 end with its notifications, two scheduler processes, a failing channel, bad input per field."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -132,6 +133,55 @@ def test_window_values_equal_order_lines(engine, window, fan_out):
     # Values without orders: zero GMV and orders, no refund rate (nothing to divide).
     for k in set(got) - set(raw):
         assert got[k] == {"gmv": 0.0, "orders": 0.0, "refund_rate": None}
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-12))
+
+
+def test_span_windows_share_one_copy_of_their_lines_with_the_same_values(engine):
+    """Many rules over the last hour and 24 hours: their lines are copied once (the copy pays), and
+    every value equals the rule evaluated alone, which reads the tables; the copy is gone after."""
+    at = datetime.combine(SEED_END, datetime.min.time(), UTC) + timedelta(hours=15)
+    with engine.connect() as conn:
+        category = conn.execute(sa.text("SELECT min(category) FROM mart.products")).scalar()
+    specs = [_spec(metric=m, window=w, fan_out=fan, filters=filters)
+             for m in ("gmv", "aov", "cancellation_rate", "take_revenue")
+             for w in ("last_hour", "last_24h")
+             for fan in ("", "vendor_id", "category", "region")
+             for filters in ((), (("channel", ("web", "mobile")),), (("category", (category,)),))
+             if not (fan == "category" and filters and filters[0][0] == "category")]
+    specs += [_spec(metric="orders", window=w, condition=c, baseline=b, threshold=10.0, fan_out=fan)
+              for w in ("last_hour", "last_24h") for c, b in (("rises_by", "previous"), ("falls_by", "last_week"))
+              for fan in ("", "region")]
+    ranges, hours = A.span_ranges({s.group: [i] for i, s in enumerate(specs)}, specs, at, "UTC")
+    assert hours >= A.SHARE_SPAN_LINES_AT * sum((b - a).total_seconds() for a, b in ranges) / 3600
+    copies = []
+
+    def watch(conn, cursor, statement, *args):  # noqa: ARG001
+        if "CREATE TEMP TABLE alert_span_lines" in statement:
+            copies.append("copy")
+
+    sa.event.listen(engine, "before_cursor_execute", watch)
+    try:
+        with engine.connect() as conn:
+            batch = A.evaluate(conn, specs, at, tz="UTC")
+            assert conn.execute(sa.text("SELECT to_regclass('pg_temp.alert_span_lines')")).scalar() is None
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", watch)
+    assert copies == ["copy"] and not batch.errors
+    with engine.connect() as conn:
+        alone = [A.evaluate(conn, [s], at, tz="UTC") for s in specs]
+        raw = _raw(conn, "region", at - timedelta(hours=24), at)
+    assert all(not b.errors for b in alone)
+    for s, got, one in zip(specs, batch.observations, alone):
+        assert got.keys() == one.observations[0].keys(), s
+        for fan, o in got.items():
+            want = one.observations[0][fan]
+            assert o.outcome == want.outcome and _close(o.value, want.value) and _close(o.baseline, want.baseline), \
+                (s, fan, o, want)
+    by_region = batch.observations[specs.index(_spec(metric="gmv", window="last_24h", fan_out="region"))]
+    assert {k: o.value for k, o in by_region.items() if k in raw} == pytest.approx({k: v["gmv"] for k, v in raw.items()})
 
 
 def test_vendor_fan_out_covers_every_vendor_not_closed(engine):
