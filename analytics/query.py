@@ -247,6 +247,17 @@ def tidy_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def schema_columns(conn) -> pd.DataFrame:
+    """The mart schema's tables and columns (table, column, type, approx_rows: PostgreSQL's
+    estimate) for the analysts' schema browser."""
+    return pd.DataFrame(conn.execute(sa.text("""
+        SELECT c.table_name, c.column_name, c.data_type, t.reltuples::bigint AS approx_rows
+        FROM information_schema.columns c
+        JOIN pg_class t ON t.relname = c.table_name AND t.relnamespace = 'mart'::regnamespace
+        WHERE c.table_schema = 'mart'
+        ORDER BY c.table_name, c.ordinal_position""")).all(), columns=["table", "column", "type", "approx_rows"])
+
+
 def _mart_tables(conn) -> set[str]:
     return {r[0] for r in conn.execute(sa.text(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'mart'"))}

@@ -172,12 +172,12 @@ def render_scheduler(engine) -> None:
 
 def render_deliveries(engine, admin: auth.User) -> None:
     """Failed deliveries (emails and webhooks that ran out of attempts), with a retry."""
-    from reports.delivery import failed_deliveries, retry_delivery
+    from reports.delivery import failed_deliveries, retry_delivery, waiting_deliveries
 
     st.subheader("Failed deliveries")
     with engine.connect() as conn:
         failed = failed_deliveries(conn)
-        waiting = conn.execute(sa.text("SELECT count(*) FROM app.outbox WHERE status IN ('pending', 'sending')")).scalar()
+        waiting = waiting_deliveries(conn)
     st.caption(f"{waiting:,} deliveries waiting to be sent or retried.")
     if failed.empty:
         st.success("No email or webhook has failed for good.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import sqlalchemy as sa
 import streamlit as st
 
 from analytics.filters import DIMENSIONS
@@ -182,10 +181,8 @@ def render_exports(user, *, key: str) -> None:
     if user.role == "admin":
         st.toggle("Everyone's exports", key=f"{key}_all")
     with loaders.app_engine().connect() as conn:
-        busy = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM app.exports WHERE status IN ('queued', 'running') "
-                                    "AND (owner = :u OR :all))"),
-                            {"u": user.username, "all": user.role == "admin" and bool(st.session_state.get(f"{key}_all"))})\
-            .scalar()
+        busy = X.exports_in_flight(conn, user.username,
+                                   everyone=user.role == "admin" and bool(st.session_state.get(f"{key}_all")))
     draw = _live_exports if busy else _still_exports
     draw(user, key, int(wanted) if wanted and str(wanted).isdigit() else None, bool(busy))
 

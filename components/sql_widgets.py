@@ -14,7 +14,7 @@ import streamlit as st
 
 from analytics.metrics import METRICS
 from analytics.query import (DEFAULT_ROW_LIMIT, Parameter, QueryFailed, QueryRejected, QueryResult, bind_parameters,
-                             find_parameters, format_sql, list_options, run_query)
+                             find_parameters, format_sql, list_options, run_query, schema_columns)
 from components import loaders
 from components.tables import table_height
 from data import saved_queries as SQ
@@ -346,13 +346,7 @@ def render_history(user, *, key: str, on_open) -> None:
 @st.cache_data(ttl=600, show_spinner=False)
 def schema_tables() -> pd.DataFrame:
     with loaders.engine().connect() as conn:
-        return pd.DataFrame(conn.execute(sa.text("""
-            SELECT c.table_name, c.column_name, c.data_type, t.reltuples::bigint AS approx_rows
-            FROM information_schema.columns c
-            JOIN pg_class t ON t.relname = c.table_name AND t.relnamespace = 'mart'::regnamespace
-            WHERE c.table_schema = 'mart'
-            ORDER BY c.table_name, c.ordinal_position""")).all(),
-                            columns=["table", "column", "type", "approx_rows"])
+        return schema_columns(conn)
 
 
 def render_schema(*, key: str) -> None:

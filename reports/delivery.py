@@ -231,6 +231,11 @@ def failed_deliveries(conn: Connection, limit: int = 200):
         FROM app.outbox WHERE status = 'failed' ORDER BY created_at DESC LIMIT :n"""), {"n": limit}))
 
 
+def waiting_deliveries(conn: Connection) -> int:
+    """How many deliveries wait to be sent or retried."""
+    return conn.execute(sa.text("SELECT count(*) FROM app.outbox WHERE status IN ('pending', 'sending')")).scalar()
+
+
 def retry_delivery(conn: Connection, delivery_id: int, *, actor: str = "") -> bool:
     """Puts a failed delivery back in the queue (admin action); the idempotency key is kept."""
     from data.audit import record

@@ -68,6 +68,13 @@ def list_exports(conn: Connection, owner: str | None = None, limit: int = 200):
         ORDER BY created_at DESC, export_id DESC LIMIT :n"""), {"o": owner, "n": limit}))
 
 
+def exports_in_flight(conn: Connection, owner: str, *, everyone: bool = False) -> bool:
+    """Whether any of the owner's exports (everyone's) is queued or running."""
+    return bool(conn.execute(sa.text("""
+        SELECT EXISTS (SELECT 1 FROM app.exports WHERE status IN ('queued', 'running') AND (owner = :u OR :all))"""),
+        {"u": owner, "all": everyone}).scalar())
+
+
 def export_file(conn: Connection, export_id: int, user: str, *, admin: bool = False) -> tuple[Path, str] | None:
     """Returns (path, download name) of a finished, unexpired export the user may read, else None."""
     row = conn.execute(sa.text("""

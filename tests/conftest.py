@@ -7,7 +7,10 @@ Databases made here:
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from datetime import date
 
@@ -24,22 +27,27 @@ SEED_LINES = 30_000
 SEED = 7
 
 
-def _admin_url(tmp_path_factory) -> str:
+def _admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
     if url:
         from data.db import normalise_url
         return normalise_url(url)
     from data.db import embedded_server
 
-    server = embedded_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    # Not under pytest's basetemp: a test session deletes all but the newest three basetemps, so
+    # sessions started beside this one (another clone, a few tests re-run) deleted this server's
+    # files under it. Registered before the server's own exit handler, so removed after it stops.
+    base = Path(tempfile.mkdtemp(prefix="mbi-test-pg-"))
+    atexit.register(shutil.rmtree, base, True)
+    server = embedded_server(base / "data", cleanup_mode="delete")
     info = server.get_postmaster_info()
     socket_dir = info.socket_path.parent if info.socket_path else server.pgdata
     return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
 
 
 @pytest.fixture(scope="session")
-def admin_url(tmp_path_factory) -> str:
-    return _admin_url(tmp_path_factory)
+def admin_url() -> str:
+    return _admin_url()
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:

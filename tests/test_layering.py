@@ -51,3 +51,33 @@ def test_the_check_catches_a_violation(tmp_path):
 
 def test_every_layer_has_files():
     assert all(any(p[0] == layer for p in CASES) for layer in FORBIDDEN)
+
+
+def sql_calls(path: Path) -> list[int]:
+    """Returns the lines where the file builds a SQL statement (sqlalchemy's text(), or a
+    .execute / .exec_driver_sql call given a string)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+        if name == "text" or (name in ("execute", "exec_driver_sql") and node.args
+                              and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+UI = [p for layer in ("components", "views") for p in sorted((ROOT / layer).rglob("*.py"))] + [ROOT / "app.py"]
+
+
+@pytest.mark.parametrize("path", UI, ids=[str(p.relative_to(ROOT)) for p in UI])
+def test_no_sql_in_the_ui_layers(path):
+    """DESIGN.md: no SQL in views/ or components/; they call analytics, reports and data."""
+    assert not sql_calls(path), f"{path.relative_to(ROOT)} builds SQL on lines {sql_calls(path)}"
+
+
+def test_the_sql_check_catches_a_query(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("import sqlalchemy as sa\ndef f(c):\n    c.execute(sa.text('SELECT 1'))\n    c.exec_driver_sql(f'SELECT {1}')\n")
+    assert sql_calls(f) == [3, 4]
