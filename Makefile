@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 # Test workers, each with its own embedded PostgreSQL; a test file stays on one worker (its
-# module fixtures are made once).
-TEST_WORKERS ?= 2
+# module fixtures are made once). On a server of your own (TEST_DATABASE_URL) one worker: the
+# workers' databases would share names, and the analysts' role is the server's.
+TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),1,2)
 # The stamp changes with requirements.txt, so an edited file reinstalls.
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
