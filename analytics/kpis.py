@@ -381,7 +381,7 @@ def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, 
             raise FilterError(f"{', '.join(daily) or 'a time grain'} is counted per day: choose a window of whole days")
         period = Period(span[0].astimezone(ZoneInfo(tz)).date(), span[1].astimezone(ZoneInfo(tz)).date())
     if layout is READ_LAYOUT:
-        layout = rollup_layout(conn, tz) if use_rollups else None
+        layout = rollup_layout(conn, tz) if use_rollups and span is None else None
     if span is not None or not use_rollups:
         layout = None
     ctes: dict[str, str] = {}
@@ -523,7 +523,7 @@ INDEXED_CUSTOMER_DIMENSIONS = ("region", "country", "segment")
 
 def distinct_values(conn: Connection, dim: str) -> list:
     """Returns a customer dimension's distinct values, sorted, by a skip scan of its index: one
-    probe per value instead of a read of every customer (2.4M customers: 230 ms -> under 1 ms)."""
+    probe per value instead of a read of every customer (2.4M customers: 120-150 ms -> under 5 ms)."""
     if dim not in INDEXED_CUSTOMER_DIMENSIONS:
         raise KeyError(f"no index to skip through for {dim!r}")
     # dim is one of the fixed names above: an identifier, not a value.

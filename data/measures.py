@@ -75,7 +75,7 @@ def raw_from(dims: Iterable[str], lines: str | None = None) -> str:
 
     lines: a table holding RAW_COLUMNS of some order lines (copied from RAW_FROM, orders without
     lines included), read instead under the same aliases: the alerts' span windows copy the lines
-    of their hours once a tick (analytics.alerts.span_lines)."""
+    of their hours once a tick (analytics.alerts.copy_span_lines)."""
     if lines is not None:
         # Each alias is a projection of the copy's row, which the planner flattens away.
         return f"\n    {lines} o" + "".join(

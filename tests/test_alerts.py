@@ -162,14 +162,17 @@ def test_span_windows_share_one_copy_of_their_lines_with_the_same_values(engine)
         if "CREATE TEMP TABLE alert_span_lines" in statement:
             copies.append("copy")
 
+    # A stored rule check_spec would refuse (a change without a baseline) fails its group only.
+    bad = A.Spec("gmv", "last_24h", "rises_by", 10.0, "", (("channel", ("sales_rep",)),), "region")
     sa.event.listen(engine, "before_cursor_execute", watch)
     try:
         with engine.connect() as conn:
-            batch = A.evaluate(conn, specs, at, tz="UTC")
+            batch = A.evaluate(conn, [*specs, bad], at, tz="UTC")
             assert conn.execute(sa.text("SELECT to_regclass('pg_temp.alert_span_lines')")).scalar() is None
     finally:
         sa.event.remove(engine, "before_cursor_execute", watch)
-    assert copies == ["copy"] and not batch.errors
+    assert copies == ["copy"] and list(batch.errors) == [len(specs)]
+    assert batch.errors[len(specs)].startswith("compared with:")
     with engine.connect() as conn:
         alone = [A.evaluate(conn, [s], at, tz="UTC") for s in specs]
         raw = _raw(conn, "region", at - timedelta(hours=24), at)

@@ -53,17 +53,40 @@ def test_every_layer_has_files():
     assert all(any(p[0] == layer for p in CASES) for layer in FORBIDDEN)
 
 
+SQL_MODULES = {"sa", "sqlalchemy"}
+EXECUTES = {"execute", "executemany", "exec_driver_sql"}
+
+
+def _stringish(node: ast.expr) -> bool:
+    """A string literal, an f-string, or text glued with + or % from one."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _stringish(node.left) or _stringish(node.right)
+    if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "format":
+        return _stringish(node.func.value)
+    return False
+
+
 def sql_calls(path: Path) -> list[int]:
-    """Returns the lines where the file builds a SQL statement (sqlalchemy's text(), or a
-    .execute / .exec_driver_sql call given a string)."""
+    """Returns the lines where the file runs or builds SQL: sqlalchemy's text() or select(),
+    pandas' read_sql*, or an execute given a string."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    text_names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                  and (n.module or "").split(".")[0] == "sqlalchemy" for a in n.names if a.name in ("text", "select")}
     lines = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        name = getattr(node.func, "attr", getattr(node.func, "id", ""))
-        if name == "text" or (name in ("execute", "exec_driver_sql") and node.args
-                              and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))):
+        f = node.func
+        owner = getattr(getattr(f, "value", None), "id", "")
+        name = getattr(f, "attr", getattr(f, "id", ""))
+        if ((isinstance(f, ast.Attribute) and owner in SQL_MODULES and name in ("text", "select"))
+                or (isinstance(f, ast.Name) and name in text_names)
+                or name.startswith("read_sql")
+                or (name in EXECUTES and node.args and _stringish(node.args[0]))):
             lines.append(node.lineno)
     return sorted(lines)
 
@@ -79,5 +102,14 @@ def test_no_sql_in_the_ui_layers(path):
 
 def test_the_sql_check_catches_a_query(tmp_path):
     f = tmp_path / "x.py"
-    f.write_text("import sqlalchemy as sa\ndef f(c):\n    c.execute(sa.text('SELECT 1'))\n    c.exec_driver_sql(f'SELECT {1}')\n")
-    assert sql_calls(f) == [3, 4]
+    f.write_text("import pandas as pd\nimport sqlalchemy as sa\nimport streamlit as st\n"
+                 "from sqlalchemy import text as t\n"
+                 "def f(c, table):\n"
+                 "    c.execute(sa.text('SELECT 1'))\n"        # 6
+                 "    c.exec_driver_sql(f'SELECT {1}')\n"      # 7
+                 "    pd.read_sql('SELECT 2', c)\n"            # 8
+                 "    c.execute('SELECT * FROM ' + table)\n"   # 9
+                 "    c.execute(t('SELECT 3'))\n"              # 10
+                 "    st.text('not SQL')\n"
+                 "    c.execute(prepared)\n")
+    assert sql_calls(f) == [6, 7, 8, 9, 10]
