@@ -161,16 +161,16 @@ def _check_new_password(password: str, username: str) -> None:
 
 # --- users -----------------------------------------------------------------------------------
 
-_USER_COLS = "user_id, username, name, email, role"
-
-
 def _user(row) -> User | None:
+    """A User from a row of User's fields in order (user_id, username, name, email, role): each
+    query names them in its own text, so no SQL is assembled."""
     return User(*row) if row else None
 
 
 def fetch_user(conn: Connection, username: str) -> User | None:
     """Returns the enabled user called username, or None."""
-    row = conn.execute(sa.text(f"SELECT {_USER_COLS} FROM app.users WHERE username = :u AND disabled_at IS NULL"),
+    row = conn.execute(sa.text("SELECT user_id, username, name, email, role FROM app.users "
+                               "WHERE username = :u AND disabled_at IS NULL"),
                        {"u": (username or "").strip().lower()}).first()
     return _user(row)
 
@@ -203,9 +203,10 @@ def create_user(conn: Connection, username: str, password: str, role: str, *, na
     u = normalise_username(username)
     _check_role(role)
     _check_new_password(password, u)
-    row = conn.execute(sa.text(f"""
+    row = conn.execute(sa.text("""
         INSERT INTO app.users (username, name, email, role, password_hash)
-        VALUES (:u, :n, :e, :r, :h) ON CONFLICT (username) DO NOTHING RETURNING {_USER_COLS}"""),
+        VALUES (:u, :n, :e, :r, :h) ON CONFLICT (username) DO NOTHING
+        RETURNING user_id, username, name, email, role"""),
         {"u": u, "n": name.strip(), "e": email.strip(), "r": role, "h": hash_password(password)}).first()
     if row is None:
         raise AuthError(f"A user called {u!r} already exists.")
@@ -385,8 +386,8 @@ def attempt_login(conn: Connection, username: str, password: str, *, client_addr
         return LoginOutcome(locked_until=until, message=_locked_message(until, now))
     # FOR SHARE: a password reset committing meanwhile waits for this login (and then revokes
     # its session) instead of letting a session made with the old password survive.
-    row = conn.execute(sa.text(f"SELECT {_USER_COLS}, password_hash, disabled_at FROM app.users WHERE username = :u "
-                               "FOR SHARE"), {"u": typed}).first()
+    row = conn.execute(sa.text("SELECT user_id, username, name, email, role, password_hash, disabled_at "
+                               "FROM app.users WHERE username = :u FOR SHARE"), {"u": typed}).first()
     ok = check_password(password or "", row.password_hash if row else None)
     reason = None if ok else ("wrong password" if row else "unknown username")
     if ok and row.disabled_at is not None:

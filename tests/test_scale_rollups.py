@@ -190,7 +190,7 @@ def snapshot(conn) -> dict[str, list]:
     """Returns every rollup table's rows, sorted, to compare an incremental refresh with a rebuild."""
     out = {}
     for t in ROLLUP_TABLES:
-        rows = conn.execute(sa.text(f"SELECT * FROM mart.{t}")).all()
+        rows = conn.execute(sa.select(sa.Table(t, sa.MetaData(), schema="mart", autoload_with=conn))).all()
         out[t] = sorted(tuple(r) for r in rows)
     # Cells name their space by id, and keep keys in arrays in no particular order: compare them
     # by name, with each array's (key, count) pairs sorted.
