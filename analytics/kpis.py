@@ -380,10 +380,10 @@ def aggregate_query(conn: Connection, f: Filters, period: Period | None = None, 
         if daily or grain is not None:
             raise FilterError(f"{', '.join(daily) or 'a time grain'} is counted per day: choose a window of whole days")
         period = Period(span[0].astimezone(ZoneInfo(tz)).date(), span[1].astimezone(ZoneInfo(tz)).date())
-    if layout is READ_LAYOUT:
-        layout = rollup_layout(conn, tz) if use_rollups and span is None else None
     if span is not None or not use_rollups:
         layout = None
+    elif layout is READ_LAYOUT:
+        layout = rollup_layout(conn, tz)
     ctes: dict[str, str] = {}
     piece_params: dict = {}
     sources: dict[str, str | None] = {"sales": None, "customers": None, "traffic": None}

@@ -44,6 +44,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from data.db import stage_temp_table
 from data.measures import COUNTED, LINE_VALUE
 
 CELLS = "rollup_customer_cells"
@@ -61,18 +62,6 @@ def _values(dims: tuple[str, ...], alias: str) -> str:
     return ", ".join(f"('{d}', {alias}.{d}::text)" for d in dims)
 
 
-def _stage(conn: Connection, table: str, select: str, params: dict | None = None, *, append: bool = False) -> None:
-    """Fills temp table `table` with select's rows: creates it, or adds to it."""
-    if append:
-        conn.execute(sa.text(f"INSERT INTO {table} {select}"), params or {})
-    else:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
-        conn.execute(sa.text(f"CREATE TEMP TABLE {table} ON COMMIT DROP AS {select}"), params or {})
-    # Temp tables have no statistics until analyzed: without them the planner hashes whole
-    # tables (10M order lines, 2M customers) to join a few thousand rows.
-    conn.execute(sa.text(f"ANALYZE {table}"))
-
-
 def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool = False,
                   items: bool = False) -> None:
     """Fills temp tables cust_orders and cust_lines (counted orders, and their distinct vendors
@@ -81,7 +70,7 @@ def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool 
     dimension values a space id. append adds the scope's customers to the tables there are;
     items keeps their order lines' values too (cust_items), for ORDER_GMV."""
     of = lambda alias: "true" if scope is None else f"{alias}.customer_id IN (SELECT customer_id FROM {scope})"  # noqa: E731
-    _stage(conn, "cust_orders", f"""
+    stage_temp_table(conn, "cust_orders", f"""
         SELECT o.order_id, o.customer_id, o.ordered_at, (o.ordered_at AT TIME ZONE :tz)::date AS day,
                o.channel, o.business_model, o.payment_method
         FROM mart.orders o WHERE {COUNTED} AND {of('o')}""", {"tz": tz}, append=append)
@@ -92,13 +81,13 @@ def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool 
         WHERE {of('h')}"""
     if items:
         # One pass over the order lines serves both (a refresh's lines are index lookups).
-        _stage(conn, "cust_items", f"""
+        stage_temp_table(conn, "cust_items", f"""
             SELECT h.order_id, h.customer_id, h.day, i.vendor_id, p.category, {LINE_VALUE} AS value {lines}""",
                append=append)
-        _stage(conn, "cust_lines", f"SELECT DISTINCT customer_id, day, vendor_id, category FROM cust_items h WHERE {of('h')}",
+        stage_temp_table(conn, "cust_lines", f"SELECT DISTINCT customer_id, day, vendor_id, category FROM cust_items h WHERE {of('h')}",
                append=append)
     else:
-        _stage(conn, "cust_lines", f"SELECT DISTINCT h.customer_id, h.day, i.vendor_id, p.category {lines}",
+        stage_temp_table(conn, "cust_lines", f"SELECT DISTINCT h.customer_id, h.day, i.vendor_id, p.category {lines}",
                append=append)
     customers = f"mart.customers c WHERE {of('c')}"
     conn.execute(sa.text(f"""
@@ -116,7 +105,7 @@ def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool 
         ON CONFLICT (space, value) DO NOTHING"""))
     ids = ", ".join(f"(SELECT id FROM mart.{SPACES} WHERE space = '{d}' AND value = c.{d}) AS {d}"
                     for d in CUSTOMER_SPACES)
-    _stage(conn, "cust_attr", f"SELECT c.customer_id, {ids} FROM {customers}", append=append)
+    stage_temp_table(conn, "cust_attr", f"SELECT c.customer_id, {ids} FROM {customers}", append=append)
 
 
 # The staged customers' counted orders with their GMV (stage_history with items=True).
@@ -154,17 +143,17 @@ def stage_days(conn: Connection, families: tuple[str, ...] = FAMILIES, *, scope:
     narrows to its customers; append adds them to the tables there are."""
     of = lambda alias: "true" if scope is None else f"{alias}.customer_id IN (SELECT customer_id FROM {scope})"  # noqa: E731
     union = " UNION ALL ".join(_FAMILIES[f].format(of=of("o")) for f in families)
-    _stage(conn, "cust_days", f"""
+    stage_temp_table(conn, "cust_days", f"""
         SELECT space_id, customer_id, day, lag(day) OVER (PARTITION BY space_id, customer_id ORDER BY day) AS prev
         FROM ({union}) d (space_id, customer_id, day)""", append=append)
     if "all" in families:
         # A customer has one segment, region and country: the marketplace's previous day is theirs.
-        _stage(conn, "cust_days", f"""
+        stage_temp_table(conn, "cust_days", f"""
             SELECT v.space_id, d.customer_id, d.day, d.prev
             FROM cust_days d JOIN cust_attr a ON a.customer_id = d.customer_id
             CROSS JOIN LATERAL (VALUES {', '.join(f'(a.{c})' for c in CUSTOMER_SPACES)}) AS v(space_id)
             WHERE d.space_id = {ALL_SPACE} AND {of('d')}""", append=True)
-    _stage(conn, "cust_firsts", f"""
+    stage_temp_table(conn, "cust_firsts", f"""
         SELECT d.space_id, d.day, rc.first_day, rc.second_day
         FROM cust_days d JOIN mart.rollup_customers rc ON rc.customer_id = d.customer_id
         WHERE d.prev IS NULL AND {of('d')}""", append=append)

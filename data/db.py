@@ -219,6 +219,24 @@ def frame(result, columns: list[str] | None = None):
     return pd.DataFrame(dict(zip(names, map(list, zip(*rows)))), columns=names)
 
 
+def stage_temp_table(conn, table: str, select: str, params: dict | None = None, *, append: bool = False,
+                     on_commit_drop: bool = True, analyze: str = "") -> None:
+    """Fills temporary table `table` with select's rows: creates it (dropping one left by an
+    earlier call in the session), or with append adds to it; then analyzes it (only the columns
+    in `analyze`, when given). table and analyze are the caller's fixed names, not values.
+
+    Temp tables have no statistics until analyzed: without them the planner hashes whole tables
+    (10M order lines, 2M customers) to join a few thousand rows. on_commit_drop=False keeps the
+    table past a commit; the caller drops it."""
+    if append:
+        conn.execute(sa.text(f"INSERT INTO {table} {select}"), params or {})
+    else:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+        conn.execute(sa.text(f"CREATE TEMP TABLE {table} {'ON COMMIT DROP ' if on_commit_drop else ''}AS {select}"),
+                     params or {})
+    conn.execute(sa.text(f"ANALYZE {table}" + (f" ({analyze})" if analyze else "")))
+
+
 @contextlib.contextmanager
 def serial_plans(conn):
     """Runs the enclosed statements without parallel workers.
