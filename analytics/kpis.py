@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 from analytics.filters import BREAKDOWNS, GRAINS, FilterError, Filters, Period, buckets, next_bucket
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
 from data import customer_rollups as CR
+from data import vendor_dims as VD
 from data.db import frame
-from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, raw_from
+from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, measure_list, raw_from
 from data.rollups import calendar_pieces, coarse_table
 from data.settings import load_settings
 
@@ -47,11 +48,14 @@ class _Rollup:
     available_from: int = 0    # the layout that has the table at all
     # Dimensions a later layout added to the table: (layout, dimensions).
     added: tuple[tuple[int, frozenset], ...] = ()
+    # Dimensions of which a query may name one only (rows are kept per one of them at a time).
+    one_of: frozenset = frozenset()
 
     def dims_at(self, layout: int) -> frozenset:
         return self.dims.union(*(d for n, d in self.added if layout >= n))
 
 
+VENDOR_DIMS = "rollup_vendor_dims"
 SALES_ROLLUPS = (
     _Rollup("rollup_sales_daily", ORDER_LEVEL),
     _Rollup("rollup_payment_daily", PAYMENT_DIMS),
@@ -68,6 +72,10 @@ SALES_ROLLUPS = (
             available_from=1, added=((2, frozenset({"payment_status"})),)),
     _Rollup("rollup_vendor_category_daily", frozenset({"vendor_id", "category"}), ("vendor_id", "category"),
             available_from=1),
+    # Layout 3 (migration 0017): vendors by one order- or customer-level dimension, per month and
+    # per recent day (data.vendor_dims); read by _vendor_dims_from.
+    _Rollup(VENDOR_DIMS, frozenset({"vendor_id", *VD.DIMENSIONS}), ("vendor_id",), available_from=3,
+            one_of=frozenset(VD.DIMENSIONS)),
     # Per product, with its vendor and category: order counts are exact per single product only.
     _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), ("product_id",), coarse_from=0),
 )
@@ -125,7 +133,7 @@ def sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str],
     if grain == "hour":
         return "rollup_sales_hourly" if needed <= HOURLY_DIMS else "raw"
     for r in SALES_ROLLUPS:
-        if not needed <= r.dims_at(layout) or layout < r.available_from:
+        if not needed <= r.dims_at(layout) or layout < r.available_from or len(needed & r.one_of) > 1:
             continue
         counts_exact = all(k == by or len(f.dim_map.get(k, ())) == 1 for k in r.count_keys)
         if counts_exact or not (bases & COUNT_BASES):
@@ -133,10 +141,13 @@ def sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str],
     return "raw"
 
 
-def rollup_from(f: Filters, source: str, period: Period, grain: str | None, layout: int) -> tuple[str, dict]:
+def rollup_from(f: Filters, source: str, period: Period, grain: str | None, layout: int,
+                by: str | None = None) -> tuple[str, dict]:
     """Returns the FROM clause reading a sales rollup for the period (filters applied) and its
     parameters: the table itself, or its whole months and weeks (those that fit in one bucket of
     the grain) and the edge days."""
+    if source == VENDOR_DIMS:
+        return _vendor_dims_from(f, period, grain, by)
     rollup = _BY_TABLE.get(source)
     where = filters_sql(f, lambda d: d)
     nested = NESTED_BUCKETS.get(grain, ())
@@ -150,6 +161,34 @@ def rollup_from(f: Filters, source: str, period: Period, grain: str | None, layo
                                for i, (b, _, _) in enumerate(pieces))
     params = {f"pc{i}_{end}": d for i, (_, lo, hi) in enumerate(pieces) for end, d in (("lo", lo), ("hi", hi))}
     return f"({union}) r", params
+
+
+def _vendor_dims_from(f: Filters, period: Period, grain: str | None, by: str | None) -> tuple[str, dict]:
+    """rollup_from for vendors by one dimension: (day, vendor_id, <dimension>, base measures) rows
+    of whole months (when they fit in one bucket of the grain), the edge days kept as day rows,
+    and the older edge days from the order lines (grouped the same way)."""
+    dim, = (set(f.dim_map) | {by}) & set(VD.DIMENSIONS)
+    where = filters_sql(f, lambda d: d if d == "vendor_id" else "value")
+    cols = f"day, vendor_id, value AS {dim}, {', '.join(BASE_MEASURES)}"
+    kept = "(SELECT vendor_days_from FROM app.rollup_state)"
+    nested = ("month",) if grain in (None, "month", "quarter", "year") else ()
+    parts, params = [], {}
+    for i, (bucket, lo, hi) in enumerate(calendar_pieces(period.start, period.end, nested)):
+        params.update({f"pc{i}_lo": lo, f"pc{i}_hi": hi})
+        lo, hi = f"CAST(:pc{i}_lo AS date)", f"CAST(:pc{i}_hi AS date)"
+        if bucket == "month":
+            parts.append(f"SELECT {cols} FROM mart.{VD.MONTHLY} WHERE dim = '{dim}' AND day BETWEEN {lo} AND {hi}{where}")
+            continue
+        parts.append(f"SELECT {cols} FROM mart.{VD.DAILY} WHERE dim = '{dim}' "
+                     f"AND day BETWEEN GREATEST({lo}, {kept}) AND {hi}{where}")
+        parts.append(f"""
+            SELECT {RAW_DIMENSIONS['day']} AS day, i.vendor_id, {RAW_DIMENSIONS[dim]} AS {dim}, {measure_list()}
+            FROM {raw_from([dim])}
+            WHERE o.ordered_at >= {lo}::timestamp AT TIME ZONE :tz
+              AND o.ordered_at < (LEAST({hi}, {kept} - 1) + 1)::timestamp AT TIME ZONE :tz
+              AND i.vendor_id IS NOT NULL{filters_sql(f, RAW_DIMENSIONS.get)}
+            GROUP BY 1, 2, 3""")
+    return f"({' UNION ALL '.join(parts)}) r", params
 
 
 def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, period: Period,
@@ -172,7 +211,7 @@ def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, perio
     sums = ", ".join(f"SUM({m}) AS {m}" for m in BASE_MEASURES)
     web_mobile = (f"SUM(orders) FILTER (WHERE channel IN {WEB_MOBILE})"
                   if source in ("rollup_sales_daily", "rollup_sales_hourly", "rollup_payment_daily") else "NULL::bigint")
-    source_sql, params = rollup_from(f, source, period, grain, layout)
+    source_sql, params = rollup_from(f, source, period, grain, layout, by)
     return f"""
         SELECT {key} AS key, {sums}, {web_mobile} AS web_mobile_orders
         FROM {source_sql}

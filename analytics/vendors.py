@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import GRAINS, FilterError, Filters, Period
-from analytics.kpis import aggregate, filter_params, rollup_from, rollup_layout, sales_source
+from analytics.kpis import VENDOR_DIMS, aggregate, filter_params, filters_sql, rollup_from, rollup_layout, sales_source
+from data import vendor_dims as VD
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
 from data.settings import load_settings
@@ -305,6 +306,17 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
     tz = _tz(tz)
     source, _ = _vendor_source(conn, f, tz, use_rollups)
     params = {"ids": [int(i) for i in ids], "start": f.period.start, "end": f.period.end, "tz": tz}
+    if source == VENDOR_DIMS:
+        # Each month row keeps its first day with a counted order: the earliest over the months
+        # is the vendor's first sale under the filter.
+        dim, = set(f.dim_map) & set(VD.DIMENSIONS)
+        rows = conn.execute(sa.text(f"""
+            SELECT vendor_id, min(first_day) FROM mart.{VD.MONTHLY}
+            WHERE dim = '{dim}' AND orders > 0 AND vendor_id = ANY(CAST(:ids AS integer[]))
+              {filters_sql(f, lambda d: d if d == "vendor_id" else "value")}
+            GROUP BY vendor_id HAVING min(first_day) BETWEEN :start AND :end"""),
+            {**params, **filter_params(f)}).all()
+        return pd.Series({r[0]: r[1] for r in rows}, dtype="object")
     # NOT EXISTS stops at a vendor's first earlier sale found, so long-selling vendors cost one
     # index probe each instead of a scan of their whole history.
     if source == "raw":

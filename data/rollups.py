@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from data import customer_rollups as CR
+from data import vendor_dims as VD
 from data.measures import BASE_MEASURES, measure_list
 from data.settings import load_settings
 
@@ -16,8 +17,9 @@ from data.settings import load_settings
 # (app.rollup_state.layout) is rebuilt by the next refresh, and pages read only what that layout
 # had until then. 1: weekly and monthly copies of every day rollup, payments by country,
 # categories by country and payment method, vendors by category, customer cells and acquisition
-# channels (migration 0014). 2: payment status beside categories by country (0015).
-LAYOUT = 2
+# channels (migration 0014). 2: payment status beside categories by country (0015). 3: vendors by
+# order- and customer-level dimension (0017, data.vendor_dims).
+LAYOUT = 3
 DAY_TABLES = (
     "rollup_sales_daily", "rollup_sales_hourly", "rollup_vendor_daily", "rollup_category_daily",
     "rollup_product_daily", "rollup_payment_daily", "rollup_customer_daily", "rollup_category_orders_daily",
@@ -49,7 +51,7 @@ COARSE_TABLES = {coarse_table(t, b): b for t in COARSE_DIMS for b in BUCKET_SUFF
 STOCK_TABLE = "rollup_stock_cover"
 STOCK_WINDOW_DAYS = 28
 CUSTOMER_TABLES = (CR.CELLS, CR.ACQUISITION)
-ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers", *CUSTOMER_TABLES)
+ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers", *CUSTOMER_TABLES, *VD.TABLES)
 FULL_REBUILD_SHARE = 0.3   # rebuild everything when more than this share of known days changed
 MIN_DAYS_FOR_FULL = 60
 SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
@@ -268,6 +270,7 @@ def _full(conn: Connection, tz: str) -> tuple[int, int]:
     _insert_day_rollups(conn, "true", params)
     _insert_coarse(conn, None)
     _insert_stock(conn, None)
+    VD.rebuild(conn, tz)
     CR.stage_history(conn, tz, None)
     CR.insert_cells(conn)
     CR.insert_acquisition(conn, tz, None)
@@ -309,6 +312,7 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
         _insert_day_rollups(conn, _range_sql("o.ordered_at"), params)
     _insert_coarse(conn, runs)
     _insert_stock(conn, runs)
+    VD.refresh(conn, tz, runs)
     _refresh_customer_cells(conn, tz, runs)
     # Every day whose figures may have moved (refresh_rollups gives them the new version): rebuilt
     # days (stock snapshots' included) and the stock windows they fall in, recounted customer

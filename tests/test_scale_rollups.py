@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 import analytics.kpis as K
 from analytics.filters import Filters, Period
+from data import vendor_dims as VD
 from data.rollups import ROLLUP_TABLES, refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
 
@@ -186,6 +187,59 @@ def test_failed_payments_in_a_category_read_the_category_rollup(empty_engine, mo
                 pd.testing.assert_frame_equal(df, old, check_dtype=False)
 
 
+VENDOR_FILTERS = ({"channel": ["mobile"]}, {"region": ["Europe"]}, {"country": ["DE", "US"]}, {"segment": ["B2B"]},
+                  {"payment_method": ["paypal", "card"]}, {"business_model": ["B2C"]})
+LEADERBOARD = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancellation_rate", "gross_margin",
+               "take_revenue")
+
+
+@pytest.mark.parametrize("keep", [VD.KEEP_DAYS, 40])
+def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
+    """Vendors ranked under an order- or customer-level filter, a vendor's breakdown by one of them,
+    its monthly trend, the HHI series and new vendors read vendors by dimension: whole months,
+    kept day rows, and (keep=40: day rows from March 1st) older edge days from the order lines."""
+    from analytics.vendors import fetch_hhi_series, fetch_new_vendors
+
+    monkeypatch.setattr(VD, "KEEP_DAYS", keep)
+    tz = "Europe/Berlin"
+    raw = _built(empty_engine, 13, tz)
+    rng = random.Random(13)
+    with empty_engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT vendor_days_from FROM app.rollup_state")).scalar()
+        assert kept == (date(2026, 3, 1) if keep == 40 else date(2025, 10, 1))
+        for p in _periods(rng, 5):
+            for dims in VENDOR_FILTERS:
+                f = Filters.make(p, **dims)
+                df = K.aggregate(conn, f, by="vendor_id", metrics=LEADERBOARD, tz=tz)
+                assert df.attrs["sources"]["sales"] == K.VENDOR_DIMS
+                pd.testing.assert_frame_equal(df, K.aggregate(conn, f, by="vendor_id", metrics=LEADERBOARD, tz=tz,
+                                                              use_rollups=False), check_dtype=False)
+                for i, key in enumerate(df["key"]):
+                    want = expected(raw, p.start, p.end, {**dims, "vendor_id": [int(key)]})
+                    assert_close(_row(df, i), {k: v for k, v in want.items() if k in LEADERBOARD}, f"{p} {dims} {key}")
+                sold = [int(k) for k in df.loc[df["orders"] > 0, "key"]]
+                assert fetch_new_vendors(conn, f, sold, tz=tz).to_dict() == \
+                    fetch_new_vendors(conn, f, sold, tz=tz, use_rollups=False).to_dict()
+                pd.testing.assert_frame_equal(fetch_hhi_series(conn, f, tz=tz),
+                                              fetch_hhi_series(conn, f, tz=tz, use_rollups=False), check_dtype=False)
+                one = Filters.make(p, vendor_id=[rng.randint(1, 4)], **dims)
+                trend = K.aggregate(conn, one, grain="month", metrics=LEADERBOARD, tz=tz)
+                assert trend.attrs["sources"]["sales"] == K.VENDOR_DIMS
+                pd.testing.assert_frame_equal(trend, K.aggregate(conn, one, grain="month", metrics=LEADERBOARD, tz=tz,
+                                                                 use_rollups=False), check_dtype=False)
+            vendor = rng.randint(1, 4)
+            for by in VD.DIMENSIONS:
+                df = K.aggregate(conn, Filters.make(p, vendor_id=[vendor]), by=by, metrics=LEADERBOARD, tz=tz)
+                assert df.attrs["sources"]["sales"] == K.VENDOR_DIMS
+                for i, key in enumerate(df["key"]):
+                    want = expected(raw, p.start, p.end, {"vendor_id": [vendor], by: [key]})
+                    assert_close(_row(df, i), {k: v for k, v in want.items() if k in LEADERBOARD}, f"{p} {by}={key}")
+        # Two dimensions at once, or several vendors counted together, are not kept: the lines answer.
+        for dims in ({"channel": ["web"], "region": ["Europe"]}, {"vendor_id": [1, 2], "channel": ["web"]}):
+            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), **dims), by="payment_method", tz=tz,
+                               ).attrs["sources"]["sales"] == "raw"
+
+
 def snapshot(conn) -> dict[str, list]:
     """Returns every rollup table's rows, sorted, to compare an incremental refresh with a rebuild."""
     out = {}
@@ -222,8 +276,11 @@ LATE_CHANGES = [
 ]
 
 
-@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin"])
-def test_incremental_refresh_equals_full_rebuild(empty_engine, tz):
+@pytest.mark.parametrize("tz,keep", [("UTC", VD.KEEP_DAYS), ("Europe/Berlin", 40)])
+def test_incremental_refresh_equals_full_rebuild(empty_engine, monkeypatch, tz, keep):
+    # keep=40: vendors by dimension keep day rows from March 1st; earlier late changes recount
+    # their months from the order lines.
+    monkeypatch.setattr(VD, "KEEP_DAYS", keep)
     with empty_engine.begin() as conn:
         _marketplace(conn, 6)
         refresh_rollups(conn, timezone=tz)
