@@ -309,11 +309,10 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
     if source == VENDOR_DIMS:
         # Each month row keeps its first day with a counted order: the earliest over the months
         # is the vendor's first sale under the filter.
-        dim, = set(f.dim_map) & set(VD.DIMENSIONS)
         rows = conn.execute(sa.text(f"""
             SELECT vendor_id, min(first_day) FROM mart.{VD.MONTHLY}
-            WHERE dim = '{dim}' AND orders > 0 AND vendor_id = ANY(CAST(:ids AS integer[]))
-              {filters_sql(f, lambda d: d if d == "vendor_id" else "value")}
+            WHERE dim = '{VD.row_dimension(f.dim_map)}' AND orders > 0 AND vendor_id = ANY(CAST(:ids AS integer[]))
+              {filters_sql(f, VD.column_of)}
             GROUP BY vendor_id HAVING min(first_day) BETWEEN :start AND :end"""),
             {**params, **filter_params(f)}).all()
         return pd.Series({r[0]: r[1] for r in rows}, dtype="object")

@@ -1,9 +1,11 @@
 """Vendors by each order- and customer-level dimension (migration 0017): building and refreshing.
 
 A row per vendor, dimension (channel, business model, payment method, segment, region, country)
-and value holds the base measures of the vendor's lines in orders with that value. Each order
-has exactly one value of each, so a vendor's rows for several values of one dimension add up
-exactly; two dimensions at once cannot be answered (the pages read the order lines then).
+and value holds the base measures of the vendor's lines in orders with that value; payment
+method rows are kept per payment status too (`status`, '' on the others). Each order has exactly
+one value of each, so a vendor's rows for several values of one dimension add up exactly; two
+dimensions at once cannot be answered (the pages read the order lines then), but for payment
+method with payment status.
 
 - `rollup_vendor_dims_monthly` covers every calendar month, with `first_day`: the first day of
   the month with a counted order (a vendor's first sale under a filter, for "new vendors").
@@ -29,11 +31,28 @@ DAILY = "rollup_vendor_dims_daily"
 MONTHLY = "rollup_vendor_dims_monthly"
 TABLES = (DAILY, MONTHLY)
 KEEP_DAYS = 190     # a 90-day period and the 90 days it is compared with, from day rows
-KEY = ("day", "vendor_id", "dim", "value")
+KEY = ("day", "vendor_id", "dim", "value", "status")
 COLS = ", ".join(BASE_MEASURES)
 SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
-# One row per (order, vendor, dimension) of the staged orders: (dim, value) pairs.
-_PAIRS = "CROSS JOIN LATERAL (VALUES " + ", ".join(f"('{d}', s.{d})" for d in DIMENSIONS) + ") d(dim, value)"
+# One row per (order, vendor, dimension) of the staged orders: (dim, value, status).
+_STATUS = {"payment_method": "s.payment_status"}
+_PAIRS = "CROSS JOIN LATERAL (VALUES " + ", ".join(
+    f"('{d}', s.{d}, {_STATUS.get(d, repr(''))})" for d in DIMENSIONS) + ") d(dim, value, status)"
+
+
+def row_dimension(dims) -> str | None:
+    """Returns the dimension whose rows answer a query naming dims (besides the vendor): one of
+    DIMENSIONS, or payment method for payment status (with or without payment method); None when
+    no rows do (two dimensions, or one not kept)."""
+    named = set(dims) - {"vendor_id"}
+    if named and named <= {"payment_method", "payment_status"}:
+        return "payment_method"
+    return named.pop() if len(named) == 1 and named <= set(DIMENSIONS) else None
+
+
+def column_of(dim: str) -> str:
+    """Returns the column holding a dimension's value in the rows of row_dimension."""
+    return {"vendor_id": "vendor_id", "payment_status": "status"}.get(dim, "value")
 
 
 def _range(lo: str, hi: str) -> str:
@@ -44,7 +63,7 @@ def _range(lo: str, hi: str) -> str:
 def _stage(conn: Connection, where: str, params: dict) -> None:
     """stage_vendor_orders: one row per order and vendor of the orders matching where, with the
     order's local day, its dimensions and the base measures of the vendor's lines in it."""
-    dims = ", ".join(f"{RAW_DIMENSIONS[d]} AS {d}" for d in DIMENSIONS)
+    dims = ", ".join(f"{RAW_DIMENSIONS[d]} AS {d}" for d in (*DIMENSIONS, "payment_status"))
     stage_temp_table(conn, "stage_vendor_orders", f"""
         SELECT {RAW_DIMENSIONS['day']} AS day, i.vendor_id, {dims}, {measure_list()}
         FROM mart.orders o
@@ -61,19 +80,19 @@ def _stage(conn: Connection, where: str, params: dict) -> None:
 def _insert_days(returning: str = "") -> str:
     return f"""
         INSERT INTO mart.{DAILY} ({', '.join(KEY)}, {COLS})
-        SELECT s.day, s.vendor_id, d.dim, d.value, {SUMS}
+        SELECT s.day, s.vendor_id, d.dim, d.value, d.status, {SUMS}
         FROM stage_vendor_orders s {_PAIRS}
         WHERE s.day >= :kept
-        GROUP BY 1, 2, 3, 4 ORDER BY 3, 4, 1 {returning}"""
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 3, 4, 1 {returning}"""
 
 
 def _insert_months(conn: Connection) -> None:
     conn.execute(sa.text(f"""
         INSERT INTO mart.{MONTHLY} ({', '.join(KEY)}, {COLS}, first_day)
-        SELECT date_trunc('month', s.day)::date, s.vendor_id, d.dim, d.value, {SUMS},
+        SELECT date_trunc('month', s.day)::date, s.vendor_id, d.dim, d.value, d.status, {SUMS},
                min(s.day) FILTER (WHERE s.orders > 0)
         FROM stage_vendor_orders s {_PAIRS}
-        GROUP BY 1, 2, 3, 4 ORDER BY 3, 4, 1"""))
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 3, 4, 1"""))
 
 
 def days_from(conn: Connection, tz: str) -> date | None:
@@ -119,7 +138,7 @@ def refresh(conn: Connection, tz: str, runs: list[tuple[date, date]]) -> None:
     if kept is not None:
         conn.execute(sa.text(f"DELETE FROM mart.{DAILY} WHERE day < :kept"), {"kept": kept})
     stage_temp_table(conn, "vendor_dims_delta", f"""
-        SELECT day AS month, day, vendor_id, dim, value, 1 AS sign, {COLS} FROM mart.{DAILY} WHERE false""")
+        SELECT day AS month, day, vendor_id, dim, value, status, 1 AS sign, {COLS} FROM mart.{DAILY} WHERE false""")
     old_days = []
     for lo, hi in runs:
         if kept is None or lo < kept:
@@ -130,12 +149,12 @@ def refresh(conn: Connection, tz: str, runs: list[tuple[date, date]]) -> None:
         # The kept days' old image, subtracted from their months, and their new one, added.
         conn.execute(sa.text(f"""
             WITH old AS (DELETE FROM mart.{DAILY} WHERE day BETWEEN :lo AND :hi RETURNING *)
-            INSERT INTO vendor_dims_delta SELECT date_trunc('month', day)::date, day, vendor_id, dim, value, -1, {COLS}
+            INSERT INTO vendor_dims_delta SELECT date_trunc('month', day)::date, day, vendor_id, dim, value, status, -1, {COLS}
             FROM old"""), params)
         _stage(conn, _range(":lo", ":hi"), params)
         conn.execute(sa.text(f"""
             WITH new AS ({_insert_days("RETURNING *")})
-            INSERT INTO vendor_dims_delta SELECT date_trunc('month', day)::date, day, vendor_id, dim, value, 1, {COLS}
+            INSERT INTO vendor_dims_delta SELECT date_trunc('month', day)::date, day, vendor_id, dim, value, status, 1, {COLS}
             FROM new"""), params)
     _apply_delta(conn)
     # Days no longer kept: their months again from the order lines.
@@ -149,27 +168,28 @@ def refresh(conn: Connection, tz: str, runs: list[tuple[date, date]]) -> None:
 def _apply_delta(conn: Connection) -> None:
     """Adds vendor_dims_delta (new day images minus old ones) to the monthly rows."""
     conn.execute(sa.text("ANALYZE vendor_dims_delta"))
-    key = "m.dim = k.dim AND m.value = k.value AND m.day = k.month AND m.vendor_id = k.vendor_id"
+    key = "m.dim = k.dim AND m.value = k.value AND m.day = k.month AND m.vendor_id = k.vendor_id AND m.status = k.status"
     conn.execute(sa.text(f"""
         INSERT INTO mart.{MONTHLY} AS m ({', '.join(KEY)}, {COLS}, first_day)
-        SELECT month, vendor_id, dim, value, {', '.join(f'SUM(sign * {c})' for c in BASE_MEASURES)},
+        SELECT month, vendor_id, dim, value, status, {', '.join(f'SUM(sign * {c})' for c in BASE_MEASURES)},
                min(day) FILTER (WHERE sign > 0 AND orders > 0)
-        FROM vendor_dims_delta GROUP BY 1, 2, 3, 4
-        ON CONFLICT (dim, value, day, vendor_id) DO UPDATE SET
+        FROM vendor_dims_delta GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (dim, value, day, vendor_id, status) DO UPDATE SET
             {', '.join(f'{c} = m.{c} + excluded.{c}' for c in BASE_MEASURES)},
             first_day = LEAST(m.first_day, excluded.first_day)"""))
     # A month's first sale day that lost its counted orders: the next one from the day rows.
     conn.execute(sa.text(f"""
         UPDATE mart.{MONTHLY} m SET first_day = (
             SELECT min(d.day) FROM mart.{DAILY} d
-            WHERE d.dim = m.dim AND d.value = m.value AND d.vendor_id = m.vendor_id AND d.orders > 0
+            WHERE d.dim = m.dim AND d.value = m.value AND d.vendor_id = m.vendor_id AND d.status = m.status
+              AND d.orders > 0
               AND d.day BETWEEN m.day AND (m.day + interval '1 month' - interval '1 day')::date)
-        FROM (SELECT DISTINCT o.month, o.day, o.vendor_id, o.dim, o.value FROM vendor_dims_delta o
+        FROM (SELECT DISTINCT o.month, o.day, o.vendor_id, o.dim, o.value, o.status FROM vendor_dims_delta o
               WHERE o.sign < 0 AND o.orders > 0 AND NOT EXISTS (
                   SELECT 1 FROM vendor_dims_delta n
                   WHERE n.sign > 0 AND n.orders > 0
-                    AND (n.day, n.vendor_id, n.dim, n.value) = (o.day, o.vendor_id, o.dim, o.value))) k
+                    AND (n.day, n.vendor_id, n.dim, n.value, n.status) = (o.day, o.vendor_id, o.dim, o.value, o.status))) k
         WHERE {key} AND m.first_day = k.day"""))
     conn.execute(sa.text(f"""
-        DELETE FROM mart.{MONTHLY} m USING (SELECT DISTINCT month, vendor_id, dim, value FROM vendor_dims_delta) k
+        DELETE FROM mart.{MONTHLY} m USING (SELECT DISTINCT month, vendor_id, dim, value, status FROM vendor_dims_delta) k
         WHERE {key} AND m.all_orders = 0"""))

@@ -75,7 +75,7 @@ def chromium():
             browser.close()
 
 
-def _idle(page, timeout_ms: int) -> None:
+def wait_idle(page, timeout_ms: int) -> None:
     """Waits until Streamlit is not running the script (its status widget is hidden)."""
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout_ms)
 
@@ -90,7 +90,7 @@ def log_in(page, username: str, password: str, *, wait: bool = True, timeout_ms:
 
     for attempt in range(3):
         page.get_by_label("Username").wait_for(timeout=timeout_ms)
-        _idle(page, timeout_ms)
+        wait_idle(page, timeout_ms)
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password", exact=True).fill(password)
         page.get_by_role("button", name="Log in").click()

@@ -11,7 +11,7 @@ import shutil
 from data import auth
 from data.db import database_url, get_engine
 from data.settings import load_settings
-from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview
+from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview, wait_idle
 
 USER = "screenshots"
 
@@ -44,6 +44,21 @@ def _tall(height: int, ready):
         page.set_viewport_size({"width": page.viewport_size["width"], "height": height})
         ready(page)
     return tall
+
+
+def _filtered(label: str, value: str, ready):
+    """Waits as ready does, picks value in the filter bar's label filter, then waits again for the
+    page drawn under it."""
+    def pick(page) -> None:
+        ready(page)
+        side = page.locator('[data-testid="stSidebar"]')
+        side.get_by_text("Dimensions").click()
+        side.locator('[data-testid="stMultiSelect"]').filter(has_text=label).click()
+        page.get_by_role("option", name=value, exact=True).click()
+        page.keyboard.press("Escape")
+        wait_idle(page, 60_000)
+        ready(page)
+    return pick
 
 
 def _products_ready(page) -> None:
@@ -111,6 +126,7 @@ PAGES = {
     "dashboards": ("/dashboards", _charts("refreshes every", 1), True),
     "sales": ("/sales", _charts("Numbers by bucket", 4), True),
     "vendors": ("/vendors", _tall(4600, _charts("Select a row to drill down", 3)), True),
+    "vendors_region": ("/vendors", _tall(4600, _filtered("Region", "Europe", _charts("Select a row to drill down", 3))), True),
     "reports": ("/reports", _ready_text("Everyone's exports"), True),
     "reports_export": ("/reports", _tab("New export", "Export in the background"), True),
     "reports_schedules": ("/reports", _tall(1900, _tab("Schedules", "Run history and deliveries")), True),

@@ -188,7 +188,9 @@ def test_failed_payments_in_a_category_read_the_category_rollup(empty_engine, mo
 
 
 VENDOR_FILTERS = ({"channel": ["mobile"]}, {"region": ["Europe"]}, {"country": ["DE", "US"]}, {"segment": ["B2B"]},
-                  {"payment_method": ["paypal", "card"]}, {"business_model": ["B2C"]})
+                  {"payment_method": ["paypal", "card"]}, {"business_model": ["B2C"]},
+                  {"payment_status": ["failed", "refunded"]},
+                  {"payment_method": ["card"], "payment_status": ["captured"]})
 LEADERBOARD = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancellation_rate", "gross_margin",
                "take_revenue")
 
@@ -228,16 +230,47 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                 pd.testing.assert_frame_equal(trend, K.aggregate(conn, one, grain="month", metrics=LEADERBOARD, tz=tz,
                                                                  use_rollups=False), check_dtype=False)
             vendor = rng.randint(1, 4)
-            for by in VD.DIMENSIONS:
-                df = K.aggregate(conn, Filters.make(p, vendor_id=[vendor]), by=by, metrics=LEADERBOARD, tz=tz)
+            # A vendor's breakdowns, and its failed payments by method (the sales page's payments).
+            for by, dims in [*((by, {}) for by in (*VD.DIMENSIONS, "payment_status")),
+                             ("payment_method", {"payment_status": ["failed"]})]:
+                df = K.aggregate(conn, Filters.make(p, vendor_id=[vendor], **dims), by=by, metrics=LEADERBOARD, tz=tz)
                 assert df.attrs["sources"]["sales"] == K.VENDOR_DIMS
                 for i, key in enumerate(df["key"]):
-                    want = expected(raw, p.start, p.end, {"vendor_id": [vendor], by: [key]})
+                    want = expected(raw, p.start, p.end, {"vendor_id": [vendor], **dims, by: [key]})
                     assert_close(_row(df, i), {k: v for k, v in want.items() if k in LEADERBOARD}, f"{p} {by}={key}")
+        # Before the rebuild for layout 3 (an upgraded database) the lines answer.
+        with monkeypatch.context() as m:
+            m.setattr(K, "rollup_layout", lambda c, z: 2)
+            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), channel=["web"]), by="vendor_id", tz=tz
+                               ).attrs["sources"]["sales"] == "raw"
         # Two dimensions at once, or several vendors counted together, are not kept: the lines answer.
         for dims in ({"channel": ["web"], "region": ["Europe"]}, {"vendor_id": [1, 2], "channel": ["web"]}):
             assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), **dims), by="payment_method", tz=tz,
                                ).attrs["sources"]["sales"] == "raw"
+
+
+def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine):
+    """Most of a month reads the month's row minus its other days: a vendor that sold only on
+    those days is not listed (its rows sum to zero), the others equal the order lines."""
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 14)
+        conn.execute(sa.text("""DELETE FROM mart.order_items WHERE vendor_id = 4 AND order_id IN (
+            SELECT order_id FROM mart.orders WHERE ordered_at >= '2026-02-02' AND ordered_at < '2026-03-01')"""))
+        conn.execute(sa.text("""INSERT INTO mart.orders VALUES
+            (9100, 100, '2026-02-01 12:00+00', 'cancelled', 'web', 'B2C', 'card', 'captured', 'EUR', 0)"""))
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9100, 1, 13, 4, 1, 20, 0, 8, 0)"))
+        refresh_rollups(conn, timezone="UTC")
+    p = Period(date(2026, 2, 3), date(2026, 2, 28))
+    with empty_engine.connect() as conn:
+        for f, kw in ((Filters.make(p, channel=["web"]), {"by": "vendor_id"}),
+                      (Filters.make(p, channel=["web"], vendor_id=[4]), {"grain": "month"})):
+            assert K.VD.MONTHLY in K.aggregate_query(conn, f, tz="UTC", **kw).sql
+            flat = K.aggregate(conn, f, tz="UTC", **kw)
+            assert flat.attrs["sources"]["sales"] == K.VENDOR_DIMS
+            pd.testing.assert_frame_equal(flat, K.aggregate(conn, f, tz="UTC", use_rollups=False, **kw),
+                                          check_dtype=False)
+            if "by" in kw:
+                assert 4 not in set(flat["key"]) and len(flat) == 3
 
 
 def snapshot(conn) -> dict[str, list]:

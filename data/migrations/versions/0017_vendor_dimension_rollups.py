@@ -3,7 +3,7 @@
 Rankings and breakdowns that cross vendors with a channel, business model, payment method,
 segment, region or country filter (the vendors page, the overview's top vendors, a vendor's
 payments on the sales page) read the order lines without them. One row per vendor, dimension
-and value:
+and value (payment method rows per payment status too):
 - `rollup_vendor_dims_monthly`: every calendar month (`day` = the 1st), with `first_day`, the
   first day of the month with a counted order (the vendors page's "new vendors");
 - `rollup_vendor_dims_daily`: the days from `app.rollup_state.vendor_days_from` on (a month's
@@ -28,17 +28,21 @@ MEASURES = """
     cancelled_orders integer NOT NULL"""
 
 SQL = f"""
+-- status: the payment status on payment method rows (a vendor's failed payments by method), ''
+-- on the others.
 CREATE TABLE mart.rollup_vendor_dims_daily (
-    day date NOT NULL, vendor_id integer NOT NULL, dim text NOT NULL, value text NOT NULL, {MEASURES},
-    PRIMARY KEY (dim, value, day, vendor_id)
+    day date NOT NULL, vendor_id integer NOT NULL, dim text NOT NULL, value text NOT NULL, status text NOT NULL,
+    {MEASURES},
+    PRIMARY KEY (dim, value, day, vendor_id, status)
 );
 CREATE INDEX rollup_vendor_dims_daily_day_idx ON mart.rollup_vendor_dims_daily (day);
 CREATE INDEX rollup_vendor_dims_daily_vendor_idx ON mart.rollup_vendor_dims_daily (vendor_id, dim, day);
 -- Amounts stay numeric: a refresh adds and subtracts day images to a month's rows.
 CREATE TABLE mart.rollup_vendor_dims_monthly (
-    day date NOT NULL, vendor_id integer NOT NULL, dim text NOT NULL, value text NOT NULL, {MEASURES},
+    day date NOT NULL, vendor_id integer NOT NULL, dim text NOT NULL, value text NOT NULL, status text NOT NULL,
+    {MEASURES},
     first_day date,
-    PRIMARY KEY (dim, value, day, vendor_id)
+    PRIMARY KEY (dim, value, day, vendor_id, status)
 );
 CREATE INDEX rollup_vendor_dims_monthly_day_idx ON mart.rollup_vendor_dims_monthly (day);
 CREATE INDEX rollup_vendor_dims_monthly_vendor_idx ON mart.rollup_vendor_dims_monthly (vendor_id, dim, day);
