@@ -1,9 +1,10 @@
 """Figures behind the vendors page: leaderboard, one vendor's drill-down, concentration, lifecycle.
 
-Per-vendor measures come from analytics.kpis.aggregate (rollup_vendor_daily, or the vendor and
-category rollup under a category filter, raw rows otherwise), once for the period and once for
-the comparison period. That per-vendor aggregate is small (one row per vendor), so ranks, search,
-sorting and pages are taken over it and only one page of it is handed on. Monthly concentration, first sales and a vendor's
+Per-vendor measures come from analytics.kpis.aggregate (rollup_vendor_daily, the vendor and
+category rollup under a category filter, vendors by dimension under an order- or customer-level
+filter, raw rows otherwise), once for the period and once for the comparison period. That
+per-vendor aggregate is small (one row per vendor), so ranks, search, sorting and pages are taken
+over it and only one page of it is handed on. Monthly concentration, first sales and a vendor's
 customers have their own SQL here, over rollups where one answers exactly.
 """
 from __future__ import annotations

@@ -98,10 +98,10 @@ def _insert_months(conn: Connection) -> None:
 def days_from(conn: Connection, tz: str) -> date | None:
     """Returns the first day to keep day rows for: the first of the month KEEP_DAYS before the
     latest order's local day (or today, if that is earlier); None without orders."""
-    last = conn.execute(sa.text("""
-        SELECT LEAST((max(ordered_at) AT TIME ZONE :tz)::date, (now() AT TIME ZONE :tz)::date)
-        FROM mart.orders"""), {"tz": tz}).scalar()
-    return None if last is None else (last - timedelta(days=KEEP_DAYS)).replace(day=1)
+    last, today = conn.execute(sa.text("""
+        SELECT (max(ordered_at) AT TIME ZONE :tz)::date, (now() AT TIME ZONE :tz)::date FROM mart.orders"""),
+                               {"tz": tz}).one()
+    return None if last is None else (min(last, today) - timedelta(days=KEEP_DAYS)).replace(day=1)
 
 
 def rebuild(conn: Connection, tz: str) -> None:
