@@ -29,7 +29,9 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     from data.rollups import refresh_rollups
 
     with get_engine().begin() as conn:
-        r = refresh_rollups(conn, since=args.since, full=args.full)
+        # A full rebuild takes minutes on large data: say which step it is in.
+        r = refresh_rollups(conn, since=args.since, full=args.full,
+                            progress=lambda step: print(f"rollups: {step} …", file=sys.stderr, flush=True))
     print(f"rollups: {r.mode}, {r.days} days, {r.customers} customers, {r.elapsed_ms} ms, version {r.version}")
     return 0
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -254,7 +255,13 @@ CUSTOMER_FIRSTS = """
     GROUP BY customer_id
 """
 
-def _full(conn: Connection, tz: str) -> tuple[int, int]:
+# The steps of a full rebuild, as progress reports them (minutes at 10M order lines).
+FULL_STEPS = ("orders", "day rollups", "weekly and monthly copies", "stock cover", "vendors by dimension",
+              "customer cells", "statistics")
+
+
+def _full(conn: Connection, tz: str, progress: Callable[[str], None]) -> tuple[int, int]:
+    progress(FULL_STEPS[0])
     conn.execute(sa.text("DELETE FROM app.rollup_dirty_days"))
     conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers"))
     # Every order at once: its sorts and hash tables fit in memory with this (for the transaction).
@@ -267,15 +274,21 @@ def _full(conn: Connection, tz: str) -> tuple[int, int]:
     _stage_orders(conn, "true", params)
     conn.execute(sa.text("INSERT INTO mart.rollup_customers " + CUSTOMER_FIRSTS.format(
         source="SELECT customer_id, order_id, ordered_at, day, gmv FROM stage_orders WHERE orders > 0")))
+    progress(FULL_STEPS[1])
     _insert_day_rollups(conn, "true", params)
+    progress(FULL_STEPS[2])
     _insert_coarse(conn, None)
+    progress(FULL_STEPS[3])
     _insert_stock(conn, None)
+    progress(FULL_STEPS[4])
     VD.rebuild(conn, tz)
+    progress(FULL_STEPS[5])
     CR.stage_history(conn, tz, None)
     CR.insert_cells(conn)
     CR.insert_acquisition(conn, tz, None)
     days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
     customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
+    progress(FULL_STEPS[6])
     for t in ROLLUP_TABLES:
         conn.execute(sa.text(f"ANALYZE mart.{t}"))
     return days, customers
@@ -391,14 +404,16 @@ def _local_days(conn: Connection, utc_days: list[date], tz: str) -> list[date]:
 
 
 def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool = False,
-                    timezone: str | None = None) -> RefreshResult:
+                    timezone: str | None = None, progress: Callable[[str], None] | None = None) -> RefreshResult:
     """Brings the rollups up to date inside conn's transaction; returns what it did.
 
     full: rebuild everything. since: rebuild every local day from since on. Neither: rebuild
     the days that changed since the last refresh (recorded by triggers). A change of
-    APP_TIMEZONE or of a vendor, product or customer row forces a full rebuild.
+    APP_TIMEZONE or of a vendor, product or customer row forces a full rebuild. progress, when
+    given, is told each FULL_STEPS step of a full rebuild as it starts.
     """
     started = time.perf_counter()
+    report = progress or (lambda step: None)
     tz = timezone or load_settings().timezone
     state = conn.execute(sa.text(
         "SELECT timezone, full_needed, version, layout FROM app.rollup_state FOR UPDATE")).mappings().one()
@@ -413,7 +428,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
     days = customers = 0
     if full or state["full_needed"] or state["timezone"] != tz or state["layout"] != LAYOUT:
         mode = "full"
-        days, customers = _full(conn, tz)
+        days, customers = _full(conn, tz, report)
     else:
         utc_days = [r[0] for r in conn.execute(sa.text("DELETE FROM app.rollup_dirty_days RETURNING day_utc"))]
         extra = [r[0] for r in conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers RETURNING customer_id"))]
@@ -428,7 +443,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
             # Rebuilding most days one run at a time costs more than one full pass (measured on
             # 1M lines: 25 s incremental over every day vs 14 s full).
             mode = "full"
-            days, customers = _full(conn, tz)
+            days, customers = _full(conn, tz, report)
         elif local or extra:
             mode = "days"
             days, customers = _incremental(conn, tz, local, extra)

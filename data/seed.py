@@ -266,10 +266,10 @@ def seed(engine: Engine, *, orders: int | None = None, seed: int = 42, end: date
             conn.execute(sa.text("TRUNCATE " + ", ".join(f"mart.{t}" for t in CONTRACT_TABLES)))
             with _bulk_load(conn, bar):
                 counts = _generate_and_write(conn, int(n_lines), int(seed), end, settings.timezone, bar)
-            bar.phase("refreshing rollups")
             from data.rollups import refresh_rollups
 
-            refresh_rollups(conn, full=True, timezone=settings.timezone)
+            refresh_rollups(conn, full=True, timezone=settings.timezone,
+                            progress=lambda step: bar.phase(f"refreshing rollups: {step}"))
             bar.phase("writing KPI targets")
             _write_targets(conn, np.random.default_rng([int(seed), 9]), counts["start"], end)
             conn.execute(sa.text("ANALYZE mart.kpi_targets"))

@@ -116,6 +116,29 @@ def test_dimension_change_forces_full_rebuild(empty_engine):
         _check_all(empty_engine, conn, "UTC")
 
 
+def test_a_full_rebuild_reports_its_steps(empty_engine, monkeypatch, capsys):
+    """The seed and `python -m data refresh --full` show which step a rebuild of minutes is in;
+    an incremental refresh (seconds) reports none."""
+    from data.cli import main
+    from data.rollups import FULL_STEPS
+
+    steps = []
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text(SETUP))
+        refresh_rollups(conn, timezone="UTC", progress=steps.append)
+        assert steps == list(FULL_STEPS)
+        conn.execute(sa.text("UPDATE mart.orders SET status = 'cancelled' WHERE order_id = 1"))
+        assert refresh_rollups(conn, timezone="UTC", progress=steps.append).mode == "days"
+        assert steps == list(FULL_STEPS)
+    monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("APP_TIMEZONE", "UTC")
+    assert main(["refresh", "--full"]) == 0
+    out = capsys.readouterr()
+    assert "rollups: full" in out.out
+    assert [line for line in out.err.splitlines() if line.startswith("rollups: ")] == \
+        [f"rollups: {step} …" for step in FULL_STEPS]
+
+
 def test_stale_time_zone_falls_back_to_raw(empty_engine):
     with empty_engine.begin() as conn:
         conn.execute(sa.text(SETUP))

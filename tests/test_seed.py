@@ -436,6 +436,9 @@ def test_command_line_seed(empty_engine, monkeypatch, capsys):
     out = capsys.readouterr()
     assert "seeded 300 order lines" in out.out and " s" in out.out
     assert "100%" in out.err and "order lines" in out.err  # the progress report
+    from data.rollups import FULL_STEPS
+    # The rollup build says which of its steps it is in.
+    assert all(f"refreshing rollups: {step}" in out.err for step in FULL_STEPS)
 
     assert main(["seed", "--orders", "300", "--quiet"]) == 1
     out = capsys.readouterr()
