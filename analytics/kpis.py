@@ -21,7 +21,8 @@ from data import customer_rollups as CR
 from data import vendor_dims as VD
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, raw_from
-from data.rollups import bucket_bounds, calendar_pieces, coarse_table
+from data.calendar import bucket_bounds, calendar_pieces
+from data.rollups import coarse_table
 from data.settings import load_settings
 
 ORDER_LEVEL = frozenset({"channel", "business_model", "segment", "region", "country"})

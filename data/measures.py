@@ -91,6 +91,19 @@ def raw_columns() -> str:
     return ", ".join(f"{alias}.{c}" for alias, cols in RAW_COLUMNS.items() for c in cols)
 
 
+# The base measures as a column list and as their sums, for rollups summed from other rows (the
+# names are this module's constants: spliced into SQL, never user text).
+MEASURE_COLUMNS = ", ".join(BASE_MEASURES)
+MEASURE_SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
+
+
+def local_days_sql(column: str, lo: str = ":lo", hi: str = ":hi") -> str:
+    """Returns SQL bounding timestamp column to the local days lo..hi (bound date parameters;
+    :tz names the time zone)."""
+    return (f"{column} >= CAST({lo} AS date)::timestamp AT TIME ZONE :tz "
+            f"AND {column} < (CAST({hi} AS date) + 1)::timestamp AT TIME ZONE :tz")
+
+
 def measure_list(names: tuple[str, ...] = tuple(BASE_MEASURES)) -> str:
     """Returns 'expr AS name, …' for the named base measures."""
     return ",\n    ".join(f"{BASE_MEASURES[n]} AS {n}" for n in names)

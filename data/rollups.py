@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection
 
 from data import customer_rollups as CR
 from data import vendor_dims as VD
-from data.measures import BASE_MEASURES, measure_list
+from data.calendar import bucket_bounds, merged_spans
+from data.measures import MEASURE_COLUMNS, MEASURE_SUMS, local_days_sql, measure_list
 from data.settings import load_settings
 
 # The rollup tables this code builds: a database whose rows were built for an older layout
@@ -55,8 +56,6 @@ CUSTOMER_TABLES = (CR.CELLS, CR.ACQUISITION)
 ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers", *CUSTOMER_TABLES, *VD.TABLES)
 FULL_REBUILD_SHARE = 0.3   # rebuild everything when more than this share of known days changed
 MIN_DAYS_FOR_FULL = 60
-SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
-COLS = ", ".join(BASE_MEASURES)
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,8 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
     return runs
 
 
-def _range_sql(column: str) -> str:
-    return f"{column} >= (CAST(:lo AS date))::timestamp AT TIME ZONE :tz AND {column} < (CAST(:hi AS date) + 1)::timestamp AT TIME ZONE :tz"
-
-
+# The SQL below splices only fixed text: table and column names written here, the measure lists
+# of data.measures and `where` clauses from local_days_sql; every value is a bound parameter.
 def _stage_orders(conn: Connection, where: str, params: dict) -> None:
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.stage_orders"))
     conn.execute(sa.text(f"""
@@ -105,20 +102,22 @@ def _stage_orders(conn: Connection, where: str, params: dict) -> None:
 def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
     """Inserts rollup rows for the orders staged in stage_orders (and matching where)."""
     conn.execute(sa.text(f"""
-        INSERT INTO mart.rollup_sales_daily (day, channel, business_model, segment, region, country, {COLS})
-        SELECT day, channel, business_model, segment, region, country, {SUMS}
+        INSERT INTO mart.rollup_sales_daily (day, channel, business_model, segment, region, country, {MEASURE_COLUMNS})
+        SELECT day, channel, business_model, segment, region, country, {MEASURE_SUMS}
         FROM stage_orders GROUP BY 1, 2, 3, 4, 5, 6"""))
     conn.execute(sa.text(f"""
-        INSERT INTO mart.rollup_payment_daily (day, payment_method, payment_status, channel, business_model, segment, {COLS})
-        SELECT day, payment_method, payment_status, channel, business_model, segment, {SUMS}
+        INSERT INTO mart.rollup_payment_daily
+            (day, payment_method, payment_status, channel, business_model, segment, {MEASURE_COLUMNS})
+        SELECT day, payment_method, payment_status, channel, business_model, segment, {MEASURE_SUMS}
         FROM stage_orders GROUP BY 1, 2, 3, 4, 5, 6"""))
     conn.execute(sa.text(f"""
-        INSERT INTO mart.rollup_payment_geo_daily (day, payment_method, payment_status, region, country, {COLS})
-        SELECT day, payment_method, payment_status, region, country, {SUMS}
+        INSERT INTO mart.rollup_payment_geo_daily
+            (day, payment_method, payment_status, region, country, {MEASURE_COLUMNS})
+        SELECT day, payment_method, payment_status, region, country, {MEASURE_SUMS}
         FROM stage_orders GROUP BY 1, 2, 3, 4, 5"""))
     conn.execute(sa.text(f"""
-        INSERT INTO mart.rollup_sales_hourly (hour, day, channel, business_model, {COLS})
-        SELECT hour, min(day), channel, business_model, {SUMS}
+        INSERT INTO mart.rollup_sales_hourly (hour, day, channel, business_model, {MEASURE_COLUMNS})
+        SELECT hour, min(day), channel, business_model, {MEASURE_SUMS}
         FROM stage_orders GROUP BY hour, channel, business_model"""))
     conn.execute(sa.text("""
         INSERT INTO mart.rollup_customer_daily
@@ -145,7 +144,7 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
         dims = ", ".join(k.split(".")[1] for k in keys)
         groups = ", ".join(str(n) for n in range(1, len(keys) + 2))
         conn.execute(sa.text(f"""
-            INSERT INTO mart.{table} (day, {dims}, {COLS})
+            INSERT INTO mart.{table} (day, {dims}, {MEASURE_COLUMNS})
             SELECT (o.ordered_at AT TIME ZONE :tz)::date AS day, {', '.join(keys)}, {measure_list()}
             FROM mart.orders o
             JOIN mart.order_items i ON i.order_id = o.order_id
@@ -153,48 +152,6 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
             {join}
             WHERE {where}
             GROUP BY {groups}"""), params)
-
-
-def _merged(spans) -> list[tuple[date, date]]:
-    """Returns the (first, last) day spans sorted, with overlapping or adjacent ones merged."""
-    out: list[tuple[date, date]] = []
-    for lo, hi in sorted(spans):
-        if out and lo <= out[-1][1] + timedelta(days=1):
-            out[-1] = (out[-1][0], max(hi, out[-1][1]))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def bucket_bounds(bucket: str, day: date) -> tuple[date, date]:
-    """Returns the first and last day of the ISO week ("week") or calendar month ("month") of day."""
-    if bucket == "week":
-        first = day - timedelta(days=day.weekday())
-        return first, first + timedelta(days=6)
-    first = day.replace(day=1)
-    return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-
-
-def calendar_pieces(start: date, end: date, buckets: tuple[str, ...] = ("month", "week")) -> list[tuple[str, date, date]]:
-    """Splits the days start..end into whole months, then whole ISO weeks, then single days.
-
-    Returns (bucket, first, last) pieces: for "month" and "week", first and last are the first
-    days of the first and last whole bucket; for "day", the first and last day. Together they
-    cover every day of start..end once.
-    """
-    segments, out = [(start, end)], []
-    for bucket in buckets:
-        rest = []
-        for lo, hi in segments:
-            first = lo if bucket_bounds(bucket, lo)[0] == lo else bucket_bounds(bucket, lo)[1] + timedelta(days=1)
-            last = hi if bucket_bounds(bucket, hi)[1] == hi else bucket_bounds(bucket, hi)[0] - timedelta(days=1)
-            if first > last:
-                rest.append((lo, hi))
-                continue
-            out.append((bucket, first, bucket_bounds(bucket, last)[0]))
-            rest += [s for s in ((lo, first - timedelta(days=1)), (last + timedelta(days=1), hi)) if s[0] <= s[1]]
-        segments = rest
-    return out + [("day", lo, hi) for lo, hi in sorted(segments)]
 
 
 def _insert_coarse(conn: Connection, runs: list[tuple[date, date]] | None) -> None:
@@ -205,15 +162,15 @@ def _insert_coarse(conn: Connection, runs: list[tuple[date, date]] | None) -> No
             table, dim_list = coarse_table(day_table, bucket), ", ".join(dims)
             groups = ", ".join(str(n) for n in range(1, len(dims) + 2))
             insert = f"""
-                INSERT INTO mart.{table} (day, {dim_list}, {COLS})
-                SELECT date_trunc('{bucket}', day)::date, {dim_list}, {SUMS}
+                INSERT INTO mart.{table} (day, {dim_list}, {MEASURE_COLUMNS})
+                SELECT date_trunc('{bucket}', day)::date, {dim_list}, {MEASURE_SUMS}
                 FROM mart.{day_table} WHERE {{where}}
                 GROUP BY {groups} ORDER BY 1"""  # rows of a period together on disk
             if runs is None:
                 conn.execute(sa.text(insert.format(where="true")))
                 continue
             # The whole buckets the runs touch, merged where they meet.
-            for lo, hi in _merged((bucket_bounds(bucket, lo)[0], bucket_bounds(bucket, hi)[1]) for lo, hi in runs):
+            for lo, hi in merged_spans((bucket_bounds(bucket, lo)[0], bucket_bounds(bucket, hi)[1]) for lo, hi in runs):
                 params = {"lo": lo, "hi": hi}
                 conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE day BETWEEN :lo AND :hi"), params)
                 conn.execute(sa.text(insert.format(where="day BETWEEN :lo AND :hi")), params)
@@ -233,7 +190,7 @@ def _insert_stock(conn: Connection, runs: list[tuple[date, date]] | None) -> Non
     if runs is None:
         conn.execute(sa.text(insert.format(where="true")))
         return
-    for lo, hi in _merged((lo, hi + timedelta(days=STOCK_WINDOW_DAYS - 1)) for lo, hi in runs):
+    for lo, hi in merged_spans((lo, hi + timedelta(days=STOCK_WINDOW_DAYS - 1)) for lo, hi in runs):
         params = {"lo": lo, "hi": hi}
         conn.execute(sa.text(f"DELETE FROM mart.{STOCK_TABLE} WHERE snapshot_date BETWEEN :lo AND :hi"), params)
         conn.execute(sa.text(insert.format(where="s.snapshot_date BETWEEN :lo AND :hi")), params)
@@ -302,7 +259,7 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
                  {"ids": extra_customers})
     for lo, hi in runs:
         conn.execute(sa.text(f"""
-            INSERT INTO affected SELECT DISTINCT customer_id FROM mart.orders o WHERE {_range_sql('o.ordered_at')}
+            INSERT INTO affected SELECT DISTINCT customer_id FROM mart.orders o WHERE {local_days_sql('o.ordered_at')}
             ON CONFLICT DO NOTHING"""), {"lo": lo, "hi": hi, "tz": tz})
     conn.execute(sa.text("ANALYZE affected"))   # temp tables have no statistics until analyzed
     # First and second order days of every affected customer, from their whole history; the old
@@ -321,8 +278,8 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
         params = {"lo": lo, "hi": hi, "tz": tz}
         for t in DAY_TABLES:
             conn.execute(sa.text(f"DELETE FROM mart.{t} WHERE day BETWEEN :lo AND :hi"), params)
-        _stage_orders(conn, _range_sql("o.ordered_at"), params)
-        _insert_day_rollups(conn, _range_sql("o.ordered_at"), params)
+        _stage_orders(conn, local_days_sql("o.ordered_at"), params)
+        _insert_day_rollups(conn, local_days_sql("o.ordered_at"), params)
     _insert_coarse(conn, runs)
     _insert_stock(conn, runs)
     VD.refresh(conn, tz, runs)

@@ -174,7 +174,7 @@ def test_calendar_pieces_cover_every_day_once():
     import random
     from datetime import timedelta
 
-    from data.rollups import bucket_bounds, calendar_pieces
+    from data.calendar import bucket_bounds, calendar_pieces
 
     rng = random.Random(7)
     cases = [(date(2026, 10, 24), date(2026, 11, 22)), (date(2026, 1, 1), date(2026, 12, 31)),

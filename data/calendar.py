@@ -1,0 +1,50 @@
+"""Calendar pieces of a period: whole months, ISO weeks and single days (pure date arithmetic).
+
+The rollups keep copies per week and month; a period reads whole buckets and its edge days
+(data.rollups, analytics.kpis), and refreshes rebuild the buckets their dirty days touch.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+
+def merged_spans(spans) -> list[tuple[date, date]]:
+    """Returns the (first, last) day spans sorted, with overlapping or adjacent ones merged."""
+    out: list[tuple[date, date]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def bucket_bounds(bucket: str, day: date) -> tuple[date, date]:
+    """Returns the first and last day of the ISO week ("week") or calendar month ("month") of day."""
+    if bucket == "week":
+        first = day - timedelta(days=day.weekday())
+        return first, first + timedelta(days=6)
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def calendar_pieces(start: date, end: date, buckets: tuple[str, ...] = ("month", "week")) -> list[tuple[str, date, date]]:
+    """Splits the days start..end into whole months, then whole ISO weeks, then single days.
+
+    Returns (bucket, first, last) pieces: for "month" and "week", first and last are the first
+    days of the first and last whole bucket; for "day", the first and last day. Together they
+    cover every day of start..end once.
+    """
+    segments, out = [(start, end)], []
+    for bucket in buckets:
+        rest = []
+        for lo, hi in segments:
+            first = lo if bucket_bounds(bucket, lo)[0] == lo else bucket_bounds(bucket, lo)[1] + timedelta(days=1)
+            last = hi if bucket_bounds(bucket, hi)[1] == hi else bucket_bounds(bucket, hi)[0] - timedelta(days=1)
+            if first > last:
+                rest.append((lo, hi))
+                continue
+            out.append((bucket, first, bucket_bounds(bucket, last)[0]))
+            rest += [s for s in ((lo, first - timedelta(days=1)), (last + timedelta(days=1), hi)) if s[0] <= s[1]]
+        segments = rest
+    return out + [("day", lo, hi) for lo, hi in sorted(segments)]
