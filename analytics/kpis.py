@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from analytics.filters import BREAKDOWNS, GRAINS, FilterError, Filters, Period, buckets, next_bucket
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, get_metric
 from data import customer_rollups as CR
-from data import vendor_dims as VD
+from data import dim_cubes as DC
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, raw_from
 from data.calendar import bucket_bounds, calendar_pieces
@@ -54,7 +54,8 @@ class _Rollup:
         return self.dims.union(*(d for n, d in self.added if layout >= n))
 
 
-VENDOR_DIMS = "rollup_vendor_dims"
+VENDOR_DIMS, PRODUCT_DIMS = DC.VENDORS.source, DC.PRODUCTS.source
+_CUBES = {c.source: c for c in DC.CUBES}
 SALES_ROLLUPS = (
     _Rollup("rollup_sales_daily", ORDER_LEVEL),
     _Rollup("rollup_payment_daily", PAYMENT_DIMS),
@@ -72,8 +73,10 @@ SALES_ROLLUPS = (
     _Rollup("rollup_vendor_category_daily", frozenset({"vendor_id", "category"}), ("vendor_id", "category"),
             available_from=1),
     # Layout 3 (migration 0017): vendors by one order- or customer-level dimension, per month and
-    # per recent day (data.vendor_dims); read by _vendor_dims_from.
-    _Rollup(VENDOR_DIMS, frozenset({"vendor_id", "payment_status", *VD.DIMENSIONS}), ("vendor_id",), available_from=3),
+    # per recent day (data.dim_cubes); read by _cube_from. Layout 4 (0018): products by the same.
+    _Rollup(VENDOR_DIMS, frozenset({"vendor_id", "payment_status", *DC.DIMENSIONS}), ("vendor_id",), available_from=3),
+    _Rollup(PRODUCT_DIMS, frozenset({"product_id", "payment_status", *DC.DIMENSIONS}), ("product_id",),
+            available_from=4),
     # Per product, with its vendor and category: order counts are exact per single product only.
     _Rollup("rollup_product_daily", frozenset({"product_id", "vendor_id", "category"}), ("product_id",), coarse_from=0),
 )
@@ -133,7 +136,7 @@ def sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str],
     for r in SALES_ROLLUPS:
         if not needed <= r.dims_at(layout) or layout < r.available_from:
             continue
-        if r.table == VENDOR_DIMS and VD.row_dimension(needed) is None:
+        if r.table in _CUBES and DC.row_dimension(needed, _CUBES[r.table].key) is None:
             continue
         counts_exact = all(k == by or len(f.dim_map.get(k, ())) == 1 for k in r.count_keys)
         if counts_exact or not (bases & COUNT_BASES):
@@ -146,8 +149,8 @@ def rollup_from(f: Filters, source: str, period: Period, grain: str | None, layo
     """Returns the FROM clause reading a sales rollup for the period (filters applied) and its
     parameters: the table itself, or its whole months and weeks (those that fit in one bucket of
     the grain) and the edge days."""
-    if source == VENDOR_DIMS:
-        return _vendor_dims_from(f, period, grain, by)
+    if source in _CUBES:
+        return _cube_from(_CUBES[source], f, period, grain, by)
     rollup = _BY_TABLE.get(source)
     where = filters_sql(f, lambda d: d)
     nested = NESTED_BUCKETS.get(grain, ())
@@ -171,26 +174,26 @@ def _month_portions(lo: date, hi: date):
         lo = last + timedelta(days=1)
 
 
-def _vendor_dims_from(f: Filters, period: Period, grain: str | None, by: str | None) -> tuple[str, dict]:
-    """rollup_from for vendors by one dimension: (day, vendor_id, <dimension>, base measures) rows
-    of whole months (when they fit in one bucket of the grain), the edge days kept as day rows,
-    and the older edge days from the order lines (grouped the same way).
+def _cube_from(cube: DC.Cube, f: Filters, period: Period, grain: str | None, by: str | None) -> tuple[str, dict]:
+    """rollup_from for vendors or products by one dimension: (day, <key>, <dimension>, base
+    measures) rows of whole months (when they fit in one bucket of the grain), the edge days kept
+    as day rows, and the older edge days from the order lines (grouped the same way).
 
     An edge of more than half a month reads the month's row minus the other days of the month
     (rows with negated measures): the lines of at most half a month, not of nearly all of it
     (the first month of a three-year range at 10M lines: 457 ms of 585 ms). The caller keeps only
-    keys with orders (_sales_cte), as the other days' vendors sum to zero. The month's row is as
+    keys with orders (_sales_cte), as the other days' keys sum to zero. The month's row is as
     of the last refresh while older days are read from the lines as they are now, so this is done
     only while no day of the month waits for a refresh (app.rollup_dirty_days); otherwise the
     edge's own days are read (each branch is guarded by that one-time condition)."""
-    dim = VD.row_dimension({*f.dim_map, *([by] if by else [])})
-    where = filters_sql(f, VD.column_of)
+    dim = DC.row_dimension({*f.dim_map, *([by] if by else [])}, cube.key)
+    where = filters_sql(f, DC.column_of)
     extra = [("status", "payment_status")] if dim == "payment_method" else []
-    keys = ["day", "vendor_id", f"value AS {dim}", *(f"{c} AS {d}" for c, d in extra)]
-    raw_keys = [f"{RAW_DIMENSIONS['day']} AS day", "i.vendor_id", f"{RAW_DIMENSIONS[dim]} AS {dim}",
+    keys = ["day", cube.key, f"value AS {dim}", *(f"{c} AS {d}" for c, d in extra)]
+    raw_keys = [f"{RAW_DIMENSIONS['day']} AS day", f"i.{cube.key}", f"{RAW_DIMENSIONS[dim]} AS {dim}",
                 *(f"{RAW_DIMENSIONS[d]} AS {d}" for _, d in extra)]
     groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
-    kept = "(SELECT vendor_days_from FROM app.rollup_state)"
+    kept = f"(SELECT {cube.days_from_column} FROM app.rollup_state)"
     nested = ("month",) if grain in (None, "month", "quarter", "year") else ()
     parts, params = [], {}
 
@@ -202,7 +205,7 @@ def _vendor_dims_from(f: Filters, period: Period, grain: str | None, by: str | N
     def days(lo: date, hi: date, sign: str = "", guard: str = "") -> None:
         lo, hi = bounds(lo, hi)
         measures = ", ".join(f"{sign}{m} AS {m}" for m in BASE_MEASURES)
-        parts.append(f"SELECT {', '.join(keys)}, {measures} FROM mart.{VD.DAILY} WHERE dim = '{dim}' "
+        parts.append(f"SELECT {', '.join(keys)}, {measures} FROM mart.{cube.daily} WHERE dim = '{dim}' "
                      f"AND day BETWEEN GREATEST({lo}, {kept}) AND {hi}{where}{guard}")
         measures = ", ".join(f"{sign}{BASE_MEASURES[m]} AS {m}" for m in BASE_MEASURES)
         parts.append(f"""
@@ -210,12 +213,12 @@ def _vendor_dims_from(f: Filters, period: Period, grain: str | None, by: str | N
             FROM {raw_from([dim])}
             WHERE o.ordered_at >= {lo}::timestamp AT TIME ZONE :tz
               AND o.ordered_at < (LEAST({hi}, {kept} - 1) + 1)::timestamp AT TIME ZONE :tz
-              AND i.vendor_id IS NOT NULL{filters_sql(f, RAW_DIMENSIONS.get)}{guard}
+              AND i.{cube.key} IS NOT NULL{filters_sql(f, RAW_DIMENSIONS.get)}{guard}
             GROUP BY {groups}""")
 
     def months(lo: date, hi: date, guard: str = "") -> None:
         lo, hi = bounds(lo, hi)
-        parts.append(f"SELECT {', '.join(keys)}, {', '.join(BASE_MEASURES)} FROM mart.{VD.MONTHLY} "
+        parts.append(f"SELECT {', '.join(keys)}, {', '.join(BASE_MEASURES)} FROM mart.{cube.monthly} "
                      f"WHERE dim = '{dim}' AND day BETWEEN {lo} AND {hi}{where}{guard}")
 
     for bucket, lo, hi in calendar_pieces(period.start, period.end, nested):
@@ -258,9 +261,9 @@ def _sales_cte(f: Filters, source: str, by: str | None, grain: str | None, perio
     web_mobile = (f"SUM(orders) FILTER (WHERE channel IN {WEB_MOBILE})"
                   if source in ("rollup_sales_daily", "rollup_sales_hourly", "rollup_payment_daily") else "NULL::bigint")
     source_sql, params = rollup_from(f, source, period, grain, layout, by)
-    # Vendors by dimension subtract days from a month: a key whose days were all subtracted is
-    # none (each real one has an order, cancelled or not).
-    having = " HAVING SUM(all_orders) <> 0" if source == VENDOR_DIMS else ""
+    # Vendors and products by dimension subtract days from a month: a key whose days were all
+    # subtracted is none (each real one has an order, cancelled or not).
+    having = " HAVING SUM(all_orders) <> 0" if source in _CUBES else ""
     return f"""
         SELECT {key} AS key, {sums}, {web_mobile} AS web_mobile_orders
         FROM {source_sql}

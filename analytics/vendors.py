@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import GRAINS, FilterError, Filters, Period
 from analytics.kpis import VENDOR_DIMS, aggregate, filter_params, filters_sql, rollup_from, rollup_layout, sales_source
-from data import vendor_dims as VD
+from data import dim_cubes as DC
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
 from data.settings import load_settings
@@ -311,9 +311,9 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
         # Each month row keeps its first day with a counted order: the earliest over the months
         # is the vendor's first sale under the filter.
         rows = conn.execute(sa.text(f"""
-            SELECT vendor_id, min(first_day) FROM mart.{VD.MONTHLY}
-            WHERE dim = '{VD.row_dimension(f.dim_map)}' AND orders > 0 AND vendor_id = ANY(CAST(:ids AS integer[]))
-              {filters_sql(f, VD.column_of)}
+            SELECT vendor_id, min(first_day) FROM mart.{DC.VENDORS.monthly}
+            WHERE dim = '{DC.row_dimension(f.dim_map)}' AND orders > 0 AND vendor_id = ANY(CAST(:ids AS integer[]))
+              {filters_sql(f, DC.column_of)}
             GROUP BY vendor_id HAVING min(first_day) BETWEEN :start AND :end"""),
             {**params, **filter_params(f)}).all()
         return pd.Series({r[0]: r[1] for r in rows}, dtype="object")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from data import customer_rollups as CR
-from data import vendor_dims as VD
+from data import dim_cubes as DC
 from data.calendar import bucket_bounds, merged_spans
 from data.measures import MEASURE_COLUMNS, MEASURE_SUMS, local_days_sql, measure_list
 from data.settings import load_settings
@@ -20,8 +20,8 @@ from data.settings import load_settings
 # had until then. 1: weekly and monthly copies of every day rollup, payments by country,
 # categories by country and payment method, vendors by category, customer cells and acquisition
 # channels (migration 0014). 2: payment status beside categories by country (0015). 3: vendors by
-# order- and customer-level dimension (0017, data.vendor_dims).
-LAYOUT = 3
+# order- and customer-level dimension (0017, data.dim_cubes). 4: products by the same (0018).
+LAYOUT = 4
 DAY_TABLES = (
     "rollup_sales_daily", "rollup_sales_hourly", "rollup_vendor_daily", "rollup_category_daily",
     "rollup_product_daily", "rollup_payment_daily", "rollup_customer_daily", "rollup_category_orders_daily",
@@ -53,7 +53,7 @@ COARSE_TABLES = {coarse_table(t, b): b for t in COARSE_DIMS for b in BUCKET_SUFF
 STOCK_TABLE = "rollup_stock_cover"
 STOCK_WINDOW_DAYS = 28
 CUSTOMER_TABLES = (CR.CELLS, CR.ACQUISITION)
-ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers", *CUSTOMER_TABLES, *VD.TABLES)
+ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers", *CUSTOMER_TABLES, *DC.TABLES)
 FULL_REBUILD_SHARE = 0.3   # rebuild everything when more than this share of known days changed
 MIN_DAYS_FOR_FULL = 60
 
@@ -214,7 +214,7 @@ CUSTOMER_FIRSTS = """
 
 # The steps of a full rebuild, as progress reports them (minutes at 10M order lines).
 FULL_STEPS = ("orders", "day rollups", "weekly and monthly copies", "stock cover", "vendors by dimension",
-              "customer cells", "statistics")
+              "products by dimension", "customer cells", "statistics")
 
 
 def _full(conn: Connection, tz: str, progress: Callable[[str], None]) -> tuple[int, int]:
@@ -237,15 +237,16 @@ def _full(conn: Connection, tz: str, progress: Callable[[str], None]) -> tuple[i
     _insert_coarse(conn, None)
     progress(FULL_STEPS[3])
     _insert_stock(conn, None)
-    progress(FULL_STEPS[4])
-    VD.rebuild(conn, tz)
-    progress(FULL_STEPS[5])
+    for step, cube in zip(FULL_STEPS[4:6], DC.CUBES):
+        progress(step)
+        DC.rebuild(conn, cube, tz)
+    progress(FULL_STEPS[6])
     CR.stage_history(conn, tz, None)
     CR.insert_cells(conn)
     CR.insert_acquisition(conn, tz, None)
     days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
     customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
-    progress(FULL_STEPS[6])
+    progress(FULL_STEPS[7])
     for t in ROLLUP_TABLES:
         conn.execute(sa.text(f"ANALYZE mart.{t}"))
     return days, customers
@@ -282,7 +283,8 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
         _insert_day_rollups(conn, local_days_sql("o.ordered_at"), params)
     _insert_coarse(conn, runs)
     _insert_stock(conn, runs)
-    VD.refresh(conn, tz, runs)
+    for cube in DC.CUBES:
+        DC.refresh(conn, cube, tz, runs)
     _refresh_customer_cells(conn, tz, runs)
     # Every day whose figures may have moved (refresh_rollups gives them the new version): rebuilt
     # days (stock snapshots' included) and the stock windows they fall in, recounted customer

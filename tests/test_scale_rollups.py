@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import analytics.kpis as K
 from analytics.filters import Filters, Period
-from data import vendor_dims as VD
+from data import dim_cubes as DC
 from data.rollups import ROLLUP_TABLES, refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
 
@@ -195,14 +195,27 @@ LEADERBOARD = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancellati
                "take_revenue")
 
 
-@pytest.mark.parametrize("keep", [VD.KEEP_DAYS, 40])
+def _ranked_equal_raw(conn, raw, f: Filters, by: str, source: str, tz: str) -> pd.DataFrame:
+    """Returns the leaderboard metrics by `by` under f after checking they were read from source
+    and equal the raw tables' and tests/raw_metrics' figures."""
+    df = K.aggregate(conn, f, by=by, metrics=LEADERBOARD, tz=tz)
+    assert df.attrs["sources"]["sales"] == source
+    pd.testing.assert_frame_equal(df, K.aggregate(conn, f, by=by, metrics=LEADERBOARD, tz=tz, use_rollups=False),
+                                  check_dtype=False)
+    for i, key in enumerate(df["key"]):
+        want = expected(raw, f.period.start, f.period.end, {**f.dim_map, by: [int(key)]})
+        assert_close(_row(df, i), {k: v for k, v in want.items() if k in LEADERBOARD}, f"{f.period} {f.dims} {key}")
+    return df
+
+
+@pytest.mark.parametrize("keep", [DC.KEEP_DAYS["vendor"], 40])
 def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
     """Vendors ranked under an order- or customer-level filter, a vendor's breakdown by one of them,
     its monthly trend, the HHI series and new vendors read vendors by dimension: whole months,
     kept day rows, and (keep=40: day rows from March 1st) older edge days from the order lines."""
     from analytics.vendors import fetch_hhi_series, fetch_new_vendors
 
-    monkeypatch.setattr(VD, "KEEP_DAYS", keep)
+    monkeypatch.setitem(DC.KEEP_DAYS, "vendor", keep)
     tz = "Europe/Berlin"
     raw = _built(empty_engine, 13, tz)
     rng = random.Random(13)
@@ -214,13 +227,7 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
         for p in _periods(rng, 5):
             for dims in VENDOR_FILTERS:
                 f = Filters.make(p, **dims)
-                df = K.aggregate(conn, f, by="vendor_id", metrics=LEADERBOARD, tz=tz)
-                assert df.attrs["sources"]["sales"] == K.VENDOR_DIMS
-                pd.testing.assert_frame_equal(df, K.aggregate(conn, f, by="vendor_id", metrics=LEADERBOARD, tz=tz,
-                                                              use_rollups=False), check_dtype=False)
-                for i, key in enumerate(df["key"]):
-                    want = expected(raw, p.start, p.end, {**dims, "vendor_id": [int(key)]})
-                    assert_close(_row(df, i), {k: v for k, v in want.items() if k in LEADERBOARD}, f"{p} {dims} {key}")
+                df = _ranked_equal_raw(conn, raw, f, "vendor_id", K.VENDOR_DIMS, tz)
                 sold = [int(k) for k in df.loc[df["orders"] > 0, "key"]]
                 assert fetch_new_vendors(conn, f, sold, tz=tz).to_dict() == \
                     fetch_new_vendors(conn, f, sold, tz=tz, use_rollups=False).to_dict()
@@ -233,7 +240,7 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                                                                  use_rollups=False), check_dtype=False)
             vendor = rng.randint(1, 4)
             # A vendor's breakdowns, and its failed payments by method (the sales page's payments).
-            for by, dims in [*((by, {}) for by in (*VD.DIMENSIONS, "payment_status")),
+            for by, dims in [*((by, {}) for by in (*DC.DIMENSIONS, "payment_status")),
                              ("payment_method", {"payment_status": ["failed"]})]:
                 df = K.aggregate(conn, Filters.make(p, vendor_id=[vendor], **dims), by=by, metrics=LEADERBOARD, tz=tz)
                 assert df.attrs["sources"]["sales"] == K.VENDOR_DIMS
@@ -251,11 +258,49 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                                ).attrs["sources"]["sales"] == "raw"
 
 
+@pytest.mark.parametrize("keep", [DC.KEEP_DAYS["product"], 40])
+def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
+    """Products ranked under an order- or customer-level filter (the products page's lists and
+    their comparison period, narrowed to the listed products) read products by dimension: whole
+    months, kept day rows and (keep=40) older edge days from the order lines."""
+    from analytics.products import compute_product_figures
+
+    monkeypatch.setitem(DC.KEEP_DAYS, "product", keep)
+    tz = "America/New_York"
+    raw = _built(empty_engine, 15, tz)
+    rng = random.Random(15)
+    with empty_engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT product_days_from FROM app.rollup_state")).scalar()
+        assert keep != 40 or kept == date(2026, 3, 1)
+        for p in _periods(rng, 4):
+            for dims in VENDOR_FILTERS:
+                f = Filters.make(p, **dims)
+                df = _ranked_equal_raw(conn, raw, f, "product_id", K.PRODUCT_DIMS, tz)
+                few = Filters.make(p, product_id=[int(k) for k in df["key"][:3]] or [10], **dims)
+                assert K.aggregate(conn, few, by="product_id", tz=tz).attrs["sources"]["sales"] == K.PRODUCT_DIMS
+            figures = compute_product_figures(conn, Filters.make(p, region=["Europe"]),
+                                              compare=True, tz=tz)
+            baseline = compute_product_figures(conn, Filters.make(p, region=["Europe"]),
+                                               compare=True, tz=tz, use_rollups=False)
+            for name in ("top", "bottom", "price_volume", "margin_high", "margin_low", "products_before"):
+                pd.testing.assert_frame_equal(figures[name], baseline[name], check_dtype=False, obj=f"{p} {name}")
+            assert figures["summary"] == baseline["summary"]
+        # Before the rebuild for layout 4 (an upgraded database) the lines answer.
+        with monkeypatch.context() as m:
+            m.setattr(K, "rollup_layout", lambda c, z: 3)
+            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), channel=["web"]), by="product_id", tz=tz
+                               ).attrs["sources"]["sales"] == "raw"
+        # A category or a second dimension beside the product's: the lines answer.
+        for dims in ({"category": ["Toys"], "channel": ["web"]}, {"channel": ["web"], "region": ["Europe"]}):
+            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), **dims), by="product_id", tz=tz,
+                               ).attrs["sources"]["sales"] == "raw"
+
+
 def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine, monkeypatch):
     """Most of a month reads the month's row minus its other days: a vendor that sold only on
     those days is not listed (its rows sum to zero), the others equal the order lines. An order
     on those days that no refresh has seen yet does not leak into the period."""
-    monkeypatch.setattr(VD, "KEEP_DAYS", 40)   # day rows from March 1st: February's days are lines
+    monkeypatch.setitem(DC.KEEP_DAYS, "vendor", 40)   # day rows from March 1st: February's days are lines
     with empty_engine.begin() as conn:
         _marketplace(conn, 14)
         conn.execute(sa.text("""DELETE FROM mart.order_items WHERE vendor_id = 4 AND order_id IN (
@@ -268,7 +313,7 @@ def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine, m
     with empty_engine.connect() as conn:
         for f, kw in ((Filters.make(p, channel=["web"]), {"by": "vendor_id"}),
                       (Filters.make(p, channel=["web"], vendor_id=[4]), {"grain": "month"})):
-            assert K.VD.MONTHLY in K.aggregate_query(conn, f, tz="UTC", **kw).sql
+            assert DC.VENDORS.monthly in K.aggregate_query(conn, f, tz="UTC", **kw).sql
             flat = K.aggregate(conn, f, tz="UTC", **kw)
             assert flat.attrs["sources"]["sales"] == K.VENDOR_DIMS
             pd.testing.assert_frame_equal(flat, K.aggregate(conn, f, tz="UTC", use_rollups=False, **kw),
@@ -321,11 +366,12 @@ LATE_CHANGES = [
 ]
 
 
-@pytest.mark.parametrize("tz,keep", [("UTC", VD.KEEP_DAYS), ("Europe/Berlin", 40)])
+@pytest.mark.parametrize("tz,keep", [("UTC", DC.KEEP_DAYS["vendor"]), ("Europe/Berlin", 40)])
 def test_incremental_refresh_equals_full_rebuild(empty_engine, monkeypatch, tz, keep):
-    # keep=40: vendors by dimension keep day rows from March 1st; earlier late changes recount
-    # their months from the order lines.
-    monkeypatch.setattr(VD, "KEEP_DAYS", keep)
+    # keep=40: vendors and products by dimension keep day rows from March 1st; earlier late
+    # changes recount their months from the order lines.
+    for cube in DC.CUBES:
+        monkeypatch.setitem(DC.KEEP_DAYS, cube.name, keep)
     with empty_engine.begin() as conn:
         _marketplace(conn, 6)
         refresh_rollups(conn, timezone=tz)

@@ -1,0 +1,232 @@
+"""Vendors and products by each order- and customer-level dimension: building and refreshing.
+
+A cube holds, per key (a vendor: migration 0017; a product: 0018), dimension (channel, business
+model, payment method, segment, region, country) and value, the base measures of the key's lines
+in orders with that value; payment method rows are kept per payment status too (`status`, '' on
+the others). Each order has exactly one value of each, so a key's rows for several values of one
+dimension add up exactly; two dimensions at once cannot be answered (the pages read the order
+lines then), but for payment method with payment status.
+
+- `rollup_<cube>_dims_monthly` covers every calendar month, with `first_day`: the first day of
+  the month with a counted order (a vendor's first sale under a filter, for "new vendors").
+- `rollup_<cube>_dims_daily` covers the days from the cube's `app.rollup_state.<cube>_days_from`
+  (the first of a month, KEEP_DAYS[cube] or a month more before the latest order day). A day cube
+  over all history would hold more rows than the order lines (vendors: 2.3M rows per 97 days at
+  10M lines; products: 1.7M rows per month, four times the month's lines).
+
+A refresh rebuilds the dirty days it keeps and adds each day's new image minus its old one to
+its month; a dirty day before the kept days recounts its whole month from the order lines.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from data.db import stage_temp_table
+from data.calendar import bucket_bounds, merged_spans
+from data.measures import BASE_MEASURES, MEASURE_COLUMNS, MEASURE_SUMS, RAW_DIMENSIONS, local_days_sql, measure_list
+
+DIMENSIONS = ("channel", "business_model", "payment_method", "segment", "region", "country")
+
+
+@dataclass(frozen=True)
+class Cube:
+    name: str      # "vendor" or "product"
+    key: str       # the line-level column its rows are kept per
+
+    @property
+    def source(self) -> str:
+        """The name analytics.kpis gives the pair of tables."""
+        return f"rollup_{self.name}_dims"
+
+    @property
+    def daily(self) -> str:
+        return f"{self.source}_daily"
+
+    @property
+    def monthly(self) -> str:
+        return f"{self.source}_monthly"
+
+    @property
+    def days_from_column(self) -> str:
+        """app.rollup_state's column holding the first kept day ('infinity' before a rebuild)."""
+        return f"{self.name}_days_from"
+
+
+VENDORS = Cube("vendor", "vendor_id")
+PRODUCTS = Cube("product", "product_id")
+CUBES = (VENDORS, PRODUCTS)
+TABLES = tuple(t for c in CUBES for t in (c.daily, c.monthly))
+# Day rows kept per cube. Vendors: a 90-day period and the 90 days it is compared with. Products:
+# a 90-day period (its comparison reads the listed products only, through the key's index); a
+# product's day rows are four times the lines, so half a year of them would be 12M rows at 10M.
+KEEP_DAYS = {"vendor": 190, "product": 100}
+_KEY_COLUMNS = ("day", "{key}", "dim", "value", "status")
+# One row per (order, key, dimension) of the staged orders: (dim, value, status).
+_STATUS = {"payment_method": "s.payment_status"}
+_PAIRS = "CROSS JOIN LATERAL (VALUES " + ", ".join(
+    f"('{d}', s.{d}, {_STATUS.get(d, repr(''))})" for d in DIMENSIONS) + ") d(dim, value, status)"
+
+
+def _keys(cube: Cube) -> tuple[str, ...]:
+    return tuple(c.format(key=cube.key) for c in _KEY_COLUMNS)
+
+
+def row_dimension(dims, key: str = "vendor_id") -> str | None:
+    """Returns the dimension whose rows answer a query naming dims (besides the cube's key): one
+    of DIMENSIONS, or payment method for payment status (with or without payment method); None
+    when no rows do (two dimensions, or one not kept)."""
+    named = set(dims) - {key}
+    if named and named <= {"payment_method", "payment_status"}:
+        return "payment_method"
+    return named.pop() if len(named) == 1 and named <= set(DIMENSIONS) else None
+
+
+def column_of(dim: str) -> str:
+    """Returns the column holding a dimension's value in the rows of row_dimension."""
+    return dim if dim in ("vendor_id", "product_id") else {"payment_status": "status"}.get(dim, "value")
+
+
+def _stage(conn: Connection, cube: Cube, where: str, params: dict) -> None:
+    """stage_<cube>_orders: one row per order and key of the orders matching where, with the
+    order's local day, its dimensions and the base measures of the key's lines in it."""
+    dims = ", ".join(f"{RAW_DIMENSIONS[d]} AS {d}" for d in (*DIMENSIONS, "payment_status"))
+    stage_temp_table(conn, f"stage_{cube.name}_orders", f"""
+        SELECT {RAW_DIMENSIONS['day']} AS day, i.{cube.key}, {dims}, {measure_list()}
+        FROM mart.orders o
+        JOIN mart.customers c ON c.customer_id = o.customer_id
+        JOIN mart.order_items i ON i.order_id = o.order_id
+        JOIN mart.vendors v ON v.vendor_id = i.vendor_id
+        WHERE {where}
+        GROUP BY o.order_id, c.customer_id, i.{cube.key}""", params)
+
+
+# Rows are written in the order of the primary key (dimension, value, day): a filter's rows of a
+# period sit together on disk. Written by month, new vendors under a country filter over three
+# years read 42k pages for 42k rows (135 ms, 670 ms from disk).
+def _insert_days(cube: Cube, returning: str = "") -> str:
+    return f"""
+        INSERT INTO mart.{cube.daily} ({', '.join(_keys(cube))}, {MEASURE_COLUMNS})
+        SELECT s.day, s.{cube.key}, d.dim, d.value, d.status, {MEASURE_SUMS}
+        FROM stage_{cube.name}_orders s {_PAIRS}
+        WHERE s.day >= :kept
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 3, 4, 1 {returning}"""
+
+
+def _insert_months(conn: Connection, cube: Cube) -> None:
+    conn.execute(sa.text(f"""
+        INSERT INTO mart.{cube.monthly} ({', '.join(_keys(cube))}, {MEASURE_COLUMNS}, first_day)
+        SELECT date_trunc('month', s.day)::date, s.{cube.key}, d.dim, d.value, d.status, {MEASURE_SUMS},
+               min(s.day) FILTER (WHERE s.orders > 0)
+        FROM stage_{cube.name}_orders s {_PAIRS}
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 3, 4, 1"""))
+
+
+def days_from(conn: Connection, cube: Cube, tz: str) -> date | None:
+    """Returns the first day to keep the cube's day rows for: the first of the month
+    KEEP_DAYS[cube] before the latest order's local day (or today, if that is earlier); None
+    without orders."""
+    last, today = conn.execute(sa.text("""
+        SELECT (max(ordered_at) AT TIME ZONE :tz)::date, (now() AT TIME ZONE :tz)::date FROM mart.orders"""),
+                               {"tz": tz}).one()
+    return None if last is None else (min(last, today) - timedelta(days=KEEP_DAYS[cube.name])).replace(day=1)
+
+
+def rebuild(conn: Connection, cube: Cube, tz: str) -> None:
+    """Fills the cube's tables from the order lines (after the caller emptied them)."""
+    kept = days_from(conn, cube, tz)
+    _stage(conn, cube, "true", {"tz": tz})
+    _insert_months(conn, cube)
+    if kept is not None:
+        conn.execute(sa.text(_insert_days(cube)), {"kept": kept})
+    conn.execute(sa.text(f"UPDATE app.rollup_state SET {cube.days_from_column} = "
+                         "COALESCE(CAST(:kept AS date), 'infinity')"), {"kept": kept})
+    conn.execute(sa.text(f"DROP TABLE stage_{cube.name}_orders"))
+
+
+def _month_spans(days: list[tuple[date, date]]) -> list[tuple[date, date]]:
+    """Returns the whole calendar months the day runs touch, as merged (first day, last day) spans."""
+    return merged_spans((bucket_bounds("month", lo)[0], bucket_bounds("month", hi)[1]) for lo, hi in days)
+
+
+def _delta(cube: Cube, rows: str, sign: int) -> str:
+    """SQL adding the day rows a CTE returns (a day's old image, sign -1, or its new one, +1) to
+    the cube's delta table."""
+    return f"""
+        WITH r AS ({rows})
+        INSERT INTO {cube.name}_dims_delta
+        SELECT day, {cube.key}, dim, value, status, {sign}, {MEASURE_COLUMNS} FROM r"""
+
+
+def refresh(conn: Connection, cube: Cube, tz: str, runs: list[tuple[date, date]]) -> None:
+    """Brings the cube's tables up to date for the local day runs that changed (incremental refresh)."""
+    newest = days_from(conn, cube, tz)
+    col = cube.days_from_column
+    # The kept days only move forward here (a rebuild may move them back).
+    kept = conn.execute(sa.text(f"""
+        UPDATE app.rollup_state SET {col} = GREATEST({col}, COALESCE(CAST(:d AS date), '-infinity'))
+        RETURNING CASE WHEN {col} < 'infinity' THEN {col} END"""), {"d": newest}).scalar()
+    if kept is not None:
+        conn.execute(sa.text(f"DELETE FROM mart.{cube.daily} WHERE day < :kept"), {"kept": kept})
+    stage_temp_table(conn, f"{cube.name}_dims_delta", f"""
+        SELECT day, {cube.key}, dim, value, status, 1 AS sign, {MEASURE_COLUMNS} FROM mart.{cube.daily} WHERE false""")
+    old_days = []
+    for lo, hi in runs:
+        if kept is None or lo < kept:
+            old_days.append((lo, min(hi, kept - timedelta(days=1)) if kept else hi))
+        if kept is None or hi < kept:
+            continue
+        params = {"lo": max(lo, kept), "hi": hi, "kept": kept, "tz": tz}
+        # The kept days' old image, subtracted from their months, and their new one, added.
+        conn.execute(sa.text(_delta(cube, f"DELETE FROM mart.{cube.daily} WHERE day BETWEEN :lo AND :hi RETURNING *",
+                                    -1)), params)
+        _stage(conn, cube, local_days_sql("o.ordered_at"), params)
+        conn.execute(sa.text(_delta(cube, _insert_days(cube, "RETURNING *"), 1)), params)
+    _apply_delta(conn, cube)
+    # Days no longer kept: their months again from the order lines.
+    for lo, hi in _month_spans(old_days):
+        params = {"lo": lo, "hi": hi, "tz": tz}
+        conn.execute(sa.text(f"DELETE FROM mart.{cube.monthly} WHERE day BETWEEN :lo AND :hi"), params)
+        _stage(conn, cube, local_days_sql("o.ordered_at"), params)
+        _insert_months(conn, cube)
+
+
+_MONTH = "date_trunc('month', day)::date"
+
+
+def _apply_delta(conn: Connection, cube: Cube) -> None:
+    """Adds the cube's delta table (new day images minus old ones) to the monthly rows."""
+    delta, key, keys = f"{cube.name}_dims_delta", cube.key, ", ".join(_keys(cube))
+    # A day row's month row (m: the monthly table, k: day rows with their month).
+    month_key = (f"m.dim = k.dim AND m.value = k.value AND m.status = k.status AND m.{key} = k.{key} "
+                 "AND m.day = k.month")
+    conn.execute(sa.text(f"ANALYZE {delta}"))
+    conn.execute(sa.text(f"""
+        INSERT INTO mart.{cube.monthly} AS m ({keys}, {MEASURE_COLUMNS}, first_day)
+        SELECT {_MONTH}, {key}, dim, value, status, {', '.join(f'SUM(sign * {c})' for c in BASE_MEASURES)},
+               min(day) FILTER (WHERE sign > 0 AND orders > 0)
+        FROM {delta} GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (dim, value, day, {key}, status) DO UPDATE SET
+            {', '.join(f'{c} = m.{c} + excluded.{c}' for c in BASE_MEASURES)},
+            first_day = LEAST(m.first_day, excluded.first_day)"""))
+    # A month's first sale day that lost its counted orders: the next one from the day rows.
+    conn.execute(sa.text(f"""
+        UPDATE mart.{cube.monthly} m SET first_day = (
+            SELECT min(d.day) FROM mart.{cube.daily} d
+            WHERE d.dim = m.dim AND d.value = m.value AND d.{key} = m.{key} AND d.status = m.status
+              AND d.orders > 0
+              AND d.day BETWEEN m.day AND (m.day + interval '1 month' - interval '1 day')::date)
+        FROM (SELECT DISTINCT {_MONTH} AS month, o.day, o.{key}, o.dim, o.value, o.status
+              FROM {delta} o
+              WHERE o.sign < 0 AND o.orders > 0 AND NOT EXISTS (
+                  SELECT 1 FROM {delta} n
+                  WHERE n.sign > 0 AND n.orders > 0 AND (n.day, n.{key}, n.dim, n.value, n.status)
+                                                      = (o.day, o.{key}, o.dim, o.value, o.status))) k
+        WHERE {month_key} AND m.first_day = k.day"""))
+    conn.execute(sa.text(f"""
+        DELETE FROM mart.{cube.monthly} m
+        USING (SELECT DISTINCT {_MONTH} AS month, {key}, dim, value, status FROM {delta}) k
+        WHERE {month_key} AND m.all_orders = 0"""))
