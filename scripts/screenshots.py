@@ -112,6 +112,7 @@ PAGES = {
     "login": ("/", _ready_text("Ask an admin for an account"), False),
     "overview": ("/", wait_for_overview, True),
     "products": ("/products", _products_ready, True),
+    "products_region": ("/products", _filtered("Region", "Europe", _products_ready), True),
     "products_price": ("/products", _tall(1300, _tab("Price vs volume", "Each dot is a product")), True),
     "products_margins": ("/products", _tall(1700, _tab("Margins", "Highest and lowest gross margin")), True),
     "products_inventory": ("/products", _tall(2300, _tab("Inventory", "Products with stock data")), True),
