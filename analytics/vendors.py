@@ -312,7 +312,8 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
         # is the vendor's first sale under the filter.
         rows = conn.execute(sa.text(f"""
             SELECT vendor_id, min(first_day) FROM mart.{DC.VENDORS.monthly}
-            WHERE dim = '{DC.row_dimension(f.dim_map)}' AND orders > 0 AND vendor_id = ANY(CAST(:ids AS integer[]))
+            WHERE dim = '{DC.row_dimension(f.dim_map, DC.VENDORS.key)}' AND orders > 0
+              AND vendor_id = ANY(CAST(:ids AS integer[]))
               {filters_sql(f, DC.column_of)}
             GROUP BY vendor_id HAVING min(first_day) BETWEEN :start AND :end"""),
             {**params, **filter_params(f)}).all()

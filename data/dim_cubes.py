@@ -75,7 +75,7 @@ def _keys(cube: Cube) -> tuple[str, ...]:
     return tuple(c.format(key=cube.key) for c in _KEY_COLUMNS)
 
 
-def row_dimension(dims, key: str = "vendor_id") -> str | None:
+def row_dimension(dims, key: str) -> str | None:
     """Returns the dimension whose rows answer a query naming dims (besides the cube's key): one
     of DIMENSIONS, or payment method for payment status (with or without payment method); None
     when no rows do (two dimensions, or one not kept)."""

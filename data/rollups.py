@@ -213,8 +213,9 @@ CUSTOMER_FIRSTS = """
 """
 
 # The steps of a full rebuild, as progress reports them (minutes at 10M order lines).
-FULL_STEPS = ("orders", "day rollups", "weekly and monthly copies", "stock cover", "vendors by dimension",
-              "products by dimension", "customer cells", "statistics")
+_CUBE_STEPS = tuple(f"{cube.name}s by dimension" for cube in DC.CUBES)
+FULL_STEPS = ("orders", "day rollups", "weekly and monthly copies", "stock cover", *_CUBE_STEPS, "customer cells",
+              "statistics")
 
 
 def _full(conn: Connection, tz: str, progress: Callable[[str], None]) -> tuple[int, int]:
@@ -237,16 +238,16 @@ def _full(conn: Connection, tz: str, progress: Callable[[str], None]) -> tuple[i
     _insert_coarse(conn, None)
     progress(FULL_STEPS[3])
     _insert_stock(conn, None)
-    for step, cube in zip(FULL_STEPS[4:6], DC.CUBES):
+    for step, cube in zip(_CUBE_STEPS, DC.CUBES):
         progress(step)
         DC.rebuild(conn, cube, tz)
-    progress(FULL_STEPS[6])
+    progress(FULL_STEPS[-2])
     CR.stage_history(conn, tz, None)
     CR.insert_cells(conn)
     CR.insert_acquisition(conn, tz, None)
     days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
     customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
-    progress(FULL_STEPS[7])
+    progress(FULL_STEPS[-1])
     for t in ROLLUP_TABLES:
         conn.execute(sa.text(f"ANALYZE mart.{t}"))
     return days, customers

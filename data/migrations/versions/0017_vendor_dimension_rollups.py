@@ -7,7 +7,7 @@ and value (payment method rows per payment status too):
 - `rollup_vendor_dims_monthly`: every calendar month (`day` = the 1st), with `first_day`, the
   first day of the month with a counted order (the vendors page's "new vendors");
 - `rollup_vendor_dims_daily`: the days from `app.rollup_state.vendor_days_from` on (a month's
-  first day; data.vendor_dims keeps about half a year). Older edge days read the order lines.
+  first day; data.dim_cubes keeps about half a year). Older edge days read the order lines.
 A day cube over all history would hold more rows than the order lines (measured at 10M lines:
 2.3M rows per 97 days). Built by the next refresh (rollup layout 3); until then pages read the
 order lines, as before.
