@@ -150,7 +150,8 @@ def customer_scores_job(conn: Connection, now: datetime | None = None,
     started = datetime.now(timezone.utc)
     tz = load_settings().timezone
     scores = compute_scores(conn, Filters.make(Period(as_of, as_of)), as_of, tz=tz, progress=progress)
-    run_id = store_scores(conn, scores, started_at=started, rollup_version=rollup_status(conn)["version"])
+    run_id = store_scores(conn, scores, started_at=started, rollup_version=rollup_status(conn)["version"], tz=tz,
+                          progress=progress)
     took = (datetime.now(timezone.utc) - started).total_seconds()
     log.info("customer scores: run %s, %s customers as of %s (%s) in %.1f s", run_id, scores.customers, as_of,
              scores.status, took)
