@@ -362,9 +362,9 @@ def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, 
     run = conn.execute(sa.text("""
         SELECT r.run_id FROM mart.customer_score_runs r
         WHERE r.as_of = :as_of
-          AND (SELECT true FROM mart.customer_main_vendors m WHERE m.run_id = r.run_id LIMIT 1)
+          AND (SELECT true FROM mart.customer_score_main_vendors m WHERE m.run_id = r.run_id LIMIT 1)
         ORDER BY r.finished_at DESC, r.run_id DESC LIMIT 1"""), {"as_of": as_of}).scalar()
-    ranked = ("SELECT customer_id, vendor_id, share FROM mart.customer_main_vendors "
+    ranked = ("SELECT customer_id, vendor_id, share FROM mart.customer_score_main_vendors "
               "WHERE run_id = :run AND customer_id = ANY(:ids)" if run is not None
               else _MAIN_VENDORS.format(where="o.customer_id = ANY(:ids)"))
     rows = conn.execute(sa.text(f"""
@@ -449,12 +449,12 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
             progress(0.95, "storing main vendors")
         conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
         conn.execute(sa.text(f"""
-            INSERT INTO mart.customer_main_vendors (run_id, customer_id, vendor_id, share)
+            INSERT INTO mart.customer_score_main_vendors (run_id, customer_id, vendor_id, share)
             SELECT :r, m.customer_id, m.vendor_id, m.share
             FROM ({_MAIN_VENDORS.format(where="true")}) m
             WHERE m.customer_id IN (SELECT customer_id FROM mart.customer_scores WHERE run_id = :r)"""),
                      {"r": run_id, "as_of": s.as_of, "tz": tz or load_settings().timezone})
-    for table in ("customer_scores", "customer_main_vendors"):
+    for table in ("customer_scores", "customer_score_main_vendors"):
         conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE run_id <> :r"), {"r": run_id})
         conn.execute(sa.text(f"ANALYZE mart.{table}"))
     return int(run_id)

@@ -95,7 +95,8 @@ def stored_run(engine):
         run_id = S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None)
     yield scores, run_id
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, mart.customer_main_vendors"))
+        conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, "
+                             "mart.customer_score_main_vendors"))
 
 
 def test_the_page_reads_the_nightly_run(monkeypatch, database_url, stored_run):

@@ -326,12 +326,12 @@ def test_store_and_load_round_trip(engine, scored):
             assert conn.execute(sa.text("SELECT count(*) FROM mart.customer_scores")).scalar() == s.customers
             # The main vendor is the one with the most counted GMV: stored with the run for every
             # scored customer, and read from there for the run's day.
-            assert conn.execute(sa.text("SELECT count(*) FROM mart.customer_main_vendors WHERE run_id = :r"),
+            assert conn.execute(sa.text("SELECT count(*) FROM mart.customer_score_main_vendors WHERE run_id = :r"),
                                 {"r": run_id}).scalar() == s.customers
             ids = live["customer_id"].head(20).tolist()
             details = S.customer_details(conn, ids, s.as_of, tz=TZ).set_index("customer_id")
             without = conn.begin_nested()   # without them, the order lines give the same
-            conn.execute(sa.text("DELETE FROM mart.customer_main_vendors"))
+            conn.execute(sa.text("DELETE FROM mart.customer_score_main_vendors"))
             summed = S.customer_details(conn, ids, s.as_of, tz=TZ).set_index("customer_id")
             without.rollback()
             pd.testing.assert_frame_equal(details, summed)
@@ -340,13 +340,14 @@ def test_store_and_load_round_trip(engine, scored):
             second = S.store_scores(conn, scored["web"], started_at=datetime.now(timezone.utc), rollup_version=8)
         with engine.connect() as conn:
             assert S.latest_run_id(conn) == second
-            assert conn.execute(sa.text("SELECT count(*), min(run_id) FROM mart.customer_main_vendors")).one() \
+            assert conn.execute(sa.text("SELECT count(*), min(run_id) FROM mart.customer_score_main_vendors")).one() \
                 == (scored["web"].customers, second)
             assert conn.execute(sa.text("SELECT count(*), min(run_id), max(run_id) FROM mart.customer_scores")).one() \
                 == (scored["web"].customers, second, second)
     finally:
         with engine.begin() as conn:
-            conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, mart.customer_main_vendors"))
+            conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, "
+                                 "mart.customer_score_main_vendors"))
     li = pd.read_sql_query(sa.text(
         "SELECT o.customer_id, v.name, SUM(i.quantity * i.unit_price - i.discount) AS gmv FROM mart.orders o "
         "JOIN mart.order_items i USING (order_id) JOIN mart.vendors v ON v.vendor_id = i.vendor_id "
@@ -378,4 +379,5 @@ def test_nightly_job_stores_the_scores_of_yesterday(engine, monkeypatch):
             assert jobs.customer_scores_due(conn, now) is None
     finally:
         with engine.begin() as conn:
-            conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, mart.customer_main_vendors"))
+            conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, "
+                                 "mart.customer_score_main_vendors"))

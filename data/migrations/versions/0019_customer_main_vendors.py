@@ -21,11 +21,11 @@ def upgrade() -> None:
     # No foreign key to customer_score_runs: store_scores keeps only the latest run's rows, as it
     # does for customer_scores.
     op.execute("""
-        CREATE TABLE mart.customer_main_vendors (
+        CREATE TABLE mart.customer_score_main_vendors (
             run_id bigint NOT NULL, customer_id integer NOT NULL, vendor_id integer NOT NULL, share float8,
             PRIMARY KEY (run_id, customer_id)
         )""")
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE mart.customer_main_vendors")
+    op.execute("DROP TABLE mart.customer_score_main_vendors")
