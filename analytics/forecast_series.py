@@ -33,7 +33,7 @@ DEFAULT_HORIZON = {"day": 28, "week": 12, "month": 6}
 HISTORY_YEARS = 3
 # The nightly job: these metrics at day grain for the total and the top vendors and categories.
 NIGHTLY_METRICS = ("gmv", "orders")
-NIGHTLY_TOP = 5
+NIGHTLY_TOP = 5   # FORECAST_TOP's default
 NIGHTLY_HORIZON = DEFAULT_HORIZON["day"]
 
 
@@ -224,24 +224,25 @@ def forecast_series(conn: Connection, s: Series, *, last_day: date, horizon: int
     return f
 
 
-def nightly_series(conn: Connection, last_day: date, *, tz: str | None = None) -> list[Series]:
-    """Returns the series the nightly job forecasts: the total, and the top vendors and categories
-    by GMV over the last 90 days, for each of NIGHTLY_METRICS."""
+def nightly_series(conn: Connection, last_day: date, *, tz: str | None = None, top: int = NIGHTLY_TOP) -> list[Series]:
+    """Returns the series the nightly job forecasts: the total, and the `top` vendors and
+    categories by GMV over the last 90 days, for each of NIGHTLY_METRICS."""
     p = Period(last_day - timedelta(days=89), last_day)
     tops = {}
     for dim in ("vendor_id", "category"):
-        rows = aggregate(conn, Filters.make(p), p, by=dim, metrics=("gmv",), order_by="gmv", limit=NIGHTLY_TOP, tz=tz)
+        rows = aggregate(conn, Filters.make(p), p, by=dim, metrics=("gmv",), order_by="gmv", limit=top, tz=tz)
         tops[dim] = [str(k) for k in rows["key"]]
     return [Series(m, "day", dim, v) for m in NIGHTLY_METRICS
             for dim, v in [("", ""), *[(d, v) for d, vals in tops.items() for v in vals]]]
 
 
-def run_nightly(conn: Connection, run_date: date, *, tz: str | None = None, progress=None) -> dict:
-    """Forecasts and stores every nightly series from the history up to the day before run_date;
-    returns counts. A series that cannot be forecast is counted and skipped."""
+def run_nightly(conn: Connection, run_date: date, *, tz: str | None = None, top: int = NIGHTLY_TOP,
+                progress=None) -> dict:
+    """Forecasts and stores every nightly series (nightly_series) from the history up to the day
+    before run_date; returns counts. A series that cannot be forecast is counted and skipped."""
     last_day = run_date - timedelta(days=1)
     done, failed, messages = 0, 0, []
-    series = nightly_series(conn, last_day, tz=tz)
+    series = nightly_series(conn, last_day, tz=tz, top=top)
     for i, s in enumerate(series):
         started = time.perf_counter()
         try:

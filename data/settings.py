@@ -22,6 +22,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("ROLLUP_REFRESH_SECONDS", "180", "How often the scheduler folds new and changed orders into the rollups."),
     ("HEARTBEAT_SECONDS", "30", "How often the scheduler writes its heartbeat row."),
     ("FORECASTS_AT", "03:00", "Local time (HH:MM in APP_TIMEZONE) of the nightly forecasts of the total and the top vendors and categories."),
+    ("FORECAST_TOP", "5", "How many top vendors and top categories (by GMV over the last 90 days) the nightly forecasts cover besides the total."),
     ("CUSTOMER_SCORES_AT", "02:30", "Local time (HH:MM in APP_TIMEZONE) of the nightly customer scores (RFM, clusters, CLV) as of the day before."),
     ("AUTH_COOKIE_KEY", "", "Secret (32+ characters) that signs login cookies; also read from AUTH_COOKIE_KEY in .streamlit/secrets.toml. Required outside demo mode."),
     ("DEMO_MODE", "auto", "`auto`: on when DATABASE_URL is empty. In demo mode a missing cookie key is generated into DATA_DIR and `make run` creates demo users."),
@@ -103,6 +104,7 @@ class Settings:
     trust_forwarded_for: bool = False
     customer_scores_at: str = "02:30"
     forecasts_at: str = "03:00"
+    forecast_top: int = 5
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_user: str = ""
@@ -167,6 +169,7 @@ def load_settings() -> Settings:
         trust_forwarded_for=_bool("TRUST_FORWARDED_FOR"),
         customer_scores_at=_clock("CUSTOMER_SCORES_AT"),
         forecasts_at=_clock("FORECASTS_AT"),
+        forecast_top=_positive_int("FORECAST_TOP"),
         smtp_host=_env("SMTP_HOST"),
         smtp_port=_positive_int("SMTP_PORT"),
         smtp_user=_env("SMTP_USER"),

@@ -133,7 +133,8 @@ def forecasts_job(conn: Connection, now: datetime | None = None, progress: Calla
     if run_date is None:
         return "up to date"
     started = time.perf_counter()
-    r = run_nightly(conn, run_date, tz=load_settings().timezone, progress=progress)
+    settings = load_settings()
+    r = run_nightly(conn, run_date, tz=settings.timezone, top=settings.forecast_top, progress=progress)
     took = time.perf_counter() - started
     log.info("forecasts for %s: %s of %s series stored in %.1f s", run_date, r["stored"], r["series"], took)
     return (f"{run_date}: {r['stored']} of {r['series']} series stored in {took:.1f} s"

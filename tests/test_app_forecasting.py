@@ -70,7 +70,7 @@ def nightly(engine):
         s = FS.Series("gmv")
         f = FS.forecast_series(conn, s, last_day=run_date - timedelta(days=22), horizon=28)
         FS.store_forecast(conn, s, f, run_date=run_date - timedelta(days=21), horizon=28, interval=0.8, duration_ms=1)
-        FS.run_nightly(conn, run_date)
+        FS.run_nightly(conn, run_date, top=1)   # the page reads the total; each series takes seconds
     yield run_date
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE mart.forecast_runs CASCADE"))

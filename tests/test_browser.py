@@ -21,7 +21,8 @@ SERVED_ENV: dict = {}   # the served app's environment, for a scheduler run besi
 @pytest.fixture(scope="module")
 def served_app(admin_url, empty_template):
     url = create_database(admin_url, "mbi_browser", template=empty_template)
-    env = {"DATABASE_URL": url, "PYTHONUNBUFFERED": "1", "AUTH_COOKIE_KEY": TEST_COOKIE_KEY}
+    # One top vendor and category to forecast: the scheduler's first run forecasts 6 series, not 22.
+    env = {"DATABASE_URL": url, "PYTHONUNBUFFERED": "1", "AUTH_COOKIE_KEY": TEST_COOKIE_KEY, "FORECAST_TOP": "1"}
     for args in (["migrate"], ["seed", "--orders", "20000", "--if-empty", "--quiet"]):
         subprocess.run([sys.executable, "-m", "data", *args], env={**os.environ, **env}, cwd=ROOT,
                        check=True, timeout=300)

@@ -89,6 +89,7 @@ def test_store_load_and_realised_errors(engine):
 
 
 def test_nightly_job_forecasts_the_total_and_the_top_vendors_and_categories(engine, monkeypatch):
+    monkeypatch.setenv("FORECAST_TOP", "2")   # each series takes seconds (auto model choice and its backtest)
     monkeypatch.setenv("APP_TIMEZONE", TZ)
     monkeypatch.setenv("FORECASTS_AT", "03:00")
     run_date = SEED_END + timedelta(days=1)
@@ -98,12 +99,12 @@ def test_nightly_job_forecasts_the_total_and_the_top_vendors_and_categories(engi
         with engine.begin() as conn:
             assert jobs.forecasts_due(conn, early) is None and jobs.forecasts_due(conn, late) == run_date
             message = jobs.forecasts_job(conn, late)
-        assert message.startswith(f"{run_date}: 22 of 22 series stored"), message
+        assert message.startswith(f"{run_date}: 10 of 10 series stored"), message
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT metric, dim, count(*) FROM mart.forecast_runs GROUP BY 1, 2 ORDER BY 1, 2")).all()
-            assert [tuple(r) for r in rows] == [("gmv", "", 1), ("gmv", "category", 5), ("gmv", "vendor_id", 5),
-                                               ("orders", "", 1), ("orders", "category", 5), ("orders", "vendor_id", 5)]
-            assert conn.execute(sa.text("SELECT count(*) FROM mart.forecast_points")).scalar() == 22 * 28
+            assert [tuple(r) for r in rows] == [("gmv", "", 1), ("gmv", "category", 2), ("gmv", "vendor_id", 2),
+                                               ("orders", "", 1), ("orders", "category", 2), ("orders", "vendor_id", 2)]
+            assert conn.execute(sa.text("SELECT count(*) FROM mart.forecast_points")).scalar() == 10 * 28
             assert jobs.forecasts_due(conn, late) is None
             stored = FS.load_forecast(conn, FS.Series("gmv"), run_date=run_date, horizon=28)
             assert stored.forecast.frame["ds"].iloc[0] == pd.Timestamp(run_date)
