@@ -80,8 +80,13 @@ def wait_idle(page, timeout_ms: int) -> None:
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout_ms)
 
 
-def log_in(page, username: str, password: str, *, wait: bool = True, timeout_ms: int = 90_000) -> None:
-    """Fills the login form and submits it; with wait, returns once the user is signed in.
+SIGNED_IN = "Signed in as"
+
+
+def log_in(page, username: str, password: str, *, wait: bool = True, expect: str = SIGNED_IN,
+           timeout_ms: int = 90_000) -> None:
+    """Fills the login form and submits it; with wait, returns once the text `expect` shows (the
+    user is signed in, or a refusal's message).
 
     A rerun right after the page loads (the cookie component's first load triggers one) can
     redraw the form between filling it and clicking, and the click is lost: the form is filled
@@ -97,15 +102,14 @@ def log_in(page, username: str, password: str, *, wait: bool = True, timeout_ms:
         if not wait:
             return
         try:
-            page.get_by_text("Signed in as").first.wait_for(timeout=timeout_ms // 3)
+            page.get_by_text(expect).first.wait_for(timeout=timeout_ms // 3)
             return
         except PlaywrightTimeout:
-            if not page.get_by_label("Username").count():   # signed in, the page is still drawing
-                page.get_by_text("Signed in as").first.wait_for(timeout=timeout_ms)
+            if expect == SIGNED_IN and not page.get_by_label("Username").count():   # signed in, still drawing
+                page.get_by_text(expect).first.wait_for(timeout=timeout_ms)
                 return
     page.screenshot(path=str(ROOT / "artifacts" / "login_failed.png"), full_page=True)
-    raise AssertionError(f"could not log in as {username}: the login form is still there after 3 tries "
-                         "(artifacts/login_failed.png)")
+    raise AssertionError(f"logging in as {username}: no {expect!r} after 3 tries (artifacts/login_failed.png)")
 
 
 def wait_for_overview(page, timeout_ms: int = 90_000) -> None:
