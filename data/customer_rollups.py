@@ -32,14 +32,21 @@ summed over the pieces; the first piece (x0 = a) reads one row and no keys.
 Keys are kept as arrays in the bucket's row: per customer-day rows cost ~60 bytes each, a key
 8; at 10M order lines the cells take a tenth of the space as rows.
 
-A refresh recounts whole days: the changed days, each affected customer's next order day in
-every space after a changed day (its previous day moved), and the days their first and second
-orders moved from or to. Month cells are a linear map of day cells, kept by adding the recounted
-days' new images and subtracting their old ones.
+The cells are sums of each customer's part, and a customer's part depends only on its own order
+days (and first and second order days ever). A refresh whose changed days are all recent moves
+the cells by the changed customers' new parts minus their old ones (`apply_deltas`); the old part
+comes from `rollup_customer_recent_days`, each customer's spaces per order day as of the last
+refresh, kept for the days from `app.rollup_state.customer_days_from` (RECENT_DAYS). A change on
+an earlier day recounts whole days (`recount_days`, `replace_day_cells`): the changed days, each
+affected customer's next order day in every space after a changed day (its previous day moved),
+and the days their first and second orders moved from or to. Month cells are a linear map of day
+cells, kept by adding the days' new images and subtracting their old ones.
 
 SQL builders here take temp tables the caller made (in data.rollups); nothing here connects.
 """
 from __future__ import annotations
+
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -49,6 +56,10 @@ from data.measures import COUNTED, LINE_VALUE
 
 CELLS = "rollup_customer_cells"
 SPACES = "rollup_customer_spaces"
+RECENT = "rollup_customer_recent_days"
+# Days of spaces per customer kept for the deltas: a day's orders and late changes within about a
+# month (refunds, cancellations). At 10M order lines, 35 days are about 1M rows.
+RECENT_DAYS = 35
 ACQUISITION = "rollup_acquisition_daily"
 ORDER_SPACES = ("channel", "business_model", "payment_method")
 CUSTOMER_SPACES = ("segment", "region", "country")
@@ -63,17 +74,19 @@ def _values(dims: tuple[str, ...], alias: str) -> str:
 
 
 def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool = False,
-                  items: bool = False) -> None:
+                  items: bool = False, since: date | None = None) -> None:
     """Fills temp tables cust_orders and cust_lines (counted orders, and their distinct vendors
     and categories per customer and day, of the customers in temp table `scope`, every customer
     when None) and cust_attr (each of those customers' customer-level space ids), giving new
     dimension values a space id. append adds the scope's customers to the tables there are;
-    items keeps their order lines' values too (cust_items), for ORDER_GMV."""
+    items keeps their order lines' values too (cust_items), for ORDER_GMV. since keeps only the
+    orders of that local day and after (and the customers who placed them)."""
     of = lambda alias: "true" if scope is None else f"{alias}.customer_id IN (SELECT customer_id FROM {scope})"  # noqa: E731
+    after = "true" if since is None else "o.ordered_at >= CAST(:since AS date)::timestamp AT TIME ZONE :tz"
     stage_temp_table(conn, "cust_orders", f"""
         SELECT o.order_id, o.customer_id, o.ordered_at, (o.ordered_at AT TIME ZONE :tz)::date AS day,
                o.channel, o.business_model, o.payment_method
-        FROM mart.orders o WHERE {COUNTED} AND {of('o')}""", {"tz": tz}, append=append)
+        FROM mart.orders o WHERE {COUNTED} AND {of('o')} AND {after}""", {"tz": tz, "since": since}, append=append)
     lines = f"""
         FROM cust_orders h
         JOIN mart.order_items i ON i.order_id = h.order_id
@@ -89,7 +102,8 @@ def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool 
     else:
         stage_temp_table(conn, "cust_lines", f"SELECT DISTINCT h.customer_id, h.day, i.vendor_id, p.category {lines}",
                append=append)
-    customers = f"mart.customers c WHERE {of('c')}"
+    customers = "mart.customers c WHERE " + (
+        of('c') if since is None else "c.customer_id IN (SELECT customer_id FROM cust_orders)")
     conn.execute(sa.text(f"""
         INSERT INTO mart.{SPACES} (space, value)
         SELECT DISTINCT v.space, v.value FROM (
@@ -135,12 +149,12 @@ FAMILIES = tuple(_FAMILIES)
 
 
 def stage_days(conn: Connection, families: tuple[str, ...] = FAMILIES, *, scope: str | None = None,
-               append: bool = False) -> None:
+               append: bool = False, firsts: bool = True) -> None:
     """Fills temp table cust_days (space_id, customer_id, day, prev: the previous day in the
     space) for the families' spaces, and cust_firsts (space_id, day, first_day, second_day: each
-    customer's first day in each space with its first and second order days ever), from
-    stage_history's tables; customer-level spaces come from the whole marketplace's rows. scope
-    narrows to its customers; append adds them to the tables there are."""
+    customer's first day in each space with its first and second order days ever; not when
+    firsts is false), from stage_history's tables; customer-level spaces come from the whole
+    marketplace's rows. scope narrows to its customers; append adds them to the tables there are."""
     of = lambda alias: "true" if scope is None else f"{alias}.customer_id IN (SELECT customer_id FROM {scope})"  # noqa: E731
     union = " UNION ALL ".join(_FAMILIES[f].format(of=of("o")) for f in families)
     stage_temp_table(conn, "cust_days", f"""
@@ -153,10 +167,11 @@ def stage_days(conn: Connection, families: tuple[str, ...] = FAMILIES, *, scope:
             FROM cust_days d JOIN cust_attr a ON a.customer_id = d.customer_id
             CROSS JOIN LATERAL (VALUES {', '.join(f'(a.{c})' for c in CUSTOMER_SPACES)}) AS v(space_id)
             WHERE d.space_id = {ALL_SPACE} AND {of('d')}""", append=True)
-    stage_temp_table(conn, "cust_firsts", f"""
-        SELECT d.space_id, d.day, rc.first_day, rc.second_day
-        FROM cust_days d JOIN mart.rollup_customers rc ON rc.customer_id = d.customer_id
-        WHERE d.prev IS NULL AND {of('d')}""", append=append)
+    if firsts:
+        stage_temp_table(conn, "cust_firsts", f"""
+            SELECT d.space_id, d.day, rc.first_day, rc.second_day
+            FROM cust_days d JOIN mart.rollup_customers rc ON rc.customer_id = d.customer_id
+            WHERE d.prev IS NULL AND {of('d')}""", append=append)
 
 
 # (space_id, bucket, key, kind, n) rows -> one cells row per space and bucket. t keys are the
@@ -209,22 +224,23 @@ _TO_MONTH = """
     FROM (SELECT *, date_trunc('month', bucket)::date AS m FROM ({kinds}) k) d"""
 
 
-def _day_kinds(days: str | None) -> str:
+def _day_kinds(days: str | None, prefix: str = "") -> str:
     """SQL of the day kinds of the days in temp table `days` (every day when None) from cust_days
-    and cust_firsts: t and p in one pass (grouping sets), f (natives among them), s."""
+    and cust_firsts (or prefix + those): t and p in one pass (grouping sets), f (natives among
+    them), s."""
     on = "true" if days is None else f"{{col}} IN (SELECT day FROM {days})"
     return f"""
         SELECT space_id, day AS bucket, CASE WHEN GROUPING(prev) = 1 THEN day ELSE prev END AS key,
                (CASE WHEN GROUPING(prev) = 1 THEN 't' ELSE 'p' END)::"char" AS kind, count(*) AS n
-        FROM cust_days WHERE {on.format(col='day')}
+        FROM {prefix}cust_days WHERE {on.format(col='day')}
         GROUP BY GROUPING SETS ((space_id, day), (space_id, day, prev))
         HAVING GROUPING(prev) = 1 OR prev IS NOT NULL
         UNION ALL
         SELECT space_id, day, first_day, 'f', count(*)
-        FROM cust_firsts WHERE {on.format(col='day')} GROUP BY 1, 2, 3
+        FROM {prefix}cust_firsts WHERE {on.format(col='day')} GROUP BY 1, 2, 3
         UNION ALL
         SELECT space_id, second_day, first_day, 's', count(*)
-        FROM cust_firsts WHERE first_day = day AND second_day IS NOT NULL AND {on.format(col='second_day')}
+        FROM {prefix}cust_firsts WHERE first_day = day AND second_day IS NOT NULL AND {on.format(col='second_day')}
         GROUP BY 1, 2, 3"""
 
 
@@ -252,37 +268,123 @@ def replace_day_cells(conn: Connection, days: str) -> None:
         SELECT * FROM gone"""))
     conn.execute(sa.text(f"CREATE TEMP TABLE new_days ON COMMIT DROP AS {_pivot('d', _day_kinds(days))}"))
     conn.execute(sa.text(f"INSERT INTO mart.{CELLS} ({_COLUMNS}) SELECT {_COLUMNS} FROM new_days"))
+    stage_temp_table(conn, "cell_delta", _difference("new_days", "old_days"))
+    _move_months(conn)
+
+
+def _difference(new: str, old: str) -> str:
+    """SQL of the kinds of day cells `new` minus those of `old` (tables or CTEs), summed."""
+    return _SUMMED.format(rows=f"""
+        {_KINDS.format(source=new)}
+        UNION ALL SELECT space_id, bucket, key, kind, -n FROM ({_KINDS.format(source=old)}) o""")
+
+
+def _move_months(conn: Connection) -> None:
+    """Adds temp table cell_delta (day cells' kinds: new images minus old ones) to their months."""
     conn.execute(sa.text(f"""
         CREATE TEMP TABLE months ON COMMIT DROP AS
-        WITH gone AS (DELETE FROM mart.{CELLS} WHERE grain = 'm'
-                        AND bucket IN (SELECT DISTINCT date_trunc('month', day)::date FROM {days})
+        WITH gone AS (DELETE FROM mart.{CELLS} WHERE grain = 'm' AND (space_id, bucket) IN (
+                          SELECT DISTINCT space_id, date_trunc('month', bucket)::date FROM cell_delta)
                       RETURNING *)
         SELECT * FROM gone"""))
-    moved = f"""
-        {_KINDS.format(source='months')}
-        UNION ALL {_TO_MONTH.format(kinds=_KINDS.format(source='new_days'))}
-        UNION ALL SELECT space_id, bucket, key, kind, -n FROM ({_TO_MONTH.format(kinds=_KINDS.format(source='old_days'))}) o"""
+    moved = f"{_KINDS.format(source='months')} UNION ALL {_TO_MONTH.format(kinds='SELECT * FROM cell_delta')}"
     conn.execute(sa.text(f"INSERT INTO mart.{CELLS} ({_COLUMNS}) {_pivot('m', _SUMMED.format(rows=moved))}"))
 
 
-def recount_days(conn: Connection, dirty: str, affected: str, changed: str) -> None:
+def apply_deltas(conn: Connection, dirty: str, affected: str, old_firsts: str) -> None:
+    """Moves the day and month cells by the parts of the customers in temp table `affected`: their
+    new parts (cust_days and cust_firsts: their whole histories now) minus their old ones (their
+    days outside `dirty` as now, their days in it from the recent days; first and second order
+    days from `old_firsts` (customer_id, old_first, old_second)). Every dirty day must be kept in
+    the recent days, and `affected` must hold every customer whose orders changed. Leaves the
+    delta in temp table cell_delta."""
+    stage_temp_table(conn, "old_cust_days", f"""
+        SELECT space_id, customer_id, day, lag(day) OVER (PARTITION BY space_id, customer_id ORDER BY day) AS prev
+        FROM (SELECT space_id, customer_id, day FROM cust_days WHERE day NOT IN (SELECT day FROM {dirty})
+              UNION ALL
+              SELECT space_id, customer_id, day FROM mart.{RECENT}
+              WHERE customer_id IN (SELECT customer_id FROM {affected}) AND day IN (SELECT day FROM {dirty})) d""")
+    stage_temp_table(conn, "old_cust_firsts", f"""
+        SELECT d.space_id, d.day, o.old_first AS first_day, o.old_second AS second_day
+        FROM old_cust_days d JOIN {old_firsts} o ON o.customer_id = d.customer_id
+        WHERE d.prev IS NULL""")
+    stage_temp_table(conn, "cell_delta", f"""
+        WITH new_part AS ({_pivot('d', _day_kinds(None))}), old_part AS ({_pivot('d', _day_kinds(None, 'old_'))})
+        {_difference('new_part', 'old_part')}""")
+    conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.old_days, pg_temp.months"))
+    conn.execute(sa.text(f"""
+        CREATE TEMP TABLE old_days ON COMMIT DROP AS
+        WITH gone AS (DELETE FROM mart.{CELLS} WHERE grain = 'd'
+                        AND (space_id, bucket) IN (SELECT DISTINCT space_id, bucket FROM cell_delta)
+                      RETURNING *)
+        SELECT * FROM gone"""))
+    moved = f"{_KINDS.format(source='old_days')} UNION ALL SELECT * FROM cell_delta"
+    conn.execute(sa.text(f"INSERT INTO mart.{CELLS} ({_COLUMNS}) {_pivot('d', _SUMMED.format(rows=moved))}"))
+    _move_months(conn)
+
+
+def recount_days(conn: Connection, dirty: str, affected: str, changed: str, *, delta: bool = False) -> None:
     """Creates temp table recount(day): the days in `dirty` (local days rebuilt), each affected
-    customer's next order day in every space after a dirty day, and the old and new first and
-    second order days of the customers in `changed` (customer_id, old_first, old_second)."""
+    customer's next order day in every space after a dirty day (with delta: the days whose cells
+    apply_deltas moved), and the old and new first and second order days of the customers in
+    `changed` (customer_id, old_first, old_second)."""
+    moved = "SELECT DISTINCT bucket FROM cell_delta" if delta else f"""
+        -- The first day after a dirty day in a space: its previous day is the dirty day or before.
+        SELECT d.day FROM cust_days d
+        WHERE d.day > (SELECT min(day) FROM {dirty}) AND d.customer_id IN (SELECT customer_id FROM {affected})
+          AND EXISTS (SELECT 1 FROM {dirty} x WHERE x.day < d.day AND (d.prev IS NULL OR x.day >= d.prev))"""
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.recount"))
     conn.execute(sa.text(f"""
         CREATE TEMP TABLE recount ON COMMIT DROP AS
         SELECT day FROM {dirty}
-        UNION
-        -- The first day after a dirty day in a space: its previous day is the dirty day or before.
-        SELECT d.day FROM cust_days d
-        WHERE d.day > (SELECT min(day) FROM {dirty}) AND d.customer_id IN (SELECT customer_id FROM {affected})
-          AND EXISTS (SELECT 1 FROM {dirty} x WHERE x.day < d.day AND (d.prev IS NULL OR x.day >= d.prev))
+        UNION {moved}
         UNION
         SELECT unnest(ARRAY[c.old_first, c.old_second, rc.first_day, rc.second_day])
         FROM {changed} c LEFT JOIN mart.rollup_customers rc ON rc.customer_id = c.customer_id"""))
     conn.execute(sa.text("DELETE FROM recount WHERE day IS NULL"))
     conn.execute(sa.text("ANALYZE recount"))
+
+
+def deltas_apply(conn: Connection, days: list[date]) -> bool:
+    """Whether the recent days keep every one of the local days (so apply_deltas can serve them)."""
+    return bool(days) and conn.execute(sa.text("SELECT customer_days_from <= :d FROM app.rollup_state"),
+                                       {"d": min(days)}).scalar()
+
+
+def keep_recent(conn: Connection, dirty: str, customers: str | None) -> None:
+    """Rewrites the recent days' rows on the days in temp table `dirty` (those of the customers in
+    temp table `customers` only, when given) from cust_days, which must hold every such customer
+    with a counted order on those days."""
+    of = "true" if customers is None else f"customer_id IN (SELECT customer_id FROM {customers})"
+    conn.execute(sa.text(f"DELETE FROM mart.{RECENT} WHERE day IN (SELECT day FROM {dirty}) AND {of}"))
+    conn.execute(sa.text(f"""
+        INSERT INTO mart.{RECENT} (customer_id, day, space_id)
+        SELECT customer_id, day, space_id FROM cust_days
+        WHERE day IN (SELECT day FROM {dirty}) AND day >= (SELECT customer_days_from FROM app.rollup_state)"""))
+
+
+def move_recent_window(conn: Connection, tz: str) -> None:
+    """Keeps the recent days from RECENT_DAYS - 1 days before the latest order's local day (or
+    today, if that is earlier): fills them when none are kept (after a rebuild or the upgrade to
+    revision 0020), or drops the days that fell out. They only move forward here."""
+    last, today, kept = conn.execute(sa.text("""
+        SELECT (max(ordered_at) AT TIME ZONE :tz)::date, (now() AT TIME ZONE :tz)::date,
+               (SELECT CASE WHEN customer_days_from < 'infinity' THEN customer_days_from END FROM app.rollup_state)
+        FROM mart.orders"""), {"tz": tz}).one()
+    newest = None if last is None else min(last, today) - timedelta(days=RECENT_DAYS - 1)
+    if newest is None or kept is None:
+        conn.execute(sa.text(f"DELETE FROM mart.{RECENT}"))
+        if newest is not None:
+            # Every customer's spaces on the orders of those days.
+            stage_history(conn, tz, None, since=newest)
+            stage_days(conn, firsts=False)
+            conn.execute(sa.text(f"INSERT INTO mart.{RECENT} (customer_id, day, space_id) "
+                                 "SELECT customer_id, day, space_id FROM cust_days"))
+    elif newest > kept:
+        conn.execute(sa.text(f"DELETE FROM mart.{RECENT} WHERE day < :d"), {"d": newest})
+    if newest is None or kept is None or newest > kept:
+        conn.execute(sa.text("UPDATE app.rollup_state SET customer_days_from = COALESCE(CAST(:d AS date), 'infinity')"),
+                     {"d": newest})
 
 
 def insert_acquisition(conn: Connection, tz: str, days: str | None) -> None:

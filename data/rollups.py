@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from data import customer_rollups as CR
 from data import dim_cubes as DC
 from data.calendar import bucket_bounds, merged_spans
+from data.db import stage_temp_table
 from data.measures import MEASURE_COLUMNS, MEASURE_SUMS, local_days_sql, measure_list
 from data.settings import load_settings
 
@@ -52,7 +53,7 @@ COARSE_TABLES = {coarse_table(t, b): b for t in COARSE_DIMS for b in BUCKET_SUFF
 # Per stock snapshot: units sold in the STOCK_WINDOW_DAYS days ending on its date (migration 0006).
 STOCK_TABLE = "rollup_stock_cover"
 STOCK_WINDOW_DAYS = 28
-CUSTOMER_TABLES = (CR.CELLS, CR.ACQUISITION)
+CUSTOMER_TABLES = (CR.CELLS, CR.ACQUISITION, CR.RECENT)
 ROLLUP_TABLES = (*DAY_TABLES, *COARSE_TABLES, STOCK_TABLE, "rollup_customers", *CUSTOMER_TABLES, *DC.TABLES)
 FULL_REBUILD_SHARE = 0.3   # rebuild everything when more than this share of known days changed
 MIN_DAYS_FOR_FULL = 60
@@ -65,6 +66,7 @@ class RefreshResult:
     customers: int       # customers whose first/second order day was recomputed
     elapsed_ms: int
     version: int
+    customer_cells: str = ""   # days: "deltas" (the changed customers' parts) or "recount" (whole days)
 
 
 def _runs(days: list[date]) -> list[tuple[date, date]]:
@@ -154,10 +156,39 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
             GROUP BY {groups}"""), params)
 
 
+def _images(day_table: str) -> str:
+    """The temp table holding day_table's rows of the rebuilt days: old ones (sign -1), new ones (+1)."""
+    return f"images_{day_table.removeprefix('rollup_')}"
+
+
+def _image_columns(day_table: str) -> str:
+    return f"day, {', '.join(COARSE_DIMS[day_table])}, {MEASURE_COLUMNS}"
+
+
+def _replace_days(conn: Connection, lo: date, hi: date, tz: str) -> None:
+    """Rebuilds the day rollups' rows of the local days lo..hi, keeping the old and new rows of
+    those with coarse copies in their _images tables (for _insert_coarse)."""
+    params = {"lo": lo, "hi": hi, "tz": tz}
+    for t in DAY_TABLES:
+        delete = f"DELETE FROM mart.{t} WHERE day BETWEEN :lo AND :hi"
+        if t in COARSE_DIMS:
+            delete = f"WITH gone AS ({delete} RETURNING *) INSERT INTO {_images(t)} SELECT -1, {_image_columns(t)} FROM gone"
+        conn.execute(sa.text(delete), params)
+    _stage_orders(conn, local_days_sql("o.ordered_at"), params)
+    _insert_day_rollups(conn, local_days_sql("o.ordered_at"), params)
+    for t in COARSE_DIMS:
+        conn.execute(sa.text(f"INSERT INTO {_images(t)} SELECT 1, {_image_columns(t)} FROM mart.{t} "
+                             "WHERE day BETWEEN :lo AND :hi"), params)
+
+
 def _insert_coarse(conn: Connection, runs: list[tuple[date, date]] | None) -> None:
-    """Rebuilds the weekly and monthly rows from the daily ones: every bucket touching one of the
-    runs, or all of them (runs=None, after the caller emptied the tables)."""
+    """Rebuilds the weekly and monthly rows from the daily ones: in every bucket touching one of
+    the runs, those of the first dimension's values (a product, a vendor, a channel...) whose day
+    rows changed (the _images tables of _replace_days); or all of them (runs=None, after the
+    caller emptied the tables)."""
     for day_table, dims in COARSE_DIMS.items():
+        changed = f"""{dims[0]} IN (SELECT {dims[0]} FROM {_images(day_table)}
+                                   GROUP BY {_image_columns(day_table)} HAVING SUM(sign) <> 0)"""
         for bucket in BUCKET_SUFFIX:
             table, dim_list = coarse_table(day_table, bucket), ", ".join(dims)
             groups = ", ".join(str(n) for n in range(1, len(dims) + 2))
@@ -172,8 +203,9 @@ def _insert_coarse(conn: Connection, runs: list[tuple[date, date]] | None) -> No
             # The whole buckets the runs touch, merged where they meet.
             for lo, hi in merged_spans((bucket_bounds(bucket, lo)[0], bucket_bounds(bucket, hi)[1]) for lo, hi in runs):
                 params = {"lo": lo, "hi": hi}
-                conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE day BETWEEN :lo AND :hi"), params)
-                conn.execute(sa.text(insert.format(where="day BETWEEN :lo AND :hi")), params)
+                where = f"day BETWEEN :lo AND :hi AND {changed}"
+                conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE {where}"), params)
+                conn.execute(sa.text(insert.format(where=where)), params)
 
 
 def _insert_stock(conn: Connection, runs: list[tuple[date, date]] | None) -> None:
@@ -245,6 +277,8 @@ def _full(conn: Connection, tz: str, progress: Callable[[str], None]) -> tuple[i
     CR.stage_history(conn, tz, None)
     CR.insert_cells(conn)
     CR.insert_acquisition(conn, tz, None)
+    conn.execute(sa.text("UPDATE app.rollup_state SET customer_days_from = 'infinity'"))
+    CR.move_recent_window(conn, tz)
     days = conn.execute(sa.text("SELECT count(DISTINCT day) FROM mart.rollup_sales_daily")).scalar() or 0
     customers = conn.execute(sa.text("SELECT count(*) FROM mart.rollup_customers")).scalar() or 0
     progress(FULL_STEPS[-1])
@@ -253,13 +287,18 @@ def _full(conn: Connection, tz: str, progress: Callable[[str], None]) -> tuple[i
     return days, customers
 
 
-def _incremental(conn: Connection, tz: str, local_days: list[date], extra_customers: list[int]) -> tuple[int, int]:
+def _incremental(conn: Connection, tz: str, local_days: list[date], extra_customers: list[int],
+                 deltas: bool) -> tuple[int, int]:
+    """Rebuilds the local days that changed. deltas: the customers that changed are exactly
+    extra_customers (recorded by the triggers) and the recent customer days keep every changed
+    day, so the customer cells move by those customers' parts; otherwise every customer with an
+    order on a changed day is affected and the cells recount days."""
     runs = _runs(local_days)
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.affected"))
     conn.execute(sa.text("CREATE TEMP TABLE affected (customer_id integer PRIMARY KEY) ON COMMIT DROP"))
     conn.execute(sa.text("INSERT INTO affected SELECT unnest(CAST(:ids AS integer[])) ON CONFLICT DO NOTHING"),
                  {"ids": extra_customers})
-    for lo, hi in runs:
+    for lo, hi in [] if deltas else runs:
         conn.execute(sa.text(f"""
             INSERT INTO affected SELECT DISTINCT customer_id FROM mart.orders o WHERE {local_days_sql('o.ordered_at')}
             ON CONFLICT DO NOTHING"""), {"lo": lo, "hi": hi, "tz": tz})
@@ -276,17 +315,19 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
     CR.stage_history(conn, tz, "affected", items=True)
     conn.execute(sa.text("DELETE FROM mart.rollup_customers WHERE customer_id IN (SELECT customer_id FROM affected)"))
     conn.execute(sa.text("INSERT INTO mart.rollup_customers " + CUSTOMER_FIRSTS.format(source=CR.ORDER_GMV)))
+    for t in COARSE_DIMS:
+        stage_temp_table(conn, _images(t), f"SELECT 0 AS sign, {_image_columns(t)} FROM mart.{t} WHERE false")
     for lo, hi in runs:
-        params = {"lo": lo, "hi": hi, "tz": tz}
-        for t in DAY_TABLES:
-            conn.execute(sa.text(f"DELETE FROM mart.{t} WHERE day BETWEEN :lo AND :hi"), params)
-        _stage_orders(conn, local_days_sql("o.ordered_at"), params)
-        _insert_day_rollups(conn, local_days_sql("o.ordered_at"), params)
+        _replace_days(conn, lo, hi, tz)
+    for t in COARSE_DIMS:
+        conn.execute(sa.text(f"ANALYZE {_images(t)}"))
     _insert_coarse(conn, runs)
     _insert_stock(conn, runs)
     for cube in DC.CUBES:
         DC.refresh(conn, cube, tz, runs)
-    _refresh_customer_cells(conn, tz, runs)
+    _refresh_customer_cells(conn, tz, runs, deltas)
+    CR.keep_recent(conn, "dirty", "affected" if deltas else None)
+    CR.move_recent_window(conn, tz)
     # Every day whose figures may have moved (refresh_rollups gives them the new version): rebuilt
     # days (stock snapshots' included) and the stock windows they fall in, recounted customer
     # days, and each changed customer's order days (its first and second order days ride along
@@ -308,9 +349,10 @@ def _incremental(conn: Connection, tz: str, local_days: list[date], extra_custom
     return sum((hi - lo).days + 1 for lo, hi in runs), customers
 
 
-def _refresh_customer_cells(conn: Connection, tz: str, runs: list[tuple[date, date]]) -> None:
-    """Recounts the customer cells of the days that changed, and of the days affected customers'
-    previous, first and second order days moved on (see data.customer_rollups)."""
+def _refresh_customer_cells(conn: Connection, tz: str, runs: list[tuple[date, date]], deltas: bool) -> None:
+    """Moves the customer cells by the affected customers' parts (deltas), or recounts those of the
+    days that changed and of the days affected customers' previous, first and second order days
+    moved on (see data.customer_rollups)."""
     conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.dirty, pg_temp.changed, pg_temp.scope"))
     conn.execute(sa.text("CREATE TEMP TABLE dirty (day date PRIMARY KEY) ON COMMIT DROP"))
     for lo, hi in runs:
@@ -327,7 +369,19 @@ def _refresh_customer_cells(conn: Connection, tz: str, runs: list[tuple[date, da
            OR o.old_first IN (SELECT day FROM dirty) OR rc.first_day IN (SELECT day FROM dirty)"""))
     conn.execute(sa.text("ANALYZE changed"))
     CR.stage_days(conn)   # stage_history(affected) ran before rollup_customers was updated
-    CR.recount_days(conn, "dirty", "affected", "changed")
+    if deltas:
+        CR.apply_deltas(conn, "dirty", "affected", "old_firsts")
+        CR.recount_days(conn, "dirty", "affected", "changed", delta=True)
+    else:
+        CR.recount_days(conn, "dirty", "affected", "changed")
+        _recount_day_cells(conn, tz)
+    conn.execute(sa.text(f"DELETE FROM mart.{CR.ACQUISITION} WHERE day IN (SELECT day FROM recount)"))
+    CR.insert_acquisition(conn, tz, "recount")
+
+
+def _recount_day_cells(conn: Connection, tz: str) -> None:
+    """Recounts the cells of the days in temp table recount from the histories of every customer
+    with an order on one of them."""
     # Every other customer with an order on a recounted day, or a second order on one.
     conn.execute(sa.text("""
         CREATE TEMP TABLE scope ON COMMIT DROP AS
@@ -346,8 +400,6 @@ def _refresh_customer_cells(conn: Connection, tz: str, runs: list[tuple[date, da
         CR.stage_history(conn, tz, "scope", append=True)
         CR.stage_days(conn, scope="scope", append=True)
     CR.replace_day_cells(conn, "recount")
-    conn.execute(sa.text(f"DELETE FROM mart.{CR.ACQUISITION} WHERE day IN (SELECT day FROM recount)"))
-    CR.insert_acquisition(conn, tz, "recount")
 
 
 def _local_days(conn: Connection, utc_days: list[date], tz: str) -> list[date]:
@@ -384,7 +436,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
     conn.execute(sa.text(
         "LOCK TABLE mart.orders, mart.order_items, mart.customers, mart.vendors, mart.products, "
         "mart.inventory_snapshots IN SHARE MODE"))
-    mode = "none"
+    mode, cells = "none", ""
     days = customers = 0
     if full or state["full_needed"] or state["timezone"] != tz or state["layout"] != LAYOUT:
         mode = "full"
@@ -406,7 +458,10 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
             days, customers = _full(conn, tz, report)
         elif local or extra:
             mode = "days"
-            days, customers = _incremental(conn, tz, local, extra)
+            # Triggers record every changed order's customers; --since rebuilds days they did not see.
+            deltas = since is None and CR.deltas_apply(conn, local)
+            days, customers = _incremental(conn, tz, local, extra, deltas)
+            cells = "deltas" if deltas else "recount"
     version = state["version"] + (mode != "none")
     if mode == "full":
         conn.execute(sa.text("DELETE FROM app.rollup_day_versions"))
@@ -420,7 +475,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
         UPDATE app.rollup_state SET timezone = :tz, full_needed = false, version = :v, layout = :layout,
                refreshed_at = now(), refresh_ms = CASE WHEN :changed THEN :ms ELSE refresh_ms END"""),
                  {"tz": tz, "v": version, "ms": elapsed, "changed": mode != "none", "layout": LAYOUT})
-    return RefreshResult(mode, days, customers, elapsed, version)
+    return RefreshResult(mode, days, customers, elapsed, version, cells)
 
 
 def period_version(conn: Connection, start: date, end: date) -> int:

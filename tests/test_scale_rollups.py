@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 import analytics.kpis as K
 from analytics.filters import Filters, Period
+from data import customer_rollups as CR
 from data import dim_cubes as DC
 from data.rollups import ROLLUP_TABLES, refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
@@ -373,20 +374,25 @@ LATE_CHANGES = [
 ]
 
 
-@pytest.mark.parametrize("tz,keep", [("UTC", None), ("Europe/Berlin", 40)])
-def test_incremental_refresh_equals_full_rebuild(empty_engine, monkeypatch, tz, keep):
+@pytest.mark.parametrize("tz,keep,recent", [("UTC", None, None), ("Europe/Berlin", 40, 400)])
+def test_incremental_refresh_equals_full_rebuild(empty_engine, monkeypatch, tz, keep, recent):
     # None: the kept days of each cube (vendors: every day; products: from January 1st, so the
     # two cubes keep different days in one refresh). 40: both from March 1st. Late changes before
-    # the kept days recount their months from the order lines.
+    # the kept days recount their months from the order lines. Customer cells: with the recent
+    # days by default (35), late changes recount days and new orders move the cells by deltas;
+    # with 400 days kept, every change moves them by deltas.
     for cube in DC.CUBES:
         monkeypatch.setitem(DC.KEEP_DAYS, cube.name, keep or DC.KEEP_DAYS[cube.name])
+    monkeypatch.setattr(CR, "RECENT_DAYS", recent or CR.RECENT_DAYS)
     with empty_engine.begin() as conn:
         _marketplace(conn, 6)
         refresh_rollups(conn, timezone=tz)
     for change in LATE_CHANGES:
         with empty_engine.begin() as conn:
             conn.execute(sa.text(change))
-            assert refresh_rollups(conn, timezone=tz).mode == "days", change
+            r = refresh_rollups(conn, timezone=tz)
+            assert r.mode == "days", change
+            assert r.customer_cells == ("deltas" if recent or "9001" in change else "recount"), change
             incremental = snapshot(conn)
             refresh_rollups(conn, full=True, timezone=tz)
             full = snapshot(conn)
@@ -394,6 +400,49 @@ def test_incremental_refresh_equals_full_rebuild(empty_engine, monkeypatch, tz, 
                 assert incremental[t] == full[t], f"{t} after {change}"
     with empty_engine.connect() as conn:
         _check_totals(empty_engine, conn, tz, 6, n_periods=8)
+
+
+def test_recent_customer_days_fill_move_and_serve_deltas(empty_engine):
+    """An upgraded database (no recent days yet) recounts once and fills them; the triggers
+    record the customers of new orders and lines; the kept days move with the latest order, and
+    a change before them recounts days again. Each step equals a full rebuild."""
+    def recent_days(conn):
+        return conn.execute(sa.text(f"SELECT min(day), max(day), count(DISTINCT customer_id) FROM mart.{CR.RECENT}")).one()
+
+    def equals_full(conn, tz="UTC"):
+        incremental = snapshot(conn)
+        refresh_rollups(conn, full=True, timezone=tz)
+        assert snapshot(conn) == incremental
+
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 13)
+        refresh_rollups(conn, timezone="UTC")
+        assert recent_days(conn)[0] == LAST - timedelta(days=CR.RECENT_DAYS - 1)
+        conn.execute(sa.text(f"DELETE FROM mart.{CR.RECENT}"))
+        conn.execute(sa.text("UPDATE app.rollup_state SET customer_days_from = 'infinity'"))
+        conn.execute(sa.text("UPDATE mart.orders SET status = 'paid' WHERE order_id = 3"))
+        assert refresh_rollups(conn, timezone="UTC").customer_cells == "recount"
+        assert recent_days(conn)[0] == LAST - timedelta(days=CR.RECENT_DAYS - 1)
+        equals_full(conn)
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO mart.orders VALUES (9201, 104, :at, 'paid', 'web', 'B2C', 'card', 'captured', 'EUR', 0)"),
+                     {"at": datetime(LAST.year, LAST.month, LAST.day, 12, tzinfo=timezone.utc) + timedelta(days=20)})
+        assert conn.execute(sa.text("SELECT array_agg(customer_id) FROM app.rollup_dirty_customers")).scalar() == [104]
+        conn.execute(sa.text("DELETE FROM app.rollup_dirty_customers"))
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9201, 1, 11, 2, 1, 20, 0, 8, 0)"))
+        assert conn.execute(sa.text("SELECT array_agg(customer_id) FROM app.rollup_dirty_customers")).scalar() == [104]
+        r = refresh_rollups(conn, timezone="UTC")
+        assert (r.customer_cells, r.customers) == ("deltas", 1)
+        first, last, _ = recent_days(conn)
+        assert last == LAST + timedelta(days=20) and first >= last - timedelta(days=CR.RECENT_DAYS - 1)
+        assert conn.execute(sa.text("SELECT customer_days_from FROM app.rollup_state")).scalar() == \
+            last - timedelta(days=CR.RECENT_DAYS - 1)
+        equals_full(conn)
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE mart.order_items SET quantity = 3 WHERE order_id = 9201"))
+        conn.execute(sa.text("UPDATE mart.orders SET channel = 'mobile' WHERE order_id = 5"))
+        assert refresh_rollups(conn, timezone="UTC").customer_cells == "recount"
+        equals_full(conn)
 
 
 def test_fallback_paths_give_the_flat_figures(empty_engine, monkeypatch):
