@@ -143,10 +143,11 @@ def test_negative_forecasts_are_clipped_for_non_negative_metrics():
 
 def test_weekly_and_monthly_grains():
     weeks = pd.date_range("2022-01-03", periods=156, freq="W-MON")
-    w = F.forecast(pd.DataFrame({"ds": weeks, "y": 100 + np.arange(156.0)}), 8, freq="W")
+    w = F.forecast(pd.DataFrame({"ds": weeks, "y": 100 + np.arange(156.0)}), 8, freq="W", folds=2)
     assert len(w.frame) == 8 and w.frame["yhat"].iloc[-1] > 200
     months = pd.date_range("2021-01-01", periods=60, freq="MS")
-    m = F.forecast(pd.DataFrame({"ds": months, "y": 100 + 10 * np.sin(np.arange(60) * np.pi / 6)}), 6, freq="MS")
+    m = F.forecast(pd.DataFrame({"ds": months, "y": 100 + 10 * np.sin(np.arange(60) * np.pi / 6)}), 6, freq="MS",
+                   folds=2)
     assert m.frame["ds"].iloc[0] == pd.Timestamp("2026-01-01") and len(m.backtest) == 3
 
 
