@@ -150,7 +150,7 @@ def rollup_from(f: Filters, source: str, period: Period, grain: str | None, layo
     parameters: the table itself, or its whole months and weeks (those that fit in one bucket of
     the grain) and the edge days."""
     if source in _CUBES:
-        return _cube_from(_CUBES[source], f, period, grain, by)
+        return _cube_from(_CUBES[source], f, period, grain, by, layout)
     rollup = _BY_TABLE.get(source)
     where = filters_sql(f, lambda d: d)
     nested = NESTED_BUCKETS.get(grain, ())
@@ -174,10 +174,17 @@ def _month_portions(lo: date, hi: date):
         lo = last + timedelta(days=1)
 
 
-def _cube_from(cube: DC.Cube, f: Filters, period: Period, grain: str | None, by: str | None) -> tuple[str, dict]:
+# The cubes' buckets a piece may be read from, per grain of the figures (largest first).
+_CUBE_BUCKETS = {None: ("year", "quarter", "month"), "year": ("year", "quarter", "month"),
+                 "quarter": ("quarter", "month"), "month": ("month",)}
+
+
+def _cube_from(cube: DC.Cube, f: Filters, period: Period, grain: str | None, by: str | None,
+               layout: int) -> tuple[str, dict]:
     """rollup_from for vendors or products by one dimension: (day, <key>, <dimension>, base
-    measures) rows of whole months (when they fit in one bucket of the grain), the edge days kept
-    as day rows, and the older edge days from the order lines (grouped the same way).
+    measures) rows of whole years and quarters (layout 5, those the cube keeps) and months (when
+    they fit in one bucket of the grain), the edge days kept as day rows, and the older edge days
+    from the order lines (grouped the same way).
 
     An edge of more than half a month reads the month's row minus the other days of the month
     (rows with negated measures): the lines of at most half a month, not of nearly all of it
@@ -194,7 +201,8 @@ def _cube_from(cube: DC.Cube, f: Filters, period: Period, grain: str | None, by:
                 *(f"{RAW_DIMENSIONS[d]} AS {d}" for _, d in extra)]
     groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
     kept = f"(SELECT {cube.days_from_column} FROM app.rollup_state)"
-    nested = ("month",) if grain in (None, "month", "quarter", "year") else ()
+    kept_buckets = {"month", *(cube.coarse_buckets if layout >= 5 else ())}
+    nested = tuple(b for b in _CUBE_BUCKETS.get(grain, ()) if b in kept_buckets)
     parts, params = [], {}
 
     def bounds(lo: date, hi: date) -> tuple[str, str]:
@@ -216,14 +224,16 @@ def _cube_from(cube: DC.Cube, f: Filters, period: Period, grain: str | None, by:
               AND i.{cube.key} IS NOT NULL{filters_sql(f, RAW_DIMENSIONS.get)}{guard}
             GROUP BY {groups}""")
 
-    def months(lo: date, hi: date, guard: str = "") -> None:
+    def whole(lo: date, hi: date, guard: str = "", bucket: str = "month") -> None:
         lo, hi = bounds(lo, hi)
-        parts.append(f"SELECT {', '.join(keys)}, {', '.join(BASE_MEASURES)} FROM mart.{cube.monthly} "
-                     f"WHERE dim = '{dim}' AND day BETWEEN {lo} AND {hi}{where}{guard}")
+        table, grain_of = ((cube.monthly, "") if bucket == "month" else
+                           (cube.coarse, f" AND grain = '{DC.GRAIN_CODE[bucket]}'"))
+        parts.append(f"SELECT {', '.join(keys)}, {', '.join(BASE_MEASURES)} FROM mart.{table} "
+                     f"WHERE dim = '{dim}'{grain_of} AND day BETWEEN {lo} AND {hi}{where}{guard}")
 
     for bucket, lo, hi in calendar_pieces(period.start, period.end, nested):
-        if bucket == "month":
-            months(lo, hi)
+        if bucket != "day":
+            whole(lo, hi, bucket=bucket)
             continue
         for a, b, first, last in _month_portions(lo, hi):
             others = [(x, y) for x, y in ((first, a - timedelta(days=1)), (b + timedelta(days=1), last)) if x <= y]
@@ -231,7 +241,7 @@ def _cube_from(cube: DC.Cube, f: Filters, period: Period, grain: str | None, by:
                 # The month's UTC days reach a day beyond it at each end.
                 m_lo, m_hi = bounds(first - timedelta(days=1), last + timedelta(days=1))
                 clean = f"NOT EXISTS (SELECT 1 FROM app.rollup_dirty_days WHERE day_utc BETWEEN {m_lo} AND {m_hi})"
-                months(first, first, f" AND {clean}")
+                whole(first, first, f" AND {clean}")
                 for x, y in others:
                     days(x, y, "-", f" AND {clean}")
                 days(a, b, guard=f" AND NOT {clean}")

@@ -1,4 +1,5 @@
-"""Calendar pieces of a period: whole months, ISO weeks and single days (pure date arithmetic).
+"""Calendar pieces of a period: whole years, quarters, months, ISO weeks and single days (pure date
+arithmetic).
 
 The rollups keep copies per week and month; a period reads whole buckets and its edge days
 (data.rollups, analytics.kpis), and refreshes rebuild the buckets their dirty days touch.
@@ -20,16 +21,23 @@ def merged_spans(spans) -> list[tuple[date, date]]:
 
 
 def bucket_bounds(bucket: str, day: date) -> tuple[date, date]:
-    """Returns the first and last day of the ISO week ("week") or calendar month ("month") of day."""
+    """Returns the first and last day of the ISO week ("week"), calendar month ("month"), quarter
+    ("quarter") or year ("year") of day."""
     if bucket == "week":
         first = day - timedelta(days=day.weekday())
         return first, first + timedelta(days=6)
+    if bucket == "year":
+        return date(day.year, 1, 1), date(day.year, 12, 31)
+    if bucket == "quarter":
+        first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        return first, bucket_bounds("month", first.replace(month=first.month + 2))[1]
     first = day.replace(day=1)
     return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
 
 
 def calendar_pieces(start: date, end: date, buckets: tuple[str, ...] = ("month", "week")) -> list[tuple[str, date, date]]:
-    """Splits the days start..end into whole months, then whole ISO weeks, then single days.
+    """Splits the days start..end into whole buckets, largest first (by default months, then ISO
+    weeks), then single days.
 
     Returns (bucket, first, last) pieces: for "month" and "week", first and last are the first
     days of the first and last whole bucket; for "day", the first and last day. Together they

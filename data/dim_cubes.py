@@ -9,13 +9,17 @@ lines then), but for payment method with payment status.
 
 - `rollup_<cube>_dims_monthly` covers every calendar month, with `first_day`: the first day of
   the month with a counted order (a vendor's first sale under a filter, for "new vendors").
+- `rollup_<cube>_dims_coarse` sums the month rows per quarter (grain 'q', vendors only) and per
+  year ('y'), with `first_day` (migration 0021): a long period reads a few coarse buckets instead
+  of every month (the rows per month grow with orders until each key has every value).
 - `rollup_<cube>_dims_daily` covers the days from the cube's `app.rollup_state.<cube>_days_from`
   (the first of a month, KEEP_DAYS[cube] or a month more before the latest order day). A day cube
   over all history would hold more rows than the order lines (vendors: 2.3M rows per 97 days at
   10M lines; products: 1.7M rows per month, four times the month's lines).
 
 A refresh rebuilds the dirty days it keeps and adds each day's new image minus its old one to
-its month; a dirty day before the kept days recounts its whole month from the order lines.
+its month, quarter and year; a dirty day before the kept days recounts its whole month from the
+order lines, and its quarter and year from the month rows.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ DIMENSIONS = ("channel", "business_model", "payment_method", "segment", "region"
 class Cube:
     name: str      # "vendor" or "product"
     key: str       # the line-level column its rows are kept per
+    coarse_buckets: tuple[str, ...] = ("year",)   # kept in the coarse table, largest first
 
     @property
     def source(self) -> str:
@@ -51,15 +56,23 @@ class Cube:
         return f"{self.source}_monthly"
 
     @property
+    def coarse(self) -> str:
+        """Quarter and year rows: (grain, day, key, dim, value, status, measures, first_day)."""
+        return f"{self.source}_coarse"
+
+    @property
     def days_from_column(self) -> str:
         """app.rollup_state's column holding the first kept day ('infinity' before a rebuild)."""
         return f"{self.name}_days_from"
 
 
-VENDORS = Cube("vendor", "vendor_id")
-PRODUCTS = Cube("product", "product_id")
+# Quarters too for vendors (a few thousand keys); products' quarters would add 5M rows at 10M lines.
+VENDORS = Cube("vendor", "vendor_id", ("year", "quarter"))
+PRODUCTS = Cube("product", "product_id", ("year",))
 CUBES = (VENDORS, PRODUCTS)
-TABLES = tuple(t for c in CUBES for t in (c.daily, c.monthly))
+TABLES = tuple(t for c in CUBES for t in (c.daily, c.monthly, c.coarse))
+GRAIN_CODE = {"quarter": "q", "year": "y"}   # the coarse table's grain column
+_LENGTH = {"quarter": "3 months", "year": "1 year"}
 # Day rows kept per cube. Vendors: a 90-day period and the 90 days it is compared with. Products:
 # a 90-day period (its comparison reads the listed products only, through the key's index); a
 # product's day rows are four times the lines, so half a year of them would be 12M rows at 10M.
@@ -125,6 +138,36 @@ def _insert_months(conn: Connection, cube: Cube) -> None:
         GROUP BY 1, 2, 3, 4, 5 ORDER BY 3, 4, 1"""))
 
 
+def _insert_coarse(conn: Connection, cube: Cube, spans: list[tuple[date, date]] | None = None,
+                   buckets: tuple[str, ...] | None = None) -> None:
+    """Sums the month rows into the cube's quarter and year rows (or those of `buckets`): of the
+    buckets within the spans (after the caller deleted them), or all (None, after the caller
+    emptied the table)."""
+    keys = ", ".join(_keys(cube))
+    for bucket in buckets or cube.coarse_buckets:
+        where, params = "true", {}
+        if spans is not None:
+            where = " OR ".join(f"day BETWEEN :lo{i} AND :hi{i}" for i in range(len(spans))) or "false"
+            params = {f"{e}{i}": d for i, span in enumerate(spans) for e, d in zip(("lo", "hi"), span)}
+        conn.execute(sa.text(f"""
+            INSERT INTO mart.{cube.coarse} (grain, {keys}, {MEASURE_COLUMNS}, first_day)
+            SELECT '{GRAIN_CODE[bucket]}', date_trunc('{bucket}', day)::date, {cube.key}, dim, value, status,
+                   {', '.join(f'SUM({c})' for c in BASE_MEASURES)}, min(first_day)
+            FROM mart.{cube.monthly} WHERE {where}
+            GROUP BY 2, 3, 4, 5, 6 ORDER BY 4, 5, 2"""), params)
+
+
+def _recount_coarse(conn: Connection, cube: Cube, months: list[tuple[date, date]]) -> None:
+    """Sums again the quarter and year rows holding the month spans (their month rows recounted)."""
+    for bucket in cube.coarse_buckets:
+        spans = merged_spans((bucket_bounds(bucket, lo)[0], bucket_bounds(bucket, hi)[1]) for lo, hi in months)
+        for lo, hi in spans:
+            conn.execute(sa.text(f"DELETE FROM mart.{cube.coarse} WHERE grain = :g AND day BETWEEN :lo AND :hi"),
+                         {"g": GRAIN_CODE[bucket], "lo": lo, "hi": hi})
+        if spans:
+            _insert_coarse(conn, cube, spans, (bucket,))
+
+
 def days_from(conn: Connection, cube: Cube, tz: str) -> date | None:
     """Returns the first day to keep the cube's day rows for: the first of the month
     KEEP_DAYS[cube] before the latest order's local day (or today, if that is earlier); None
@@ -140,6 +183,7 @@ def rebuild(conn: Connection, cube: Cube, tz: str) -> None:
     kept = days_from(conn, cube, tz)
     _stage(conn, cube, "true", {"tz": tz})
     _insert_months(conn, cube)
+    _insert_coarse(conn, cube)
     if kept is not None:
         conn.execute(sa.text(_insert_days(cube)), {"kept": kept})
     conn.execute(sa.text(f"UPDATE app.rollup_state SET {cube.days_from_column} = "
@@ -186,47 +230,67 @@ def refresh(conn: Connection, cube: Cube, tz: str, runs: list[tuple[date, date]]
         _stage(conn, cube, local_days_sql("o.ordered_at"), params)
         conn.execute(sa.text(_delta(cube, _insert_days(cube, "RETURNING *"), 1)), params)
     _apply_delta(conn, cube)
-    # Days no longer kept: their months again from the order lines.
+    # Days no longer kept: their months again from the order lines, and their quarters and years.
     for lo, hi in _month_spans(old_days):
         params = {"lo": lo, "hi": hi, "tz": tz}
         conn.execute(sa.text(f"DELETE FROM mart.{cube.monthly} WHERE day BETWEEN :lo AND :hi"), params)
         _stage(conn, cube, local_days_sql("o.ordered_at"), params)
         _insert_months(conn, cube)
+    _recount_coarse(conn, cube, _month_spans(old_days))
 
 
-_MONTH = "date_trunc('month', day)::date"
-
-
-def _apply_delta(conn: Connection, cube: Cube) -> None:
-    """Adds the cube's delta table (new day images minus old ones) to the monthly rows."""
-    delta, key, keys = f"{cube.name}_dims_delta", cube.key, ", ".join(_keys(cube))
-    # A day row's month row (m: the monthly table, k: day rows with their month).
-    month_key = (f"m.dim = k.dim AND m.value = k.value AND m.status = k.status AND m.{key} = k.{key} "
-                 "AND m.day = k.month")
-    conn.execute(sa.text(f"ANALYZE {delta}"))
-    conn.execute(sa.text(f"""
-        INSERT INTO mart.{cube.monthly} AS m ({keys}, {MEASURE_COLUMNS}, first_day)
-        SELECT {_MONTH}, {key}, dim, value, status, {', '.join(f'SUM(sign * {c})' for c in BASE_MEASURES)},
-               min(day) FILTER (WHERE sign > 0 AND orders > 0)
-        FROM {delta} GROUP BY 1, 2, 3, 4, 5
-        ON CONFLICT (dim, value, day, {key}, status) DO UPDATE SET
-            {', '.join(f'{c} = m.{c} + excluded.{c}' for c in BASE_MEASURES)},
-            first_day = LEAST(m.first_day, excluded.first_day)"""))
-    # A month's first sale day that lost its counted orders: the next one from the day rows.
-    conn.execute(sa.text(f"""
-        UPDATE mart.{cube.monthly} m SET first_day = (
-            SELECT min(d.day) FROM mart.{cube.daily} d
-            WHERE d.dim = m.dim AND d.value = m.value AND d.{key} = m.{key} AND d.status = m.status
-              AND d.orders > 0
-              AND d.day BETWEEN m.day AND (m.day + interval '1 month' - interval '1 day')::date)
-        FROM (SELECT DISTINCT {_MONTH} AS month, o.day, o.{key}, o.dim, o.value, o.status
+def _lost_first_days(cube: Cube, trunc: str) -> str:
+    """SQL of the (bucket, day, key, dim, value, status) rows whose day had counted orders before
+    the refresh and has none now (in the cube's delta table): a bucket whose first sale day it was
+    needs the next one. trunc maps a day to its bucket."""
+    delta, key = f"{cube.name}_dims_delta", cube.key
+    return f"""(SELECT DISTINCT {trunc} AS bucket, o.day, o.{key}, o.dim, o.value, o.status
               FROM {delta} o
               WHERE o.sign < 0 AND o.orders > 0 AND NOT EXISTS (
                   SELECT 1 FROM {delta} n
                   WHERE n.sign > 0 AND n.orders > 0 AND (n.day, n.{key}, n.dim, n.value, n.status)
-                                                      = (o.day, o.{key}, o.dim, o.value, o.status))) k
-        WHERE {month_key} AND m.first_day = k.day"""))
+                                                      = (o.day, o.{key}, o.dim, o.value, o.status)))"""
+
+
+def _apply_delta(conn: Connection, cube: Cube) -> None:
+    """Adds the cube's delta table (new day images minus old ones) to the month rows, then to the
+    quarter and year rows."""
+    conn.execute(sa.text(f"ANALYZE {cube.name}_dims_delta"))
+    # A month's first sale day that lost its counted orders: the next one from the day rows.
+    _add_delta(conn, cube, cube.monthly, "month", None, f"""
+        SELECT min(x.day) FROM mart.{cube.daily} x
+        WHERE {{same}} AND x.orders > 0 AND x.day BETWEEN m.day AND (m.day + interval '1 month' - interval '1 day')::date""")
+    # A quarter's or year's: the first among its months' (moved just before).
+    for bucket in cube.coarse_buckets:
+        _add_delta(conn, cube, cube.coarse, bucket, GRAIN_CODE[bucket], f"""
+            SELECT min(x.first_day) FROM mart.{cube.monthly} x
+            WHERE {{same}} AND x.day BETWEEN m.day AND (m.day + interval '{_LENGTH[bucket]}' - interval '1 day')::date""")
+
+
+def _add_delta(conn: Connection, cube: Cube, table: str, bucket: str, grain: str | None, next_first: str) -> None:
+    """Adds the delta table's rows, summed per bucket, to table (its rows of that grain, for the
+    coarse table): measures added, first_day the earlier one, or next_first's when the day that
+    was first lost its counted orders; rows left without orders are deleted."""
+    delta, key, keys = f"{cube.name}_dims_delta", cube.key, ", ".join(_keys(cube))
+    trunc = f"date_trunc('{bucket}', day)::date"
+    same = f"x.dim = m.dim AND x.value = m.value AND x.{key} = m.{key} AND x.status = m.status"
+    # m: the table's row, k: delta rows with their bucket.
+    row = (f"m.dim = k.dim AND m.value = k.value AND m.status = k.status AND m.{key} = k.{key} AND m.day = k.bucket"
+           + (f" AND m.grain = '{grain}'" if grain else ""))
+    grain_col, grain_val = ("grain, ", f"'{grain}', ") if grain else ("", "")
     conn.execute(sa.text(f"""
-        DELETE FROM mart.{cube.monthly} m
-        USING (SELECT DISTINCT {_MONTH} AS month, {key}, dim, value, status FROM {delta}) k
-        WHERE {month_key} AND m.all_orders = 0"""))
+        INSERT INTO mart.{table} AS m ({grain_col}{keys}, {MEASURE_COLUMNS}, first_day)
+        SELECT {grain_val}{trunc} AS bucket, {key}, dim, value, status,
+               {', '.join(f'SUM(sign * {c})' for c in BASE_MEASURES)}, min(day) FILTER (WHERE sign > 0 AND orders > 0)
+        FROM {delta} GROUP BY bucket, {key}, dim, value, status
+        ON CONFLICT (dim, value, {grain_col}day, {key}, status) DO UPDATE SET
+            {', '.join(f'{c} = m.{c} + excluded.{c}' for c in BASE_MEASURES)},
+            first_day = LEAST(m.first_day, excluded.first_day)"""))
+    conn.execute(sa.text(f"""
+        UPDATE mart.{table} m SET first_day = ({next_first.format(same=same)})
+        FROM {_lost_first_days(cube, trunc)} k
+        WHERE {row} AND m.first_day = k.day"""))
+    conn.execute(sa.text(f"""
+        DELETE FROM mart.{table} m
+        USING (SELECT DISTINCT {trunc} AS bucket, {key}, dim, value, status FROM {delta}) k
+        WHERE {row} AND m.all_orders = 0"""))

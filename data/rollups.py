@@ -22,7 +22,8 @@ from data.settings import load_settings
 # categories by country and payment method, vendors by category, customer cells and acquisition
 # channels (migration 0014). 2: payment status beside categories by country (0015). 3: vendors by
 # order- and customer-level dimension (0017, data.dim_cubes). 4: products by the same (0018).
-LAYOUT = 4
+# 5: both cubes per year, and vendors per quarter (0021).
+LAYOUT = 5
 DAY_TABLES = (
     "rollup_sales_daily", "rollup_sales_hourly", "rollup_vendor_daily", "rollup_category_daily",
     "rollup_product_daily", "rollup_payment_daily", "rollup_customer_daily", "rollup_category_orders_daily",

@@ -7,6 +7,7 @@ changes equals a full rebuild; the fallback paths give the same figures as the f
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
@@ -94,6 +95,12 @@ def _periods(rng: random.Random, n: int) -> list[Period]:
         a = FIRST + timedelta(days=rng.randint(-5, (LAST - FIRST).days))
         out.append(Period(a, a + timedelta(days=rng.choice((0, 1, 6, 13, 30, 45, 70, 110)))))
     return out
+
+
+# Whole years and quarters, read from the cubes' coarse rows (vendors: years and quarters;
+# products: years), with months and edge days around them.
+COARSE_PERIODS = [Period(date(2025, 1, 1), date(2026, 12, 31)), Period(date(2025, 10, 1), date(2026, 6, 30)),
+                  Period(date(2025, 12, 24), date(2026, 4, 10))]
 
 
 def _row(df, i=0) -> dict:
@@ -225,7 +232,7 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
         today = conn.execute(sa.text("SELECT (now() AT TIME ZONE :tz)::date"), {"tz": tz}).scalar()
         assert kept == (min(LAST, today) - timedelta(days=keep)).replace(day=1)
         assert keep != 40 or kept == date(2026, 3, 1)
-        for p in _periods(rng, 5):
+        for p in [*_periods(rng, 5), *COARSE_PERIODS]:
             for dims in VENDOR_FILTERS:
                 f = Filters.make(p, **dims)
                 df = _ranked_equal_raw(conn, raw, f, "vendor_id", K.VENDOR_DIMS, tz)
@@ -248,6 +255,18 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                 for i, key in enumerate(df["key"]):
                     want = expected(raw, p.start, p.end, {"vendor_id": [vendor], **dims, by: [key]})
                     assert_close(_row(df, i), {k: v for k, v in want.items() if k in LEADERBOARD}, f"{p} {by}={key}")
+        # Whole years and quarters read the coarse rows; before the rebuild for layout 5 the months.
+        f = Filters.make(COARSE_PERIODS[0], channel=["web"])
+        assert re.search(rf"{DC.VENDORS.coarse} WHERE dim = 'channel' AND grain = 'y'",
+                         K.aggregate_query(conn, f, by="vendor_id", tz=tz).sql)
+        f = Filters.make(COARSE_PERIODS[1], channel=["web"])
+        assert re.search(rf"{DC.VENDORS.coarse} WHERE dim = 'channel' AND grain = 'q'",
+                         K.aggregate_query(conn, f, by="vendor_id", tz=tz).sql)
+        with monkeypatch.context() as m:
+            m.setattr(K, "rollup_layout", lambda c, z: 4)
+            assert DC.VENDORS.coarse not in K.aggregate_query(conn, f, by="vendor_id", tz=tz).sql
+            pd.testing.assert_frame_equal(K.aggregate(conn, f, by="vendor_id", tz=tz),
+                                          K.aggregate(conn, f, by="vendor_id", tz=tz, use_rollups=False), check_dtype=False)
         # Before the rebuild for layout 3 (an upgraded database) the lines answer.
         with monkeypatch.context() as m:
             m.setattr(K, "rollup_layout", lambda c, z: 2)
@@ -273,7 +292,7 @@ def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
     with empty_engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT product_days_from FROM app.rollup_state")).scalar()
         assert keep != 40 or kept == date(2026, 3, 1)
-        for p in _periods(rng, 4):
+        for p in [*_periods(rng, 4), *COARSE_PERIODS]:
             for dims in VENDOR_FILTERS:
                 f = Filters.make(p, **dims)
                 df = _ranked_equal_raw(conn, raw, f, "product_id", K.PRODUCT_DIMS, tz)
@@ -293,6 +312,11 @@ def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
             for name in ("top", "bottom", "price_volume", "margin_high", "margin_low", "products_before"):
                 pd.testing.assert_frame_equal(figures[name], baseline[name], check_dtype=False, obj=f"{p} {name}")
             assert figures["summary"] == baseline["summary"]
+        # Whole years read the coarse rows, quarters the months (products keep no quarters).
+        sql = K.aggregate_query(conn, Filters.make(COARSE_PERIODS[0], region=["Europe"]), by="product_id", tz=tz).sql
+        assert re.search(rf"{DC.PRODUCTS.coarse} WHERE dim = 'region' AND grain = 'y'", sql)
+        sql = K.aggregate_query(conn, Filters.make(COARSE_PERIODS[1], region=["Europe"]), by="product_id", tz=tz).sql
+        assert DC.PRODUCTS.coarse not in sql and DC.PRODUCTS.monthly in sql
         # Before the rebuild for layout 4 (an upgraded database) the lines answer.
         with monkeypatch.context() as m:
             m.setattr(K, "rollup_layout", lambda c, z: 3)
