@@ -305,14 +305,16 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
     """Returns {vendor_id: first sale day} for those of ids whose first ever sale (a line in a
     counted order matching f's filters) falls in f.period; ids are the vendors that sold in it."""
     tz = _tz(tz)
-    source, _ = _vendor_source(conn, f, tz, use_rollups)
+    source, layout = _vendor_source(conn, f, tz, use_rollups)
     params = {"ids": [int(i) for i in ids], "start": f.period.start, "end": f.period.end, "tz": tz}
     if source == VENDOR_DIMS:
-        # Each month row keeps its first day with a counted order: the earliest over the months
-        # is the vendor's first sale under the filter.
+        # Each month (and year: layout 5) row keeps its first day with a counted order: the
+        # earliest over the months, or the years (a tenth of the rows), is the vendor's first sale
+        # under the filter.
+        table = f"{DC.VENDORS.coarse} WHERE grain = 'y' AND" if layout >= 5 else f"{DC.VENDORS.monthly} WHERE"
         rows = conn.execute(sa.text(f"""
-            SELECT vendor_id, min(first_day) FROM mart.{DC.VENDORS.monthly}
-            WHERE dim = '{DC.row_dimension(f.dim_map, DC.VENDORS.key)}' AND orders > 0
+            SELECT vendor_id, min(first_day) FROM mart.{table}
+            dim = '{DC.row_dimension(f.dim_map, DC.VENDORS.key)}' AND orders > 0
               AND vendor_id = ANY(CAST(:ids AS integer[]))
               {filters_sql(f, DC.column_of)}
             GROUP BY vendor_id HAVING min(first_day) BETWEEN :start AND :end"""),
