@@ -201,7 +201,7 @@ def _cube_from(cube: DC.Cube, f: Filters, period: Period, grain: str | None, by:
                 *(f"{RAW_DIMENSIONS[d]} AS {d}" for _, d in extra)]
     groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
     kept = f"(SELECT {cube.days_from_column} FROM app.rollup_state)"
-    kept_buckets = {"month", *(cube.coarse_buckets if layout >= 5 else ())}
+    kept_buckets = {"month", *(cube.coarse_buckets if layout >= DC.COARSE_LAYOUT else ())}
     nested = tuple(b for b in _CUBE_BUCKETS.get(grain, ()) if b in kept_buckets)
     parts, params = [], {}
 

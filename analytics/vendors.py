@@ -311,7 +311,7 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
         # Each month (and year: layout 5) row keeps its first day with a counted order: the
         # earliest over the months, or the years (a tenth of the rows), is the vendor's first sale
         # under the filter.
-        table = f"{DC.VENDORS.coarse} WHERE grain = 'y' AND" if layout >= 5 else f"{DC.VENDORS.monthly} WHERE"
+        table = f"{DC.VENDORS.coarse} WHERE grain = 'y' AND" if layout >= DC.COARSE_LAYOUT else f"{DC.VENDORS.monthly} WHERE"
         rows = conn.execute(sa.text(f"""
             SELECT vendor_id, min(first_day) FROM mart.{table}
             dim = '{DC.row_dimension(f.dim_map, DC.VENDORS.key)}' AND orders > 0

@@ -51,7 +51,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from data.db import stage_temp_table
+from data.db import latest_order_day, stage_temp_table
 from data.measures import COUNTED, LINE_VALUE
 
 CELLS = "rollup_customer_cells"
@@ -367,11 +367,10 @@ def move_recent_window(conn: Connection, tz: str) -> None:
     """Keeps the recent days from RECENT_DAYS - 1 days before the latest order's local day (or
     today, if that is earlier): fills them when none are kept (after a rebuild or the upgrade to
     revision 0020), or drops the days that fell out. They only move forward here."""
-    last, today, kept = conn.execute(sa.text("""
-        SELECT (max(ordered_at) AT TIME ZONE :tz)::date, (now() AT TIME ZONE :tz)::date,
-               (SELECT CASE WHEN customer_days_from < 'infinity' THEN customer_days_from END FROM app.rollup_state)
-        FROM mart.orders"""), {"tz": tz}).one()
-    newest = None if last is None else min(last, today) - timedelta(days=RECENT_DAYS - 1)
+    last = latest_order_day(conn, tz)
+    kept = conn.execute(sa.text(
+        "SELECT CASE WHEN customer_days_from < 'infinity' THEN customer_days_from END FROM app.rollup_state")).scalar()
+    newest = None if last is None else last - timedelta(days=RECENT_DAYS - 1)
     if newest is None or kept is None:
         conn.execute(sa.text(f"DELETE FROM mart.{RECENT}"))
         if newest is not None:

@@ -237,6 +237,15 @@ def stage_temp_table(conn, table: str, select: str, params: dict | None = None, 
     conn.execute(sa.text(f"ANALYZE {table}" + (f" ({analyze})" if analyze else "")))
 
 
+def latest_order_day(conn, tz: str):
+    """Returns the latest order's local day, or today when that is earlier (orders dated ahead);
+    None without orders. The rollups' kept day windows end there."""
+    last, today = conn.execute(sa.text("""
+        SELECT (max(ordered_at) AT TIME ZONE :tz)::date, (now() AT TIME ZONE :tz)::date FROM mart.orders"""),
+                               {"tz": tz}).one()
+    return None if last is None else min(last, today)
+
+
 @contextlib.contextmanager
 def serial_plans(conn):
     """Runs the enclosed statements without parallel workers.

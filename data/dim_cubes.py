@@ -29,7 +29,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from data.db import stage_temp_table
+from data.db import latest_order_day, stage_temp_table
 from data.calendar import bucket_bounds, merged_spans
 from data.measures import BASE_MEASURES, MEASURE_COLUMNS, MEASURE_SUMS, RAW_DIMENSIONS, local_days_sql, measure_list
 
@@ -72,6 +72,7 @@ PRODUCTS = Cube("product", "product_id", ("year",))
 CUBES = (VENDORS, PRODUCTS)
 TABLES = tuple(t for c in CUBES for t in (c.daily, c.monthly, c.coarse))
 GRAIN_CODE = {"quarter": "q", "year": "y"}   # the coarse table's grain column
+COARSE_LAYOUT = 5   # data.rollups.LAYOUT from which the coarse tables are built (migration 0021)
 _LENGTH = {"quarter": "3 months", "year": "1 year"}
 # Day rows kept per cube. Vendors: a 90-day period and the 90 days it is compared with. Products:
 # a 90-day period (its comparison reads the listed products only, through the key's index); a
@@ -172,10 +173,8 @@ def days_from(conn: Connection, cube: Cube, tz: str) -> date | None:
     """Returns the first day to keep the cube's day rows for: the first of the month
     KEEP_DAYS[cube] before the latest order's local day (or today, if that is earlier); None
     without orders."""
-    last, today = conn.execute(sa.text("""
-        SELECT (max(ordered_at) AT TIME ZONE :tz)::date, (now() AT TIME ZONE :tz)::date FROM mart.orders"""),
-                               {"tz": tz}).one()
-    return None if last is None else (min(last, today) - timedelta(days=KEEP_DAYS[cube.name])).replace(day=1)
+    last = latest_order_day(conn, tz)
+    return None if last is None else (last - timedelta(days=KEEP_DAYS[cube.name])).replace(day=1)
 
 
 def rebuild(conn: Connection, cube: Cube, tz: str) -> None:
