@@ -17,6 +17,7 @@ failures in PostgreSQL QueryFailed (both ValueError) with a message a person can
 from __future__ import annotations
 
 import re
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -419,26 +420,42 @@ def _settings_for_params(conn, body: str, params: dict):
     return psql.Composed(parts)
 
 
+def _next_result(pg):
+    """libpq's next result, waited for in select(), which releases the GIL: a blocking PQgetResult
+    holds it for as long as the query runs, and froze every other thread of the scheduler (its
+    heartbeat, the lease renewals, the alerts) for the whole of a slow export."""
+    pg.consume_input()
+    while pg.is_busy():
+        select.select([pg.socket], [], [])
+        pg.consume_input()
+    return pg.get_result()
+
+
 def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: int) -> int:
     """Runs COPY … TO STDOUT on libpq directly and writes each row's bytes as it comes: psycopg's
     Copy object costs about a microsecond a row more, which at a million rows is three times the
-    time of the whole COPY. Returns the number of rows; raises QueryFailed."""
+    time of the whole COPY. Every wait for the server is a select() without the GIL (see
+    _next_result). Returns the number of rows; raises QueryFailed."""
     import psycopg
     from psycopg import pq
 
     pg = raw.pgconn
     pg.send_query(statement)
-    result = pg.get_result()
+    result = _next_result(pg)
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         error = _result_error(psycopg, result)
-        while pg.get_result() is not None:
+        while _next_result(pg) is not None:
             pass
         conn.rollback()
         raise _failure(sa.exc.DBAPIError(None, None, error), sql, timeout_ms)
     get, write, written, reported = pg.get_copy_data, out.write, 0, 0
     try:
         while True:
-            n, data = get(0)
+            n, data = get(1)   # without blocking: 0 when no whole row has arrived yet
+            if n == 0:
+                select.select([pg.socket], [], [])
+                pg.consume_input()
+                continue
             if n < 0:
                 break
             write(data)
@@ -453,14 +470,14 @@ def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: 
             raw.cancel()
             while get(0)[0] >= 0:
                 pass
-            while pg.get_result() is not None:
+            while _next_result(pg) is not None:
                 pass
             conn.rollback()
         except Exception:  # noqa: BLE001 - a connection that cannot be brought back is dropped
             conn.invalidate()
         raise
     final, rows = None, 0
-    while (r := pg.get_result()) is not None:
+    while (r := _next_result(pg)) is not None:
         final = final if final is not None and final.status == pq.ExecStatus.FATAL_ERROR else r
     if final is not None and final.status == pq.ExecStatus.FATAL_ERROR:
         conn.rollback()

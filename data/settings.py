@@ -43,6 +43,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("EMAIL_ATTACHMENT_MAX_MB", "10", "Larger report files are not attached: the email links to the download instead."),
     ("DELIVERY_MAX_ATTEMPTS", "8", "Attempts at one email or webhook (backing off exponentially) before it is marked failed."),
     ("SCHEDULER_TICK_SECONDS", "5", "How often the scheduler looks for due schedules, queued exports and deliveries."),
+    ("EXPORT_WORKERS", "2", "Exports one scheduler makes at once, each on a thread of its own beside the heartbeat, alerts and deliveries."),
     ("DELIVERY_BACKOFF_SECONDS", "30", "Wait before the second attempt at a failed delivery; it doubles with each attempt, up to an hour."),
     ("JOB_LEASE_SECONDS", "120", "How long a running export or scheduled run is held without news before another scheduler takes it over."),
     ("WEBHOOK_TIMEOUT_SECONDS", "10", "Time limit of one webhook call."),
@@ -118,6 +119,7 @@ class Settings:
     delivery_max_attempts: int = 8
     delivery_backoff_seconds: int = 30
     work_seconds: int = 5
+    export_workers: int = 2
     job_lease_seconds: int = 120
     webhook_timeout_seconds: int = 10
     extra: dict = field(default_factory=dict)
@@ -183,6 +185,7 @@ def load_settings() -> Settings:
         delivery_max_attempts=_positive_int("DELIVERY_MAX_ATTEMPTS"),
         delivery_backoff_seconds=_positive_int("DELIVERY_BACKOFF_SECONDS"),
         work_seconds=_positive_int("SCHEDULER_TICK_SECONDS"),
+        export_workers=_positive_int("EXPORT_WORKERS"),
         job_lease_seconds=_positive_int("JOB_LEASE_SECONDS"),
         webhook_timeout_seconds=_positive_int("WEBHOOK_TIMEOUT_SECONDS"),
     )

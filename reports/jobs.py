@@ -127,32 +127,30 @@ def forecasts_due(conn: Connection, now: datetime | None = None) -> date | None:
                         "SELECT max(run_date) FROM mart.forecast_runs", 0, now)
 
 
-def forecasts_job(conn: Connection, now: datetime | None = None, progress: Callable | None = None) -> str:
+def forecasts_job(conn: Connection, now: datetime | None = None) -> str:
     """Forecasts the total and the top vendors and categories (see analytics.forecast_series)."""
     run_date = forecasts_due(conn, now)
     if run_date is None:
         return "up to date"
     started = time.perf_counter()
     settings = load_settings()
-    r = run_nightly(conn, run_date, tz=settings.timezone, top=settings.forecast_top, progress=progress)
+    r = run_nightly(conn, run_date, tz=settings.timezone, top=settings.forecast_top)
     took = time.perf_counter() - started
     log.info("forecasts for %s: %s of %s series stored in %.1f s", run_date, r["stored"], r["series"], took)
     return (f"{run_date}: {r['stored']} of {r['series']} series stored in {took:.1f} s"
             + (f"; not forecast: {'; '.join(r['messages'])}" if r["messages"] else ""))
 
 
-def customer_scores_job(conn: Connection, now: datetime | None = None,
-                        progress: Callable[[float, str], None] | None = None) -> str:
-    """Computes and stores every customer's scores as of yesterday when they are due; progress is
-    called between the steps (the scheduler writes its heartbeat there)."""
+def customer_scores_job(conn: Connection, now: datetime | None = None) -> str:
+    """Computes and stores every customer's scores as of yesterday when they are due (on the
+    scheduler's nightly worker thread)."""
     as_of = customer_scores_due(conn, now)
     if as_of is None:  # another replica stored them while this one waited
         return "up to date"
     started = datetime.now(timezone.utc)
     tz = load_settings().timezone
-    scores = compute_scores(conn, Filters.make(Period(as_of, as_of)), as_of, tz=tz, progress=progress)
-    run_id = store_scores(conn, scores, started_at=started, rollup_version=rollup_status(conn)["version"], tz=tz,
-                          progress=progress)
+    scores = compute_scores(conn, Filters.make(Period(as_of, as_of)), as_of, tz=tz)
+    run_id = store_scores(conn, scores, started_at=started, rollup_version=rollup_status(conn)["version"], tz=tz)
     took = (datetime.now(timezone.utc) - started).total_seconds()
     log.info("customer scores: run %s, %s customers as of %s (%s) in %.1f s", run_id, scores.customers, as_of,
              scores.status, took)

@@ -2,10 +2,12 @@
 
 Writes a heartbeat and folds new and changed orders into the rollups every few minutes; stores
 the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT); every few
-seconds (SCHEDULER_TICK_SECONDS) evaluates due alert rules, queues due schedule slots, makes queued
-exports and sends due emails and webhooks from the outbox; deletes expired exports hourly. Several can run against one
-database: every job is claimed with FOR UPDATE SKIP LOCKED or an advisory lock. On Ctrl-C or
-SIGTERM it stops after the job in hand, handing a half-made export back to the queue.
+seconds (SCHEDULER_TICK_SECONDS) evaluates due alert rules, queues due schedule slots and sends due
+emails and webhooks from the outbox; deletes expired exports hourly. Queued exports (EXPORT_WORKERS
+at once) and the nightly models run on worker threads, so that no export, however slow, delays the
+heartbeat, the alerts or the deliveries. Several can run against one database: every job is
+claimed with FOR UPDATE SKIP LOCKED or an advisory lock. On Ctrl-C or SIGTERM it stops after the
+jobs in hand, handing a half-made export back to the queue.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 import schedule
 import sqlalchemy as sa
@@ -54,15 +58,39 @@ def _check_schema(engine: sa.engine.Engine) -> None:
                                   "run `python -m data migrate` first")
 
 
+class Worker(threading.Thread):
+    """Runs job on a thread of its own every `every` seconds (sooner after wake()) until stop is
+    set, and stops after the job in hand. Long work (exports, the nightly models) runs on workers,
+    so that the heartbeat, the rollup refresh, the alerts and the deliveries keep their times on
+    the main loop whatever one export costs."""
+
+    def __init__(self, name: str, job: Callable[[], None], every: float, stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self.job, self.every, self.stop = job, every, stop
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.job()
+            except Exception:  # noqa: BLE001 - a worker outlives any one job; the job records its own
+                log.exception("%s: the job raised", self.name)
+            self._wake.wait(self.every)
+            self._wake.clear()
+
+
 def run(once: bool = False) -> int:
     settings = load_settings()
     engine = get_engine(settings)
     _check_schema(engine)
-    stop = {"now": False}
+    stop = threading.Event()
 
     def _stop(signum, frame):  # noqa: ARG001
-        log.info("stopping after the current job")
-        stop["now"] = True
+        log.info("stopping after the jobs in hand")
+        stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -71,8 +99,7 @@ def run(once: bool = False) -> int:
     prune = lambda: jobs.run_job(engine, "prune_login_attempts", jobs.prune_job, lock="prune_login_attempts")  # noqa: E731
 
     def nightly(name: str, due, job):
-        """Returns a check that runs job once its night has come (see jobs._nightly_due). Such jobs
-        take minutes on large data: the heartbeat is written between their steps."""
+        """Returns a check that runs job once its night has come (see jobs._nightly_due)."""
         def run_if_due() -> None:
             try:
                 with engine.connect() as conn:
@@ -81,7 +108,7 @@ def run(once: bool = False) -> int:
             except sa.exc.SQLAlchemyError as ex:
                 log.error("could not check whether %s is due: %s", name, getattr(ex, "orig", ex))
                 return
-            jobs.run_job(engine, name, lambda c: job(c, progress=lambda *_: beat()), lock=name)
+            jobs.run_job(engine, name, job, lock=name)
         return run_if_due
 
     scores = nightly("customer_scores", jobs.customer_scores_due, jobs.customer_scores_job)
@@ -89,12 +116,12 @@ def run(once: bool = False) -> int:
     last_beat = {"at": time.monotonic()}
 
     def stopping() -> bool:
-        """Checked between batches of a long export or between deliveries: writes the heartbeat
-        now and then, and says whether SIGTERM came."""
+        """Checked between deliveries: writes the heartbeat now and then, and says whether SIGTERM
+        came."""
         if time.monotonic() - last_beat["at"] >= settings.heartbeat_seconds:
             last_beat["at"] = time.monotonic()
             beat()
-        return stop["now"]
+        return stop.is_set()
 
     def evaluate_alerts() -> None:
         try:
@@ -107,25 +134,36 @@ def run(once: bool = False) -> int:
         except Exception:  # noqa: BLE001 - the loop outlives any one tick; the rules stay due
             log.exception("alerts: the evaluation failed")
 
-    def work() -> None:
-        """Evaluates due alert rules, queues due schedule slots, makes queued exports, sends due
-        deliveries."""
-        evaluate_alerts()
+    def plan() -> int:
+        """Queues due schedule slots; returns how many runs it queued."""
         try:
             with engine.begin() as conn:
                 planned = schedules.plan_due(conn, settings=settings)
                 schedules.fail_stale_runs(conn)
-            if planned["queued"] or planned["skipped"]:
-                log.info("schedules: %s runs queued, %s missed slots recorded as skipped", planned["queued"],
-                         planned["skipped"])
-            exports.run_exports(engine, jobs.WORKER, settings=settings, stop=stopping)
+        except sa.exc.SQLAlchemyError as ex:
+            log.error("schedules not planned, the database is unreachable: %s", getattr(ex, "orig", ex))
+            return 0
+        if planned["queued"] or planned["skipped"]:
+            log.info("schedules: %s runs queued, %s missed slots recorded as skipped", planned["queued"],
+                     planned["skipped"])
+        return planned["queued"]
+
+    def make_exports() -> None:
+        """Makes queued exports until none is left; a SIGTERM hands the one in hand back."""
+        try:
+            exports.run_exports(engine, jobs.WORKER, settings=settings, stop=stop.is_set)
+        except sa.exc.SQLAlchemyError as ex:
+            log.error("exports paused, the database is unreachable: %s", getattr(ex, "orig", ex))
+
+    def deliver() -> None:
+        try:
             sent = delivery.deliver_due(engine, settings=settings, stop=stopping, worker=jobs.WORKER)
             if any(sent.values()):
                 log.info("deliveries: %(sent)s sent, %(retry)s to retry, %(failed)s failed", sent)
         except sa.exc.SQLAlchemyError as ex:
-            log.error("exports and deliveries paused, the database is unreachable: %s", getattr(ex, "orig", ex))
+            log.error("deliveries paused, the database is unreachable: %s", getattr(ex, "orig", ex))
         except Exception:  # noqa: BLE001 - the loop outlives any one tick; the next tick tries again
-            log.exception("exports and deliveries: the tick failed")
+            log.exception("deliveries: the tick failed")
 
     def cleanup() -> None:
         try:
@@ -138,27 +176,49 @@ def run(once: bool = False) -> int:
     beat()
     refresh()
     prune()
-    scores()
-    forecasts()
+    if once:
+        scores()
+        forecasts()
+        cleanup()
+        evaluate_alerts()
+        plan()
+        make_exports()
+        deliver()
+        return 0
+    # Checked often, run once a night: a missed night (the process was down) is caught up.
+    workers = [Worker("nightly", lambda: (scores(), forecasts()), 300, stop)]
+    workers += [Worker(f"exports-{i + 1}", make_exports, settings.work_seconds, stop)
+                for i in range(settings.export_workers)]
+    for w in workers:
+        w.start()
+
+    def work() -> None:
+        """Evaluates due alert rules, queues due schedule slots (waking the export workers), sends
+        due deliveries."""
+        evaluate_alerts()
+        if plan():
+            for w in workers:
+                w.wake()
+        deliver()
+
     cleanup()
     work()
-    if once:
-        return 0
     schedule.every(settings.heartbeat_seconds).seconds.do(beat)
     schedule.every(settings.rollup_refresh_seconds).seconds.do(refresh)
     schedule.every(6).hours.do(prune)
-    # Checked often, run once a night: a missed night (the process was down) is caught up.
-    schedule.every(5).minutes.do(scores)
-    schedule.every(5).minutes.do(forecasts)
     schedule.every(settings.work_seconds).seconds.do(work)
     schedule.every(1).hours.do(cleanup)
-    log.info("scheduler %s running: rollups every %ss", jobs.WORKER, settings.rollup_refresh_seconds)
-    while not stop["now"]:
+    log.info("scheduler %s running: rollups every %ss, %s export workers", jobs.WORKER,
+             settings.rollup_refresh_seconds, settings.export_workers)
+    while not stop.is_set():
         try:
             schedule.run_pending()
         except Exception:  # noqa: BLE001 - the loop outlives any one job; run_job records its own
             log.exception("scheduled job raised")
-        time.sleep(0.5)
+        stop.wait(0.5)
+    for w in workers:
+        w.wake()
+        w.join()
     return 0
 
 

@@ -501,6 +501,74 @@ def test_sigterm_hands_a_half_made_export_back_to_the_queue(world, smtp):
     assert list(world["exports"].glob("*")) == []
 
 
+# A function the analysts' role may call that sleeps (as its owner) and then returns three rows.
+SLOW_ROWS = """CREATE FUNCTION mart.slow_rows(seconds float8) RETURNS SETOF int LANGUAGE sql SECURITY DEFINER
+               AS $$ SELECT g FROM pg_sleep(seconds), generate_series(1, 3) g $$"""
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_a_slow_export_delays_no_heartbeat_alert_or_run_now_and_is_made_once(world, smtp, replicas):
+    """A CSV export whose query takes 8 s (COPY waits for the server all that time) runs on an
+    export worker: the heartbeat keeps its second, an alert rule due meanwhile mails within
+    seconds, a "Run now" of another report is made and mailed meanwhile, and the short lease is
+    renewed throughout, so the export is made once, by one scheduler, with one or two running."""
+    from reports import alerts
+    eng = world["engine"]
+    with eng.begin() as conn:
+        conn.execute(sa.text(SLOW_ROWS))
+        slow = save_query(conn, "ann", "Slow", "SELECT n FROM mart.slow_rows({{seconds:number}}) n")
+        sid = _schedule(conn, world, name="Numbers now", recipients="now@example.com")
+        ping = save_query(conn, "ann", "Ping", "SELECT 1 AS n")
+        rid = alerts.save_rule(conn, "ann", name="Ping", source="query", query_id=ping, condition="above",
+                               threshold=0, interval_minutes=60, recipients="alerts@example.com")
+        conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = now() + interval '1 day'"))
+        conn.execute(sa.text("UPDATE app.schedules SET next_run_at = now() + interval '1 day'"))
+        eid = exports.request_export(conn, "ann", "saved_query", {"query_id": slow, "query_params": {"seconds": 8}},
+                                     "csv")
+    env = _env(world, smtp, JOB_LEASE_SECONDS="3", SCHEDULER_TICK_SECONDS="1", HEARTBEAT_SECONDS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(replicas)]
+    try:
+        def running():
+            with eng.connect() as conn:
+                return conn.execute(sa.text("SELECT started_at FROM app.exports WHERE export_id = :e AND "
+                                            "status = 'running'"), {"e": eid}).scalar()
+        _wait(running, timeout=60, every=0.05)
+        with eng.begin() as conn:
+            conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = now() WHERE rule_id = :r"), {"r": rid})
+            assert schedules.run_now(conn, "ann", sid) == 1
+        asked = time.monotonic()
+        ages, mailed = [], {}
+        while time.monotonic() - asked < 6:
+            with eng.connect() as conn:
+                ages.append(conn.execute(sa.text("SELECT extract(epoch FROM now() - min(beat_at)) "
+                                                 "FROM app.scheduler_heartbeat")).scalar())
+                still = conn.execute(sa.text("SELECT status FROM app.exports WHERE export_id = :e"),
+                                     {"e": eid}).scalar()
+            for m in list(smtp.messages):
+                mailed.setdefault(m["To"], time.monotonic() - asked)
+            time.sleep(0.2)
+        # Still exporting: everything above happened while its query slept.
+        assert still == "running"
+        assert max(ages) < 2.5, ages
+        assert set(mailed) == {"alerts@example.com", "now@example.com"}, mailed
+        assert all(t < 4 for t in mailed.values()), mailed
+
+        def finished():
+            with eng.connect() as conn:
+                return conn.execute(sa.text("SELECT status, attempts, rows FROM app.exports WHERE export_id = :e "
+                                            "AND status IN ('done', 'failed')"), {"e": eid}).first()
+        assert tuple(_wait(finished, timeout=60)) == ("done", 1, 3)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert not any("took it over" in out for out in outs), outs
+    files = [f for f in world["exports"].glob("*") if f.name.startswith("slow_")]
+    assert len(files) == 1 and files[0].read_text(encoding="utf-8-sig").splitlines() == ["n", "1", "2", "3"]
+
+
 def test_a_file_above_the_attachment_limit_is_linked_not_attached(world, smtp, monkeypatch):
     eng = world["engine"]
     monkeypatch.setenv("APP_BASE_URL", "https://bi.example.com/")
