@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import select
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +32,20 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from data.saved_queries import MAX_SQL_CHARS
+
 DEFAULT_ROW_LIMIT = 10_000
 DEFAULT_TIMEOUT_MS = 30_000
 DEFAULT_MAX_BYTES = 200 * 2**20
 FETCH_BATCH = 5_000
 FIRST_BATCH = 1     # then ×8 per batch up to FETCH_BATCH, never past the room left under max_bytes
 ALLOWED_SCHEMAS = {"mart"}
+MAX_NESTING = 40          # parentheses the parser reads within Python's recursion limit
+# Queries one user may have running at once in this process: more are refused at once, so that one
+# analyst's slow queries cannot take every connection of the analysts' pool from the others.
+MAX_RUNNING_PER_USER = 2
+_running: dict[str, int] = {}
+_running_lock = threading.Lock()
 
 DENIED_FUNCTIONS = {
     "set_config", "current_setting", "nextval", "setval", "version", "inet_server_addr", "inet_server_port",
@@ -82,6 +91,10 @@ class QueryResult:
 def _function_name(node: exp.Func) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
+    if any(node.args.values()):
+        # Its class's name: writing its SQL would write its whole subtree, once per node (AND and
+        # OR are functions to sqlglot: 4,000 ORs took 330 s).
+        return node.sql_name().lower()
     return node.sql(dialect="postgres").split("(")[0].strip().lower()
 
 
@@ -127,19 +140,36 @@ def _unreadable(ex: ParseError) -> QueryRejected:
     return QueryRejected(f"the query could not be read{where}: {first.get('description', ex)}")
 
 
+def check_length(sql: str) -> None:
+    """Raises QueryRejected when sql is longer than MAX_SQL_CHARS: checked before anything reads it
+    (a 1 MB query took 12 s and 890 MB of the app's memory to parse)."""
+    if len(sql or "") > MAX_SQL_CHARS:
+        raise QueryRejected(f"the query is {len(sql):,} characters long; at most {MAX_SQL_CHARS:,} can run here. "
+                            "Long lists of values belong in a table or a parameter, not in the query's text")
+
+
+def _parse(sql: str) -> list:
+    """sqlglot's statements of sql, its size checked first; QueryRejected when it cannot be read."""
+    check_length(sql)
+    try:
+        return sqlglot.parse(sql, read="postgres")
+    except ParseError as ex:
+        raise _unreadable(ex) from None
+    except RecursionError:
+        raise QueryRejected(f"the query nests too deeply to be read here (more than about {MAX_NESTING} levels of "
+                            "parentheses or subqueries); flatten it, for example with WITH clauses") from None
+
+
 def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> exp.Expression:
     """Raises QueryRejected unless sql is one read-only statement over mart; returns its parsed
     tree (for EXPLAIN, the explained statement's)."""
+    check_length(sql)
     if not sql or not sql.strip().strip(";").strip():
         raise QueryRejected("the query is empty")
     body = _explain_body(sql)
     target = body if body is not None else sql
-    try:
-        # A comment after the last semicolon parses as an empty statement: not a second one.
-        statements = [s for s in sqlglot.parse(target, read="postgres")
-                      if s is not None and not isinstance(s, exp.Semicolon)]
-    except ParseError as ex:
-        raise _unreadable(ex) from None
+    # A comment after the last semicolon parses as an empty statement: not a second one.
+    statements = [s for s in _parse(target) if s is not None and not isinstance(s, exp.Semicolon)]
     if len(statements) != 1:
         raise QueryRejected(f"only one statement is allowed; this has {len(statements)}")
     tree = statements[0]
@@ -319,21 +349,55 @@ def _translated(conn, ex: sa.exc.DBAPIError, sql: str, params: dict | None, time
 
 
 @contextmanager
+def _user_slot(user: str | None) -> Iterator[None]:
+    """Counts user's running queries; refuses one more than MAX_RUNNING_PER_USER."""
+    if user is None:
+        yield
+        return
+    with _running_lock:
+        if _running.get(user, 0) >= MAX_RUNNING_PER_USER:
+            raise QueryRejected(f"you have {MAX_RUNNING_PER_USER} queries running already (in other tabs or "
+                                "windows); wait for one to finish before starting another")
+        _running[user] = _running.get(user, 0) + 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running[user] -= 1
+            if not _running[user]:
+                del _running[user]
+
+
+@contextmanager
+def _connection(engine: sa.engine.Engine) -> Iterator[sa.engine.Connection]:
+    """A connection of the analysts' pool; QueryRejected when none frees up within its timeout."""
+    try:
+        conn = engine.connect()
+    except sa.exc.TimeoutError:
+        raise QueryRejected("every connection for analysts' queries is in use by other queries; try again in a "
+                            "moment") from None
+    with conn:
+        yield conn
+
+
+@contextmanager
 def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None = None,
-               engine: sa.engine.Engine | None = None, check: bool = True) -> Iterator[QueryStream]:
+               engine: sa.engine.Engine | None = None, check: bool = True,
+               user: str | None = None) -> Iterator[QueryStream]:
     """Opens one read-only analyst query (see the module docstring) as a QueryStream whose rows
     come through a server-side cursor, batch by batch, so that neither the caller nor the driver
     holds the whole result. Downloads and exports stream from here; run_query collects from here.
 
     params are bound (`:name` in the SQL), never formatted in. check=False skips the parser (for
-    tests that prove the database's own limits); the pages never pass it."""
+    tests that prove the database's own limits); the pages never pass it. With user, at most
+    MAX_RUNNING_PER_USER of that user's queries run at once."""
     from data.db import get_analyst_engine
 
     timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     if timeout_ms < 1:
         raise QueryRejected("the time limit must be positive")
     engine = engine or get_analyst_engine()
-    with engine.connect() as conn:
+    with _user_slot(user), _connection(engine) as conn:
         try:
             _begin_checked(conn, sql, params, timeout_ms, check)
             # A server-side cursor fetches in batches (bounded memory); EXPLAIN cannot be DECLAREd.
@@ -568,7 +632,7 @@ def copy_csv(sql: str, out, *, params: dict | None = None, engine: sa.engine.Eng
 
 def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = None, timeout_ms: int | None = None,
               max_bytes: int | None = None, engine: sa.engine.Engine | None = None,
-              check: bool = True) -> QueryResult:
+              check: bool = True, user: str | None = None) -> QueryResult:
     """Runs one read-only query of an analyst (see the module docstring) and returns up to row_limit
     rows and about max_bytes of them in memory.
 
@@ -581,7 +645,7 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
         raise QueryRejected("the row limit and the size limit must be positive")
     started = time.perf_counter()
     batches, rows, size, truncated_by = [], 0, 0, None
-    with open_query(sql, params, timeout_ms=timeout_ms, engine=engine, check=check) as stream:
+    with open_query(sql, params, timeout_ms=timeout_ms, engine=engine, check=check, user=user) as stream:
         columns = stream.columns
         want = FIRST_BATCH
         while True:
@@ -633,6 +697,7 @@ class Parameter:
 def find_parameters(sql: str) -> list[Parameter]:
     """Returns the query's parameters in order of first appearance; raises QueryRejected for an
     unknown type, one name with two types, or a list without its query."""
+    check_length(sql)
     order: dict[str, None] = {}
     declared: dict[str, str] = {}
     sources: dict[str, str] = {}
@@ -728,9 +793,9 @@ def format_sql(sql: str) -> str:
         tokens[token] = m.group(0)
         return token
     try:
-        out = sqlglot.transpile(_PARAM.sub(hide, sql), read="postgres", write="postgres", pretty=True)
-    except ParseError as ex:
-        raise _unreadable(ex) from None
+        out = [s.sql(dialect="postgres", pretty=True) for s in _parse(_PARAM.sub(hide, sql)) if s is not None]
+    except RecursionError:
+        raise QueryRejected("the query nests too deeply to be laid out") from None
     text = ";\n\n".join(out)
     for token, original in tokens.items():
         text = text.replace(token, original)

@@ -155,7 +155,7 @@ def execute(user, sql: str, values: dict, *, row_limit: int, query_id: int | Non
     result, message, outcome = None, None, "ok"
     try:
         text, params = bind_parameters(sql, values)
-        result = run_query(text, params, row_limit=row_limit, engine=analyst_engine())
+        result = run_query(text, params, row_limit=row_limit, engine=analyst_engine(), user=user.username)
         outcome = "truncated" if result.truncated else "ok"
     except QueryRejected as ex:
         message, outcome = f"Not run: {ex}.", "rejected"

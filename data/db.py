@@ -305,11 +305,13 @@ def analyst_url(settings: Settings | None = None) -> str:
 
 
 def make_analyst_engine(url: str, timezone: str = "UTC", **kwargs) -> Engine:
-    """A new engine of the analysts' role. Its own small pool: analysts' queries never share
-    connections with the app's. No server-side prepared statements: the runner ends every query
+    """A new engine of the analysts' role. Its own pool: analysts' queries never share
+    connections with the app's; up to 20 run at once (each user at most
+    analytics.query.MAX_RUNNING_PER_USER) and a query finding none free within 5 s is refused with
+    a message instead of waiting. No server-side prepared statements: the runner ends every query
     with DISCARD ALL, which would leave psycopg's cache of them naming statements that are gone."""
     return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=3, max_overflow=2,
+        url, pool_pre_ping=True, pool_size=5, max_overflow=15, pool_timeout=5,
         connect_args={"options": f"-c timezone={timezone} -c search_path=mart",
                       "application_name": "marketplace-bi-sql", "prepare_threshold": None}, **kwargs)
 

@@ -1,6 +1,7 @@
 """Schema migrations (Alembic) and the analysts' login role."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from data.settings import Settings, load_settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+log = logging.getLogger("data.schema")
 
 # Settings on the analysts' role: the database enforces what the SQL runner also checks.
 ANALYST_ROLE_SETTINGS = {
@@ -22,6 +24,33 @@ ANALYST_ROLE_SETTINGS = {
     "temp_file_limit": "1GB",
     "work_mem": "32MB",
 }
+
+
+# What analysts' SQL cannot do whatever text reaches PostgreSQL: the parser's deny-list
+# (analytics.query) gives clear messages, these grants are the boundary. PostgreSQL lets PUBLIC
+# execute every function, so these are revoked from PUBLIC and granted back to the app's own role:
+# sleeping, advisory locks (the app's own among them), signalling backends (analysts share one
+# role, so each could cancel the others' queries), running query text given as a string, reading
+# definitions the catalogs would hide, and the statistics behind pg_stat_activity.
+RESTRICTED_FUNCTIONS = (
+    "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_cancel_backend", "pg_terminate_backend",
+    "pg_log_backend_memory_contexts", "pg_notify", "pg_blocking_pids",
+    "pg_safe_snapshot_blocking_pids", "pg_isolation_test_session_is_blocked", "pg_backend_memory_contexts",
+    "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema",
+    "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema", "schema_to_xml", "schema_to_xmlschema",
+    "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
+    "ts_stat", "ts_rewrite", "pg_get_functiondef", "pg_get_function_arguments", "pg_get_function_result",
+    "pg_get_function_identity_arguments", "pg_get_triggerdef", "pg_get_viewdef", "pg_get_ruledef",
+    "pg_get_indexdef", "pg_get_constraintdef", "pg_get_statisticsobjdef", "pg_get_partkeydef", "pg_get_userbyid",
+    "pg_tablespace_databases", "pg_database_size", "pg_show_all_settings", "pg_show_all_file_settings",
+    "pg_get_keywords", "pg_get_replication_slots", "pg_get_shmem_allocations", "pg_prepared_xact",
+)
+RESTRICTED_FUNCTION_PREFIXES = ("pg_advisory", "pg_try_advisory", "pg_stat_get_", "pg_stat_reset")
+# The catalog tables and views analysts' sessions may read: the drivers look types up. All others
+# are revoked from PUBLIC (no list of databases, of other schemas' tables, of function sources or
+# of other sessions' queries); information_schema shows only what the role may use, and the
+# schema browser reads mart's columns on the app's role.
+ANALYST_CATALOGS = ("pg_type", "pg_range", "pg_enum", "pg_prepared_statements", "pg_cursors")
 
 
 class MigrationError(RuntimeError):
@@ -99,3 +128,40 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
             "CREATEROLE (and superuser for temp_file_limit); or create the role by hand as "
             "docs/architecture.md describes."
         ) from ex
+    restrict_catalogs(conn, role, run)
+
+
+def restrict_catalogs(conn: Connection, role: str, run) -> bool:
+    """Takes RESTRICTED_FUNCTIONS and the catalogs but ANALYST_CATALOGS from PUBLIC in this
+    database wherever the analysts' role can still reach them, granting them to the migrating (the
+    app's) role; returns False, with a warning naming what stays open, when the migrating user may
+    not (only a superuser owns pg_catalog). A clone of a restricted database is restricted already."""
+    me = conn.execute(sa.text("SELECT current_user")).scalar()
+    functions = conn.execute(sa.text("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace = 'pg_catalog'::regnamespace AND has_function_privilege(:role, p.oid, 'EXECUTE')
+          AND (p.proname = ANY(:names) OR p.proname LIKE ANY(:prefixes))
+        ORDER BY 1"""), {"role": role, "names": list(RESTRICTED_FUNCTIONS),
+                         "prefixes": [f"{x}%" for x in RESTRICTED_FUNCTION_PREFIXES]}).scalars().all()
+    tables = conn.execute(sa.text("""
+        SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p')
+          AND has_table_privilege(:role, c.oid, 'SELECT') AND c.relname <> ALL(:allowed)
+        ORDER BY 1"""), {"role": role, "allowed": list(ANALYST_CATALOGS)}).scalars().all()
+    try:
+        with conn.begin_nested():
+            for f in functions:
+                # f is PostgreSQL's own rendering of a regprocedure: a quoted signature.
+                conn.execute(sa.text(f"REVOKE EXECUTE ON FUNCTION {f} FROM PUBLIC"))
+                run(f"GRANT EXECUTE ON FUNCTION {f} TO %I", me)
+            for table in tables:
+                run("REVOKE SELECT ON pg_catalog.%I FROM PUBLIC", table)
+                run("GRANT SELECT ON pg_catalog.%I TO %I", table, me)
+            for table in ANALYST_CATALOGS:
+                run("GRANT SELECT ON pg_catalog.%I TO %I", table, role)
+        return True
+    except sa.exc.ProgrammingError as ex:
+        log.warning("The analysts' role %s can still read PostgreSQL's catalogs and call sleep, lock and signal "
+                    "functions (only the parser stops them): %s. Run `python -m data migrate` once as a superuser "
+                    "to close them.", role, str(ex.orig).strip())
+        return False

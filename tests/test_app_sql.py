@@ -98,70 +98,14 @@ def test_hostile_sql_is_refused_with_a_reason(monkeypatch, database_url, engine)
     assert outcomes == ["rejected", "rejected", "failed"]
 
 
-def test_save_share_and_reopen(monkeypatch, database_url, engine):
+def test_deeply_nested_and_oversized_sql_get_a_message_not_a_traceback(monkeypatch, database_url, engine):
     _cleanup(engine)
     at = open_page(monkeypatch, database_url, "analyst", "sql")
-    _run(at, "SELECT count(*) AS n FROM mart.vendors")
-    at.text_input(key="sql_save_name").set_value("Vendor count")
-    at.text_input(key="sql_save_tags").set_value("vendors, counts")
-    at.checkbox(key="sql_save_shared").check()
-    at.button(key="FormSubmitter:sql_save-Save").click().run()
-    assert not at.exception, at.exception
-    assert "Saved “Vendor count”." in texts(at)
-    # Saving the same name again is refused, naming the field.
-    at2 = open_page(monkeypatch, database_url, "analyst", "sql")
-    _run(at2, "SELECT 1 AS one")
-    at2.text_input(key="sql_save_name").set_value("Vendor count")
-    at2.button(key="FormSubmitter:sql_save-Save").click().run()
-    assert "Not saved: name: you already have a query called 'Vendor count'." in texts(at2)
-    # The admin sees the shared query and opens it in the editor.
-    admin = open_page(monkeypatch, database_url, "admin", "sql")
-    saved = table_with(admin, "Runs")
-    assert saved["Name"].tolist() == ["Vendor count"] and saved["Tags"].tolist() == ["counts, vendors"]
-    admin.button(key="sql_open").click().run()
-    assert admin.text_area(key="sql_text").value == "SELECT count(*) AS n FROM mart.vendors"
-    admin.button(key="sql_run").click().run()
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT run_count FROM app.saved_queries")).scalar() == 1
-        assert conn.execute(sa.text("SELECT count(*) FROM app.saved_query_versions")).scalar() == 1
-    # Edited in the editor, it is no longer the saved query: its runs are not counted for it.
-    _run(admin, "SELECT count(*) AS n FROM mart.vendors WHERE status = 'active'")
-    assert "edited: save it to keep the changes" in texts(admin)
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT run_count FROM app.saved_queries")).scalar() == 1
-    _cleanup(engine)
-
-
-def test_schema_browser_lists_mart_tables(monkeypatch, database_url):
-    at = open_page(monkeypatch, database_url, "analyst", "sql")
-    labels = [e.label for e in at.expander]
-    assert any(label.startswith("orders · ") for label in labels)
-    assert not any(label.startswith(("users", "sessions", "audit_log")) for label in labels)
-    glossary = table_with(at, "Definition")
-    assert "GMV" in glossary["Metric"].tolist() and glossary["Definition"].str.contains("cancelled").any()
-
-
-def test_pin_a_saved_query_chart_to_a_dashboard(monkeypatch, database_url, engine):
-    from analytics import dashboards as D
-    from data import saved_queries as SQ
-    _cleanup(engine)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM app.dashboards"))
-        D.create_dashboard(conn, "analyst", "Board")
-        SQ.save_query(conn, "analyst", "By status", "SELECT status, count(*) AS n FROM mart.orders GROUP BY 1")
-    at = open_page(monkeypatch, database_url, "analyst", "sql")
-    at.button(key="sql_open").click().run()
-    at.button(key="sql_run").click().run()
-    at.selectbox(key="sql_chart").set_value("bar").run()
-    at.selectbox(key="sql_x").set_value("status").run()
-    at.button(key="FormSubmitter:sql_pin-Pin").click().run()
-    assert not at.exception, at.exception
-    assert "Pinned to “Board”." in texts(at)
-    with engine.connect() as conn:
-        w = conn.execute(sa.text("SELECT kind, chart FROM app.dashboard_widgets")).one()
-    assert w.kind == "query" and w.chart == {"type": "bar", "x": "status", "y": "n", "colour": None}
-    board = open_page(monkeypatch, database_url, "analyst", "dashboards")
-    assert len(board.get("plotly_chart")) == 1
-    with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM app.dashboards"))
-    _cleanup(engine)
+    _run(at, "SELECT " + "(" * 1000 + "1" + ")" * 1000)
+    assert "Not run: the query nests too deeply to be read here" in texts(at)
+    at.button(key="sql_format").click().run()
+    assert not at.exception and "Not formatted: the query nests too deeply to be read here" in texts(at)
+    at.text_area(key="sql_text").set_value("SELECT 1 -- " + "x" * 100_000).run()
+    assert not at.exception
+    assert "characters long; at most 100,000 can run here" in texts(at)
+    assert at.button(key="sql_run").disabled

@@ -3,10 +3,14 @@ contained by PostgreSQL with the parser switched off; legitimate queries and hos
 values pass as they should; the data is unchanged afterwards."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
-from analytics.query import QueryFailed, QueryRejected, check_sql, open_query, run_query
+from analytics.query import (QueryFailed, QueryRejected, check_sql, find_parameters, format_sql, open_query,
+                             run_query)
 from data.settings import load_settings
 
 
@@ -28,6 +32,9 @@ def _fingerprint(engine) -> dict:
             out[t] = tuple(conn.exec_driver_sql(q).one())
     return out
 
+
+# A legal query that runs for many seconds (the analysts' role may not sleep).
+SLOW_FROM = "generate_series(1, 300000000)"
 
 # (query, what the parser says, what PostgreSQL does with the parser off: "refused" raises
 # QueryFailed; "contained" runs without changing anything, within the limits)
@@ -61,7 +68,7 @@ HOSTILE = [
     ("SELECT * FROM pg_authid", "there is no table pg_authid in schema mart", "refused"),
     ("SELECT rolname, rolpassword FROM pg_catalog.pg_authid", "table pg_catalog.pg_authid is not readable", "refused"),
     ("SELECT pg_sleep(30)", "function pg_sleep is not allowed", "refused"),
-    ("SELECT pg_advisory_lock(42)", "function pg_advisory_lock is not allowed", "contained"),
+    ("SELECT pg_advisory_lock(42)", "function pg_advisory_lock is not allowed", "refused"),
     ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename <> current_user",
      "function pg_terminate_backend is not allowed", "refused"),
     ("SELECT * INTO mart.stolen FROM mart.orders", "SELECT INTO is not allowed", "refused"),
@@ -92,8 +99,9 @@ def test_hostile_input_is_rejected_and_contained(engine, analyst, sql, parser, d
         assert len(result.frame) <= 1000
     assert _fingerprint(engine) == before
     # Nothing a query did lingers on the pooled connection (one connection, reused).
-    with analyst.connect() as conn:
+    with engine.connect() as conn:   # the analysts' role may not read pg_locks
         assert conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 0
+    with analyst.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM pg_prepared_statements WHERE from_sql")).scalar() == 0
         assert conn.execute(sa.text("SELECT count(*) FROM pg_listening_channels()")).scalar() == 0
         assert conn.execute(sa.text("SELECT current_setting('statement_timeout')")).scalar() == "30s"
@@ -286,6 +294,24 @@ BARE = [
     ("CREATE EXTENSION dblink", "permission denied to create extension"),
     ("SELECT pg_reload_conf()", "permission denied for function pg_reload_conf"),
     ("CHECKPOINT", "permission denied to execute CHECKPOINT"),
+    # What the parser's deny-list could be walked around with: the role refuses it (issue 20).
+    ("SELECT pg_sleep(1)", "permission denied for function pg_sleep"),
+    ("SELECT pg_advisory_lock(hashtext('refresh_rollups'))", "permission denied for function pg_advisory_lock"),
+    ("SELECT pg_try_advisory_xact_lock(1)", "permission denied for function pg_try_advisory_xact_lock"),
+    ("SELECT pg_cancel_backend(pg_backend_pid())", "permission denied for function pg_cancel_backend"),
+    ("SELECT pg_terminate_backend(pg_backend_pid())", "permission denied for function pg_terminate_backend"),
+    ("SELECT query_to_xml('SELECT 1', true, true, '')", "permission denied for function query_to_xml"),
+    ("SELECT * FROM ts_stat('SELECT to_tsvector(''x'')')", "permission denied for function ts_stat"),
+    ("SELECT datname FROM pg_database", "permission denied for table pg_database"),
+    ('SELECT datname FROM U&"pg_d\\0061tabase"', "permission denied for table pg_database"),
+    ("WITH pg_proc AS (SELECT 1) SELECT prosrc FROM pg_catalog.pg_proc", "permission denied for table pg_proc"),
+    ("SELECT relname FROM pg_class WHERE relnamespace = 'app'::regnamespace", "permission denied for table pg_class"),
+    ("SELECT tgname FROM pg_trigger", "permission denied for table pg_trigger"),
+    ("SELECT query FROM pg_stat_activity", "permission denied for view pg_stat_activity"),
+    ("SELECT pg_stat_get_backend_activity(1)", "permission denied for function pg_stat_get_backend_activity"),
+    ("SELECT pg_get_functiondef('app.track_orders'::regproc)", "permission denied for schema app"),
+    ("SELECT pg_get_triggerdef(1)", "permission denied for function pg_get_triggerdef"),
+    ("SELECT pg_get_viewdef('pg_catalog.pg_stat_activity'::regclass)", "permission denied for function pg_get_viewdef"),
     ("SET temp_file_limit = -1", "permission denied to set parameter"),
 ]
 
@@ -318,7 +344,7 @@ def test_the_role_changing_its_own_defaults_changes_nothing_the_runner_enforces(
                       "current_setting('transaction_read_only') AS ro", engine=fresh, check=False, timeout_ms=1500)
         assert r.frame.iloc[0].tolist() == ["32MB", "1500ms", "on"]
         with pytest.raises(QueryFailed, match="ran longer than 1.5 s"):
-            run_query("SELECT pg_sleep(5)", engine=fresh, check=False, timeout_ms=1500)
+            run_query(f"SELECT count(*) FROM {SLOW_FROM}", engine=fresh, check=False, timeout_ms=1500)
     finally:
         with engine.begin() as conn:
             ensure_analyst_role(conn, load_settings())
@@ -342,3 +368,75 @@ def test_format_sql_lays_out_the_query_and_keeps_parameters_and_results(analyst)
         format_sql("SELECT 1 [[ WHERE x = {{x}} ]]")
     with pytest.raises(QueryRejected, match="the query could not be read at line 1"):
         format_sql("SELECT FROM WHERE (")
+
+
+# --- hardening (issue 20) ---------------------------------------------------------------------------
+
+def test_text_over_the_size_cap_is_refused_before_it_is_read(empty_engine):
+    from data.saved_queries import MAX_SQL_CHARS, SavedQueryError, save_query
+    huge = "SELECT 1 AS n -- " + "x" * MAX_SQL_CHARS
+    for read in (check_sql, find_parameters):
+        with pytest.raises(QueryRejected, match=f"{len(huge):,} characters long; at most 100,000"):
+            read(huge)
+    with pytest.raises(QueryRejected, match="characters long"):
+        format_sql(huge)
+    with empty_engine.begin() as conn, pytest.raises(SavedQueryError, match="sql: at most 100,000 characters"):
+        save_query(conn, "ann", "Huge", huge)
+
+
+def test_deep_nesting_is_refused_with_a_message_not_a_crash(analyst):
+    nested = "SELECT " + "(" * 1000 + "1" + ")" * 1000 + " AS n"
+    for read in (check_sql, format_sql):
+        with pytest.raises(QueryRejected, match="nests too deeply to be"):
+            read(nested)
+    with pytest.raises(QueryRejected, match="flatten it"):
+        run_query(nested, engine=analyst)
+    assert run_query("SELECT " + "(" * 30 + "1" + ")" * 30 + " AS n", engine=analyst).frame["n"].tolist() == [1]
+
+
+def test_a_long_or_chain_is_read_in_linear_time():
+    """AND and OR are functions to sqlglot: writing each one's SQL to learn its name wrote the whole
+    chain below it, and 4,000 ORs took 330 s. The bound is 60 times what it takes now."""
+    sql = "SELECT * FROM orders WHERE " + " OR ".join(f"order_id = {i}" for i in range(4000))
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (check_sql(sql), done.set()), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done.is_set()
+
+
+def test_one_analysts_slow_queries_neither_fill_the_pool_nor_delay_another(analyst):
+    slow = f"SELECT count(*) AS n FROM {SLOW_FROM}"
+    outcomes: list[str] = []
+
+    def ann():
+        try:
+            run_query(slow, engine=analyst, user="ann", timeout_ms=6000)
+            outcomes.append("ran")
+        except QueryRejected as ex:
+            outcomes.append(str(ex))
+        except QueryFailed:
+            outcomes.append("stopped")
+    threads = [threading.Thread(target=ann) for _ in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    assert run_query("SELECT 1 AS n", engine=analyst, user="bob").frame["n"].tolist() == [1]
+    assert sum(t.is_alive() for t in threads) == 2   # bob did not wait for ann's queries
+    rejected = [o for o in outcomes if "queries running already" in o]
+    assert len(rejected) == 3, outcomes
+    for t in threads:
+        t.join()
+
+
+def test_one_analyst_cannot_cancel_anothers_query(analyst):
+    """All analysts share one role; PostgreSQL lets a role's sessions signal each other unless the
+    functions are revoked."""
+    with analyst.connect() as victim, analyst.connect() as other:
+        pid = victim.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied for function pg_cancel_backend"):
+            other.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": pid})
+        other.rollback()
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied for function pg_terminate_backend"):
+            other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        assert victim.execute(sa.text("SELECT 1")).scalar() == 1
