@@ -223,8 +223,8 @@ def render_password_change(engine, user: auth.User, sid: str | None) -> None:
     with st.form("account_password", clear_on_submit=True):
         current = st.text_input("Current password", type="password", key="account_current")
         new = st.text_input("New password", type="password", key="account_new",
-                            help=f"At least {auth.MIN_PASSWORD_CHARS} characters with three of lower-case, "
-                                 "upper-case, digits and symbols — or a passphrase of 16+ characters.")
+                            help=f"At least {auth.MIN_PASSWORD_CHARS} characters and hard to guess: a few "
+                                 "unrelated words or a long random string, not a word with a year and a symbol.")
         again = st.text_input("New password again", type="password", key="account_again")
         if st.form_submit_button("Change password", type="primary"):
             if new != again:

@@ -29,16 +29,10 @@ def _text(value) -> str | None:
 
 
 def client_addr() -> str:
-    """Returns the client's address ("local" when unknown, e.g. on localhost).
-
-    Behind a reverse proxy every connection comes from the proxy; with TRUST_FORWARDED_FOR the
-    first X-Forwarded-For entry (set by that proxy) is used instead.
-    """
-    if load_settings().trust_forwarded_for:
-        forwarded = _text(st.context.headers.get("X-Forwarded-For"))
-        if forwarded and forwarded.split(",")[0].strip():
-            return forwarded.split(",")[0].strip()[:100]
-    return _text(st.context.ip_address) or "local"
+    """Returns the client's address ("local" for loopback and when unknown): see
+    data.auth.client_address for TRUSTED_PROXIES and X-Forwarded-For."""
+    return auth.client_address(_text(st.context.ip_address), _text(st.context.headers.get("X-Forwarded-For")),
+                               load_settings().trusted_proxies)
 
 
 def _user_agent() -> str:

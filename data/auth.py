@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import jwt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from zxcvbn import zxcvbn
 
 from data.audit import record
 from data.settings import MIN_COOKIE_KEY_CHARS, SECRETS_FILE, Settings, SettingsError
@@ -26,15 +28,38 @@ from data.settings import MIN_COOKIE_KEY_CHARS, SECRETS_FILE, Settings, Settings
 ROLES = ("viewer", "analyst", "admin")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 MIN_PASSWORD_CHARS = 10
-# A handful of the most used passwords that pass the length rule; the character-class rule
-# already refuses most of the rest.
-COMMON_PASSWORDS = frozenset({
-    "password123", "password1!", "qwertyuiop", "1234567890", "iloveyou12", "welcome123",
-    "admin12345", "letmein123", "changeme123", "passw0rd123", "p@ssw0rd123", "qwerty12345",
-    "marketplace", "marketplace1",
-})
+# zxcvbn's score (0–4) a new password needs: 3 is "safely unguessable" (about 10^8 guesses),
+# which common words with a year and a symbol ("Summer2024!") or repeats do not reach.
+MIN_PASSWORD_SCORE = 3
+# Words that make a password easy to guess here, besides the username.
+SITE_WORDS = ("marketplace", "market", "bi", "analytics", "vendor")
 BCRYPT_ROUNDS = 12
 UNKNOWN_ADDRESSES = frozenset({"", "local"})
+LOCAL = "local"   # loopback: never locked, or anyone on the host could lock everybody out
+
+
+def client_address(peer: str | None, forwarded_for: str | None = None, trusted_proxies: int = 0) -> str:
+    """Returns the client's address for lockout and the audit log.
+
+    Without proxies it is the peer's. Each of trusted_proxies N reverse proxies appends the address
+    it was reached from to X-Forwarded-For, so the N-th entry from the right is what the outermost
+    one saw; entries further left are whatever the client wrote. Fewer entries than N (a request
+    that bypassed the proxies) leave the peer's. Loopback, also IPv4-mapped (`::ffff:127.0.0.1`,
+    how IPv4 arrives on an IPv6 socket), and an unknown peer are LOCAL; an IPv4-mapped address is
+    written as IPv4."""
+    address = peer
+    if trusted_proxies > 0 and forwarded_for:
+        hops = [h.strip() for h in forwarded_for.split(",")]
+        if len(hops) >= trusted_proxies:
+            address = hops[-trusted_proxies]
+    address = (address or "").strip()[:100]
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address or LOCAL
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return LOCAL if ip.is_loopback else str(ip)
 
 
 class AuthError(ValueError):
@@ -119,14 +144,13 @@ def password_problems(password: str, username: str = "") -> list[str]:
         problems.append("It must be at most 72 bytes long (bcrypt ignores the rest).")
     if password != password.strip():
         problems.append("It must not start or end with a space.")
-    classes = sum(bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]"))
-    if len(password) < 16 and classes < 3:
-        problems.append("Use at least three of: lower-case, upper-case, digits, symbols "
-                        "(or a passphrase of 16 characters or more).")
     if username and username.lower() in password.lower():
         problems.append("It must not contain the username.")
-    if password.lower() in COMMON_PASSWORDS:
-        problems.append("It is a commonly used password.")
+    if not problems:
+        strength = zxcvbn(password, user_inputs=[username, *SITE_WORDS])
+        if strength["score"] < MIN_PASSWORD_SCORE:
+            advice = [strength["feedback"]["warning"], *strength["feedback"]["suggestions"]]
+            problems.append(" ".join(["It is too easy to guess.", *(a for a in advice if a)]))
     return problems
 
 
@@ -469,10 +493,17 @@ def decode_cookie(token: str, key: str, *, now: datetime | None = None) -> str |
     return claims["sid"]
 
 
+# A cookie key containing one of these was copied from an example (.env.example's among them), and
+# one of fewer different characters was typed by hand, not generated.
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace", "example", "placeholder", "your-", "secret-key")
+MIN_COOKIE_KEY_DISTINCT = 10
+
+
 def resolve_cookie_key(s: Settings) -> str:
     """Returns the cookie signing key; in demo mode a missing one is generated into DATA_DIR.
 
-    Raises SettingsError outside demo mode when the key is missing, and always when it is short.
+    Raises SettingsError outside demo mode when the key is missing, and always when it is short or
+    looks like a placeholder.
     """
     how = (f"Set AUTH_COOKIE_KEY to {MIN_COOKIE_KEY_CHARS} or more random characters, in the environment or "
            f"as AUTH_COOKIE_KEY = \"…\" in {SECRETS_FILE.relative_to(SECRETS_FILE.parent.parent)}; e.g. "
@@ -481,6 +512,12 @@ def resolve_cookie_key(s: Settings) -> str:
         if len(s.cookie_key) < MIN_COOKIE_KEY_CHARS:
             raise SettingsError(f"AUTH_COOKIE_KEY is {len(s.cookie_key)} characters; it must be at least "
                                 f"{MIN_COOKIE_KEY_CHARS}. {how}")
+        placeholder = next((w for w in PLACEHOLDER_WORDS if w in s.cookie_key.lower()), None)
+        if placeholder or len(set(s.cookie_key)) < MIN_COOKIE_KEY_DISTINCT:
+            why = f"it contains {placeholder!r}" if placeholder else \
+                f"it has only {len(set(s.cookie_key))} different characters"
+            raise SettingsError(f"AUTH_COOKIE_KEY looks like a placeholder ({why}): whoever knows it can sign in as "
+                                f"anyone. {how}")
         return s.cookie_key
     if not s.demo_mode:
         raise SettingsError(f"AUTH_COOKIE_KEY is not set, and the app refuses to sign logins without it. {how}")

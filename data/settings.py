@@ -48,7 +48,8 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("JOB_LEASE_SECONDS", "120", "How long a running export or scheduled run is held without news before another scheduler takes it over."),
     ("WEBHOOK_TIMEOUT_SECONDS", "10", "Time limit of one webhook call."),
     ("LOG_FORMAT", "text", "`json`: the scheduler writes one JSON object per log line (time, level, logger, worker, message)."),
-    ("TRUST_FORWARDED_FOR", "false", "`true` behind a reverse proxy you run: the client address (for lockout and the audit log) is the first X-Forwarded-For entry."),
+    ("TRUSTED_PROXIES", "0", "How many reverse proxies you run in front of the app (0: none). With N, the client address (for lockout and the audit log) is the N-th X-Forwarded-For entry from the right: the address the outermost proxy saw, which a client cannot choose. Reach the app only through them."),
+    ("TRUST_FORWARDED_FOR", "false", "Older name: `true` is TRUSTED_PROXIES=1 when TRUSTED_PROXIES is 0."),
 ]
 
 SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -64,15 +65,19 @@ def _env(name: str) -> str:
     return os.environ.get(name, default).strip()
 
 
-def _positive_int(name: str) -> int:
+def _whole(name: str, least: int = 0) -> int:
     raw = _env(name)
     try:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    if value < least:
+        raise SettingsError(f"{name}={raw!r} must be {'greater than zero' if least == 1 else f'at least {least}'}")
     return value
+
+
+def _positive_int(name: str) -> int:
+    return _whole(name, 1)
 
 
 def _clock(name: str) -> str:
@@ -102,7 +107,7 @@ class Settings:
     login_max_failures_per_address: int = 20
     login_window_minutes: int = 15
     login_lock_minutes: int = 15
-    trust_forwarded_for: bool = False
+    trusted_proxies: int = 0
     customer_scores_at: str = "02:30"
     forecasts_at: str = "03:00"
     forecast_top: int = 5
@@ -168,7 +173,7 @@ def load_settings() -> Settings:
         login_max_failures_per_address=_positive_int("LOGIN_MAX_FAILURES_PER_ADDRESS"),
         login_window_minutes=_positive_int("LOGIN_WINDOW_MINUTES"),
         login_lock_minutes=_positive_int("LOGIN_LOCK_MINUTES"),
-        trust_forwarded_for=_bool("TRUST_FORWARDED_FOR"),
+        trusted_proxies=_whole("TRUSTED_PROXIES") or int(_bool("TRUST_FORWARDED_FOR")),
         customer_scores_at=_clock("CUSTOMER_SCORES_AT"),
         forecasts_at=_clock("FORECASTS_AT"),
         forecast_top=_positive_int("FORECAST_TOP"),

@@ -19,7 +19,7 @@ from data.auth import create_user
 from data.rollups import refresh_rollups
 from data.saved_queries import save_query
 from reports import alerts, delivery
-from tests.conftest import ROOT, SEED_END, use_database
+from tests.conftest import ROOT, SEED_END, TEST_COOKIE_KEY, use_database
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -454,7 +454,7 @@ def test_two_scheduler_processes_send_one_notification_per_transition(market, sm
             _rule(conn, name=f"Rule {i}", recipients=f"r{i}@example.com",
                   window=["last_hour", "last_24h", "today"][i % 3], fan_out="vendor_id" if i % 5 == 0 else "")
         conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = now() - interval '1 minute'"))
-    env = {**os.environ, "DATABASE_URL": market["url"], "APP_TIMEZONE": "UTC", "AUTH_COOKIE_KEY": "x" * 40,
+    env = {**os.environ, "DATABASE_URL": market["url"], "APP_TIMEZONE": "UTC", "AUTH_COOKIE_KEY": TEST_COOKIE_KEY,
            **smtp.env()}
     procs = [subprocess.Popen([sys.executable, "-m", "reports.scheduler", "--once"], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]

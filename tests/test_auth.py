@@ -53,6 +53,10 @@ def test_lockout_until(failures, now, locked_until):
     ("Tulip-garden-9", "ann", True),
     ("password123", "ann", False),                    # common, two classes
     ("Å" * 40, "ann", False),                         # 80 bytes: over bcrypt's 72
+    ("aaaaaaaaaaaaaaaa", "ann", False),               # a repeat (issue 20: these three were accepted)
+    ("Password12", "ann", False),                     # common
+    ("Summer2024!", "ann", False),                    # a season, a year, a symbol
+    ("Marketplace-2026", "ann", False),               # the site's name and a year
 ])
 def test_password_rules(password, username, ok):
     assert (auth.password_problems(password, username) == []) == ok, auth.password_problems(password, username)
@@ -144,6 +148,38 @@ def test_unknown_address_is_never_locked(db):
     for i in range(12):
         _login(db, f"guess{i}", "Wrong-password-1", addr="local")
     assert _login(db, "ann", addr="local").username == "ann"
+
+
+@pytest.mark.parametrize("peer,forwarded,proxies,address", [
+    ("::ffff:127.0.0.1", None, 0, "local"),            # IPv4 loopback on an IPv6 socket (issue 20)
+    ("127.0.0.1", None, 0, "local"),
+    ("::1", None, 0, "local"),
+    (None, None, 0, "local"),
+    ("::ffff:10.1.2.3", None, 0, "10.1.2.3"),
+    ("203.0.113.5", "1.2.3.4", 0, "203.0.113.5"),        # no proxies: the header is the client's own text
+    ("::ffff:127.0.0.1", "6.6.6.6, 198.51.100.7", 1, "198.51.100.7"),   # the client chose 6.6.6.6
+    ("10.0.0.2", "6.6.6.6, 198.51.100.7, 10.0.0.9", 2, "198.51.100.7"),
+    ("10.0.0.2", "198.51.100.7", 2, "10.0.0.2"),         # fewer hops than proxies: it bypassed them
+    ("10.0.0.2", "::ffff:127.0.0.1", 1, "local"),
+])
+def test_the_client_address_is_what_the_outermost_trusted_proxy_saw(peer, forwarded, proxies, address):
+    assert auth.client_address(peer, forwarded, proxies) == address
+
+
+def test_failures_from_ipv4_mapped_loopback_lock_nobody_out(db):
+    addr = auth.client_address("::ffff:127.0.0.1")
+    for i in range(12):
+        _login(db, f"guess{i}", "Wrong-password-1", addr=addr)
+    assert _login(db, "ann", addr=addr).username == "ann"
+
+
+def test_trusted_proxies_setting(monkeypatch):
+    assert _settings(monkeypatch, TRUSTED_PROXIES="2").trusted_proxies == 2
+    assert _settings(monkeypatch, TRUSTED_PROXIES="0", TRUST_FORWARDED_FOR="true").trusted_proxies == 1   # older name
+    with pytest.raises(SettingsError, match="TRUSTED_PROXIES='-1' must be at least 0"):
+        _settings(monkeypatch, TRUSTED_PROXIES="-1")
+    with pytest.raises(SettingsError, match="TRUSTED_PROXIES='one' is not a whole number"):
+        _settings(monkeypatch, TRUSTED_PROXIES="one")
 
 
 def test_wrong_current_password_in_my_account_counts_as_a_failed_login(db):
@@ -255,7 +291,7 @@ def test_credentials_for_the_authenticator_come_from_the_database(db):
     assert creds["usernames"]["ann"]["password"].startswith("$2b$")
 
 
-KEY = "k" * 40
+KEY = "kq3-Zr8pW1vN7yT5mB0cX2aL9fH4jD6g"
 
 
 @pytest.mark.parametrize("make,ok", [
@@ -285,6 +321,13 @@ def test_cookie_key_required_outside_demo_mode(monkeypatch, tmp_path):
         auth.resolve_cookie_key(_settings(monkeypatch, DATABASE_URL="postgresql://x/y"))
     with pytest.raises(SettingsError, match="AUTH_COOKIE_KEY is 5 characters; it must be at least 32"):
         auth.resolve_cookie_key(_settings(monkeypatch, AUTH_COOKIE_KEY="short"))
+    # .env.example's placeholder, and a key typed by hand (issue 20: both were accepted).
+    example = next(line.split("=", 1)[1] for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line.startswith("AUTH_COOKIE_KEY="))
+    with pytest.raises(SettingsError, match="looks like a placeholder \\(it contains 'change-me'\\)"):
+        auth.resolve_cookie_key(_settings(monkeypatch, AUTH_COOKIE_KEY=example))
+    with pytest.raises(SettingsError, match="looks like a placeholder \\(it has only 1 different characters\\)"):
+        auth.resolve_cookie_key(_settings(monkeypatch, AUTH_COOKIE_KEY="x" * 40))
     (tmp_path / "secrets.toml").write_text(f'AUTH_COOKIE_KEY = "{KEY}"\n')
     assert auth.resolve_cookie_key(_settings(monkeypatch, DATABASE_URL="postgresql://x/y")) == KEY
     (tmp_path / "secrets.toml").write_text("AUTH_COOKIE_KEY = \n")

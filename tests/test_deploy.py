@@ -118,3 +118,11 @@ def test_migrate_and_the_sql_pages_role_work_on_a_server_that_checks_passwords(t
     assert said.endswith("An admin sets ANALYST_DB_PASSWORD for the app and runs `python -m data migrate`, "
                          "which gives the role that password")
     admin.dispose()
+
+
+def test_the_app_listens_on_loopback_unless_a_container_says_otherwise():
+    import tomllib
+    assert tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["address"] == "127.0.0.1"
+    assert "--server.address 0.0.0.0" in (ROOT / "Dockerfile").read_text()
+    command = SERVICES["app"]["command"]
+    assert command[command.index("--server.address") + 1] == "0.0.0.0"

@@ -24,7 +24,7 @@ from data.saved_queries import save_query
 from reports import delivery, exports, schedules
 from reports.periods import resolve
 from reports.templates import TEMPLATES, ReportError, build, render
-from tests.conftest import ROOT, use_database
+from tests.conftest import ROOT, TEST_COOKIE_KEY, use_database
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=timezone.utc)   # the morning after the seeded data ends
 
@@ -395,7 +395,7 @@ def test_a_requested_export_is_made_listed_served_and_expires(world):
 
 def _env(world, smtp, **extra) -> dict:
     return {**os.environ, "DATABASE_URL": world["url"], "APP_TIMEZONE": "UTC", "EXPORT_DIR": str(world["exports"]),
-            "AUTH_COOKIE_KEY": "x" * 40, **smtp.env(), **extra}
+            "AUTH_COOKIE_KEY": TEST_COOKIE_KEY, **smtp.env(), **extra}
 
 
 def test_two_schedulers_over_many_due_slots_run_each_once_and_mail_each_once(world, smtp):
