@@ -498,9 +498,29 @@ def resolve_table(table: str, source: str | None = None) -> TableSpec:
     raise ImportValidationError(source or table, [Problem(None, None, f"{table!r}{why} load one of: {allowed}")])
 
 
+# The longest physical line read: csv's own limit (128 KiB a field) applies only after a whole
+# line is in memory, and a 2 GB line without a line break took 4.3 GB.
+MAX_LINE_BYTES = 2**20
+
+
+def _lines(fh: BinaryIO, problems: _Problems) -> Iterator[bytes]:
+    """Yields the file's physical lines, none longer than MAX_LINE_BYTES: a longer one is recorded
+    as a problem, skipped without being held, and stands as an empty line."""
+    n = 0
+    while raw := fh.readline(MAX_LINE_BYTES + 1):
+        n += 1
+        if len(raw) > MAX_LINE_BYTES:
+            problems.add(n, None, f"is longer than {MAX_LINE_BYTES // 2**20} MiB; no row of a table is that long: "
+                                  "is it the right file, and are its quotes balanced?")
+            while raw and not raw.endswith(b"\n"):
+                raw = fh.readline(MAX_LINE_BYTES)
+            raw = b"\n"
+        yield raw
+
+
 def _decoded_lines(fh: BinaryIO, problems: _Problems) -> Iterator[str]:
     """Yields the file's physical lines as text; records each line that is not UTF-8."""
-    for n, raw in enumerate(fh, start=1):
+    for n, raw in enumerate(_lines(fh, problems), start=1):
         try:
             yield raw.decode("utf-8-sig" if n == 1 else "utf-8")
         except UnicodeDecodeError as ex:

@@ -44,9 +44,12 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("DELIVERY_MAX_ATTEMPTS", "8", "Attempts at one email or webhook (backing off exponentially) before it is marked failed."),
     ("SCHEDULER_TICK_SECONDS", "5", "How often the scheduler looks for due schedules, queued exports and deliveries."),
     ("EXPORT_WORKERS", "2", "Exports one scheduler makes at once, each on a thread of its own beside the heartbeat, alerts and deliveries."),
+    ("MAX_RECIPIENTS", "50", "Most email addresses one scheduled report (all its fan-out values together) or one alert rule may send to."),
+    ("MIN_SCHEDULE_MINUTES", "15", "Shortest time between two runs of a scheduled report (cron cadences) and between two reminders of a firing alert."),
     ("DELIVERY_BACKOFF_SECONDS", "30", "Wait before the second attempt at a failed delivery; it doubles with each attempt, up to an hour."),
     ("JOB_LEASE_SECONDS", "120", "How long a running export or scheduled run is held without news before another scheduler takes it over."),
     ("WEBHOOK_TIMEOUT_SECONDS", "10", "Time limit of one webhook call."),
+    ("WEBHOOK_ALLOWED_NETWORKS", "", "Private networks webhooks may call, comma-separated (such as 10.20.0.0/16 for an intranet chat server). Empty: public internet addresses only; loopback, private and link-local targets are refused after DNS resolution."),
     ("LOG_FORMAT", "text", "`json`: the scheduler writes one JSON object per log line (time, level, logger, worker, message)."),
     ("TRUSTED_PROXIES", "0", "How many reverse proxies you run in front of the app (0: none). With N, the client address (for lockout and the audit log) is the N-th X-Forwarded-For entry from the right: the address the outermost proxy saw, which a client cannot choose. Reach the app only through them."),
     ("TRUST_FORWARDED_FOR", "false", "Older name: `true` is TRUSTED_PROXIES=1 when TRUSTED_PROXIES is 0."),
@@ -74,6 +77,20 @@ def _whole(name: str, least: int = 0) -> int:
     if value < least:
         raise SettingsError(f"{name}={raw!r} must be {'greater than zero' if least == 1 else f'at least {least}'}")
     return value
+
+
+def _networks(name: str) -> tuple:
+    """A comma-separated list of networks (10.0.0.0/8, 192.168.1.20, fd00::/8) as ip_network values."""
+    import ipaddress
+
+    out = []
+    for part in filter(None, (p.strip() for p in _env(name).split(","))):
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name}: {part!r} is not a network; write addresses or CIDR blocks such as "
+                                "10.20.0.0/16, separated by commas") from None
+    return tuple(out)
 
 
 def _positive_int(name: str) -> int:
@@ -125,8 +142,11 @@ class Settings:
     delivery_backoff_seconds: int = 30
     work_seconds: int = 5
     export_workers: int = 2
+    max_recipients: int = 50
+    min_schedule_minutes: int = 15
     job_lease_seconds: int = 120
     webhook_timeout_seconds: int = 10
+    webhook_allowed_networks: tuple = ()
     extra: dict = field(default_factory=dict)
 
     @property
@@ -191,8 +211,11 @@ def load_settings() -> Settings:
         delivery_backoff_seconds=_positive_int("DELIVERY_BACKOFF_SECONDS"),
         work_seconds=_positive_int("SCHEDULER_TICK_SECONDS"),
         export_workers=_positive_int("EXPORT_WORKERS"),
+        max_recipients=_positive_int("MAX_RECIPIENTS"),
+        min_schedule_minutes=_positive_int("MIN_SCHEDULE_MINUTES"),
         job_lease_seconds=_positive_int("JOB_LEASE_SECONDS"),
         webhook_timeout_seconds=_positive_int("WEBHOOK_TIMEOUT_SECONDS"),
+        webhook_allowed_networks=_networks("WEBHOOK_ALLOWED_NETWORKS"),
     )
 
 

@@ -32,7 +32,7 @@ from data.audit import record
 from data.db import frame
 from data.settings import Settings, load_settings
 from reports.delivery import ENQUEUE_SQL, deliver_now, enqueue_many, outbox_row
-from reports.schedules import ScheduleError, check_webhook, parse_recipients
+from reports.schedules import ScheduleError, check_recipients, check_webhook, parse_recipients
 
 log = logging.getLogger("reports.alerts")
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -94,6 +94,7 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
                recipients="", webhook_url: str = "", repeat_minutes=None, notify_on_resolve: bool = True,
                muted_until: datetime | None = None) -> dict:
     """Returns the rule's fields cleaned; raises AlertError naming the field."""
+    s = load_settings()
     name = (name or "").strip()
     if not name:
         raise AlertError("name: give the rule a name")
@@ -140,8 +141,12 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
         repeat_minutes = None
     fields["repeat_minutes"] = None if repeat_minutes in (None, "", 0) else \
         _whole("repeat", repeat_minutes, 1, 43200, "the minutes between reminders while firing, or nothing")
+    if fields["repeat_minutes"] is not None and fields["repeat_minutes"] < s.min_schedule_minutes:
+        raise AlertError(f"repeat: at most every {s.min_schedule_minutes} minutes (MIN_SCHEDULE_MINUTES, set by an "
+                         "admin), or no reminders")
     try:
         fields["recipients"] = parse_recipients(recipients)
+        check_recipients(len(fields["recipients"]))
         fields["webhook_url"] = check_webhook(webhook_url)
     except ScheduleError as ex:
         raise AlertError(str(ex)) from None

@@ -13,13 +13,15 @@ on both, so that receivers can drop the repeat.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import ipaddress
 import json
 import logging
 import mimetypes
 import smtplib
+import socket
 import ssl
-import urllib.error
-import urllib.request
+import urllib.parse
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -175,12 +177,19 @@ def send(item: Claimed, s: Settings) -> None:
         raise DeliveryError(f"unknown channel {item.channel!r}")
 
 
+def one_line(text: str) -> str:
+    """text for a mail header: names from users and loaded files may hold line breaks and other
+    control characters (a vendor called "A\r\nBcc: …"), which the email package refuses, failing that
+    delivery on every attempt, and which would end a header elsewhere. They become spaces."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())
+
+
 def send_email(to: str, payload: dict, s: Settings, *, message_id: str) -> None:
     """Sends one message over SMTP (SMTP_*): text and HTML bodies, the file attached if any."""
     if not s.smtp_host:
         raise DeliveryError("SMTP_HOST is not set: set it (and SMTP_PORT, SMTP_FROM) so that email can be sent")
     msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = s.smtp_from, to, payload.get("subject", "Marketplace BI")
+    msg["From"], msg["To"], msg["Subject"] = s.smtp_from, to, one_line(payload.get("subject") or "Marketplace BI")
     msg["Date"] = formatdate(localtime=False)
     # The same on every attempt at this delivery, so that a receiver can drop a repeat.
     msg["Message-ID"] = f"<{hashlib.sha256(message_id.encode()).hexdigest()[:32]}@marketplace-bi>"
@@ -207,19 +216,82 @@ def send_email(to: str, payload: dict, s: Settings, *, message_id: str) -> None:
         raise DeliveryError(f"SMTP {s.smtp_host}:{s.smtp_port}: {ex}") from None
 
 
-def post_webhook(url: str, body: dict, s: Settings, *, key: str) -> None:
-    """POSTs body as JSON with an Idempotency-Key header; any 2xx is success."""
-    data = json.dumps(body, default=str).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "marketplace-bi", "Idempotency-Key": key})
+NOT_ALLOWED = ("webhook: its address is not allowed: webhooks call public internet addresses only (an admin can "
+               "allow intranet networks with WEBHOOK_ALLOWED_NETWORKS)")
+
+
+def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, s: Settings) -> bool:
+    """Whether a webhook may call ip: a public internet address, or one in WEBHOOK_ALLOWED_NETWORKS.
+    Loopback, private, link-local (cloud metadata), shared and reserved addresses are refused, an
+    IPv4-mapped IPv6 address as its IPv4."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in s.webhook_allowed_networks):
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+def check_webhook_url(url: str, s: Settings) -> urllib.parse.SplitResult:
+    """Raises DeliveryError for what a saved webhook URL may not hold (credentials, an address
+    literal or localhost that address_allowed refuses); returns its parts. Host names are resolved
+    and checked when a webhook is sent."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise DeliveryError("webhook: a URL with a user name or password is not allowed; put a token in the path "
+                            "or the query instead")
+    host = (parts.hostname or "").lower()
     try:
-        with urllib.request.urlopen(request, timeout=s.webhook_timeout_seconds) as response:  # noqa: S310 - http(s) checked on save
-            if not 200 <= response.status < 300:
-                raise DeliveryError(f"webhook {url}: HTTP {response.status}")
-    except urllib.error.HTTPError as ex:
-        raise DeliveryError(f"webhook {url}: HTTP {ex.code} {ex.reason}") from None
-    except (urllib.error.URLError, OSError) as ex:
-        raise DeliveryError(f"webhook {url}: {getattr(ex, 'reason', ex)}") from None
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = ipaddress.ip_address("127.0.0.1") if host == "localhost" or host.endswith(".localhost") else None
+    if literal is not None and not address_allowed(literal, s):
+        raise DeliveryError(NOT_ALLOWED)
+    return parts
+
+
+def _resolve(parts: urllib.parse.SplitResult, port: int, s: Settings) -> str:
+    """The address to call for a webhook's host: every address its name resolves to must be
+    allowed (else DeliveryError, with the details only in the log); the request then goes to the
+    address checked, so that a second lookup cannot answer differently (DNS rebinding)."""
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError as ex:
+        log.warning("webhook host %s does not resolve: %s", parts.hostname, ex)
+        raise DeliveryError("webhook: its host name does not resolve") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    refused = [str(a) for a in addresses if not address_allowed(a, s)]
+    if refused or not addresses:
+        log.warning("webhook host %s refused: it resolves to %s", parts.hostname, ", ".join(refused) or "nothing")
+        raise DeliveryError(NOT_ALLOWED)
+    return str(addresses[0])
+
+
+def post_webhook(url: str, body: dict, s: Settings, *, key: str) -> None:
+    """POSTs body as JSON with an Idempotency-Key header to an allowed address (see _resolve);
+    any 2xx is success, redirects are not followed. Failures say what happened in general terms
+    (the HTTP status of an allowed receiver); the details go to the log, never to the page that
+    asked, which would otherwise probe the network from the server."""
+    parts = check_webhook_url(url, s)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    address = _resolve(parts, port, s)
+    cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    conn = cls(parts.hostname, port, timeout=s.webhook_timeout_seconds)
+    # Connect to the address checked; TLS still verifies the certificate against the host name.
+    conn._create_connection = lambda _, *a, **kw: socket.create_connection((address, port), *a, **kw)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    data = json.dumps(body, default=str).encode("utf-8")
+    try:
+        conn.request("POST", path, body=data, headers={
+            "Content-Type": "application/json", "User-Agent": "marketplace-bi", "Idempotency-Key": key})
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as ex:
+        log.warning("webhook %s://%s:%s failed: %s: %s", parts.scheme, parts.hostname, port, type(ex).__name__, ex)
+        raise DeliveryError("webhook: no HTTP answer (the connection failed, timed out or was not HTTP)") from None
+    finally:
+        conn.close()
+    if not 200 <= status < 300:
+        raise DeliveryError(f"webhook: the receiver answered HTTP {status}")
 
 
 def failed_deliveries(conn: Connection, limit: int = 200):

@@ -18,13 +18,13 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from sqlalchemy.engine import Connection
 
 from data.audit import record
 from data.db import frame
 from data.settings import Settings, load_settings, valid_email
-from reports.delivery import enqueue
+from reports.delivery import DeliveryError, check_webhook_url, enqueue
 from reports.templates import FAN_OUT, TEMPLATES, ReportError, check_spec
 
 log = logging.getLogger("reports.schedules")
@@ -46,9 +46,11 @@ def _clock(at: str) -> tuple[int, int]:
     return int(hh), int(mm)
 
 
-def cadence_cron(cadence: dict) -> str:
+def cadence_cron(cadence: dict, *, min_minutes: int | None = None) -> str:
     """Returns the cron expression of a cadence {kind: daily|weekly|monthly|cron, at: "HH:MM",
-    weekday: 0-6 (Monday first), day: 1-28, cron: "…"}; raises ScheduleError."""
+    weekday: 0-6 (Monday first), day: 1-28, cron: "…"}; raises ScheduleError, also for a cron
+    expression that never comes (31 February) or comes more often than every min_minutes
+    (MIN_SCHEDULE_MINUTES)."""
     kind = (cadence or {}).get("kind")
     if kind not in CADENCE_KINDS:
         raise ScheduleError(f"cadence: choose one of {', '.join(CADENCE_KINDS)}")
@@ -57,6 +59,13 @@ def cadence_cron(cadence: dict) -> str:
         if len(expr.split()) != 5 or not croniter.is_valid(expr):
             raise ScheduleError(f"cron: {expr!r} is not a cron expression of five fields "
                                 "(minute hour day-of-month month day-of-week), such as '0 7 * * 1-5'")
+        least = load_settings().min_schedule_minutes if min_minutes is None else min_minutes
+        gap = _shortest_gap(expr)
+        if gap is None:
+            raise ScheduleError(f"cron: {expr!r} never comes (a day no month has, such as 31 February)")
+        if gap < least * 60:
+            raise ScheduleError(f"cron: {expr!r} runs {gap // 60:g} minutes apart; at most every {least} minutes "
+                                "(MIN_SCHEDULE_MINUTES, set by an admin)")
         return expr
     hh, mm = _clock(cadence.get("at"))
     if kind == "daily":
@@ -70,6 +79,25 @@ def cadence_cron(cadence: dict) -> str:
     if not isinstance(day, int) or not 1 <= day <= 28:
         raise ScheduleError("day: choose a day of the month from 1 to 28 (every month has those)")
     return f"{mm} {hh} {day} * *"
+
+
+def _shortest_gap(expr: str, slots: int = 400) -> int | None:
+    """The shortest time in seconds between the expression's next `slots` slots from the start of
+    a year, in UTC (a cron's fields repeat within a year, so its tightest spot is there); None when
+    it never comes."""
+    it = croniter(expr, datetime(2027, 1, 1))
+    try:
+        times = [it.get_next(datetime) for _ in range(slots)]
+    except CroniterBadDateError:
+        return None
+    return int(min((b - a).total_seconds() for a, b in zip(times, times[1:])))
+
+
+def check_recipients(count: int, what: str = "recipients") -> None:
+    """Raises ScheduleError when count addresses exceed MAX_RECIPIENTS."""
+    most = load_settings().max_recipients
+    if count > most:
+        raise ScheduleError(f"{what}: {count:,} email addresses; at most {most:,} (MAX_RECIPIENTS, set by an admin)")
 
 
 def describe_cadence(cadence: dict, tz: str) -> str:
@@ -112,6 +140,10 @@ def check_webhook(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
             or any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise ScheduleError(f"webhook: {url!r} is not an http(s) URL")
+    try:
+        check_webhook_url(url, load_settings())
+    except DeliveryError as ex:
+        raise ScheduleError(str(ex)) from None
     return url
 
 
@@ -171,6 +203,7 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
             raise ScheduleError("recipients: give each value recipients, or a webhook")
     elif not people and not hook:
         raise ScheduleError("recipients: give at least one email address or a webhook URL")
+    check_recipients(len(people) + sum(len(who) for who in fans.values()))
     return dict(name=name, template=template, spec=spec, fmt=fmt, cadence=cadence, cron=cron, tz=tz,
                 recipients=people, webhook_url=hook, fan_out=fan_out or None, fan_values=fans)
 

@@ -154,10 +154,12 @@ def smtp():
 
 
 @pytest.fixture
-def hook():
-    """A real HTTP server on loopback keeping the webhooks it receives."""
+def hook(monkeypatch):
+    """A real HTTP server on loopback keeping the webhooks it receives; loopback is allowed for
+    webhooks while it runs (WEBHOOK_ALLOWED_NETWORKS, also for the schedulers tests start)."""
     from tests.servers import WebhookServer
 
+    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     server = WebhookServer().start()
     yield server
     server.stop()

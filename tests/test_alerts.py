@@ -505,6 +505,9 @@ def test_two_scheduler_processes_send_one_notification_per_transition(market, sm
     ({"condition": "outside_forecast", "window": "yesterday", "baseline": "previous", "threshold": None},
      "compared with"),
     ({"repeat_minutes": float("inf")}, "repeat"),
+    ({"repeat_minutes": 1}, "repeat"),                     # reminders every minute (issue 20)
+    ({"recipients": ", ".join(f"r{i}@example.com" for i in range(5000))}, "recipients"),
+    ({"webhook_url": "http://169.254.169.254/latest/meta-data/"}, "webhook"),
 ])
 def test_bad_rule_input_is_refused_naming_the_field_and_nothing_is_saved(market, change, field):
     eng = market["engine"]

@@ -36,6 +36,8 @@ def test_readme_has_the_two_commands():
     ("CUSTOMER_SCORES_AT", "2am", "CUSTOMER_SCORES_AT='2am' is not a time of day"),
     ("FORECASTS_AT", "3:5", "FORECASTS_AT='3:5' is not a time of day; write HH:MM"),
     ("FORECAST_TOP", "0", "FORECAST_TOP='0' must be greater than zero"),
+    ("WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/8, intranet", "WEBHOOK_ALLOWED_NETWORKS: 'intranet' is not a network"),
+    ("EXPORT_WORKERS", "0", "EXPORT_WORKERS='0' must be greater than zero"),
 ])
 def test_bad_settings_name_the_variable(monkeypatch, var, value, message):
     monkeypatch.setenv(var, value)

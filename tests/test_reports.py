@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from analytics.filters import Period
 from data.auth import create_user
 from data.saved_queries import save_query
+from data.settings import load_settings
 from reports import delivery, exports, schedules
 from reports.periods import resolve
 from reports.templates import TEMPLATES, ReportError, build, render
@@ -178,6 +179,24 @@ GOOD = dict(name="Daily KPIs", template="kpi_summary", spec={"period": "yesterda
      "fan-out: 'acme' is not a vendor id"),
     ({"webhook_url": "https://hooks.example.com/a b"}, "webhook: .* is not an http\\(s\\) URL"),
     ({"webhook_url": "http://hooks.example.com:abc/x"}, "webhook: .* is not an http\\(s\\) URL"),
+    # Server-side request forgery (issue 20): no loopback, private or link-local target, no credentials.
+    ({"webhook_url": "http://127.0.0.1:8080/x"}, "webhook: its address is not allowed"),
+    ({"webhook_url": "http://localhost/x"}, "webhook: its address is not allowed"),
+    ({"webhook_url": "http://169.254.169.254/latest/meta-data/"}, "webhook: its address is not allowed"),
+    ({"webhook_url": "http://10.0.0.5/hook"}, "webhook: its address is not allowed"),
+    ({"webhook_url": "http://[::ffff:127.0.0.1]:25/"}, "webhook: its address is not allowed"),
+    ({"webhook_url": "http://[fe80::1]/"}, "webhook: its address is not allowed"),
+    ({"webhook_url": "http://0.0.0.0:5432/"}, "webhook: its address is not allowed"),
+    ({"webhook_url": "https://bot:secret@hooks.example.com/x"}, "webhook: a URL with a user name or password"),
+    # Limits (issue 20): a cron date that never comes, a cron every minute, thousands of recipients.
+    ({"cadence": {"kind": "cron", "cron": "0 0 31 2 *"}}, "cron: '0 0 31 2 \\*' never comes"),
+    ({"cadence": {"kind": "cron", "cron": "* * * * *"}}, "runs 1 minutes apart; at most every 15 minutes"),
+    ({"cadence": {"kind": "cron", "cron": "0,5 7 * * *"}}, "runs 5 minutes apart"),
+    ({"recipients": ", ".join(f"r{i}@example.com" for i in range(5000))},
+     "recipients: 5,000 email addresses; at most 50 \\(MAX_RECIPIENTS"),
+    ({"fan_out": "category", "template": "vendor_performance", "fmt": "csv",
+      "fan_values": {f"C{i}": ", ".join(f"c{i}x{j}@example.com" for j in range(10)) for i in range(6)}},
+     "recipients: 61 email addresses; at most 50"),   # with the plain recipient
     ({"fan_out": "category", "fan_values": {"Books": "a@b.c"}, "template": "customer_segments", "fmt": "csv",
       "spec": {}}, "fan-out: Customer segments has no filters to fan out over"),
 ])
@@ -299,6 +318,24 @@ def test_fan_out_sends_each_value_its_own_filtered_report(world, smtp):
     assert got == {"books@example.com": [("Alpha", "Books", 20.0)],
                    "toys@example.com": [("Beta", "Toys", 30.0)], "boss@example.com": [("Beta", "Toys", 30.0)]}
     assert {m["Subject"].split(" · ")[1] for m in smtp.messages} == {"Books", "Toys"}
+
+
+def test_a_vendor_name_with_a_line_break_is_one_line_in_the_subject_and_blocks_nobody(world, smtp):
+    """Names keep their line breaks in the data (they round-trip); a mail header cannot hold one:
+    the delivery for that vendor failed on every attempt (issue 20)."""
+    eng = world["engine"]
+    from tests.test_scheduler import ORDER
+    with eng.begin() as conn:
+        conn.execute(sa.text(ORDER))
+        conn.execute(sa.text("INSERT INTO mart.vendors VALUES (2, E'Evil\\r\\nBcc: all@example.com', 'Toys', "
+                             "'Europe', 'DE', '2024-01-01', 'active', 0.1)"))
+        _schedule(conn, world, name="Vendor report", template="vendor_performance", spec={"period": "last_7_days"},
+                  recipients="", fan_out="vendor", fan_values={"1": "alpha@example.com", "2": "evil@example.com"})
+    assert _tick(eng)["sent"] == 2
+    subjects = {m["To"]: m["Subject"] for m in smtp.messages}
+    assert set(subjects) == {"alpha@example.com", "evil@example.com"}
+    assert "Evil Bcc: all@example.com" in subjects["evil@example.com"]
+    assert all(m["Bcc"] is None for m in smtp.messages)
 
 
 def test_smtp_down_for_a_while_then_up_is_delivered_after_recovery(world, smtp):
@@ -567,6 +604,47 @@ def test_a_slow_export_delays_no_heartbeat_alert_or_run_now_and_is_made_once(wor
     assert not any("took it over" in out for out in outs), outs
     files = [f for f in world["exports"].glob("*") if f.name.startswith("slow_")]
     assert len(files) == 1 and files[0].read_text(encoding="utf-8-sig").splitlines() == ["n", "1", "2", "3"]
+
+
+def test_a_webhook_host_resolving_to_loopback_is_refused_and_never_called(monkeypatch):
+    """Host names are checked after DNS resolution, when the webhook is sent: a name can point
+    anywhere (localhost here; a public-looking name in an attack)."""
+    from tests.servers import WebhookServer
+    monkeypatch.delenv("WEBHOOK_ALLOWED_NETWORKS", raising=False)
+    server = WebhookServer().start()
+    try:
+        port = server.url.split(":")[2].split("/")[0]
+        with pytest.raises(delivery.DeliveryError, match="its address is not allowed"):
+            delivery.post_webhook(f"http://localhost:{port}/hook", {"text": "hi"}, load_settings(), key="k")
+        assert server.posts == []
+        # An admin's allow-list opens the network it names, and only that.
+        monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+        delivery.post_webhook(f"http://localhost:{port}/hook", {"text": "hi"}, load_settings(), key="k")
+        assert len(server.posts) == 1
+        with pytest.raises(delivery.DeliveryError, match="its address is not allowed"):
+            delivery.post_webhook("http://10.1.2.3/hook", {"text": "hi"}, load_settings(), key="k")
+    finally:
+        server.stop()
+
+
+def test_what_answered_a_webhook_is_not_shown_beyond_its_http_status(world, smtp, hook):
+    """The Send test button and a rule's notifications showed what answered (an SMTP banner, a
+    refused connection): a probe of the network from the server. Now a status or a general
+    sentence, with the details in the log."""
+    from reports import alerts
+    eng = world["engine"]
+    smtp_url = f"http://127.0.0.1:{smtp.port}/"
+    with eng.begin() as conn:
+        rid = alerts.save_rule(conn, "ann", name="Probe", metric="gmv", window="last_hour", condition="below",
+                               threshold=1, interval_minutes=5, recipients="", webhook_url=smtp_url)
+    [sent] = alerts.send_test(eng, "ann", rid)
+    assert sent["outcome"] == "retry"
+    assert sent["error"] == "webhook: no HTTP answer (the connection failed, timed out or was not HTTP)"
+    hook.status = 404
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE app.alert_rules SET webhook_url = :u"), {"u": hook.url})
+    [sent] = alerts.send_test(eng, "ann", rid)
+    assert sent["error"] == "webhook: the receiver answered HTTP 404"
 
 
 def test_a_file_above_the_attachment_limit_is_linked_not_attached(world, smtp, monkeypatch):
