@@ -105,10 +105,18 @@ def add_widget(conn: Connection, owner: str, dashboard_id: int, *, kind: str, ti
 
 
 def widgets(conn: Connection, dashboard_id: int) -> pd.DataFrame:
+    """The dashboard's widgets in order. A query chart runs its saved query's current SQL only
+    while the dashboard's owner may see that query (theirs, or shared): a query its owner made
+    private comes with query_hidden and neither name nor SQL, so it stops running on others'
+    dashboards (it ran there with whatever SQL it got next)."""
     return frame(conn.execute(sa.text("""
         SELECT w.widget_id, w.position, w.width, w.kind, w.title, w.query_id, w.params, w.chart, w.metric, w.period,
-               q.name AS query_name, q.sql
-        FROM app.dashboard_widgets w LEFT JOIN app.saved_queries q ON q.query_id = w.query_id
+               CASE WHEN v.visible THEN q.name END AS query_name, CASE WHEN v.visible THEN q.sql END AS sql,
+               w.kind = 'query' AND NOT v.visible AS query_hidden
+        FROM app.dashboard_widgets w
+        JOIN app.dashboards d ON d.dashboard_id = w.dashboard_id
+        LEFT JOIN app.saved_queries q ON q.query_id = w.query_id
+        CROSS JOIN LATERAL (SELECT COALESCE(q.owner = d.owner OR q.shared, false) AS visible) v
         WHERE w.dashboard_id = :d ORDER BY w.position, w.widget_id"""), {"d": dashboard_id}))
 
 

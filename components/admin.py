@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from components import flash
 from components.auth import ROLE_LABELS, client_addr
+from components.text import plain
 from data import auth
 from data.audit import fetch_audit, fetch_audit_actions
 from data.settings import load_settings
@@ -23,7 +24,7 @@ def _show_password_once() -> None:
     shown = st.session_state.pop(_SHOW_ONCE, None)
     if shown:
         username, password = shown
-        st.success(f"Password for **{username}** — shown only this once, pass it on safely:")
+        st.success(f"Password for **{plain(username)}** — shown only this once, pass it on safely:")
         st.code(password, language=None)
 
 

@@ -14,6 +14,7 @@ from analytics.metrics import METRICS, format_value, get_metric
 from components import loaders
 from components.report_widgets import filter_fields, local_times
 from components.tables import table_height
+from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 from data.saved_queries import list_queries
 from reports import alerts as R
@@ -106,14 +107,14 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
     is_admin = user.role == "admin"
     rid = int(rule["rule_id"])
     state = rule.get("state", "new")
-    st.markdown(f"#### {rule['name']}")
+    st.markdown(f"#### {plain(rule['name'])}")
     st.markdown(f":{SEVERITY_COLOURS[rule['severity']][2]}-badge[{SEVERITY_BADGES[rule['severity']]}] "
                 f":{STATE_COLOURS[state][2]}-badge[{STATE_BADGES[state]}]"
                 + (" :gray-badge[Paused]" if rule["paused"] else ""))
-    st.caption(f"{R.describe_rule(rule)} · every {rule['interval_minutes']} min · "
+    st.caption(f"{plain(R.describe_rule(rule))} · every {rule['interval_minutes']} min · "
                f"{'for ' + str(rule['for_evaluations']) + ' evaluations in a row · ' if rule['for_evaluations'] > 1 else ''}"
                f"{'repeats every ' + str(int(rule['repeat_minutes'])) + ' min while firing · ' if rule['repeat_minutes'] == rule['repeat_minutes'] and rule['repeat_minutes'] else ''}"
-               f"owner {rule['owner']}")
+               f"owner {plain(rule['owner'])}")
     if rule.get("last_error"):
         st.error(f"The last evaluation failed: {rule['last_error']}", icon=":material/error:")
     c = st.columns([1, 1.2, 1.4, 1, 2.2, 1.1])
@@ -148,9 +149,9 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
             if r["outcome"] == "sent":
                 st.success(f"Test sent by {r['channel']} to {r['target']}.", icon=":material/check:")
             elif r["outcome"] == "queued":
-                st.info(f"Test to {r['target']} queued: the scheduler sends it.", icon=":material/schedule_send:")
+                st.info(f"Test to {plain(r['target'])} queued: the scheduler sends it.", icon=":material/schedule_send:")
             else:
-                st.error(f"Test to {r['target']} failed: {r['error']}. It will be retried like any notification.",
+                st.error(f"Test to {plain(r['target'])} failed: {plain(r['error'])}. It will be retried like any notification.",
                          icon=":material/error:")
     if c[5].button("Delete", key=f"{key}_delete", icon=":material/delete:"):
         with loaders.app_engine().begin() as conn:
@@ -302,7 +303,7 @@ def rule_form(user, *, key: str, editing: dict | None = None) -> dict | None:
 
 def render_form(user, *, key: str, editing: dict | None = None) -> int | None:
     """The rule form with Preview and Save; returns the rule's id once saved."""
-    st.markdown(f"**Edit “{editing['name']}”**" if editing else "**New alert rule**")
+    st.markdown(f"**Edit “{plain(editing['name'])}”**" if editing else "**New alert rule**")
     fields = rule_form(user, key=key, editing=editing)
     c = st.columns([1, 1, 4])
     preview = c[0].button("Preview", key=f"{key}_preview", icon=":material/insights:",

@@ -11,6 +11,7 @@ import extra_streamlit_components as stx
 import streamlit as st
 import streamlit_authenticator as stauth
 
+from components.text import plain
 from data import auth
 from data.audit import record
 from data.settings import load_settings
@@ -176,7 +177,7 @@ def require_live_session(engine) -> None:
 def render_user_box(engine, user: auth.User) -> None:
     """Draws who is signed in, with their role and a logout button (sidebar)."""
     with st.sidebar:
-        st.caption(f"Signed in as **{user.display_name}** · {ROLE_LABELS[user.role]}")
+        st.caption(f"Signed in as **{plain(user.display_name)}** · {ROLE_LABELS[user.role]}")
         st.button("Log out", key="mbi_logout", on_click=_logout, args=(engine,), width="stretch")
 
 

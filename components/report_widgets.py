@@ -10,6 +10,7 @@ import streamlit as st
 from analytics.filters import DIMENSIONS
 from components import flash, loaders
 from components.tables import table_height
+from components.text import plain
 from data.saved_queries import list_queries
 from reports import exports as X
 from reports import schedules as S
@@ -214,7 +215,7 @@ def _cadence_fields(key: str, initial: dict | None) -> tuple[dict, str]:
 def render_schedule_form(user, *, key: str, editing: dict | None = None, list_key: str | None = None) -> None:
     """The schedule's fields and Save; with list_key (the schedule list's key), a saved schedule
     leaves edit mode and reruns the page, so the list above shows it with the confirmation."""
-    title = f"Edit “{editing['name']}”" if editing else "New schedule"
+    title = f"Edit “{plain(editing['name'])}”" if editing else "New schedule"
     st.markdown(f"**{title}**")
     name = st.text_input("Name", value=(editing or {}).get("name", ""), key=f"{key}_name")
     template, spec, fmt = template_fields(user, key=f"{key}_t", initial=editing)

@@ -17,6 +17,7 @@ from analytics.query import (DEFAULT_ROW_LIMIT, Parameter, QueryFailed, QueryRej
                              find_parameters, format_sql, list_options, run_query, schema_columns)
 from components import loaders
 from components.tables import table_height
+from components.text import plain
 from data import saved_queries as SQ
 from data.db import get_analyst_engine
 from reports.exporters import FORMATS, export_query, frame_batches, write_rows
@@ -271,7 +272,7 @@ def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, 
 def render_save_form(user, sql: str, loaded: dict | None, *, key: str) -> None:
     mine = loaded is not None and loaded.get("owner") == user.username
     with st.form(f"{key}_save", border=True):
-        st.markdown("**Save this query**" + (f" (updating “{loaded['name']}”)" if mine else ""))
+        st.markdown("**Save this query**" + (f" (updating “{plain(loaded['name'])}”)" if mine else ""))
         c = st.columns([2, 3, 2, 1])
         name = c[0].text_input("Name", value=loaded["name"] if mine else "", key=f"{key}_save_name")
         description = c[1].text_input("Description", value=loaded.get("description", "") if mine else "",

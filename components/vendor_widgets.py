@@ -16,6 +16,7 @@ from analytics.metrics import format_change, format_value, get_metric
 from components import loaders
 from components.charts import render_trend
 from components.downloads import render_downloads
+from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT
 
 # Same column formats as components/tables.py, by the glossary's kind of metric.
@@ -289,8 +290,8 @@ def render_vendor_detail(f: Filters, table: pd.DataFrame, vendor_id: int, *, key
         return
     p = detail.profile
     row = table.set_index("vendor_id").loc[vendor_id]
-    st.markdown(f"#### {p['name']}")
-    st.caption(f"{p['category']} · {p['country']} ({p['region']}) · joined {p['joined_on']:%d %b %Y} · "
+    st.markdown(f"#### {plain(p['name'])}")
+    st.caption(f"{plain(p['category'])} · {plain(p['country'])} ({plain(p['region'])}) · joined {p['joined_on']:%d %b %Y} · "
                f"{p['status']} · commission {p['commission_rate'] * 100:.1f} %"
                + (f" · rank {row['rank']:.0f} by GMV" if row["rank"] == row["rank"] else ""))
     _vendor_cards(row, detail.category_share)
@@ -373,7 +374,7 @@ def _render_customers(detail: av.VendorDetail, f: Filters, *, key: str) -> None:
 
 
 def _render_category_share(share: pd.DataFrame, profile: dict, *, key: str) -> None:
-    st.caption(f"The vendor's GMV against every vendor in its category, {profile['category']}, under the same "
+    st.caption(f"The vendor's GMV against every vendor in its category, {plain(profile['category'])}, under the same "
                "filters (the vendor filter aside).")
     shown = pd.DataFrame({"Period": share["label"], "Vendor GMV": share["vendor_gmv"],
                           "Category GMV": share["category_gmv"], "Share of category": share["share"],

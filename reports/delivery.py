@@ -6,9 +6,10 @@ A scheduler claims a due row (FOR UPDATE SKIP LOCKED), marks it `sending` with a
 and marks it `sent`; a failure schedules the next attempt with exponential backoff (tenacity's
 wait_exponential, DELIVERY_BACKOFF_SECONDS doubling up to an hour) until DELIVERY_MAX_ATTEMPTS,
 then `failed` (shown on the admin page). A process that dies mid-send leaves the row `sending`
-until its lease ends; the next attempt may then send again (SMTP cannot tell us whether the first
-got through), and the message's Message-ID and the webhook's Idempotency-Key header are the same
-on both, so that receivers can drop the repeat.
+until its lease ends; the next attempt then sends again (SMTP cannot tell us whether the first got
+through: the window is the instant between the server's "250 OK" and the row being marked sent),
+logs that it does, and the message's Message-ID and the webhook's Idempotency-Key header are the
+same on both, so that receivers can drop the repeat.
 """
 from __future__ import annotations
 
@@ -86,22 +87,25 @@ class Claimed:
     target: str
     payload: dict
     attempts: int
+    interrupted: bool = False   # an earlier attempt's lease ran out mid-send: it may have arrived
 
 
 def _claim(engine: Engine, worker: str, delivery_id: int | None = None) -> Claimed | None:
     """Claims the next due delivery (or the one with delivery_id, if it is due)."""
     with engine.begin() as conn:
         row = conn.execute(sa.text("""
-            UPDATE app.outbox SET status = 'sending', attempts = attempts + 1,
-                   lease_until = now() + make_interval(secs => :lease)
-            WHERE delivery_id = (
-                SELECT delivery_id FROM app.outbox
+            WITH next AS (
+                SELECT delivery_id, status = 'sending' AS interrupted FROM app.outbox
                 WHERE ((status = 'pending' AND next_attempt_at <= now())
                        OR (status = 'sending' AND lease_until < now()))
                   AND (CAST(:id AS bigint) IS NULL OR delivery_id = :id)
                 ORDER BY next_attempt_at, delivery_id
                 FOR UPDATE SKIP LOCKED LIMIT 1)
-            RETURNING delivery_id, idempotency_key, channel, target, payload, attempts"""),
+            UPDATE app.outbox o SET status = 'sending', attempts = o.attempts + 1,
+                   lease_until = now() + make_interval(secs => :lease)
+            FROM next WHERE o.delivery_id = next.delivery_id
+            RETURNING o.delivery_id, o.idempotency_key, o.channel, o.target, o.payload, o.attempts,
+                      next.interrupted"""),
             {"lease": SEND_LEASE_SECONDS, "id": delivery_id}).mappings().first()
     return Claimed(**row) if row else None
 
@@ -126,6 +130,10 @@ def deliver(engine: Engine, item: Claimed, s: Settings) -> str:
     # The claim is (row, attempts): a late answer of a claim whose lease ran out and was taken
     # over changes nothing.
     mine = {"id": item.delivery_id, "a": item.attempts}
+    if item.interrupted:
+        log.warning("%s to %s (%s): an earlier attempt stopped mid-send (its process died); sending again with the "
+                    "same %s, by which the receiver can drop a repeat", item.channel, item.target,
+                    item.idempotency_key, "Message-ID" if item.channel == "email" else "Idempotency-Key")
     try:
         send(item, s)
     except Exception as ex:  # noqa: BLE001 - any failure of one delivery is that delivery's, recorded on it

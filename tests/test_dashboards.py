@@ -108,3 +108,40 @@ def test_settings_are_written_only_when_changed_so_two_tabs_do_not_undo_each_oth
     assert (bool(board.shared), board.refresh_seconds, width) == (True, 300, 3)
     # and after its rerun it shows the database's values.
     assert second.selectbox(key=f"db_width_{wid}").value == 3 and second.checkbox(key=f"db_shared_{did}").value
+
+
+def test_names_written_by_users_show_as_text_not_markdown(monkeypatch, database_url, engine, clean):
+    """A widget title with a link and a remote image appeared as both on a viewer's screen
+    (issue 20): user text is shown as typed."""
+    from components.text import plain
+    evil = "Sales [click me](https://evil.example/x) ![](https://evil.example/pixel.png) **loud**"
+    assert plain(evil) == ("Sales \\[click me\\]\\(https\\:\\/\\/evil\\.example\\/x\\) \\!\\[\\]\\(https\\:\\/\\/"
+                           "evil\\.example\\/pixel\\.png\\) \\*\\*loud\\*\\*")
+    assert plain("two\nlines  <b>") == "two lines \\<b\\>"
+    with engine.begin() as conn:
+        did = D.create_dashboard(conn, "analyst", "Team board", shared=True)
+        D.add_widget(conn, "analyst", did, kind="kpi", metric="orders", period="last_30_days", title=evil)
+    at = open_page(monkeypatch, database_url, "viewer", "dashboards")
+    shown = [m.value for m in at.markdown]
+    assert f"**{plain(evil)}**" in shown
+    assert not any("](https" in text for text in shown)
+
+
+def test_a_query_made_private_stops_running_on_others_dashboards(monkeypatch, database_url, engine, clean):
+    with engine.begin() as conn:
+        qid = SQ.save_query(conn, "admin", "Orders by status", "SELECT status, count(*) AS n FROM mart.orders "
+                            "GROUP BY 1", shared=True)
+        did = D.create_dashboard(conn, "analyst", "Team board", shared=True)
+        D.add_widget(conn, "analyst", did, kind="query", query_id=qid, chart={"type": "bar", "x": "status", "y": "n"})
+        mine = SQ.save_query(conn, "analyst", "My own", "SELECT 1 AS n")
+        D.add_widget(conn, "analyst", did, kind="query", query_id=mine)
+        SQ.save_query(conn, "admin", "Orders by status", "SELECT email AS status, 1 AS n FROM mart.customers",
+                      shared=False, query_id=qid)
+    with engine.connect() as conn:
+        ws = D.widgets(conn, did)
+    assert ws["query_hidden"].tolist() == [True, False]
+    assert ws[["sql", "query_name"]].iloc[0].isna().all()
+    assert ws["sql"].iloc[1] == "SELECT 1 AS n"   # the dashboard owner's own private query still runs
+    at = open_page(monkeypatch, database_url, "viewer", "dashboards")
+    assert "made private by its owner, so it no longer runs here" in texts(at)
+    assert len(at.get("plotly_chart")) == 0 and "A private query" in texts(at)

@@ -722,6 +722,25 @@ def test_a_delivery_failing_in_an_unexpected_way_is_recorded_and_the_others_go_o
     assert [body for _, _, body in hook.posts] == [{"text": "hi"}]
 
 
+def test_a_crash_between_the_smtp_servers_ok_and_the_outbox_sends_once_more_with_the_same_message_id(
+        world, smtp, caplog):
+    """What the README promises (issue 20): SMTP cannot say whether a message arrived, so a process
+    that dies after the server accepted it, before the row is marked sent, sends it again after the
+    lease, with the same Message-ID, and says so in the log."""
+    eng = world["engine"]
+    with eng.begin() as conn:
+        delivery.enqueue(conn, channel="email", target="ops@example.com", payload={"subject": "Hi", "text": "x"},
+                         key="run:1:email:ops@example.com", source="test")
+    assert delivery.deliver_due(eng)["sent"] == 1
+    with eng.begin() as conn:   # as if the process had died before marking it sent, and its lease ran out
+        conn.execute(sa.text("UPDATE app.outbox SET status = 'sending', lease_until = now() - interval '1 second'"))
+    assert delivery.deliver_due(eng)["sent"] == 1
+    first, second = smtp.messages
+    assert first["Message-ID"] == second["Message-ID"]
+    assert "stopped mid-send (its process died); sending again with the same Message-ID" in caplog.text
+    assert delivery.deliver_due(eng)["sent"] == 0 and len(smtp.messages) == 2
+
+
 def test_viewers_neither_export_saved_queries_nor_schedule(world):
     with world["engine"].begin() as conn:
         create_user(conn, "vic", "a-long-password-1", "viewer")

@@ -6,13 +6,14 @@ import streamlit as st
 from components import loaders
 from components.admin import render_password_change
 from components.auth import ROLE_LABELS, current_session_id, require_role
+from components.text import plain
 
 user = require_role("viewer", "analyst", "admin")
 st.title("My account")
 left, right = st.columns([1, 2], gap="large")
 with left:
-    st.markdown(f"**Username** {user.username}  \n**Name** {user.name or '—'}  \n"
-                f"**Email** {user.email or '—'}  \n**Role** {ROLE_LABELS[user.role]}")
+    st.markdown(f"**Username** {plain(user.username)}  \n**Name** {plain(user.name or '—')}  \n"
+                f"**Email** {plain(user.email or '—')}  \n**Role** {ROLE_LABELS[user.role]}")
     st.caption("An admin can change your role or reset your password.")
 with right:
     st.subheader("Change password")

@@ -17,6 +17,7 @@ from analytics.query import QueryFailed, QueryRejected, bind_parameters, run_que
 from components import loaders
 from components.auth import require_role
 from components.sql_widgets import analyst_engine
+from components.text import plain
 
 user = require_role("viewer", "analyst", "admin")
 can_edit = user.role in ("analyst", "admin")
@@ -52,7 +53,7 @@ did = st.selectbox("Dashboard", list(labels), format_func=labels.get, key="db_pi
 board = boards.set_index("dashboard_id").loc[did]
 mine = board["owner"] == user.username
 refresh = int(board["refresh_seconds"])
-st.caption(f"By {board['owner']} · {'shared' if board['shared'] else 'private'} · "
+st.caption(f"By {plain(board['owner'])} · {'shared' if board['shared'] else 'private'} · "
            + (f"refreshes every {refresh // 60} min" if refresh else "no automatic refresh"))
 
 
@@ -69,12 +70,24 @@ def _kpi(metric: str, period: str, tick: int, rollup_version: int):
         return fetch_kpis(conn, f, (metric,)).iloc[0].to_dict(), f.period.label()
 
 
+def _title(w) -> str:
+    if w.title:
+        return w.title
+    if w.kind == "query":
+        return w.query_name if isinstance(w.query_name, str) else "A private query"
+    return METRICS[w.metric].label
+
+
 def _draw(w) -> None:
     tick = int(time.time() // refresh) if refresh else 0
-    title = w.title or (w.query_name if w.kind == "query" else METRICS[w.metric].label)
+    title = _title(w)
     with st.container(border=True):
         if w.kind != "kpi" or w.title:  # a KPI card's metric label is its title
-            st.markdown(f"**{title}**")
+            st.markdown(f"**{plain(title)}**")
+        if w.query_hidden:
+            st.info("Its saved query was made private by its owner, so it no longer runs here. Remove the chart, "
+                    "or ask the owner to share the query again.", icon=":material/lock:")
+            return
         if w.kind == "kpi":
             k, label = _kpi(w.metric, w.period, tick, loaders.version())
             st.metric(METRICS[w.metric].label, format_value(w.metric, k["current"]),
@@ -163,7 +176,7 @@ if mine:
             ws = D.widgets(conn, did)
         for w in ws.itertuples():
             c = st.columns([4, 1, 1, 2, 1])
-            c[0].write(w.title or (w.query_name if w.kind == "query" else METRICS[w.metric].label))
+            c[0].markdown(plain(_title(w)))
             moves = {"up": -1, "down": 1}
             for i, (label, step) in enumerate(moves.items(), start=1):
                 if c[i].button(label, key=f"db_move_{label}_{w.widget_id}"):

@@ -7,6 +7,7 @@ import streamlit as st
 from analytics.query import QueryRejected, find_parameters
 from components import sql_widgets as W
 from components.auth import client_addr, require_role
+from components.text import plain
 
 user = require_role("analyst", "admin")
 st.title("SQL")
@@ -39,7 +40,7 @@ with query:
     # Runs and pins count for the saved query only while the editor holds its saved text.
     saved_id = loaded["query_id"] if loaded and loaded.get("sql") == sql else None
     if loaded:
-        st.caption(f"Saved query “{loaded['name']}” by {loaded['owner']}"
+        st.caption(f"Saved query “{plain(loaded['name'])}” by {plain(loaded['owner'])}"
                    + ("." if saved_id else " — edited: save it to keep the changes."))
     try:
         params = find_parameters(sql or "")
