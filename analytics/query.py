@@ -424,6 +424,7 @@ def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None =
 _PLAIN_TYPES = {20, 21, 23, 26, 700, 701, 790, 1700, 16, 1082, 1083, 1114, 1184, 1186, 1266}
 _TIMESTAMPTZ, _BOOL = 1184, 16
 COPY_BLOCK = 2**20
+WAIT_CHECK_S = 1.0   # how often a COPY waiting for the server checks whether to stop
 # Text starting with = + - @, tab or CR gets a leading quote (as reports.exporters.neutral does).
 _NEUTRAL = r"CASE WHEN {c}::text ~ '^[=+@\t\r-]' THEN chr(39) || {c}::text ELSE {c}::text END"
 
@@ -484,41 +485,50 @@ def _settings_for_params(conn, body: str, params: dict):
     return psql.Composed(parts)
 
 
-def _next_result(pg):
-    """libpq's next result, waited for in select(), which releases the GIL: a blocking PQgetResult
-    holds it for as long as the query runs, and froze every other thread of the scheduler (its
-    heartbeat, the lease renewals, the alerts) for the whole of a slow export."""
+def _wait(pg, on_wait) -> None:
+    """Waits in select(), which releases the GIL, until the server sends something: libpq's
+    blocking calls hold the GIL for as long as the query runs, and froze every other thread of the
+    scheduler (its heartbeat, the lease renewals, the alerts) for the whole of a slow export.
+    on_wait() is called each second without news (an export checks SIGTERM and its lease there)."""
+    while not select.select([pg.socket], [], [], WAIT_CHECK_S)[0]:
+        if on_wait is not None:
+            on_wait()
+    pg.consume_input()
+
+
+def _next_result(pg, on_wait=None):
+    """libpq's next result, waited for without the GIL (see _wait)."""
     pg.consume_input()
     while pg.is_busy():
-        select.select([pg.socket], [], [])
-        pg.consume_input()
+        _wait(pg, on_wait)
     return pg.get_result()
 
 
 def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: int) -> int:
     """Runs COPY … TO STDOUT on libpq directly and writes each row's bytes as it comes: psycopg's
     Copy object costs about a microsecond a row more, which at a million rows is three times the
-    time of the whole COPY. Every wait for the server is a select() without the GIL (see
-    _next_result). Returns the number of rows; raises QueryFailed."""
+    time of the whole COPY. Every wait for the server is a select() without the GIL (see _wait),
+    calling on_chunk(bytes so far) each second without news. Returns the number of rows; raises
+    QueryFailed."""
     import psycopg
     from psycopg import pq
 
     pg = raw.pgconn
-    pg.send_query(statement)
-    result = _next_result(pg)
-    if result is None or result.status != pq.ExecStatus.COPY_OUT:
-        error = _result_error(psycopg, result)
-        while _next_result(pg) is not None:
-            pass
-        conn.rollback()
-        raise _failure(sa.exc.DBAPIError(None, None, error), sql, timeout_ms)
     get, write, written, reported = pg.get_copy_data, out.write, 0, 0
+    on_wait = (lambda: on_chunk(written)) if on_chunk is not None else None
+    pg.send_query(statement)
     try:
+        result = _next_result(pg, on_wait)
+        if result is None or result.status != pq.ExecStatus.COPY_OUT:
+            error = _result_error(psycopg, result)
+            while _next_result(pg) is not None:
+                pass
+            conn.rollback()
+            raise _failure(sa.exc.DBAPIError(None, None, error), sql, timeout_ms)
         while True:
             n, data = get(1)   # without blocking: 0 when no whole row has arrived yet
             if n == 0:
-                select.select([pg.socket], [], [])
-                pg.consume_input()
+                _wait(pg, on_wait)
                 continue
             if n < 0:
                 break
@@ -527,12 +537,14 @@ def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: 
             if on_chunk is not None and written - reported >= COPY_BLOCK:
                 reported = written
                 on_chunk(written)
+    except QueryFailed:
+        raise
     except BaseException:
-        # Stopped from our side (SIGTERM, a lost lease, a full disk): cancel the COPY and read what
-        # the server still sends, so that the connection can roll back and go back to the pool.
+        # Stopped from our side (SIGTERM, a lost lease, a full disk): cancel the statement and read
+        # what the server still sends, so that the connection can roll back and go back to the pool.
         try:
             raw.cancel()
-            while get(0)[0] >= 0:
+            while get(0)[0] >= 0:   # -1 at the end of a COPY, -2 outside one (stopped before it began)
                 pass
             while _next_result(pg) is not None:
                 pass

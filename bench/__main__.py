@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from bench.alerts import ALERTS_BEGIN, ALERTS_END, alerts_section, bench_alerts
 from bench.load import CLIENTS, LOAD_BEGIN, LOAD_END, bench_load, load_section
 from bench.scale import SCALE_BEGIN, SCALE_END, bench_scale, scale_section
+from bench.scheduler import SCHEDULER_BEGIN, SCHEDULER_END, bench_scheduler, scheduler_section
 from data.db import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -656,10 +657,19 @@ def main() -> int:
                    help="reuse the bench databases and rewrite only the browser sections (load, app memory)")
     p.add_argument("--scale-only", action="store_true",
                    help="reuse the bench databases (migrate + refresh) and rewrite only the scale section")
+    p.add_argument("--scheduler-only", action="store_true",
+                   help="reuse the smallest bench database and rewrite only the scheduler-during-an-export section")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = datetime.now(timezone.utc)
     admin = admin_url()
+    if args.scheduler_only:
+        n = min(sizes)
+        url = admin.replace("/postgres?", f"/bench_{n}?")
+        run_measured([sys.executable, "-m", "data", "migrate"], {"DATABASE_URL": url, "APP_TIMEZONE": "UTC"})
+        write_section(scheduler_section(bench_scheduler(url, log=log), n, measured(started)), SCHEDULER_BEGIN,
+                      SCHEDULER_END)
+        return 0
     if args.pages_only or args.customers_only or args.forecasts_only or args.query_only or args.exports_only \
             or args.alerts_only or args.load_only or args.scale_only:
         pages, customers, forecasts, queries, exported, alerted, loaded, memory = {}, {}, {}, {}, {}, {}, {}, {}
@@ -724,6 +734,9 @@ def main() -> int:
         exported[n] = bench_exports(url, args.reps)
         alerted[n] = bench_alerts(url, args.reps)
         scaled[n] = bench_scale(url, log=log)
+        if i == 0:   # the scheduler's responsiveness does not depend on the data's size
+            write_section(scheduler_section(bench_scheduler(url, log=log), n, measured(started)), SCHEDULER_BEGIN,
+                          SCHEDULER_END)
         if not args.no_browser:
             loaded[n] = bench_load(url, load_clients(n, sizes))
             memory[n] = bench_app_memory(url)

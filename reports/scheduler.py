@@ -143,6 +143,9 @@ def run(once: bool = False) -> int:
         except sa.exc.SQLAlchemyError as ex:
             log.error("schedules not planned, the database is unreachable: %s", getattr(ex, "orig", ex))
             return 0
+        except Exception:  # noqa: BLE001 - the loop outlives any one tick; the next tick tries again
+            log.exception("schedules: the planning failed")
+            return 0
         if planned["queued"] or planned["skipped"]:
             log.info("schedules: %s runs queued, %s missed slots recorded as skipped", planned["queued"],
                      planned["skipped"])

@@ -606,6 +606,38 @@ def test_a_slow_export_delays_no_heartbeat_alert_or_run_now_and_is_made_once(wor
     assert len(files) == 1 and files[0].read_text(encoding="utf-8-sig").splitlines() == ["n", "1", "2", "3"]
 
 
+def test_sigterm_while_an_exports_query_runs_hands_it_back_within_seconds(world, smtp):
+    """A CSV export waiting for its statement checks each second whether to stop: the query is
+    cancelled and the export queued again, instead of the scheduler waiting for the statement."""
+    eng = world["engine"]
+    with eng.begin() as conn:
+        conn.execute(sa.text(SLOW_ROWS))
+        slow = save_query(conn, "ann", "Slow", "SELECT n FROM mart.slow_rows({{seconds:number}}) n")
+        eid = exports.request_export(conn, "ann", "saved_query", {"query_id": slow, "query_params": {"seconds": 60}},
+                                     "csv")
+    proc = subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=_env(world, smtp, SCHEDULER_TICK_SECONDS="1"),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def running():
+            with eng.connect() as conn:
+                return conn.execute(sa.text("SELECT 1 FROM app.exports WHERE status = 'running'")).first()
+        _wait(running)
+        time.sleep(1.5)   # inside the statement's wait
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+        took = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and took < 15, (took, out)
+    with eng.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, attempts FROM app.exports WHERE export_id = :e"), {"e": eid}).one()
+        busy = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%slow_rows%' "
+                                    "AND state = 'active' AND pid <> pg_backend_pid()")).scalar()
+    assert (row.status, row.attempts, busy) == ("queued", 0, 0)
+
+
 def test_a_webhook_host_resolving_to_loopback_is_refused_and_never_called(monkeypatch):
     """Host names are checked after DNS resolution, when the webhook is sent: a name can point
     anywhere (localhost here; a public-looking name in an attack)."""
