@@ -147,7 +147,7 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
             results = R.send_test(loaders.app_engine(), user.username, rid, is_admin=is_admin)
         for r in results:
             if r["outcome"] == "sent":
-                st.success(f"Test sent by {r['channel']} to {r['target']}.", icon=":material/check:")
+                st.success(f"Test sent by {r['channel']} to {plain(r['target'])}.", icon=":material/check:")
             elif r["outcome"] == "queued":
                 st.info(f"Test to {plain(r['target'])} queued: the scheduler sends it.", icon=":material/schedule_send:")
             else:

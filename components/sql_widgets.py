@@ -236,7 +236,7 @@ def render_pin(user, query_id: int | None, values: dict, chart: dict, *, key: st
                     with loaders.app_engine().begin() as conn:
                         D.add_widget(conn, user.username, int(did), kind="query", query_id=query_id,
                                      params=_json_ready(values), chart=chart, width=width, title=title)
-                    st.success(f"Pinned to “{names[did]}”.", icon=":material/check:")
+                    st.success(f"Pinned to “{plain(names[did])}”.", icon=":material/check:")
                 except D.DashboardError as ex:
                     st.error(f"Not pinned: {ex}.", icon=":material/error:")
 
@@ -289,7 +289,7 @@ def render_save_form(user, sql: str, loaded: dict | None, *, key: str) -> None:
                 st.session_state[f"{key}_loaded"] = {"query_id": qid, "name": name.strip(), "owner": user.username,
                                                      "description": description, "tags": SQ._tags(tags),
                                                      "shared": shared, "sql": sql}
-                st.success(f"Saved “{name.strip()}”.", icon=":material/check:")
+                st.success(f"Saved “{plain(name)}”.", icon=":material/check:")
             except SQ.SavedQueryError as ex:
                 st.error(f"Not saved: {ex}.", icon=":material/error:")
 
