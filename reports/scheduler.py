@@ -2,10 +2,10 @@
 
 Writes a heartbeat and folds new and changed orders into the rollups every few minutes; stores
 the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT); every few
-seconds (SCHEDULER_TICK_SECONDS) evaluates due alert rules, queues due schedule slots and sends due
-emails and webhooks from the outbox; deletes expired exports hourly. Queued exports (EXPORT_WORKERS
-at once) and the nightly models run on worker threads, so that no export, however slow, delays the
-heartbeat, the alerts or the deliveries. Several can run against one database: every job is
+seconds (SCHEDULER_TICK_SECONDS) evaluates due alert rules and queues due schedule slots; deletes
+expired exports hourly. Queued exports (EXPORT_WORKERS at once), the emails and webhooks of the
+outbox and the nightly models run on worker threads, so that no export, mail server or model,
+however slow, delays the heartbeat or the alerts. Several can run against one database: every job is
 claimed with FOR UPDATE SKIP LOCKED or an advisory lock. On Ctrl-C or SIGTERM it stops after the
 jobs in hand, handing a half-made export back to the queue.
 """
@@ -113,15 +113,6 @@ def run(once: bool = False) -> int:
 
     scores = nightly("customer_scores", jobs.customer_scores_due, jobs.customer_scores_job)
     forecasts = nightly("forecasts", jobs.forecasts_due, jobs.forecasts_job)
-    last_beat = {"at": time.monotonic()}
-
-    def stopping() -> bool:
-        """Checked between deliveries: writes the heartbeat now and then, and says whether SIGTERM
-        came."""
-        if time.monotonic() - last_beat["at"] >= settings.heartbeat_seconds:
-            last_beat["at"] = time.monotonic()
-            beat()
-        return stop.is_set()
 
     def evaluate_alerts() -> None:
         try:
@@ -160,7 +151,7 @@ def run(once: bool = False) -> int:
 
     def deliver() -> None:
         try:
-            sent = delivery.deliver_due(engine, settings=settings, stop=stopping, worker=jobs.WORKER)
+            sent = delivery.deliver_due(engine, settings=settings, stop=stop.is_set, worker=jobs.WORKER)
             if any(sent.values()):
                 log.info("deliveries: %(sent)s sent, %(retry)s to retry, %(failed)s failed", sent)
         except sa.exc.SQLAlchemyError as ex:
@@ -192,17 +183,19 @@ def run(once: bool = False) -> int:
     workers = [Worker("nightly", lambda: (scores(), forecasts()), 300, stop)]
     workers += [Worker(f"exports-{i + 1}", make_exports, settings.work_seconds, stop)
                 for i in range(settings.export_workers)]
-    for w in workers:
+    # A slow mail server (30 s a step) or a backlog of retries would hold up the alerts too.
+    sender = Worker("deliveries", deliver, settings.work_seconds, stop)
+    for w in (*workers, sender):
         w.start()
 
     def work() -> None:
-        """Evaluates due alert rules, queues due schedule slots (waking the export workers), sends
-        due deliveries."""
+        """Evaluates due alert rules (waking the delivery worker) and queues due schedule slots
+        (waking the export workers)."""
         evaluate_alerts()
+        sender.wake()
         if plan():
             for w in workers:
                 w.wake()
-        deliver()
 
     cleanup()
     work()
@@ -219,7 +212,7 @@ def run(once: bool = False) -> int:
         except Exception:  # noqa: BLE001 - the loop outlives any one job; run_job records its own
             log.exception("scheduled job raised")
         stop.wait(0.5)
-    for w in workers:
+    for w in (*workers, sender):
         w.wake()
         w.join()
     return 0

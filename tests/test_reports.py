@@ -638,6 +638,46 @@ def test_sigterm_while_an_exports_query_runs_hands_it_back_within_seconds(world,
     assert (row.status, row.attempts, busy) == ("queued", 0, 0)
 
 
+def test_a_mail_server_that_never_answers_delays_no_alert(world, smtp):
+    """Deliveries run on a worker thread: a mail server that accepts connections and says nothing
+    (each SMTP step waits up to 30 s) held up the alerts of the same tick before."""
+    import socket as sock
+    from reports import alerts
+    eng = world["engine"]
+    silent = sock.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    with eng.begin() as conn:
+        for i in range(3):
+            delivery.enqueue(conn, channel="email", target=f"r{i}@example.com", payload={"subject": "x", "text": "x"},
+                             key=f"k{i}", source="test")
+        ping = save_query(conn, "ann", "Ping", "SELECT 1 AS n")
+        rid = alerts.save_rule(conn, "ann", name="Ping", source="query", query_id=ping, condition="above",
+                               threshold=0, interval_minutes=60, recipients="alerts@example.com")
+        conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = now() + interval '1 day'"))
+    env = _env(world, smtp, SCHEDULER_TICK_SECONDS="1", SMTP_PORT=str(silent.getsockname()[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def sending():
+            with eng.connect() as conn:
+                return conn.execute(sa.text("SELECT 1 FROM app.outbox WHERE status = 'sending'")).first()
+        _wait(sending)
+        with eng.begin() as conn:
+            due = conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = now() WHERE rule_id = :r "
+                                       "RETURNING now()"), {"r": rid}).scalar()
+
+        def evaluated():
+            with eng.connect() as conn:
+                return conn.execute(sa.text("SELECT last_evaluated_at >= :t FROM app.alert_rules WHERE rule_id = :r"),
+                                    {"t": due, "r": rid}).scalar()
+        _wait(evaluated, timeout=5)
+    finally:
+        proc.kill()
+        proc.wait(30)
+        silent.close()
+
+
 def test_a_webhook_host_resolving_to_loopback_is_refused_and_never_called(monkeypatch):
     """Host names are checked after DNS resolution, when the webhook is sent: a name can point
     anywhere (localhost here; a public-looking name in an attack)."""
