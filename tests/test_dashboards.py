@@ -115,8 +115,10 @@ def test_names_written_by_users_show_as_text_not_markdown(monkeypatch, database_
     (issue 20): user text is shown as typed."""
     from components.text import plain
     evil = "Sales [click me](https://evil.example/x) ![](https://evil.example/pixel.png) **loud**"
-    assert plain(evil) == ("Sales \\[click me\\]\\(https\\:\\/\\/evil\\.example\\/x\\) \\!\\[\\]\\(https\\:\\/\\/"
-                           "evil\\.example\\/pixel\\.png\\) \\*\\*loud\\*\\*")
+    # Escaped, and a zero-width space after each scheme: GitHub's autolinks ignore escapes.
+    assert plain(evil) == ("Sales \\[click me\\]\\(https\u200b\\:\\/\\/evil\\.example\\/x\\) \\!\\[\\]\\("
+                           "https\u200b\\:\\/\\/evil\\.example\\/pixel\\.png\\) \\*\\*loud\\*\\*")
+    assert plain("www.example.com") == "www\u200b\\.example\\.com"
     assert plain("two\nlines  <b>") == "two lines \\<b\\>"
     with engine.begin() as conn:
         did = D.create_dashboard(conn, "analyst", "Team board", shared=True)
