@@ -496,6 +496,18 @@ def _wait(pg, on_wait) -> None:
     pg.consume_input()
 
 
+def _flush(pg, on_wait) -> None:
+    """Sends the rest of a statement: psycopg keeps its connections non-blocking, so send_query
+    writes only what the socket takes at once, and a long statement to a distant server would
+    wait for an answer to a question never finished."""
+    while pg.flush():   # 1: more to send
+        readable, writable, _ = select.select([pg.socket], [pg.socket], [], WAIT_CHECK_S)
+        if readable:
+            pg.consume_input()
+        if not readable and not writable and on_wait is not None:
+            on_wait()
+
+
 def _next_result(pg, on_wait=None):
     """libpq's next result, waited for without the GIL (see _wait)."""
     pg.consume_input()
@@ -518,6 +530,7 @@ def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: 
     on_wait = (lambda: on_chunk(written)) if on_chunk is not None else None
     pg.send_query(statement)
     try:
+        _flush(pg, on_wait)
         result = _next_result(pg, on_wait)
         if result is None or result.status != pq.ExecStatus.COPY_OUT:
             error = _result_error(psycopg, result)
@@ -540,16 +553,12 @@ def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: 
     except QueryFailed:
         raise
     except BaseException:
-        # Stopped from our side (SIGTERM, a lost lease, a full disk): cancel the statement and read
-        # what the server still sends, so that the connection can roll back and go back to the pool.
+        # Stopped from our side (SIGTERM, a lost lease, a full disk): cancel the statement and drop
+        # the connection. (Reading a cancelled COPY to its end to keep the connection can block in
+        # libpq after the error; a stop is rare, a new connection cheap.)
         try:
             raw.cancel()
-            while get(0)[0] >= 0:   # -1 at the end of a COPY, -2 outside one (stopped before it began)
-                pass
-            while _next_result(pg) is not None:
-                pass
-            conn.rollback()
-        except Exception:  # noqa: BLE001 - a connection that cannot be brought back is dropped
+        finally:
             conn.invalidate()
         raise
     final, rows = None, 0

@@ -116,7 +116,7 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
                f"{'repeats every ' + str(int(rule['repeat_minutes'])) + ' min while firing · ' if rule['repeat_minutes'] == rule['repeat_minutes'] and rule['repeat_minutes'] else ''}"
                f"owner {plain(rule['owner'])}")
     if rule.get("last_error"):
-        st.error(f"The last evaluation failed: {rule['last_error']}", icon=":material/error:")
+        st.error(f"The last evaluation failed: {plain(rule['last_error'])}", icon=":material/error:")
     c = st.columns([1, 1.2, 1.4, 1, 2.2, 1.1])
     if c[0].button("Edit", key=f"{key}_edit", icon=":material/edit:"):
         st.session_state[f"{key}_editing"] = rid

@@ -32,8 +32,10 @@ def _text(value) -> str | None:
 def client_addr() -> str:
     """Returns the client's address ("local" for loopback and when unknown): see
     data.auth.client_address for TRUSTED_PROXIES and X-Forwarded-For."""
-    return auth.client_address(_text(st.context.ip_address), _text(st.context.headers.get("X-Forwarded-For")),
-                               load_settings().trusted_proxies)
+    # Every X-Forwarded-For line, in order: a proxy may add a line of its own instead of appending to
+    # the client's, and the first line alone would then be the client's own text.
+    forwarded = ", ".join(_text(h) for h in st.context.headers.get_all("X-Forwarded-For"))
+    return auth.client_address(_text(st.context.ip_address), forwarded, load_settings().trusted_proxies)
 
 
 def _user_agent() -> str:

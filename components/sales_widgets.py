@@ -12,6 +12,7 @@ from analytics.filters import BREAKDOWNS, Filters
 from analytics.metrics import METRICS, format_change, format_value, get_metric
 from components import loaders
 from components.downloads import render_downloads
+from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 
 LABELS = {
@@ -98,7 +99,7 @@ def render_focus_bar() -> None:
     if not focus:
         return
     left, right = st.columns([5, 1])
-    left.info(f"The page below the breakdown is focused on **{BREAKDOWNS[focus[0]]}: {label(focus[1])}**. "
+    left.info(f"The page below the breakdown is focused on **{BREAKDOWNS[focus[0]]}: {plain(label(focus[1]))}**. "
               "Click another bar to change it.", icon=":material/filter_alt:")
     if right.button("Clear focus", key="sa_focus_clear", icon=":material/close:"):
         st.session_state.pop(FOCUS, None)

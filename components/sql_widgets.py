@@ -81,7 +81,7 @@ def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
             try:
                 options = parameter_options(p.name, p.source)
             except (QueryRejected, QueryFailed) as ex:
-                c.error(f"{ex}.", icon=":material/error:")
+                c.error(f"{plain(ex)}.", icon=":material/error:")
                 values[p.name] = None
                 continue
             values[p.name] = c.selectbox(label, options, index=None, key=k, placeholder="choose a value",

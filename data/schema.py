@@ -94,13 +94,8 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
     """Creates the analysts' login role if missing; grants SELECT on mart and nothing else."""
     role = s.analyst_role
     exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
-    # Identifiers and utility statements cannot take bound parameters, so PostgreSQL's own
-    # format(%I, %L) quotes them from bound values; no value is spliced in Python.
     def run(template: str, *args: str) -> None:
-        params = {f"a{i}": a for i, a in enumerate(args)}
-        placeholders = ", ".join(f"CAST(:a{i} AS text)" for i in range(len(args)))
-        stmt = conn.execute(sa.text(f"SELECT format(:t, {placeholders})"), {"t": template, **params}).scalar()
-        conn.execute(sa.text(stmt))
+        _run(conn, template, *args)
 
     try:
         if not exists:
@@ -128,40 +123,71 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
             "CREATEROLE (and superuser for temp_file_limit); or create the role by hand as "
             "docs/architecture.md describes."
         ) from ex
-    restrict_catalogs(conn, role, run)
+    restrict_catalogs(conn, role)
 
 
-def restrict_catalogs(conn: Connection, role: str, run) -> bool:
+def _run(conn: Connection, template: str, *args: str) -> None:
+    """Runs a utility statement made by PostgreSQL's format() from bound values: identifiers and
+    utility statements cannot take bound parameters, so format(%I, %L) quotes them; no value is
+    spliced in Python."""
+    params = {f"a{i}": a for i, a in enumerate(args)}
+    placeholders = ", ".join(f"CAST(:a{i} AS text)" for i in range(len(args)))
+    stmt = conn.execute(sa.text(f"SELECT format(:t, {placeholders})"), {"t": template, **params}).scalar()
+    conn.execute(sa.text(stmt))
+
+
+def restrict_catalogs(conn: Connection, role: str) -> bool:
     """Takes RESTRICTED_FUNCTIONS and the catalogs but ANALYST_CATALOGS from PUBLIC in this
-    database wherever the analysts' role can still reach them, granting them to the migrating (the
-    app's) role; returns False, with a warning naming what stays open, when the migrating user may
-    not (only a superuser owns pg_catalog). A clone of a restricted database is restricted already."""
-    me = conn.execute(sa.text("SELECT current_user")).scalar()
-    functions = conn.execute(sa.text("""
+    database wherever the analysts' role can still reach them, granting them first to the migrating
+    role and the roles owning the app's tables; returns False, with a warning, when they stay open
+    (only a superuser owns pg_catalog). A clone of a restricted database is restricted already."""
+    # Granted back to the migrating role and to the roles owning the app's tables (the app's own,
+    # when a superuser runs this migration for it).
+    keepers = conn.execute(sa.text("""
+        SELECT DISTINCT r FROM (SELECT current_user::text AS r UNION ALL
+                                SELECT tableowner::text FROM pg_tables WHERE schemaname IN ('app', 'mart')) k
+        ORDER BY 1""")).scalars().all()
+    functions, tables = _reachable_functions(conn, role), _readable_catalogs(conn, role)
+    try:
+        with conn.begin_nested():
+            for f in functions:
+                # f is PostgreSQL's own rendering of a regprocedure: a quoted signature.
+                for keeper in keepers:
+                    _run(conn, f"GRANT EXECUTE ON FUNCTION {f} TO %I", keeper)
+                conn.execute(sa.text(f"REVOKE EXECUTE ON FUNCTION {f} FROM PUBLIC"))
+            for table in tables:
+                for keeper in keepers:
+                    _run(conn, "GRANT SELECT ON pg_catalog.%I TO %I", table, keeper)
+                _run(conn, "REVOKE SELECT ON pg_catalog.%I FROM PUBLIC", table)
+            for table in ANALYST_CATALOGS:
+                _run(conn, "GRANT SELECT ON pg_catalog.%I TO %I", table, role)
+    except sa.exc.ProgrammingError as ex:
+        problem = str(ex.orig).strip()
+    else:
+        # A user who does not own pg_catalog gets a warning, not an error, from REVOKE: look again.
+        problem = None if not (_reachable_functions(conn, role) or _readable_catalogs(conn, role)) else \
+            "the migrating user does not own pg_catalog"
+    if problem:
+        log.warning("The analysts' role %s can still read PostgreSQL's catalogs and call sleep, lock and signal "
+                    "functions (only the parser stops them): %s. Run `python -m data migrate` once as a superuser "
+                    "to close them.", role, problem)
+    return problem is None
+
+
+def _reachable_functions(conn: Connection, role: str) -> list[str]:
+    """RESTRICTED_FUNCTIONS role may still execute, as regprocedure text."""
+    return conn.execute(sa.text("""
         SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace = 'pg_catalog'::regnamespace AND has_function_privilege(:role, p.oid, 'EXECUTE')
           AND (p.proname = ANY(:names) OR p.proname LIKE ANY(:prefixes))
         ORDER BY 1"""), {"role": role, "names": list(RESTRICTED_FUNCTIONS),
                          "prefixes": [f"{x}%" for x in RESTRICTED_FUNCTION_PREFIXES]}).scalars().all()
-    tables = conn.execute(sa.text("""
+
+
+def _readable_catalogs(conn: Connection, role: str) -> list[str]:
+    """The pg_catalog tables and views role may still read besides ANALYST_CATALOGS."""
+    return conn.execute(sa.text("""
         SELECT c.relname FROM pg_class c
         WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p')
           AND has_table_privilege(:role, c.oid, 'SELECT') AND c.relname <> ALL(:allowed)
         ORDER BY 1"""), {"role": role, "allowed": list(ANALYST_CATALOGS)}).scalars().all()
-    try:
-        with conn.begin_nested():
-            for f in functions:
-                # f is PostgreSQL's own rendering of a regprocedure: a quoted signature.
-                conn.execute(sa.text(f"REVOKE EXECUTE ON FUNCTION {f} FROM PUBLIC"))
-                run(f"GRANT EXECUTE ON FUNCTION {f} TO %I", me)
-            for table in tables:
-                run("REVOKE SELECT ON pg_catalog.%I FROM PUBLIC", table)
-                run("GRANT SELECT ON pg_catalog.%I TO %I", table, me)
-            for table in ANALYST_CATALOGS:
-                run("GRANT SELECT ON pg_catalog.%I TO %I", table, role)
-        return True
-    except sa.exc.ProgrammingError as ex:
-        log.warning("The analysts' role %s can still read PostgreSQL's catalogs and call sleep, lock and signal "
-                    "functions (only the parser stops them): %s. Run `python -m data migrate` once as a superuser "
-                    "to close them.", role, str(ex.orig).strip())
-        return False

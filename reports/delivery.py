@@ -228,14 +228,23 @@ NOT_ALLOWED = ("webhook: its address is not allowed: webhooks call public intern
                "allow intranet networks with WEBHOOK_ALLOWED_NETWORKS)")
 
 
+# IPv6 ranges that carry an IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible and -translated)
+# or are deprecated (site-local): a name answering with one of them could reach an internal IPv4
+# host through a translator, so they are refused unless allowed by name.
+_TUNNELS = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "::ffff:0:0:0/96", "fec0::/10"))
+
+
 def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, s: Settings) -> bool:
     """Whether a webhook may call ip: a public internet address, or one in WEBHOOK_ALLOWED_NETWORKS.
     Loopback, private, link-local (cloud metadata), shared and reserved addresses are refused, an
-    IPv4-mapped IPv6 address as its IPv4."""
+    IPv4-mapped IPv6 address as its IPv4, and IPv6 forms that carry an IPv4 address (_TUNNELS)."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if any(ip in net for net in s.webhook_allowed_networks):
+    if any(ip.version == net.version and ip in net for net in s.webhook_allowed_networks):
         return True
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in net for net in _TUNNELS):
+        return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -257,10 +266,10 @@ def check_webhook_url(url: str, s: Settings) -> urllib.parse.SplitResult:
     return parts
 
 
-def _resolve(parts: urllib.parse.SplitResult, port: int, s: Settings) -> str:
-    """The address to call for a webhook's host: every address its name resolves to must be
-    allowed (else DeliveryError, with the details only in the log); the request then goes to the
-    address checked, so that a second lookup cannot answer differently (DNS rebinding)."""
+def _resolve(parts: urllib.parse.SplitResult, port: int, s: Settings) -> list[str]:
+    """The addresses to call for a webhook's host, in order: every address its name resolves to
+    must be allowed (else DeliveryError, with the details only in the log); the request then goes
+    to the addresses checked, so that a second lookup cannot answer differently (DNS rebinding)."""
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except OSError as ex:
@@ -271,22 +280,32 @@ def _resolve(parts: urllib.parse.SplitResult, port: int, s: Settings) -> str:
     if refused or not addresses:
         log.warning("webhook host %s refused: it resolves to %s", parts.hostname, ", ".join(refused) or "nothing")
         raise DeliveryError(NOT_ALLOWED)
-    return str(addresses[0])
+    return [str(a) for a in dict.fromkeys(addresses)]
 
 
 def post_webhook(url: str, body: dict, s: Settings, *, key: str) -> None:
     """POSTs body as JSON with an Idempotency-Key header to an allowed address (see _resolve);
-    any 2xx is success, redirects are not followed. Failures say what happened in general terms
+    any 2xx is success, redirects are not followed, HTTP(S)_PROXY is not used (the check is of the
+    receiver's address). Failures say what happened in general terms
     (the HTTP status of an allowed receiver); the details go to the log, never to the page that
     asked, which would otherwise probe the network from the server."""
     parts = check_webhook_url(url, s)
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
-    address = _resolve(parts, port, s)
+    addresses = _resolve(parts, port, s)
     cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
     conn = cls(parts.hostname, port, timeout=s.webhook_timeout_seconds)
-    # Connect to the address checked; TLS still verifies the certificate against the host name.
-    conn._create_connection = lambda _, *a, **kw: socket.create_connection((address, port), *a, **kw)
+
+    def connect(_, timeout, *args):
+        """Connects to the addresses checked, one after the other; TLS still verifies the
+        certificate against the host name."""
+        for i, address in enumerate(addresses):
+            try:
+                return socket.create_connection((address, port), timeout, *args)
+            except OSError:
+                if i == len(addresses) - 1:
+                    raise
+    conn._create_connection = connect
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     data = json.dumps(body, default=str).encode("utf-8")
     try:

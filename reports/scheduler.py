@@ -74,12 +74,12 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
+            self._wake.clear()   # a wake() from here on runs the job again without waiting
             try:
                 self.job()
             except Exception:  # noqa: BLE001 - a worker outlives any one job; the job records its own
                 log.exception("%s: the job raised", self.name)
             self._wake.wait(self.every)
-            self._wake.clear()
 
 
 def run(once: bool = False) -> int:

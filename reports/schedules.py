@@ -81,15 +81,19 @@ def cadence_cron(cadence: dict, *, min_minutes: int | None = None) -> str:
     return f"{mm} {hh} {day} * *"
 
 
-def _shortest_gap(expr: str, slots: int = 400) -> int | None:
-    """The shortest time in seconds between the expression's next `slots` slots from the start of
-    a year, in UTC (a cron's fields repeat within a year, so its tightest spot is there); None when
-    it never comes."""
-    it = croniter(expr, datetime(2027, 1, 1))
+def _shortest_gap(expr: str, most: int = 20_000) -> int | None:
+    """The shortest time in seconds between two slots of the expression over a year from 1 January
+    (a cron's fields repeat within a year; a gap below a minute would be found in the first
+    slots, so at most `most` are read), in UTC; None when it never comes."""
+    start = datetime(2027, 1, 1)
+    it = croniter(expr, start)
+    times: list[datetime] = []
     try:
-        times = [it.get_next(datetime) for _ in range(slots)]
+        while len(times) < 2 or (len(times) < most and (times[-1] - start).days <= 366):
+            times.append(it.get_next(datetime))
     except CroniterBadDateError:
-        return None
+        if len(times) < 2:
+            return None
     return int(min((b - a).total_seconds() for a, b in zip(times, times[1:])))
 
 

@@ -440,3 +440,31 @@ def test_one_analyst_cannot_cancel_anothers_query(analyst):
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied for function pg_terminate_backend"):
             other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         assert victim.execute(sa.text("SELECT 1")).scalar() == 1
+
+
+def test_a_migration_by_a_user_who_does_not_own_the_catalogs_says_they_stay_open(admin_url, caplog):
+    """PostgreSQL answers a REVOKE by a non-owner with a warning, not an error: the migration looks
+    again and says what stays open."""
+    from sqlalchemy.engine import make_url
+
+    from data.schema import restrict_catalogs
+    from tests.conftest import create_database
+    url = create_database(admin_url, "mbi_not_superuser")
+    admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql("DROP ROLE IF EXISTS mbi_plain")
+        conn.exec_driver_sql("CREATE ROLE mbi_plain LOGIN")
+    plain = sa.create_engine(make_url(url).set(username="mbi_plain"), poolclass=sa.pool.NullPool)
+    try:
+        with plain.begin() as conn:
+            assert restrict_catalogs(conn, load_settings().analyst_role) is False
+        assert "can still read PostgreSQL's catalogs" in caplog.text
+        assert "does not own pg_catalog" in caplog.text
+        with admin.begin() as conn:   # a superuser's migration closes them
+            assert restrict_catalogs(conn, load_settings().analyst_role) is True
+    finally:
+        plain.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql("DROP OWNED BY mbi_plain")
+            conn.exec_driver_sql("DROP ROLE mbi_plain")
+        admin.dispose()

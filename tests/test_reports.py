@@ -192,6 +192,10 @@ GOOD = dict(name="Daily KPIs", template="kpi_summary", spec={"period": "yesterda
     ({"cadence": {"kind": "cron", "cron": "0 0 31 2 *"}}, "cron: '0 0 31 2 \\*' never comes"),
     ({"cadence": {"kind": "cron", "cron": "* * * * *"}}, "runs 1 minutes apart; at most every 15 minutes"),
     ({"cadence": {"kind": "cron", "cron": "0,5 7 * * *"}}, "runs 5 minutes apart"),
+    ({"cadence": {"kind": "cron", "cron": "0,55 0,23 */2 1,3,5,7,8 *"}}, "runs 5 minutes apart"),   # 31 Jul → 1 Aug
+    ({"webhook_url": "http://[64:ff9b::a9fe:a9fe]/"}, "webhook: its address is not allowed"),   # NAT64 metadata
+    ({"webhook_url": "http://[2002:a9fe:a9fe::]/"}, "webhook: its address is not allowed"),      # 6to4
+    ({"webhook_url": "http://[::127.0.0.1]/"}, "webhook: its address is not allowed"),
     ({"recipients": ", ".join(f"r{i}@example.com" for i in range(5000))},
      "recipients: 5,000 email addresses; at most 50 \\(MAX_RECIPIENTS"),
     ({"fan_out": "category", "template": "vendor_performance", "fmt": "csv",

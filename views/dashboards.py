@@ -98,10 +98,10 @@ def _draw(w) -> None:
         try:
             frame = _query_frame(int(w.widget_id), w.sql, json.dumps(w.params or {}), tick, loaders.version())
         except (QueryRejected, QueryFailed) as ex:
-            st.error(f"The saved query cannot run: {ex}.", icon=":material/error:")
+            st.error(f"The saved query cannot run: {plain(ex)}.", icon=":material/error:")
             return
         except sa.exc.SQLAlchemyError as ex:
-            st.error(f"The analysts' database role cannot run queries: {getattr(ex, 'orig', ex)}", icon=":material/error:")
+            st.error(f"The analysts' database role cannot run queries: {plain(getattr(ex, 'orig', ex))}", icon=":material/error:")
             return
         chart = w.chart or {}
         if chart.get("type") in ("line", "bar", "area", "scatter") and {chart.get("x"), chart.get("y")} <= set(frame.columns):
