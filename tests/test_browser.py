@@ -428,7 +428,9 @@ def test_selecting_a_leaderboard_row_drills_down_into_that_vendor(served_app, br
     page.get_by_text("Select a row to drill down").first.wait_for(timeout=120_000)
     page.get_by_text("Vendor drill-down").first.wait_for(timeout=120_000)
     grid = page.get_by_test_id("stDataFrame").first
-    grid.scroll_into_view_if_needed()
+    # A rerun still drawing the page can hide the grid for a moment (it failed once that way).
+    grid.wait_for(state="visible", timeout=60_000)
+    grid.scroll_into_view_if_needed(timeout=60_000)
     page.wait_for_timeout(1500)
     heading = page.locator("h4").last      # the drill-down's vendor name
     before = heading.inner_text().strip()
