@@ -10,7 +10,7 @@ TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),1,2)
 # The stamp changes with requirements.txt, so an edited file reinstalls.
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install run test bench screenshots clean
+.PHONY: install run test test-fast bench screenshots clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ run: install
 
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The edit loop: pure and database tiers, without AppTest, the browser and the slowest tests
+# (tiers in tests/conftest.py). `make test` runs everything.
+test-fast: install
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not app and not browser and not slow"
 
 bench: install
 	$(PY) -m bench

@@ -27,6 +27,20 @@ SEED_LINES = 30_000
 SEED = 7
 
 
+# Tiers by what a test needs. `make test-fast`, the edit loop, runs the first two:
+#   pure and database  Python alone, or a real PostgreSQL with SMTP and HTTP servers on loopback
+#   app                Streamlit's AppTest over the database (tests/test_app_*.py, marked here)
+#   browser            headless chromium against a running app (tests/test_browser.py, marked here)
+#   slow               a database test over ten seconds on the 2-core machine (marked where written)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = item.path.name
+        if name == "test_browser.py":
+            item.add_marker(pytest.mark.browser)
+        elif name.startswith("test_app_"):
+            item.add_marker(pytest.mark.app)
+
+
 def _admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
     if url:
