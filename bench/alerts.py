@@ -15,7 +15,7 @@ import random
 import statistics
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -141,7 +141,7 @@ def bench_alerts(url: str, reps: int) -> dict:
 ALERTS_BEGIN, ALERTS_END = "<!-- alerts:begin -->", "<!-- alerts:end -->"
 
 
-def alerts_section(sizes: list[int], results: dict, started) -> str:
+def alerts_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = section_head(
         ALERTS_BEGIN, "Alerts: 1,000 rules in one scheduler tick", started,
         "1,000 rules over every window, with fan-out per vendor, category and region, filters, thresholds at the "

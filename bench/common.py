@@ -8,6 +8,7 @@ import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable
 
 import psutil
 
@@ -48,7 +49,7 @@ def run_measured(args: list[str], env: dict) -> tuple[float, int]:
     return time.perf_counter() - start, peak
 
 
-def timed(fn, reps: int, budget_s: float = 60.0) -> tuple[float, object]:
+def timed(fn: Callable[[], Any], reps: int, budget_s: float = 60.0) -> tuple[float, object]:
     """Returns (median seconds over the repetitions after one warm-up, last result).
 
     Repetitions shrink to fit budget_s (at least one), so a raw baseline of minutes does not

@@ -24,11 +24,13 @@ import random
 import statistics
 import threading
 import time
+from datetime import datetime
+from typing import Callable
 
 import psutil
 import sqlalchemy as sa
 import websockets
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, async_playwright
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -60,7 +62,7 @@ PAGE_NAMES = {"overview": "", "sales": "sales"}
 DRAWN = {"overview": ("metric", 10), "sales": ("plotly_chart", 4)}
 
 
-def protocol_user(base: str, cookie: str, errors: list[str]):
+def protocol_user(base: str, cookie: str, errors: list[str]) -> tuple[Callable, Callable]:
     """Returns (view, close) for one analyst: one Streamlit session over one websocket for the whole
     walk, opened by the first view (as a browser opening the app) and asked for each later page as
     the browser asks when a sidebar link is clicked. view(page) returns the seconds until the
@@ -127,7 +129,7 @@ async def _ready_sales(page) -> None:
 READY = {"overview": ("/", _ready_overview), "sales": ("/sales", _ready_sales)}
 
 
-async def chromium_user(browser, base: str, cookie: str, errors: list[str]):
+async def chromium_user(browser: Browser, base: str, cookie: str, errors: list[str]) -> tuple[Callable, Callable]:
     """Returns (view, close) for one analyst with their own browser context."""
     context = await browser.new_context(viewport={"width": 1440, "height": 1600})
     await context.add_cookies([{"name": "mbi_session", "value": cookie, "url": base}])
@@ -265,7 +267,7 @@ def bench_load(url: str, clients: tuple[str, ...] = CLIENTS) -> dict:
 LOAD_BEGIN, LOAD_END = "<!-- load:begin -->", "<!-- load:end -->"
 
 
-def load_section(sizes: list[int], results: dict, started) -> str:
+def load_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = section_head(
         LOAD_BEGIN, f"Load: {SESSIONS} analysts at once on the overview and sales pages", started,
         f"`bench/load.py`. Each analyst opens the overview, reads it for {THINK_S[0]:.0f}–{THINK_S[1]:.0f} s, "

@@ -13,8 +13,10 @@ import importlib
 import statistics
 import time
 from datetime import date, datetime, timedelta, timezone
+from typing import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from analytics import customer_scores as S
 from analytics import forecast_series as FS
@@ -71,7 +73,7 @@ def _median_ms(fn, reps: int = REPS, budget_s: float = 10.0) -> float:
     return statistics.median(times) * 1000
 
 
-def filter_values(conn) -> dict:
+def filter_values(conn: Connection) -> dict:
     """The value of each filter kind with the most GMV (vendor, category, …); fixed channel/model/segment."""
     one = lambda sql: conn.execute(sa.text(sql)).scalar()  # noqa: E731
     return {
@@ -88,7 +90,7 @@ def _period(preset: str, today: date):
     return resolve_preset(preset, today, (shift_year(today, -3) + timedelta(days=1), today))
 
 
-def bench_scale(url: str, reps: int = REPS, log=print) -> dict:
+def bench_scale(url: str, reps: int = REPS, log: Callable[[str], None] = print) -> dict:
     """Returns {"cells": {(page, filter, preset): ms}, "sources", "values", "sizes", "refresh"}."""
     eng = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"})
     cells, sources = {}, {}
@@ -146,7 +148,7 @@ def _stored_pages(eng, today: date, values: dict, reps: int, log) -> dict:
     return out
 
 
-def rollup_sizes(eng) -> dict[str, int]:
+def rollup_sizes(eng: Engine) -> dict[str, int]:
     """Returns {table: bytes on disk with indexes} for every rollup table, and the raw tables."""
     with eng.connect() as conn:
         tables = [*ROLLUP_TABLES, "rollup_customer_spaces", "orders", "order_items"]
@@ -157,7 +159,7 @@ def rollup_sizes(eng) -> dict[str, int]:
 REFRESH_ROUNDS = 3
 
 
-def refresh_one_minute(eng, log) -> dict:
+def refresh_one_minute(eng: Engine, log: Callable[[str], None]) -> dict:
     """Inserts one minute of orders (as many as the data's busiest recent minute holds on average),
     times the incremental refresh, then removes them and refreshes again; REFRESH_ROUNDS times,
     the median counts."""

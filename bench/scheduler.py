@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -77,7 +78,7 @@ def _probe(engine, rule_id: int, worker: str, until) -> dict:
             "latency_max_s": max(latencies), "heartbeat_max_age_s": max(ages)}
 
 
-def bench_scheduler(url: str, *, log) -> dict:
+def bench_scheduler(url: str, *, log: Callable[[str], None]) -> dict:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         qid, rid = _setup(conn)

@@ -5,16 +5,19 @@ import queue
 import threading
 from contextlib import contextmanager
 from datetime import date
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+from psycopg import Cursor
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8   # signature, flags, no header extension
 COPY_TRAILER = b"\xff\xff"
 PG_EPOCH_UNIX_S = 946_684_800
 ROWS_PER_COPY_BLOCK = 100_000
 COPY_QUEUE_BLOCKS = 3
+
+Columns = list[tuple[str, str, object]]   # (name, kind, values) of a table's columns
 
 
 def utc_micros(start: date, local_seconds: np.ndarray, tz: str) -> np.ndarray:
@@ -127,7 +130,7 @@ def _encode_rows(columns: list[tuple[str, str, object]], lo: int, hi: int) -> by
 
 
 @contextmanager
-def copy_into(cur, table: str) -> Iterator:
+def copy_into(cur: Cursor, table: str) -> Iterator[Callable[[Columns], None]]:
     """Yields send(columns): each call COPYs (name, kind, values) columns into mart.table."""
     # A worker thread writes to the server while the caller generates the next block; the queue
     # is short so that memory stays bounded and the progress bar tells the truth.
@@ -167,7 +170,7 @@ def copy_into(cur, table: str) -> Iterator:
             raise failed[0]
 
 
-def copy_columns(cur, table: str, columns: list[tuple[str, str, object]]) -> None:
+def copy_columns(cur: Cursor, table: str, columns: Columns) -> None:
     """COPYs the columns (name, kind, values) into mart.table in binary."""
     with copy_into(cur, table) as send:
         send(columns)
