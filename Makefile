@@ -28,8 +28,9 @@ run: install
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# Every section on new databases; BENCH_ARGS="--only pages,query" re-measures some (python -m bench --list).
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 screenshots: install
 	$(PY) -m scripts.screenshots
