@@ -33,8 +33,9 @@ test: install
 test-fast: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not app and not browser and not slow"
 
+# Every section on new databases; BENCH_ARGS="--only pages,query" re-measures some (python -m bench --list).
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 screenshots: install
 	$(PY) -m scripts.screenshots

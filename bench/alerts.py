@@ -14,9 +14,15 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+
+from analytics import alerts as A
+from bench.common import log, section_head
+from data.auth import create_user, fetch_user
+from reports import alerts as R
 
 RULES = 1_000
 OWNER = "bench"
@@ -25,8 +31,6 @@ SALES_METRICS = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancella
 
 
 def _specs(rng: random.Random, categories: list[str]):
-    from analytics import alerts as A
-
     specs = []
     fans = ["", "", "vendor_id", "category", "region"]
     for i in range(RULES):
@@ -57,10 +61,6 @@ def _specs(rng: random.Random, categories: list[str]):
 def _with_thresholds(conn, specs, now):
     """Sets each threshold rule's threshold at the 10th (below) or 90th (above) percentile of what
     it sees now."""
-    from dataclasses import replace
-
-    from analytics import alerts as A
-
     batch = A.evaluate(conn, specs, now)
     out = []
     for s, obs in zip(specs, batch.observations):
@@ -73,10 +73,6 @@ def _with_thresholds(conn, specs, now):
 
 
 def bench_alerts(url: str, reps: int) -> dict:
-    from analytics import alerts as A
-    from data.auth import create_user, fetch_user
-    from reports import alerts as R
-
     eng = sa.create_engine(url)
     with eng.begin() as conn:
         if fetch_user(conn, OWNER) is None:
@@ -137,7 +133,6 @@ def bench_alerts(url: str, reps: int) -> dict:
            "cold_s": statistics.median(cold_s), "steady_s": statistics.median(steady_s), "counts": counts,
            "batched_s": batched_s, "batched_queries": batch.queries, "single_s": single_s,
            "single_queries": single_queries, "errors": len(batch.errors)}
-    from bench.__main__ import log
     log(f"  alerts: tick cold {out['cold_s']:.2f} s, steady {out['steady_s']:.2f} s; evaluation batched "
         f"{batched_s:.2f} s ({batch.queries} queries) vs one by one {single_s:.2f} s ({single_queries} queries)")
     return out
@@ -146,9 +141,7 @@ def bench_alerts(url: str, reps: int) -> dict:
 ALERTS_BEGIN, ALERTS_END = "<!-- alerts:begin -->", "<!-- alerts:end -->"
 
 
-def alerts_section(sizes: list[int], results: dict, started) -> str:
-    from bench.__main__ import section_head
-
+def alerts_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = section_head(
         ALERTS_BEGIN, "Alerts: 1,000 rules in one scheduler tick", started,
         "1,000 rules over every window, with fan-out per vendor, category and region, filters, thresholds at the "

@@ -8,14 +8,16 @@ import json
 import sys
 import time
 
+import sqlalchemy as sa
+
+from data.db import make_analyst_engine
+from data.settings import load_settings
+from reports.templates import Report, render
+
 
 def main() -> int:
     url, fmt, rows, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    import sqlalchemy as sa
 
-    from data.db import make_analyst_engine
-    from data.settings import load_settings
-    from reports.templates import Report, render
 
     engine = make_analyst_engine(sa.engine.make_url(url).set(username=load_settings().analyst_role)
                                  .render_as_string(hide_password=False))

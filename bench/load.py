@@ -24,9 +24,19 @@ import random
 import statistics
 import threading
 import time
+from datetime import datetime
+from typing import Callable
 
 import psutil
 import sqlalchemy as sa
+import websockets
+from playwright.async_api import Browser, async_playwright
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from bench.common import log, section_head
+from data import auth
+from scripts.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_app
 
 USER = "loadtest"
 SESSIONS = 20
@@ -52,15 +62,11 @@ PAGE_NAMES = {"overview": "", "sales": "sales"}
 DRAWN = {"overview": ("metric", 10), "sales": ("plotly_chart", 4)}
 
 
-def protocol_user(base: str, cookie: str, errors: list[str]):
+def protocol_user(base: str, cookie: str, errors: list[str]) -> tuple[Callable, Callable]:
     """Returns (view, close) for one analyst: one Streamlit session over one websocket for the whole
     walk, opened by the first view (as a browser opening the app) and asked for each later page as
     the browser asks when a sidebar link is clicked. view(page) returns the seconds until the
     script's last message."""
-    import websockets
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
     done = ForwardMsg.ScriptFinishedStatus
     url = base.replace("http://", "ws://") + "/_stcore/stream"
     session: dict = {}
@@ -123,7 +129,7 @@ async def _ready_sales(page) -> None:
 READY = {"overview": ("/", _ready_overview), "sales": ("/sales", _ready_sales)}
 
 
-async def chromium_user(browser, base: str, cookie: str, errors: list[str]):
+async def chromium_user(browser: Browser, base: str, cookie: str, errors: list[str]) -> tuple[Callable, Callable]:
     """Returns (view, close) for one analyst with their own browser context."""
     context = await browser.new_context(viewport={"width": 1440, "height": 1600})
     await context.add_cookies([{"name": "mbi_session", "value": cookie, "url": base}])
@@ -192,9 +198,7 @@ async def _measure(client: str, base: str, cookie: str, app: psutil.Process) -> 
     if client == "protocol":
         raw = await run()
     else:
-        from playwright.async_api import async_playwright
 
-        from scripts.browser import CHROMIUM, CHROMIUM_ARGS
 
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -213,8 +217,6 @@ async def _measure(client: str, base: str, cookie: str, app: psutil.Process) -> 
 
 def session_cookie(url: str, key: str = COOKIE_KEY) -> str:
     """A signed session cookie for the load user, as the app hands out after a login."""
-    from data import auth
-
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with eng.begin() as conn:
         user = auth.fetch_user(conn, USER)
@@ -227,9 +229,6 @@ def session_cookie(url: str, key: str = COOKIE_KEY) -> str:
 
 
 def bench_load(url: str, clients: tuple[str, ...] = CLIENTS) -> dict:
-    from bench.__main__ import log
-    from scripts.browser import ROOT, streamlit_app
-
     cookie = session_cookie(url)
     env = {"DATABASE_URL": url, "APP_TIMEZONE": "UTC", "AUTH_COOKIE_KEY": COOKIE_KEY}
     results = {}
@@ -268,9 +267,7 @@ def bench_load(url: str, clients: tuple[str, ...] = CLIENTS) -> dict:
 LOAD_BEGIN, LOAD_END = "<!-- load:begin -->", "<!-- load:end -->"
 
 
-def load_section(sizes: list[int], results: dict, started) -> str:
-    from bench.__main__ import section_head
-
+def load_section(sizes: list[int], results: dict, started: datetime) -> str:
     lines = section_head(
         LOAD_BEGIN, f"Load: {SESSIONS} analysts at once on the overview and sales pages", started,
         f"`bench/load.py`. Each analyst opens the overview, reads it for {THINK_S[0]:.0f}–{THINK_S[1]:.0f} s, "

@@ -13,8 +13,16 @@ import importlib
 import statistics
 import time
 from datetime import date, datetime, timedelta, timezone
+from typing import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from analytics import customer_scores as S
+from analytics import forecast_series as FS
+from analytics.filters import Filters, Period, resolve_preset, shift_year
+from analytics.kpis import aggregate, data_bounds
+from data.rollups import ROLLUP_TABLES, refresh_rollups
 
 SCALE_BEGIN, SCALE_END = "<!-- scale:begin -->", "<!-- scale:end -->"
 PRESETS = ("last_7_days", "last_30_days", "last_90_days", "mtd", "qtd", "ytd", "last_year", "custom")
@@ -65,7 +73,7 @@ def _median_ms(fn, reps: int = REPS, budget_s: float = 10.0) -> float:
     return statistics.median(times) * 1000
 
 
-def filter_values(conn) -> dict:
+def filter_values(conn: Connection) -> dict:
     """The value of each filter kind with the most GMV (vendor, category, …); fixed channel/model/segment."""
     one = lambda sql: conn.execute(sa.text(sql)).scalar()  # noqa: E731
     return {
@@ -79,15 +87,11 @@ def filter_values(conn) -> dict:
 
 
 def _period(preset: str, today: date):
-    from analytics.filters import resolve_preset, shift_year
     return resolve_preset(preset, today, (shift_year(today, -3) + timedelta(days=1), today))
 
 
-def bench_scale(url: str, reps: int = REPS, log=print) -> dict:
+def bench_scale(url: str, reps: int = REPS, log: Callable[[str], None] = print) -> dict:
     """Returns {"cells": {(page, filter, preset): ms}, "sources", "values", "sizes", "refresh"}."""
-    from analytics.filters import Filters
-    from analytics.kpis import aggregate, data_bounds
-
     eng = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"})
     cells, sources = {}, {}
     with eng.connect() as conn:
@@ -116,10 +120,6 @@ def bench_scale(url: str, reps: int = REPS, log=print) -> dict:
 
 def _stored_pages(eng, today: date, values: dict, reps: int, log) -> dict:
     """The customers and forecasting pages' reads of the nightly runs (made here if missing)."""
-    from analytics import customer_scores as S
-    from analytics import forecast_series as FS
-    from analytics.filters import Filters, Period
-
     out = {}
     with eng.begin() as conn:
         conn.execute(sa.text("SET LOCAL statement_timeout = 0"))   # storing a run is set-up, not a cell
@@ -148,9 +148,8 @@ def _stored_pages(eng, today: date, values: dict, reps: int, log) -> dict:
     return out
 
 
-def rollup_sizes(eng) -> dict[str, int]:
+def rollup_sizes(eng: Engine) -> dict[str, int]:
     """Returns {table: bytes on disk with indexes} for every rollup table, and the raw tables."""
-    from data.rollups import ROLLUP_TABLES
     with eng.connect() as conn:
         tables = [*ROLLUP_TABLES, "rollup_customer_spaces", "orders", "order_items"]
         return {t: conn.execute(sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
@@ -160,12 +159,10 @@ def rollup_sizes(eng) -> dict[str, int]:
 REFRESH_ROUNDS = 3
 
 
-def refresh_one_minute(eng, log) -> dict:
+def refresh_one_minute(eng: Engine, log: Callable[[str], None]) -> dict:
     """Inserts one minute of orders (as many as the data's busiest recent minute holds on average),
     times the incremental refresh, then removes them and refreshes again; REFRESH_ROUNDS times,
     the median counts."""
-    from data.rollups import refresh_rollups
-
     # A refresh is not a page cell: the cells' statement timeout does not apply (one statement of
     # the measured refresh took over 5 s at 10M lines on a cold cache, 2026-12-06).
     no_limit = "SET LOCAL statement_timeout = 0"

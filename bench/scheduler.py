@@ -17,8 +17,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
+
+from data import auth
+from data.saved_queries import save_query
+from reports import alerts, exports
 
 OWNER = "bench_scheduler"
 SCHEDULER_BEGIN, SCHEDULER_END = "<!-- scheduler:begin -->", "<!-- scheduler:end -->"
@@ -34,10 +39,6 @@ CREATE = f"""CREATE OR REPLACE FUNCTION {FUNCTION}(seconds float8) RETURNS SETOF
 
 def _setup(conn) -> tuple[int, int]:
     """The bench user, the slow saved query and a muted alert rule; returns (query id, rule id)."""
-    from data import auth
-    from data.saved_queries import save_query
-    from reports import alerts
-
     if auth.fetch_user(conn, OWNER) is None:
         auth.create_user(conn, OWNER, auth.generate_password(OWNER), "analyst", actor="bench")
     conn.execute(sa.text(CREATE))
@@ -77,9 +78,7 @@ def _probe(engine, rule_id: int, worker: str, until) -> dict:
             "latency_max_s": max(latencies), "heartbeat_max_age_s": max(ages)}
 
 
-def bench_scheduler(url: str, *, log) -> dict:
-    from reports import exports
-
+def bench_scheduler(url: str, *, log: Callable[[str], None]) -> dict:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         qid, rid = _setup(conn)

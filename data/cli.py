@@ -2,32 +2,34 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
+from datetime import date
 
-from data.settings import SettingsError
+import sqlalchemy as sa
+
+from data.auth import AuthError, count_users, create_user, generate_password
+from data.db import DatabaseStartError, get_engine, libpq_url
+from data.load import ImportValidationError, load_csv
+from data.rollups import refresh_rollups
+from data.schema import MigrationError, migrate
+from data.seed import SeedError, seed
+from data.settings import SettingsError, load_settings
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from data.db import get_engine
-    from data.schema import migrate
-
     rev = migrate(get_engine())
     print(f"schema at revision {rev}")
     return 0
 
 
 def _cmd_url(args: argparse.Namespace) -> int:
-    from data.db import libpq_url
-
     print(libpq_url())
     return 0
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
-    from data.db import get_engine
-    from data.rollups import refresh_rollups
-
     with get_engine().begin() as conn:
         # A full rebuild takes minutes on large data: say which step it is in.
         r = refresh_rollups(conn, since=args.since, full=args.full,
@@ -37,9 +39,6 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
-    from data.db import get_engine
-    from data.seed import SeedError, seed
-
     try:
         summary = seed(get_engine(), orders=args.orders, seed=args.seed, end=args.end,
                        if_empty=args.if_empty, replace=args.replace, progress=not args.quiet)
@@ -54,9 +53,6 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    from data.db import get_engine
-    from data.load import ImportValidationError, load_csv
-
     tty = sys.stderr.isatty()
     shown = []
 
@@ -79,7 +75,6 @@ def _cmd_load(args: argparse.Namespace) -> int:
 def _read_new_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    import getpass
     if not sys.stdin.isatty():
         raise SystemExit("error: no terminal to prompt on; pipe the password with --password-stdin")
     first = getpass.getpass(f"New password for {args.username}: ")
@@ -89,9 +84,6 @@ def _read_new_password(args: argparse.Namespace) -> str:
 
 
 def _cmd_create_user(args: argparse.Namespace) -> int:
-    from data.auth import AuthError, create_user
-    from data.db import get_engine
-
     password = _read_new_password(args)
     try:
         with get_engine().begin() as conn:
@@ -105,10 +97,6 @@ def _cmd_create_user(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_users(args: argparse.Namespace) -> int:
-    from data.auth import count_users, create_user, generate_password
-    from data.db import get_engine
-    from data.settings import load_settings
-
     if not load_settings().demo_mode:
         print("not in demo mode (DATABASE_URL is set): no demo users. Create the first admin with "
               "python -m data create-user NAME --role admin")
@@ -129,8 +117,6 @@ def _cmd_demo_users(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from datetime import date
-
     p = argparse.ArgumentParser(prog="python -m data", description="Marketplace BI data layer")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the schema (idempotent)").set_defaults(func=_cmd_migrate)
@@ -172,10 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    import sqlalchemy as sa
-
-    from data.db import DatabaseStartError
-    from data.schema import MigrationError
 
     try:
         return args.func(args)

@@ -397,8 +397,8 @@ def test_other_tables_with_rows_are_not_overwritten_silently(empty_engine):
 
 def test_same_inputs_same_bytes_other_seed_other_data(fresh_db, monkeypatch):
     # Small chunks and COPY blocks, so that the chunked path is the one compared.
-    monkeypatch.setattr("data.seed.LINES_PER_CHUNK", 700)
-    monkeypatch.setattr("data.seed.ROWS_PER_COPY_BLOCK", 500)
+    monkeypatch.setattr("data.seed.tables.LINES_PER_CHUNK", 700)
+    monkeypatch.setattr("data.seed.binary_copy.ROWS_PER_COPY_BLOCK", 500)
     a, b, c = fresh_db(), fresh_db(), fresh_db()
     for eng, s in ((a, 11), (b, 11), (c, 12)):
         seed(eng, orders=3000, seed=s, end=date(2025, 6, 30), progress=False)
