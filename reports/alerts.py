@@ -323,7 +323,8 @@ def _next_eval(due: datetime, now: datetime, minutes: int) -> datetime:
 def evaluate_query_rule(conn: Connection, rule) -> dict[str, A.Observation]:
     """Runs a saved-query rule's query through the analysts' runner: one number, or rows of
     (label, number), each label an instance; raises AlertError saying what is wrong."""
-    from analytics.query import QueryFailed, QueryRejected, bind_parameters, run_query
+    from analytics.query import QueryFailed, QueryRejected, run_query
+    from analytics.sql_params import bind_parameters
     from data.saved_queries import visible_query
 
     q = visible_query(conn, rule.owner, rule.query_id)

@@ -287,7 +287,8 @@ def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str
 
 
 def build_saved_query(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
-    from analytics.query import QueryRejected, bind_parameters
+    from analytics.query import QueryRejected
+    from analytics.sql_params import bind_parameters
     from data.saved_queries import visible_query
 
     q = visible_query(conn, user, int(spec["query_id"]))
