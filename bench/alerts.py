@@ -75,7 +75,7 @@ def _with_thresholds(conn, specs, now):
 def bench_alerts(url: str, reps: int) -> dict:
     from analytics import alerts as A
     from data.auth import create_user, fetch_user
-    from reports import alerts as R
+    from reports import alert_evaluation as R
 
     eng = sa.create_engine(url)
     with eng.begin() as conn:
