@@ -32,7 +32,7 @@ from reports.alert_messages import notification, rule_facts
 from reports.alerts import ERROR_INSTANCE, RULE_COLUMNS, AlertError, describe_rule, spec_of
 from reports.delivery import enqueue_many, outbox_row
 
-log = logging.getLogger("reports.alert_evaluation")
+log = logging.getLogger("reports.alerts")   # the logger name alert logs always had (log filters use it)
 QUERY_MAX_ROWS = 1_000
 QUERY_TIMEOUT_MS = 60_000
 MAX_RULES_PER_TICK = 5_000
