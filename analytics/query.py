@@ -1,18 +1,17 @@
 """The safe runner of analysts' SQL: run_query(sql, params=None, *, row_limit=None, timeout_ms=None).
 
 Two locks on every query, each enough on its own:
-1. sqlglot parses it first (PostgreSQL dialect): exactly one statement, read-only (SELECT, WITH,
-   VALUES, set operations, EXPLAIN without ANALYZE), no data-modifying CTE, SELECT INTO, locking
-   clause or utility statement, no denied function (file and large-object access, dblink, *_to_xml,
-   set_config/current_setting, sequences, sleeping, signalling backends, advisory locks, server
-   address and version), tables only from schema mart.
+1. the parser's checks (analytics.sql_parse): one read-only statement over schema mart, no denied
+   function, within the size and nesting limits;
 2. PostgreSQL runs it on the analysts' own login role (SELECT on mart only, no TEMP, role settings
    read-only, statement_timeout, temp_file_limit, work_mem), in a READ ONLY transaction with its
    own statement_timeout, through a separate connection pool: never a privileged connection.
 
-Rows are fetched in batches through a server-side cursor up to the row cap (QueryResult.truncated
-says when more were there) and a cap on their size in memory. Rejections raise QueryRejected,
-failures in PostgreSQL QueryFailed (both ValueError) with a message a person can act on.
+This module is the I/O half: connections, the per-user slots, the transaction and its limits,
+fetching, COPY and cancelling. Rows are fetched in batches through a server-side cursor up to the
+row cap (QueryResult.truncated says when more were there) and a cap on their size in memory.
+Rejections raise QueryRejected, failures in PostgreSQL QueryFailed (both ValueError, from
+analytics.sql_errors) with a message a person can act on. {{parameters}} are analytics.sql_params'.
 """
 from __future__ import annotations
 
@@ -20,63 +19,39 @@ import re
 import select
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from dataclasses import dataclass
+from typing import BinaryIO
 
 import pandas as pd
+import psycopg
 import sqlalchemy as sa
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
+from psycopg import pq
+from psycopg import sql as psql
 
-from data.saved_queries import MAX_SQL_CHARS
+from analytics.sql_errors import QueryFailed, QueryRejected
+from analytics.sql_params import Parameter, plain_value
+from analytics.sql_parse import SA_BIND, check_placeholders, check_sql, statement_body
+from data.db import get_analyst_engine
+from data.schema import ANALYST_ROLE_SETTINGS
+from data.settings import load_settings
 
 DEFAULT_ROW_LIMIT = 10_000
 DEFAULT_TIMEOUT_MS = 30_000
 DEFAULT_MAX_BYTES = 200 * 2**20
 FETCH_BATCH = 5_000
 FIRST_BATCH = 1     # then ×8 per batch up to FETCH_BATCH, never past the room left under max_bytes
-ALLOWED_SCHEMAS = {"mart"}
-MAX_NESTING = 40          # parentheses the parser reads within Python's recursion limit
 # Queries one user may have running at once in this process: more are refused at once, so that one
 # analyst's slow queries cannot take every connection of the analysts' pool from the others.
 MAX_RUNNING_PER_USER = 2
 _running: dict[str, int] = {}
 _running_lock = threading.Lock()
-
-DENIED_FUNCTIONS = {
-    "set_config", "current_setting", "nextval", "setval", "version", "inet_server_addr", "inet_server_port",
-    "inet_client_addr", "inet_client_port", "txid_current", "pg_current_xact_id", "query_to_xml",
-    "table_to_xml", "schema_to_xml", "database_to_xml", "cursor_to_xml", "xmlexists", "pg_notify",
-    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_promote", "pg_log_backend_memory_contexts",
-    "dblink", "lo_import", "lo_export", "current_database_size", "ts_stat", "ts_rewrite", "pg_show_all_settings",
-    "pg_settings_get_flags", "pg_get_keywords",
-}
-DENIED_PREFIXES = ("pg_read_", "pg_ls_", "pg_stat_file", "lo_", "dblink", "pg_sleep", "pg_advisory", "pg_try_advisory",
-                   "pg_file_", "pg_rotate", "pg_switch", "pg_create_", "pg_drop_", "pg_replication", "pg_logical",
-                   "pg_backup", "pg_import", "pg_wal", "pg_export", "pg_stat_", "pg_show_", "pg_get_backend",
-                   "pg_blocking", "pg_safe_snapshot", "pg_listening")
-DENIED_SUFFIXES = ("_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema")
-# Node types that change data, take locks or leave the statement: never in an analyst's query.
-FORBIDDEN_NODES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Into,
-                   exp.Lock, exp.Copy, exp.Command, exp.Transaction, exp.Commit, exp.Rollback, exp.Set,
-                   exp.TruncateTable, exp.Grant)
-READ_ONLY_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
 # A spreadsheet runs a cell that starts with one of these as a formula (reports.exporters and
 # copy_csv's SQL neutralise them).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_ANALYZE = re.compile(r"\banaly[sz]e\b", re.IGNORECASE)
-
-
-class QueryRejected(ValueError):
-    """The query was not run; the message says why and what to do."""
-
-
-class QueryFailed(ValueError):
-    """PostgreSQL refused or stopped the query; the message says why and where."""
 
 
 @dataclass
@@ -86,114 +61,6 @@ class QueryResult:
     truncated: bool
     elapsed_ms: int
     truncated_by: str | None = None   # "rows" or "bytes"
-
-
-def _function_name(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
-    if any(node.args.values()):
-        # Its class's name: writing its SQL would write its whole subtree, once per node (AND and
-        # OR are functions to sqlglot: 4,000 ORs took 330 s).
-        return node.sql_name().lower()
-    return node.sql(dialect="postgres").split("(")[0].strip().lower()
-
-
-def _denied(name: str) -> bool:
-    return (name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES) or name.endswith(DENIED_SUFFIXES))
-
-
-def _explain_body(sql: str) -> str | None:
-    """Returns the statement an EXPLAIN explains (raising if it would run it), or None."""
-    m = re.match(r"\s*explain\b\s*(\((?P<opts>[^)]*)\))?(?P<rest>.*)", sql, re.IGNORECASE | re.DOTALL)
-    if not m:
-        return None
-    opts, rest = m.group("opts") or "", m.group("rest")
-    words = re.match(r"\s*((?:analy[sz]e|verbose)\s+)*", rest, re.IGNORECASE)
-    if _ANALYZE.search(opts) or _ANALYZE.search(words.group(0) if words else ""):
-        raise QueryRejected("EXPLAIN ANALYZE runs the query; use EXPLAIN without ANALYZE to see the plan")
-    return rest[words.end():] if words else rest
-
-
-# How SQLAlchemy's text() finds bound parameters: any :name not after a colon, a word character or a
-# backslash. Inside a string literal or a comment it would still bind: a value there would become SQL.
-_SA_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
-
-
-def check_placeholders(sql: str, tree: exp.Expression | None, params: dict | None) -> None:
-    """Raises QueryRejected unless every :name SQLAlchemy would bind is a real placeholder of the
-    query (not inside quotes or a comment) and has a value."""
-    binds = _SA_BIND.findall(sql)
-    real = [p.name for p in tree.find_all(exp.Placeholder)] if tree is not None else binds
-    if sorted(binds) != sorted(real):
-        inside = sorted(set(binds) - set(real)) or sorted(set(binds))
-        raise QueryRejected(f"':{inside[0]}' sits inside quotes or a comment, where it would still be read as a "
-                            "parameter; keep parameters outside quotes (for LIKE: '%' || {{name}} || '%') and write "
-                            "other colons as '\\:'")
-    missing = sorted(set(real) - set(params or {}))
-    if missing:
-        raise QueryRejected(f"parameter {missing[0]}: give a value")
-
-
-def _unreadable(ex: ParseError) -> QueryRejected:
-    first = ex.errors[0] if ex.errors else {}
-    where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
-    return QueryRejected(f"the query could not be read{where}: {first.get('description', ex)}")
-
-
-def check_length(sql: str) -> None:
-    """Raises QueryRejected when sql is longer than MAX_SQL_CHARS: checked before anything reads it
-    (a 1 MB query took 12 s and 890 MB of the app's memory to parse)."""
-    if len(sql or "") > MAX_SQL_CHARS:
-        raise QueryRejected(f"the query is {len(sql):,} characters long; at most {MAX_SQL_CHARS:,} can run here. "
-                            "Long lists of values belong in a table or a parameter, not in the query's text")
-
-
-def _parse(sql: str) -> list:
-    """sqlglot's statements of sql, its size checked first; QueryRejected when it cannot be read."""
-    check_length(sql)
-    try:
-        return sqlglot.parse(sql, read="postgres")
-    except ParseError as ex:
-        raise _unreadable(ex) from None
-    except RecursionError:
-        raise QueryRejected(f"the query nests too deeply to be read here (more than about {MAX_NESTING} levels of "
-                            "parentheses or subqueries); flatten it, for example with WITH clauses") from None
-
-
-def check_sql(sql: str, *, mart_tables: set[str] | None = None) -> exp.Expression:
-    """Raises QueryRejected unless sql is one read-only statement over mart; returns its parsed
-    tree (for EXPLAIN, the explained statement's)."""
-    check_length(sql)
-    if not sql or not sql.strip().strip(";").strip():
-        raise QueryRejected("the query is empty")
-    body = _explain_body(sql)
-    target = body if body is not None else sql
-    # A comment after the last semicolon parses as an empty statement: not a second one.
-    statements = [s for s in _parse(target) if s is not None and not isinstance(s, exp.Semicolon)]
-    if len(statements) != 1:
-        raise QueryRejected(f"only one statement is allowed; this has {len(statements)}")
-    tree = statements[0]
-    if not isinstance(tree, READ_ONLY_ROOTS):
-        kind = tree.key.upper() if not isinstance(tree, exp.Command) else str(tree.this).upper()
-        raise QueryRejected(f"only SELECT, WITH, VALUES and EXPLAIN (without ANALYZE) can run; not {kind}")
-    for node in tree.walk():
-        if isinstance(node, FORBIDDEN_NODES):
-            what = "SELECT INTO" if isinstance(node, exp.Into) else \
-                "FOR UPDATE/SHARE locks" if isinstance(node, exp.Lock) else node.key.upper()
-            raise QueryRejected(f"{what} is not allowed: queries here only read data")
-        if isinstance(node, exp.Func) and _denied(name := _function_name(node)):
-            raise QueryRejected(f"function {name} is not allowed")
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    for table in tree.find_all(exp.Table):
-        name, schema = str(table.name).lower(), str(table.db or "").lower()
-        if not name or isinstance(table.this, exp.Func):
-            continue  # a table function: its name was checked above
-        if schema:
-            if schema not in ALLOWED_SCHEMAS or table.catalog:
-                raise QueryRejected(f"table {schema}.{name} is not readable here: queries read schema mart only")
-        elif name not in ctes and (name.startswith("pg_") or (mart_tables is not None and name not in mart_tables)):
-            raise QueryRejected(f"there is no table {name} in schema mart")
-    return tree
 
 
 def _position(sql: str, position: int | None) -> str:
@@ -261,10 +128,6 @@ def _unique(columns: list[str]) -> list[str]:
 def tidy_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Makes numeric columns numbers (PostgreSQL numeric arrives as Decimal) and time-zone-aware
     timestamps one time zone, so that charts and Excel files accept them."""
-    from decimal import Decimal
-
-    from data.settings import load_settings
-
     for c in frame.columns:
         col = frame[c]
         if col.dtype == object and len(col.dropna()) and all(isinstance(v, Decimal) for v in col.dropna()[:1000]):
@@ -278,7 +141,7 @@ def tidy_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def schema_columns(conn) -> pd.DataFrame:
+def schema_columns(conn: sa.engine.Connection) -> pd.DataFrame:
     """The mart schema's tables and columns (table, column, type, approx_rows: PostgreSQL's
     estimate) for the analysts' schema browser."""
     return pd.DataFrame(conn.execute(sa.text("""
@@ -309,7 +172,7 @@ class QueryStream:
         except sa.exc.DBAPIError as ex:
             raise _translated(self._conn, ex, self._sql, self._params, self._timeout_ms) from None
 
-    def batches(self, size: int = FETCH_BATCH, *, limit: int | None = None):
+    def batches(self, size: int = FETCH_BATCH, *, limit: int | None = None) -> Iterator[list[tuple]]:
         """Yields lists of up to size rows, at most limit rows in all."""
         taken = 0
         while limit is None or taken < limit:
@@ -324,8 +187,6 @@ def _limit_transaction(conn, timeout_ms: int) -> None:
     """Sets the transaction's time limit and the role's memory and idle limits again, locally: the
     role could have changed its own defaults (ALTER ROLE CURRENT_USER SET …) where no runner
     stood guard. temp_file_limit needs a superuser to change, so the role's own value holds."""
-    from data.schema import ANALYST_ROLE_SETTINGS
-
     limits = {"statement_timeout": f"{timeout_ms}ms", "work_mem": ANALYST_ROLE_SETTINGS["work_mem"],
               "idle_in_transaction_session_timeout": ANALYST_ROLE_SETTINGS["idle_in_transaction_session_timeout"]}
     names = list(limits)
@@ -391,8 +252,6 @@ def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None =
     params are bound (`:name` in the SQL), never formatted in. check=False skips the parser (for
     tests that prove the database's own limits); the pages never pass it. With user, at most
     MAX_RUNNING_PER_USER of that user's queries run at once."""
-    from data.db import get_analyst_engine
-
     timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     if timeout_ms < 1:
         raise QueryRejected("the time limit must be positive")
@@ -418,7 +277,6 @@ def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None =
             _reset_session(conn)
 
 
-# Column types (PostgreSQL type OIDs) whose values are text a spreadsheet could run as a formula.
 # Column types (PostgreSQL type OIDs) written as they are: numbers, booleans, dates and times.
 # Every other type's text is checked for a formula-looking start (text, json, enums, arrays, …).
 _PLAIN_TYPES = {20, 21, 23, 26, 700, 701, 790, 1700, 16, 1082, 1083, 1114, 1184, 1186, 1266}
@@ -429,16 +287,7 @@ WAIT_CHECK_S = 1.0   # how often a COPY waiting for the server checks whether to
 _NEUTRAL = r"CASE WHEN {c}::text ~ '^[=+@\t\r-]' THEN chr(39) || {c}::text ELSE {c}::text END"
 
 
-def statement_body(sql: str) -> str:
-    """sql without what follows its last token (a semicolon, comments, blanks), so that it can
-    stand inside parentheses."""
-    tokens = [t for t in sqlglot.tokenize(sql, read="postgres") if t.token_type.name != "SEMICOLON"]
-    return sql[:tokens[-1].end + 1] if tokens else sql
-
-
 def _psycopg_failure(conn, ex: Exception, sql: str, timeout_ms: int) -> Exception:
-    import psycopg
-
     conn.rollback()
     if isinstance(ex, psycopg.Error):
         return _failure(sa.exc.DBAPIError(None, None, ex), sql, timeout_ms)
@@ -457,15 +306,13 @@ def _settings_for_params(conn, body: str, params: dict):
     its value's type, after binding each value to its setting for this transaction (settings are
     named by position: their names ignore case, parameters' do not). A `\\:` written to keep a
     colon out of the parameters becomes `:`, as SQLAlchemy's text() makes it."""
-    from psycopg import sql as psql
-
     def plain(text: str):
         return psql.SQL(text.replace("\\:", ":"))
     if not params:
         return plain(body)
     slots = {name: i for i, name in enumerate(params)}
     parts, last = [], 0
-    for m in _SA_BIND.finditer(body):
+    for m in SA_BIND.finditer(body):
         name = m.group(1)
         if name not in params:
             continue
@@ -522,9 +369,6 @@ def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: 
     time of the whole COPY. Every wait for the server is a select() without the GIL (see _wait),
     calling on_chunk(bytes so far) each second without news. Returns the number of rows; raises
     QueryFailed."""
-    import psycopg
-    from psycopg import pq
-
     pg = raw.pgconn
     get, write, written, reported = pg.get_copy_data, out.write, 0, 0
     on_wait = (lambda: on_chunk(written)) if on_chunk is not None else None
@@ -574,8 +418,6 @@ def _copy_out(conn, raw, statement: bytes, out, on_chunk, sql: str, timeout_ms: 
 
 def _result_error(psycopg, result):
     """A psycopg error (with sqlstate and diagnostics) from a failed libpq result."""
-    from psycopg import pq
-
     if result is None:
         return psycopg.OperationalError("the server sent no result")
     sqlstate = (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
@@ -584,8 +426,9 @@ def _result_error(psycopg, result):
     return cls(message, info=result)
 
 
-def copy_csv(sql: str, out, *, params: dict | None = None, engine: sa.engine.Engine | None = None,
-             timeout_ms: int | None = None, check: bool = True, bom: bool = True, on_chunk=None) -> int | None:
+def copy_csv(sql: str, out: BinaryIO, *, params: dict | None = None, engine: sa.engine.Engine | None = None,
+             timeout_ms: int | None = None, check: bool = True, bom: bool = True,
+             on_chunk: Callable[[int], None] | None = None) -> int | None:
     """Writes an analyst's query without parameters as CSV with a header to the binary file out
     through PostgreSQL's COPY … TO STDOUT: the server writes the CSV, so this runs at the speed of
     psql's \\copy. Same checks, role, read-only transaction and limits as open_query.
@@ -602,10 +445,6 @@ def copy_csv(sql: str, out, *, params: dict | None = None, engine: sa.engine.Eng
     text. Text values arrive typed text rather than unknown; where PostgreSQL would have inferred
     another type (a text parameter compared with a number), planning fails and None is returned.
     on_chunk(bytes so far) is called as the data comes (an export renews its lease there)."""
-    from psycopg import sql as psql
-
-    from data.db import get_analyst_engine
-
     if re.match(r"\s*explain\b", sql, re.IGNORECASE):
         return None
     timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
@@ -694,52 +533,7 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
                        truncated_by)
 
 
-# --- parameters -------------------------------------------------------------------------------------
-# {{name}} or {{name:type}} (text, number, date, daterange) in an analyst's SQL becomes an input on the
-# page and a bound parameter here, never text in the query. {{name:list(SELECT …)}} is a choice among
-# the values of the first column of its own query (run like any analyst query: same checks, same
-# role). [[ … ]] around a part makes it optional: left out when a parameter in it has no value (as in
-# Metabase).
-
-PARAM_TYPES = ("text", "number", "date", "daterange", "list")
-_PARAM = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?::\s*([A-Za-z]+)\s*(?:\((.*?)\)\s*)?)?\}\}", re.DOTALL)
-_OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
 LIST_OPTIONS_LIMIT = 1_000
-
-
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    kind: str = "text"
-    optional: bool = False
-    source: str | None = None    # a list parameter's query
-
-
-def find_parameters(sql: str) -> list[Parameter]:
-    """Returns the query's parameters in order of first appearance; raises QueryRejected for an
-    unknown type, one name with two types, or a list without its query."""
-    check_length(sql)
-    order: dict[str, None] = {}
-    declared: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    for m in _PARAM.finditer(sql):
-        name, kind, source = m.group(1), (m.group(2) or "").lower(), (m.group(3) or "").strip()
-        if kind and kind not in PARAM_TYPES:
-            raise QueryRejected(f"parameter {name}: unknown type {kind!r}; use {', '.join(PARAM_TYPES)}")
-        if kind and declared.setdefault(name, kind) != kind:
-            raise QueryRejected(f"parameter {name} is declared as {declared[name]} and as {kind}")
-        if source and kind != "list":
-            raise QueryRejected(f"parameter {name}: only a list takes a query in parentheses")
-        if source and sources.setdefault(name, source) != source:
-            raise QueryRejected(f"parameter {name} has two different list queries")
-        order.setdefault(name, None)
-    kinds = {n: declared.get(n, "text") for n in order}
-    for n, k in kinds.items():
-        if k == "list" and n not in sources:
-            raise QueryRejected(f"parameter {n}: a list needs its query, as in "
-                                f"{{{{{n}:list(SELECT DISTINCT category FROM mart.vendors ORDER BY 1)}}}}")
-    required = {m.group(1) for m in _PARAM.finditer(_OPTIONAL.sub("", sql))}
-    return [Parameter(n, k, n not in required, sources.get(n)) for n, k in kinds.items()]
 
 
 def list_options(parameter: Parameter, **run) -> list:
@@ -757,68 +551,4 @@ def list_options(parameter: Parameter, **run) -> list:
     if not result.columns:
         return []
     return [plain_value(v) for v in result.frame.iloc[:, 0].dropna().tolist()]
-
-
-def plain_value(value):
-    """numpy scalars as Python values (bound parameters and JSON need those)."""
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
-
-
-def _empty(value) -> bool:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return True
-    return isinstance(value, (tuple, list)) and (len(value) != 2 or any(v is None for v in value))
-
-
-def bind_parameters(sql: str, values: dict) -> tuple[str, dict]:
-    """Returns (sql with :name placeholders, bound values) from values {name: value}; optional
-    parts whose parameters are empty are left out. Raises QueryRejected naming a missing or bad value."""
-    params = {p.name: p for p in find_parameters(sql)}
-
-    def keep(m: re.Match) -> str:
-        inner = m.group(1)
-        names = [x.group(1) for x in _PARAM.finditer(inner)]
-        return "" if any(_empty(values.get(n)) for n in names) else inner
-    text = _OPTIONAL.sub(keep, sql)
-    bound: dict = {}
-
-    def place(m: re.Match) -> str:
-        p = params[m.group(1)]
-        value = values.get(p.name)
-        if _empty(value):
-            raise QueryRejected(f"parameter {p.name}: give a value")
-        if p.kind == "daterange":
-            bound[f"{p.name}_start"], bound[f"{p.name}_end"] = value
-            return f":{p.name}_start AND :{p.name}_end"
-        if p.kind == "number":
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise QueryRejected(f"parameter {p.name}: {value!r} is not a number") from None
-            value = int(number) if number.is_integer() else number
-        bound[p.name] = value
-        return f":{p.name}"
-    return _PARAM.sub(place, text), bound
-
-
-def format_sql(sql: str) -> str:
-    """Returns sql laid out by sqlglot (PostgreSQL dialect, one clause a line, comments kept);
-    {{parameters}} stay as they are. Raises QueryRejected when it cannot be read or has an
-    optional [[ … ]] part (a fragment of SQL that cannot be parsed alone)."""
-    if _OPTIONAL.search(sql):
-        raise QueryRejected("a query with optional [[ … ]] parts cannot be formatted")
-    tokens: dict[str, str] = {}
-
-    def hide(m: re.Match) -> str:
-        token = f"__mbi_param_{len(tokens)}__"
-        tokens[token] = m.group(0)
-        return token
-    try:
-        out = [s.sql(dialect="postgres", pretty=True) for s in _parse(_PARAM.sub(hide, sql)) if s is not None]
-    except RecursionError:
-        raise QueryRejected("the query nests too deeply to be laid out") from None
-    text = ";\n\n".join(out)
-    for token, original in tokens.items():
-        text = text.replace(token, original)
-    return text
 

@@ -5,7 +5,7 @@ The rules mix every window, fan-out per vendor, category and region, filters by 
 channel, thresholds, changes against the previous window and last week, and forecast bands.
 Thresholds are set at the 10th or 90th percentile of the values the rules see at the time, so a
 tail of instances breaches, as real thresholds do. Measured: the whole tick
-(reports.alerts.evaluate_due: lock, evaluate, step every instance, write instances, events and
+(reports.alert_evaluation.evaluate_due: lock, evaluate, step every instance, write instances, events and
 outbox rows) cold (every instance's first state written) and steady (the next tick), and the
 evaluation alone batched against one rule at a time.
 """
@@ -23,6 +23,7 @@ from analytics import alerts as A
 from bench.common import log, section_head
 from data.auth import create_user, fetch_user
 from reports import alerts as R
+from reports.alert_evaluation import evaluate_due
 
 RULES = 1_000
 OWNER = "bench"
@@ -109,11 +110,11 @@ def bench_alerts(url: str, reps: int) -> dict:
     for _ in range(max(1, min(reps, 3))):
         cold()
         t = time.perf_counter()
-        counts["cold"] = R.evaluate_due(eng, now=now)
+        counts["cold"] = evaluate_due(eng, now=now)
         cold_s.append(time.perf_counter() - t)
         due()
         t = time.perf_counter()
-        counts["steady"] = R.evaluate_due(eng, now=now + timedelta(minutes=5))
+        counts["steady"] = evaluate_due(eng, now=now + timedelta(minutes=5))
         steady_s.append(time.perf_counter() - t)
     with eng.connect() as conn:
         instances = conn.execute(sa.text("SELECT count(*) FROM app.alert_instances i JOIN app.alert_rules r "
@@ -146,7 +147,7 @@ def alerts_section(sizes: list[int], results: dict, started: datetime) -> str:
         ALERTS_BEGIN, "Alerts: 1,000 rules in one scheduler tick", started,
         "1,000 rules over every window, with fan-out per vendor, category and region, filters, thresholds at the "
         "10th/90th percentile of what they see, changes against the previous window and last week, and forecast "
-        "bands (`bench/alerts.py`). The tick is `reports.alerts.evaluate_due` (lock the due rules, evaluate, step "
+        "bands (`bench/alerts.py`). The tick is `reports.alert_evaluation.evaluate_due` (lock the due rules, evaluate, step "
         "every instance through the state machine, write instances, events and outbox rows in one transaction): "
         "steady (a tick of rules evaluated before: what every tick costs, and what the target is about) and "
         "cold (1,000 new rules evaluated for the first time in one tick: every instance's first state, event and "

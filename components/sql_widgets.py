@@ -13,8 +13,9 @@ import sqlalchemy as sa
 import streamlit as st
 
 from analytics.metrics import METRICS
-from analytics.query import (DEFAULT_ROW_LIMIT, Parameter, QueryFailed, QueryRejected, QueryResult, bind_parameters,
-                             find_parameters, format_sql, list_options, run_query, schema_columns)
+from analytics.query import (DEFAULT_ROW_LIMIT, QueryFailed, QueryRejected, QueryResult, list_options, run_query,
+                             schema_columns)
+from analytics.sql_params import Parameter, bind_parameters, find_parameters, format_sql
 from components import loaders
 from components.tables import table_height
 from components.text import plain

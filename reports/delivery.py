@@ -23,16 +23,21 @@ import smtplib
 import socket
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from tenacity import RetryCallState, wait_exponential
 
+from data.audit import record
+from data.db import frame
 from data.settings import Settings, load_settings
+from reports.alert_messages import render_alert
 
 log = logging.getLogger("reports.delivery")
 BACKOFF_MAX_SECONDS = 3600
@@ -110,7 +115,8 @@ def _claim(engine: Engine, worker: str, delivery_id: int | None = None) -> Claim
     return Claimed(**row) if row else None
 
 
-def deliver_due(engine: Engine, *, settings: Settings | None = None, limit: int = 100, stop=None,
+def deliver_due(engine: Engine, *, settings: Settings | None = None, limit: int = 100,
+                stop: Callable[[], bool] | None = None,
                 worker: str = "") -> dict:
     """Sends up to limit due deliveries; returns {"sent", "retry", "failed"} counts."""
     s = settings or load_settings()
@@ -173,9 +179,7 @@ def deliver_now(engine: Engine, delivery_id: int, *, settings: Settings | None =
 def send(item: Claimed, s: Settings) -> None:
     payload = item.payload
     if "alert" in payload:
-        # An alert's notification keeps its facts; its bodies are written now (reports.alerts
-        # imports this module, so the import is here).
-        from reports.alerts import render_alert
+        # An alert's notification keeps its facts; its bodies are written now.
         payload = render_alert(payload)
     if item.channel == "email":
         send_email(item.target, payload, s, message_id=item.idempotency_key)
@@ -321,10 +325,8 @@ def post_webhook(url: str, body: dict, s: Settings, *, key: str) -> None:
         raise DeliveryError(f"webhook: the receiver answered HTTP {status}")
 
 
-def failed_deliveries(conn: Connection, limit: int = 200):
+def failed_deliveries(conn: Connection, limit: int = 200) -> pd.DataFrame:
     """Deliveries that gave up, newest first, for the admin page."""
-    from data.db import frame
-
     return frame(conn.execute(sa.text("""
         SELECT delivery_id, channel, target, source, attempts, last_error, created_at
         FROM app.outbox WHERE status = 'failed' ORDER BY created_at DESC LIMIT :n"""), {"n": limit}))
@@ -337,8 +339,6 @@ def waiting_deliveries(conn: Connection) -> int:
 
 def retry_delivery(conn: Connection, delivery_id: int, *, actor: str = "") -> bool:
     """Puts a failed delivery back in the queue (admin action); the idempotency key is kept."""
-    from data.audit import record
-
     done = bool(conn.execute(sa.text("""
         UPDATE app.outbox SET status = 'pending', next_attempt_at = now(), attempts = 0, last_error = ''
         WHERE delivery_id = :id AND status = 'failed'"""), {"id": delivery_id}).rowcount)

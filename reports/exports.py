@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from analytics.query import QueryFailed, QueryRejected
 from data.audit import record
+from data.auth import fetch_user
 from data.db import frame
 from data.settings import Settings, load_settings
+from reports.schedules import finish_run
 from reports.templates import TEMPLATES, ReportError, build, check_spec, render
 
 log = logging.getLogger("reports.exports")
@@ -43,8 +47,6 @@ class LeaseLost(Exception):
 def request_export(conn: Connection, owner: str, template: str, spec: dict, fmt: str, *,
                    settings: Settings | None = None) -> int:
     """Queues an export for the scheduler; raises ReportError naming a bad field."""
-    from data.auth import fetch_user
-
     s = settings or load_settings()
     spec = check_spec(template, spec, fmt)
     user = fetch_user(conn, owner)
@@ -59,7 +61,7 @@ def request_export(conn: Connection, owner: str, template: str, spec: dict, fmt:
     return int(export_id)
 
 
-def list_exports(conn: Connection, owner: str | None = None, limit: int = 200):
+def list_exports(conn: Connection, owner: str | None = None, limit: int = 200) -> pd.DataFrame:
     """The owner's exports (everyone's when owner is None), newest first."""
     return frame(conn.execute(sa.text("""
         SELECT export_id, owner, template, title, format, status, progress, step, rows, bytes, file_name, path,
@@ -217,8 +219,6 @@ def produce(engine: Engine, job: Job, worker: str, *, settings: Settings | None 
 def _fail_abandoned(conn: Connection, settings: Settings) -> int:
     """Exports whose lease ran out MAX_ATTEMPTS times (the process running them died or hung each
     time) are marked failed rather than taken again; their schedule runs too."""
-    from reports.schedules import finish_run
-
     gone = conn.execute(sa.text("""
         UPDATE app.exports SET status = 'failed', lease_until = NULL, finished_at = now(),
                message = 'stopped ' || attempts || ' times without finishing (the scheduler running it died '
@@ -234,8 +234,6 @@ def run_export(engine: Engine, job: Job, worker: str, *, settings: Settings | No
                stop: Callable[[], bool] | None = None) -> str:
     """Produces a claimed export and records the outcome on its row; returns its status."""
     s = settings or load_settings()
-    from reports.schedules import finish_run
-
     claim = {"id": job.export_id, "w": worker, "a": job.attempts}
     mine = "export_id = :id AND worker = :w AND attempts = :a AND status = 'running'"
     try:
@@ -250,7 +248,6 @@ def run_export(engine: Engine, job: Job, worker: str, *, settings: Settings | No
         log.warning("export %s: another scheduler took it over", job.export_id)
         return "lost"
     except Exception as ex:  # noqa: BLE001 - the job boundary: recorded on the row
-        from analytics.query import QueryFailed, QueryRejected
         expected = isinstance(ex, (ReportError, QueryRejected, QueryFailed))
         if not expected:
             log.exception("export %s failed", job.export_id)
@@ -284,7 +281,8 @@ def run_export(engine: Engine, job: Job, worker: str, *, settings: Settings | No
     return "done"
 
 
-def run_exports(engine: Engine, worker: str, *, settings: Settings | None = None, stop=None, limit: int = 20) -> int:
+def run_exports(engine: Engine, worker: str, *, settings: Settings | None = None,
+                stop: Callable[[], bool] | None = None, limit: int = 20) -> int:
     """Claims and runs queued exports until none is left (or limit); returns how many ran."""
     s = settings or load_settings()
     ran = 0

@@ -41,6 +41,7 @@ def _fmt(value, kind: str | None) -> str:
 
 def chart_png(chart, width_in: float = 9.5, height_in: float = 3.2) -> bytes:
     """Draws a chart (reports.templates.Chart) with matplotlib's Agg backend; returns PNG bytes."""
+    # Lazy: matplotlib is heavy and only PDFs draw charts; the Agg backend must be chosen before pyplot loads.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +72,7 @@ def chart_png(chart, width_in: float = 9.5, height_in: float = 3.2) -> bytes:
 
 
 def _numbered_canvas(footer: str):
-    from reportlab.pdfgen import canvas
+    from reportlab.pdfgen import canvas   # lazy: reportlab is heavy and only PDFs need it
 
     class NumberedCanvas(canvas.Canvas):
         """Draws "page x of y" once the number of pages is known (a second pass over saved pages)."""
@@ -101,6 +102,7 @@ def _numbered_canvas(footer: str):
 def render_pdf(report, out) -> int:
     """Writes report (reports.templates.Report) as a PDF to out (a path or binary file); returns
     the number of table rows written."""
+    # Lazy: reportlab is heavy and only PDFs need it (the scheduler and the pages load this module).
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet

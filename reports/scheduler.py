@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from data.db import DatabaseStartError, get_engine
 from data.schema import current_revision, head_revision
 from data.settings import SettingsError, load_settings
-from reports import alerts, delivery, exports, jobs, schedules
+from reports import alert_evaluation, delivery, exports, jobs, schedules
 
 log = logging.getLogger("reports.scheduler")
 
@@ -115,7 +115,7 @@ def run(once: bool = False) -> int:
 
     def evaluate_alerts() -> None:
         try:
-            n = alerts.evaluate_due(engine, settings=settings)
+            n = alert_evaluation.evaluate_due(engine, settings=settings)
             if n["rules"]:
                 log.info("alerts: %(rules)s rules in %(queries)s queries, %(events)s events, "
                          "%(notifications)s notifications, %(errors)s failed", n)

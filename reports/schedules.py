@@ -17,13 +17,16 @@ import urllib.parse
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import sqlalchemy as sa
 from croniter import CroniterBadDateError, croniter
 from sqlalchemy.engine import Connection
 
 from data.audit import record
 from data.db import frame
+from data.saved_queries import visible_query
 from data.settings import Settings, load_settings, valid_email
+from reports import owned
 from reports.delivery import DeliveryError, check_webhook_url, enqueue
 from reports.templates import FAN_OUT, TEMPLATES, ReportError, check_spec
 
@@ -115,7 +118,7 @@ def describe_cadence(cadence: dict, tz: str) -> str:
     return f"cron {cadence.get('cron')} ({tz})"
 
 
-def parse_recipients(text) -> list[str]:
+def parse_recipients(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """Returns the addresses in text (commas, semicolons, spaces or new lines between them),
     lower-cased and without repeats; raises ScheduleError naming the first bad one."""
     items = text if isinstance(text, (list, tuple)) else str(text or "").replace(";", ",").replace("\n", ",").split(",")
@@ -178,7 +181,6 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
     except ReportError as ex:
         raise ScheduleError(str(ex)) from None
     if template == "saved_query":
-        from data.saved_queries import visible_query
         if visible_query(conn, owner, spec["query_id"]) is None:
             raise ScheduleError("query: choose one of your saved queries or a shared one")
     try:
@@ -217,10 +219,7 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
 def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = None, is_admin: bool = False,
                   now: datetime | None = None, **fields) -> int:
     """Creates or updates a schedule (owner's, or anyone's for an admin); returns its id."""
-    from data.auth import fetch_user
-
-    user = fetch_user(conn, owner)
-    if user is None or user.role not in ("analyst", "admin"):
+    if not owned.may_own(conn, owner):
         raise ScheduleError("schedule: scheduling reports needs the analyst or admin role")
     c = check_schedule(conn, owner, **fields)
     now = now or datetime.now(timezone.utc)
@@ -253,11 +252,6 @@ def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = Non
     return int(sid)
 
 
-def _owned(conn: Connection, user: str, schedule_id: int, is_admin: bool, sql: str, params: dict | None = None) -> bool:
-    return bool(conn.execute(sa.text(sql + " WHERE schedule_id = :id AND (owner = :u OR :admin)"),
-                             {"id": schedule_id, "u": user, "admin": is_admin, **(params or {})}).rowcount)
-
-
 def set_paused(conn: Connection, user: str, schedule_id: int, paused: bool, *, is_admin: bool = False,
                now: datetime | None = None) -> bool:
     """Pauses or resumes; a resumed schedule starts from its next slot (paused slots are not caught up)."""
@@ -266,21 +260,16 @@ def set_paused(conn: Connection, user: str, schedule_id: int, paused: bool, *, i
     if row is None:
         return False
     nxt = next_slot(row.cron, row.timezone, now or datetime.now(timezone.utc))
-    ok = _owned(conn, user, schedule_id, is_admin, "UPDATE app.schedules SET paused = :p, next_run_at = :n, "
-                "updated_at = now()", {"p": paused, "n": nxt})
-    if ok:
-        record(conn, "schedule.pause" if paused else "schedule.resume", actor=user, target=str(schedule_id))
-    return ok
+    return owned.set_paused(conn, "schedules", user, schedule_id, paused, is_admin=is_admin,
+                            next_at="next_run_at = :n", params={"n": nxt})
 
 
 def delete_schedule(conn: Connection, user: str, schedule_id: int, *, is_admin: bool = False) -> bool:
-    ok = _owned(conn, user, schedule_id, is_admin, "DELETE FROM app.schedules")
-    if ok:
-        record(conn, "schedule.delete", actor=user, target=str(schedule_id))
-    return ok
+    """Deletes a schedule (its runs go with it)."""
+    return owned.delete_owned(conn, "schedules", user, schedule_id, is_admin=is_admin)
 
 
-def list_schedules(conn: Connection, user: str | None = None):
+def list_schedules(conn: Connection, user: str | None = None) -> pd.DataFrame:
     """The user's schedules (everyone's when user is None), with their latest run."""
     return frame(conn.execute(sa.text("""
         SELECT s.schedule_id, s.owner, s.name, s.template, s.params, s.format, s.cadence, s.cron, s.timezone,
@@ -294,7 +283,7 @@ def list_schedules(conn: Connection, user: str | None = None):
         ORDER BY s.name"""), {"u": user}))
 
 
-def run_history(conn: Connection, schedule_id: int, limit: int = 100):
+def run_history(conn: Connection, schedule_id: int, limit: int = 100) -> pd.DataFrame:
     """Runs of a schedule, newest first, with their deliveries' states."""
     return frame(conn.execute(sa.text("""
         SELECT r.run_id, r.slot, r.fan_value, r.manual, r.status, r.message, r.finished_at, e.rows, e.bytes,

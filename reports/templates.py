@@ -13,14 +13,26 @@ import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from analytics import forecast_series as FS
+from analytics.customer_scores import load_stored, stored_at_risk
 from analytics.filters import DIMENSIONS, FilterError, Filters, Period
+from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS
+from analytics.forecasting import ForecastError
+from analytics.kpis import fetch_breakdown, fetch_kpis, fetch_trend, fetch_vendor_names
 from analytics.metrics import METRICS, format_change, format_value
+from analytics.query import QueryRejected, copy_csv, open_query, run_query
+from analytics.sql_params import bind_parameters
+from analytics.vendors import fetch_vendor_info
+from data.saved_queries import visible_query
+from data.settings import load_settings
 from reports.exporters import BATCH, XlsxBook, frame_batches, json_value, write_csv, write_json, write_rows
+from reports.pdf import render_pdf
 from reports.periods import RELATIVE_PERIODS, PeriodError, local_today, resolve
 
 FORMATS = ("csv", "xlsx", "pdf", "json")
@@ -124,7 +136,6 @@ def check_spec(template: str, spec: dict, fmt: str) -> dict:
             raise ReportError("query: choose a saved query") from None
         spec.setdefault("query_params", {})
     if template == "forecast":
-        from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS
         spec.setdefault("metric", "gmv")
         if spec["metric"] not in FORECAST_METRICS:
             raise ReportError(f"metric: forecasts exist for {', '.join(FORECAST_METRICS)}, not {spec['metric']!r}")
@@ -136,8 +147,6 @@ def check_spec(template: str, spec: dict, fmt: str) -> dict:
 
 
 def _filters(conn: Connection, spec: dict, period: Period) -> tuple[Filters, str]:
-    from analytics.kpis import fetch_vendor_names
-
     dims = dict(spec.get("filters") or {})
     try:
         f = Filters.make(period, comparison="previous", grain="day", **dims)
@@ -153,15 +162,12 @@ def _filters(conn: Connection, spec: dict, period: Period) -> tuple[Filters, str
 
 
 def _generated(now: datetime, tz: str) -> str:
-    from zoneinfo import ZoneInfo
     return now.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 # --- templates -------------------------------------------------------------------------------------
 
 def _kpi_rows(conn: Connection, f: Filters) -> tuple[list, pd.DataFrame]:
-    from analytics.kpis import fetch_kpis
-
     k = fetch_kpis(conn, f)
     rows = [(METRICS[m].label, format_value(m, cur, compact=False), format_value(m, prev, compact=False),
              format_change(m, cur, prev) or "–") for m, cur, prev in zip(k["metric"], k["current"], k["previous"])]
@@ -176,16 +182,12 @@ def _only(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 
 
 def _named_vendors(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
-    from analytics.vendors import fetch_vendor_info
-
     info = fetch_vendor_info(conn, [int(v) for v in frame["key"]])[["vendor_id", "name", "category"]]
     out = frame.rename(columns={"key": "vendor_id"}).merge(info, on="vendor_id", how="left")
     return out[["vendor_id", "name", "category", *[c for c in frame.columns if c != "key"]]]
 
 
 def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
-    from analytics.kpis import fetch_breakdown, fetch_trend
-
     kpis, summary = _kpi_rows(conn, f)
     trend = fetch_trend(conn, f, ("gmv",), grain="day")
     before = fetch_trend(conn, f, ("gmv",), period=f.compare, grain="day") if f.compare else None
@@ -202,8 +204,6 @@ def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str) ->
 
 
 def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
-    from analytics.kpis import fetch_breakdown, fetch_trend
-
     kpis, summary = _kpi_rows(conn, f)
     day = _only(fetch_trend(conn, f, SALES_METRICS, grain="day"), SALES_METRICS).rename(columns={"key": "day"})
     tables = [Table.of("By day", day)]
@@ -216,8 +216,6 @@ def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
 
 
 def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
-    from analytics.kpis import fetch_breakdown
-
     cur = _only(fetch_breakdown(conn, f, "vendor_id", VENDOR_METRICS), VENDOR_METRICS)
     prev = _only(fetch_breakdown(conn, f, "vendor_id", ("gmv",), period=f.compare), ("gmv",))
     prev = prev.rename(columns={"gmv": "gmv_prev"})
@@ -233,8 +231,6 @@ def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: 
 
 
 def _stored_scores(conn: Connection):
-    from analytics.customer_scores import load_stored
-
     stored = load_stored(conn)
     if stored is None:
         raise ReportError("no customer scores are stored yet: the scheduler stores them every night "
@@ -250,8 +246,6 @@ def build_customer_segments(conn: Connection, spec: dict, f: Filters | None, *, 
 
 
 def build_at_risk(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
-    from analytics.customer_scores import stored_at_risk
-
     stored = _stored_scores(conn)
     risk = stored_at_risk(conn, stored.run_id, limit=None)
     risk = risk[[c for c in AT_RISK_COLUMNS if c in risk.columns]]
@@ -261,9 +255,6 @@ def build_at_risk(conn: Connection, spec: dict, f: Filters | None, *, user: str)
 
 
 def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
-    from analytics import forecast_series as FS
-    from analytics.forecasting import ForecastError
-
     s = FS.Series(spec.get("metric", "gmv"), "day", spec.get("dim", ""), str(spec.get("value", "")))
     runs = FS._runs(conn, s, "", {})
     if runs:
@@ -287,9 +278,6 @@ def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str
 
 
 def build_saved_query(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
-    from analytics.query import QueryRejected, bind_parameters
-    from data.saved_queries import visible_query
-
     q = visible_query(conn, user, int(spec["query_id"]))
     if q is None:
         raise ReportError("query: the saved query is gone, or no longer shared with the schedule's owner")
@@ -319,7 +307,6 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
           tz: str | None = None) -> Report:
     """Builds the report the spec asks for, its relative period resolved at `now` in tz
     (APP_TIMEZONE by default). Raises ReportError."""
-    from data.settings import load_settings
 
     tz = tz or load_settings().timezone
     now = now or datetime.now(timezone.utc)
@@ -357,8 +344,6 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
     if report.query is not None:
         sql, params = report.query
         if fmt == "pdf":
-            from analytics.query import run_query
-            from reports.pdf import render_pdf
             r = run_query(sql, params, row_limit=PDF_MAX_ROWS, engine=engine, timeout_ms=EXPORT_TIMEOUT_MS)
             if r.truncated:
                 report.filters = (report.filters + "; " if report.filters else "") + \
@@ -368,7 +353,6 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
             return render_pdf(report, out)
         if fmt == "csv":
             # The server writes the CSV itself (COPY), at psql's speed; see copy_csv for when it cannot.
-            from analytics.query import copy_csv
             rows = copy_csv(sql, out, params=params, engine=engine, timeout_ms=EXPORT_TIMEOUT_MS,
                             on_chunk=lambda n: tick(0.5, f"{n / 2**20:,.0f} MB written"))
             if rows is not None:
@@ -380,7 +364,6 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
                 seen["rows"] += len(b)
                 tick(0.5, f"{seen['rows']:,} rows written")   # progress() writes at most once a second
                 yield b
-        from analytics.query import open_query
         with open_query(sql, params, engine=engine, timeout_ms=EXPORT_TIMEOUT_MS) as stream:
             batches = counted(stream.batches(BATCH, limit=row_limit))
             if fmt == "xlsx":
@@ -391,7 +374,6 @@ def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[fl
                 write_rows(fmt, stream.columns, batches, out)
         return seen["rows"]
     if fmt == "pdf":
-        from reports.pdf import render_pdf
         tick(0.3, "writing the PDF")
         return render_pdf(report, out)
     if fmt == "csv":

@@ -18,7 +18,7 @@ from analytics.filters import Period
 from data.auth import create_user
 from data.rollups import refresh_rollups
 from data.saved_queries import save_query
-from reports import alerts, delivery
+from reports import alert_evaluation, alerts, delivery
 from tests.conftest import ROOT, SEED_END, TEST_COOKIE_KEY, use_database
 
 UTC = timezone.utc
@@ -277,7 +277,7 @@ def _rule(conn, owner="ann", **change) -> int:
 
 
 def _tick(eng, now) -> dict:
-    counts = alerts.evaluate_due(eng, now=now)
+    counts = alert_evaluation.evaluate_due(eng, now=now)
     counts.update(delivery.deliver_due(eng, worker="test"))
     return counts
 
@@ -309,7 +309,7 @@ def test_a_rule_fires_once_repeats_after_its_interval_resolves_and_says_so(marke
     # Five minutes later: still firing, the repeat is not due yet; nothing is sent.
     assert _tick(eng, NOW + timedelta(minutes=5))["sent"] == 0
     # Before the rule is due again nothing is evaluated at all.
-    assert alerts.evaluate_due(eng, now=NOW + timedelta(minutes=7))["rules"] == 0
+    assert alert_evaluation.evaluate_due(eng, now=NOW + timedelta(minutes=7))["rules"] == 0
     # 35 minutes on: the order has left the hour (GMV 0), and the repeat is due.
     assert _tick(eng, NOW + timedelta(minutes=35))["sent"] == 2
     assert smtp.messages[-1]["Subject"] == "[MEDIUM] Low GMV: still FIRING"
@@ -622,23 +622,23 @@ def test_a_second_scheduler_during_a_tick_skips_the_locked_rules(market, smtp, m
             _rule(conn, name=f"Rule {i}", recipients=f"r{i}@example.com")
         conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = :t"), {"t": NOW})
     inside, release = threading.Event(), threading.Event()
-    real = alerts._evaluate
+    real = alert_evaluation._evaluate
 
     def slow(*a, **k):
         inside.set()
         assert release.wait(30)
         return real(*a, **k)
 
-    monkeypatch.setattr(alerts, "_evaluate", slow)
+    monkeypatch.setattr(alert_evaluation, "_evaluate", slow)
     first: dict = {}
-    t = threading.Thread(target=lambda: first.update(alerts.evaluate_due(eng, now=NOW)))
+    t = threading.Thread(target=lambda: first.update(alert_evaluation.evaluate_due(eng, now=NOW)))
     t.start()
     assert inside.wait(30)
-    monkeypatch.setattr(alerts, "_evaluate", real)
-    second = alerts.evaluate_due(eng, now=NOW)      # the rules are locked by the first tick
+    monkeypatch.setattr(alert_evaluation, "_evaluate", real)
+    second = alert_evaluation.evaluate_due(eng, now=NOW)      # the rules are locked by the first tick
     release.set()
     t.join(30)
-    third = alerts.evaluate_due(eng, now=NOW)       # committed: not due any more
+    third = alert_evaluation.evaluate_due(eng, now=NOW)       # committed: not due any more
     assert (first["rules"], second["rules"], third["rules"]) == (5, 0, 0)
     assert delivery.deliver_due(eng)["sent"] == 5 and len(smtp.messages) == 5
 

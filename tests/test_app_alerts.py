@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from components.text import plain
-from reports import alerts
+from reports import alert_evaluation, alerts
 from tests.apptest import login, open_url, table_with, texts
 
 FORM = "alerts_form_new"
@@ -56,7 +56,7 @@ def test_an_analyst_creates_a_rule_sees_it_fire_and_its_history(monkeypatch, dat
     assert table["Name"].tolist() == ["GMV stalled"] and table["State"].iloc[0] == "● Not evaluated yet"
     assert table["Condition"].iloc[0] == "GMV, last 24 hours, is below €1,000.00"
     # The seeded orders end days before today: nothing in the last 24 hours, so it fires.
-    assert alerts.evaluate_due(engine)["events"] == 1
+    assert alert_evaluation.evaluate_due(engine)["events"] == 1
     at.run()
     assert table_with(at, "Condition")["State"].iloc[0] == "● Firing"
     history = table_with(at, "Compared with")

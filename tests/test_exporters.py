@@ -163,7 +163,8 @@ def test_copy_csv_matches_the_streamed_writer_and_neutralises_in_sql(analyst):
 def test_copy_csv_with_parameters_passes_them_as_settings_and_matches_the_cursor_path(analyst):
     from datetime import date
 
-    from analytics.query import bind_parameters, copy_csv, open_query
+    from analytics.query import copy_csv, open_query
+    from analytics.sql_params import bind_parameters
     from reports.exporters import write_csv
 
     sql, params = bind_parameters(

@@ -13,7 +13,8 @@ from analytics import dashboards as D
 from analytics.filters import PRESET_LABELS, PRESETS, Filters, resolve_preset
 from analytics.kpis import fetch_kpis
 from analytics.metrics import METRICS, format_change, format_value
-from analytics.query import QueryFailed, QueryRejected, bind_parameters, run_query
+from analytics.query import QueryFailed, QueryRejected, run_query
+from analytics.sql_params import bind_parameters
 from components import loaders
 from components.auth import require_role
 from components.sql_widgets import analyst_engine

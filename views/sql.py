@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics.query import QueryRejected, find_parameters
+from analytics.query import QueryRejected
+from analytics.sql_params import find_parameters
 from components import sql_widgets as W
 from components.auth import client_addr, require_role
 from components.text import plain
