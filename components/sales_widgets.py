@@ -1,5 +1,5 @@
-"""Sales page widgets: cached loaders, the trend, breakdown (with click-to-focus), payments,
-funnel, marketing and profitability sections."""
+"""Sales page widgets: the trend, breakdown (with click-to-focus), payments, funnel, marketing and
+profitability sections; their figures come from components.loaders.sales."""
 from __future__ import annotations
 
 import pandas as pd
@@ -12,6 +12,7 @@ from analytics.filters import BREAKDOWNS, Filters
 from analytics.metrics import METRICS, format_change, format_value, get_metric
 from components import loaders
 from components.downloads import render_downloads
+from components.loaders.sales import load_breakdown, load_section, load_trend
 from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 
@@ -34,32 +35,6 @@ NUMBER_FORMAT = {"money": "euro", "percent": "percent", "count": "localized"}
 
 def label(value) -> str:
     return LABELS.get(value, str(value))
-
-
-def _snapshot(fn, *args, **kwargs):
-    with loaders.engine().connect() as conn:
-        return fn(conn, *args, **kwargs)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_trend(f: Filters, metric: str, rollup_version: int) -> pd.DataFrame:
-    return _snapshot(sales.fetch_metric_trend, f, metric)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_breakdown(f: Filters, by: str, metric: str, rollup_version: int) -> pd.DataFrame:
-    return _snapshot(sales.fetch_breakdown_growth, f, by, metric)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_section(name: str, f: Filters, rollup_version: int):
-    """Returns the section's figures, or the NotApplicable message as a string."""
-    fn = {"payments": sales.fetch_payments, "funnel": sales.fetch_funnel,
-          "marketing": sales.fetch_marketing, "profitability": sales.fetch_profitability}[name]
-    try:
-        return _snapshot(fn, f)
-    except sales.NotApplicable as ex:
-        return str(ex)
 
 
 def _col(metric: str, title: str | None = None):

@@ -115,7 +115,7 @@ def test_a_refresh_recomputes_only_the_period_it_changed(monkeypatch, empty_engi
                              "'captured', 'EUR', 0)"), {"t": f"{LAST} 12:00+00"})
         conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9100, 1, 11, 2, 1, 20, 0, 8, 0)"))
         assert refresh_rollups(conn, timezone="UTC").mode == "days"
-    loaders.freshness.clear()   # its 20 s time to live, passed
+    loaders.load_freshness.clear()   # its 20 s time to live, passed
     at.run()
     assert not at.exception, at.exception
     assert calls == {"period": before["period"] + 1, "comparison": before["comparison"]}

@@ -10,6 +10,7 @@ from components.auth import require_live_session
 from components.charts import render_share_bars, render_trend
 from components.filters import render_filter_bar
 from components.kpi_cards import render_kpi_cards
+from components.loaders.overview import load_overview
 from components.tables import ranked_table, render_ranked_table
 
 CHANNELS = {"web": "Web", "mobile": "Mobile", "marketplace_api": "Marketplace API", "sales_rep": "Sales rep"}
@@ -24,12 +25,12 @@ if f is None:
 @st.fragment(run_every=300 if auto else None)
 def body() -> None:
     # An auto-refresh reruns only this fragment, not app.py's gate: check the session here too.
-    require_live_session(loaders.app_engine())
-    fresh = loaders.freshness()
+    require_live_session()
+    fresh = loaders.load_freshness()
     st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else "")
                + (f" · data as of {fresh['refreshed_at']:%d %b %H:%M}" if fresh.get("refreshed_at") else ""))
     with st.spinner("Loading figures…"):
-        fig = loaders.overview(f)
+        fig = load_overview(f)
     if fig.empty:
         st.info(f"No orders between {f.period.label()} for these filters. Choose another period or clear "
                 "the dimension filters in the sidebar.", icon="🗓️")
