@@ -17,6 +17,7 @@ from components.report_widgets import filter_fields, local_times
 from components.tables import table_height
 from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
+from data.auth import User
 from data.settings import load_settings
 from reports import alerts as R
 
@@ -61,7 +62,7 @@ def render_summary(rows: pd.DataFrame, *, key: str) -> None:
     c[3].metric("Rules", len(rows), help="Paused ones included")
 
 
-def render_rule_list(user, rows: pd.DataFrame, *, key: str) -> pd.DataFrame:
+def render_rule_list(user: User, rows: pd.DataFrame, *, key: str) -> pd.DataFrame:
     """Draws the filters and the rules table; returns the rows shown."""
     c = st.columns([2, 2, 2, 3])
     states = c[0].multiselect("State", list(STATE_BADGES), key=f"{key}_states", format_func=STATE_BADGES.get)
@@ -104,7 +105,7 @@ def render_rule_list(user, rows: pd.DataFrame, *, key: str) -> pd.DataFrame:
     return shown
 
 
-def render_rule_detail(user, rule: dict, *, key: str) -> None:
+def render_rule_detail(user: User, rule: dict, *, key: str) -> None:
     """Actions on one rule and its instances, events and notifications."""
     is_admin = user.role == "admin"
     rid = int(rule["rule_id"])
@@ -205,7 +206,7 @@ def _fan_names(rule: dict, values: list[str]) -> dict:
 
 # --- the form ----------------------------------------------------------------------------------------
 
-def rule_form(user, *, key: str, editing: dict | None = None) -> dict | None:
+def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | None:
     """Draws the rule's fields; returns them for check_rule (None while they cannot be read)."""
     e = editing or {}
     st.text_input("Name", value=e.get("name", ""), key=f"{key}_name", placeholder="GMV dropped")
@@ -294,7 +295,7 @@ def rule_form(user, *, key: str, editing: dict | None = None) -> dict | None:
     return fields
 
 
-def render_form(user, *, key: str, editing: dict | None = None) -> int | None:
+def render_form(user: User, *, key: str, editing: dict | None = None) -> int | None:
     """The rule form with Preview and Save; returns the rule's id once saved."""
     st.markdown(f"**Edit “{plain(editing['name'])}”**" if editing else "**New alert rule**")
     fields = rule_form(user, key=key, editing=editing)

@@ -49,8 +49,9 @@ def _num(label: str, fmt: str = "%.1f", help: str | None = None):
     return st.column_config.NumberColumn(label, format=fmt, help=help)
 
 
-def render_too_thin(scores: S.CustomerScores) -> None:
-    st.warning("Too little data to fit the lifetime-value models for these customers: "
+def render_too_thin(scores: S.CustomerScores, *, key: str) -> None:
+    """Draws why the lifetime-value models could not be fitted, and what still works."""
+    st.container(key=key).warning("Too little data to fit the lifetime-value models for these customers: "
                f"{scores.message}. RFM segments, clusters and cohorts below do not need the models; widen the "
                "period or clear some filters for P(alive) and CLV.", icon=":material/warning:")
 

@@ -13,10 +13,8 @@ from components import loaders
 from components.downloads import render_downloads
 from components.loaders.products import load_all_products
 from components.tables import table_height
-from components.theme import HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
+from components.theme import HOVER_FORMAT, NUMBER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 
-# st.column_config number formats per metric format (as components/tables.py uses them).
-NUMBER_FORMAT = {"money": "euro", "percent": "percent", "count": "localized"}
 # 12 categories: the theme's palette plus four that stay distinct from it (pink, lime, brown, navy).
 CATEGORY_COLORS = PALETTE + ["#ec4899", "#84cc16", "#92400e", "#1e3a8a"]
 GOOD, BAD, NEUTRAL, WARN = "#10b981", "#ef4444", "#94a3b8", "#f97316"

@@ -13,6 +13,7 @@ from components import flash, loaders
 from components.loaders import reports as L
 from components.tables import table_height
 from components.text import plain
+from data.auth import User
 from data.settings import load_settings
 from reports import exports as X
 from reports import schedules as S
@@ -42,7 +43,7 @@ def _size(n) -> str:
     return ""
 
 
-def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str, dict, str]:
+def template_fields(user: User, *, key: str, initial: dict | None = None) -> tuple[str, dict, str]:
     """Draws template, format, period, filters (and the saved query or forecast series); returns
     (template, spec, format). initial: a schedule's values when editing one."""
     initial = initial or {}
@@ -120,7 +121,7 @@ def filter_fields(key: str, initial: dict) -> dict:
     return filters
 
 
-def render_request(user, *, key: str) -> None:
+def render_request(user: User, *, key: str) -> None:
     st.markdown("Exports are made in the background by the scheduler: you can leave the page and come back. "
                 f"Files are kept for {load_settings().export_expiry_days} days.")
     template, spec, fmt = template_fields(user, key=key)
@@ -136,7 +137,7 @@ def render_request(user, *, key: str) -> None:
     flash.show(key)
 
 
-def _exports_body(user, key: str, wanted: int | None, live: bool) -> None:
+def _exports_body(user: User, key: str, wanted: int | None, live: bool) -> None:
     mine = L.load_exports(None if user.role == "admin" and st.session_state.get(f"{key}_all") else user.username)
     if live and not mine["status"].isin(["queued", "running"]).any():
         st.rerun(scope="app")   # all finished: draw the list once more, without refreshing every 2 s
@@ -174,7 +175,7 @@ _live_exports = st.fragment(run_every=2)(_exports_body)     # while something is
 _still_exports = st.fragment(_exports_body)
 
 
-def render_exports(user, *, key: str) -> None:
+def render_exports(user: User, *, key: str) -> None:
     wanted = st.query_params.get("export")
     if user.role == "admin":
         st.toggle("Everyone's exports", key=f"{key}_all")
@@ -208,7 +209,8 @@ def _cadence_fields(key: str, initial: dict | None) -> tuple[dict, str]:
     return cadence, tz
 
 
-def render_schedule_form(user, *, key: str, editing: dict | None = None, list_key: str | None = None) -> None:
+def render_schedule_form(user: User, *, key: str, editing: dict | None = None,
+                         list_key: str | None = None) -> None:
     """The schedule's fields and Save; with list_key (the schedule list's key), a saved schedule
     leaves edit mode and reruns the page, so the list above shows it with the confirmation."""
     title = f"Edit “{plain(editing['name'])}”" if editing else "New schedule"
@@ -259,7 +261,7 @@ def render_schedule_form(user, *, key: str, editing: dict | None = None, list_ke
             st.error(f"Not saved: {ex}.", icon=":material/error:")
 
 
-def render_schedules(user, *, key: str) -> None:
+def render_schedules(user: User, *, key: str) -> None:
     is_admin = user.role == "admin"
     flash.show(key)
     rows = L.load_schedules(None if is_admin else user.username)

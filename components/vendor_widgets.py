@@ -17,12 +17,11 @@ from components import loaders
 from components.charts import render_trend
 from components.downloads import render_downloads
 from components.loaders.vendors import load_vendor_detail, load_vendor_search, load_vendor_trend
+from components.tables import metric_column
 from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT
 from data.errors import DatabaseUnavailableError
 
-# Same column formats as components/tables.py, by the glossary's kind of metric.
-COLUMN_FORMAT = {"money": "euro", "percent": "percent", "count": "localized"}
 SORT_LABELS = {"rank": "Rank", "name": "Vendor", **{m: get_metric(m).label for m in av.LEADERBOARD_METRICS},
                "growth": "Growth", "rank_change": "Rank change"}
 ASCENDING_FIRST = frozenset({"rank", "name"})
@@ -45,11 +44,8 @@ def explained_errors(what: str) -> Iterator[None]:
 # Formatting helpers
 
 
-def _config(metrics: tuple[str, ...], labels: dict | None = None) -> dict:
-    labels = labels or {}
-    return {labels.get(m, get_metric(m).label): st.column_config.NumberColumn(
-        labels.get(m, get_metric(m).label), help=get_metric(m).description, format=COLUMN_FORMAT[get_metric(m).fmt])
-        for m in metrics}
+def _config(metrics: tuple[str, ...]) -> dict:
+    return {get_metric(m).label: metric_column(m) for m in metrics}
 
 
 def _rank_change(change: float, rank: float, before: float) -> str:

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from components.navigation import PAGES
 from data import auth
 from data.audit import fetch_audit
-from tests.apptest import PASSWORDS, login, open_url, start, submit_login, texts
+from reports.jobs import heartbeat, run_job
+from tests.apptest import login, open_url, start, submit_login, texts
 
 NOT_PERMITTED = "You are not permitted to open this page"
 # What each page shows only when it really ran (its data or its forms).
@@ -181,7 +182,6 @@ def test_role_box_follows_the_chosen_user_and_empty_audit_filters(monkeypatch, d
 
 
 def test_admin_sees_scheduler_status(monkeypatch, database_url, engine):
-    from reports.jobs import heartbeat, run_job
     heartbeat(engine)
     run_job(engine, "test_failure", lambda conn: 1 / 0)
     at = open_url(login(monkeypatch, database_url, "admin"), "admin")

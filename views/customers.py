@@ -18,7 +18,7 @@ with st.spinner("Loading customer figures…"):
 st.caption(f"{source} Segments move between the day before the period and its end; the dimension filters keep "
            "the customers and orders that match.")
 if scores.status != "ok":
-    W.render_too_thin(scores)
+    W.render_too_thin(scores, key="cu_thin")
 
 segments, clusters, cohorts, value, risk = st.tabs(["Segments", "Clusters", "Cohorts", "Lifetime value", "At risk"])
 with segments:

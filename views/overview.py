@@ -10,10 +10,9 @@ from components.auth import require_live_session
 from components.charts import render_share_bars, render_trend
 from components.filters import render_filter_bar
 from components.kpi_cards import render_kpi_cards
+from components.labels import VALUE_LABELS
 from components.loaders.overview import load_overview
 from components.tables import ranked_table, render_ranked_table
-
-CHANNELS = {"web": "Web", "mobile": "Mobile", "marketplace_api": "Marketplace API", "sales_rep": "Sales rep"}
 
 st.title("Overview")
 f = render_filter_bar(key="ov")
@@ -44,7 +43,7 @@ def body() -> None:
     with left:
         render_share_bars(fig.by_business_model, "gmv", title="GMV by business model", key="ov_chart_bm")
     with right:
-        render_share_bars(fig.by_channel, "gmv", title="GMV by channel", labels=CHANNELS, key="ov_chart_channel")
+        render_share_bars(fig.by_channel, "gmv", title="GMV by channel", labels=VALUE_LABELS, key="ov_chart_channel")
 
     total = float(fig.kpis.set_index("metric").loc["gmv", "current"])
     left, right = st.columns(2)
