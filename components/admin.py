@@ -166,7 +166,8 @@ def render_scheduler(*, key: str) -> None:
         if runs.empty:
             show_empty(empty_text)
         else:
-            st.dataframe(_local(runs, s.tz), key=f"{key}_{suffix}", hide_index=True, width="stretch", column_config=_RUN_COLUMNS)
+            st.dataframe(_local(runs, s.tz), key=f"{key}_{suffix}", hide_index=True, width="stretch",
+                         column_config=_RUN_COLUMNS)
 
 
 def render_deliveries(admin: auth.User, *, key: str) -> None:
