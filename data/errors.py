@@ -14,6 +14,10 @@ import sqlalchemy as sa
 from psycopg import errors as pg
 
 MIGRATE_HINT = "run `python -m data migrate` (make run does)"
+# SQLSTATEs of a statement that lost, not of a server out of reach: transaction rollback (40: deadlock,
+# serialisation failure), query canceled (57014: statement timeout), lock not available (55P03),
+# operator intervention (57P: the server ended the session).
+BUSY_STATES = ("40", "57014", "55P03", "57P")
 
 
 class DataError(Exception):
@@ -84,8 +88,8 @@ def translate(ex: BaseException, *, analyst: bool = False) -> DataError | None:
             return AnalystRoleError(analyst_connect_failure(ex), reason)
         return StatementNotRunError(f"Not run: {reason}.", reason)
     if operational:
-        lost = isinstance(orig, (pg.TransactionRollback, pg.QueryCanceled, pg.LockNotAvailable)) \
-            or getattr(ex, "connection_invalidated", False)
+        state = getattr(orig, "sqlstate", None) or ""
+        lost = state.startswith(BUSY_STATES) or getattr(ex, "connection_invalidated", False)
         if lost:
             first = (reason.splitlines() or [""])[0]
             return DatabaseBusyError(f"The database did not answer ({first}). Try again in a moment.", reason)
