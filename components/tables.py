@@ -35,7 +35,7 @@ def render_ranked_table(df: pd.DataFrame, metrics: tuple[str, ...], *, key: str)
     st.dataframe(df, key=key, hide_index=True, column_config=config, width="stretch")
 
 
-def metric_column(metric: str, title: str | None = None):
+def metric_column(metric: str, title: str | None = None) -> dict:
     """Returns the table column of a glossary metric: its label (or title), its definition as help,
     its number format."""
     m = get_metric(metric)

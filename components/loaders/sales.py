@@ -28,7 +28,7 @@ def load_breakdown(f: Filters, by: str, metric: str, rollup_version: int) -> pd.
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def load_section(name: str, f: Filters, rollup_version: int):
+def load_section(name: str, f: Filters, rollup_version: int) -> pd.DataFrame | sales.Marketing | str:
     """Returns the section's figures, or the NotApplicable message as a string."""
     try:
         with read() as conn:
