@@ -3,19 +3,19 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
-import sqlalchemy as sa
-
 from components import flash
 from components.auth import ROLE_LABELS, client_addr
+from components.loaders import admin as L
 from components.text import plain
 from data import auth
-from data.audit import fetch_audit, fetch_audit_actions
+from data.errors import DatabaseUnavailableError
 from data.settings import load_settings
 from reports.exporters import to_csv
-from reports.jobs import fetch_scheduler_status
 
 _SHOW_ONCE = "admin_password_once"
 
@@ -28,35 +28,34 @@ def _show_password_once() -> None:
         st.code(password, language=None)
 
 
-def _act(engine, fn, *args, done: str, then_rerun: bool = True, **kwargs) -> bool:
-    """Runs one user change in a transaction; shows its AuthError as a message. Returns success.
+def _act(fn: Callable[..., None], *args, done: str, flash_key: str = "admin", then_rerun: bool = True,
+         **kwargs) -> bool:
+    """Runs one change (a write of components.loaders.admin); shows its AuthError as a message. Returns success.
 
     With then_rerun (the caller reruns the page next), the confirmation waits for that run
     (components.flash): a toast sent just before st.rerun() is cleared before the browser draws it."""
     try:
-        with engine.begin() as conn:
-            fn(conn, *args, **kwargs)
+        fn(*args, **kwargs)
     except auth.AuthError as ex:
         st.error(str(ex))
         return False
-    except sa.exc.OperationalError as ex:  # deadlock, serialisation failure, lost connection
-        st.error(f"The change was not saved ({str(ex.orig).splitlines()[0]}). Please try again.")
+    except DatabaseUnavailableError as ex:  # deadlock, serialisation failure, lost connection
+        st.error(f"The change was not saved ({ex.first_line}). Please try again.")
         return False
     if then_rerun:
-        flash.later("admin", done)
+        flash.later(flash_key, done)
     else:
         st.toast(done, icon="✅")
     return True
 
 
-def render_users(engine, admin: auth.User) -> None:
+def render_users(admin: auth.User, *, key: str) -> None:
     """Draws the users table, the create form and the per-user actions."""
-    flash.show("admin", toast=True)
+    flash.show(key, toast=True)
     _show_password_once()
-    with engine.connect() as conn:
-        users = auth.fetch_users(conn)
+    users = L.load_users()
     users["role"] = users["role"].map(ROLE_LABELS)
-    st.dataframe(users, key="admin_users_table", hide_index=True, width="stretch", column_config={
+    st.dataframe(users, key=f"{key}_users_table", hide_index=True, width="stretch", column_config={
         "username": "Username", "name": "Name", "email": "Email", "role": "Role",
         "enabled": st.column_config.CheckboxColumn("Enabled"),
         "created_at": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
@@ -65,18 +64,18 @@ def render_users(engine, admin: auth.User) -> None:
     who = {"actor": admin.username, "client_addr": client_addr()}
 
     left, right = st.columns(2, gap="large")
-    with left, st.form("admin_create_user", clear_on_submit=True):
+    with left, st.form(f"{key}_create_user", clear_on_submit=True):
         st.subheader("New user")
-        username = st.text_input("Username", key="admin_new_username")
-        name = st.text_input("Display name", key="admin_new_name")
-        email = st.text_input("Email", key="admin_new_email")
-        role = st.selectbox("Role", auth.ROLES, format_func=ROLE_LABELS.get, key="admin_new_role")
-        password = st.text_input("Password", type="password", key="admin_new_password",
+        username = st.text_input("Username", key=f"{key}_new_username")
+        name = st.text_input("Display name", key=f"{key}_new_name")
+        email = st.text_input("Email", key=f"{key}_new_email")
+        role = st.selectbox("Role", auth.ROLES, format_func=ROLE_LABELS.get, key=f"{key}_new_role")
+        password = st.text_input("Password", type="password", key=f"{key}_new_password",
                                  help="Leave empty to generate one; it is shown once.")
         if st.form_submit_button("Create user", type="primary"):
             pw = password or auth.generate_password(username.strip().lower())
-            if _act(engine, auth.create_user, username, pw, role, name=name, email=email,
-                    done=f"Created {username.strip().lower()}", **who):
+            if _act(L.save_user, username, pw, role, name=name, email=email,
+                    done=f"Created {username.strip().lower()}", flash_key=key, **who):
                 if not password:
                     st.session_state[_SHOW_ONCE] = (username.strip().lower(), pw)
                 st.rerun()
@@ -84,66 +83,65 @@ def render_users(engine, admin: auth.User) -> None:
     with right:
         st.subheader("Change a user")
         names = users["username"].tolist()
-        target = st.selectbox("User", names, key="admin_target", index=None, placeholder="Choose a user")
+        target = st.selectbox("User", names, key=f"{key}_target", index=None, placeholder="Choose a user")
         if target is None:
             return
         row = users.set_index("username").loc[target]
         current_role = next(r for r, label in ROLE_LABELS.items() if label == row["role"])
         new_role = st.selectbox("Role", auth.ROLES, index=auth.ROLES.index(current_role),
-                                format_func=ROLE_LABELS.get, key=f"admin_target_role_{target}")
+                                format_func=ROLE_LABELS.get, key=f"{key}_target_role_{target}")
         c1, c2, c3 = st.columns(3)
-        if c1.button("Save role", key="admin_save_role", disabled=new_role == current_role):
-            if _act(engine, auth.set_role, target, new_role, done=f"{target} is now {ROLE_LABELS[new_role]}", **who):
+        if c1.button("Save role", key=f"{key}_save_role", disabled=new_role == current_role):
+            if _act(L.save_role, target, new_role, done=f"{target} is now {ROLE_LABELS[new_role]}", flash_key=key,
+                    **who):
                 st.rerun()
         enabled = bool(row["enabled"])
-        if c2.button("Disable" if enabled else "Enable", key="admin_toggle_enabled"):
-            if _act(engine, auth.set_enabled, target, not enabled,
-                    done=f"{target} {'disabled; their sessions ended' if enabled else 'enabled'}", **who):
+        if c2.button("Disable" if enabled else "Enable", key=f"{key}_toggle_enabled"):
+            if _act(L.save_enabled, target, not enabled,
+                    done=f"{target} {'disabled; their sessions ended' if enabled else 'enabled'}", flash_key=key,
+                    **who):
                 st.rerun()
-        if c3.button("Reset password", key="admin_reset_password", disabled=target == admin.username,
+        if c3.button("Reset password", key=f"{key}_reset_password", disabled=target == admin.username,
                      help="Your own password: change it under My account."):
             pw = auth.generate_password(target)
-            if _act(engine, auth.reset_password, target, pw, done=f"New password for {target}", **who):
+            if _act(L.save_password, target, pw, done=f"New password for {target}", flash_key=key, **who):
                 st.session_state[_SHOW_ONCE] = (target, pw)
                 st.rerun()
 
 
-def render_audit(engine) -> None:
+def render_audit(*, key: str) -> None:
     """Draws the audit log with filters by user, action and time, and a CSV download."""
     tz = load_settings().tz
-    with engine.connect() as conn:
-        actions = fetch_audit_actions(conn)
+    actions = L.load_audit_actions()
     c1, c2, c3 = st.columns([1, 2, 1])
-    actor = c1.text_input("User", key="audit_user", placeholder="any user").strip().lower()
-    chosen = c2.multiselect("Actions", actions, key="audit_actions", placeholder="all actions")
+    actor = c1.text_input("User", key=f"{key}_user", placeholder="any user").strip().lower()
+    chosen = c2.multiselect("Actions", actions, key=f"{key}_actions", placeholder="all actions")
     today = datetime.now(tz).date()
-    span = c3.date_input("Between", (today - timedelta(days=30), today), key="audit_range",
+    span = c3.date_input("Between", (today - timedelta(days=30), today), key=f"{key}_range",
                          max_value=today + timedelta(days=1))
     if not isinstance(span, (tuple, list)) or len(span) != 2:
         st.info("Choose the last day of the range.")
         return
     since = datetime.combine(span[0], time.min, tz)
     until = datetime.combine(span[1] + timedelta(days=1), time.min, tz)
-    with engine.connect() as conn:
-        rows = fetch_audit(conn, user=actor or None, actions=chosen, since=since, until=until)
+    rows = L.load_audit(user=actor or None, actions=chosen, since=since, until=until)
     if rows.empty:
         st.info("No events match these filters.")
         return
     rows = _local(rows, tz)
     st.caption(f"{len(rows):,} events, newest first" + (" (first 10,000)" if len(rows) == 10_000 else ""))
-    st.dataframe(rows, key="audit_table", hide_index=True, width="stretch", column_config={
+    st.dataframe(rows, key=f"{key}_table", hide_index=True, width="stretch", column_config={
         "at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
         "actor": "User", "action": "Action", "target": "Target", "detail": "Detail", "client_addr": "Address"})
     export = rows.assign(at=rows["at"].map(lambda t: t.isoformat()))
     st.download_button("Download CSV", to_csv(export), file_name=f"audit_{span[0]}_{span[1]}.csv",
-                       mime="text/csv", key="audit_download", icon="⬇️")
+                       mime="text/csv", key=f"{key}_download", icon="⬇️")
 
 
-def render_scheduler(engine) -> None:
+def render_scheduler(*, key: str) -> None:
     """Draws the scheduler's heartbeat, the latest run of each job and recent failures."""
     s = load_settings()
-    with engine.connect() as conn:
-        beats, latest, failures = fetch_scheduler_status(conn)
+    beats, latest, failures = L.load_scheduler_status()
     stale_after = 3 * s.heartbeat_seconds
     if beats.empty:
         st.error("No scheduler has ever reported. Start it with `python -m reports.scheduler` (make run does).")
@@ -155,42 +153,39 @@ def render_scheduler(engine) -> None:
             st.error(f"No heartbeat for {_ago(newest)} (expected every {s.heartbeat_seconds} s): "
                      "is `python -m reports.scheduler` running?")
         beats = beats.assign(alive=beats["seconds_ago"] <= stale_after)
-        st.dataframe(_local(beats, s.tz), key="scheduler_beats", hide_index=True, width="stretch",
+        st.dataframe(_local(beats, s.tz), key=f"{key}_beats", hide_index=True, width="stretch",
                      column_config={**_RUN_COLUMNS, "hostname": "Host", "pid": "PID",
                                     "beat_at": _when("Last beat"), "seconds_ago": st.column_config.NumberColumn(
                                         "Seconds since", format="%d s"),
                                     "alive": st.column_config.CheckboxColumn("Alive")})
-    for title, runs, key, show_empty, empty_text in (
-            ("Latest run of each job", latest, "scheduler_latest", st.info, "No job has run yet."),
-            ("Failures in the last 7 days", failures, "scheduler_failures", st.success,
+    for title, runs, suffix, show_empty, empty_text in (
+            ("Latest run of each job", latest, "latest", st.info, "No job has run yet."),
+            ("Failures in the last 7 days", failures, "failures", st.success,
              "No job failed in the last 7 days.")):
         st.subheader(title)
         if runs.empty:
             show_empty(empty_text)
         else:
-            st.dataframe(_local(runs, s.tz), key=key, hide_index=True, width="stretch", column_config=_RUN_COLUMNS)
+            st.dataframe(_local(runs, s.tz), key=f"{key}_{suffix}", hide_index=True, width="stretch",
+                         column_config=_RUN_COLUMNS)
 
 
-def render_deliveries(engine, admin: auth.User) -> None:
-    """Failed deliveries (emails and webhooks that ran out of attempts), with a retry."""
-    from reports.delivery import failed_deliveries, retry_delivery, waiting_deliveries
-
+def render_deliveries(admin: auth.User, *, key: str) -> None:
+    """Draws failed deliveries (emails and webhooks that ran out of attempts), with a retry."""
     st.subheader("Failed deliveries")
-    with engine.connect() as conn:
-        failed = failed_deliveries(conn)
-        waiting = waiting_deliveries(conn)
+    failed, waiting = L.load_deliveries()
     st.caption(f"{waiting:,} deliveries waiting to be sent or retried.")
     if failed.empty:
         st.success("No email or webhook has failed for good.")
         return
-    st.dataframe(_local(failed, load_settings().tz), key="deliveries_failed", hide_index=True, width="stretch",
+    st.dataframe(_local(failed, load_settings().tz), key=f"{key}_failed", hide_index=True, width="stretch",
                  column_config={"delivery_id": "Id", "channel": "Channel", "target": "To", "source": "For",
                                 "attempts": "Attempts", "last_error": "Last error", "created_at": _when("Created")})
     labels = dict(zip(failed["delivery_id"].astype(int), failed["channel"] + " to " + failed["target"]))
     c = st.columns([3, 1], vertical_alignment="bottom")
-    picked = c[0].selectbox("Delivery", list(labels), format_func=labels.get, key="deliveries_pick")
-    if c[1].button("Retry", key="deliveries_retry", icon=":material/replay:"):
-        _act(engine, retry_delivery, int(picked), actor=admin.username,
+    picked = c[0].selectbox("Delivery", list(labels), format_func=labels.get, key=f"{key}_pick")
+    if c[1].button("Retry", key=f"{key}_retry", icon=":material/replay:"):
+        _act(L.retry, int(picked), actor=admin.username,
              done="Queued again: the scheduler sends it within seconds.", then_rerun=False)
 
 
@@ -219,25 +214,22 @@ def _ago(seconds: int) -> str:
     return f"{seconds // 3600} h"
 
 
-def render_password_change(engine, user: auth.User, sid: str | None) -> None:
+def render_password_change(user: auth.User, sid: str | None, *, key: str) -> None:
     """Draws the my-account password form: current password, new one twice, strength rules."""
-    with st.form("account_password", clear_on_submit=True):
-        current = st.text_input("Current password", type="password", key="account_current")
-        new = st.text_input("New password", type="password", key="account_new",
+    with st.form(f"{key}_password", clear_on_submit=True):
+        current = st.text_input("Current password", type="password", key=f"{key}_current")
+        new = st.text_input("New password", type="password", key=f"{key}_new",
                             help=f"At least {auth.MIN_PASSWORD_CHARS} characters and hard to guess: a few "
                                  "unrelated words or a long random string, not a word with a year and a symbol.")
-        again = st.text_input("New password again", type="password", key="account_again")
+        again = st.text_input("New password again", type="password", key=f"{key}_again")
         if st.form_submit_button("Change password", type="primary"):
             if new != again:
                 st.error("The two new passwords differ.")
                 return
             policy = auth.LockoutPolicy.from_settings(load_settings())
-            # Committed even when refused: a wrong current password counts as a failed login.
-            with engine.begin() as conn:
-                try:
-                    auth.change_own_password(conn, user, current, new, keep_session=sid, client_addr=client_addr(),
-                                             policy=policy)
-                except auth.AuthError as ex:
-                    st.error(str(ex))
-                    return
+            try:
+                L.save_own_password(user, current, new, keep_session=sid, client_addr=client_addr(), policy=policy)
+            except auth.AuthError as ex:
+                st.error(str(ex))
+                return
             st.success("Password changed. Your other sessions have been logged out.")

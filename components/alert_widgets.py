@@ -12,11 +12,13 @@ import streamlit as st
 from analytics import alerts as A
 from analytics.metrics import METRICS, format_value, get_metric
 from components import loaders
+from components.loaders import alerts as L
 from components.report_widgets import filter_fields, local_times
 from components.tables import table_height
 from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
-from data.saved_queries import list_queries
+from data.auth import User
+from data.settings import load_settings
 from reports import alerts as R
 
 STATE_BADGES = {"firing": "● Firing", "pending": "● Pending", "error": "● Error", "no_data": "● No data",
@@ -49,8 +51,9 @@ def _is_rate(metric: str | None) -> bool:
     return bool(metric) and get_metric(metric).is_rate
 
 
-def render_summary(rows: pd.DataFrame) -> None:
-    c = st.columns(4)
+def render_summary(rows: pd.DataFrame, *, key: str) -> None:
+    """Draws counts of firing, pending and failing rules."""
+    c = st.container(key=key).columns(4)
     c[0].metric("Firing", int((rows["state"] == "firing").sum()) if len(rows) else 0,
                 help="Rules with at least one instance firing")
     c[1].metric("Pending", int((rows["state"] == "pending").sum()) if len(rows) else 0,
@@ -59,7 +62,7 @@ def render_summary(rows: pd.DataFrame) -> None:
     c[3].metric("Rules", len(rows), help="Paused ones included")
 
 
-def render_rule_list(user, rows: pd.DataFrame, *, key: str) -> pd.DataFrame:
+def render_rule_list(user: User, rows: pd.DataFrame, *, key: str) -> pd.DataFrame:
     """Draws the filters and the rules table; returns the rows shown."""
     c = st.columns([2, 2, 2, 3])
     states = c[0].multiselect("State", list(STATE_BADGES), key=f"{key}_states", format_func=STATE_BADGES.get)
@@ -102,7 +105,7 @@ def render_rule_list(user, rows: pd.DataFrame, *, key: str) -> pd.DataFrame:
     return shown
 
 
-def render_rule_detail(user, rule: dict, *, key: str) -> None:
+def render_rule_detail(user: User, rule: dict, *, key: str) -> None:
     """Actions on one rule and its instances, events and notifications."""
     is_admin = user.role == "admin"
     rid = int(rule["rule_id"])
@@ -124,27 +127,23 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
     paused = bool(rule["paused"])
     if c[1].button("Resume" if paused else "Pause", key=f"{key}_pause",
                    icon=":material/play_circle:" if paused else ":material/pause_circle:"):
-        with loaders.app_engine().begin() as conn:
-            R.set_paused(conn, user.username, rid, not paused, is_admin=is_admin)
+        L.set_paused(user.username, rid, not paused, is_admin=is_admin)
         st.rerun()
     muted_until = rule.get("muted_until")
     is_muted = muted_until is not None and muted_until == muted_until and \
         pd.Timestamp(muted_until) > pd.Timestamp.now(tz="UTC")
     if is_muted:
         if c[2].button("Unmute", key=f"{key}_unmute", icon=":material/notifications_active:"):
-            with loaders.app_engine().begin() as conn:
-                R.mute(conn, user.username, rid, None, is_admin=is_admin)
+            L.set_muted(user.username, rid, None, is_admin=is_admin)
             st.rerun()
     else:
         span = c[2].selectbox("Mute for", list(MUTES), key=f"{key}_mute_for", label_visibility="collapsed")
         if c[3].button("Mute", key=f"{key}_mute", icon=":material/notifications_off:"):
-            with loaders.app_engine().begin() as conn:
-                R.mute(conn, user.username, rid, datetime.now(loaders.load_settings().tz) + MUTES[span],
-                       is_admin=is_admin)
+            L.set_muted(user.username, rid, datetime.now(load_settings().tz) + MUTES[span], is_admin=is_admin)
             st.rerun()
     if c[4].button("Send test notification", key=f"{key}_test", icon=":material/send:"):
         with st.spinner("Sending to each channel…"):
-            results = R.send_test(loaders.app_engine(), user.username, rid, is_admin=is_admin)
+            results = L.send_test(user.username, rid, is_admin=is_admin)
         for r in results:
             if r["outcome"] == "sent":
                 st.success(f"Test sent by {r['channel']} to {plain(r['target'])}.", icon=":material/check:")
@@ -154,15 +153,11 @@ def render_rule_detail(user, rule: dict, *, key: str) -> None:
                 st.error(f"Test to {plain(r['target'])} failed: {plain(r['error'])}. It will be retried like any notification.",
                          icon=":material/error:")
     if c[5].button("Delete", key=f"{key}_delete", icon=":material/delete:"):
-        with loaders.app_engine().begin() as conn:
-            R.delete_rule(conn, user.username, rid, is_admin=is_admin)
+        L.delete_rule(user.username, rid, is_admin=is_admin)
         st.rerun()
     if is_muted:
         st.caption(f"Muted until {local_times(pd.Series([muted_until])).iloc[0]}: transitions are recorded, nothing is sent.")
-    with loaders.app_engine().connect() as conn:
-        instances = R.list_instances(conn, rid)
-        events = R.rule_events(conn, rid)
-        notes = R.rule_notifications(conn, rid)
+    instances, events, notes = L.load_rule_activity(rid)
     value_of = (lambda v: format_value(rule["metric"], v, compact=False)) if rule["source"] == "metric" \
         else (lambda v: f"{v:,.6g}")
     fmt = lambda v: "" if v is None or v != v else value_of(v)  # noqa: E731
@@ -204,14 +199,14 @@ def _fan_names(rule: dict, values: list[str]) -> dict:
     out[""] = "the rule"
     out[R.ERROR_INSTANCE] = "the evaluation"
     if rule.get("fan_out") == "vendor_id":
-        names = dict(loaders.dimension_values(loaders.version()).get("vendor_id", []))
+        names = dict(loaders.load_dimension_values(loaders.version()).get("vendor_id", []))
         out.update({v: f"{names.get(int(v), 'vendor')} ({v})" for v in values if v.isdigit()})
     return out
 
 
 # --- the form ----------------------------------------------------------------------------------------
 
-def rule_form(user, *, key: str, editing: dict | None = None) -> dict | None:
+def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | None:
     """Draws the rule's fields; returns them for check_rule (None while they cannot be read)."""
     e = editing or {}
     st.text_input("Name", value=e.get("name", ""), key=f"{key}_name", placeholder="GMV dropped")
@@ -238,8 +233,7 @@ def rule_form(user, *, key: str, editing: dict | None = None) -> dict | None:
                              help="One instance per value, each with its own state")
         fields.update(metric=metric, window=window, fan_out=fan, filters=filter_fields(key, e.get("filters") or {}))
     else:
-        with loaders.app_engine().connect() as conn:   # an admin editing a rule sees its owner's queries
-            queries = list_queries(conn, e.get("owner") or user.username)
+        queries = L.load_queries(e.get("owner") or user.username)   # an admin editing a rule sees its owner's
         if queries.empty:
             st.info("Save a query on the SQL page first: one number, or a label and a number per row.",
                     icon=":material/bookmark:")
@@ -301,7 +295,7 @@ def rule_form(user, *, key: str, editing: dict | None = None) -> dict | None:
     return fields
 
 
-def render_form(user, *, key: str, editing: dict | None = None) -> int | None:
+def render_form(user: User, *, key: str, editing: dict | None = None) -> int | None:
     """The rule form with Preview and Save; returns the rule's id once saved."""
     st.markdown(f"**Edit “{plain(editing['name'])}”**" if editing else "**New alert rule**")
     fields = rule_form(user, key=key, editing=editing)
@@ -314,17 +308,14 @@ def render_form(user, *, key: str, editing: dict | None = None) -> int | None:
         return None
     if save:
         try:
-            with loaders.app_engine().begin() as conn:
-                rid = R.save_rule(conn, user.username, rule_id=(editing or {}).get("rule_id"),
-                                  is_admin=user.role == "admin", **fields)
-            return rid
+            return L.save_rule(user.username, rule_id=(editing or {}).get("rule_id"), is_admin=user.role == "admin",
+                               **fields)
         except R.AlertError as ex:
             st.error(f"Not saved: {ex}.", icon=":material/error:")
     if preview:
         try:
             bar = st.progress(0.0, text="Replaying the last 30 days…")
-            with loaders.engine().connect() as conn:
-                p = R.preview_rule(conn, fields, progress=lambda x: bar.progress(x, text="Replaying the last 30 days…"))
+            p = L.load_preview(fields, lambda x: bar.progress(x, text="Replaying the last 30 days…"))
             bar.empty()
             render_preview(fields, p, key=f"{key}_chart")
         except R.AlertError as ex:

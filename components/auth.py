@@ -11,9 +11,9 @@ import extra_streamlit_components as stx
 import streamlit as st
 import streamlit_authenticator as stauth
 
+from components.loaders import auth as L
 from components.text import plain
 from data import auth
-from data.audit import record
 from data.settings import load_settings
 
 COOKIE = "mbi_session"
@@ -47,7 +47,7 @@ def current_user() -> auth.User | None:
     return st.session_state.get(_USER)
 
 
-def gate(engine) -> auth.User | None:
+def gate() -> auth.User | None:
     """Returns the signed-in user, re-read from the database; otherwise draws the login form, returns None."""
     settings = load_settings()
     key = auth.resolve_cookie_key(settings)
@@ -59,8 +59,7 @@ def gate(engine) -> auth.User | None:
             sid = auth.decode_cookie(token, key)
             ended = sid is None
     if sid is not None:
-        with engine.begin() as conn:
-            user = auth.resolve_session(conn, sid)
+        user = L.load_session_user(sid)
         if user is not None:
             st.session_state[_SID] = sid
             st.session_state[_USER] = user
@@ -68,7 +67,7 @@ def gate(engine) -> auth.User | None:
             return user
         ended = True
         _forget()
-    return _login(engine, settings, key, ended)
+    return _login(settings, key, ended)
 
 
 def _forget() -> None:
@@ -76,7 +75,7 @@ def _forget() -> None:
         st.session_state.pop(k, None)
 
 
-def _login(engine, settings, key: str, ended: bool) -> auth.User | None:
+def _login(settings, key: str, ended: bool) -> auth.User | None:
     """Draws the login form; returns the user when this run's submission succeeded."""
     if st.session_state.get(_LOGGED_OUT):
         cookies = stx.CookieManager(key="mbi_cookies")
@@ -88,14 +87,13 @@ def _login(engine, settings, key: str, ended: bool) -> auth.User | None:
     outcome: dict = {}
 
     def check_credentials(username: str, password: str) -> bool:
-        with engine.begin() as conn:
-            result = auth.attempt_login(conn, username, password, client_addr=addr, policy=policy)
-            user = result.user
-            if user is None:
-                outcome["message"] = result.message
-                return False
-            sid, expires = auth.create_session(conn, user, days=settings.session_days, client_addr=addr,
-                                               user_agent=_user_agent())
+        result, session = L.login(username, password, client_addr=addr, policy=policy,
+                                  session_days=settings.session_days, user_agent=_user_agent())
+        if session is None:
+            outcome["message"] = result.message
+            return False
+        user = result.user
+        sid, expires = session
         # Stored before any other Streamlit call: a rerun request arriving now interrupts the
         # script at the next call, and the login must survive that.
         st.session_state[_SID] = sid
@@ -113,8 +111,7 @@ def _login(engine, settings, key: str, ended: bool) -> auth.User | None:
                 st.success("You have logged out.")
             elif ended:
                 st.info("Your session has ended. Please log in again.")
-            with engine.connect() as conn:
-                credentials = auth.fetch_credentials(conn)
+            credentials = L.load_credentials()
             # The library's own cookie is off (expiry 0, no reader) and gets a derived key: the only
             # cookie that logs anyone in is ours, checked against app.sessions.
             authenticator = stauth.Authenticate(credentials, cookie_name="mbi_unused",
@@ -151,49 +148,48 @@ def _deliver_cookie() -> None:
                 same_site="strict", secure=https or None)
 
 
-def _logout(engine) -> None:
+def _logout() -> None:
     sid, user = st.session_state.get(_SID), st.session_state.get(_USER)
     if sid is not None:
-        with engine.begin() as conn:
-            auth.revoke_session(conn, sid, "logout")
-            record(conn, "logout", actor=user.username if user else "", client_addr=client_addr())
+        L.end_session(sid, actor=user.username if user else "", client_addr=client_addr())
     _forget()
     st.session_state["authentication_status"] = None
     st.session_state[_LOGGED_OUT] = True
 
 
-def require_live_session(engine) -> None:
+def require_live_session() -> None:
     """Re-checks the session inside a fragment, whose reruns skip app.py's gate.
 
     A logged-out, revoked or disabled session reruns the whole app, which shows the login form.
     """
     sid = st.session_state.get(_SID)
-    with engine.begin() as conn:
-        user = auth.resolve_session(conn, sid) if sid else None
+    user = L.load_session_user(sid) if sid else None
     if user is None:
         _forget()
         st.rerun(scope="app")
     st.session_state[_USER] = user
 
 
-def render_user_box(engine, user: auth.User) -> None:
+def render_user_box(user: auth.User, *, key: str) -> None:
     """Draws who is signed in, with their role and a logout button (sidebar)."""
     with st.sidebar:
         st.caption(f"Signed in as **{plain(user.display_name)}** · {ROLE_LABELS[user.role]}")
-        st.button("Log out", key="mbi_logout", on_click=_logout, args=(engine,), width="stretch")
+        st.button("Log out", key=f"{key}_logout", on_click=_logout, width="stretch")
 
 
 def require_role(*roles: str) -> auth.User:
     """Stops the page with "not permitted" unless the signed-in user has one of roles."""
     user = current_user()
     if user is None or user.role not in roles:
-        render_not_permitted()
+        render_not_permitted(key="not_permitted")
         st.stop()
     return user
 
 
-def render_not_permitted() -> None:
-    st.error("You are not permitted to open this page. Ask an admin if you need access.", icon=":material/lock:")
+def render_not_permitted(*, key: str) -> None:
+    """Draws "not permitted" with whom to ask."""
+    with st.container(key=key):
+        st.error("You are not permitted to open this page. Ask an admin if you need access.", icon=":material/lock:")
 
 
 def current_session_id() -> str | None:

@@ -1,7 +1,9 @@
-"""Charts: metric trend with the comparison period overlaid, and share-of-total bars."""
+"""Charts: metric trend with the comparison period overlaid, share-of-total bars, and a saved
+query's chart (the SQL page's chart builder and the dashboards draw it with the same function)."""
 from __future__ import annotations
 
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -48,3 +50,30 @@ def render_share_bars(df: pd.DataFrame, metric: str, *, title: str, labels: dict
                       xaxis_tickprefix=TICK_PREFIX[fmt],
                       hovermode="closest", margin=dict(l=10, r=40, t=40, b=10))
     st.plotly_chart(fig, key=key, width="stretch")
+
+
+# The chart types of a saved query's chart spec {"type", "x", "y", "colour"}: the SQL page offers
+# them, dashboards redraw a pinned spec with saved_chart_figure.
+SAVED_CHART_TYPES = {"line": px.line, "bar": px.bar, "area": px.area, "scatter": px.scatter, "pie": px.pie}
+
+
+def saved_chart_figure(frame: pd.DataFrame, chart: dict) -> go.Figure | None:
+    """Returns the figure of a saved query's chart spec over frame; None when the spec draws no chart
+    (a table, or columns the result no longer has)."""
+    kind = chart.get("type")
+    if kind not in SAVED_CHART_TYPES or not {chart.get("x"), chart.get("y")} <= set(frame.columns):
+        return None
+    if kind == "pie":
+        return px.pie(frame, names=chart["x"], values=chart["y"])
+    colour = chart.get("colour") if chart.get("colour") in frame.columns else None
+    return SAVED_CHART_TYPES[kind](frame, x=chart["x"], y=chart["y"], color=colour)
+
+
+def render_saved_chart(frame: pd.DataFrame, chart: dict, *, height: int, top: int, key: str) -> bool:
+    """Draws a saved query's chart spec over frame; returns False (drawing nothing) when it draws no chart."""
+    fig = saved_chart_figure(frame, chart)
+    if fig is None:
+        return False
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=top, b=10))
+    st.plotly_chart(fig, key=key, width="stretch")
+    return True

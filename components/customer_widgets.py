@@ -1,9 +1,8 @@
 """Customers page widgets: RFM segments and movement, clusters, cohorts, lifetime value with its
-validation, and the at-risk list; and the loaders choosing the nightly store or a live computation."""
+validation, and the at-risk list. Their figures come from components.loaders.customers."""
 from __future__ import annotations
 
-import time
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -12,15 +11,13 @@ import streamlit as st
 
 from analytics import customer_scores as S
 from analytics.customers import COHORT_SPLITS, NOT_YET, RFM_SEGMENTS
-from analytics.filters import Filters, Period
 from analytics.metrics import format_value
-from components import loaders
 from components.downloads import render_downloads
-from reports.exporters import to_csv
+from components.loaders.customers import load_customers, load_every_customer
 from components.product_widgets import NEUTRAL, WARN
 from components.tables import table_height
 from components.theme import PALETTE
-from data.settings import load_settings
+from reports.exporters import to_csv
 
 SEGMENT_COLORS = dict(zip([s for s, *_ in RFM_SEGMENTS],
                           ["#059669", "#10b981", "#34d399", "#0ea5e9", "#38bdf8", "#eab308", "#dc2626", "#f97316",
@@ -30,90 +27,6 @@ K_CHOICES = ("auto", *S.K_RANGE)
 
 def money(v) -> str:
     return "—" if v is None or pd.isna(v) else format_value("gmv", float(v))
-
-
-# --- loading --------------------------------------------------------------------------------------
-
-@st.cache_data(ttl=3600, show_spinner=False)
-def load_stored(run_id: int) -> S.CustomerScores | None:
-    """Returns stored run run_id (aggregates only)."""
-    with loaders.engine().connect() as conn:
-        return S.load_stored(conn, run_id)
-
-
-@st.cache_data(ttl=20, show_spinner=False)
-def latest_run_id() -> int | None:
-    with loaders.engine().connect() as conn:
-        return S.latest_run_id(conn)
-
-
-@st.cache_data(ttl=3600, show_spinner=False, max_entries=3)
-def _compute(dims: tuple, as_of: date, previous: date, k: int | None, rollup_version: int) -> S.CustomerScores:
-    bar = st.progress(0.0, text="Reading customers…")
-    f = Filters(Period(as_of, as_of), dims=dims)
-    with loaders.engine().connect() as conn:
-        out = S.compute_scores(conn, f, as_of, k=k, previous=previous,
-                               progress=lambda frac, step: bar.progress(frac, text=f"{step}…"))
-    bar.empty()
-    return out
-
-
-def load_scores(f: Filters, k: int | None) -> tuple[S.CustomerScores, str]:
-    """Returns the figures for the filters and where they come from (a sentence for the caption).
-
-    The nightly run answers when it matches: no dimension filter, automatic k, and the period
-    ending on its as-of date. Anything else is computed here, with a progress bar."""
-    today = loaders.local_today()
-    as_of = min(f.period.end, today - timedelta(days=1))
-    previous = min(f.period.start, as_of) - timedelta(days=1)
-    run_id = latest_run_id()
-    stored = load_stored(run_id) if run_id is not None else None
-    if (stored is not None and not f.dims and k is None and stored.as_of == as_of
-            and stored.movement_from == previous):
-        when = pd.Timestamp(stored.finished_at).tz_convert(load_settings().tz)
-        return stored, (f"Scores from the nightly run of {when:%d %b %H:%M} "
-                        f"({stored.customers:,} customers, as of {as_of:%d %b %Y}).")
-    started = time.perf_counter()
-    scores = _compute(f.dims, as_of, previous, k, loaders.version())
-    took = time.perf_counter() - started
-    why = ("the dimension filters" if f.dims else "the chosen number of clusters" if k is not None
-           else "this period" if stored is not None else "this period (no nightly run is stored yet)")
-    return scores, (f"Computed for {why} as of {as_of:%d %b %Y} ({scores.customers:,} customers"
-                    + (f", {took:.1f} s" if took > 0.5 else ", from the cache") + ").")
-
-
-def load_customers(scores: S.CustomerScores, by: str, max_p_alive: float | None, segments: tuple[str, ...],
-                   limit: int) -> pd.DataFrame:
-    """Returns the first customers by `by` (the at-risk list, or the highest CLV) with each
-    customer's details and main vendor."""
-    if scores.scores is not None:
-        rows = S.top_customers(scores.scores, by, max_p_alive=max_p_alive, segments=list(segments), limit=limit)
-    else:
-        rows = _stored_top(scores.run_id, by, max_p_alive, segments, limit)
-    details = _details(tuple(int(i) for i in rows["customer_id"]), scores.as_of, loaders.version())
-    return rows.merge(details, on="customer_id", how="left")
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def _stored_top(run_id: int, by: str, max_p_alive: float | None, segments: tuple[str, ...], limit: int) -> pd.DataFrame:
-    with loaders.engine().connect() as conn:
-        return S.stored_top_customers(conn, run_id, by, max_p_alive=max_p_alive, segments=list(segments), limit=limit)
-
-
-def _every_customer_csv(scores: S.CustomerScores) -> bytes:
-    """Every customer's scores as CSV (built when clicked; millions of rows are too many for Excel)."""
-    if scores.scores is not None:
-        frame = scores.scores[S.SCORE_COLUMNS]
-    else:
-        with loaders.engine().connect() as conn:
-            frame = S.stored_top_customers(conn, scores.run_id, "clv_12m", limit=None)
-    return to_csv(frame.sort_values("customer_id"))
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def _details(ids: tuple[int, ...], as_of: date, rollup_version: int) -> pd.DataFrame:
-    with loaders.engine().connect() as conn:
-        return S.customer_details(conn, list(ids), as_of)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -136,8 +49,9 @@ def _num(label: str, fmt: str = "%.1f", help: str | None = None):
     return st.column_config.NumberColumn(label, format=fmt, help=help)
 
 
-def render_too_thin(scores: S.CustomerScores) -> None:
-    st.warning("Too little data to fit the lifetime-value models for these customers: "
+def render_too_thin(scores: S.CustomerScores, *, key: str) -> None:
+    """Draws why the lifetime-value models could not be fitted, and what still works."""
+    st.container(key=key).warning("Too little data to fit the lifetime-value models for these customers: "
                f"{scores.message}. RFM segments, clusters and cohorts below do not need the models; widen the "
                "period or clear some filters for P(alive) and CLV.", icon=":material/warning:")
 
@@ -388,7 +302,7 @@ def render_top_value(s: S.CustomerScores, *, key: str) -> None:
         "Expected, 90 days": _num("Expected, 90 days", "%.2f"),
         "Expected, 365 days": _num("Expected, 365 days", "%.2f"), "P(alive)": _pct("P(alive)"),
         "Past GMV": _eur("Past GMV")})
-    st.download_button("Every customer's scores (CSV)", lambda: _every_customer_csv(s),
+    st.download_button("Every customer's scores (CSV)", lambda: to_csv(load_every_customer(s)),
                        file_name="customer_scores.csv", mime="text/csv", key=f"{key}_all_scores",
                        icon=":material/download:", on_click="ignore",
                        help=f"All {s.customers:,} customers: RFM, cluster, P(alive), expected purchases in "

@@ -1,9 +1,6 @@
 """Forecasting page widgets: the series picker, the forecast chart with its bands, the backtest,
-and earlier forecasts against the actuals; and the loaders (nightly store, else live)."""
+and earlier forecasts against the actuals. Their figures come from components.loaders.forecasting."""
 from __future__ import annotations
-
-import time
-from datetime import date, timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -13,63 +10,19 @@ from analytics import forecast_series as FS
 from analytics import forecasting as FC
 from components import loaders
 from components.downloads import render_downloads
+from components.loaders.forecasting import load_realised
 from components.tables import table_height
 from components.theme import COMPARE, PALETTE
-from data.settings import load_settings
 
 HISTORY_SHOWN = {"day": 365, "week": 104, "month": 36}
 MODEL_CHOICES = ("auto", *FC.MODELS)
 MODEL_COLORS = {"seasonal_naive": "#94a3b8", "naive": "#94a3b8", "ets": PALETTE[1], "prophet": PALETTE[2]}
 
 
-# --- loading --------------------------------------------------------------------------------------
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_history(s: FS.Series, last_day: date, rollup_version: int) -> pd.DataFrame:
-    with loaders.engine().connect() as conn:
-        return FS.metric_history(conn, s, last_day=last_day)
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def load_stored(s: FS.Series, run_date: date, horizon: int) -> FS.StoredForecast | None:
-    with loaders.engine().connect() as conn:
-        return FS.load_forecast(conn, s, run_date=run_date, horizon=horizon)
-
-
-@st.cache_data(ttl=3600, show_spinner=False, max_entries=20)
-def _compute(s: FS.Series, last_day: date, horizon: int, model: str, country: str | None,
-             rollup_version: int) -> FC.Forecast:
-    with loaders.engine().connect() as conn:
-        return FS.forecast_series(conn, s, last_day=last_day, horizon=horizon, model=model, country=country)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_realised(s: FS.Series, before: date, rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    with loaders.engine().connect() as conn:
-        actuals = FS.metric_history(conn, s, last_day=before - timedelta(days=1))
-        return FS.realised_errors(conn, s, actuals, before=before)
-
-
-def load_forecast(s: FS.Series, horizon: int, model: str, country: str | None) -> tuple[FC.Forecast, str]:
-    """Returns the forecast and where it comes from: the nightly run when it answers the same
-    question, else computed now (cached)."""
-    today = loaders.local_today()
-    if model == "auto" and country is None:
-        stored = load_stored(s, today, horizon)
-        if stored is not None:
-            when = pd.Timestamp(stored.created_at).tz_convert(load_settings().tz)
-            return stored.forecast, f"From the nightly run of {when:%d %b %H:%M}."
-    started = time.perf_counter()
-    with st.spinner("Fitting the models and backtesting them…"):
-        f = _compute(s, today - timedelta(days=1), horizon, model, country, loaders.version())
-    took = time.perf_counter() - started
-    return f, ("Computed now" + (f" in {took:.1f} s" if took > 0.5 else " (from the cache)") + ".")
-
-
 # --- controls -------------------------------------------------------------------------------------
 
 def controls(*, key: str) -> tuple[FS.Series, int, str, str | None] | None:
-    values = loaders.dimension_values(loaders.version())
+    values = loaders.load_dimension_values(loaders.version())
     c = st.columns([2, 3, 2, 3, 2])
     metric = c[0].selectbox("Metric", FS.FORECAST_METRICS, format_func=FS.metric_label, key=f"{key}_metric",
                             help="Metrics that add up over time")

@@ -8,7 +8,7 @@ from analytics.metrics import format_change, format_value, get_metric
 
 
 def render_kpi_cards(kpi_df: pd.DataFrame, sparks: pd.DataFrame | None, *, per_row: int = 5,
-                     key: str = "kpi") -> None:
+                     key: str) -> None:
     """Draws one card per row of kpi_df (metric, current, previous, target)."""
     rows = list(kpi_df.itertuples(index=False))
     for start in range(0, len(rows), per_row):

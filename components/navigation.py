@@ -44,7 +44,7 @@ PAGES: tuple[PageSpec, ...] = (
 def _forbidden(spec: PageSpec):
     def page() -> None:
         st.title(spec.title)
-        render_not_permitted()
+        render_not_permitted(key=f"forbidden_{spec.url_path}")
     page.__name__ = f"forbidden_{spec.url_path}"
     return page
 

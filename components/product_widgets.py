@@ -1,7 +1,5 @@
-"""Products page widgets: rankings, price vs volume, margins and inventory cover, and their loader."""
+"""Products page widgets: rankings, price vs volume, margins and inventory cover."""
 from __future__ import annotations
-
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -13,31 +11,14 @@ from analytics.filters import COMPARISONS, Filters
 from analytics.metrics import format_value
 from components import loaders
 from components.downloads import render_downloads
+from components.loaders.products import load_all_products
 from components.tables import table_height
-from components.theme import HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
+from components.theme import HOVER_FORMAT, NUMBER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 
-# st.column_config number formats per metric format (as components/tables.py uses them).
-NUMBER_FORMAT = {"money": "euro", "percent": "percent", "count": "localized"}
 # 12 categories: the theme's palette plus four that stay distinct from it (pink, lime, brown, navy).
 CATEGORY_COLORS = PALETTE + ["#ec4899", "#84cc16", "#92400e", "#1e3a8a"]
 GOOD, BAD, NEUTRAL, WARN = "#10b981", "#ef4444", "#94a3b8", "#f97316"
 N_CHOICES = (5, 10, 20, 50)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_products(f: Filters, metric: str, n: int, min_gmv: float, margin_n: int, rollup_version: int) -> dict:
-    """Returns compute_product_figures(f) with the comparison period, read in one snapshot."""
-    with loaders.engine().connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-        with conn.begin():
-            return P.compute_product_figures(conn, f, metric=metric, n=n, min_gmv=min_gmv, margin_n=margin_n,
-                                             compare=True)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_inventory(f: Filters, as_of: date, low: int, high: int, rollup_version: int) -> dict:
-    """Returns inventory_summary(f) as of as_of with the page's thresholds."""
-    with loaders.engine().connect() as conn:
-        return P.inventory_summary(conn, f, as_of, low=low, high=high)
 
 
 def controls(key: str) -> dict:
@@ -53,7 +34,7 @@ def controls(key: str) -> dict:
 
 def _color_map(categories) -> dict:
     """Returns {category: colour}, the same colour for a category whatever the filters."""
-    known = loaders.dimension_values(loaders.version())["category"]
+    known = loaders.load_dimension_values(loaders.version())["category"]
     every = list(known) + sorted(set(categories) - set(known))
     return {c: CATEGORY_COLORS[i % len(CATEGORY_COLORS)] for i, c in enumerate(every)}
 
@@ -137,13 +118,6 @@ def render_rankings(fig: dict, f: Filters, *, key: str) -> None:
     render_downloads(lambda: _all_products_table(load_all_products(f, loaders.version_for(f))), "All products",
                      key=f"{key}_all_dl")
     _render_categories(fig, metric, compare, key=key)
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
-def load_all_products(f: Filters, rollup_version: int) -> pd.DataFrame:
-    """Returns product_metrics(f): every product ordered in the period (for the full download)."""
-    with loaders.engine().connect() as conn:
-        return P.product_metrics(conn, f)
 
 
 def _all_products_table(products: pd.DataFrame) -> pd.DataFrame:

@@ -8,10 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from analytics.filters import DIMENSIONS
+from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS, metric_label
 from components import flash, loaders
+from components.loaders import reports as L
 from components.tables import table_height
 from components.text import plain
-from data.saved_queries import list_queries
+from data.auth import User
+from data.settings import load_settings
 from reports import exports as X
 from reports import schedules as S
 from reports.periods import RELATIVE_PERIODS
@@ -25,7 +28,7 @@ FILTER_DIMS = ("category", "region", "channel", "business_model", "vendor_id")
 def local_times(times: pd.Series) -> pd.Series:
     """Times as wall-clock times of APP_TIMEZONE (the page's zone), without the offset; blank where
     there is none."""
-    return pd.to_datetime(times, utc=True).dt.tz_convert(loaders.load_settings().tz).dt.tz_localize(None)\
+    return pd.to_datetime(times, utc=True).dt.tz_convert(load_settings().tz).dt.tz_localize(None)\
         .dt.strftime("%Y-%m-%d %H:%M").fillna("")
 
 
@@ -40,7 +43,7 @@ def _size(n) -> str:
     return ""
 
 
-def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str, dict, str]:
+def template_fields(user: User, *, key: str, initial: dict | None = None) -> tuple[str, dict, str]:
     """Draws template, format, period, filters (and the saved query or forecast series); returns
     (template, spec, format). initial: a schedule's values when editing one."""
     initial = initial or {}
@@ -61,8 +64,7 @@ def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str
     if t.uses_filters:
         spec["filters"] = filter_fields(key, spec0.get("filters") or {})
     if template == "saved_query":
-        with loaders.app_engine().connect() as conn:
-            queries = list_queries(conn, user.username)
+        queries = L.load_queries(user.username)
         if queries.empty:
             st.info("Save a query on the SQL page first.", icon=":material/bookmark:")
         else:
@@ -80,12 +82,11 @@ def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str
                 st.error("Query parameters: write a JSON object such as {\"top\": 10}.", icon=":material/error:")
                 spec["query_params"] = None
     if template == "forecast":
-        from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS, metric_label
         c = st.columns(3)
         spec["metric"] = c[0].selectbox("Metric", FORECAST_METRICS, key=f"{key}_fc_metric", format_func=metric_label)
         spec["dim"] = c[1].selectbox("Series", list(FORECAST_DIMS), key=f"{key}_fc_dim", format_func=FORECAST_DIMS.get)
         if spec["dim"]:
-            values = loaders.dimension_values(loaders.version()).get(spec["dim"], [])
+            values = loaders.load_dimension_values(loaders.version()).get(spec["dim"], [])
             if spec["dim"] == "vendor_id":
                 names = dict(values)
                 spec["value"] = str(c[2].selectbox("Vendor", list(names), key=f"{key}_fc_value", format_func=names.get))
@@ -104,7 +105,7 @@ def template_fields(user, *, key: str, initial: dict | None = None) -> tuple[str
 def filter_fields(key: str, initial: dict) -> dict:
     """Draws a multiselect per FILTER_DIMS dimension in one row; returns {dimension: [values]} of
     those with a choice (a report's or an alert rule's filters)."""
-    values = loaders.dimension_values(loaders.version())
+    values = loaders.load_dimension_values(loaders.version())
     filters = {}
     for col, dim in zip(st.columns(len(FILTER_DIMS)), FILTER_DIMS):
         options = values.get(dim, [])
@@ -120,15 +121,14 @@ def filter_fields(key: str, initial: dict) -> dict:
     return filters
 
 
-def render_request(user, *, key: str) -> None:
+def render_request(user: User, *, key: str) -> None:
     st.markdown("Exports are made in the background by the scheduler: you can leave the page and come back. "
-                f"Files are kept for {loaders.load_settings().export_expiry_days} days.")
+                f"Files are kept for {load_settings().export_expiry_days} days.")
     template, spec, fmt = template_fields(user, key=key)
     if st.button("Export in the background", type="primary", key=f"{key}_go", icon=":material/cloud_download:",
                  disabled=spec.get("query_params", {}) is None):
         try:
-            with loaders.app_engine().begin() as conn:
-                export_id = X.request_export(conn, user.username, template, spec, fmt)
+            export_id = L.save_export(user.username, template, spec, fmt)
             # Run the page again: My exports (drawn above this tab) then lists it and follows its progress.
             flash.later(key, f"Export {export_id} queued: it appears under My exports with its progress.")
             st.rerun()
@@ -137,9 +137,8 @@ def render_request(user, *, key: str) -> None:
     flash.show(key)
 
 
-def _exports_body(user, key: str, wanted: int | None, live: bool) -> None:
-    with loaders.app_engine().connect() as conn:
-        mine = X.list_exports(conn, None if user.role == "admin" and st.session_state.get(f"{key}_all") else user.username)
+def _exports_body(user: User, key: str, wanted: int | None, live: bool) -> None:
+    mine = L.load_exports(None if user.role == "admin" and st.session_state.get(f"{key}_all") else user.username)
     if live and not mine["status"].isin(["queued", "running"]).any():
         st.rerun(scope="app")   # all finished: draw the list once more, without refreshing every 2 s
     if mine.empty:
@@ -163,8 +162,7 @@ def _exports_body(user, key: str, wanted: int | None, live: bool) -> None:
     c = st.columns([4, 1], vertical_alignment="bottom")
     picked = c[0].selectbox("Download", ids, key=f"{key}_pick", format_func=labels.get,
                             index=ids.index(wanted) if wanted in ids else 0)
-    with loaders.app_engine().connect() as conn:
-        found = X.export_file(conn, int(picked), user.username, admin=user.role == "admin")
+    found = L.load_export_file(int(picked), user.username, admin=user.role == "admin")
     if found is None:
         c[1].caption("The file is gone (expired or cleaned up).")
         return
@@ -177,13 +175,12 @@ _live_exports = st.fragment(run_every=2)(_exports_body)     # while something is
 _still_exports = st.fragment(_exports_body)
 
 
-def render_exports(user, *, key: str) -> None:
+def render_exports(user: User, *, key: str) -> None:
     wanted = st.query_params.get("export")
     if user.role == "admin":
         st.toggle("Everyone's exports", key=f"{key}_all")
-    with loaders.app_engine().connect() as conn:
-        busy = X.exports_in_flight(conn, user.username,
-                                   everyone=user.role == "admin" and bool(st.session_state.get(f"{key}_all")))
+    busy = L.load_exports_in_flight(user.username,
+                                    everyone=user.role == "admin" and bool(st.session_state.get(f"{key}_all")))
     draw = _live_exports if busy else _still_exports
     draw(user, key, int(wanted) if wanted and str(wanted).isdigit() else None, bool(busy))
 
@@ -208,11 +205,12 @@ def _cadence_fields(key: str, initial: dict | None) -> tuple[dict, str]:
                                                 key=f"{key}_weekday", index=cad0.get("weekday", 0))
         if kind == "monthly":
             cadence["day"] = c[2].number_input("Day of month", 1, 28, value=cad0.get("day", 1), key=f"{key}_day")
-    tz = c[3].text_input("Time zone", value=initial.get("tz") or loaders.load_settings().timezone, key=f"{key}_tz")
+    tz = c[3].text_input("Time zone", value=initial.get("tz") or load_settings().timezone, key=f"{key}_tz")
     return cadence, tz
 
 
-def render_schedule_form(user, *, key: str, editing: dict | None = None, list_key: str | None = None) -> None:
+def render_schedule_form(user: User, *, key: str, editing: dict | None = None,
+                         list_key: str | None = None) -> None:
     """The schedule's fields and Save; with list_key (the schedule list's key), a saved schedule
     leaves edit mode and reruns the page, so the list above shows it with the confirmation."""
     title = f"Edit “{plain(editing['name'])}”" if editing else "New schedule"
@@ -249,11 +247,10 @@ def render_schedule_form(user, *, key: str, editing: dict | None = None, list_ke
                     fan_values[value.strip()] = who
     if st.button("Save schedule", type="primary", key=f"{key}_save", icon=":material/save:"):
         try:
-            with loaders.app_engine().begin() as conn:
-                sid = S.save_schedule(conn, user.username, schedule_id=(editing or {}).get("schedule_id"),
-                                      is_admin=user.role == "admin", name=name, template=template, spec=spec, fmt=fmt,
-                                      cadence=cadence, tz=tz.strip(), recipients=recipients, webhook_url=webhook,
-                                      fan_out=fan_out, fan_values=fan_values)
+            sid = L.save_schedule(user.username, schedule_id=(editing or {}).get("schedule_id"),
+                                  is_admin=user.role == "admin", name=name, template=template, spec=spec, fmt=fmt,
+                                  cadence=cadence, tz=tz.strip(), recipients=recipients, webhook_url=webhook,
+                                  fan_out=fan_out, fan_values=fan_values)
             said = f"Saved schedule {sid}: {S.describe_cadence(cadence, tz.strip())}."
             if list_key:
                 flash.later(list_key, said)
@@ -264,11 +261,10 @@ def render_schedule_form(user, *, key: str, editing: dict | None = None, list_ke
             st.error(f"Not saved: {ex}.", icon=":material/error:")
 
 
-def render_schedules(user, *, key: str) -> None:
+def render_schedules(user: User, *, key: str) -> None:
     is_admin = user.role == "admin"
     flash.show(key)
-    with loaders.app_engine().connect() as conn:
-        rows = S.list_schedules(conn, None if is_admin else user.username)
+    rows = L.load_schedules(None if is_admin else user.username)
     if rows.empty:
         st.info("No schedules yet: create one below.", icon=":material/schedule:")
     else:
@@ -276,7 +272,7 @@ def render_schedules(user, *, key: str) -> None:
             "Name": rows["name"], "Owner": rows["owner"], "Report": rows["template"].map(lambda t: TEMPLATES[t].label),
             "Format": rows["format"].map(FORMAT_LABELS),
             "When": [S.describe_cadence(c, tz) for c, tz in zip(rows["cadence"], rows["timezone"])],
-            "Paused": rows["paused"], f"Next run ({loaders.load_settings().timezone})": local_times(rows["next_run_at"]),
+            "Paused": rows["paused"], f"Next run ({load_settings().timezone})": local_times(rows["next_run_at"]),
             "Recipients": [", ".join(r or []) for r in rows["recipients"]],
             "Fan-out": rows["fan_out"].fillna(""), "Last run": local_times(rows["last_slot"]),
             "Last status": rows["last_status"],
@@ -287,14 +283,12 @@ def render_schedules(user, *, key: str) -> None:
         row = rows.set_index("schedule_id").loc[picked]
         c = st.columns(5)
         if c[0].button("Run now", key=f"{key}_run", icon=":material/play_arrow:"):
-            with loaders.app_engine().begin() as conn:
-                n = S.run_now(conn, user.username, int(picked), is_admin=is_admin)
+            n = L.run_now(user.username, int(picked), is_admin=is_admin)
             st.success(f"{n} run(s) queued: the scheduler makes and sends them within seconds.", icon=":material/check:")
         paused = bool(row["paused"])
         if c[1].button("Resume" if paused else "Pause", key=f"{key}_pause",
                        icon=":material/play_circle:" if paused else ":material/pause_circle:"):
-            with loaders.app_engine().begin() as conn:
-                S.set_paused(conn, user.username, int(picked), not paused, is_admin=is_admin)
+            L.set_paused(user.username, int(picked), not paused, is_admin=is_admin)
             st.rerun()
         if c[2].button("Edit", key=f"{key}_edit", icon=":material/edit:"):
             st.session_state[f"{key}_editing"] = {
@@ -303,12 +297,10 @@ def render_schedules(user, *, key: str) -> None:
                 "recipients": list(row["recipients"] or []), "webhook_url": row["webhook_url"],
                 "fan_out": row["fan_out"] if isinstance(row["fan_out"], str) else None, "fan_values": row["fan_values"]}
         if c[3].button("Delete", key=f"{key}_delete", icon=":material/delete:"):
-            with loaders.app_engine().begin() as conn:
-                S.delete_schedule(conn, user.username, int(picked), is_admin=is_admin)
+            L.delete_schedule(user.username, int(picked), is_admin=is_admin)
             st.rerun()
         with st.expander("Run history and deliveries", expanded=False):
-            with loaders.app_engine().connect() as conn:
-                h = S.run_history(conn, int(picked))
+            h = L.load_run_history(int(picked))
             if h.empty:
                 st.caption("No runs yet.")
             else:

@@ -1,5 +1,5 @@
-"""Sales page widgets: cached loaders, the trend, breakdown (with click-to-focus), payments,
-funnel, marketing and profitability sections."""
+"""Sales page widgets: the trend, breakdown (with click-to-focus), payments, funnel, marketing and
+profitability sections; their figures come from components.loaders.sales."""
 from __future__ import annotations
 
 import pandas as pd
@@ -12,15 +12,12 @@ from analytics.filters import BREAKDOWNS, Filters
 from analytics.metrics import METRICS, format_change, format_value, get_metric
 from components import loaders
 from components.downloads import render_downloads
+from components.labels import label
+from components.loaders.sales import load_breakdown, load_section, load_trend
+from components.tables import metric_column
 from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 
-LABELS = {
-    "web": "Web", "mobile": "Mobile", "marketplace_api": "Marketplace API", "sales_rep": "Sales rep",
-    "card": "Card", "paypal": "PayPal", "apple_pay": "Apple Pay", "google_pay": "Google Pay",
-    "klarna": "Klarna", "invoice": "Invoice", "paid_search": "Paid search", "social": "Social",
-    "affiliate": "Affiliate", "email": "Email", "organic": "Organic", "referral": "Referral", "sales": "Sales team",
-}
 BREAKDOWN_DIMS = ("category", "region", "country", "channel", "business_model", "payment_method", "segment")
 # ISO 3166 alpha-2 -> alpha-3 for the map (plotly locates countries by alpha-3).
 ISO3 = {"US": "USA", "DE": "DEU", "GB": "GBR", "FR": "FRA", "NL": "NLD", "JP": "JPN", "ES": "ESP", "AU": "AUS",
@@ -28,43 +25,6 @@ ISO3 = {"US": "USA", "DE": "DEU", "GB": "GBR", "FR": "FRA", "NL": "NLD", "JP": "
         "BE": "BEL", "CH": "CHE", "DK": "DNK", "FI": "FIN", "IE": "IRL", "NO": "NOR", "PT": "PRT", "CZ": "CZE",
         "IN": "IND", "CN": "CHN", "KR": "KOR", "NZ": "NZL", "ZA": "ZAF", "AR": "ARG", "CL": "CHL", "CO": "COL",
         "TR": "TUR", "AE": "ARE", "IL": "ISR", "HK": "HKG", "TW": "TWN", "GR": "GRC", "HU": "HUN", "RO": "ROU"}
-FOCUS = "sa_focus"
-NUMBER_FORMAT = {"money": "euro", "percent": "percent", "count": "localized"}
-
-
-def label(value) -> str:
-    return LABELS.get(value, str(value))
-
-
-def _snapshot(fn, *args, **kwargs):
-    with loaders.engine().connect() as conn:
-        return fn(conn, *args, **kwargs)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_trend(f: Filters, metric: str, rollup_version: int) -> pd.DataFrame:
-    return _snapshot(sales.fetch_metric_trend, f, metric)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_breakdown(f: Filters, by: str, metric: str, rollup_version: int) -> pd.DataFrame:
-    return _snapshot(sales.fetch_breakdown_growth, f, by, metric)
-
-
-@st.cache_data(ttl=600, show_spinner=False)
-def load_section(name: str, f: Filters, rollup_version: int):
-    """Returns the section's figures, or the NotApplicable message as a string."""
-    fn = {"payments": sales.fetch_payments, "funnel": sales.fetch_funnel,
-          "marketing": sales.fetch_marketing, "profitability": sales.fetch_profitability}[name]
-    try:
-        return _snapshot(fn, f)
-    except sales.NotApplicable as ex:
-        return str(ex)
-
-
-def _col(metric: str, title: str | None = None):
-    m = get_metric(metric)
-    return st.column_config.NumberColumn(title or m.label, help=m.description, format=NUMBER_FORMAT[m.fmt])
 
 
 def _pct(title: str, help: str | None = None):
@@ -77,43 +37,45 @@ def _growth_text(metric: str, now, was) -> str:
 
 # --- focus (click a value to filter the rest of the page) -----------------------------------
 
-def current_focus() -> tuple[str, str] | None:
-    return st.session_state.get(FOCUS)
+def current_focus(*, key: str) -> tuple[str, str] | None:
+    """Returns the focused (dimension, value), if any."""
+    return st.session_state.get(f"{key}_focus")
 
 
-def apply_focus(f: Filters) -> Filters:
+def apply_focus(f: Filters, *, key: str) -> Filters:
     """Returns f narrowed to the focused breakdown value, if any.
 
     A sidebar filter on the same dimension that leaves the value out ends the focus: the sidebar
     wins, and the caption never says one thing while the sections show another.
     """
-    focus = current_focus()
+    focus = current_focus(key=key)
     if focus and focus[0] in f.dim_map and focus[1] not in f.dim_map[focus[0]]:
-        st.session_state.pop(FOCUS, None)
+        st.session_state.pop(f"{key}_focus", None)
         focus = None
     return f.narrowed(**{focus[0]: [focus[1]]}) if focus else f
 
 
-def render_focus_bar() -> None:
-    focus = current_focus()
+def render_focus_bar(*, key: str) -> None:
+    """Draws which value the page is focused on, with a button to clear it."""
+    focus = current_focus(key=key)
     if not focus:
         return
     left, right = st.columns([5, 1])
     left.info(f"The page below the breakdown is focused on **{BREAKDOWNS[focus[0]]}: {plain(label(focus[1]))}**. "
               "Click another bar to change it.", icon=":material/filter_alt:")
-    if right.button("Clear focus", key="sa_focus_clear", icon=":material/close:"):
-        st.session_state.pop(FOCUS, None)
+    if right.button("Clear focus", key=f"{key}_focus_clear", icon=":material/close:"):
+        st.session_state.pop(f"{key}_focus", None)
         # The chart keeps its selection in its own state: a new key starts it unselected.
-        st.session_state["sa_chart_gen"] = st.session_state.get("sa_chart_gen", 0) + 1
+        st.session_state[f"{key}_chart_gen"] = st.session_state.get(f"{key}_chart_gen", 0) + 1
         st.rerun()
 
 
 # --- trend --------------------------------------------------------------------------------
 
-def render_trend_section(f: Filters) -> None:
+def render_trend_section(f: Filters, *, key: str) -> None:
     """Draws the chosen metric over time with comparison, moving average and target, plus growth."""
     left, right = st.columns([2, 3])
-    metric = left.selectbox("Metric", list(METRICS), format_func=lambda k: METRICS[k].label, key="sa_metric")
+    metric = left.selectbox("Metric", list(METRICS), format_func=lambda k: METRICS[k].label, key=f"{key}_metric")
     m = get_metric(metric)
     with st.spinner("Loading the trend…"):
         df = load_trend(f, metric, loaders.version_for(f))
@@ -148,28 +110,30 @@ def render_trend_section(f: Filters) -> None:
                         line=dict(color=PALETTE[2], shape="hv"))
     fig.update_traces(hovertemplate=f"%{{y:{HOVER_FORMAT[m.fmt]}}}")
     fig.update_layout(height=360, yaxis_tickformat=TICK_FORMAT[m.fmt], yaxis_tickprefix=TICK_PREFIX[m.fmt])
-    st.plotly_chart(fig, key="sa_trend_chart")
-    table = df.rename(columns={"key": "Bucket", "value": m.label, "compare": "Comparison", "moving_avg": "Moving average",
-                               "before": "Bucket before", "pop_growth": "Growth vs before", "yoy": "A year earlier", "yoy_growth": "Growth YoY",
+    st.plotly_chart(fig, key=f"{key}_trend_chart")
+    table = df.rename(columns={"key": "Bucket", "value": m.label, "compare": "Comparison",
+                               "moving_avg": "Moving average", "before": "Bucket before",
+                               "pop_growth": "Growth vs before", "yoy": "A year earlier", "yoy_growth": "Growth YoY",
                                "target": "Target", "vs_target": "vs target"})
     with st.expander("Numbers by bucket"):
-        st.dataframe(table, hide_index=True, key="sa_trend_table", column_config={
-            m.label: _col(metric), "Comparison": _col(metric, "Comparison"), "Moving average": _col(metric, "Moving average"),
-            "Bucket before": _col(metric, "Bucket before"), "A year earlier": _col(metric, "A year earlier"), "Target": _col(metric, "Target"),
+        st.dataframe(table, hide_index=True, key=f"{key}_trend_table", column_config={
+            m.label: metric_column(metric),
+            **{title: metric_column(metric, title)
+               for title in ("Comparison", "Moving average", "Bucket before", "A year earlier", "Target")},
             "Growth vs before": _pct("Growth vs before"), "Growth YoY": _pct("Growth YoY"), "vs target": _pct("vs target")})
-    render_downloads(table, f"{m.label} trend", key="sa_trend_dl")
+    render_downloads(table, f"{m.label} trend", key=f"{key}_trend_dl")
 
 
 # --- breakdown ----------------------------------------------------------------------------
 
-def render_breakdown_section(f: Filters) -> None:
+def render_breakdown_section(f: Filters, *, key: str) -> None:
     """Draws a breakdown as bars, a treemap or a map; clicking a bar focuses the rest of the page."""
     c1, c2, c3 = st.columns([2, 2, 2])
-    by = c1.selectbox("Break down by", BREAKDOWN_DIMS, format_func=BREAKDOWNS.get, key="sa_by")
+    by = c1.selectbox("Break down by", BREAKDOWN_DIMS, format_func=BREAKDOWNS.get, key=f"{key}_by")
     metric = c2.selectbox("Measure", [k for k, m in METRICS.items() if m.additive], index=0,
-                          format_func=lambda k: METRICS[k].label, key="sa_by_metric")
+                          format_func=lambda k: METRICS[k].label, key=f"{key}_by_metric")
     kinds = ["Bars", "Treemap"] + (["Map"] if by == "country" else [])
-    kind = c3.segmented_control("Chart", kinds, default="Bars", key=f"sa_chart_{by}") or "Bars"
+    kind = c3.segmented_control("Chart", kinds, default="Bars", key=f"{key}_chart_{by}") or "Bars"
     m = get_metric(metric)
     with st.spinner("Loading the breakdown…"):
         df = load_breakdown(f, by, metric, loaders.version_for(f))
@@ -184,7 +148,7 @@ def render_breakdown_section(f: Filters) -> None:
         fig = px.treemap(df, names="name", parents=[""] * len(df), values="value")
         fig.update_traces(hovertext=hover, hoverinfo="text", textinfo="label+percent root")
         fig.update_layout(height=420, margin=dict(l=0, r=0, t=10, b=0))
-        st.plotly_chart(fig, key=f"sa_by_treemap_{by}")
+        st.plotly_chart(fig, key=f"{key}_by_treemap_{by}")
     elif kind == "Map":
         mapped = df.assign(iso3=df["key"].map(ISO3))
         fig = px.choropleth(mapped.dropna(subset=["iso3"]), locations="iso3", color="value",
@@ -192,7 +156,7 @@ def render_breakdown_section(f: Filters) -> None:
         fig.update_traces(hovertemplate="%{hovertext}<br>" + f"%{{z:{HOVER_FORMAT[m.fmt]}}}<extra></extra>")
         fig.update_layout(height=420, margin=dict(l=0, r=0, t=10, b=0), coloraxis_colorbar_title=m.label,
                           geo=dict(showframe=False, projection_type="natural earth"))
-        st.plotly_chart(fig, key="sa_by_map")
+        st.plotly_chart(fig, key=f"{key}_by_map")
         if mapped["iso3"].isna().any():
             st.caption("Not on the map (unknown country code): " + ", ".join(mapped.loc[mapped["iso3"].isna(), "name"]))
     else:
@@ -203,23 +167,23 @@ def render_breakdown_section(f: Filters) -> None:
         fig.update_layout(height=90 + 32 * len(df), hovermode="closest", clickmode="event+select",
                           xaxis_tickformat=TICK_FORMAT[m.fmt], xaxis_tickprefix=TICK_PREFIX[m.fmt],
                           margin=dict(l=10, r=40, t=10, b=10))
-        event = st.plotly_chart(fig, key=f"sa_by_bars_{by}_{st.session_state.get('sa_chart_gen', 0)}",
+        event = st.plotly_chart(fig, key=f"{key}_by_bars_{by}_{st.session_state.get(f'{key}_chart_gen', 0)}",
                                 on_select="rerun", selection_mode="points")
         points = event.selection.points if event and event.selection else []
         if points and points[0].get("point_index") is not None:
             picked = shown["key"].iloc[int(points[0]["point_index"])]
             picked = picked.item() if hasattr(picked, "item") else picked
-            if st.session_state.get(FOCUS) != (by, picked):
-                st.session_state[FOCUS] = (by, picked)
+            if st.session_state.get(f"{key}_focus") != (by, picked):
+                st.session_state[f"{key}_focus"] = (by, picked)
                 st.rerun()
         st.caption("Click a bar to focus the sections below on that value.")
     table = pd.DataFrame({BREAKDOWNS[by]: df["name"], m.label: df["value"], "Share": df["share"],
                           "Comparison period": df["previous"], "Growth": df["growth"]})
-    st.dataframe(table, hide_index=True, key="sa_by_table", column_config={
-        m.label: _col(metric), "Comparison period": _col(metric, "Comparison period"),
+    st.dataframe(table, hide_index=True, key=f"{key}_by_table", column_config={
+        m.label: metric_column(metric), "Comparison period": metric_column(metric, "Comparison period"),
         "Share": st.column_config.ProgressColumn("Share", format="percent", min_value=0, max_value=1),
         "Growth": _pct("Growth", "Against the comparison period")})
-    render_downloads(table, f"{m.label} by {BREAKDOWNS[by].lower()}", key="sa_by_dl")
+    render_downloads(table, f"{m.label} by {BREAKDOWNS[by].lower()}", key=f"{key}_by_dl")
 
 
 # --- payments, funnel, marketing, profitability ----------------------------------------------
@@ -231,7 +195,8 @@ def _not_applicable(result) -> bool:
     return False
 
 
-def render_payments(f: Filters) -> None:
+def render_payments(f: Filters, *, key: str) -> None:
+    """Draws GMV by payment method, failure and refund rates."""
     df = load_section("payments", f, loaders.version_for(f))
     if _not_applicable(df):
         return
@@ -245,25 +210,27 @@ def render_payments(f: Filters) -> None:
                            textinfo="label+percent", hovertemplate="%{label}: €%{value:,.0f}<extra></extra>"))
     fig.update_layout(height=320, showlegend=False)
     left.markdown("**GMV by payment method**")
-    left.plotly_chart(fig, key="sa_pay_mix")
+    left.plotly_chart(fig, key=f"{key}_pay_mix")
     fig = go.Figure([go.Bar(name="Failure rate", x=df["method"], y=df["failure_rate"], marker_color=PALETTE[4]),
                      go.Bar(name="Refund rate", x=df["method"], y=df["refund_rate"], marker_color=PALETTE[1])])
     fig.update_layout(height=320, barmode="group", yaxis_tickformat=".1%", hovermode="x unified")
     right.markdown("**Failure and refund rates**")
-    right.plotly_chart(fig, key="sa_pay_rates")
+    right.plotly_chart(fig, key=f"{key}_pay_rates")
     table = pd.DataFrame({"Payment method": df["method"], "GMV": df["gmv"], "GMV share": df["gmv_share"],
                           "Orders": df["orders"], "All orders": df["all_orders"], "Failed payments": df["failed_orders"],
                           "Failure rate": df["failure_rate"], "Refunded": df["refunded"], "Refund rate": df["refund_rate"]})
-    st.dataframe(table, hide_index=True, key="sa_pay_table", column_config={
-        "GMV": _col("gmv"), "GMV share": _pct("GMV share"), "Orders": _col("orders"),
+    st.dataframe(table, hide_index=True, key=f"{key}_pay_table", column_config={
+        "GMV": metric_column("gmv"), "GMV share": _pct("GMV share"), "Orders": metric_column("orders"),
         "All orders": st.column_config.NumberColumn("All orders", format="localized", help="Cancelled included"),
         "Failed payments": st.column_config.NumberColumn("Failed payments", format="localized"),
         "Failure rate": _pct("Failure rate", "Orders whose payment failed / all orders with the method"),
-        "Refunded": st.column_config.NumberColumn("Refunded", format="euro"), "Refund rate": _col("refund_rate")})
-    render_downloads(table, "Payments by method", key="sa_pay_dl")
+        "Refunded": st.column_config.NumberColumn("Refunded", format="euro"),
+        "Refund rate": metric_column("refund_rate")})
+    render_downloads(table, "Payments by method", key=f"{key}_pay_dl")
 
 
-def render_funnel(f: Filters) -> None:
+def render_funnel(f: Filters, *, key: str) -> None:
+    """Draws the funnel from sessions to orders per channel."""
     df = load_section("funnel", f, loaders.version_for(f))
     if _not_applicable(df):
         return
@@ -276,22 +243,23 @@ def render_funnel(f: Filters) -> None:
                                 x=[getattr(r, col) for col, _ in sales.FUNNEL_STEPS],
                                 textinfo="value+percent previous", marker_color=PALETTE[i % len(PALETTE)]))
     fig.update_layout(height=360, hovermode="closest")
-    st.plotly_chart(fig, key="sa_funnel_chart")
+    st.plotly_chart(fig, key=f"{key}_funnel_chart")
     table = pd.DataFrame({"Channel": df["channel"].map(label)})
     for col, name in sales.FUNNEL_STEPS:
         table[name] = df[col]
         if col != "sessions":
             table[f"→ {name}"] = df[f"step_{col}"]
     table["Sessions → orders"] = df["overall"]
-    st.dataframe(table, hide_index=True, key="sa_funnel_table", column_config={
+    st.dataframe(table, hide_index=True, key=f"{key}_funnel_table", column_config={
         **{name: st.column_config.NumberColumn(name, format="localized") for _, name in sales.FUNNEL_STEPS},
         **{f"→ {name}": _pct(f"→ {name}", "Share of the step before") for _, name in sales.FUNNEL_STEPS[1:]},
-        "Sessions → orders": _col("conversion_rate", "Sessions → orders")})
+        "Sessions → orders": metric_column("conversion_rate", "Sessions → orders")})
     st.caption("Orders are counted orders placed on the channel; sessions and steps come from site traffic.")
-    render_downloads(table, "Funnel by channel", key="sa_funnel_dl")
+    render_downloads(table, "Funnel by channel", key=f"{key}_funnel_dl")
 
 
-def render_marketing(f: Filters) -> None:
+def render_marketing(f: Filters, *, key: str) -> None:
+    """Draws CAC and ROAS per acquisition channel and spend by campaign."""
     m = load_section("marketing", f, loaders.version_for(f))
     if _not_applicable(m):
         return
@@ -305,35 +273,36 @@ def render_marketing(f: Filters) -> None:
                            text=[format_value("gmv", v) for v in paid["cac"]], textposition="outside"))
     fig.update_layout(height=300, yaxis_tickprefix="€", hovermode="closest")
     left.markdown("**CAC: spend per new customer**")
-    left.plotly_chart(fig, key="sa_mkt_cac")
+    left.plotly_chart(fig, key=f"{key}_mkt_cac")
     fig = go.Figure(go.Bar(x=paid["acquisition_channel"].map(label), y=paid["roas"], marker_color=PALETTE[2],
                            text=[f"{v:.1f}×" if pd.notna(v) else "–" for v in paid["roas"]], textposition="outside"))
     fig.update_layout(height=300, hovermode="closest")
     right.markdown("**ROAS: GMV from the channel's customers per € spent**")
-    right.plotly_chart(fig, key="sa_mkt_roas")
+    right.plotly_chart(fig, key=f"{key}_mkt_roas")
     table = pd.DataFrame({"Acquisition channel": ch["acquisition_channel"].map(label), "Spend": ch["spend"],
                           "New customers": ch["new_customers"], "CAC": ch["cac"], "GMV": ch["gmv"], "ROAS": ch["roas"]})
-    st.dataframe(table, hide_index=True, key="sa_mkt_table", column_config={
-        "Spend": st.column_config.NumberColumn("Spend", format="euro"), "New customers": _col("new_customers"),
+    st.dataframe(table, hide_index=True, key=f"{key}_mkt_table", column_config={
+        "Spend": st.column_config.NumberColumn("Spend", format="euro"), "New customers": metric_column("new_customers"),
         "CAC": st.column_config.NumberColumn("CAC", format="euro", help="Spend / new customers"),
         "GMV": st.column_config.NumberColumn("GMV", format="euro", help="In the period, from customers acquired "
                                              "through the channel (new and returning)"),
         "ROAS": st.column_config.NumberColumn("ROAS", format="%.2f×", help="GMV / spend")})
-    render_downloads(table, "Marketing by channel", key="sa_mkt_dl")
+    render_downloads(table, "Marketing by channel", key=f"{key}_mkt_dl")
     st.markdown("**Spend by campaign**")
     camp = m.by_campaign
     camp_table = pd.DataFrame({"Channel": camp["channel"].map(label), "Campaign": camp["campaign"],
                                "Spend": camp["spend"], "Share of channel spend": camp["share_of_channel"],
                                "Days with spend": camp["days"]})
-    st.dataframe(camp_table, hide_index=True, key="sa_camp_table", column_config={
+    st.dataframe(camp_table, hide_index=True, key=f"{key}_camp_table", column_config={
         "Spend": st.column_config.NumberColumn("Spend", format="euro"),
         "Share of channel spend": st.column_config.ProgressColumn("Share of channel spend", format="percent",
                                                                   min_value=0, max_value=1)})
     st.caption("Customers record their acquisition channel, not the campaign, so CAC and ROAS are per channel.")
-    render_downloads(camp_table, "Spend by campaign", key="sa_camp_dl")
+    render_downloads(camp_table, "Spend by campaign", key=f"{key}_camp_dl")
 
 
-def render_profitability(f: Filters) -> None:
+def render_profitability(f: Filters, *, key: str) -> None:
+    """Draws margin by category with gross margin and take rate."""
     df = load_section("profitability", f, loaders.version_for(f))
     if _not_applicable(df):
         return
@@ -348,14 +317,14 @@ def render_profitability(f: Filters) -> None:
     fig.update_layout(height=60 + 30 * len(df), xaxis_tickprefix="€", xaxis_tickformat=",.3~s", hovermode="closest",
                       margin=dict(l=10, r=50, t=10, b=10))
     st.markdown("**Margin (net revenue − cost) by category**, labelled with gross margin %")
-    st.plotly_chart(fig, key="sa_profit_chart")
+    st.plotly_chart(fig, key=f"{key}_profit_chart")
     table = pd.DataFrame({"Category": df["category"], "GMV": df["gmv"], "Net revenue": df["net_revenue"],
                           "Cost": df["cost"], "Margin": df["margin"], "Gross margin": df["gross_margin"],
                           "Take revenue": df["take_revenue"], "Take rate": df["take_rate"]})
-    st.dataframe(table, hide_index=True, key="sa_profit_table", column_config={
-        "GMV": _col("gmv"), "Net revenue": _col("net_revenue"),
+    st.dataframe(table, hide_index=True, key=f"{key}_profit_table", column_config={
+        "GMV": metric_column("gmv"), "Net revenue": metric_column("net_revenue"),
         "Cost": st.column_config.NumberColumn("Cost", format="euro", help="Σ quantity × unit cost"),
         "Margin": st.column_config.NumberColumn("Margin", format="euro", help="Net revenue − cost"),
-        "Gross margin": _col("gross_margin"), "Take revenue": _col("take_revenue"),
+        "Gross margin": metric_column("gross_margin"), "Take revenue": metric_column("take_revenue"),
         "Take rate": _pct("Take rate", "Take revenue / net revenue")})
-    render_downloads(table, "Profitability by category", key="sa_profit_dl")
+    render_downloads(table, "Profitability by category", key=f"{key}_profit_dl")

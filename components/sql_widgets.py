@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import io
 import json
-import time
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pandas as pd
-import plotly.express as px
-import sqlalchemy as sa
 import streamlit as st
 
+from analytics import dashboards as D
 from analytics.metrics import METRICS
-from analytics.query import (DEFAULT_ROW_LIMIT, QueryFailed, QueryRejected, QueryResult, list_options, run_query,
-                             schema_columns)
-from analytics.sql_params import Parameter, bind_parameters, find_parameters, format_sql
+from analytics.query import DEFAULT_ROW_LIMIT, QueryFailed, QueryRejected, QueryResult
+from analytics.sql_params import Parameter, find_parameters, format_sql
 from components import loaders
+from components.charts import SAVED_CHART_TYPES, render_saved_chart
+from components.loaders import sql as L
+from components.loaders.dashboards import add_widget, load_dashboards
 from components.tables import table_height
 from components.text import plain
 from data import saved_queries as SQ
-from data.db import get_analyst_engine
-from reports.exporters import FORMATS, export_query, frame_batches, write_rows
+from data.auth import User
+from data.errors import AnalystRoleError
+from reports.exporters import FORMATS, frame_batches, write_rows
 
 EXPORT_ROW_LIMIT = 100_000
 ROW_LIMITS = (100, 1_000, DEFAULT_ROW_LIMIT, 50_000)
-CHARTS = ("table only", "line", "bar", "area", "scatter", "pie")
+CHARTS = ("table only", *SAVED_CHART_TYPES)
 EXAMPLES = {
     "GMV per day, last 30 days": (
         "SELECT o.ordered_at::date AS day, sum(i.quantity * i.unit_price - i.discount) AS gmv\n"
@@ -43,15 +45,6 @@ EXAMPLES = {
     "Customers by segment and country": (
         "SELECT segment, country, count(*) AS customers FROM mart.customers GROUP BY 1, 2 ORDER BY 3 DESC"),
 }
-
-
-def analyst_engine():
-    return _analyst_engine()
-
-
-@st.cache_resource(show_spinner=False)
-def _analyst_engine():
-    return get_analyst_engine()
 
 
 # --- editor and parameters ----------------------------------------------------------------------
@@ -80,8 +73,8 @@ def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
             values[p.name] = tuple(picked) if isinstance(picked, (tuple, list)) and len(picked) == 2 else None
         elif p.kind == "list":
             try:
-                options = parameter_options(p.name, p.source)
-            except (QueryRejected, QueryFailed) as ex:
+                options = L.load_parameter_options(p.name, p.source)
+            except (QueryRejected, QueryFailed, AnalystRoleError) as ex:
                 c.error(f"{plain(ex)}.", icon=":material/error:")
                 values[p.name] = None
                 continue
@@ -90,11 +83,6 @@ def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
         else:
             values[p.name] = c.text_input(label, key=k) or None
     return values
-
-
-@st.cache_data(ttl=300, show_spinner="Loading the list…")
-def parameter_options(name: str, source: str) -> list:
-    return list_options(Parameter(name, "list", source=source), engine=analyst_engine())
 
 
 def restore_parameter_inputs(sql: str, values: dict, *, key: str) -> None:
@@ -116,8 +104,8 @@ def restore_parameter_inputs(sql: str, values: dict, *, key: str) -> None:
                 st.session_state[k] = tuple(date.fromisoformat(v) for v in value)
             elif p.kind == "list":
                 # History keeps values as JSON: find the option that was picked.
-                options = parameter_options(p.name, p.source)
-                match = [o for o in options if o == value or _json_ready({"v": o})["v"] == value]
+                options = L.load_parameter_options(p.name, p.source)
+                match = [o for o in options if o == value or L.json_ready({"v": o})["v"] == value]
                 if match:
                     st.session_state[k] = match[0]
             else:
@@ -134,51 +122,11 @@ def format_editor(key: str) -> None:
         st.session_state[f"{key.removesuffix('_text')}_format_error"] = f"Not formatted: {ex}."
 
 
-def _json_ready(values: dict) -> dict:
-    return {k: (v.isoformat() if isinstance(v, date) else [x.isoformat() for x in v]
-                if isinstance(v, tuple) else v) for k, v in values.items()}
-
-
-def analyst_connect_failure(ex: sa.exc.OperationalError) -> str:
-    """The SQL page's words when the analysts' role cannot log in, with what an admin can do."""
-    reason = str(getattr(ex, "orig", ex)).strip()
-    message = f"The analysts' database role cannot connect: {reason}"
-    if "password authentication failed" in reason:
-        message += (". An admin sets ANALYST_DB_PASSWORD for the app and runs `python -m data migrate`, "
-                    "which gives the role that password")
-    return message
-
-
-def execute(user, sql: str, values: dict, *, row_limit: int, query_id: int | None = None,
-            client_addr: str = "") -> tuple[QueryResult | None, str | None]:
-    """Binds the parameters, runs the query on the analysts' role and records the run (history,
-    saved query statistics, audit log). Returns (result, None) or (None, message)."""
-    started = time.perf_counter()
-    result, message, outcome = None, None, "ok"
-    try:
-        text, params = bind_parameters(sql, values)
-        result = run_query(text, params, row_limit=row_limit, engine=analyst_engine(), user=user.username)
-        outcome = "truncated" if result.truncated else "ok"
-    except QueryRejected as ex:
-        message, outcome = f"Not run: {ex}.", "rejected"
-    except QueryFailed as ex:
-        message, outcome = f"{ex}.", "failed"
-    except sa.exc.OperationalError as ex:
-        message, outcome = analyst_connect_failure(ex), "failed"
-    except sa.exc.StatementError as ex:
-        message, outcome = f"Not run: {ex.orig if getattr(ex, 'orig', None) else ex}.", "rejected"
-    ms = result.elapsed_ms if result else round((time.perf_counter() - started) * 1000)
-    with loaders.app_engine().begin() as conn:
-        SQ.record_run(conn, user.username, sql, _json_ready(values), duration_ms=ms,
-                      rows=len(result.frame) if result else 0, outcome=outcome, message=message or "",
-                      query_id=query_id, client_addr=client_addr)
-    return result, message
-
-
 # --- results ------------------------------------------------------------------------------------
 
-def render_result(result: QueryResult, sql: str, values: dict, *, key: str, user=None,
+def render_result(result: QueryResult, sql: str, values: dict, *, key: str, user: User | None = None,
                   query_id: int | None = None) -> None:
+    """Draws a result: the table, its downloads, the chart builder and the pin to a dashboard."""
     note = (f" · first {len(result.frame):,} rows only (the {'row' if result.truncated_by == 'rows' else 'size'} "
             f"limit); downloads hold up to {EXPORT_ROW_LIMIT:,}" if result.truncated else "")
     st.caption(f"{len(result.frame):,} rows · {result.elapsed_ms:,} ms{note}")
@@ -200,27 +148,20 @@ def render_result(result: QueryResult, sql: str, values: dict, *, key: str, user
     y = c[2].selectbox("y" if kind != "pie" else "Values", numeric, index=len(numeric) - 1, key=f"{key}_y")
     colour = c[3].selectbox("Colour", [None, *[col for col in frame.columns if col not in (x, y)]], key=f"{key}_colour",
                             format_func=lambda v: "none" if v is None else v)
-    draw = {"line": px.line, "bar": px.bar, "area": px.area, "scatter": px.scatter}
-    if kind == "pie":
-        fig = px.pie(frame, names=x, values=y)
-    else:
-        fig = draw[kind](frame, x=x, y=y, color=colour)
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, key=f"{key}_plot", width="stretch")
-    render_pin(user, query_id, values, {"type": kind, "x": x, "y": y, "colour": colour}, key=key)
+    chart = {"type": kind, "x": x, "y": y, "colour": colour}
+    # The same function draws the chart once pinned (components.dashboard_widgets): it cannot drift.
+    render_saved_chart(frame, chart, height=420, top=40, key=f"{key}_plot")
+    render_pin(user, query_id, values, chart, key=key)
 
 
-def render_pin(user, query_id: int | None, values: dict, chart: dict, *, key: str) -> None:
+def render_pin(user: User | None, query_id: int | None, values: dict, chart: dict, *, key: str) -> None:
     """Pins this saved query's chart (or table), with the parameter values used, to a dashboard."""
-    from analytics import dashboards as D
-
     if user is None:
         return
     if query_id is None:
         st.caption("Save the query to pin its chart to a dashboard.")
         return
-    with loaders.app_engine().connect() as conn:
-        boards = D.list_dashboards(conn, user.username)
+    boards = load_dashboards(user.username)
     boards = boards[boards["owner"] == user.username]
     with st.expander("Pin to a dashboard"):
         if boards.empty:
@@ -234,19 +175,19 @@ def render_pin(user, query_id: int | None, values: dict, chart: dict, *, key: st
             title = c[2].text_input("Title (optional)", key=f"{key}_pin_title")
             if st.form_submit_button("Pin", icon=":material/push_pin:"):
                 try:
-                    with loaders.app_engine().begin() as conn:
-                        D.add_widget(conn, user.username, int(did), kind="query", query_id=query_id,
-                                     params=_json_ready(values), chart=chart, width=width, title=title)
+                    add_widget(user.username, int(did), kind="query", query_id=query_id,
+                               params=L.json_ready(values), chart=chart, width=width, title=title)
                     st.success(f"Pinned to “{plain(names[did])}”.", icon=":material/check:")
                 except D.DashboardError as ex:
                     st.error(f"Not pinned: {ex}.", icon=":material/error:")
 
 
-def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, key: str, user=None) -> None:
+def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, key: str,
+               user: User | None = None) -> None:
     """CSV, Excel and JSON of the whole result up to EXPORT_ROW_LIMIT rows. A result the page holds
     whole is written from memory; a truncated one runs again (same checks, same role) and streams
     from PostgreSQL into the file batch by batch, built only when the button is clicked."""
-    about = {"Query": sql, "Parameters": json.dumps(_json_ready(values)) if values else "none",
+    about = {"Query": sql, "Parameters": json.dumps(L.json_ready(values)) if values else "none",
              "Generated at": loaders.local_now().strftime("%Y-%m-%d %H:%M:%S %Z"),
              "By": getattr(user, "username", ""), "Row limit": f"{EXPORT_ROW_LIMIT:,}"}
 
@@ -254,9 +195,7 @@ def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, 
         def make() -> io.BytesIO:
             buf = io.BytesIO()
             if truncated:
-                text, params = bind_parameters(sql, values)
-                export_query(text, params, fmt, buf, row_limit=EXPORT_ROW_LIMIT, engine=analyst_engine(),
-                             sheet="Query", about=about)
+                L.export_result(sql, values, fmt, buf, row_limit=EXPORT_ROW_LIMIT, about=about)
             else:
                 write_rows(fmt, list(map(str, frame.columns)), frame_batches(frame), buf, sheet="Query", about=about)
             return buf
@@ -270,7 +209,8 @@ def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, 
 
 # --- saved queries and history ------------------------------------------------------------------
 
-def render_save_form(user, sql: str, loaded: dict | None, *, key: str) -> None:
+def render_save_form(user: User, sql: str, loaded: dict | None, *, key: str) -> None:
+    """Draws the save form: a new query, or an update of the loaded one when it is the user's."""
     mine = loaded is not None and loaded.get("owner") == user.username
     with st.form(f"{key}_save", border=True):
         st.markdown("**Save this query**" + (f" (updating “{plain(loaded['name'])}”)" if mine else ""))
@@ -284,9 +224,8 @@ def render_save_form(user, sql: str, loaded: dict | None, *, key: str) -> None:
                                help="Everyone with the SQL page sees shared queries; private ones only you")
         if st.form_submit_button("Save", icon=":material/save:"):
             try:
-                with loaders.app_engine().begin() as conn:
-                    qid = SQ.save_query(conn, user.username, name, sql, description=description, tags=tags,
-                                        shared=shared, query_id=loaded["query_id"] if mine else None)
+                qid = L.save_query(user.username, name, sql, description=description, tags=tags, shared=shared,
+                                   query_id=loaded["query_id"] if mine else None)
                 st.session_state[f"{key}_loaded"] = {"query_id": qid, "name": name.strip(), "owner": user.username,
                                                      "description": description, "tags": SQ._tags(tags),
                                                      "shared": shared, "sql": sql}
@@ -295,10 +234,10 @@ def render_save_form(user, sql: str, loaded: dict | None, *, key: str) -> None:
                 st.error(f"Not saved: {ex}.", icon=":material/error:")
 
 
-def render_saved(user, *, key: str, on_open) -> None:
+def render_saved(user: User, *, key: str, on_open: Callable[..., None]) -> None:
+    """Draws the saved queries with search, open, delete and edit history."""
     search = st.text_input("Search names, descriptions, tags and SQL", key=f"{key}_search")
-    with loaders.app_engine().connect() as conn:
-        saved = SQ.list_queries(conn, user.username, search=search)
+    saved = L.load_saved(user.username, search)
     if saved.empty:
         st.info("No saved queries yet: run one on the Query tab and save it.", icon=":material/bookmark:")
         return
@@ -316,19 +255,17 @@ def render_saved(user, *, key: str, on_open) -> None:
         on_open({"query_id": int(picked), "name": row["name"], "owner": row["owner"], "description": row["description"],
                  "tags": list(row["tags"] or []), "shared": bool(row["shared"]), "sql": row["sql"]}, row["sql"])
     if row["owner"] == user.username and c[1].button("Delete", key=f"{key}_delete", icon=":material/delete:"):
-        with loaders.app_engine().begin() as conn:
-            SQ.delete_query(conn, user.username, int(picked))
+        L.delete_query(user.username, int(picked))
         st.rerun()
     with st.expander("Edit history"):
-        with loaders.app_engine().connect() as conn:
-            versions = SQ.query_versions(conn, int(picked))
+        versions = L.load_versions(int(picked))
         st.dataframe(versions.rename(columns=str.capitalize), hide_index=True, width="stretch",
                      key=f"{key}_versions")
 
 
-def render_history(user, *, key: str, on_open) -> None:
-    with loaders.app_engine().connect() as conn:
-        h = SQ.fetch_history(conn, user.username)
+def render_history(user: User, *, key: str, on_open: Callable[..., None]) -> None:
+    """Draws the user's last runs; one can be opened in the editor again."""
+    h = L.load_history(user.username)
     if h.empty:
         st.info("You have not run a query yet.", icon=":material/history:")
         return
@@ -345,14 +282,9 @@ def render_history(user, *, key: str, on_open) -> None:
 
 # --- schema browser -----------------------------------------------------------------------------
 
-@st.cache_data(ttl=600, show_spinner=False)
-def schema_tables() -> pd.DataFrame:
-    with loaders.engine().connect() as conn:
-        return schema_columns(conn)
-
-
 def render_schema(*, key: str) -> None:
-    cols = schema_tables()
+    """Draws mart's tables and columns with a search, and the metric glossary."""
+    cols = L.load_schema()
     st.caption("Schema mart: the tables analysts' SQL can read. Row counts are PostgreSQL's estimates.")
     with st.expander("Metric glossary: the pages' definitions, to match them in SQL"):
         st.dataframe(pd.DataFrame({"Metric": [m.label for m in METRICS.values()],

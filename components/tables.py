@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.metrics import format_change, get_metric
+from components.theme import NUMBER_FORMAT
 
 
 def ranked_table(cur: pd.DataFrame, prev: pd.DataFrame | None, metrics: tuple[str, ...],
@@ -26,17 +27,19 @@ def ranked_table(cur: pd.DataFrame, prev: pd.DataFrame | None, metrics: tuple[st
 
 def render_ranked_table(df: pd.DataFrame, metrics: tuple[str, ...], *, key: str) -> None:
     """Draws a ranked table with money, counts and percentages formatted."""
-    config = {}
-    for m in metrics:
-        metric = get_metric(m)
-        config[metric.label] = st.column_config.NumberColumn(
-            metric.label, help=metric.description,
-            format={"money": "euro", "percent": "percent", "count": "localized"}[metric.fmt])
+    config = {get_metric(m).label: metric_column(m) for m in metrics}
     config["Share"] = st.column_config.ProgressColumn("Share", format="percent", min_value=0, max_value=1,
                                                       width="small")
     if "Change" in df:
         config["Change"] = st.column_config.TextColumn("Change", help="Against the comparison period")
     st.dataframe(df, key=key, hide_index=True, column_config=config, width="stretch")
+
+
+def metric_column(metric: str, title: str | None = None) -> dict:
+    """Returns the table column of a glossary metric: its label (or title), its definition as help,
+    its number format."""
+    m = get_metric(metric)
+    return st.column_config.NumberColumn(title or m.label, help=m.description, format=NUMBER_FORMAT[m.fmt])
 
 
 def table_height(rows: int, most: int = 20) -> int:

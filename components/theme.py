@@ -28,3 +28,5 @@ pio.templates.default = "mbi"
 TICK_FORMAT = {"money": ",.3~s", "count": ",.3~s", "percent": ".1%"}
 TICK_PREFIX = {"money": "€", "count": "", "percent": ""}
 HOVER_FORMAT = {"money": "€,.2f", "count": ",.0f", "percent": ".2%"}
+# st.column_config's number format per kind of metric (analytics.metrics: fmt), for every table.
+NUMBER_FORMAT = {"money": "euro", "percent": "percent", "count": "localized"}

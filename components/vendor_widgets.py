@@ -1,4 +1,5 @@
-"""Widgets of the vendors page: cached loaders, leaderboard, drill-down, concentration, lifecycle."""
+"""Widgets of the vendors page: leaderboard, drill-down, concentration, lifecycle; their figures
+come from components.loaders.vendors."""
 from __future__ import annotations
 
 import zlib
@@ -7,7 +8,6 @@ from contextlib import contextmanager
 
 import pandas as pd
 import plotly.graph_objects as go
-import sqlalchemy as sa
 import streamlit as st
 
 from analytics import vendors as av
@@ -16,63 +16,16 @@ from analytics.metrics import format_change, format_value, get_metric
 from components import loaders
 from components.charts import render_trend
 from components.downloads import render_downloads
+from components.loaders.vendors import load_vendor_detail, load_vendor_search, load_vendor_trend
+from components.tables import metric_column
 from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT
+from data.errors import DatabaseUnavailableError
 
-# Same column formats as components/tables.py, by the glossary's kind of metric.
-COLUMN_FORMAT = {"money": "euro", "percent": "percent", "count": "localized"}
 SORT_LABELS = {"rank": "Rank", "name": "Vendor", **{m: get_metric(m).label for m in av.LEADERBOARD_METRICS},
                "growth": "Growth", "rank_change": "Rank change"}
 ASCENDING_FIRST = frozenset({"rank", "name"})
 GROUP_LABELS = {"new": "New", "growing": "Growing", "declining": "Declining", "churned": "Churned"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Cached loaders: keyed on the filters and the version of the days they read (loaders.version_for);
-# each returns a small aggregate.
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def vendor_table(f: Filters, rollup_version: int) -> pd.DataFrame:
-    with loaders.engine().connect() as conn:
-        return av.compute_vendor_table(conn, f)
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=256)
-def vendor_search(text: str, rollup_version: int) -> list[int]:
-    with loaders.engine().connect() as conn:
-        return av.search_vendor_ids(conn, text)
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def hhi_series(f: Filters, rollup_version: int) -> pd.DataFrame:
-    with loaders.engine().connect() as conn:
-        return av.fetch_hhi_series(conn, f)
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def lifecycle(f: Filters, rollup_version: int) -> av.Lifecycle:
-    # Keyed on every day's version (a vendor is new when it never sold before the period), the
-    # table it starts from on its own days'.
-    table = vendor_table(f, loaders.version_for(f))
-    with loaders.engine().connect() as conn:
-        return av.compute_lifecycle(conn, f, table)
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def vendor_detail(f: Filters, vendor_id: int, rollup_version: int) -> av.VendorDetail | None:
-    table = vendor_table(f, loaders.version_for(f))
-    with loaders.engine().connect() as conn:
-        return av.compute_vendor_detail(conn, f, vendor_id, table=table)
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def vendor_trend(f: Filters, vendor_id: int, metric: str,
-                 rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    with loaders.engine().connect() as conn:
-        cur = av.fetch_vendor_trend(conn, f, vendor_id, metric)
-        prev = av.fetch_vendor_trend(conn, f, vendor_id, metric, f.compare) if f.compare else None
-    return cur, prev
 
 
 @contextmanager
@@ -82,8 +35,8 @@ def explained_errors(what: str) -> Iterator[None]:
         yield
     except FilterError as ex:
         st.error(f"Cannot show {what}: {ex}", icon=":material/filter_alt_off:")
-    except sa.exc.OperationalError as ex:
-        st.error(f"Cannot show {what}: the database did not answer ({str(ex.orig).strip().splitlines()[0]}). "
+    except DatabaseUnavailableError as ex:
+        st.error(f"Cannot show {what}: the database did not answer ({ex.first_line}). "
                  "Try again in a moment, or choose a shorter period.", icon=":material/cloud_off:")
 
 
@@ -91,11 +44,8 @@ def explained_errors(what: str) -> Iterator[None]:
 # Formatting helpers
 
 
-def _config(metrics: tuple[str, ...], labels: dict | None = None) -> dict:
-    labels = labels or {}
-    return {labels.get(m, get_metric(m).label): st.column_config.NumberColumn(
-        labels.get(m, get_metric(m).label), help=get_metric(m).description, format=COLUMN_FORMAT[get_metric(m).fmt])
-        for m in metrics}
+def _config(metrics: tuple[str, ...]) -> dict:
+    return {get_metric(m).label: metric_column(m) for m in metrics}
 
 
 def _rank_change(change: float, rank: float, before: float) -> str:
@@ -197,7 +147,7 @@ def render_leaderboard(table: pd.DataFrame, f: Filters, *, key: str) -> int | No
                         on_change=_sort_changed, args=(key,))
     order = c3.radio("Order", ["asc", "desc"], key=f"{key}_order", horizontal=True, on_change=_reset_page,
                      args=(key,), format_func={"asc": "Ascending", "desc": "Descending"}.get)
-    ids = vendor_search(search.strip(), loaders.version()) if search.strip() else None
+    ids = load_vendor_search(search.strip(), loaders.version()) if search.strip() else None
     everything = av.page_leaderboard(table, ids=ids, sort=sort, descending=order == "desc",
                                      page_size=max(len(table), 1))
     pages = max(1, -(-everything.matching // av.PAGE_SIZE))
@@ -284,7 +234,7 @@ def _vendor_cards(row: pd.Series, share: pd.DataFrame) -> None:
 
 def render_vendor_detail(f: Filters, table: pd.DataFrame, vendor_id: int, *, key: str) -> None:
     """Draws one vendor: profile, cards, and tabs for trend, products, customers, refunds, category."""
-    detail = vendor_detail(f, vendor_id, loaders.version_for(f))
+    detail = load_vendor_detail(f, vendor_id, loaders.version_for(f))
     if detail is None:
         st.info("This vendor no longer exists. Pick another one.")
         return
@@ -301,7 +251,7 @@ def render_vendor_detail(f: Filters, table: pd.DataFrame, vendor_id: int, *, key
     with trend, explained_errors("the vendor's trend"):
         metric = st.columns([1, 3])[0].selectbox("Metric", av.DRILL_METRICS, key=f"{key}_metric",
                                                  format_func=lambda m: get_metric(m).label)
-        cur, prev = vendor_trend(f, vendor_id, metric, loaders.version_for(f))
+        cur, prev = load_vendor_trend(f, vendor_id, metric, loaders.version_for(f))
         render_trend(cur, prev, (metric,), compare_label=compare, key=f"{key}_chart_trend")
         out = cur[["key", metric]].rename(columns={"key": "Period start", metric: get_metric(metric).label})
         if prev is not None:

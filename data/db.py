@@ -6,6 +6,7 @@ import functools
 import logging
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import warnings
@@ -14,6 +15,7 @@ import psutil
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from data.errors import translated
 from data.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,23 @@ def get_analytics_engine(settings: Settings | None = None) -> Engine:
     if s.analytics_database_url:
         return _engine(normalise_url(s.analytics_database_url), s.timezone)
     return get_engine(s)
+
+
+@contextlib.contextmanager
+def connection(engine: Engine, *, begin: bool = False, isolation_level: str | None = None,
+               analyst: bool = False) -> Iterator[sa.Connection]:
+    """Yields a connection of engine, in a transaction when begin (committed on success), with driver
+    errors raised inside translated into data.errors: the one way the UI's loaders connect."""
+    with translated(analyst=analyst):
+        conn_cm = engine.connect()
+        if isolation_level:
+            conn_cm = conn_cm.execution_options(isolation_level=isolation_level)
+        with conn_cm as conn:
+            if begin:
+                with conn.begin():
+                    yield conn
+            else:
+                yield conn
 
 
 def frame(result, columns: list[str] | None = None):

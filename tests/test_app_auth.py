@@ -5,11 +5,15 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 from components.navigation import PAGES
 from data import auth
 from data.audit import fetch_audit
-from tests.apptest import PASSWORDS, login, open_url, start, submit_login, texts
+from reports.jobs import heartbeat, run_job
+from tests.apptest import login, open_url, start, submit_login, texts
+from tests.conftest import ROOT, create_database, use_database
 
 NOT_PERMITTED = "You are not permitted to open this page"
 # What each page shows only when it really ran (its data or its forms).
@@ -62,6 +66,22 @@ def test_each_role_sees_exactly_its_pages(monkeypatch, database_url, role):
             assert NOT_PERMITTED in texts(at), (role, spec.url_path)
             assert _no_data(at), (role, spec.url_path)
     assert f"· {role.title()}" in texts(at)
+
+
+@pytest.mark.parametrize("case", ["unmigrated", "unreachable"])
+def test_a_database_problem_is_a_message_that_says_what_to_do(monkeypatch, admin_url, case):
+    """The driver's error reaches the page as data.errors' domain error: words, not a traceback."""
+    if case == "unmigrated":
+        url, words = create_database(admin_url, "mbi_unmigrated"), "run `python -m data migrate`"
+    else:   # nothing listens on port 1
+        url, words = "postgresql+psycopg://nobody@127.0.0.1:1/mbi", "The app cannot reach PostgreSQL: "
+    use_database(monkeypatch, url)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] and words in at.error[0].value
+    assert not at.text_input, "no login form without a database"
 
 
 def test_wrong_and_unknown_logins_get_the_same_message(monkeypatch, database_url):
@@ -181,7 +201,6 @@ def test_role_box_follows_the_chosen_user_and_empty_audit_filters(monkeypatch, d
 
 
 def test_admin_sees_scheduler_status(monkeypatch, database_url, engine):
-    from reports.jobs import heartbeat, run_job
     heartbeat(engine)
     run_job(engine, "test_failure", lambda conn: 1 / 0)
     at = open_url(login(monkeypatch, database_url, "admin"), "admin")

@@ -4,12 +4,18 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from analytics import overview as ov
 from analytics.filters import Filters, Period
 from analytics.kpis import fetch_kpis
 from analytics.metrics import OVERVIEW_METRICS, format_change, format_value, get_metric
-from tests.apptest import login
+from components import loaders
+from data.auth import create_user
+from data.rollups import refresh_rollups
+from tests.apptest import PASSWORDS, login
+from tests.test_scale_rollups import LAST, _marketplace
 
 
 @pytest.fixture
@@ -86,15 +92,6 @@ def test_comparison_last_year(app, engine):
 def test_a_refresh_recomputes_only_the_period_it_changed(monkeypatch, empty_engine):
     """After a refresh that folds in an order of the period's last day, the overview computes the
     period's figures again and keeps the comparison period's from the cache."""
-    import sqlalchemy as sa
-
-    from analytics import overview as ov
-    from components import loaders
-    from data.auth import create_user
-    from data.rollups import refresh_rollups
-    from tests.apptest import PASSWORDS
-    from tests.test_scale_rollups import LAST, _marketplace
-
     with empty_engine.begin() as conn:
         _marketplace(conn, 11)
         refresh_rollups(conn, timezone="UTC")
@@ -115,7 +112,7 @@ def test_a_refresh_recomputes_only_the_period_it_changed(monkeypatch, empty_engi
                              "'captured', 'EUR', 0)"), {"t": f"{LAST} 12:00+00"})
         conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9100, 1, 11, 2, 1, 20, 0, 8, 0)"))
         assert refresh_rollups(conn, timezone="UTC").mode == "days"
-    loaders.freshness.clear()   # its 20 s time to live, passed
+    loaders.load_freshness.clear()   # its 20 s time to live, passed
     at.run()
     assert not at.exception, at.exception
     assert calls == {"period": before["period"] + 1, "comparison": before["comparison"]}

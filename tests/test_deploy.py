@@ -112,7 +112,7 @@ def test_migrate_and_the_sql_pages_role_work_on_a_server_that_checks_passwords(t
         run_query("SELECT 1", engine=engine)
     engine.dispose()
     # What the SQL page says then: the reason, and what an admin does about it.
-    from components.sql_widgets import analyst_connect_failure
+    from data.errors import analyst_connect_failure
     said = analyst_connect_failure(failed.value)
     assert 'password authentication failed for user "bi_analyst"' in said
     assert said.endswith("An admin sets ANALYST_DB_PASSWORD for the app and runs `python -m data migrate`, "

@@ -1,4 +1,6 @@
-"""The layers of DESIGN.md: data, analytics and reports never import streamlit or a layer above.
+"""The layers of DESIGN.md: data, analytics and reports never import streamlit or a layer above;
+views reach the data only through components (their loaders); the UI builds no SQL, opens no
+connection outside components/loaders/, and catches domain errors (data.errors), never the driver's.
 
 DESIGN.md's `pages/` layer lives in `views/` (see docs/architecture.md for why)."""
 from __future__ import annotations
@@ -15,6 +17,8 @@ FORBIDDEN = {
     "analytics": {"streamlit", "reports", "components", "views", "app"},
     "reports": {"streamlit", "components", "views", "app"},
     "components": {"views", "app"},
+    # A page reads through components.loaders: importing data directly is how SQL and connections crept in.
+    "views": {"data", "app", "sqlalchemy", "psycopg"},
 }
 
 
@@ -113,3 +117,82 @@ def test_the_sql_check_catches_a_query(tmp_path):
                  "    st.text('not SQL')\n"
                  "    c.execute(prepared)\n")
     assert sql_calls(f) == [6, 7, 8, 9, 10]
+
+
+LOADERS = ROOT / "components" / "loaders"
+CONNECTS = {"connect", "begin"}
+DRIVERS = {"sqlalchemy", "psycopg"}
+
+
+def connection_calls(path: Path) -> list[int]:
+    """Returns the lines where the file opens a connection or a transaction (a .connect() or .begin() call)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return sorted(n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call)
+                  and isinstance(n.func, ast.Attribute) and n.func.attr in CONNECTS)
+
+
+def driver_catches(path: Path) -> list[int]:
+    """Returns the lines of except clauses naming a sqlalchemy or psycopg exception (through any import)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bound = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            bound.update((a.asname or a.name).split(".")[0] for a in n.names if a.name.split(".")[0] in DRIVERS)
+        elif isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] in DRIVERS and n.level == 0:
+            bound.update(a.asname or a.name for a in n.names)
+    return sorted(h.lineno for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler) and h.type is not None
+                  and any(isinstance(x, ast.Name) and x.id in bound for x in ast.walk(h.type)))
+
+
+OUTSIDE_LOADERS = [p for p in UI if LOADERS not in p.parents]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_LOADERS, ids=[str(p.relative_to(ROOT)) for p in OUTSIDE_LOADERS])
+def test_the_ui_connects_only_in_its_loaders(path):
+    """Widgets and views draw: every connection is opened by components/loaders/ (through data.db.connection)."""
+    assert not connection_calls(path), f"{path.relative_to(ROOT)} opens connections on lines {connection_calls(path)}"
+
+
+@pytest.mark.parametrize("path", UI, ids=[str(p.relative_to(ROOT)) for p in UI])
+def test_the_ui_catches_domain_errors_only(path):
+    """Driver errors are translated once below the UI (data.errors); pages catch those."""
+    assert not driver_catches(path), f"{path.relative_to(ROOT)} catches driver errors on lines {driver_catches(path)}"
+
+
+def test_the_loaders_are_found():
+    assert (LOADERS / "__init__.py") in UI and all(LOADERS not in p.parents for p in OUTSIDE_LOADERS)
+
+
+def test_the_connection_check_catches_a_connection(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("import streamlit as st\n"
+                 "def f(engine, app):\n"
+                 "    with engine.connect() as conn:\n"          # 3
+                 "        pass\n"
+                 "    with app().begin() as conn:\n"             # 5
+                 "        pass\n"
+                 "    st.columns(2)\n")
+    assert connection_calls(f) == [3, 5]
+
+
+def test_the_catch_check_catches_a_driver_error(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("import sqlalchemy as sa\n"
+                 "from psycopg.errors import UndefinedTable\n"
+                 "from data.errors import DataError\n"
+                 "def f(g):\n"
+                 "    try:\n"
+                 "        g()\n"
+                 "    except sa.exc.OperationalError:\n"         # 7
+                 "        pass\n"
+                 "    except (DataError, UndefinedTable):\n"     # 9
+                 "        pass\n"
+                 "    except DataError:\n"
+                 "        pass\n")
+    assert driver_catches(f) == [7, 9]
+
+
+def test_the_views_row_catches_a_data_import(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("from components import loaders\nfrom data.auth import ROLES\n")
+    assert imports(f) & FORBIDDEN["views"] == {"data"}

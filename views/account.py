@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import loaders
 from components.admin import render_password_change
 from components.auth import ROLE_LABELS, current_session_id, require_role
 from components.text import plain
@@ -17,4 +16,4 @@ with left:
     st.caption("An admin can change your role or reset your password.")
 with right:
     st.subheader("Change password")
-    render_password_change(loaders.app_engine(), user, current_session_id())
+    render_password_change(user, current_session_id(), key="account")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import loaders
 from components.admin import render_audit, render_deliveries, render_scheduler, render_users
 from components.auth import require_role
 
@@ -11,9 +10,9 @@ admin = require_role("admin")
 st.title("Admin")
 users, audit, scheduler = st.tabs(["Users", "Audit log", "Scheduler"])
 with users:
-    render_users(loaders.app_engine(), admin)
+    render_users(admin, key="admin")
 with audit:
-    render_audit(loaders.app_engine())
+    render_audit(key="audit")
 with scheduler:
-    render_scheduler(loaders.app_engine())
-    render_deliveries(loaders.app_engine(), admin)
+    render_scheduler(key="scheduler")
+    render_deliveries(admin, key="deliveries")

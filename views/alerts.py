@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from components import alert_widgets as W
-from components import flash, loaders
+from components import flash
 from components.auth import require_role
-from reports import alerts as R
+from components.loaders.alerts import load_rule, load_rules
 
 user = require_role("analyst", "admin")
 is_admin = user.role == "admin"
@@ -17,9 +17,8 @@ st.caption("Rules are evaluated by the scheduler every few seconds when due; eac
            + ("You see every user's rules." if is_admin else "You see your own rules."))
 flash.show("alerts")
 
-with loaders.app_engine().connect() as conn:
-    rows = R.list_rules(conn, None if is_admin else user.username)
-W.render_summary(rows)
+rows = load_rules(None if is_admin else user.username)
+W.render_summary(rows, key="alerts_summary")
 shown = W.render_rule_list(user, rows, key="alerts")
 if not shown.empty:
     ids = [int(i) for i in shown["rule_id"]]
@@ -39,8 +38,7 @@ st.divider()
 editing_id = st.session_state.get("alerts_detail_editing")
 editing = None
 if editing_id is not None:
-    with loaders.app_engine().connect() as conn:
-        editing = R.get_rule(conn, editing_id, None if is_admin else user.username)
+    editing = load_rule(editing_id, None if is_admin else user.username)
     if editing is None:   # deleted meanwhile (another tab, another user)
         st.session_state.pop("alerts_detail_editing", None)
         editing_id = None

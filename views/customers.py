@@ -5,6 +5,7 @@ import streamlit as st
 
 from components import customer_widgets as W
 from components.filters import render_filter_bar
+from components.loaders.customers import load_scores
 
 st.title("Customers")
 f = render_filter_bar(key="cu")
@@ -13,11 +14,11 @@ if f is None:
 
 k_choice = st.session_state.get("cu_k", "auto")
 with st.spinner("Loading customer figures…"):
-    scores, source = W.load_scores(f, None if k_choice == "auto" else int(k_choice))
+    scores, source = load_scores(f, None if k_choice == "auto" else int(k_choice))
 st.caption(f"{source} Segments move between the day before the period and its end; the dimension filters keep "
            "the customers and orders that match.")
 if scores.status != "ok":
-    W.render_too_thin(scores)
+    W.render_too_thin(scores, key="cu_thin")
 
 segments, clusters, cohorts, value, risk = st.tabs(["Segments", "Clusters", "Cohorts", "Lifetime value", "At risk"])
 with segments:

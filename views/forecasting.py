@@ -9,6 +9,7 @@ import streamlit as st
 from analytics.forecasting import ForecastError
 from components import forecast_widgets as W
 from components import loaders
+from components.loaders.forecasting import load_forecast, load_history
 
 st.title("Forecasting")
 st.caption("Prophet, exponential smoothing and a seasonal-naive baseline are each backtested on the series; "
@@ -18,12 +19,12 @@ if picked is None:
     st.stop()
 series, horizon, model, country = picked
 try:
-    forecast, source = W.load_forecast(series, horizon, model, country)
+    forecast, source = load_forecast(series, horizon, model, country)
 except ForecastError as ex:
     st.warning(f"This series cannot be forecast: {ex}.", icon=":material/warning:")
     st.stop()
 st.caption(source)
-history = W.load_history(series, loaders.local_today() - timedelta(days=1), loaders.version())
+history = load_history(series, loaders.local_today() - timedelta(days=1), loaders.version())
 W.render_forecast(series, forecast, history, key="fc")
 W.render_backtest(series, forecast, key="fc")
 W.render_tracking(series, key="fc")

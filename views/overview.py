@@ -10,9 +10,9 @@ from components.auth import require_live_session
 from components.charts import render_share_bars, render_trend
 from components.filters import render_filter_bar
 from components.kpi_cards import render_kpi_cards
+from components.labels import VALUE_LABELS
+from components.loaders.overview import load_overview
 from components.tables import ranked_table, render_ranked_table
-
-CHANNELS = {"web": "Web", "mobile": "Mobile", "marketplace_api": "Marketplace API", "sales_rep": "Sales rep"}
 
 st.title("Overview")
 f = render_filter_bar(key="ov")
@@ -24,12 +24,12 @@ if f is None:
 @st.fragment(run_every=300 if auto else None)
 def body() -> None:
     # An auto-refresh reruns only this fragment, not app.py's gate: check the session here too.
-    require_live_session(loaders.app_engine())
-    fresh = loaders.freshness()
+    require_live_session()
+    fresh = loaders.load_freshness()
     st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else "")
                + (f" · data as of {fresh['refreshed_at']:%d %b %H:%M}" if fresh.get("refreshed_at") else ""))
     with st.spinner("Loading figures…"):
-        fig = loaders.overview(f)
+        fig = load_overview(f)
     if fig.empty:
         st.info(f"No orders between {f.period.label()} for these filters. Choose another period or clear "
                 "the dimension filters in the sidebar.", icon="🗓️")
@@ -43,7 +43,7 @@ def body() -> None:
     with left:
         render_share_bars(fig.by_business_model, "gmv", title="GMV by business model", key="ov_chart_bm")
     with right:
-        render_share_bars(fig.by_channel, "gmv", title="GMV by channel", labels=CHANNELS, key="ov_chart_channel")
+        render_share_bars(fig.by_channel, "gmv", title="GMV by channel", labels=VALUE_LABELS, key="ov_chart_channel")
 
     total = float(fig.kpis.set_index("metric").loc["gmv", "current"])
     left, right = st.columns(2)

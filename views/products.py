@@ -5,15 +5,15 @@ import streamlit as st
 
 from components import loaders
 from components.filters import render_filter_bar
-from components.product_widgets import (controls, load_inventory, load_products, render_inventory, render_margins,
-                                        render_price_volume, render_rankings)
+from components.loaders.products import load_inventory, load_products
+from components.product_widgets import controls, render_inventory, render_margins, render_price_volume, render_rankings
 
 st.title("Products")
 f = render_filter_bar(key="pr")
 if f is None:
     st.stop()
 
-fresh = loaders.freshness()
+fresh = loaders.load_freshness()
 st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else "")
            + (f" · data as of {fresh['refreshed_at']:%d %b %H:%M}" if fresh.get("refreshed_at") else ""))
 as_of = min(f.period.end, loaders.local_today())

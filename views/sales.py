@@ -15,12 +15,12 @@ if f is None:
 st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else ""))
 
 st.subheader("Breakdown")
-render_breakdown_section(f)
+render_breakdown_section(f, key="sa")
 
-focused = apply_focus(f)
-render_focus_bar()
+focused = apply_focus(f, key="sa")
+render_focus_bar(key="sa")
 st.subheader("Trend")
-render_trend_section(focused)
+render_trend_section(focused, key="sa")
 
 # Only the open tab is drawn (switching tabs reruns the page): hidden tabs cost the server as much
 # as the shown one, a third of a sales render.
@@ -28,4 +28,4 @@ tabs = st.tabs(["Payments", "Funnel", "Marketing", "Profitability"], key="sa_tab
 for tab, render in zip(tabs, (render_payments, render_funnel, render_marketing, render_profitability)):
     if tab.open:
         with tab:
-            render(focused)
+            render(focused, key="sa")

@@ -8,6 +8,7 @@ from analytics.query import QueryRejected
 from analytics.sql_params import find_parameters
 from components import sql_widgets as W
 from components.auth import client_addr, require_role
+from components.loaders.sql import execute
 from components.text import plain
 
 user = require_role("analyst", "admin")
@@ -60,8 +61,8 @@ with query:
         st.warning(st.session_state.pop("sql_format_error"), icon=":material/warning:")
     if run:
         with st.spinner("Running…"):
-            result, message = W.execute(user, sql, values, row_limit=limit,
-                                        query_id=saved_id, client_addr=client_addr())
+            result, message = execute(user.username, sql, values, row_limit=limit,
+                                      query_id=saved_id, client_addr=client_addr())
         st.session_state["sql_last"] = {"sql": sql, "values": values, "result": result, "message": message}
     last = st.session_state.get("sql_last")
     if last and last["sql"] == sql:

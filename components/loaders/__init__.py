@@ -1,0 +1,109 @@
+"""The UI's data access: engines as resources, the one connection helper, and the version keys
+every cached figure is keyed on. One module per page beside this one holds that page's `load_*`
+readers (cached with st.cache_data, keyed on the filters and the version of the days they read)
+and its writes (`save_*`, `delete_*`, …); widgets and views call them and hold no connection code.
+
+Every connection is opened through `read`, `write` or `snapshot` (data.db.connection), which turn
+driver errors into data.errors' domain errors; the UI catches those only."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from analytics import kpis
+from analytics.filters import Filters, Period, shift_year
+from data.db import connection, get_analyst_engine, get_analytics_engine, get_engine
+from data.rollups import period_version, rollup_status
+from data.settings import load_settings
+
+
+@st.cache_resource(show_spinner=False)
+def engine() -> Engine:
+    """Returns the pooled engine the pages read from."""
+    return get_analytics_engine(load_settings())
+
+
+@st.cache_resource(show_spinner=False)
+def app_engine() -> Engine:
+    """Returns the pooled engine for the app's own tables (users, sessions, audit): never a replica."""
+    return get_engine(load_settings())
+
+
+@st.cache_resource(show_spinner=False)
+def analyst_engine() -> Engine:
+    """Returns the pooled engine of the analysts' role (SQL page, dashboards' saved queries)."""
+    return get_analyst_engine()
+
+
+@contextmanager
+def read(eng: Engine | None = None) -> Iterator[sa.Connection]:
+    """Yields a connection of eng (default: the pages' engine) for reading."""
+    with connection(eng or engine()) as conn:
+        yield conn
+
+
+@contextmanager
+def write() -> Iterator[sa.Connection]:
+    """Yields a connection to the app's tables in a transaction, committed when the block ends."""
+    with connection(app_engine(), begin=True) as conn:
+        yield conn
+
+
+@contextmanager
+def snapshot() -> Iterator[sa.Connection]:
+    """Yields a connection in one REPEATABLE READ transaction: a refresh committing midway cannot mix
+    two versions of the rollups in the queries run on it."""
+    with connection(engine(), begin=True, isolation_level="REPEATABLE READ") as conn:
+        yield conn
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def load_freshness() -> dict:
+    """Returns the rollup status; its version keys every cached figure below."""
+    with read() as conn:
+        return rollup_status(conn)
+
+
+def version() -> int:
+    """Returns the rollup version (every refresh bumps it)."""
+    return int(load_freshness()["version"])
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def _period_version(start: date, end: date, rollup_version: int) -> int:
+    with read() as conn:
+        return int(period_version(conn, start, end))
+
+
+def version_of(p: Period | None) -> int:
+    """Returns the key to cache figures of period p's days on: the rollup version that last
+    changed them, so a refresh folding in today's orders leaves earlier periods' figures cached."""
+    return 0 if p is None else _period_version(p.start, p.end, version())
+
+
+def local_now() -> datetime:
+    return datetime.now(load_settings().tz)
+
+
+def local_today() -> date:
+    return local_now().date()
+
+
+def version_for(f: Filters, since: date | None = None) -> int:
+    """Returns version_of the days a page's figures for f may read: from a year and a week before
+    its period (growth on the year before and on the bucket before), or `since`, to its end."""
+    start = since or min(shift_year(f.period.start, -1) - timedelta(days=7),
+                         f.compare.start if f.compare else f.period.start)
+    return version_of(Period(start, f.period.end))
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def load_dimension_values(rollup_version: int) -> dict[str, list]:
+    """Returns {dimension: values} for the filter bar (vendors as (id, name) pairs)."""
+    with read() as conn:
+        return kpis.fetch_dimension_values(conn)

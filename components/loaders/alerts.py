@@ -1,0 +1,70 @@
+"""The alerts page's reads and writes: rules with their states, a rule's instances, history and
+notifications, saving, pausing, muting, deleting, testing and previewing a rule."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pandas as pd
+
+from analytics import alerts as A
+from components.loaders import app_engine, read, write
+from data.saved_queries import list_queries
+from reports import alerts as R
+
+
+def load_rules(owner: str | None) -> pd.DataFrame:
+    """Returns the owner's rules (everyone's for None) with their instances' states."""
+    with read(app_engine()) as conn:
+        return R.list_rules(conn, owner)
+
+
+def load_rule(rule_id: int, owner: str | None) -> dict | None:
+    """Returns the rule (the owner's, or any for None); None when it is gone."""
+    with read(app_engine()) as conn:
+        return R.get_rule(conn, rule_id, owner)
+
+
+def load_rule_activity(rule_id: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Returns the rule's (instances, events, notifications)."""
+    with read(app_engine()) as conn:
+        return R.list_instances(conn, rule_id), R.rule_events(conn, rule_id), R.rule_notifications(conn, rule_id)
+
+
+def load_queries(owner: str) -> pd.DataFrame:
+    """Returns the saved queries owner may watch (theirs and shared ones)."""
+    with read(app_engine()) as conn:
+        return list_queries(conn, owner)
+
+
+def save_rule(user: str, *, rule_id: int | None, is_admin: bool, **fields) -> int:
+    """Creates or updates a rule; returns its id. Raises AlertError with the reason."""
+    with write() as conn:
+        return R.save_rule(conn, user, rule_id=rule_id, is_admin=is_admin, **fields)
+
+
+def set_paused(user: str, rule_id: int, paused: bool, *, is_admin: bool) -> None:
+    with write() as conn:
+        R.set_paused(conn, user, rule_id, paused, is_admin=is_admin)
+
+
+def set_muted(user: str, rule_id: int, until: datetime | None, *, is_admin: bool) -> None:
+    """Mutes the rule until a time (None: unmutes)."""
+    with write() as conn:
+        R.mute(conn, user, rule_id, until, is_admin=is_admin)
+
+
+def delete_rule(user: str, rule_id: int, *, is_admin: bool) -> None:
+    with write() as conn:
+        R.delete_rule(conn, user, rule_id, is_admin=is_admin)
+
+
+def send_test(user: str, rule_id: int, *, is_admin: bool) -> list[dict]:
+    """Sends a test notification to each of the rule's channels; returns each one's outcome."""
+    return R.send_test(app_engine(), user, rule_id, is_admin=is_admin)
+
+
+def load_preview(fields: dict, progress: Callable[[float], None]) -> A.Preview:
+    """Returns the rule's replay over the last 30 days (metric rules). Raises AlertError."""
+    with read() as conn:
+        return R.preview_rule(conn, fields, progress=progress)

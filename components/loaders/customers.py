@@ -1,0 +1,98 @@
+"""The customers page's loaders: the nightly run's stored scores when they answer the question,
+else scores computed here (cached), and the customer lists with their details."""
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from analytics import customer_scores as S
+from analytics.filters import Filters, Period
+from components.loaders import local_today, read, version
+from data.settings import load_settings
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def load_stored(run_id: int) -> S.CustomerScores | None:
+    """Returns stored run run_id (aggregates only)."""
+    with read() as conn:
+        return S.load_stored(conn, run_id)
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def load_latest_run_id() -> int | None:
+    """Returns the newest stored nightly run's id (None: none yet)."""
+    with read() as conn:
+        return S.latest_run_id(conn)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=3)
+def _load_computed(dims: tuple, as_of: date, previous: date, k: int | None, rollup_version: int) -> S.CustomerScores:
+    bar = st.progress(0.0, text="Reading customers…")
+    f = Filters(Period(as_of, as_of), dims=dims)
+    with read() as conn:
+        out = S.compute_scores(conn, f, as_of, k=k, previous=previous,
+                               progress=lambda frac, step: bar.progress(frac, text=f"{step}…"))
+    bar.empty()
+    return out
+
+
+def load_scores(f: Filters, k: int | None) -> tuple[S.CustomerScores, str]:
+    """Returns the figures for the filters and where they come from (a sentence for the caption).
+
+    The nightly run answers when it matches: no dimension filter, automatic k, and the period
+    ending on its as-of date. Anything else is computed here, with a progress bar."""
+    today = local_today()
+    as_of = min(f.period.end, today - timedelta(days=1))
+    previous = min(f.period.start, as_of) - timedelta(days=1)
+    run_id = load_latest_run_id()
+    stored = load_stored(run_id) if run_id is not None else None
+    if (stored is not None and not f.dims and k is None and stored.as_of == as_of
+            and stored.movement_from == previous):
+        when = pd.Timestamp(stored.finished_at).tz_convert(load_settings().tz)
+        return stored, (f"Scores from the nightly run of {when:%d %b %H:%M} "
+                        f"({stored.customers:,} customers, as of {as_of:%d %b %Y}).")
+    started = time.perf_counter()
+    scores = _load_computed(f.dims, as_of, previous, k, version())
+    took = time.perf_counter() - started
+    why = ("the dimension filters" if f.dims else "the chosen number of clusters" if k is not None
+           else "this period" if stored is not None else "this period (no nightly run is stored yet)")
+    return scores, (f"Computed for {why} as of {as_of:%d %b %Y} ({scores.customers:,} customers"
+                    + (f", {took:.1f} s" if took > 0.5 else ", from the cache") + ").")
+
+
+def load_customers(scores: S.CustomerScores, by: str, max_p_alive: float | None, segments: tuple[str, ...],
+                   limit: int) -> pd.DataFrame:
+    """Returns the first customers by `by` (the at-risk list, or the highest CLV) with each
+    customer's details and main vendor."""
+    if scores.scores is not None:
+        rows = S.top_customers(scores.scores, by, max_p_alive=max_p_alive, segments=list(segments), limit=limit)
+    else:
+        rows = _load_stored_top(scores.run_id, by, max_p_alive, segments, limit)
+    details = _load_details(tuple(int(i) for i in rows["customer_id"]), scores.as_of, version())
+    return rows.merge(details, on="customer_id", how="left")
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _load_stored_top(run_id: int, by: str, max_p_alive: float | None, segments: tuple[str, ...],
+                     limit: int) -> pd.DataFrame:
+    with read() as conn:
+        return S.stored_top_customers(conn, run_id, by, max_p_alive=max_p_alive, segments=list(segments), limit=limit)
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _load_details(ids: tuple[int, ...], as_of: date, rollup_version: int) -> pd.DataFrame:
+    with read() as conn:
+        return S.customer_details(conn, list(ids), as_of)
+
+
+def load_every_customer(scores: S.CustomerScores) -> pd.DataFrame:
+    """Returns every customer's scores by customer id (read when a download is clicked; not cached)."""
+    if scores.scores is not None:
+        frame = scores.scores[S.SCORE_COLUMNS]
+    else:
+        with read() as conn:
+            frame = S.stored_top_customers(conn, scores.run_id, "clv_12m", limit=None)
+    return frame.sort_values("customer_id")
