@@ -3,8 +3,8 @@ sent, keyed by an idempotency key (one per scheduled run and recipient, or alert
 channel), so that a retry or a second scheduler never makes a second row.
 
 A scheduler claims a due row (FOR UPDATE SKIP LOCKED), marks it `sending` with a lease, sends,
-and marks it `sent`; a failure schedules the next attempt with exponential backoff (tenacity's
-wait_exponential, DELIVERY_BACKOFF_SECONDS doubling up to an hour) until DELIVERY_MAX_ATTEMPTS,
+and marks it `sent`; a failure schedules the next attempt with exponential backoff
+(DELIVERY_BACKOFF_SECONDS doubling up to an hour) until DELIVERY_MAX_ATTEMPTS,
 then `failed` (shown on the admin page). A process that dies mid-send leaves the row `sending`
 until its lease ends; the next attempt then sends again (SMTP cannot tell us whether the first got
 through: the window is the instant between the server's "250 OK" and the row being marked sent),
@@ -32,8 +32,6 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from tenacity import RetryCallState, wait_exponential
-
 from data.audit import record
 from data.db import frame
 from data.settings import Settings, load_settings
@@ -76,12 +74,11 @@ def enqueue_many(conn: Connection, rows: list[dict]) -> int:
         ON CONFLICT (idempotency_key) DO NOTHING"""), {"rows": json.dumps(rows)}).rowcount
 
 
-def backoff_seconds(attempts: int, base: int) -> float:
-    """Seconds before attempt attempts + 1: base, 2×base, 4×base, … up to an hour (tenacity's
-    wait_exponential, the same curve its retry loops use)."""
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
-    state.attempt_number = max(1, attempts)
-    return wait_exponential(multiplier=base, min=base, max=BACKOFF_MAX_SECONDS)(state)
+def backoff_seconds(attempts: int, base: int) -> int:
+    """Seconds before attempt attempts + 1: base, 2×base, 4×base, … up to an hour. The attempts
+    live in app.outbox (next_attempt_at), across processes and restarts, so an in-process retry
+    loop (tenacity's) does not fit; the curve is this one line."""
+    return max(base, min(base * 2 ** (max(1, attempts) - 1), BACKOFF_MAX_SECONDS))
 
 
 @dataclass

@@ -842,3 +842,11 @@ def test_bad_delivery_settings_name_the_variable(monkeypatch, name, value, messa
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings()
 
+
+
+@pytest.mark.parametrize("attempts,base,wait", [
+    (0, 30, 30), (1, 30, 30), (2, 30, 60), (3, 30, 120), (7, 30, 1920), (8, 30, 3600), (60, 30, 3600),
+    (1, 5000, 5000),  # a base over the cap is the floor: never less than the configured wait
+])
+def test_delivery_backoff_doubles_from_the_base_up_to_an_hour(attempts, base, wait):
+    assert delivery.backoff_seconds(attempts, base) == wait
