@@ -1,15 +1,13 @@
-"""The auth gate: login form (streamlit-authenticator), session cookie, logout, role checks.
+"""The auth gate: login form, session cookie, logout, role checks.
 
-Policy lives in data/auth.py; this module only connects it to Streamlit. The library draws the
-login form and runs its flow; its password check is replaced by data.auth.attempt_login (bcrypt
-against app.users, with the windowed lockout), and its own cookie is switched off in favour of
-ours, which carries a server-side session id that logout or disabling a user revokes.
+Policy lives in data/auth.py; this module only connects it to Streamlit. The form's submission is
+checked by data.auth.attempt_login (bcrypt against app.users, with the windowed lockout); the
+cookie carries a server-side session id that logout or disabling a user revokes.
 """
 from __future__ import annotations
 
 import extra_streamlit_components as stx
 import streamlit as st
-import streamlit_authenticator as stauth
 
 from components.loaders import auth as L
 from components.text import plain
@@ -111,17 +109,15 @@ def _login(settings, key: str, ended: bool) -> auth.User | None:
                 st.success("You have logged out.")
             elif ended:
                 st.info("Your session has ended. Please log in again.")
-            credentials = L.load_credentials()
-            # The library's own cookie is off (expiry 0, no reader) and gets a derived key: the only
-            # cookie that logs anyone in is ours, checked against app.sessions.
-            authenticator = stauth.Authenticate(credentials, cookie_name="mbi_unused",
-                                                cookie_key=auth.derived_key(key, "streamlit-authenticator"),
-                                                cookie_expiry_days=0, auto_hash=False, login_sleep_time=0)
-            authenticator.cookie_controller.get_cookie = lambda: None
-            authenticator.authentication_controller.authentication_model.check_credentials = check_credentials
-            st.session_state["authentication_status"] = None
-            authenticator.login(location="main", key="login", clear_on_submit=True,
-                                fields={"Form name": "Log in", "Login": "Log in"})
+            with st.form("login", clear_on_submit=True):
+                st.subheader("Log in")
+                username = st.text_input("Username", autocomplete="off")
+                password = st.text_input("Password", type="password", autocomplete="off")
+                submitted = st.form_submit_button("Log in")
+            if submitted and username:
+                # As the login form did under streamlit-authenticator (issue 3): a password's outer
+                # spaces do not count; an empty username is no attempt.
+                check_credentials(username, password.strip() if password else password)
             if "message" in outcome:
                 st.error(outcome["message"])  # the same words whether or not the username exists
             st.caption(f"Ask an admin for an account or a new password. {policy.max_failures} failed "
@@ -153,7 +149,6 @@ def _logout() -> None:
     if sid is not None:
         L.end_session(sid, actor=user.username if user else "", client_addr=client_addr())
     _forget()
-    st.session_state["authentication_status"] = None
     st.session_state[_LOGGED_OUT] = True
 
 

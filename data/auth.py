@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import ipaddress
 import re
 import secrets
@@ -211,14 +210,6 @@ def fetch_users(conn: Connection) -> pd.DataFrame:
 
 def count_users(conn: Connection) -> int:
     return int(conn.execute(sa.text("SELECT count(*) FROM app.users")).scalar())
-
-
-def fetch_credentials(conn: Connection) -> dict:
-    """Returns enabled users in streamlit-authenticator's credentials shape (bcrypt hashes)."""
-    rows = conn.execute(sa.text("SELECT username, name, email, role, password_hash FROM app.users "
-                                "WHERE disabled_at IS NULL")).all()
-    return {"usernames": {r.username: {"name": r.name or r.username, "email": r.email,
-                                       "password": r.password_hash, "roles": [r.role]} for r in rows}}
 
 
 def create_user(conn: Connection, username: str, password: str, role: str, *, name: str = "",
@@ -536,8 +527,3 @@ def _demo_cookie_key(path: Path) -> str:
     tmp.chmod(0o600)
     tmp.replace(path)
     return key
-
-
-def derived_key(key: str, purpose: str) -> str:
-    """Returns a key for another purpose, so one secret never signs two kinds of token."""
-    return hmac.new(key.encode(), purpose.encode(), hashlib.sha256).hexdigest()

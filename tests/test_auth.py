@@ -280,17 +280,6 @@ def test_user_changes_are_checked_and_audited(db):
     assert list(log["target"][:2]) == ["root", "ann"]
 
 
-def test_credentials_for_the_authenticator_come_from_the_database(db):
-    with db.begin() as conn:
-        auth.set_role(conn, "ann", "viewer", actor="root")
-        auth.create_user(conn, "zed", PW, "viewer")
-        auth.set_enabled(conn, "zed", False, actor="root")
-        creds = auth.fetch_credentials(conn)
-    assert set(creds["usernames"]) == {"ann", "root"}
-    assert creds["usernames"]["ann"]["roles"] == ["viewer"]
-    assert creds["usernames"]["ann"]["password"].startswith("$2b$")
-
-
 KEY = "kq3-Zr8pW1vN7yT5mB0cX2aL9fH4jD6g"
 
 

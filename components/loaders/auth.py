@@ -1,9 +1,9 @@
-"""The auth gate's reads and writes: sessions, login attempts, the login form's credentials."""
+"""The auth gate's reads and writes: sessions and login attempts."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from components.loaders import app_engine, read, write
+from components.loaders import write
 from data import auth
 from data.audit import record
 
@@ -13,12 +13,6 @@ def load_session_user(sid: str) -> auth.User | None:
     last-seen time."""
     with write() as conn:
         return auth.resolve_session(conn, sid)
-
-
-def load_credentials() -> dict:
-    """Returns enabled users in streamlit-authenticator's credentials shape."""
-    with read(app_engine()) as conn:
-        return auth.fetch_credentials(conn)
 
 
 def login(username: str, password: str, *, client_addr: str, policy: auth.LockoutPolicy, session_days: int,
