@@ -29,7 +29,7 @@ from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, cohorts, 
                                  segment_movement)
 from analytics.filters import Filters
 from data.db import copy_frame
-from data.measures import COUNTED, LINE_VALUE
+from data.measures import COUNTED, LINE_VALUE, local_days_sql
 from data.settings import load_settings
 
 HORIZONS = (30, 90, 365)
@@ -341,7 +341,7 @@ _MAIN_VENDORS = f"""
         SELECT o.customer_id, i.vendor_id, SUM({LINE_VALUE}) AS gmv
         FROM mart.orders o JOIN mart.order_items i ON i.order_id = o.order_id
         WHERE {{where}} AND {COUNTED}
-          AND o.ordered_at < (CAST(:as_of AS date) + 1)::timestamp AT TIME ZONE :tz
+          AND {local_days_sql('o.ordered_at', None, ':as_of')}
         GROUP BY 1, 2)
     SELECT DISTINCT ON (customer_id) customer_id, vendor_id,
            (gmv / NULLIF(SUM(gmv) OVER (PARTITION BY customer_id), 0))::float8 AS share

@@ -21,7 +21,7 @@ from analytics.clv import FitError, fit_bgnbd, fit_gamma_gamma
 from analytics.filters import Filters
 from analytics.kpis import ORDER_LEVEL, filter_params, filters_sql, rollups_usable
 from data.db import copy_frame, frame
-from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
+from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_days_sql
 from data.settings import load_settings
 
 __all__ = ["FitError", "fit_bgnbd", "fit_gamma_gamma", "customer_summary", "rfm_scores", "RFM_SEGMENTS",
@@ -44,7 +44,7 @@ def _days_sql(f: Filters, use_rollups: bool) -> tuple[str, str]:
             SELECT o.customer_id, {day} AS day, COUNT(DISTINCT o.order_id) AS orders,
                    COALESCE(SUM({LINE_VALUE}), 0) AS gmv
             FROM {RAW_FROM}
-            WHERE {COUNTED} AND o.ordered_at < (CAST(:as_of AS date) + 1)::timestamp AT TIME ZONE :tz
+            WHERE {COUNTED} AND {local_days_sql('o.ordered_at', None, ':as_of')}
               {filters_sql(f, RAW_DIMENSIONS.get)}
             GROUP BY 1, 2""", "raw"
 

@@ -23,10 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters, Period
-from analytics.kpis import aggregate, aggregate_query, rollups_usable
+from analytics.kpis import aggregate, aggregate_query, rollup_layout, rollups_usable
 from analytics.metrics import METRICS, format_change
 from data.db import frame, serial_plans
-from data.measures import BASE_MEASURES
+from data.measures import BASE_MEASURES, RAW_DIMENSIONS, local_days_sql
 from data.rollups import STOCK_TABLE, STOCK_WINDOW_DAYS
 from data.settings import load_settings
 
@@ -174,7 +174,9 @@ def product_lists(conn: Connection, f: Filters, period: Period | None = None, *,
     """
     if metric not in RANK_METRICS:
         raise KeyError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
-    q = aggregate_query(conn, f, period, by="product_id", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups)
+    tz = tz or load_settings().timezone
+    q = aggregate_query(f, period, layout=rollup_layout(conn, tz) if use_rollups else None, tz=tz, by="product_id",
+                        metrics=_GLOSSARY)
     info = "JOIN mart.products p ON p.product_id = a.key JOIN mart.vendors v ON v.vendor_id = p.vendor_id"
     lists = {
         "top": (f"a.{metric} IS NOT NULL", f"a.{metric} DESC, a.gmv DESC, a.key", ":n"),
@@ -258,9 +260,8 @@ _UNITS_RAW = f"""
         FROM mart.orders o
         JOIN mart.order_items i ON i.order_id = o.order_id
         JOIN snap ON snap.product_id = i.product_id
-        WHERE o.ordered_at >= CAST((SELECT min(snapshot_date) FROM snap) - :back AS date)::timestamp AT TIME ZONE :tz
-          AND o.ordered_at < (CAST(:as_of AS date) + 1)::timestamp AT TIME ZONE :tz
-          AND (o.ordered_at AT TIME ZONE :tz)::date BETWEEN snap.snapshot_date - :back AND snap.snapshot_date
+        WHERE {local_days_sql('o.ordered_at', '(SELECT min(snapshot_date) FROM snap) - :back', ':as_of')}
+          AND {RAW_DIMENSIONS['day']} BETWEEN snap.snapshot_date - :back AND snap.snapshot_date
         GROUP BY i.product_id)"""
 # days_cover: on hand / average daily units; infinite with stock and no sales, NULL with neither.
 _INVENTORY = """

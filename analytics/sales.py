@@ -7,7 +7,7 @@ otherwise) or from one SQL query here over small tables (traffic, marketing spen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,8 +15,9 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters, Period, bucket_start, shift_year
 from analytics.kpis import aggregate, fetch_targets, rollup_layout
-from data.customer_rollups import ACQUISITION
 from analytics.metrics import get_metric
+from data.customer_rollups import ACQUISITION
+from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, local_days_sql
 from data.settings import load_settings
 
 # Buckets in the moving average, per grain: a week of days, a month of weeks, a quarter of months.
@@ -187,30 +188,27 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
             SELECT acquisition_channel AS channel, SUM(gmv) AS gmv
             FROM mart.{ACQUISITION} WHERE day BETWEEN :start AND :end GROUP BY 1 HAVING SUM(gmv) <> 0"""
     elif layout is not None:
-        new_sql = f"""
+        new_sql = """
             SELECT c.acquisition_channel AS channel, count(*) AS new_customers
             FROM mart.rollup_customers rc JOIN mart.customers c ON c.customer_id = rc.customer_id
             WHERE rc.first_day BETWEEN :start AND :end GROUP BY 1"""
-        gmv_sql = f"""
+        gmv_sql = """
             SELECT c.acquisition_channel AS channel, SUM(d.gmv) AS gmv
             FROM mart.rollup_customer_daily d JOIN mart.customers c ON c.customer_id = d.customer_id
             WHERE d.day BETWEEN :start AND :end GROUP BY 1"""
     else:
-        local_day = "(o.ordered_at AT TIME ZONE :tz)::date"
         new_sql = f"""
             SELECT c.acquisition_channel AS channel, count(*) AS new_customers
-            FROM (SELECT o.customer_id, min({local_day}) AS first_day FROM mart.orders o
-                  WHERE o.status <> 'cancelled' GROUP BY 1) fo
+            FROM (SELECT o.customer_id, min({RAW_DIMENSIONS['day']}) AS first_day FROM mart.orders o
+                  WHERE {COUNTED} GROUP BY 1) fo
             JOIN mart.customers c ON c.customer_id = fo.customer_id
             WHERE fo.first_day BETWEEN :start AND :end GROUP BY 1"""
         gmv_sql = f"""
             SELECT c.acquisition_channel AS channel,
-                   SUM(i.quantity * i.unit_price - i.discount) AS gmv
+                   SUM({LINE_VALUE}) AS gmv
             FROM mart.orders o JOIN mart.order_items i ON i.order_id = o.order_id
             JOIN mart.customers c ON c.customer_id = o.customer_id
-            WHERE o.status <> 'cancelled'
-              AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
+            WHERE {COUNTED} AND {local_days_sql('o.ordered_at', ':start', ':end')}
             GROUP BY 1"""
     spend = pd.DataFrame(conn.execute(sa.text("""
         SELECT channel, campaign, SUM(spend) AS spend, count(DISTINCT day) AS days

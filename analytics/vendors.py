@@ -22,7 +22,7 @@ from analytics.filters import GRAINS, FilterError, Filters, Period
 from analytics.kpis import VENDOR_DIMS, aggregate, filter_params, filters_sql, rollup_from, rollup_layout, sales_source
 from data import dim_cubes as DC
 from data.db import frame
-from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
+from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_day_start, local_days_sql
 from data.settings import load_settings
 
 LEADERBOARD_METRICS = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancellation_rate",
@@ -91,8 +91,7 @@ def _monthly_gmv_sql(f: Filters, source: str, layout: int, window: Period) -> tu
                    {BASE_MEASURES['gmv']} AS gmv
             FROM {RAW_FROM}
             WHERE i.vendor_id IS NOT NULL
-              AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz {where}
+              AND {local_days_sql('o.ordered_at', ':start', ':end')} {where}
             GROUP BY 1, 2""", params
     rows, params = rollup_from(f, source, window, "month", layout)
     return f"""
@@ -326,9 +325,8 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
         where, fp = _filter_sql(f, RAW_DIMENSIONS.get)
         sales = f"""SELECT {{what}} FROM {RAW_FROM}
                     WHERE i.vendor_id = sold_ids.id AND {COUNTED} {where} AND {{when}}"""
-        before = "o.ordered_at < CAST(:start AS date)::timestamp AT TIME ZONE :tz"
-        within = ("o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz "
-                  "AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz")
+        before = f"o.ordered_at < {local_day_start(':start')}"
+        within = local_days_sql("o.ordered_at", ":start", ":end")
         first = f"min({RAW_DIMENSIONS['day']})"
     else:
         where, fp = _filter_sql(f, lambda d: d)
@@ -420,14 +418,13 @@ def _vendor_customers_sql(f: Filters, grain: str | None) -> tuple[str, dict]:
             SELECT o.customer_id, min({day}) AS first_day
             FROM mart.order_items i JOIN mart.orders o ON o.order_id = i.order_id
             WHERE i.vendor_id = :vendor AND {COUNTED}
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
+              AND {local_days_sql('o.ordered_at', None, ':end')}
             GROUP BY 1),
         active AS (
             SELECT {key} AS key, {lo} AS lo, o.customer_id, SUM({LINE_VALUE}) AS gmv
             FROM {RAW_FROM}
             WHERE i.vendor_id = :vendor AND {COUNTED}
-              AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz {where}
+              AND {local_days_sql('o.ordered_at', ':start', ':end')} {where}
             GROUP BY 1, 2, 3)
         SELECT a.key, count(*) AS customers,
                count(*) FILTER (WHERE fi.first_day >= a.lo) AS new,

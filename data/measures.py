@@ -97,11 +97,19 @@ MEASURE_COLUMNS = ", ".join(BASE_MEASURES)
 MEASURE_SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
 
 
-def local_days_sql(column: str, lo: str = ":lo", hi: str = ":hi") -> str:
-    """Returns SQL bounding timestamp column to the local days lo..hi (bound date parameters;
-    :tz names the time zone)."""
-    return (f"{column} >= CAST({lo} AS date)::timestamp AT TIME ZONE :tz "
-            f"AND {column} < (CAST({hi} AS date) + 1)::timestamp AT TIME ZONE :tz")
+def local_day_start(day: str) -> str:
+    """Returns SQL for the instant local day `day` (an SQL date expression or bound parameter)
+    starts in time zone :tz."""
+    return f"CAST({day} AS date)::timestamp AT TIME ZONE :tz"
+
+
+def local_days_sql(column: str, lo: str | None = ":lo", hi: str | None = ":hi") -> str:
+    """Returns SQL bounding timestamp column to the local days lo..hi, both included (SQL date
+    expressions or bound parameters; None leaves that end open; :tz names the time zone). A range
+    of the column itself, so an index on it serves; every local-day condition on ordered_at is this one."""
+    bounds = ([f"{column} >= {local_day_start(lo)}"] if lo is not None else []) + \
+             ([f"{column} < {local_day_start(f'CAST({hi} AS date) + 1')}"] if hi is not None else [])
+    return " AND ".join(bounds)
 
 
 def measure_list(names: tuple[str, ...] = tuple(BASE_MEASURES)) -> str:

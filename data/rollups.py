@@ -384,13 +384,12 @@ def _recount_day_cells(conn: Connection, tz: str) -> None:
     """Recounts the cells of the days in temp table recount from the histories of every customer
     with an order on one of them."""
     # Every other customer with an order on a recounted day, or a second order on one.
-    conn.execute(sa.text("""
+    conn.execute(sa.text(f"""
         CREATE TEMP TABLE scope ON COMMIT DROP AS
         SELECT customer_id FROM affected
         UNION
         SELECT o.customer_id FROM mart.orders o
-        WHERE o.ordered_at >= (SELECT min(day) FROM recount)::timestamp AT TIME ZONE :tz
-          AND o.ordered_at < ((SELECT max(day) FROM recount) + 1)::timestamp AT TIME ZONE :tz
+        WHERE {local_days_sql('o.ordered_at', '(SELECT min(day) FROM recount)', '(SELECT max(day) FROM recount)')}
           AND (o.ordered_at AT TIME ZONE :tz)::date IN (SELECT day FROM recount)
         UNION
         SELECT customer_id FROM mart.rollup_customers WHERE second_day IN (SELECT day FROM recount)"""), {"tz": tz})

@@ -20,8 +20,10 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import DIMENSIONS, FilterError, Filters, Period
 from analytics.metrics import METRICS, format_change, format_value
+from data.calendar import local_today
+from data.settings import load_settings
 from reports.exporters import BATCH, XlsxBook, frame_batches, json_value, write_csv, write_json, write_rows
-from reports.periods import RELATIVE_PERIODS, PeriodError, local_today, resolve
+from reports.periods import RELATIVE_PERIODS, PeriodError, resolve
 
 FORMATS = ("csv", "xlsx", "pdf", "json")
 PDF_MAX_ROWS = 5_000          # a PDF is for reading: longer results belong in CSV or Excel
@@ -270,7 +272,7 @@ def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str
         stored = FS.load_forecast(conn, s, run_date=runs[0]["run_date"], horizon=runs[0]["horizon"])
         fc, made = stored.forecast, f"stored forecast of {stored.run_date}"
     else:
-        today = local_today()
+        today = local_today(load_settings().timezone)
         try:
             fc = FS.forecast_series(conn, s, last_day=today - timedelta(days=1), horizon=FS.DEFAULT_HORIZON["day"])
         except ForecastError as ex:
@@ -319,8 +321,6 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
           tz: str | None = None) -> Report:
     """Builds the report the spec asks for, its relative period resolved at `now` in tz
     (APP_TIMEZONE by default). Raises ReportError."""
-    from data.settings import load_settings
-
     tz = tz or load_settings().timezone
     now = now or datetime.now(timezone.utc)
     spec = check_spec(template, spec, fmt)
@@ -328,7 +328,7 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
     period, f, words = None, None, ""
     if t.uses_period:
         try:
-            period = resolve(spec["period"], local_today(now, tz))
+            period = resolve(spec["period"], local_today(tz, now))
         except PeriodError as ex:
             raise ReportError(f"period: {ex}") from None
         f, words = _filters(conn, spec, period)
