@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from analytics import forecasting as FC
 from analytics.filters import Filters, Period, bucket_start, next_bucket
 from analytics.kpis import aggregate, data_bounds
-from analytics.metrics import METRICS, format_value
+from analytics.metrics import METRICS
 from data.db import frame
 
 FORECAST_METRICS = ("gmv", "net_revenue", "orders", "units", "new_customers")
@@ -39,10 +39,6 @@ NIGHTLY_HORIZON = DEFAULT_HORIZON["day"]
 
 def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric) or METRICS[metric].label
-
-
-def format_metric(metric: str, value: float) -> str:
-    return f"{value:,.0f}" if metric == "units" else format_value(metric, value)
 
 
 @dataclass(frozen=True)

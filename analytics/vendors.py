@@ -204,14 +204,6 @@ def page_leaderboard(table: pd.DataFrame, *, ids: list[int] | None = None, sort:
     return LeaderboardPage(rows, page, pages, page_size, len(t), len(table))
 
 
-def fetch_leaderboard(conn: Connection, f: Filters, *, search: str = "", sort: str = "rank",
-                      descending: bool = False, page: int = 1, page_size: int = PAGE_SIZE, **kw) -> LeaderboardPage:
-    """Returns one page of the leaderboard for f, searched by vendor name and sorted."""
-    table = compute_vendor_table(conn, f, **kw)
-    ids = search_vendor_ids(conn, search) if search.strip() else None
-    return page_leaderboard(table, ids=ids, sort=sort, descending=descending, page=page, page_size=page_size)
-
-
 # ---------------------------------------------------------------------------------------------
 # Concentration
 

@@ -24,9 +24,6 @@ BASE_MEASURES: dict[str, str] = {
     "all_orders": "COUNT(DISTINCT o.order_id)",
     "cancelled_orders": "COUNT(DISTINCT o.order_id) FILTER (WHERE o.status = 'cancelled')",
 }
-# Measures that are sums over order lines, as opposed to counts of orders.
-LINE_SUMS = ("gmv", "refunded", "take", "cost", "units")
-ORDER_COUNTS = ("orders", "all_orders", "cancelled_orders")
 
 # Raw rows at line grain with every dimension the filters know; orders without lines keep one
 # row with NULL line columns so that they still count as orders.
@@ -51,9 +48,7 @@ RAW_DIMENSIONS: dict[str, str] = {
     "category": "p.category",
     "product_id": "i.product_id",
 }
-ORDER_DIMENSIONS = ("channel", "business_model", "payment_method", "payment_status")
 CUSTOMER_DIMENSIONS = ("segment", "region", "country")
-LINE_DIMENSIONS = ("vendor_id", "category", "product_id")
 
 
 # Every column of RAW_FROM that BASE_MEASURES and RAW_DIMENSIONS read, by alias: what a copy of

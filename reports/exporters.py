@@ -100,10 +100,6 @@ def column_kind(name: str) -> str | None:
     return None
 
 
-def money_columns(columns: Sequence[str]) -> set[str]:
-    return {c for c in columns if column_kind(c) == "money"}
-
-
 # --- CSV ----------------------------------------------------------------------------------------
 
 def _csv_text(value) -> object:
