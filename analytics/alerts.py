@@ -33,6 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from analytics.alert_states import Instance, Rule, step
 from analytics.filters import DIMENSIONS, PERIOD_PRESETS, FilterError, Filters, Period, resolve_period
 from analytics.forecast_series import FORECAST_METRICS
 from analytics.kpis import aggregate_query, distinct_values, rollup_layout
@@ -479,8 +480,6 @@ def preview(conn: Connection, spec: Spec, *, now: datetime, interval: timedelta,
             tz: str | None = None, days: int = 30, progress: Callable[[float], None] | None = None) -> Preview:
     """Replays the spec over the last `days` days through the state machine: how often it would
     have fired, and the values it would have seen (for the chart)."""
-    from analytics.alert_states import Instance, Rule, step
-
     tz = tz or load_settings().timezone
     times, stride = preview_times(spec, now, interval, tz, days)
     # The replay steps by stride, the rule by interval: `for` evaluations in a row last

@@ -151,6 +151,7 @@ def cluster_customers(df: pd.DataFrame, k: int | None = None) -> tuple[np.ndarra
     """KMeans on standardised log recency, frequency, monetary value and AOV. k is chosen by the
     silhouette score over K_RANGE on a sample unless given. Returns (cluster per customer, numbered
     1… by GMV; profile per cluster; how k was chosen)."""
+    # scikit-learn (heavy) loads only when customers are scored: the pages read stored scores.
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
