@@ -30,7 +30,6 @@ from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, cohorts, 
 from analytics.filters import Filters
 from data.db import copy_frame
 from data.measures import COUNTED, LINE_VALUE, local_days_sql
-from data.settings import load_settings
 
 HORIZONS = (30, 90, 365)
 CLV_MONTHS = 12
@@ -251,7 +250,7 @@ def segment_table(df: pd.DataFrame) -> pd.DataFrame:
 # --- the whole computation ------------------------------------------------------------------------
 
 def compute_scores(conn: Connection, f: Filters, as_of: date, *, k: int | None = None,
-                   previous: date | None = None, tz: str | None = None,
+                   previous: date | None = None, tz: str,
                    progress: Callable[[float, str], None] | None = None) -> CustomerScores:
     """Computes every customer figure for customers matching f as of as_of.
 
@@ -349,7 +348,7 @@ _MAIN_VENDORS = f"""
     FROM per_vendor ORDER BY customer_id, gmv DESC, vendor_id"""
 
 
-def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, tz: str | None = None) -> pd.DataFrame:
+def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, tz: str) -> pd.DataFrame:
     """Returns name, country, segment and acquisition channel of the given customers, and the
     vendor they spent most with (counted orders on or before as_of) and its share of their GMV.
 
@@ -376,7 +375,7 @@ def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, 
         LEFT JOIN ranked r ON r.customer_id = k.customer_id
         LEFT JOIN mart.vendors v ON v.vendor_id = r.vendor_id
         WHERE k.customer_id = ANY(:ids)"""), {"ids": list(map(int, customer_ids)), "as_of": as_of, "run": run,
-                                               "tz": tz or load_settings().timezone}).all()
+                                               "tz": tz}).all()
     return pd.DataFrame(rows, columns=["customer_id", "name", "country", "segment", "acquisition_channel",
                                        "main_vendor", "main_vendor_share"])
 
@@ -407,7 +406,7 @@ def _table_from(j: dict) -> pd.DataFrame:
 
 
 def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, rollup_version: int | None,
-                 tz: str | None = None, progress: Callable[[float, str], None] | None = None) -> int:
+                 tz: str, progress: Callable[[float, str], None] | None = None) -> int:
     """Writes the run and its customers' rows (scores, and main vendors as customer_details gives
     them as of the run's day), and deletes the previous run's; returns the run id. progress is
     called between the two (the main vendors read every order line up to the run's day).
@@ -454,7 +453,7 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
             SELECT :r, m.customer_id, m.vendor_id, m.share
             FROM ({_MAIN_VENDORS.format(where="true")}) m
             WHERE m.customer_id IN (SELECT customer_id FROM mart.customer_scores WHERE run_id = :r)"""),
-                     {"r": run_id, "as_of": s.as_of, "tz": tz or load_settings().timezone})
+                     {"r": run_id, "as_of": s.as_of, "tz": tz})
     for table in ("customer_scores", "customer_score_main_vendors"):
         conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE run_id <> :r"), {"r": run_id})
         conn.execute(sa.text(f"ANALYZE mart.{table}"))

@@ -22,7 +22,6 @@ from analytics.filters import Filters
 from analytics.kpis import ORDER_LEVEL, filter_params, filters_sql, rollups_usable
 from data.db import copy_frame, frame
 from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_days_sql
-from data.settings import load_settings
 
 __all__ = ["FitError", "fit_bgnbd", "fit_gamma_gamma", "customer_summary", "rfm_scores", "RFM_SEGMENTS",
            "segment_of"]
@@ -56,7 +55,7 @@ class SummaryQuery:
     source: str
 
 
-def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
+def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str,
                   use_rollups: bool = True, cal_end: date | None = None,
                   previous: date | None = None) -> SummaryQuery:
     """Returns the WITH clause defining `cs`, the per-customer summary as of as_of (see
@@ -67,7 +66,6 @@ def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str | None =
     (holdout_purchases); with previous, their purchase days, days since the last one and GMV at
     that date (prev_purchase_days, prev_days_since, prev_gmv). One pass over the purchase days.
     """
-    tz = tz or load_settings().timezone
     days, source = _days_sql(f, use_rollups and rollups_usable(conn, tz))
     aggs, cols, params = "", "", {"as_of": as_of, "tz": tz, **filter_params(f)}
     if cal_end is not None:
@@ -104,7 +102,7 @@ def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str | None =
     return SummaryQuery(sql, params, source)
 
 
-def customer_summary(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
+def customer_summary(conn: Connection, f: Filters, as_of: date, *, tz: str,
                      use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per customer with a counted order on or before as_of matching f:
 
@@ -180,7 +178,7 @@ RFM_SQL = f"""
         FROM scored)"""
 
 
-def rfm_scores(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None, use_rollups: bool = True,
+def rfm_scores(conn: Connection, f: Filters, as_of: date, *, tz: str, use_rollups: bool = True,
                cal_end: date | None = None, previous: date | None = None) -> pd.DataFrame:
     """Returns customer_summary with r_score, f_score, m_score (1–5), fm_score and segment; with
     cal_end or previous, also summary_query's extra columns, and prev_segment: the customer's
@@ -237,7 +235,7 @@ def _split_columns(prefix: str = "") -> str:
             f"COALESCE({prefix}acquisition_channel, {prefix}segment, 'All customers') AS split_value")
 
 
-def cohort_query(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
+def cohort_query(conn: Connection, f: Filters, as_of: date, *, tz: str,
                  use_rollups: bool = True) -> tuple[str, dict]:
     """Returns one statement whose single row holds three JSON arrays: cohort cells (cohort, split,
     split_value, month, customers, revenue), cohort sizes with repeat customers (≥ 2 counted
@@ -327,7 +325,7 @@ CELL_COLUMNS = ["cohort", "split", "split_value", "month", "customers", "revenue
 SIZE_COLUMNS = ["cohort", "split", "split_value", "customers", "repeat_customers"]
 
 
-def cohorts(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
+def cohorts(conn: Connection, f: Filters, as_of: date, *, tz: str,
             use_rollups: bool = True) -> Cohorts:
     """Returns monthly acquisition cohorts, repeat customers per cohort and the time between
     purchases, for customers matching f, as of as_of."""

@@ -23,7 +23,6 @@ from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, local_days_sql, raw_from
 from data.calendar import bucket_bounds, calendar_pieces
 from data.rollups import coarse_table
-from data.settings import load_settings
 
 ORDER_LEVEL = frozenset({"channel", "business_model", "segment", "region", "country"})
 COUNT_BASES = frozenset({"orders", "all_orders", "cancelled_orders", "web_mobile_orders"})
@@ -526,7 +525,7 @@ def aggregate_query(f: Filters, period: Period | None = None, *, layout: int | N
 
 def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
               grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
-              order_by: str | None = None, limit: int | None = None, tz: str | None = None,
+              order_by: str | None = None, limit: int | None = None, tz: str,
               use_rollups: bool = True, span: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
     """Returns one row per key (total, time bucket or dimension value) with base measures and the
     requested metrics; .attrs["sources"] names the table each family was read from.
@@ -535,7 +534,6 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
     (the benchmark's baseline)."""
     if order_by and order_by not in metrics and order_by not in BASE_MEASURES:
         raise KeyError(f"cannot order by {order_by!r}")
-    tz = tz or load_settings().timezone
     layout = rollup_layout(conn, tz) if use_rollups and span is None else None
     q = aggregate_query(f, period, layout=layout, tz=tz, by=by, grain=grain, metrics=metrics, span=span)
     order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
@@ -649,9 +647,8 @@ def fetch_vendor_names(conn: Connection, ids: list[int]) -> dict[int, str]:
     return {r[0]: r[1] for r in rows}
 
 
-def data_bounds(conn: Connection, tz: str | None = None) -> tuple[date | None, date | None]:
+def data_bounds(conn: Connection, tz: str) -> tuple[date | None, date | None]:
     """Returns the first and last local day with orders."""
-    tz = tz or load_settings().timezone
     row = conn.execute(sa.text("""
         SELECT (min(ordered_at) AT TIME ZONE :tz)::date, (max(ordered_at) AT TIME ZONE :tz)::date
         FROM mart.orders"""), {"tz": tz}).first()

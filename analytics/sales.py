@@ -18,7 +18,6 @@ from analytics.kpis import aggregate, fetch_targets, rollup_layout
 from analytics.metrics import get_metric
 from data.customer_rollups import ACQUISITION
 from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, local_days_sql
-from data.settings import load_settings
 
 # Buckets in the moving average, per grain: a week of days, a month of weeks, a quarter of months.
 MOVING_WINDOW = {"hour": 24, "day": 7, "week": 4, "month": 3, "quarter": 4, "year": 2}
@@ -166,7 +165,7 @@ class Marketing:
     by_campaign: pd.DataFrame   # channel, campaign, spend, share_of_channel, days
 
 
-def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str | None = None) -> Marketing:
+def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str) -> Marketing:
     """Returns spend, new customers, CAC (spend / new customers) and ROAS (GMV in the period from
     customers acquired through the channel / spend) per acquisition channel, and spend per campaign.
 
@@ -176,7 +175,6 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
     if f.dims:
         raise NotApplicable("Marketing spend is recorded per day, channel and campaign only, so CAC and ROAS "
                             "cannot follow the dimension filters; clear them to see marketing efficiency.")
-    tz = tz or load_settings().timezone
     params = {"start": f.period.start, "end": f.period.end, "tz": tz}
     layout = rollup_layout(conn, tz) if use_rollups else None
     if layout is not None and layout >= 1:
@@ -244,17 +242,17 @@ def fetch_profitability(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
     return out
 
 
-def compute_sales_page(conn: Connection, f: Filters, *, metric: str = "gmv", by: str = "category",
+def compute_sales_page(conn: Connection, f: Filters, *, tz: str, metric: str = "gmv", by: str = "category",
                        use_rollups: bool = True) -> dict:
     """Runs the sales page's default figures; use_rollups=False reads raw tables only (benchmark)."""
-    kw = {"use_rollups": use_rollups}
+    kw = {"use_rollups": use_rollups, "tz": tz}
     out = {"trend": fetch_metric_trend(conn, f, metric, **kw),
            "breakdown": fetch_breakdown_growth(conn, f, by, metric, **kw),
            "payments": fetch_payments(conn, f, **kw),
            "profitability": fetch_profitability(conn, f, **kw)}
     try:
         out["funnel"] = fetch_funnel(conn, f, **kw)
-        out["marketing"] = fetch_marketing(conn, f, use_rollups=use_rollups)
+        out["marketing"] = fetch_marketing(conn, f, **kw)
     except NotApplicable:
         pass
     return out

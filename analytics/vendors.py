@@ -23,7 +23,6 @@ from analytics.kpis import VENDOR_DIMS, aggregate, filter_params, filters_sql, r
 from data import dim_cubes as DC
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_day_start, local_days_sql
-from data.settings import load_settings
 
 LEADERBOARD_METRICS = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancellation_rate",
                        "gross_margin", "take_revenue")
@@ -49,13 +48,9 @@ LIFECYCLE_LABELS = {
 # Shared plumbing
 
 
-def _tz(tz: str | None) -> str:
-    return tz or load_settings().timezone
-
-
 def _aggregate(conn: Connection, f: Filters, period: Period | None, *, metrics: tuple[str, ...],
-               use_rollups: bool = True, tz: str | None = None, by: str | None = None, **kw) -> pd.DataFrame:
-    return aggregate(conn, f, period, by=by, metrics=metrics, tz=_tz(tz),
+               use_rollups: bool = True, tz: str, by: str | None = None, **kw) -> pd.DataFrame:
+    return aggregate(conn, f, period, by=by, metrics=metrics, tz=tz,
                      use_rollups=use_rollups, **kw)
 
 
@@ -267,11 +262,10 @@ def hhi_window(p: Period, months: int = HHI_MONTHS) -> Period:
     return Period(min(earlier, p.start.replace(day=1)), p.end)
 
 
-def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, tz: str | None = None,
+def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, tz: str,
                      use_rollups: bool = True) -> pd.DataFrame:
     """Returns (month, vendors, gmv, hhi) per calendar month of hhi_window(f.period): HHI over the
     GMV shares of vendors with positive GMV that month. Months without sales are left out."""
-    tz = _tz(tz)
     window = hhi_window(f.period, months)
     monthly, params = _monthly_gmv_sql(f, *_vendor_source(conn, f, tz, use_rollups), window)
     rows = conn.execute(sa.text(f"""
@@ -291,11 +285,10 @@ def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, 
 # Lifecycle: new, growing, declining, churned
 
 
-def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str | None = None,
+def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str,
                       use_rollups: bool = True) -> pd.Series:
     """Returns {vendor_id: first sale day} for those of ids whose first ever sale (a line in a
     counted order matching f's filters) falls in f.period; ids are the vendors that sold in it."""
-    tz = _tz(tz)
     source, layout = _vendor_source(conn, f, tz, use_rollups)
     params = {"ids": [int(i) for i in ids], "start": f.period.start, "end": f.period.end, "tz": tz}
     if source == VENDOR_DIMS:
@@ -428,7 +421,7 @@ def _vendor_customers_sql(f: Filters, grain: str | None) -> tuple[str, dict]:
 
 
 def fetch_vendor_customers(conn: Connection, f: Filters, vendor_id: int, period: Period | None = None, *,
-                           grain: str | None = None, tz: str | None = None, **_) -> pd.DataFrame:
+                           grain: str | None = None, tz: str, **_) -> pd.DataFrame:
     """Returns (key, customers, new, returning, gmv_new, gmv_returning): the vendor's customers in
     the period (counted orders matching f) split into new and returning to this vendor; one 'total'
     row, or one row per bucket of grain (hour counts per day)."""
@@ -436,7 +429,7 @@ def fetch_vendor_customers(conn: Connection, f: Filters, vendor_id: int, period:
     grain = "day" if grain == "hour" else grain
     sql, params = _vendor_customers_sql(f, grain)
     df = frame(conn.execute(sa.text(sql), {"vendor": int(vendor_id), "start": period.start, "end": period.end,
-                                            "tz": _tz(tz), **params}))
+                                            "tz": tz, **params}))
     cols = ["key", "customers", "new", "returning", "gmv_new", "gmv_returning"]
     if df.empty:
         return pd.DataFrame([{"key": "total", **{c: 0.0 for c in cols[1:]}}] if grain is None else [],
@@ -507,7 +500,7 @@ def compute_vendor_detail(conn: Connection, f: Filters, vendor_id: int, *, table
 # The page's default figures in one call (the benchmark times it against raw tables)
 
 
-def compute_vendors_page(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str | None = None) -> dict:
+def compute_vendors_page(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str) -> dict:
     """Returns {table, leaderboard, concentration, hhi, lifecycle}: what the vendors page computes
     before anyone picks a vendor. use_rollups=False reads only the raw tables."""
     kw = {"use_rollups": use_rollups, "tz": tz}

@@ -52,7 +52,7 @@ def _compute(dims: tuple, as_of: date, previous: date, k: int | None, rollup_ver
     bar = st.progress(0.0, text="Reading customers…")
     f = Filters(Period(as_of, as_of), dims=dims)
     with loaders.engine().connect() as conn:
-        out = S.compute_scores(conn, f, as_of, k=k, previous=previous,
+        out = S.compute_scores(conn, f, as_of, k=k, previous=previous, tz=loaders.load_settings().timezone,
                                progress=lambda frac, step: bar.progress(frac, text=f"{step}…"))
     bar.empty()
     return out
@@ -113,7 +113,7 @@ def _every_customer_csv(scores: S.CustomerScores) -> bytes:
 @st.cache_data(ttl=600, show_spinner=False)
 def _details(ids: tuple[int, ...], as_of: date, rollup_version: int) -> pd.DataFrame:
     with loaders.engine().connect() as conn:
-        return S.customer_details(conn, list(ids), as_of)
+        return S.customer_details(conn, list(ids), as_of, tz=loaders.load_settings().timezone)
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ MODEL_COLORS = {"seasonal_naive": "#94a3b8", "naive": "#94a3b8", "ets": PALETTE[
 @st.cache_data(ttl=600, show_spinner=False)
 def load_history(s: FS.Series, last_day: date, rollup_version: int) -> pd.DataFrame:
     with loaders.engine().connect() as conn:
-        return FS.metric_history(conn, s, last_day=last_day)
+        return FS.metric_history(conn, s, last_day=last_day, tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -40,13 +40,14 @@ def load_stored(s: FS.Series, run_date: date, horizon: int) -> FS.StoredForecast
 def _compute(s: FS.Series, last_day: date, horizon: int, model: str, country: str | None,
              rollup_version: int) -> FC.Forecast:
     with loaders.engine().connect() as conn:
-        return FS.forecast_series(conn, s, last_day=last_day, horizon=horizon, model=model, country=country)
+        return FS.forecast_series(conn, s, last_day=last_day, horizon=horizon, model=model, country=country,
+                                  tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def load_realised(s: FS.Series, before: date, rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     with loaders.engine().connect() as conn:
-        actuals = FS.metric_history(conn, s, last_day=before - timedelta(days=1))
+        actuals = FS.metric_history(conn, s, last_day=before - timedelta(days=1), tz=loaders.load_settings().timezone)
         return FS.realised_errors(conn, s, actuals, before=before)
 
 

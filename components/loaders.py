@@ -68,7 +68,7 @@ def _snapshot(compute, f: Filters):
     # One snapshot for all of a part's queries: a refresh committing midway cannot mix versions.
     with engine().connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         with conn.begin():
-            return compute(conn, f)
+            return compute(conn, f, tz=load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False)

@@ -30,14 +30,14 @@ def load_products(f: Filters, metric: str, n: int, min_gmv: float, margin_n: int
     with loaders.engine().connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         with conn.begin():
             return P.compute_product_figures(conn, f, metric=metric, n=n, min_gmv=min_gmv, margin_n=margin_n,
-                                             compare=True)
+                                             compare=True, tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def load_inventory(f: Filters, as_of: date, low: int, high: int, rollup_version: int) -> dict:
     """Returns inventory_summary(f) as of as_of with the page's thresholds."""
     with loaders.engine().connect() as conn:
-        return P.inventory_summary(conn, f, as_of, low=low, high=high)
+        return P.inventory_summary(conn, f, as_of, low=low, high=high, tz=loaders.load_settings().timezone)
 
 
 def controls(key: str) -> dict:
@@ -143,7 +143,7 @@ def render_rankings(fig: dict, f: Filters, *, key: str) -> None:
 def load_all_products(f: Filters, rollup_version: int) -> pd.DataFrame:
     """Returns product_metrics(f): every product ordered in the period (for the full download)."""
     with loaders.engine().connect() as conn:
-        return P.product_metrics(conn, f)
+        return P.product_metrics(conn, f, tz=loaders.load_settings().timezone)
 
 
 def _all_products_table(products: pd.DataFrame) -> pd.DataFrame:

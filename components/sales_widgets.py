@@ -38,7 +38,7 @@ def label(value) -> str:
 
 def _snapshot(fn, *args, **kwargs):
     with loaders.engine().connect() as conn:
-        return fn(conn, *args, **kwargs)
+        return fn(conn, *args, **kwargs, tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False)

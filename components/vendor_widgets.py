@@ -35,7 +35,7 @@ GROUP_LABELS = {"new": "New", "growing": "Growing", "declining": "Declining", "c
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def vendor_table(f: Filters, rollup_version: int) -> pd.DataFrame:
     with loaders.engine().connect() as conn:
-        return av.compute_vendor_table(conn, f)
+        return av.compute_vendor_table(conn, f, tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=256)
@@ -47,7 +47,7 @@ def vendor_search(text: str, rollup_version: int) -> list[int]:
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def hhi_series(f: Filters, rollup_version: int) -> pd.DataFrame:
     with loaders.engine().connect() as conn:
-        return av.fetch_hhi_series(conn, f)
+        return av.fetch_hhi_series(conn, f, tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
@@ -56,22 +56,23 @@ def lifecycle(f: Filters, rollup_version: int) -> av.Lifecycle:
     # table it starts from on its own days'.
     table = vendor_table(f, loaders.version_for(f))
     with loaders.engine().connect() as conn:
-        return av.compute_lifecycle(conn, f, table)
+        return av.compute_lifecycle(conn, f, table, tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def vendor_detail(f: Filters, vendor_id: int, rollup_version: int) -> av.VendorDetail | None:
     table = vendor_table(f, loaders.version_for(f))
     with loaders.engine().connect() as conn:
-        return av.compute_vendor_detail(conn, f, vendor_id, table=table)
+        return av.compute_vendor_detail(conn, f, vendor_id, table=table, tz=loaders.load_settings().timezone)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def vendor_trend(f: Filters, vendor_id: int, metric: str,
                  rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     with loaders.engine().connect() as conn:
-        cur = av.fetch_vendor_trend(conn, f, vendor_id, metric)
-        prev = av.fetch_vendor_trend(conn, f, vendor_id, metric, f.compare) if f.compare else None
+        tz = loaders.load_settings().timezone
+        cur = av.fetch_vendor_trend(conn, f, vendor_id, metric, tz=tz)
+        prev = av.fetch_vendor_trend(conn, f, vendor_id, metric, f.compare, tz=tz) if f.compare else None
     return cur, prev
 
 

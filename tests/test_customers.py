@@ -302,7 +302,7 @@ def test_store_and_load_round_trip(engine, scored):
     s = scored["everyone"]
     try:
         with engine.begin() as conn:
-            run_id = S.store_scores(conn, s, started_at=datetime.now(timezone.utc), rollup_version=7)
+            run_id = S.store_scores(conn, s, started_at=datetime.now(timezone.utc), rollup_version=7, tz=TZ)
         with engine.connect() as conn:
             got = S.load_stored(conn)
             assert got.run_id == run_id and got.as_of == s.as_of and got.customers == s.customers
@@ -337,7 +337,7 @@ def test_store_and_load_round_trip(engine, scored):
             pd.testing.assert_frame_equal(details, summed)
         # A second run replaces the first's customers; the page finds it as the latest.
         with engine.begin() as conn:
-            second = S.store_scores(conn, scored["web"], started_at=datetime.now(timezone.utc), rollup_version=8)
+            second = S.store_scores(conn, scored["web"], started_at=datetime.now(timezone.utc), rollup_version=8, tz=TZ)
         with engine.connect() as conn:
             assert S.latest_run_id(conn) == second
             assert conn.execute(sa.text("SELECT count(*), min(run_id) FROM mart.customer_score_main_vendors")).one() \

@@ -67,7 +67,7 @@ def _query_frame(widget_id: int, sql: str, params_json: str, tick: int, rollup_v
 def _kpi(metric: str, period: str, tick: int, rollup_version: int):
     f = Filters.make(resolve_preset(period, loaders.local_today()))
     with loaders.engine().connect() as conn:
-        return fetch_kpis(conn, f, (metric,)).iloc[0].to_dict(), f.period.label()
+        return fetch_kpis(conn, f, (metric,), tz=loaders.load_settings().timezone).iloc[0].to_dict(), f.period.label()
 
 
 def _title(w) -> str:
