@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from analytics.alert_states import Instance, Rule, step
 from analytics.filters import DIMENSIONS, PERIOD_PRESETS, FilterError, Filters, Period, resolve_period
 from analytics.forecast_series import FORECAST_METRICS
-from analytics.kpis import aggregate_query, distinct_values, rollup_layout
+from analytics.kpis import aggregate_query, fetch_distinct_values, rollup_layout
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, format_value, get_metric
 from data.calendar import local_today
 from data.db import stage_temp_table
@@ -235,7 +235,7 @@ def fan_values(conn: Connection, fan_out: str, filters: tuple) -> list[str]:
     if named:
         return [str(v) for v in named]
     if fan_out == "region":
-        return distinct_values(conn, "region")
+        return fetch_distinct_values(conn, "region")
     sql = {"vendor_id": "SELECT vendor_id::text FROM mart.vendors WHERE status <> 'closed' ORDER BY vendor_id",
            "category": "SELECT DISTINCT category FROM mart.products ORDER BY 1"}[fan_out]
     return [r[0] for r in conn.execute(sa.text(sql))]

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics import clv
-from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, cohorts, rfm_scores,
+from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, cohorts, fetch_rfm_scores,
                                  segment_movement)
 from analytics.filters import Filters
 from data.db import copy_frame
@@ -75,7 +75,7 @@ class CustomerScores:
 
 def _customer_frame(conn: Connection, f: Filters, as_of: date, cal_end: date, previous: date,
                     tz: str | None) -> pd.DataFrame:
-    df = rfm_scores(conn, f, as_of, tz=tz, cal_end=cal_end, previous=previous)
+    df = fetch_rfm_scores(conn, f, as_of, tz=tz, cal_end=cal_end, previous=previous)
     return df.rename(columns={"T": "tenure", "segment": "rfm_segment"})
 
 

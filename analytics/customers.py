@@ -23,7 +23,7 @@ from analytics.kpis import ORDER_LEVEL, filter_params, filters_sql, rollups_usab
 from data.db import copy_frame, frame
 from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_days_sql
 
-__all__ = ["FitError", "fit_bgnbd", "fit_gamma_gamma", "customer_summary", "rfm_scores", "RFM_SEGMENTS",
+__all__ = ["FitError", "fit_bgnbd", "fit_gamma_gamma", "fetch_customer_summary", "fetch_rfm_scores", "RFM_SEGMENTS",
            "segment_of"]
 
 SUMMARY_COLUMNS = ["customer_id", "first_day", "last_day", "purchase_days", "orders", "gmv", "frequency",
@@ -59,7 +59,7 @@ def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str,
                   use_rollups: bool = True, cal_end: date | None = None,
                   previous: date | None = None) -> SummaryQuery:
     """Returns the WITH clause defining `cs`, the per-customer summary as of as_of (see
-    customer_summary), for callers that score or pick in SQL.
+    fetch_customer_summary), for callers that score or pick in SQL.
 
     With cal_end, `cs` also holds each customer's summary at cal_end (cal_frequency, cal_recency,
     cal_T; NULL for customers who first bought after it) and their purchase days after it
@@ -102,8 +102,8 @@ def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str,
     return SummaryQuery(sql, params, source)
 
 
-def customer_summary(conn: Connection, f: Filters, as_of: date, *, tz: str,
-                     use_rollups: bool = True) -> pd.DataFrame:
+def fetch_customer_summary(conn: Connection, f: Filters, as_of: date, *, tz: str,
+                           use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per customer with a counted order on or before as_of matching f:
 
     first_day, last_day   first and last purchase day
@@ -178,9 +178,9 @@ RFM_SQL = f"""
         FROM scored)"""
 
 
-def rfm_scores(conn: Connection, f: Filters, as_of: date, *, tz: str, use_rollups: bool = True,
-               cal_end: date | None = None, previous: date | None = None) -> pd.DataFrame:
-    """Returns customer_summary with r_score, f_score, m_score (1–5), fm_score and segment; with
+def fetch_rfm_scores(conn: Connection, f: Filters, as_of: date, *, tz: str, use_rollups: bool = True,
+                     cal_end: date | None = None, previous: date | None = None) -> pd.DataFrame:
+    """Returns fetch_customer_summary with r_score, f_score, m_score (1–5), fm_score and segment; with
     cal_end or previous, also summary_query's extra columns, and prev_segment: the customer's
     segment at previous (NaN when they had not bought by then)."""
     q = summary_query(conn, f, as_of, tz=tz, use_rollups=use_rollups, cal_end=cal_end, previous=previous)

@@ -611,7 +611,7 @@ def fetch_targets(conn: Connection, period: Period, metrics: tuple[str, ...]) ->
 INDEXED_CUSTOMER_DIMENSIONS = ("region", "country", "segment")
 
 
-def distinct_values(conn: Connection, dim: str) -> list:
+def fetch_distinct_values(conn: Connection, dim: str) -> list:
     """Returns a customer dimension's distinct values, sorted, by a skip scan of its index: one
     probe per value instead of a read of every customer (2.4M customers: 120-150 ms -> under 5 ms)."""
     if dim not in INDEXED_CUSTOMER_DIMENSIONS:
@@ -628,7 +628,7 @@ def distinct_values(conn: Connection, dim: str) -> list:
 def fetch_dimension_values(conn: Connection) -> dict[str, list]:
     """Returns {dimension: sorted values} for the filter widgets (vendors as (id, name) pairs)."""
     out = {"category": [r[0] for r in conn.execute(sa.text("SELECT DISTINCT category FROM mart.products ORDER BY 1"))]}
-    out.update({d: distinct_values(conn, d) for d in INDEXED_CUSTOMER_DIMENSIONS})
+    out.update({d: fetch_distinct_values(conn, d) for d in INDEXED_CUSTOMER_DIMENSIONS})
     out["channel"] = ["web", "mobile", "marketplace_api", "sales_rep"]
     out["business_model"] = ["B2C", "B2B", "B2B2C"]
     # From the rollup: a DISTINCT over mart.orders reads every order.

@@ -6,7 +6,7 @@ latest stock snapshot of each product and its units sold over the 28 days ending
 snapshot's date, which the rollup refresh keeps per snapshot (rollup_stock_cover; summed from
 order lines when rollups are off). Rankings, picks, counts and cover buckets are computed in
 PostgreSQL too: the page receives the few hundred rows it shows, not every product
-(product_metrics and inventory_cover return every row, for downloads of the whole list and tests).
+(product_metrics and fetch_inventory_cover return every row, for downloads of the whole list and tests).
 
 Filters: category and vendor select products (and their order lines); order-level filters such as
 channel or country select the orders whose lines count. Stock serves every channel, so inventory
@@ -302,8 +302,8 @@ def _inventory_query(conn: Connection, f: Filters, as_of: date, window: int, tz:
     return "WITH" + _SNAPSHOTS.format(filters=filters) + "," + units + "," + _INVENTORY, params
 
 
-def inventory_cover(conn: Connection, f: Filters, as_of: date, *, window: int = COVER_WINDOW_DAYS,
-                    tz: str, use_rollups: bool = True) -> pd.DataFrame:
+def fetch_inventory_cover(conn: Connection, f: Filters, as_of: date, *, window: int = COVER_WINDOW_DAYS,
+                          tz: str, use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per product (matching f's product filters) with a stock snapshot on or
     before as_of: its latest such snapshot (snapshot_date, on_hand), units sold over the `window`
     days ending on that date (units_window), avg_daily_units = units_window / window, days_cover
@@ -326,7 +326,7 @@ def _first_snapshot(conn: Connection) -> date | None:
 def inventory_summary(conn: Connection, f: Filters, as_of: date, *, low: float = STOCKOUT_DAYS,
                       high: float = OVERSTOCK_DAYS, window: int = COVER_WINDOW_DAYS, limit: int = STOCK_LIST_LIMIT,
                       tz: str, use_rollups: bool = True) -> dict:
-    """Returns what the inventory tab shows, computed in PostgreSQL over inventory_cover's rows:
+    """Returns what the inventory tab shows, computed in PostgreSQL over fetch_inventory_cover's rows:
 
     summary       {products, in_stock, stock_value, first_date, last_date (snapshot dates used),
                    risk, risk_out (of them out of stock), over, over_value, first_snapshot (of all)}

@@ -212,7 +212,7 @@ def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, 
 
 
 def test_dimension_values_equal_a_distinct_read_of_every_row(engine):
-    """The filter bar's lists: customer dimensions by the index skip scan (distinct_values), the
+    """The filter bar's lists: customer dimensions by the index skip scan (fetch_distinct_values), the
     same values in the same order as DISTINCT over every customer."""
     from analytics.kpis import INDEXED_CUSTOMER_DIMENSIONS, fetch_dimension_values
 
