@@ -161,13 +161,14 @@ MAIN = "main"
 @dataclass(frozen=True)
 class Job:
     """A row of the job table: a name (for the log), a cadence (seconds, or the name of the Settings
-    field that holds them), a command, the thread it runs on (the main loop or a worker of that
-    name, `copies` of them), and the worker it wakes when the command returns true."""
+    field that holds them), a command, the thread it runs on (the main loop, or a worker of that
+    name; `copies`: the Settings field that holds how many numbered workers share the job), and the
+    worker it wakes when the command returns true."""
     name: str
     every: str | int
     command: Callable[[Context], object]
     thread: str = MAIN
-    copies: str | int = 1
+    copies: str | None = None
     wakes: str | None = None
 
     def seconds(self, settings: Settings) -> float:
@@ -221,14 +222,13 @@ def _run_all(batch: list[Job], ctx: Context) -> None:
 
 def _workers(ctx: Context) -> dict[str, list[Worker]]:
     """Returns the worker threads of the jobs off the main loop, by thread name: each runs its jobs
-    in table order every `every` seconds (its first job's cadence); `copies` as a Settings field
-    name gives numbered workers (exports-1, exports-2…)."""
+    in table order every `every` seconds (its first job's cadence); a job with `copies` runs on that
+    many numbered workers (exports-1, exports-2…)."""
     out: dict[str, list[Worker]] = {}
     for thread in dict.fromkeys(j.thread for j in JOBS if j.thread != MAIN):
         batch = [j for j in JOBS if j.thread == thread]
         copies = batch[0].copies
-        names = ([f"{thread}-{i + 1}" for i in range(getattr(ctx.settings, copies))] if isinstance(copies, str) else
-                 [thread] if copies == 1 else [f"{thread}-{i + 1}" for i in range(copies)])
+        names = [f"{thread}-{i + 1}" for i in range(getattr(ctx.settings, copies))] if copies else [thread]
         out[thread] = [Worker(name, partial(_run_all, batch, ctx), batch[0].seconds(ctx.settings), ctx.stop)
                        for name in names]
     return out
