@@ -20,7 +20,7 @@ from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASE
 from data import customer_rollups as CR
 from data import dim_cubes as DC
 from data.db import frame
-from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, local_days_sql, raw_from
+from data.measures import BASE_MEASURES, COUNTED, RAW_DIMENSIONS, RAW_FROM, local_day_start, local_days_sql, raw_from
 from data.calendar import bucket_bounds, calendar_pieces
 from data.rollups import coarse_table
 
@@ -415,8 +415,8 @@ def _keys_cte(by: str | None, grain: str | None, families: list[str]) -> str:
     if by is None and grain is None:
         return "SELECT 'total'::text AS key"
     if by is None and grain == "hour":
-        return """SELECT generate_series(CAST(:start AS date)::timestamp AT TIME ZONE :tz,
-                         (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz - interval '1 hour',
+        return f"""SELECT generate_series({local_day_start(':start')},
+                         {local_day_start('CAST(:end AS date) + 1')} - interval '1 hour',
                          interval '1 hour') AS key"""
     if by is None:
         return (f"SELECT DISTINCT {_bucket(grain, 'd::date')} AS key "

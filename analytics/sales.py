@@ -17,7 +17,7 @@ from analytics.filters import Filters, Period, bucket_start, shift_year
 from analytics.kpis import aggregate, fetch_targets, rollup_layout
 from analytics.metrics import get_metric
 from data.customer_rollups import ACQUISITION
-from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, local_days_sql
+from data.measures import COUNTED, LINE_VALUE, LOCAL_DAY, local_days_sql
 
 # Buckets in the moving average, per grain: a week of days, a month of weeks, a quarter of months.
 MOVING_WINDOW = {"hour": 24, "day": 7, "week": 4, "month": 3, "quarter": 4, "year": 2}
@@ -197,7 +197,7 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
     else:
         new_sql = f"""
             SELECT c.acquisition_channel AS channel, count(*) AS new_customers
-            FROM (SELECT o.customer_id, min({RAW_DIMENSIONS['day']}) AS first_day FROM mart.orders o
+            FROM (SELECT o.customer_id, min({LOCAL_DAY}) AS first_day FROM mart.orders o
                   WHERE {COUNTED} GROUP BY 1) fo
             JOIN mart.customers c ON c.customer_id = fo.customer_id
             WHERE fo.first_day BETWEEN :start AND :end GROUP BY 1"""

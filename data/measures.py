@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 LINE_VALUE = "(i.quantity * i.unit_price - i.discount)"
 COUNTED = "o.status <> 'cancelled'"
+# An order's local day (the bound parameter :tz names the time zone).
+LOCAL_DAY = "(o.ordered_at AT TIME ZONE :tz)::date"
 
 BASE_MEASURES: dict[str, str] = {
     "gmv": f"COALESCE(SUM({LINE_VALUE}) FILTER (WHERE {COUNTED}), 0)",
@@ -36,7 +38,7 @@ _LINE_JOINS = """
 RAW_FROM = "\n    mart.orders o" + _CUSTOMER_JOIN + _LINE_JOINS
 # Dimension -> expression over RAW_FROM. The local day needs the bound parameter :tz.
 RAW_DIMENSIONS: dict[str, str] = {
-    "day": "(o.ordered_at AT TIME ZONE :tz)::date",
+    "day": LOCAL_DAY,
     "channel": "o.channel",
     "business_model": "o.business_model",
     "segment": "c.segment",
