@@ -3,6 +3,7 @@ rollup layout asked for, and the bound parameters (no database)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,10 @@ def test_sources(period, dims, by, grain, metrics, layout, span, sales, customer
 def test_refuses(kw, message):
     with pytest.raises(FilterError, match=message):
         K.aggregate_query(Filters.make(PERIOD), layout=LAYOUT, tz="UTC", **kw)
+
+
+def test_analytics_takes_the_time_zone_from_its_callers():
+    """No analytics module reads the settings (the time zone among them) but the analysts' SQL runner,
+    analytics.query, which reads its role and limits."""
+    root = Path(__file__).resolve().parent.parent / "analytics"
+    assert [p.name for p in root.glob("*.py") if "load_settings" in p.read_text() and p.name != "query.py"] == []
