@@ -33,18 +33,22 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from analytics.filters import DIMENSIONS, FilterError, Filters, Period
+from analytics.alert_states import Instance, Rule, step
+from analytics.filters import DIMENSIONS, PERIOD_PRESETS, FilterError, Filters, Period, resolve_period
 from analytics.forecast_series import FORECAST_METRICS
-from analytics.kpis import READ_LAYOUT, aggregate_query, distinct_values, rollup_layout
+from analytics.kpis import aggregate_query, fetch_distinct_values, rollup_layout
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, format_value, get_metric
+from data.calendar import local_today
 from data.db import stage_temp_table
 from data.measures import RAW_FROM, raw_columns
-from data.settings import load_settings
 
+# Whole-day windows are period presets (analytics.filters.PERIOD_PRESETS); stored rules name two of
+# them by older aliases.
+WINDOW_PRESETS = {"yesterday": "yesterday", "last_7d": "last_7_days", "last_30d": "last_30_days",
+                  "today": "today", "wtd": "wtd", "mtd": "mtd"}
 WINDOWS = {
-    "last_hour": "Last hour", "last_24h": "Last 24 hours", "yesterday": "Yesterday",
-    "last_7d": "Last 7 days", "last_30d": "Last 30 days", "today": "Today so far",
-    "wtd": "Week to date", "mtd": "Month to date",
+    "last_hour": "Last hour", "last_24h": "Last 24 hours",
+    **{w: PERIOD_PRESETS[p].label for w, p in WINDOW_PRESETS.items()},
 }
 SPANS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24)}
 TO_DATE = ("today", "wtd", "mtd")
@@ -56,6 +60,9 @@ CHANGES = ("rises_by", "falls_by")
 BASELINES = {"previous": "the previous window", "last_week": "the same window a week earlier"}
 FAN_OUTS = {"vendor_id": "Vendor", "category": "Category", "region": "Region"}
 ANOMALY_METRICS = tuple(m for m in FORECAST_METRICS if m in METRICS)
+
+# A batch's rollup layout not read yet: each group reads its own (analytics.kpis.rollup_layout).
+READ_LAYOUT = object()
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +88,9 @@ def resolve_window(window: str, now: datetime, tz: str) -> Window:
     """Returns the window's time range at `now`."""
     if window in SPANS:
         return Window(span=(now - SPANS[window], now))
-    today = now.astimezone(ZoneInfo(tz)).date()
-    days = {
-        "yesterday": (today - timedelta(days=1), today - timedelta(days=1)),
-        "last_7d": (today - timedelta(days=7), today - timedelta(days=1)),
-        "last_30d": (today - timedelta(days=30), today - timedelta(days=1)),
-        "today": (today, today),
-        "wtd": (today - timedelta(days=today.weekday()), today),
-        "mtd": (today.replace(day=1), today),
-    }
-    if window not in days:
+    if window not in WINDOW_PRESETS:
         raise AlertError(f"window: choose one of {', '.join(WINDOWS.values())}")
-    return Window(period=Period(*days[window]))
+    return Window(period=resolve_period(WINDOW_PRESETS[window], local_today(tz, now)))
 
 
 def baseline_window(window: str, baseline: str, now: datetime, tz: str) -> Window:
@@ -237,7 +235,7 @@ def fan_values(conn: Connection, fan_out: str, filters: tuple) -> list[str]:
     if named:
         return [str(v) for v in named]
     if fan_out == "region":
-        return distinct_values(conn, "region")
+        return fetch_distinct_values(conn, "region")
     sql = {"vendor_id": "SELECT vendor_id::text FROM mart.vendors WHERE status <> 'closed' ORDER BY vendor_id",
            "category": "SELECT DISTINCT category FROM mart.products ORDER BY 1"}[fan_out]
     return [r[0] for r in conn.execute(sa.text(sql))]
@@ -263,8 +261,10 @@ def measure(conn: Connection, window: Window, filters: tuple, fan_out: str, metr
 
     aggregate's query, its rows read as tuples: 1,000 rules read 245 results a tick, and building
     a DataFrame for each cost 2.5 s of a 13 s tick at 10M lines (profiled)."""
-    q = aggregate_query(conn, _filters(filters, window), window.period, by=fan_out or None, metrics=metrics, tz=tz,
-                        span=window.span, layout=layout, lines=lines)
+    if layout is READ_LAYOUT and window.span is None:
+        layout = rollup_layout(conn, tz)
+    q = aggregate_query(_filters(filters, window), window.period, layout=None if layout is READ_LAYOUT else layout, tz=tz,
+                        by=fan_out or None, metrics=metrics, span=window.span, lines=lines)
     rows = conn.execute(sa.text(f"SELECT key, {', '.join(metrics)} FROM ({q.sql}) a ORDER BY key"), q.params).all()
     out = {("" if not fan_out else str(k)): {m: (None if v is None or v != v else float(v))
                                              for m, v in zip(metrics, vals)}
@@ -345,13 +345,12 @@ class Batch:
     errors: dict[int, str] = field(default_factory=dict)   # spec index -> why it could not be evaluated
 
 
-def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str | None = None) -> Batch:
+def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str) -> Batch:
     """Evaluates every spec at `now`, one query per group and window (see the module docstring).
     A group whose query fails marks its specs' evaluation as failed (Batch.errors) and the others
     go on (each group in its own savepoint). Groups run one after the other: side by side on two
     connections they took 12.6 s against 14.1 s at 10M lines on two cores (three and four
     connections no better), the order-line scans already using the server's parallel workers."""
-    tz = tz or load_settings().timezone
     batch = Batch([{} for _ in specs])
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, s in enumerate(specs):
@@ -465,7 +464,7 @@ def preview_times(spec: Spec, now: datetime, interval: timedelta, tz: str, days:
         n = int((now - first) / step)
         return [now - step * k for k in range(n, -1, -1)], step
     z = ZoneInfo(tz)
-    today = now.astimezone(z).date()
+    today = local_today(z, now)
     ends = [datetime.combine(today - timedelta(days=k), datetime.max.time(), z).replace(microsecond=0)
             for k in range(days, 0, -1)]
     # Whole-day windows other than "to date" ones see the day only once it is over: evaluate at the
@@ -476,12 +475,9 @@ def preview_times(spec: Spec, now: datetime, interval: timedelta, tz: str, days:
 
 
 def preview(conn: Connection, spec: Spec, *, now: datetime, interval: timedelta, for_evaluations: int = 1,
-            tz: str | None = None, days: int = 30, progress: Callable[[float], None] | None = None) -> Preview:
+            tz: str, days: int = 30, progress: Callable[[float], None] | None = None) -> Preview:
     """Replays the spec over the last `days` days through the state machine: how often it would
     have fired, and the values it would have seen (for the chart)."""
-    from analytics.alert_states import Instance, Rule, step
-
-    tz = tz or load_settings().timezone
     times, stride = preview_times(spec, now, interval, tz, days)
     # The replay steps by stride, the rule by interval: `for` evaluations in a row last
     # for × interval, which is this many replayed steps.

@@ -25,12 +25,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics import clv
-from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, cohorts, rfm_scores,
+from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, cohorts, fetch_rfm_scores,
                                  segment_movement)
 from analytics.filters import Filters
 from data.db import copy_frame
-from data.measures import COUNTED, LINE_VALUE
-from data.settings import load_settings
+from data.measures import COUNTED, LINE_VALUE, local_days_sql
 
 HORIZONS = (30, 90, 365)
 CLV_MONTHS = 12
@@ -76,7 +75,7 @@ class CustomerScores:
 
 def _customer_frame(conn: Connection, f: Filters, as_of: date, cal_end: date, previous: date,
                     tz: str | None) -> pd.DataFrame:
-    df = rfm_scores(conn, f, as_of, tz=tz, cal_end=cal_end, previous=previous)
+    df = fetch_rfm_scores(conn, f, as_of, tz=tz, cal_end=cal_end, previous=previous)
     return df.rename(columns={"T": "tenure", "segment": "rfm_segment"})
 
 
@@ -151,6 +150,7 @@ def cluster_customers(df: pd.DataFrame, k: int | None = None) -> tuple[np.ndarra
     """KMeans on standardised log recency, frequency, monetary value and AOV. k is chosen by the
     silhouette score over K_RANGE on a sample unless given. Returns (cluster per customer, numbered
     1… by GMV; profile per cluster; how k was chosen)."""
+    # scikit-learn (heavy) loads only when customers are scored: the pages read stored scores.
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
@@ -250,7 +250,7 @@ def segment_table(df: pd.DataFrame) -> pd.DataFrame:
 # --- the whole computation ------------------------------------------------------------------------
 
 def compute_scores(conn: Connection, f: Filters, as_of: date, *, k: int | None = None,
-                   previous: date | None = None, tz: str | None = None,
+                   previous: date | None = None, tz: str,
                    progress: Callable[[float, str], None] | None = None) -> CustomerScores:
     """Computes every customer figure for customers matching f as of as_of.
 
@@ -341,14 +341,14 @@ _MAIN_VENDORS = f"""
         SELECT o.customer_id, i.vendor_id, SUM({LINE_VALUE}) AS gmv
         FROM mart.orders o JOIN mart.order_items i ON i.order_id = o.order_id
         WHERE {{where}} AND {COUNTED}
-          AND o.ordered_at < (CAST(:as_of AS date) + 1)::timestamp AT TIME ZONE :tz
+          AND {local_days_sql('o.ordered_at', None, ':as_of')}
         GROUP BY 1, 2)
     SELECT DISTINCT ON (customer_id) customer_id, vendor_id,
            (gmv / NULLIF(SUM(gmv) OVER (PARTITION BY customer_id), 0))::float8 AS share
     FROM per_vendor ORDER BY customer_id, gmv DESC, vendor_id"""
 
 
-def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, tz: str | None = None) -> pd.DataFrame:
+def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, tz: str) -> pd.DataFrame:
     """Returns name, country, segment and acquisition channel of the given customers, and the
     vendor they spent most with (counted orders on or before as_of) and its share of their GMV.
 
@@ -375,7 +375,7 @@ def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, 
         LEFT JOIN ranked r ON r.customer_id = k.customer_id
         LEFT JOIN mart.vendors v ON v.vendor_id = r.vendor_id
         WHERE k.customer_id = ANY(:ids)"""), {"ids": list(map(int, customer_ids)), "as_of": as_of, "run": run,
-                                               "tz": tz or load_settings().timezone}).all()
+                                               "tz": tz}).all()
     return pd.DataFrame(rows, columns=["customer_id", "name", "country", "segment", "acquisition_channel",
                                        "main_vendor", "main_vendor_share"])
 
@@ -406,7 +406,7 @@ def _table_from(j: dict) -> pd.DataFrame:
 
 
 def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, rollup_version: int | None,
-                 tz: str | None = None, progress: Callable[[float, str], None] | None = None) -> int:
+                 tz: str, progress: Callable[[float, str], None] | None = None) -> int:
     """Writes the run and its customers' rows (scores, and main vendors as customer_details gives
     them as of the run's day), and deletes the previous run's; returns the run id. progress is
     called between the two (the main vendors read every order line up to the run's day).
@@ -453,7 +453,7 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
             SELECT :r, m.customer_id, m.vendor_id, m.share
             FROM ({_MAIN_VENDORS.format(where="true")}) m
             WHERE m.customer_id IN (SELECT customer_id FROM mart.customer_scores WHERE run_id = :r)"""),
-                     {"r": run_id, "as_of": s.as_of, "tz": tz or load_settings().timezone})
+                     {"r": run_id, "as_of": s.as_of, "tz": tz})
     for table in ("customer_scores", "customer_score_main_vendors"):
         conn.execute(sa.text(f"DELETE FROM mart.{table} WHERE run_id <> :r"), {"r": run_id})
         conn.execute(sa.text(f"ANALYZE mart.{table}"))

@@ -21,10 +21,9 @@ from analytics.clv import FitError, fit_bgnbd, fit_gamma_gamma
 from analytics.filters import Filters
 from analytics.kpis import ORDER_LEVEL, filter_params, filters_sql, rollups_usable
 from data.db import copy_frame, frame
-from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
-from data.settings import load_settings
+from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_days_sql
 
-__all__ = ["FitError", "fit_bgnbd", "fit_gamma_gamma", "customer_summary", "rfm_scores", "RFM_SEGMENTS",
+__all__ = ["FitError", "fit_bgnbd", "fit_gamma_gamma", "fetch_customer_summary", "fetch_rfm_scores", "RFM_SEGMENTS",
            "segment_of"]
 
 SUMMARY_COLUMNS = ["customer_id", "first_day", "last_day", "purchase_days", "orders", "gmv", "frequency",
@@ -44,7 +43,7 @@ def _days_sql(f: Filters, use_rollups: bool) -> tuple[str, str]:
             SELECT o.customer_id, {day} AS day, COUNT(DISTINCT o.order_id) AS orders,
                    COALESCE(SUM({LINE_VALUE}), 0) AS gmv
             FROM {RAW_FROM}
-            WHERE {COUNTED} AND o.ordered_at < (CAST(:as_of AS date) + 1)::timestamp AT TIME ZONE :tz
+            WHERE {COUNTED} AND {local_days_sql('o.ordered_at', None, ':as_of')}
               {filters_sql(f, RAW_DIMENSIONS.get)}
             GROUP BY 1, 2""", "raw"
 
@@ -56,18 +55,17 @@ class SummaryQuery:
     source: str
 
 
-def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
+def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str,
                   use_rollups: bool = True, cal_end: date | None = None,
                   previous: date | None = None) -> SummaryQuery:
     """Returns the WITH clause defining `cs`, the per-customer summary as of as_of (see
-    customer_summary), for callers that score or pick in SQL.
+    fetch_customer_summary), for callers that score or pick in SQL.
 
     With cal_end, `cs` also holds each customer's summary at cal_end (cal_frequency, cal_recency,
     cal_T; NULL for customers who first bought after it) and their purchase days after it
     (holdout_purchases); with previous, their purchase days, days since the last one and GMV at
     that date (prev_purchase_days, prev_days_since, prev_gmv). One pass over the purchase days.
     """
-    tz = tz or load_settings().timezone
     days, source = _days_sql(f, use_rollups and rollups_usable(conn, tz))
     aggs, cols, params = "", "", {"as_of": as_of, "tz": tz, **filter_params(f)}
     if cal_end is not None:
@@ -104,8 +102,8 @@ def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str | None =
     return SummaryQuery(sql, params, source)
 
 
-def customer_summary(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
-                     use_rollups: bool = True) -> pd.DataFrame:
+def fetch_customer_summary(conn: Connection, f: Filters, as_of: date, *, tz: str,
+                           use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per customer with a counted order on or before as_of matching f:
 
     first_day, last_day   first and last purchase day
@@ -180,9 +178,9 @@ RFM_SQL = f"""
         FROM scored)"""
 
 
-def rfm_scores(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None, use_rollups: bool = True,
-               cal_end: date | None = None, previous: date | None = None) -> pd.DataFrame:
-    """Returns customer_summary with r_score, f_score, m_score (1–5), fm_score and segment; with
+def fetch_rfm_scores(conn: Connection, f: Filters, as_of: date, *, tz: str, use_rollups: bool = True,
+                     cal_end: date | None = None, previous: date | None = None) -> pd.DataFrame:
+    """Returns fetch_customer_summary with r_score, f_score, m_score (1–5), fm_score and segment; with
     cal_end or previous, also summary_query's extra columns, and prev_segment: the customer's
     segment at previous (NaN when they had not bought by then)."""
     q = summary_query(conn, f, as_of, tz=tz, use_rollups=use_rollups, cal_end=cal_end, previous=previous)
@@ -237,7 +235,7 @@ def _split_columns(prefix: str = "") -> str:
             f"COALESCE({prefix}acquisition_channel, {prefix}segment, 'All customers') AS split_value")
 
 
-def cohort_query(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
+def cohort_query(conn: Connection, f: Filters, as_of: date, *, tz: str,
                  use_rollups: bool = True) -> tuple[str, dict]:
     """Returns one statement whose single row holds three JSON arrays: cohort cells (cohort, split,
     split_value, month, customers, revenue), cohort sizes with repeat customers (≥ 2 counted
@@ -327,7 +325,7 @@ CELL_COLUMNS = ["cohort", "split", "split_value", "month", "customers", "revenue
 SIZE_COLUMNS = ["cohort", "split", "split_value", "customers", "repeat_customers"]
 
 
-def cohorts(conn: Connection, f: Filters, as_of: date, *, tz: str | None = None,
+def cohorts(conn: Connection, f: Filters, as_of: date, *, tz: str,
             use_rollups: bool = True) -> Cohorts:
     """Returns monthly acquisition cohorts, repeat customers per cohort and the time between
     purchases, for customers matching f, as of as_of."""

@@ -1,15 +1,52 @@
 """Filters shared by every page: period presets, comparison period, grain and dimension values."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
-PRESETS = ("last_7_days", "last_30_days", "last_90_days", "mtd", "qtd", "ytd", "last_year", "custom")
-PRESET_LABELS = {
-    "last_7_days": "Last 7 days", "last_30_days": "Last 30 days", "last_90_days": "Last 90 days",
-    "mtd": "Month to date", "qtd": "Quarter to date", "ytd": "Year to date",
-    "last_year": "Last year", "custom": "Custom range",
+
+@dataclass(frozen=True)
+class Preset:
+    """A named period relative to a local today: its label and the (first, last) days it means."""
+    label: str
+    days: Callable[[date], tuple[date, date]]
+
+
+def _last_month(today: date) -> tuple[date, date]:
+    last = today.replace(day=1) - timedelta(days=1)
+    return last.replace(day=1), last
+
+
+def _last_week(today: date) -> tuple[date, date]:
+    monday = today - timedelta(days=today.weekday())
+    return monday - timedelta(days=7), monday - timedelta(days=1)
+
+
+# Every period preset, once: the filter bar, dashboards' KPI tiles, reports' relative periods and
+# alert windows each offer some of these names (alerts store two under older aliases,
+# analytics.alerts.WINDOW_PRESETS). "Last N days" are the N whole days before today; "to date"
+# presets include today; last week and last month are the whole calendar week (Monday to Sunday)
+# and month before the current one. To add a preset, add a row here and its name to the lists
+# that should offer it.
+PERIOD_PRESETS: dict[str, Preset] = {
+    "today": Preset("Today so far", lambda t: (t, t)),
+    "yesterday": Preset("Yesterday", lambda t: (t - timedelta(days=1), t - timedelta(days=1))),
+    "last_7_days": Preset("Last 7 days", lambda t: (t - timedelta(days=7), t - timedelta(days=1))),
+    "last_30_days": Preset("Last 30 days", lambda t: (t - timedelta(days=30), t - timedelta(days=1))),
+    "last_90_days": Preset("Last 90 days", lambda t: (t - timedelta(days=90), t - timedelta(days=1))),
+    "last_week": Preset("Last week (Monday to Sunday)", _last_week),
+    "last_month": Preset("Last month", _last_month),
+    "wtd": Preset("Week to date", lambda t: (t - timedelta(days=t.weekday()), t)),
+    "mtd": Preset("Month to date", lambda t: (t.replace(day=1), t)),
+    "qtd": Preset("Quarter to date", lambda t: (date(t.year, 3 * ((t.month - 1) // 3) + 1, 1), t)),
+    "ytd": Preset("Year to date", lambda t: (date(t.year, 1, 1), t)),
+    "last_year": Preset("Last year", lambda t: (date(t.year - 1, 1, 1), date(t.year - 1, 12, 31))),
 }
+CUSTOM = "custom"
+# The filter bar's choices (and dashboards' KPI tiles', without custom).
+PRESETS = ("last_7_days", "last_30_days", "last_90_days", "mtd", "qtd", "ytd", "last_year", CUSTOM)
+PRESET_LABELS = {**{p: PERIOD_PRESETS[p].label for p in PRESETS if p != CUSTOM}, CUSTOM: "Custom range"}
 COMPARISONS = {"previous": "Previous period", "last_year": "Same period last year", "none": "No comparison"}
 GRAINS = ("hour", "day", "week", "month", "quarter", "year")
 # Filterable dimensions -> label. Region and country are the customer's.
@@ -51,28 +88,21 @@ def shift_year(d: date, years: int) -> date:
         return d.replace(year=d.year + years, day=28)
 
 
+def resolve_period(name: str, today: date) -> Period:
+    """Returns the Period PERIOD_PRESETS[name] means on `today` (a local date, data.calendar.local_today)."""
+    return Period(*PERIOD_PRESETS[name].days(today))
+
+
 def resolve_preset(preset: str, today: date, custom: tuple[date, date] | None = None) -> Period:
-    """Returns the Period a preset means on `today` (a local date). "Last N days" are the N whole
-    days before today; to-date presets include today."""
-    if preset == "last_7_days":
-        return Period(today - timedelta(days=7), today - timedelta(days=1))
-    if preset == "last_30_days":
-        return Period(today - timedelta(days=30), today - timedelta(days=1))
-    if preset == "last_90_days":
-        return Period(today - timedelta(days=90), today - timedelta(days=1))
-    if preset == "mtd":
-        return Period(today.replace(day=1), today)
-    if preset == "qtd":
-        return Period(date(today.year, 3 * ((today.month - 1) // 3) + 1, 1), today)
-    if preset == "ytd":
-        return Period(date(today.year, 1, 1), today)
-    if preset == "last_year":
-        return Period(date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))
-    if preset == "custom":
+    """Returns the Period a filter-bar preset (PRESETS) means on `today` (a local date); "custom"
+    is the `custom` (start, end)."""
+    if preset == CUSTOM:
         if not custom or len(custom) != 2:
             raise FilterError("a custom period needs a start and an end date")
         return Period(custom[0], custom[1])
-    raise FilterError(f"unknown period {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset not in PRESETS:
+        raise FilterError(f"unknown period {preset!r}; choose one of {', '.join(PRESETS)}")
+    return resolve_period(preset, today)
 
 
 def comparison_period(p: Period, kind: str) -> Period | None:

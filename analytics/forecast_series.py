@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from analytics import forecasting as FC
 from analytics.filters import Filters, Period, bucket_start, next_bucket
 from analytics.kpis import aggregate, data_bounds
-from analytics.metrics import METRICS, format_value
+from analytics.metrics import METRICS
 from data.db import frame
 
 FORECAST_METRICS = ("gmv", "net_revenue", "orders", "units", "new_customers")
@@ -39,10 +39,6 @@ NIGHTLY_HORIZON = DEFAULT_HORIZON["day"]
 
 def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric) or METRICS[metric].label
-
-
-def format_metric(metric: str, value: float) -> str:
-    return f"{value:,.0f}" if metric == "units" else format_value(metric, value)
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ def history_period(first: date, last_complete_day: date, grain: str, years: int 
     return Period(start, end) if end >= start else None
 
 
-def metric_history(conn: Connection, s: Series, *, last_day: date, tz: str | None = None,
+def metric_history(conn: Connection, s: Series, *, last_day: date, tz: str,
                    years: int = HISTORY_YEARS) -> pd.DataFrame:
     """Returns the series' whole periods up to last_day (or the last day with orders, if earlier)
     as DataFrame(ds, y); empty without data. Periods without orders are 0 (the metrics are sums)."""
@@ -210,7 +206,7 @@ def realised_errors(conn: Connection, s: Series, actuals: pd.DataFrame, *, befor
 # --- computing ------------------------------------------------------------------------------------
 
 def forecast_series(conn: Connection, s: Series, *, last_day: date, horizon: int, model: str = "auto",
-                    interval: float = 0.8, country: str | None = None, tz: str | None = None) -> FC.Forecast:
+                    interval: float = 0.8, country: str | None = None, tz: str) -> FC.Forecast:
     """Forecasts the series from its history up to last_day. Raises ForecastError without data."""
     history = metric_history(conn, s, last_day=last_day, tz=tz)
     if history.empty or not (history["y"] != 0).any():
@@ -224,7 +220,7 @@ def forecast_series(conn: Connection, s: Series, *, last_day: date, horizon: int
     return f
 
 
-def nightly_series(conn: Connection, last_day: date, *, tz: str | None = None, top: int = NIGHTLY_TOP) -> list[Series]:
+def nightly_series(conn: Connection, last_day: date, *, tz: str, top: int = NIGHTLY_TOP) -> list[Series]:
     """Returns the series the nightly job forecasts: the total, and the `top` vendors and
     categories by GMV over the last 90 days, for each of NIGHTLY_METRICS."""
     p = Period(last_day - timedelta(days=89), last_day)
@@ -236,7 +232,7 @@ def nightly_series(conn: Connection, last_day: date, *, tz: str | None = None, t
             for dim, v in [("", ""), *[(d, v) for d, vals in tops.items() for v in vals]]]
 
 
-def run_nightly(conn: Connection, run_date: date, *, tz: str | None = None, top: int = NIGHTLY_TOP,
+def run_nightly(conn: Connection, run_date: date, *, tz: str, top: int = NIGHTLY_TOP,
                 progress=None) -> dict:
     """Forecasts and stores every nightly series (nightly_series) from the history up to the day
     before run_date; returns counts. A series that cannot be forecast is counted and skipped."""

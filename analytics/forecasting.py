@@ -106,6 +106,7 @@ def fit_seasonal_naive(y: np.ndarray, horizon: int, season: int, levels) -> dict
 def fit_ets(y: np.ndarray, horizon: int, season: int, levels) -> dict:
     """Additive-error ETS with a damped additive trend, and additive seasonality when the history
     holds two seasons (statsmodels ETSModel, maximum likelihood)."""
+    # statsmodels loads only when a model is fitted: pages that show stored forecasts never need it.
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     seasonal = "add" if len(y) >= 2 * season and season > 1 else None
@@ -150,6 +151,7 @@ def fit_prophet(y: np.ndarray, ds: pd.DatetimeIndex, horizon: int, freq: str, le
     Seasonality is multiplicative for positive series (sales: the weekly swing grows with the level)."""
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
     logging.getLogger("prophet").setLevel(logging.WARNING)
+    # Prophet (heavy, with cmdstanpy) loads only when a Prophet model is fitted.
     from prophet import Prophet
 
     years = (ds[-1] - ds[0]).days / 365.25

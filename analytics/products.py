@@ -6,7 +6,7 @@ latest stock snapshot of each product and its units sold over the 28 days ending
 snapshot's date, which the rollup refresh keeps per snapshot (rollup_stock_cover; summed from
 order lines when rollups are off). Rankings, picks, counts and cover buckets are computed in
 PostgreSQL too: the page receives the few hundred rows it shows, not every product
-(product_metrics and inventory_cover return every row, for downloads of the whole list and tests).
+(product_metrics and fetch_inventory_cover return every row, for downloads of the whole list and tests).
 
 Filters: category and vendor select products (and their order lines); order-level filters such as
 channel or country select the orders whose lines count. Stock serves every channel, so inventory
@@ -14,8 +14,7 @@ cover applies only the product filters (category, vendor, product).
 """
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -23,12 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters, Period
-from analytics.kpis import aggregate, aggregate_query, rollups_usable
+from analytics.kpis import aggregate, aggregate_query, rollup_layout, rollups_usable
 from analytics.metrics import METRICS, format_change
+from data.calendar import local_today
 from data.db import frame, serial_plans
-from data.measures import BASE_MEASURES
+from data.measures import BASE_MEASURES, RAW_DIMENSIONS, local_days_sql
 from data.rollups import STOCK_TABLE, STOCK_WINDOW_DAYS
-from data.settings import load_settings
 
 # Metrics that make sense per product; "units" is a base measure, not a glossary metric.
 RANK_METRICS = ("gmv", "net_revenue", "orders", "units", "aov", "refund_rate", "gross_margin",
@@ -84,7 +83,7 @@ def _clean(df: pd.DataFrame, key: str) -> pd.DataFrame:
     return df[cols].rename(columns={"key": key})
 
 
-def product_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str | None = None,
+def product_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
                     use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per product with an order (counted or cancelled) in the period matching f:
     product_id, sku, name, category, subcategory, vendor_id, vendor, list_price, unit_cost, the base
@@ -101,7 +100,7 @@ def product_metrics(conn: Connection, f: Filters, period: Period | None = None, 
     return df.reset_index(drop=True)
 
 
-def category_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str | None = None,
+def category_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
                      use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per category with an order in the period: category, base measures, metrics."""
     df = _clean(aggregate(conn, f, period, by="category", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups),
@@ -158,7 +157,7 @@ def _json_frame(rows: list[dict], columns: list[str], numeric: list[str]) -> pd.
 
 def product_lists(conn: Connection, f: Filters, period: Period | None = None, *, metric: str = "gmv",
                   n: int = TOP_N, min_gmv: float = 0.0, margin_n: int = TOP_N, scatter: int = SCATTER_LIMIT,
-                  tz: str | None = None, use_rollups: bool = True) -> dict:
+                  tz: str, use_rollups: bool = True) -> dict:
     """Aggregates every product ordered in the period once, in PostgreSQL, and returns only what
     the page lists (each a frame of PRODUCT_COLUMNS, in list order):
 
@@ -174,7 +173,8 @@ def product_lists(conn: Connection, f: Filters, period: Period | None = None, *,
     """
     if metric not in RANK_METRICS:
         raise KeyError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
-    q = aggregate_query(conn, f, period, by="product_id", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups)
+    q = aggregate_query(f, period, layout=rollup_layout(conn, tz) if use_rollups else None, tz=tz, by="product_id",
+                        metrics=_GLOSSARY)
     info = "JOIN mart.products p ON p.product_id = a.key JOIN mart.vendors v ON v.vendor_id = p.vendor_id"
     lists = {
         "top": (f"a.{metric} IS NOT NULL", f"a.{metric} DESC, a.gmv DESC, a.key", ":n"),
@@ -258,9 +258,8 @@ _UNITS_RAW = f"""
         FROM mart.orders o
         JOIN mart.order_items i ON i.order_id = o.order_id
         JOIN snap ON snap.product_id = i.product_id
-        WHERE o.ordered_at >= CAST((SELECT min(snapshot_date) FROM snap) - :back AS date)::timestamp AT TIME ZONE :tz
-          AND o.ordered_at < (CAST(:as_of AS date) + 1)::timestamp AT TIME ZONE :tz
-          AND (o.ordered_at AT TIME ZONE :tz)::date BETWEEN snap.snapshot_date - :back AND snap.snapshot_date
+        WHERE {local_days_sql('o.ordered_at', '(SELECT min(snapshot_date) FROM snap) - :back', ':as_of')}
+          AND {RAW_DIMENSIONS['day']} BETWEEN snap.snapshot_date - :back AND snap.snapshot_date
         GROUP BY i.product_id)"""
 # days_cover: on hand / average daily units; infinite with stock and no sales, NULL with neither.
 _INVENTORY = """
@@ -294,7 +293,6 @@ STOCK_LIST_LIMIT = 1000
 def _inventory_query(conn: Connection, f: Filters, as_of: date, window: int, tz: str | None,
                      use_rollups: bool) -> tuple[str, dict]:
     """Returns the WITH clause defining `inv` (one row per product with a snapshot) and its params."""
-    tz = tz or load_settings().timezone
     filters, params = _product_filter_sql(f)
     params.update({"as_of": as_of, "back": window - 1, "tz": tz, "window": window})
     rollups = use_rollups and rollups_usable(conn, tz)
@@ -304,8 +302,8 @@ def _inventory_query(conn: Connection, f: Filters, as_of: date, window: int, tz:
     return "WITH" + _SNAPSHOTS.format(filters=filters) + "," + units + "," + _INVENTORY, params
 
 
-def inventory_cover(conn: Connection, f: Filters, as_of: date, *, window: int = COVER_WINDOW_DAYS,
-                    tz: str | None = None, use_rollups: bool = True) -> pd.DataFrame:
+def fetch_inventory_cover(conn: Connection, f: Filters, as_of: date, *, window: int = COVER_WINDOW_DAYS,
+                          tz: str, use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per product (matching f's product filters) with a stock snapshot on or
     before as_of: its latest such snapshot (snapshot_date, on_hand), units sold over the `window`
     days ending on that date (units_window), avg_daily_units = units_window / window, days_cover
@@ -327,8 +325,8 @@ def _first_snapshot(conn: Connection) -> date | None:
 
 def inventory_summary(conn: Connection, f: Filters, as_of: date, *, low: float = STOCKOUT_DAYS,
                       high: float = OVERSTOCK_DAYS, window: int = COVER_WINDOW_DAYS, limit: int = STOCK_LIST_LIMIT,
-                      tz: str | None = None, use_rollups: bool = True) -> dict:
-    """Returns what the inventory tab shows, computed in PostgreSQL over inventory_cover's rows:
+                      tz: str, use_rollups: bool = True) -> dict:
+    """Returns what the inventory tab shows, computed in PostgreSQL over fetch_inventory_cover's rows:
 
     summary       {products, in_stock, stock_value, first_date, last_date (snapshot dates used),
                    risk, risk_out (of them out of stock), over, over_value, first_snapshot (of all)}
@@ -369,17 +367,16 @@ def inventory_summary(conn: Connection, f: Filters, as_of: date, *, low: float =
     return out
 
 
-def default_as_of(f: Filters, tz: str | None = None) -> date:
+def default_as_of(f: Filters, tz: str) -> date:
     """Returns the date inventory is read as of: the period's end, or today if that is later."""
-    today = datetime.now(ZoneInfo(tz or load_settings().timezone)).date()
-    return min(f.period.end, today)
+    return min(f.period.end, local_today(tz))
 
 
 # --- the page's default calls ---------------------------------------------------------------------
 
 def compute_product_figures(conn: Connection, f: Filters, *, metric: str = "gmv", n: int = TOP_N,
                             min_gmv: float = DEFAULT_MIN_GMV, margin_n: int = TOP_N, compare: bool = False,
-                            tz: str | None = None, use_rollups: bool = True) -> dict:
+                            tz: str, use_rollups: bool = True) -> dict:
     """Returns product_lists(f) with the category table ("categories"), and with compare=True the
     comparison period's figures for the ranked products ("products_before") and every category
     ("categories_before"); those two are None otherwise."""
@@ -395,7 +392,7 @@ def compute_product_figures(conn: Connection, f: Filters, *, metric: str = "gmv"
     return out
 
 
-def compute_products_page(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str | None = None,
+def compute_products_page(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str,
                           as_of: date | None = None, compare: bool = False) -> dict:
     """Runs the products page's default analytics: compute_product_figures with the default
     controls (top and bottom 10 by GMV, categories, price vs volume, margins above €1,000 GMV) and

@@ -7,7 +7,7 @@ otherwise) or from one SQL query here over small tables (traffic, marketing spen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,9 +15,9 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters, Period, bucket_start, shift_year
 from analytics.kpis import aggregate, fetch_targets, rollup_layout
-from data.customer_rollups import ACQUISITION
 from analytics.metrics import get_metric
-from data.settings import load_settings
+from data.customer_rollups import ACQUISITION
+from data.measures import COUNTED, LINE_VALUE, LOCAL_DAY, local_days_sql
 
 # Buckets in the moving average, per grain: a week of days, a month of weeks, a quarter of months.
 MOVING_WINDOW = {"hour": 24, "day": 7, "week": 4, "month": 3, "quarter": 4, "year": 2}
@@ -165,7 +165,7 @@ class Marketing:
     by_campaign: pd.DataFrame   # channel, campaign, spend, share_of_channel, days
 
 
-def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str | None = None) -> Marketing:
+def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str) -> Marketing:
     """Returns spend, new customers, CAC (spend / new customers) and ROAS (GMV in the period from
     customers acquired through the channel / spend) per acquisition channel, and spend per campaign.
 
@@ -175,7 +175,6 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
     if f.dims:
         raise NotApplicable("Marketing spend is recorded per day, channel and campaign only, so CAC and ROAS "
                             "cannot follow the dimension filters; clear them to see marketing efficiency.")
-    tz = tz or load_settings().timezone
     params = {"start": f.period.start, "end": f.period.end, "tz": tz}
     layout = rollup_layout(conn, tz) if use_rollups else None
     if layout is not None and layout >= 1:
@@ -187,30 +186,27 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
             SELECT acquisition_channel AS channel, SUM(gmv) AS gmv
             FROM mart.{ACQUISITION} WHERE day BETWEEN :start AND :end GROUP BY 1 HAVING SUM(gmv) <> 0"""
     elif layout is not None:
-        new_sql = f"""
+        new_sql = """
             SELECT c.acquisition_channel AS channel, count(*) AS new_customers
             FROM mart.rollup_customers rc JOIN mart.customers c ON c.customer_id = rc.customer_id
             WHERE rc.first_day BETWEEN :start AND :end GROUP BY 1"""
-        gmv_sql = f"""
+        gmv_sql = """
             SELECT c.acquisition_channel AS channel, SUM(d.gmv) AS gmv
             FROM mart.rollup_customer_daily d JOIN mart.customers c ON c.customer_id = d.customer_id
             WHERE d.day BETWEEN :start AND :end GROUP BY 1"""
     else:
-        local_day = "(o.ordered_at AT TIME ZONE :tz)::date"
         new_sql = f"""
             SELECT c.acquisition_channel AS channel, count(*) AS new_customers
-            FROM (SELECT o.customer_id, min({local_day}) AS first_day FROM mart.orders o
-                  WHERE o.status <> 'cancelled' GROUP BY 1) fo
+            FROM (SELECT o.customer_id, min({LOCAL_DAY}) AS first_day FROM mart.orders o
+                  WHERE {COUNTED} GROUP BY 1) fo
             JOIN mart.customers c ON c.customer_id = fo.customer_id
             WHERE fo.first_day BETWEEN :start AND :end GROUP BY 1"""
         gmv_sql = f"""
             SELECT c.acquisition_channel AS channel,
-                   SUM(i.quantity * i.unit_price - i.discount) AS gmv
+                   SUM({LINE_VALUE}) AS gmv
             FROM mart.orders o JOIN mart.order_items i ON i.order_id = o.order_id
             JOIN mart.customers c ON c.customer_id = o.customer_id
-            WHERE o.status <> 'cancelled'
-              AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
+            WHERE {COUNTED} AND {local_days_sql('o.ordered_at', ':start', ':end')}
             GROUP BY 1"""
     spend = pd.DataFrame(conn.execute(sa.text("""
         SELECT channel, campaign, SUM(spend) AS spend, count(DISTINCT day) AS days
@@ -246,17 +242,17 @@ def fetch_profitability(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
     return out
 
 
-def compute_sales_page(conn: Connection, f: Filters, *, metric: str = "gmv", by: str = "category",
+def compute_sales_page(conn: Connection, f: Filters, *, tz: str, metric: str = "gmv", by: str = "category",
                        use_rollups: bool = True) -> dict:
     """Runs the sales page's default figures; use_rollups=False reads raw tables only (benchmark)."""
-    kw = {"use_rollups": use_rollups}
+    kw = {"use_rollups": use_rollups, "tz": tz}
     out = {"trend": fetch_metric_trend(conn, f, metric, **kw),
            "breakdown": fetch_breakdown_growth(conn, f, by, metric, **kw),
            "payments": fetch_payments(conn, f, **kw),
            "profitability": fetch_profitability(conn, f, **kw)}
     try:
         out["funnel"] = fetch_funnel(conn, f, **kw)
-        out["marketing"] = fetch_marketing(conn, f, use_rollups=use_rollups)
+        out["marketing"] = fetch_marketing(conn, f, **kw)
     except NotApplicable:
         pass
     return out

@@ -22,8 +22,7 @@ from analytics.filters import GRAINS, FilterError, Filters, Period
 from analytics.kpis import VENDOR_DIMS, aggregate, filter_params, filters_sql, rollup_from, rollup_layout, sales_source
 from data import dim_cubes as DC
 from data.db import frame
-from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM
-from data.settings import load_settings
+from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_day_start, local_days_sql
 
 LEADERBOARD_METRICS = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancellation_rate",
                        "gross_margin", "take_revenue")
@@ -49,13 +48,9 @@ LIFECYCLE_LABELS = {
 # Shared plumbing
 
 
-def _tz(tz: str | None) -> str:
-    return tz or load_settings().timezone
-
-
 def _aggregate(conn: Connection, f: Filters, period: Period | None, *, metrics: tuple[str, ...],
-               use_rollups: bool = True, tz: str | None = None, by: str | None = None, **kw) -> pd.DataFrame:
-    return aggregate(conn, f, period, by=by, metrics=metrics, tz=_tz(tz),
+               use_rollups: bool = True, tz: str, by: str | None = None, **kw) -> pd.DataFrame:
+    return aggregate(conn, f, period, by=by, metrics=metrics, tz=tz,
                      use_rollups=use_rollups, **kw)
 
 
@@ -91,8 +86,7 @@ def _monthly_gmv_sql(f: Filters, source: str, layout: int, window: Period) -> tu
                    {BASE_MEASURES['gmv']} AS gmv
             FROM {RAW_FROM}
             WHERE i.vendor_id IS NOT NULL
-              AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz {where}
+              AND {local_days_sql('o.ordered_at', ':start', ':end')} {where}
             GROUP BY 1, 2""", params
     rows, params = rollup_from(f, source, window, "month", layout)
     return f"""
@@ -205,14 +199,6 @@ def page_leaderboard(table: pd.DataFrame, *, ids: list[int] | None = None, sort:
     return LeaderboardPage(rows, page, pages, page_size, len(t), len(table))
 
 
-def fetch_leaderboard(conn: Connection, f: Filters, *, search: str = "", sort: str = "rank",
-                      descending: bool = False, page: int = 1, page_size: int = PAGE_SIZE, **kw) -> LeaderboardPage:
-    """Returns one page of the leaderboard for f, searched by vendor name and sorted."""
-    table = compute_vendor_table(conn, f, **kw)
-    ids = search_vendor_ids(conn, search) if search.strip() else None
-    return page_leaderboard(table, ids=ids, sort=sort, descending=descending, page=page, page_size=page_size)
-
-
 # ---------------------------------------------------------------------------------------------
 # Concentration
 
@@ -276,11 +262,10 @@ def hhi_window(p: Period, months: int = HHI_MONTHS) -> Period:
     return Period(min(earlier, p.start.replace(day=1)), p.end)
 
 
-def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, tz: str | None = None,
+def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, tz: str,
                      use_rollups: bool = True) -> pd.DataFrame:
     """Returns (month, vendors, gmv, hhi) per calendar month of hhi_window(f.period): HHI over the
     GMV shares of vendors with positive GMV that month. Months without sales are left out."""
-    tz = _tz(tz)
     window = hhi_window(f.period, months)
     monthly, params = _monthly_gmv_sql(f, *_vendor_source(conn, f, tz, use_rollups), window)
     rows = conn.execute(sa.text(f"""
@@ -300,11 +285,10 @@ def fetch_hhi_series(conn: Connection, f: Filters, *, months: int = HHI_MONTHS, 
 # Lifecycle: new, growing, declining, churned
 
 
-def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str | None = None,
+def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str,
                       use_rollups: bool = True) -> pd.Series:
     """Returns {vendor_id: first sale day} for those of ids whose first ever sale (a line in a
     counted order matching f's filters) falls in f.period; ids are the vendors that sold in it."""
-    tz = _tz(tz)
     source, layout = _vendor_source(conn, f, tz, use_rollups)
     params = {"ids": [int(i) for i in ids], "start": f.period.start, "end": f.period.end, "tz": tz}
     if source == VENDOR_DIMS:
@@ -326,9 +310,8 @@ def fetch_new_vendors(conn: Connection, f: Filters, ids: list[int], *, tz: str |
         where, fp = _filter_sql(f, RAW_DIMENSIONS.get)
         sales = f"""SELECT {{what}} FROM {RAW_FROM}
                     WHERE i.vendor_id = sold_ids.id AND {COUNTED} {where} AND {{when}}"""
-        before = "o.ordered_at < CAST(:start AS date)::timestamp AT TIME ZONE :tz"
-        within = ("o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz "
-                  "AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz")
+        before = f"o.ordered_at < {local_day_start(':start')}"
+        within = local_days_sql("o.ordered_at", ":start", ":end")
         first = f"min({RAW_DIMENSIONS['day']})"
     else:
         where, fp = _filter_sql(f, lambda d: d)
@@ -420,14 +403,13 @@ def _vendor_customers_sql(f: Filters, grain: str | None) -> tuple[str, dict]:
             SELECT o.customer_id, min({day}) AS first_day
             FROM mart.order_items i JOIN mart.orders o ON o.order_id = i.order_id
             WHERE i.vendor_id = :vendor AND {COUNTED}
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
+              AND {local_days_sql('o.ordered_at', None, ':end')}
             GROUP BY 1),
         active AS (
             SELECT {key} AS key, {lo} AS lo, o.customer_id, SUM({LINE_VALUE}) AS gmv
             FROM {RAW_FROM}
             WHERE i.vendor_id = :vendor AND {COUNTED}
-              AND o.ordered_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
-              AND o.ordered_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz {where}
+              AND {local_days_sql('o.ordered_at', ':start', ':end')} {where}
             GROUP BY 1, 2, 3)
         SELECT a.key, count(*) AS customers,
                count(*) FILTER (WHERE fi.first_day >= a.lo) AS new,
@@ -439,7 +421,7 @@ def _vendor_customers_sql(f: Filters, grain: str | None) -> tuple[str, dict]:
 
 
 def fetch_vendor_customers(conn: Connection, f: Filters, vendor_id: int, period: Period | None = None, *,
-                           grain: str | None = None, tz: str | None = None, **_) -> pd.DataFrame:
+                           grain: str | None = None, tz: str, **_) -> pd.DataFrame:
     """Returns (key, customers, new, returning, gmv_new, gmv_returning): the vendor's customers in
     the period (counted orders matching f) split into new and returning to this vendor; one 'total'
     row, or one row per bucket of grain (hour counts per day)."""
@@ -447,7 +429,7 @@ def fetch_vendor_customers(conn: Connection, f: Filters, vendor_id: int, period:
     grain = "day" if grain == "hour" else grain
     sql, params = _vendor_customers_sql(f, grain)
     df = frame(conn.execute(sa.text(sql), {"vendor": int(vendor_id), "start": period.start, "end": period.end,
-                                            "tz": _tz(tz), **params}))
+                                            "tz": tz, **params}))
     cols = ["key", "customers", "new", "returning", "gmv_new", "gmv_returning"]
     if df.empty:
         return pd.DataFrame([{"key": "total", **{c: 0.0 for c in cols[1:]}}] if grain is None else [],
@@ -518,7 +500,7 @@ def compute_vendor_detail(conn: Connection, f: Filters, vendor_id: int, *, table
 # The page's default figures in one call (the benchmark times it against raw tables)
 
 
-def compute_vendors_page(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str | None = None) -> dict:
+def compute_vendors_page(conn: Connection, f: Filters, *, use_rollups: bool = True, tz: str) -> dict:
     """Returns {table, leaderboard, concentration, hhi, lifecycle}: what the vendors page computes
     before anyone picks a vendor. use_rollups=False reads only the raw tables."""
     kw = {"use_rollups": use_rollups, "tz": tz}

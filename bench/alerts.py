@@ -62,7 +62,7 @@ def _specs(rng: random.Random, categories: list[str]):
 def _with_thresholds(conn, specs, now):
     """Sets each threshold rule's threshold at the 10th (below) or 90th (above) percentile of what
     it sees now."""
-    batch = A.evaluate(conn, specs, now)
+    batch = A.evaluate(conn, specs, now, tz="UTC")
     out = []
     for s, obs in zip(specs, batch.observations):
         if s.condition in ("above", "below"):
@@ -121,12 +121,12 @@ def bench_alerts(url: str, reps: int) -> dict:
                                          "USING (rule_id) WHERE r.owner = :o"), {"o": OWNER}).scalar()
         vendors = conn.execute(sa.text("SELECT count(*) FROM mart.vendors WHERE status <> 'closed'")).scalar()
         t = time.perf_counter()
-        batch = A.evaluate(conn, specs, now)
+        batch = A.evaluate(conn, specs, now, tz="UTC")
         batched_s = time.perf_counter() - t
         t = time.perf_counter()
         single_queries = 0
         for s in specs:
-            single_queries += A.evaluate(conn, [s], now).queries
+            single_queries += A.evaluate(conn, [s], now, tz="UTC").queries
         single_s = time.perf_counter() - t
     eng.dispose()
     out = {"lines": lines, "rules": len(specs), "fanned": fanned, "groups": groups, "vendors": vendors,

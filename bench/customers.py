@@ -28,7 +28,7 @@ def bench_customers(url: str, reps: int) -> dict:
         scores = S.compute_scores(conn, f, as_of, tz="UTC")
         compute_s = time.perf_counter() - t
         t = time.perf_counter()
-        S.store_scores(conn, scores, started_at=started, rollup_version=None)
+        S.store_scores(conn, scores, started_at=started, rollup_version=None, tz="UTC")
         store_s = time.perf_counter() - t
     log(f"  customer scores: {scores.customers:,} customers, compute {compute_s:.1f} s, store {store_s:.1f} s, "
         f"steps {scores.timings}")

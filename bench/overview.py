@@ -59,8 +59,8 @@ def bench_pages(url: str, reps: int, budget_s: float = 60.0) -> list[dict]:
             fn = getattr(importlib.import_module(module), name)
             for preset in ("last_30_days", "ytd"):
                 f = Filters.make(resolve_preset(preset, today))
-                app_s, _ = timed(lambda: fn(conn, f, use_rollups=True), reps, budget_s)
-                raw_s, _ = timed(lambda: fn(conn, f, use_rollups=False), reps, budget_s)
+                app_s, _ = timed(lambda: fn(conn, f, use_rollups=True, tz="UTC"), reps, budget_s)
+                raw_s, _ = timed(lambda: fn(conn, f, use_rollups=False, tz="UTC"), reps, budget_s)
                 rows.append({"page": page, "preset": preset, "app_ms": app_s * 1000, "raw_ms": raw_s * 1000,
                              "ratio": app_s / raw_s})
                 log(f"  {page} {preset}: app {app_s*1000:.0f} ms, raw {raw_s*1000:.0f} ms, {app_s / raw_s:.3f}×")

@@ -103,8 +103,7 @@ def bench_scale(url: str, reps: int = REPS, log: Callable[[str], None] = print) 
                 dims = {} if flt == "none" else {flt: [values[flt]]}
                 for preset in PRESETS:
                     f = Filters.make(_period(preset, today), **dims)
-                    kw = {"tz": "UTC"} if page != "sales" else {}
-                    cells[page, flt, preset] = _median_ms(lambda: fn(conn, f, **kw), reps)
+                    cells[page, flt, preset] = _median_ms(lambda: fn(conn, f, tz="UTC"), reps)
                     if cells[page, flt, preset] == float("inf"):
                         conn.rollback()   # the stopped statement aborted the transaction
                     if page == "overview":
@@ -126,7 +125,7 @@ def _stored_pages(eng, today: date, values: dict, reps: int, log) -> dict:
         if S.latest_run_id(conn) is None:
             log("  scale: storing a customer scores run for the customers page's reads")
             scores = S.compute_scores(conn, Filters.make(Period(today, today)), today, tz="UTC")
-            S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None)
+            S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None, tz="UTC")
     with eng.connect() as conn:
         def customers():
             stored = S.load_stored(conn)

@@ -1,12 +1,20 @@
-"""Calendar pieces of a period: whole years, quarters, months, ISO weeks and single days (pure date
-arithmetic).
+"""The local day, and calendar pieces of a period: whole years, quarters, months, ISO weeks and single
+days (pure date arithmetic).
 
 The rollups keep copies per week and month; a period reads whole buckets and its edge days
 (data.rollups, analytics.kpis), and refreshes rebuild the buckets their dirty days touch.
 """
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+
+def local_today(tz: str | ZoneInfo, now: datetime | None = None) -> date:
+    """Returns the date in time zone tz (a name such as APP_TIMEZONE's, or a ZoneInfo) at `now`
+    (an aware datetime; default: this instant): the day period presets are resolved against."""
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    return (now or datetime.now(timezone.utc)).astimezone(zone).date()
 
 
 def merged_spans(spans) -> list[tuple[date, date]]:

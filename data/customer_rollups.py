@@ -52,7 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from data.db import latest_order_day, stage_temp_table
-from data.measures import COUNTED, LINE_VALUE
+from data.measures import COUNTED, LINE_VALUE, LOCAL_DAY, local_days_sql
 
 CELLS = "rollup_customer_cells"
 SPACES = "rollup_customer_spaces"
@@ -82,9 +82,9 @@ def stage_history(conn: Connection, tz: str, scope: str | None, *, append: bool 
     items keeps their order lines' values too (cust_items), for ORDER_GMV. since keeps only the
     orders of that local day and after (and the customers who placed them)."""
     of = lambda alias: "true" if scope is None else f"{alias}.customer_id IN (SELECT customer_id FROM {scope})"  # noqa: E731
-    after = "true" if since is None else "o.ordered_at >= CAST(:since AS date)::timestamp AT TIME ZONE :tz"
+    after = "true" if since is None else local_days_sql("o.ordered_at", ":since", None)
     stage_temp_table(conn, "cust_orders", f"""
-        SELECT o.order_id, o.customer_id, o.ordered_at, (o.ordered_at AT TIME ZONE :tz)::date AS day,
+        SELECT o.order_id, o.customer_id, o.ordered_at, {LOCAL_DAY} AS day,
                o.channel, o.business_model, o.payment_method
         FROM mart.orders o WHERE {COUNTED} AND {of('o')} AND {after}""", {"tz": tz, "since": since}, append=append)
     lines = f"""
@@ -392,15 +392,14 @@ def insert_acquisition(conn: Connection, tz: str, days: str | None) -> None:
     if days is None:
         orders, firsts = "true", "true"
     else:
-        orders = (f"o.ordered_at >= (SELECT min(day) FROM {days})::timestamp AT TIME ZONE :tz "
-                  f"AND o.ordered_at < ((SELECT max(day) FROM {days}) + 1)::timestamp AT TIME ZONE :tz "
-                  f"AND (o.ordered_at AT TIME ZONE :tz)::date IN (SELECT day FROM {days})")
+        orders = (local_days_sql("o.ordered_at", f"(SELECT min(day) FROM {days})", f"(SELECT max(day) FROM {days})")
+                  + f" AND {LOCAL_DAY} IN (SELECT day FROM {days})")
         firsts = f"rc.first_day IN (SELECT day FROM {days})"
     conn.execute(sa.text(f"""
         INSERT INTO mart.{ACQUISITION} (day, acquisition_channel, gmv, new_customers)
         SELECT day, channel, SUM(gmv), SUM(new) FROM (
-            SELECT (o.ordered_at AT TIME ZONE :tz)::date AS day, c.acquisition_channel AS channel,
-                   SUM(i.quantity * i.unit_price - i.discount) AS gmv, 0 AS new
+            SELECT {LOCAL_DAY} AS day, c.acquisition_channel AS channel,
+                   SUM({LINE_VALUE}) AS gmv, 0 AS new
             FROM mart.orders o
             JOIN mart.order_items i ON i.order_id = o.order_id
             JOIN mart.customers c ON c.customer_id = o.customer_id

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 LINE_VALUE = "(i.quantity * i.unit_price - i.discount)"
 COUNTED = "o.status <> 'cancelled'"
+# An order's local day (the bound parameter :tz names the time zone).
+LOCAL_DAY = "(o.ordered_at AT TIME ZONE :tz)::date"
 
 BASE_MEASURES: dict[str, str] = {
     "gmv": f"COALESCE(SUM({LINE_VALUE}) FILTER (WHERE {COUNTED}), 0)",
@@ -24,9 +26,6 @@ BASE_MEASURES: dict[str, str] = {
     "all_orders": "COUNT(DISTINCT o.order_id)",
     "cancelled_orders": "COUNT(DISTINCT o.order_id) FILTER (WHERE o.status = 'cancelled')",
 }
-# Measures that are sums over order lines, as opposed to counts of orders.
-LINE_SUMS = ("gmv", "refunded", "take", "cost", "units")
-ORDER_COUNTS = ("orders", "all_orders", "cancelled_orders")
 
 # Raw rows at line grain with every dimension the filters know; orders without lines keep one
 # row with NULL line columns so that they still count as orders.
@@ -39,7 +38,7 @@ _LINE_JOINS = """
 RAW_FROM = "\n    mart.orders o" + _CUSTOMER_JOIN + _LINE_JOINS
 # Dimension -> expression over RAW_FROM. The local day needs the bound parameter :tz.
 RAW_DIMENSIONS: dict[str, str] = {
-    "day": "(o.ordered_at AT TIME ZONE :tz)::date",
+    "day": LOCAL_DAY,
     "channel": "o.channel",
     "business_model": "o.business_model",
     "segment": "c.segment",
@@ -51,9 +50,7 @@ RAW_DIMENSIONS: dict[str, str] = {
     "category": "p.category",
     "product_id": "i.product_id",
 }
-ORDER_DIMENSIONS = ("channel", "business_model", "payment_method", "payment_status")
 CUSTOMER_DIMENSIONS = ("segment", "region", "country")
-LINE_DIMENSIONS = ("vendor_id", "category", "product_id")
 
 
 # Every column of RAW_FROM that BASE_MEASURES and RAW_DIMENSIONS read, by alias: what a copy of
@@ -97,11 +94,19 @@ MEASURE_COLUMNS = ", ".join(BASE_MEASURES)
 MEASURE_SUMS = ", ".join(f"SUM({m})" for m in BASE_MEASURES)
 
 
-def local_days_sql(column: str, lo: str = ":lo", hi: str = ":hi") -> str:
-    """Returns SQL bounding timestamp column to the local days lo..hi (bound date parameters;
-    :tz names the time zone)."""
-    return (f"{column} >= CAST({lo} AS date)::timestamp AT TIME ZONE :tz "
-            f"AND {column} < (CAST({hi} AS date) + 1)::timestamp AT TIME ZONE :tz")
+def local_day_start(day: str) -> str:
+    """Returns SQL for the instant local day `day` (an SQL date expression or bound parameter)
+    starts in time zone :tz."""
+    return f"CAST({day} AS date)::timestamp AT TIME ZONE :tz"
+
+
+def local_days_sql(column: str, lo: str | None = ":lo", hi: str | None = ":hi") -> str:
+    """Returns SQL bounding timestamp column to the local days lo..hi, both included (SQL date
+    expressions or bound parameters; None leaves that end open; :tz names the time zone). A range
+    of the column itself, so an index on it serves; every local-day condition on ordered_at is this one."""
+    bounds = ([f"{column} >= {local_day_start(lo)}"] if lo is not None else []) + \
+             ([f"{column} < {local_day_start(f'CAST({hi} AS date) + 1')}"] if hi is not None else [])
+    return " AND ".join(bounds)
 
 
 def measure_list(names: tuple[str, ...] = tuple(BASE_MEASURES)) -> str:

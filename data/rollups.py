@@ -13,7 +13,7 @@ from data import customer_rollups as CR
 from data import dim_cubes as DC
 from data.calendar import bucket_bounds, merged_spans
 from data.db import stage_temp_table
-from data.measures import MEASURE_COLUMNS, MEASURE_SUMS, local_days_sql, measure_list
+from data.measures import LOCAL_DAY, MEASURE_COLUMNS, MEASURE_SUMS, local_days_sql, measure_list
 from data.settings import load_settings
 
 # The rollup tables this code builds: a database whose rows were built for an older layout
@@ -88,7 +88,7 @@ def _stage_orders(conn: Connection, where: str, params: dict) -> None:
     conn.execute(sa.text(f"""
         CREATE TEMP TABLE stage_orders ON COMMIT DROP AS
         SELECT o.order_id, o.customer_id, o.ordered_at,
-               (o.ordered_at AT TIME ZONE :tz)::date AS day,
+               {LOCAL_DAY} AS day,
                date_trunc('hour', o.ordered_at, :tz) AS hour,
                o.channel, o.business_model, c.segment, c.region, c.country,
                o.payment_method, o.payment_status,
@@ -148,7 +148,7 @@ def _insert_day_rollups(conn: Connection, where: str, params: dict) -> None:
         groups = ", ".join(str(n) for n in range(1, len(keys) + 2))
         conn.execute(sa.text(f"""
             INSERT INTO mart.{table} (day, {dims}, {MEASURE_COLUMNS})
-            SELECT (o.ordered_at AT TIME ZONE :tz)::date AS day, {', '.join(keys)}, {measure_list()}
+            SELECT {LOCAL_DAY} AS day, {', '.join(keys)}, {measure_list()}
             FROM mart.orders o
             JOIN mart.order_items i ON i.order_id = o.order_id
             JOIN mart.vendors v ON v.vendor_id = i.vendor_id
@@ -384,14 +384,13 @@ def _recount_day_cells(conn: Connection, tz: str) -> None:
     """Recounts the cells of the days in temp table recount from the histories of every customer
     with an order on one of them."""
     # Every other customer with an order on a recounted day, or a second order on one.
-    conn.execute(sa.text("""
+    conn.execute(sa.text(f"""
         CREATE TEMP TABLE scope ON COMMIT DROP AS
         SELECT customer_id FROM affected
         UNION
         SELECT o.customer_id FROM mart.orders o
-        WHERE o.ordered_at >= (SELECT min(day) FROM recount)::timestamp AT TIME ZONE :tz
-          AND o.ordered_at < ((SELECT max(day) FROM recount) + 1)::timestamp AT TIME ZONE :tz
-          AND (o.ordered_at AT TIME ZONE :tz)::date IN (SELECT day FROM recount)
+        WHERE {local_days_sql('o.ordered_at', '(SELECT min(day) FROM recount)', '(SELECT max(day) FROM recount)')}
+          AND {LOCAL_DAY} IN (SELECT day FROM recount)
         UNION
         SELECT customer_id FROM mart.rollup_customers WHERE second_day IN (SELECT day FROM recount)"""), {"tz": tz})
     conn.execute(sa.text("ANALYZE scope"))

@@ -1,8 +1,10 @@
 """Settings read from environment variables, with every default in one place."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -81,8 +83,6 @@ def _whole(name: str, least: int = 0) -> int:
 
 def _networks(name: str) -> tuple:
     """A comma-separated list of networks (10.0.0.0/8, 192.168.1.20, fd00::/8) as ip_network values."""
-    import ipaddress
-
     out = []
     for part in filter(None, (p.strip() for p in _env(name).split(","))):
         try:
@@ -261,7 +261,6 @@ def _secret(name: str) -> str:
     """Returns a top-level string from .streamlit/secrets.toml, or "" when absent."""
     if not SECRETS_FILE.exists():
         return ""
-    import tomllib
     try:
         value = tomllib.loads(SECRETS_FILE.read_text()).get(name, "")
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as ex:

@@ -18,7 +18,8 @@ from decimal import Decimal
 
 import pandas as pd
 
-from analytics.query import FORMULA_START
+from analytics.metrics import METRICS
+from analytics.query import FORMULA_START, open_query
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). Defined
 # beside the COPY path that neutralises them in SQL, so that both read one list.
@@ -86,8 +87,6 @@ COUNT_FORMAT = "#,##0"
 
 def column_kind(name: str) -> str | None:
     """'money', 'percent', 'count' or None, from a glossary metric's kind or the column's name."""
-    from analytics.metrics import METRICS
-
     name = str(name)
     if name in METRICS:
         return METRICS[name].fmt
@@ -98,10 +97,6 @@ def column_kind(name: str) -> str | None:
     if COUNT_NAME.search(name):
         return "count"
     return None
-
-
-def money_columns(columns: Sequence[str]) -> set[str]:
-    return {c for c in columns if column_kind(c) == "money"}
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -210,6 +205,7 @@ class XlsxBook:
     ("name (2)", …); close() adds a sheet "About" with what produced it."""
 
     def __init__(self, out, *, max_rows: int = XLSX_MAX_ROWS):
+        # openpyxl loads only when a workbook is made: CSV and JSON exports (and the app) never need it.
         from openpyxl import Workbook
         from openpyxl.styles import Font, PatternFill
 
@@ -231,7 +227,7 @@ class XlsxBook:
 
     def sheet(self, name: str, columns: Sequence[str], batches: Batches, *, money: set[str] | None = None) -> int:
         """Writes one table (continuing on further sheets past max_rows); returns its data rows."""
-        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell import WriteOnlyCell  # lazily, as in __init__
 
         kinds = {"money": MONEY_FORMAT, "percent": PERCENT_FORMAT, "count": COUNT_FORMAT}
         formats = [(MONEY_FORMAT if c in money else None) if money is not None else kinds.get(column_kind(c))
@@ -312,7 +308,7 @@ def write_xlsx(columns: Sequence[str], batches: Batches, out, *, sheet: str = "d
 
 
 def _letter(i: int) -> str:
-    from openpyxl.utils import get_column_letter
+    from openpyxl.utils import get_column_letter  # lazily, as in XlsxBook.__init__
     return get_column_letter(i)
 
 
@@ -347,8 +343,6 @@ def export_query(sql: str, params: dict | None, fmt: str, out, *, row_limit: int
                  timeout_ms: int | None = None) -> tuple[int, bool]:
     """Streams an analyst's query (through analytics.query.open_query: the same checks and role as
     the SQL page) batch by batch into out. Returns (rows written, whether row_limit cut it short)."""
-    from analytics.query import open_query
-
     with open_query(sql, params, engine=engine, timeout_ms=timeout_ms) as stream:
         limit = None if row_limit is None else row_limit + 1
         seen = {"rows": 0}

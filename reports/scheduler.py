@@ -19,13 +19,17 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
 
 import schedule
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from data.db import DatabaseStartError, get_engine
 from data.schema import current_revision, head_revision
-from data.settings import SettingsError, load_settings
+from data.settings import Settings, SettingsError, load_settings
 from reports import alert_evaluation, delivery, exports, jobs, schedules
 
 log = logging.getLogger("reports.scheduler")
@@ -58,10 +62,10 @@ def _check_schema(engine: sa.engine.Engine) -> None:
 
 
 class Worker(threading.Thread):
-    """Runs job on a thread of its own every `every` seconds (sooner after wake()) until stop is
-    set, and stops after the job in hand. Long work (exports, the nightly models) runs on workers,
-    so that the heartbeat, the rollup refresh, the alerts and the deliveries keep their times on
-    the main loop whatever one export costs."""
+    """Runs job (which logs its own failures: run_command) on a thread of its own every `every`
+    seconds (sooner after wake()) until stop is set, and stops after the job in hand. Long work
+    (exports, the nightly models) and the deliveries run on workers, so that the heartbeat, the
+    rollup refresh and the alerts keep their times on the main loop whatever one export costs."""
 
     def __init__(self, name: str, job: Callable[[], None], every: float, stop: threading.Event):
         super().__init__(name=name, daemon=True)
@@ -74,144 +78,197 @@ class Worker(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             self._wake.clear()   # a wake() from here on runs the job again without waiting
-            try:
-                self.job()
-            except Exception:  # noqa: BLE001 - a worker outlives any one job; the job records its own
-                log.exception("%s: the job raised", self.name)
+            self.job()
             self._wake.wait(self.every)
 
 
-def run(once: bool = False) -> int:
-    settings = load_settings()
-    engine = get_engine(settings)
-    _check_schema(engine)
-    stop = threading.Event()
+# --- the jobs: each command does one thing and returns whether to wake the workers it feeds --------
 
+
+@dataclass
+class Context:
+    """What the commands share: the engine, the settings, the stop flag and the worker threads."""
+    engine: sa.engine.Engine
+    settings: Settings
+    stop: threading.Event
+    workers: dict[str, list[Worker]] = field(default_factory=dict)
+
+
+def beat(ctx: Context) -> None:
+    jobs.heartbeat(ctx.engine, {"refresh_every_s": ctx.settings.rollup_refresh_seconds})
+
+
+def refresh(ctx: Context) -> None:
+    jobs.run_job(ctx.engine, "refresh_rollups", jobs.refresh_job, lock="refresh_rollups")
+
+
+def prune(ctx: Context) -> None:
+    jobs.run_job(ctx.engine, "prune_login_attempts", jobs.prune_job, lock="prune_login_attempts")
+
+
+def nightly(name: str, due: Callable[[Connection], date | None], job: Callable[[Connection], str | None]
+            ) -> Callable[[Context], None]:
+    """Returns a command that runs job once its night has come (see jobs._nightly_due): checked
+    often, run once a night, so a missed night (the process was down) is caught up."""
+    def run_if_due(ctx: Context) -> None:
+        with ctx.engine.connect() as conn:
+            if due(conn) is None:
+                return
+        jobs.run_job(ctx.engine, name, job, lock=name)
+    return run_if_due
+
+
+def cleanup(ctx: Context) -> None:
+    rows, files = exports.cleanup_expired(ctx.engine, settings=ctx.settings)
+    if rows or files:
+        log.info("expired exports: %s rows and %s files deleted", rows, files)
+
+
+def evaluate_alerts(ctx: Context) -> bool:
+    """Evaluates due alert rules; their notifications are the delivery worker's to send."""
+    n = alert_evaluation.evaluate_due(ctx.engine, settings=ctx.settings)
+    if n["rules"]:
+        log.info("alerts: %(rules)s rules in %(queries)s queries, %(events)s events, "
+                 "%(notifications)s notifications, %(errors)s failed", n)
+    return True
+
+
+def plan(ctx: Context) -> bool:
+    """Queues due schedule slots; returns whether it queued a run (for the export workers)."""
+    with ctx.engine.begin() as conn:
+        planned = schedules.plan_due(conn, settings=ctx.settings)
+        schedules.fail_stale_runs(conn)
+    if planned["queued"] or planned["skipped"]:
+        log.info("schedules: %s runs queued, %s missed slots recorded as skipped", planned["queued"],
+                 planned["skipped"])
+    return planned["queued"] > 0
+
+
+def make_exports(ctx: Context) -> None:
+    """Makes queued exports until none is left; a SIGTERM hands the one in hand back."""
+    exports.run_exports(ctx.engine, jobs.WORKER, settings=ctx.settings, stop=ctx.stop.is_set)
+
+
+def deliver(ctx: Context) -> None:
+    sent = delivery.deliver_due(ctx.engine, settings=ctx.settings, stop=ctx.stop.is_set, worker=jobs.WORKER)
+    if any(sent.values()):
+        log.info("deliveries: %(sent)s sent, %(retry)s to retry, %(failed)s failed", sent)
+
+
+MAIN = "main"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A row of the job table: a name (for the log), a cadence (seconds, or the name of the Settings
+    field that holds them), a command, the thread it runs on (the main loop, or a worker of that
+    name; `copies`: the Settings field that holds how many numbered workers share the job), and the
+    worker it wakes when the command returns true."""
+    name: str
+    every: str | int
+    command: Callable[[Context], object]
+    thread: str = MAIN
+    copies: str | None = None
+    wakes: str | None = None
+
+    def seconds(self, settings: Settings) -> float:
+        return getattr(settings, self.every) if isinstance(self.every, str) else self.every
+
+
+# Every job, in the order one pass runs them (--once, and the main loop's first pass). Short jobs
+# run on the main loop; long ones (the nightly models, exports) and the deliveries (a slow mail
+# server, 30 s a step, or a backlog of retries would hold up the alerts) on worker threads, so that
+# none of them delays the heartbeat, the refresh or the alerts.
+JOBS = (
+    Job("heartbeat", "heartbeat_seconds", beat),
+    Job("refresh_rollups", "rollup_refresh_seconds", refresh),
+    Job("prune_login_attempts", 6 * 3600, prune),
+    Job("customer_scores", 300, nightly("customer_scores", jobs.customer_scores_due, jobs.customer_scores_job),
+        thread="nightly"),
+    Job("forecasts", 300, nightly("forecasts", jobs.forecasts_due, jobs.forecasts_job), thread="nightly"),
+    Job("expired_exports", 3600, cleanup),
+    Job("alerts", "work_seconds", evaluate_alerts, wakes="deliveries"),
+    Job("schedules", "work_seconds", plan, wakes="exports"),
+    Job("exports", "work_seconds", make_exports, thread="exports", copies="export_workers"),
+    Job("deliveries", "work_seconds", deliver, thread="deliveries"),
+)
+
+
+def run_command(job: Job, ctx: Context) -> object:
+    """Runs job's command and returns what it returned; logs a failure (None) instead of raising, so
+    that the loop and the workers outlive any one run. Jobs recorded with jobs.run_job keep their
+    own record in app.job_runs."""
+    try:
+        return job.command(ctx)
+    except sa.exc.SQLAlchemyError as ex:
+        log.error("%s: not run, the database is unreachable: %s", job.name, getattr(ex, "orig", None) or ex)
+    except OSError as ex:
+        log.error("%s: not run: %s", job.name, ex)
+    except Exception:  # noqa: BLE001 - the loop outlives any one job; the next turn tries again
+        log.exception("%s: the job failed", job.name)
+    return None
+
+
+def _tick(job: Job, ctx: Context) -> None:
+    if run_command(job, ctx) and job.wakes:
+        for w in ctx.workers.get(job.wakes, []):
+            w.wake()
+
+
+def _run_all(batch: list[Job], ctx: Context) -> None:
+    for job in batch:
+        _tick(job, ctx)
+
+
+def _workers(ctx: Context) -> dict[str, list[Worker]]:
+    """Returns the worker threads of the jobs off the main loop, by thread name: each runs its jobs
+    in table order every `every` seconds (its first job's cadence); a job with `copies` runs on that
+    many numbered workers (exports-1, exports-2…)."""
+    out: dict[str, list[Worker]] = {}
+    for thread in dict.fromkeys(j.thread for j in JOBS if j.thread != MAIN):
+        batch = [j for j in JOBS if j.thread == thread]
+        copies = batch[0].copies
+        names = [f"{thread}-{i + 1}" for i in range(getattr(ctx.settings, copies))] if copies else [thread]
+        out[thread] = [Worker(name, partial(_run_all, batch, ctx), batch[0].seconds(ctx.settings), ctx.stop)
+                       for name in names]
+    return out
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
     def _stop(signum, frame):  # noqa: ARG001
         log.info("stopping after the jobs in hand")
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    beat = lambda: jobs.heartbeat(engine, {"refresh_every_s": settings.rollup_refresh_seconds})  # noqa: E731
-    refresh = lambda: jobs.run_job(engine, "refresh_rollups", jobs.refresh_job, lock="refresh_rollups")  # noqa: E731
-    prune = lambda: jobs.run_job(engine, "prune_login_attempts", jobs.prune_job, lock="prune_login_attempts")  # noqa: E731
 
-    def nightly(name: str, due, job):
-        """Returns a check that runs job once its night has come (see jobs._nightly_due)."""
-        def run_if_due() -> None:
-            try:
-                with engine.connect() as conn:
-                    if due(conn) is None:
-                        return
-            except sa.exc.SQLAlchemyError as ex:
-                log.error("could not check whether %s is due: %s", name, getattr(ex, "orig", ex))
-                return
-            jobs.run_job(engine, name, job, lock=name)
-        return run_if_due
 
-    scores = nightly("customer_scores", jobs.customer_scores_due, jobs.customer_scores_job)
-    forecasts = nightly("forecasts", jobs.forecasts_due, jobs.forecasts_job)
-
-    def evaluate_alerts() -> None:
-        try:
-            n = alert_evaluation.evaluate_due(engine, settings=settings)
-            if n["rules"]:
-                log.info("alerts: %(rules)s rules in %(queries)s queries, %(events)s events, "
-                         "%(notifications)s notifications, %(errors)s failed", n)
-        except sa.exc.SQLAlchemyError as ex:
-            log.error("alerts not evaluated, the database is unreachable: %s", getattr(ex, "orig", ex))
-        except Exception:  # noqa: BLE001 - the loop outlives any one tick; the rules stay due
-            log.exception("alerts: the evaluation failed")
-
-    def plan() -> int:
-        """Queues due schedule slots; returns how many runs it queued."""
-        try:
-            with engine.begin() as conn:
-                planned = schedules.plan_due(conn, settings=settings)
-                schedules.fail_stale_runs(conn)
-        except sa.exc.SQLAlchemyError as ex:
-            log.error("schedules not planned, the database is unreachable: %s", getattr(ex, "orig", ex))
-            return 0
-        except Exception:  # noqa: BLE001 - the loop outlives any one tick; the next tick tries again
-            log.exception("schedules: the planning failed")
-            return 0
-        if planned["queued"] or planned["skipped"]:
-            log.info("schedules: %s runs queued, %s missed slots recorded as skipped", planned["queued"],
-                     planned["skipped"])
-        return planned["queued"]
-
-    def make_exports() -> None:
-        """Makes queued exports until none is left; a SIGTERM hands the one in hand back."""
-        try:
-            exports.run_exports(engine, jobs.WORKER, settings=settings, stop=stop.is_set)
-        except sa.exc.SQLAlchemyError as ex:
-            log.error("exports paused, the database is unreachable: %s", getattr(ex, "orig", ex))
-
-    def deliver() -> None:
-        try:
-            sent = delivery.deliver_due(engine, settings=settings, stop=stop.is_set, worker=jobs.WORKER)
-            if any(sent.values()):
-                log.info("deliveries: %(sent)s sent, %(retry)s to retry, %(failed)s failed", sent)
-        except sa.exc.SQLAlchemyError as ex:
-            log.error("deliveries paused, the database is unreachable: %s", getattr(ex, "orig", ex))
-        except Exception:  # noqa: BLE001 - the loop outlives any one tick; the next tick tries again
-            log.exception("deliveries: the tick failed")
-
-    def cleanup() -> None:
-        try:
-            rows, files = exports.cleanup_expired(engine, settings=settings)
-            if rows or files:
-                log.info("expired exports: %s rows and %s files deleted", rows, files)
-        except (sa.exc.SQLAlchemyError, OSError) as ex:
-            log.error("expired exports not cleaned up: %s", getattr(ex, "orig", ex))
-
-    beat()
-    refresh()
-    prune()
+def run(once: bool = False) -> int:
+    """Runs every job once (--once), or the main loop and the workers until SIGTERM or SIGINT."""
+    settings = load_settings()
+    engine = get_engine(settings)
+    _check_schema(engine)
+    ctx = Context(engine, settings, threading.Event())
+    _stop_on_signals(ctx.stop)
     if once:
-        scores()
-        forecasts()
-        cleanup()
-        evaluate_alerts()
-        plan()
-        make_exports()
-        deliver()
+        for job in JOBS:
+            run_command(job, ctx)
         return 0
-    # Checked often, run once a night: a missed night (the process was down) is caught up.
-    workers = [Worker("nightly", lambda: (scores(), forecasts()), 300, stop)]
-    workers += [Worker(f"exports-{i + 1}", make_exports, settings.work_seconds, stop)
-                for i in range(settings.export_workers)]
-    # A slow mail server (30 s a step) or a backlog of retries would hold up the alerts too.
-    sender = Worker("deliveries", deliver, settings.work_seconds, stop)
-    for w in (*workers, sender):
+    main_jobs = [j for j in JOBS if j.thread == MAIN]
+    for job in main_jobs:
+        _tick(job, ctx)
+    ctx.workers = _workers(ctx)
+    threads = [w for ws in ctx.workers.values() for w in ws]
+    for w in threads:
         w.start()
-
-    def work() -> None:
-        """Evaluates due alert rules (waking the delivery worker) and queues due schedule slots
-        (waking the export workers)."""
-        evaluate_alerts()
-        sender.wake()
-        if plan():
-            for w in workers:
-                w.wake()
-
-    cleanup()
-    work()
-    schedule.every(settings.heartbeat_seconds).seconds.do(beat)
-    schedule.every(settings.rollup_refresh_seconds).seconds.do(refresh)
-    schedule.every(6).hours.do(prune)
-    schedule.every(settings.work_seconds).seconds.do(work)
-    schedule.every(1).hours.do(cleanup)
+    for job in main_jobs:
+        schedule.every(job.seconds(settings)).seconds.do(_tick, job, ctx)
     log.info("scheduler %s running: rollups every %ss, %s export workers", jobs.WORKER,
              settings.rollup_refresh_seconds, settings.export_workers)
-    while not stop.is_set():
-        try:
-            schedule.run_pending()
-        except Exception:  # noqa: BLE001 - the loop outlives any one job; run_job records its own
-            log.exception("scheduled job raised")
-        stop.wait(0.5)
-    for w in (*workers, sender):
+    while not ctx.stop.is_set():
+        schedule.run_pending()
+        ctx.stop.wait(0.5)
+    for w in threads:
         w.wake()
         w.join()
     return 0

@@ -29,11 +29,12 @@ from analytics.metrics import METRICS, format_change, format_value
 from analytics.query import QueryRejected, copy_csv, open_query, run_query
 from analytics.sql_params import bind_parameters
 from analytics.vendors import fetch_vendor_info
+from data.calendar import local_today
 from data.saved_queries import visible_query
 from data.settings import load_settings
 from reports.exporters import BATCH, XlsxBook, frame_batches, json_value, write_csv, write_json, write_rows
 from reports.pdf import render_pdf
-from reports.periods import RELATIVE_PERIODS, PeriodError, local_today, resolve
+from reports.periods import RELATIVE_PERIODS, PeriodError, resolve
 
 FORMATS = ("csv", "xlsx", "pdf", "json")
 PDF_MAX_ROWS = 5_000          # a PDF is for reading: longer results belong in CSV or Excel
@@ -168,7 +169,7 @@ def _generated(now: datetime, tz: str) -> str:
 # --- templates -------------------------------------------------------------------------------------
 
 def _kpi_rows(conn: Connection, f: Filters) -> tuple[list, pd.DataFrame]:
-    k = fetch_kpis(conn, f)
+    k = fetch_kpis(conn, f, tz=load_settings().timezone)
     rows = [(METRICS[m].label, format_value(m, cur, compact=False), format_value(m, prev, compact=False),
              format_change(m, cur, prev) or "–") for m, cur, prev in zip(k["metric"], k["current"], k["previous"])]
     summary = pd.DataFrame({"metric": [METRICS[m].label for m in k["metric"]], "value": k["current"],
@@ -189,11 +190,12 @@ def _named_vendors(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
 
 def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
     kpis, summary = _kpi_rows(conn, f)
-    trend = fetch_trend(conn, f, ("gmv",), grain="day")
-    before = fetch_trend(conn, f, ("gmv",), period=f.compare, grain="day") if f.compare else None
-    cats = _only(fetch_breakdown(conn, f, "category", ("gmv", "orders"), limit=10), ("gmv", "orders"))
+    tz = load_settings().timezone
+    trend = fetch_trend(conn, f, ("gmv",), grain="day", tz=tz)
+    before = fetch_trend(conn, f, ("gmv",), period=f.compare, grain="day", tz=tz) if f.compare else None
+    cats = _only(fetch_breakdown(conn, f, "category", ("gmv", "orders"), limit=10, tz=tz), ("gmv", "orders"))
     cats = cats.rename(columns={"key": "category"})
-    vendors = _named_vendors(conn, _only(fetch_breakdown(conn, f, "vendor_id", ("gmv", "orders"), limit=10),
+    vendors = _named_vendors(conn, _only(fetch_breakdown(conn, f, "vendor_id", ("gmv", "orders"), limit=10, tz=tz),
                                          ("gmv", "orders")))
     charts = [Chart("GMV per day (dashed: the period before)", "line", list(trend["key"]), list(trend["gmv"]),
                     list(before["gmv"])[:len(trend)] if before is not None and len(before) >= len(trend) else None,
@@ -205,10 +207,11 @@ def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str) ->
 
 def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
     kpis, summary = _kpi_rows(conn, f)
-    day = _only(fetch_trend(conn, f, SALES_METRICS, grain="day"), SALES_METRICS).rename(columns={"key": "day"})
+    tz = load_settings().timezone
+    day = _only(fetch_trend(conn, f, SALES_METRICS, grain="day", tz=tz), SALES_METRICS).rename(columns={"key": "day"})
     tables = [Table.of("By day", day)]
     for by, name in (("category", "By category"), ("vendor_id", "By vendor"), ("channel", "By channel")):
-        t = _only(fetch_breakdown(conn, f, by, SALES_METRICS), SALES_METRICS)
+        t = _only(fetch_breakdown(conn, f, by, SALES_METRICS, tz=tz), SALES_METRICS)
         t = _named_vendors(conn, t) if by == "vendor_id" else t.rename(columns={"key": by})
         tables.append(Table.of(name, t))
     charts = [Chart("GMV per day", "line", list(day["day"]), list(day["gmv"]))]
@@ -216,8 +219,9 @@ def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
 
 
 def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
-    cur = _only(fetch_breakdown(conn, f, "vendor_id", VENDOR_METRICS), VENDOR_METRICS)
-    prev = _only(fetch_breakdown(conn, f, "vendor_id", ("gmv",), period=f.compare), ("gmv",))
+    tz = load_settings().timezone
+    cur = _only(fetch_breakdown(conn, f, "vendor_id", VENDOR_METRICS, tz=tz), VENDOR_METRICS)
+    prev = _only(fetch_breakdown(conn, f, "vendor_id", ("gmv",), period=f.compare, tz=tz), ("gmv",))
     prev = prev.rename(columns={"gmv": "gmv_prev"})
     t = _named_vendors(conn, cur.merge(prev, on="key", how="left"))
     t["gmv_growth"] = (t["gmv"] / t["gmv_prev"].where(t["gmv_prev"] > 0) - 1).astype("float64")
@@ -261,9 +265,10 @@ def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str
         stored = FS.load_forecast(conn, s, run_date=runs[0]["run_date"], horizon=runs[0]["horizon"])
         fc, made = stored.forecast, f"stored forecast of {stored.run_date}"
     else:
-        today = local_today()
+        tz = load_settings().timezone
         try:
-            fc = FS.forecast_series(conn, s, last_day=today - timedelta(days=1), horizon=FS.DEFAULT_HORIZON["day"])
+            fc = FS.forecast_series(conn, s, last_day=local_today(tz) - timedelta(days=1),
+                                    horizon=FS.DEFAULT_HORIZON["day"], tz=tz)
         except ForecastError as ex:
             raise ReportError(f"forecast: {ex}") from None
         made = "forecast made now (none stored for this series)"
@@ -315,7 +320,7 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
     period, f, words = None, None, ""
     if t.uses_period:
         try:
-            period = resolve(spec["period"], local_today(now, tz))
+            period = resolve(spec["period"], local_today(tz, now))
         except PeriodError as ex:
             raise ReportError(f"period: {ex}") from None
         f, words = _filters(conn, spec, period)

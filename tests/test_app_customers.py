@@ -34,7 +34,7 @@ def test_every_role_sees_the_figures_computed_for_the_period(monkeypatch, databa
     at = _page(monkeypatch, database_url, role)
     p = _default_period()
     with engine.connect() as conn:
-        want = S.compute_scores(conn, Filters.make(p), p.end, previous=p.start - timedelta(days=1))
+        want = S.compute_scores(conn, Filters.make(p), p.end, previous=p.start - timedelta(days=1), tz="UTC")
     assert want.status == "ok" and want.customers > 1000
     shown = _segments(at)
     assert shown["Customers"].tolist() == want.segments["customers"].tolist()
@@ -61,7 +61,7 @@ def test_filters_and_a_set_number_of_clusters(monkeypatch, database_url, engine)
     p = _default_period()
     with engine.connect() as conn:
         want = S.compute_scores(conn, Filters.make(p, segment=["B2B"], channel=["web"]), p.end,
-                                previous=p.start - timedelta(days=1))
+                                previous=p.start - timedelta(days=1), tz="UTC")
     assert _segments(at)["Customers"].tolist() == want.segments["customers"].tolist()
     assert "Computed for the dimension filters" in texts(at)
     at.selectbox(key="cu_k").set_value(3).run()
@@ -91,8 +91,8 @@ def stored_run(engine):
     """Stores a nightly run as of yesterday (the default period's end); removes it afterwards."""
     p = _default_period()
     with engine.begin() as conn:
-        scores = S.compute_scores(conn, Filters.make(Period(p.end, p.end)), p.end)
-        run_id = S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None)
+        scores = S.compute_scores(conn, Filters.make(Period(p.end, p.end)), p.end, tz="UTC")
+        run_id = S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None, tz="UTC")
     yield scores, run_id
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, "

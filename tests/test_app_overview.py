@@ -48,7 +48,7 @@ def test_cards_show_the_analytics_figures(app, engine, name, start, end, dims):
     at = _choose(app, start, end, **dims)
     f = Filters.make(Period(start, end), **dims)
     with engine.connect() as conn:
-        want = fetch_kpis(conn, f, OVERVIEW_METRICS)
+        want = fetch_kpis(conn, f, OVERVIEW_METRICS, tz="UTC")
     shown = _shown(at)
     assert len(shown) == len(OVERVIEW_METRICS)
     for r in want.itertuples():
@@ -85,7 +85,7 @@ def test_comparison_last_year(app, engine):
     at.sidebar.selectbox(key="ov_compare").set_value("last_year").run()
     f = Filters.make(Period(date(2026, 9, 1), date(2026, 9, 30)), comparison="last_year")
     with engine.connect() as conn:
-        want = fetch_kpis(conn, f, ("gmv",)).iloc[0]
+        want = fetch_kpis(conn, f, ("gmv",), tz="UTC").iloc[0]
     assert _shown(at)["GMV"][1] == format_change("gmv", want.current, want.previous)
 
 

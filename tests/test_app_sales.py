@@ -60,8 +60,8 @@ def test_breakdown_and_trend_show_the_analytics_figures(monkeypatch, database_ur
     at.selectbox(key="sa_by").set_value("segment").run()
     f = Filters.make(Period(*YEAR), grain="month", channel=["mobile"])
     with engine.connect() as conn:
-        want = fetch_breakdown_growth(conn, f, "segment", "gmv")
-        trend = fetch_metric_trend(conn, f, "gmv")
+        want = fetch_breakdown_growth(conn, f, "segment", "gmv", tz="UTC")
+        trend = fetch_metric_trend(conn, f, "gmv", tz="UTC")
     shown = _table(at, "Segment")
     assert list(shown["Segment"]) == list(want["key"])
     assert shown["GMV"].tolist() == pytest.approx(want["value"].tolist())
@@ -78,7 +78,7 @@ def test_focus_narrows_the_sections_below(monkeypatch, database_url, engine):
     shown = _table(at, "Payment method")
     assert list(shown["Payment method"]) == ["Invoice"]
     with engine.connect() as conn:
-        want = fetch_payments(conn, Filters.make(Period(*MONTH), payment_method=["invoice"]))
+        want = fetch_payments(conn, Filters.make(Period(*MONTH), payment_method=["invoice"]), tz="UTC")
     assert shown["GMV"].tolist() == pytest.approx(want["gmv"].tolist())
     # The breakdown itself keeps every value, so another can be picked.
     assert len(_table(at, "Category")) > 1

@@ -63,7 +63,7 @@ def test_figures_shown_equal_the_analytics(monkeypatch, database_url, engine):
     at = _choose(open_url(login(monkeypatch, database_url, "viewer"), "vendors"), *OCTOBER)
     f = Filters.make(Period(*OCTOBER))
     with engine.connect() as conn:
-        out = av.compute_vendors_page(conn, f)
+        out = av.compute_vendors_page(conn, f, tz="UTC")
     want = out["leaderboard"].rows
     board = _leaderboard(at)
     assert list(board["Vendor"]) == list(want["name"])
@@ -88,7 +88,7 @@ def test_search_sort_and_pages(monkeypatch, database_url, engine):
     at = _choose(open_url(login(monkeypatch, database_url, "analyst"), "vendors"), *YEAR)
     f = Filters.make(Period(*YEAR))
     with engine.connect() as conn:
-        table = av.compute_vendor_table(conn, f)
+        table = av.compute_vendor_table(conn, f, tz="UTC")
     at.selectbox(key="vd_lb_sort").set_value("gmv").run()
     assert at.radio(key="vd_lb_order").value == "desc", "amounts sort largest first"
     board = _leaderboard(at)
@@ -112,10 +112,10 @@ def test_drill_down_for_a_chosen_vendor(monkeypatch, database_url, engine):
     at = _choose(open_url(login(monkeypatch, database_url, "viewer"), "vendors"), *OCTOBER, channel=["web"])
     f = Filters.make(Period(*OCTOBER), channel=["web"])
     with engine.connect() as conn:
-        table = av.compute_vendor_table(conn, f)
+        table = av.compute_vendor_table(conn, f, tz="UTC")
         row = table.iloc[len(table) // 3]
         vid = int(row["vendor_id"])
-        detail = av.compute_vendor_detail(conn, f, vid)
+        detail = av.compute_vendor_detail(conn, f, vid, tz="UTC")
     at.selectbox(key="vd_vendor").set_value(vid).run()
     assert not at.exception and not at.error
     assert f"#### {row['name']}" in texts(at)

@@ -58,7 +58,7 @@ def test_summary_equals_raw(engine, raw, filter_sets, as_of, sname):
     assert len(want) > 50
     with engine.connect() as conn:
         for use_rollups in (True, False):
-            got = C.customer_summary(conn, Filters.make(Period(as_of, as_of), **dims), as_of, tz=TZ,
+            got = C.fetch_customer_summary(conn, Filters.make(Period(as_of, as_of), **dims), as_of, tz=TZ,
                                      use_rollups=use_rollups).set_index("customer_id")
             assert got.attrs["source"] == ("raw" if sname == "a vendor" or not use_rollups else "rollup_customer_daily")
             assert list(got.index) == sorted(want.index)
@@ -81,7 +81,7 @@ def test_rfm_scores_equal_raw(engine, raw, filter_sets, sname):
         return (1 + np.floor(5 * (s.rank(method="min") - 1) / n)).astype(int)
     want["r"], want["f"], want["m"] = score(-want["days_since"]), score(want["purchase_days"]), score(want["gmv"])
     with engine.connect() as conn:
-        got = C.rfm_scores(conn, Filters.make(Period(as_of, as_of), **filter_sets[sname]), as_of, tz=TZ)
+        got = C.fetch_rfm_scores(conn, Filters.make(Period(as_of, as_of), **filter_sets[sname]), as_of, tz=TZ)
     got = got.set_index("customer_id")
     assert (got["r_score"] == want["r"].reindex(got.index)).all()
     assert (got["f_score"] == want["f"].reindex(got.index)).all()
@@ -107,8 +107,8 @@ def test_no_customers_gives_an_empty_frame(engine):
     as_of = SEED_END - timedelta(days=3000)
     with engine.connect() as conn:
         f = Filters.make(Period(as_of, as_of))
-        assert C.customer_summary(conn, f, as_of, tz=TZ).empty
-        assert C.rfm_scores(conn, f, as_of, tz=TZ).empty
+        assert C.fetch_customer_summary(conn, f, as_of, tz=TZ).empty
+        assert C.fetch_rfm_scores(conn, f, as_of, tz=TZ).empty
 
 
 # --- cohorts, movement, validation and the stored scores -------------------------------------------
@@ -302,7 +302,7 @@ def test_store_and_load_round_trip(engine, scored):
     s = scored["everyone"]
     try:
         with engine.begin() as conn:
-            run_id = S.store_scores(conn, s, started_at=datetime.now(timezone.utc), rollup_version=7)
+            run_id = S.store_scores(conn, s, started_at=datetime.now(timezone.utc), rollup_version=7, tz=TZ)
         with engine.connect() as conn:
             got = S.load_stored(conn)
             assert got.run_id == run_id and got.as_of == s.as_of and got.customers == s.customers
@@ -337,7 +337,7 @@ def test_store_and_load_round_trip(engine, scored):
             pd.testing.assert_frame_equal(details, summed)
         # A second run replaces the first's customers; the page finds it as the latest.
         with engine.begin() as conn:
-            second = S.store_scores(conn, scored["web"], started_at=datetime.now(timezone.utc), rollup_version=8)
+            second = S.store_scores(conn, scored["web"], started_at=datetime.now(timezone.utc), rollup_version=8, tz=TZ)
         with engine.connect() as conn:
             assert S.latest_run_id(conn) == second
             assert conn.execute(sa.text("SELECT count(*), min(run_id) FROM mart.customer_score_main_vendors")).one() \

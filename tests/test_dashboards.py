@@ -69,7 +69,8 @@ def test_the_page_draws_a_shared_dashboard_for_a_viewer(monkeypatch, database_ur
     assert "Team board" in at.selectbox(key="db_pick").options[0]
     assert len(at.get("plotly_chart")) == 1
     with engine.connect() as conn:
-        want = fetch_kpis(conn, Filters.make(resolve_preset("last_90_days", local_today())), ("orders",)).iloc[0]
+        want = fetch_kpis(conn, Filters.make(resolve_preset("last_90_days", local_today())), ("orders",),
+                          tz="UTC").iloc[0]
     assert [m.value for m in at.metric] == [format_value("orders", want["current"])]
     assert "New dashboard" not in [e.label for e in at.expander]  # viewers look, analysts build
 

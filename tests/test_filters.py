@@ -1,11 +1,15 @@
 """Period presets, comparison periods and filter validation (pure)."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 
-from analytics.filters import FilterError, Filters, Period, comparison_period, default_grain, resolve_preset
+from analytics import alerts
+from analytics.filters import (PERIOD_PRESETS, PRESET_LABELS, PRESETS, FilterError, Filters, Period, comparison_period,
+                               default_grain, resolve_period, resolve_preset)
+from data.calendar import local_today
+from reports.periods import RELATIVE_PERIODS
 
 TODAY = date(2026, 11, 23)
 
@@ -21,6 +25,37 @@ TODAY = date(2026, 11, 23)
 ])
 def test_presets(preset, start, end):
     assert resolve_preset(preset, TODAY) == Period(start, end)
+
+
+# TODAY is a Monday: week to date is the day itself.
+@pytest.mark.parametrize("name,start,end", [
+    ("today", TODAY, TODAY),
+    ("yesterday", date(2026, 11, 22), date(2026, 11, 22)),
+    ("last_week", date(2026, 11, 16), date(2026, 11, 22)),
+    ("last_month", date(2026, 10, 1), date(2026, 10, 31)),
+    ("wtd", TODAY, TODAY),
+    ("last_7_days", date(2026, 11, 16), date(2026, 11, 22)),
+])
+def test_every_preset_is_one_row_of_the_table(name, start, end):
+    assert resolve_period(name, TODAY) == Period(start, end)
+
+
+def test_the_filter_bar_reports_and_alerts_offer_rows_of_one_table():
+    assert set(PRESETS) - {"custom"} <= set(PERIOD_PRESETS) and set(RELATIVE_PERIODS) <= set(PERIOD_PRESETS)
+    assert set(alerts.WINDOW_PRESETS.values()) <= set(PERIOD_PRESETS)
+    assert PRESET_LABELS["mtd"] == RELATIVE_PERIODS["mtd"] == alerts.WINDOWS["mtd"] == "Month to date"
+    # The filter bar keeps its own choices: a report's "yesterday" is not one of them.
+    with pytest.raises(FilterError, match="unknown period"):
+        resolve_preset("yesterday", TODAY)
+
+
+@pytest.mark.parametrize("tz,now,today", [
+    ("UTC", datetime(2026, 11, 23, 23, 30, tzinfo=timezone.utc), TODAY),
+    ("Europe/Berlin", datetime(2026, 11, 23, 23, 30, tzinfo=timezone.utc), date(2026, 11, 24)),
+    ("America/New_York", datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc), date(2026, 11, 22)),
+])
+def test_local_today_is_the_date_in_the_time_zone(tz, now, today):
+    assert local_today(tz, now) == today
 
 
 @pytest.mark.parametrize("period,kind,expected", [

@@ -70,8 +70,8 @@ def test_totals_equal_raw(engine, raw, pick, period_name, name, dims, source):
     d = dims(pick)
     f = Filters.make(period, **d)
     with engine.connect() as conn:
-        got = fetch_totals(conn, f)
-        sources = aggregate(conn, f, metrics=("orders",)).attrs["sources"]
+        got = fetch_totals(conn, f, tz="UTC")
+        sources = aggregate(conn, f, metrics=("orders",), tz="UTC").attrs["sources"]
     assert_close(got, expected(raw, period.start, period.end, d), f"{period_name}/{name}")
     assert sources["sales"] == source
 
@@ -95,7 +95,7 @@ def test_trend_buckets_equal_raw(engine, raw, grain):
     f = Filters.make(period, grain=grain)
     keys = ("gmv", "orders", "active_customers", "new_customers", "repeat_rate", "conversion_rate")
     with engine.connect() as conn:
-        df = fetch_trend(conn, f, keys)
+        df = fetch_trend(conn, f, keys, tz="UTC")
     days = [period.start + timedelta(n) for n in range(period.days)]
     assert len(df) == len({_bucket(d, grain) for d in days})
     for _, row in df.iterrows():
@@ -135,7 +135,7 @@ def test_breakdown_equals_raw(engine, raw, by):
     period = PERIODS["last_30_days"]
     f = Filters.make(period)
     with engine.connect() as conn:
-        df = fetch_breakdown(conn, f, by, ("gmv", "orders", "aov", "net_revenue"), limit=10)
+        df = fetch_breakdown(conn, f, by, ("gmv", "orders", "aov", "net_revenue"), limit=10, tz="UTC")
     assert 0 < len(df) <= 10
     assert list(df["gmv"]) == sorted(df["gmv"], reverse=True)
     for _, row in df.iterrows():
@@ -147,8 +147,8 @@ def test_breakdown_equals_raw(engine, raw, by):
 def test_breakdown_shares_add_up_to_total(engine):
     f = Filters.make(PERIODS["a_year"])
     with engine.connect() as conn:
-        total = fetch_totals(conn, f, metrics=("gmv", "orders"))
-        df = fetch_breakdown(conn, f, "channel", ("gmv", "orders"))
+        total = fetch_totals(conn, f, metrics=("gmv", "orders"), tz="UTC")
+        df = fetch_breakdown(conn, f, "channel", ("gmv", "orders"), tz="UTC")
     assert df["gmv"].sum() == pytest.approx(total["gmv"])
     assert df["orders"].sum() == pytest.approx(total["orders"])
 
@@ -157,7 +157,7 @@ def test_hour_grain_sums_to_the_day(engine, raw):
     day = PERIODS["one_day"]
     f = Filters.make(day, grain="hour")
     with engine.connect() as conn:
-        df = fetch_trend(conn, f, ("gmv", "orders"))
+        df = fetch_trend(conn, f, ("gmv", "orders"), tz="UTC")
     assert len(df) == 24
     want = expected(raw, day.start, day.end)
     assert df["gmv"].sum() == pytest.approx(want["gmv"])
@@ -192,7 +192,7 @@ def test_every_metric_has_a_definition_shown_to_users():
 def test_aggregate_rejects_names_it_does_not_know(engine, kw, message):
     from analytics.filters import FilterError
     with engine.connect() as conn, pytest.raises(FilterError, match=message):
-        aggregate(conn, Filters.make(PERIODS["one_day"]), **kw)
+        aggregate(conn, Filters.make(PERIODS["one_day"]), tz="UTC", **kw)
 
 
 def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, pick):
@@ -202,8 +202,8 @@ def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, 
     period = PERIODS["a_year"]
     f = Filters.make(period, category=[pick["category"]])
     with engine.connect() as conn:
-        df = fetch_breakdown(conn, f, "vendor_id", ("orders", "aov"), limit=15)
-        source = aggregate(conn, f, by="vendor_id", metrics=("orders",)).attrs["sources"]["sales"]
+        df = fetch_breakdown(conn, f, "vendor_id", ("orders", "aov"), limit=15, tz="UTC")
+        source = aggregate(conn, f, by="vendor_id", metrics=("orders",), tz="UTC").attrs["sources"]["sales"]
     assert source == "rollup_vendor_category_daily"
     for _, row in df.iterrows():
         want = expected(raw, period.start, period.end, {"category": [pick["category"]], "vendor_id": [row["key"]]})
@@ -212,7 +212,7 @@ def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, 
 
 
 def test_dimension_values_equal_a_distinct_read_of_every_row(engine):
-    """The filter bar's lists: customer dimensions by the index skip scan (distinct_values), the
+    """The filter bar's lists: customer dimensions by the index skip scan (fetch_distinct_values), the
     same values in the same order as DISTINCT over every customer."""
     from analytics.kpis import INDEXED_CUSTOMER_DIMENSIONS, fetch_dimension_values
 

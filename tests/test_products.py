@@ -248,7 +248,8 @@ def test_inventory_cover_equals_raw(engine, raw, filter_sets, as_of, sname):
     want = _cover(raw, as_of, dims)
     assert len(want) > 0
     with engine.connect() as conn:
-        frames = [P.inventory_cover(conn, f, as_of, tz=TZ), P.inventory_cover(conn, f, as_of, tz=TZ, use_rollups=False)]
+        frames = [P.fetch_inventory_cover(conn, f, as_of, tz=TZ),
+                  P.fetch_inventory_cover(conn, f, as_of, tz=TZ, use_rollups=False)]
     for inv in frames:
         got = inv.set_index("product_id")
         assert set(got.index) == set(want.index)
@@ -385,11 +386,11 @@ def test_inventory_edge_cases(empty_engine, rollups):
     f = Filters.make(Period(date(2026, 11, 1), date(2026, 11, 20)))
     with empty_engine.connect() as conn:
         assert rollups_usable(conn, TZ) == rollups
-        inv = P.inventory_cover(conn, f, date(2026, 11, 20), tz=TZ).set_index("product_id")
-        early = P.inventory_cover(conn, f, date(2026, 11, 5), tz=TZ).set_index("product_id")
-        tools = P.inventory_cover(conn, Filters.make(f.period, category=["Tools"]), date(2026, 11, 20), tz=TZ)
-        web = P.inventory_cover(conn, Filters.make(f.period, channel=["mobile"]), date(2026, 11, 20), tz=TZ)
-        before = P.inventory_cover(conn, f, date(2026, 10, 1), tz=TZ)
+        inv = P.fetch_inventory_cover(conn, f, date(2026, 11, 20), tz=TZ).set_index("product_id")
+        early = P.fetch_inventory_cover(conn, f, date(2026, 11, 5), tz=TZ).set_index("product_id")
+        tools = P.fetch_inventory_cover(conn, Filters.make(f.period, category=["Tools"]), date(2026, 11, 20), tz=TZ)
+        web = P.fetch_inventory_cover(conn, Filters.make(f.period, channel=["mobile"]), date(2026, 11, 20), tz=TZ)
+        before = P.fetch_inventory_cover(conn, f, date(2026, 10, 1), tz=TZ)
         summary = P.inventory_summary(conn, f, date(2026, 11, 20), tz=TZ)
         tight = P.inventory_summary(conn, f, date(2026, 11, 20), low=5, high=4, tz=TZ)
         few = P.inventory_summary(conn, f, date(2026, 11, 20), limit=1, tz=TZ)

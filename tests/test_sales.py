@@ -57,7 +57,7 @@ FILTER_SETS = [{}, {"channel": ["web"]}, {"segment": ["B2B"], "payment_method": 
 def test_month_trend_growth_and_targets_equal_raw(engine, raw, extra, dims, metric):
     f = Filters.make(YEAR, grain="month", comparison="previous", **dims)
     with engine.connect() as conn:
-        df = fetch_metric_trend(conn, f, metric)
+        df = fetch_metric_trend(conn, f, metric, tz="UTC")
     assert len(df) == 12
     for r in df.itertuples():
         lo, hi = r.key, _end(r.key, "month")
@@ -75,14 +75,14 @@ def test_month_trend_growth_and_targets_equal_raw(engine, raw, extra, dims, metr
         close(r.vs_target, None if want_target is None else r.value / want_target - 1, f"vs target {lo}")
     # The comparison period is the 12 months before, bucket by bucket.
     with engine.connect() as conn:
-        before = fetch_metric_trend(conn, f.with_period(f.compare), metric)["value"].to_numpy()
+        before = fetch_metric_trend(conn, f.with_period(f.compare), metric, tz="UTC")["value"].to_numpy()
     np.testing.assert_allclose(df["compare"].to_numpy(dtype=float)[:len(before)], before.astype(float), rtol=1e-9)
 
 
 def test_day_trend_moving_average(engine, raw):
     f = Filters.make(P30, grain="day")
     with engine.connect() as conn:
-        df = fetch_metric_trend(conn, f, "orders")
+        df = fetch_metric_trend(conn, f, "orders", tz="UTC")
     assert len(df) == 30 and df["moving_avg"].iloc[:6].isna().all()
     for i in range(6, 30):
         days = [P30.start + timedelta(days=d) for d in range(i - 6, i + 1)]
@@ -94,7 +94,7 @@ def test_day_trend_moving_average(engine, raw):
 def test_breakdown_growth_equals_raw(engine, raw, by):
     f = Filters.make(P30)
     with engine.connect() as conn:
-        df = fetch_breakdown_growth(conn, f, by, "gmv")
+        df = fetch_breakdown_growth(conn, f, by, "gmv", tz="UTC")
     assert abs(df["share"].sum() - 1) < 1e-9
     assert list(df["value"]) == sorted(df["value"], reverse=True)
     for r in df.itertuples():
@@ -106,7 +106,7 @@ def test_breakdown_growth_equals_raw(engine, raw, by):
 
 def test_breakdown_of_a_rate_has_no_share(engine):
     with engine.connect() as conn:
-        df = fetch_breakdown_growth(conn, Filters.make(P30), "channel", "aov")
+        df = fetch_breakdown_growth(conn, Filters.make(P30), "channel", "aov", tz="UTC")
     assert df["share"].isna().all() and df["value"].notna().all()
 
 
@@ -114,7 +114,7 @@ def test_breakdown_of_a_rate_has_no_share(engine):
 def test_payments_equal_raw(engine, raw, dims):
     f = Filters.make(YEAR, **dims)
     with engine.connect() as conn:
-        df = fetch_payments(conn, f)
+        df = fetch_payments(conn, f, tz="UTC")
     o = raw["orders"]
     o = o[(o["day"] >= YEAR.start) & (o["day"] <= YEAR.end)]
     for d, v in dims.items():
@@ -135,7 +135,7 @@ def test_payments_equal_raw(engine, raw, dims):
 def test_funnel_equals_raw(engine, raw, dims):
     f = Filters.make(P30, **dims)
     with engine.connect() as conn:
-        df = fetch_funnel(conn, f)
+        df = fetch_funnel(conn, f, tz="UTC")
     t = raw["traffic"]
     t = t[(t["day"] >= P30.start) & (t["day"] <= P30.end)]
     if dims:
@@ -154,11 +154,11 @@ def test_funnel_equals_raw(engine, raw, dims):
 def test_sections_refuse_filters_they_cannot_honour(engine):
     with engine.connect() as conn:
         with pytest.raises(NotApplicable, match="clear the category filter"):
-            fetch_funnel(conn, Filters.make(P30, category=["Electronics"]))
+            fetch_funnel(conn, Filters.make(P30, category=["Electronics"]), tz="UTC")
         for dims in ({"channel": ["web"]}, {"segment": ["B2B"]}):
             # Spend has no segment or order channel: a filtered CAC would divide all spend by some customers.
             with pytest.raises(NotApplicable, match="clear them to see marketing efficiency"):
-                fetch_marketing(conn, Filters.make(P30, **dims))
+                fetch_marketing(conn, Filters.make(P30, **dims), tz="UTC")
 
 
 @pytest.mark.parametrize("use_rollups", [True, False], ids=["rollups", "raw"])
@@ -200,7 +200,7 @@ def test_marketing_equals_raw(engine, raw, extra, dims, use_rollups):
 def test_profitability_equals_raw(engine, raw, dims):
     f = Filters.make(P30, **dims)
     with engine.connect() as conn:
-        df = fetch_profitability(conn, f)
+        df = fetch_profitability(conn, f, tz="UTC")
     for r in df.itertuples():
         want = expected(raw, P30.start, P30.end, {**dims, "category": [r.category]})
         close(r.net_revenue, want["net_revenue"], r.category)
@@ -212,8 +212,8 @@ def test_profitability_equals_raw(engine, raw, dims):
 def test_page_figures_are_the_same_from_raw_tables(engine):
     f = Filters.make(P30, grain="day")
     with engine.connect() as conn:
-        fast = compute_sales_page(conn, f)
-        slow = compute_sales_page(conn, f, use_rollups=False)
+        fast = compute_sales_page(conn, f, tz="UTC")
+        slow = compute_sales_page(conn, f, use_rollups=False, tz="UTC")
     for name in ("trend", "breakdown", "payments", "profitability", "funnel"):
         pd.testing.assert_frame_equal(fast[name].reset_index(drop=True), slow[name].reset_index(drop=True),
                                       check_exact=False, rtol=1e-9, obj=name)
@@ -223,7 +223,7 @@ def test_page_figures_are_the_same_from_raw_tables(engine):
 def test_empty_period(engine):
     f = Filters.make(Period(date(2019, 1, 1), date(2019, 1, 31)))
     with engine.connect() as conn:
-        page = compute_sales_page(conn, f)
+        page = compute_sales_page(conn, f, tz="UTC")
     assert page["payments"].empty and page["profitability"].empty and page["breakdown"].empty
     assert (page["trend"]["value"] == 0).all()
 
@@ -231,7 +231,7 @@ def test_empty_period(engine):
 def test_partial_first_bucket_has_no_growth_and_the_next_compares_with_a_whole_bucket(engine, raw):
     p = Period(date(2025, 10, 15), date(2026, 1, 12))
     with engine.connect() as conn:
-        df = fetch_metric_trend(conn, Filters.make(p, grain="month"), "gmv")
+        df = fetch_metric_trend(conn, Filters.make(p, grain="month"), "gmv", tz="UTC")
     assert df["key"].iloc[0] == date(2025, 10, 1) and pd.isna(df["pop_growth"].iloc[0])
     close(df["before"].iloc[0], expected(raw, date(2025, 9, 1), date(2025, 9, 30))["gmv"], "September, whole")
     # November is compared with the whole of October, not with the 17 days inside the period.
@@ -241,7 +241,7 @@ def test_partial_first_bucket_has_no_growth_and_the_next_compares_with_a_whole_b
 def test_week_year_ago_is_52_weeks_back_on_the_same_weekdays(engine, raw):
     p = Period(date(2025, 1, 6), date(2025, 3, 30))   # Mondays to Sundays
     with engine.connect() as conn:
-        df = fetch_metric_trend(conn, Filters.make(p, grain="week"), "orders")
+        df = fetch_metric_trend(conn, Filters.make(p, grain="week"), "orders", tz="UTC")
     for r in df.itertuples():
         lo = r.key - timedelta(days=364)
         close(r.yoy, expected(raw, lo, lo + timedelta(days=6))["orders"], f"week of {r.key}")

@@ -122,6 +122,11 @@ def _source(conn, dims: dict, tz: str, **kw) -> str:
     return K.aggregate(conn, f, metrics=CUSTOMER_METRICS, tz=tz, **kw).attrs["sources"]["customers"]
 
 
+def _query(conn, f, tz, **kw):
+    """aggregate_query over the rollups as this database has them (rollup_layout, which tests patch)."""
+    return K.aggregate_query(f, layout=K.rollup_layout(conn, tz), tz=tz, **kw)
+
+
 @pytest.mark.parametrize("tz,seed", [("UTC", 1), ("Europe/Berlin", 2), ("America/New_York", 3)])
 def test_figures_equal_raw(empty_engine, tz, seed):
     with empty_engine.begin() as conn:
@@ -258,13 +263,13 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
         # Whole years and quarters read the coarse rows; before the rebuild for layout 5 the months.
         f = Filters.make(COARSE_PERIODS[0], channel=["web"])
         assert re.search(rf"{DC.VENDORS.coarse} WHERE dim = 'channel' AND grain = 'y'",
-                         K.aggregate_query(conn, f, by="vendor_id", tz=tz).sql)
+                         _query(conn, f, tz, by="vendor_id").sql)
         f = Filters.make(COARSE_PERIODS[1], channel=["web"])
         assert re.search(rf"{DC.VENDORS.coarse} WHERE dim = 'channel' AND grain = 'q'",
-                         K.aggregate_query(conn, f, by="vendor_id", tz=tz).sql)
+                         _query(conn, f, tz, by="vendor_id").sql)
         with monkeypatch.context() as m:
             m.setattr(K, "rollup_layout", lambda c, z: 4)
-            assert DC.VENDORS.coarse not in K.aggregate_query(conn, f, by="vendor_id", tz=tz).sql
+            assert DC.VENDORS.coarse not in _query(conn, f, tz, by="vendor_id").sql
             pd.testing.assert_frame_equal(K.aggregate(conn, f, by="vendor_id", tz=tz),
                                           K.aggregate(conn, f, by="vendor_id", tz=tz, use_rollups=False), check_dtype=False)
         # Before the rebuild for layout 3 (an upgraded database) the lines answer.
@@ -313,9 +318,9 @@ def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                 pd.testing.assert_frame_equal(figures[name], baseline[name], check_dtype=False, obj=f"{p} {name}")
             assert figures["summary"] == baseline["summary"]
         # Whole years read the coarse rows, quarters the months (products keep no quarters).
-        sql = K.aggregate_query(conn, Filters.make(COARSE_PERIODS[0], region=["Europe"]), by="product_id", tz=tz).sql
+        sql = _query(conn, Filters.make(COARSE_PERIODS[0], region=["Europe"]), tz, by="product_id").sql
         assert re.search(rf"{DC.PRODUCTS.coarse} WHERE dim = 'region' AND grain = 'y'", sql)
-        sql = K.aggregate_query(conn, Filters.make(COARSE_PERIODS[1], region=["Europe"]), by="product_id", tz=tz).sql
+        sql = _query(conn, Filters.make(COARSE_PERIODS[1], region=["Europe"]), tz, by="product_id").sql
         assert DC.PRODUCTS.coarse not in sql and DC.PRODUCTS.monthly in sql
         # Before the rebuild for layout 4 (an upgraded database) the lines answer.
         with monkeypatch.context() as m:
@@ -345,7 +350,7 @@ def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine, m
     with empty_engine.connect() as conn:
         for f, kw in ((Filters.make(p, channel=["web"]), {"by": "vendor_id"}),
                       (Filters.make(p, channel=["web"], vendor_id=[4]), {"grain": "month"})):
-            assert DC.VENDORS.monthly in K.aggregate_query(conn, f, tz="UTC", **kw).sql
+            assert DC.VENDORS.monthly in _query(conn, f, "UTC", **kw).sql
             flat = K.aggregate(conn, f, tz="UTC", **kw)
             assert flat.attrs["sources"]["sales"] == K.VENDOR_DIMS
             pd.testing.assert_frame_equal(flat, K.aggregate(conn, f, tz="UTC", use_rollups=False, **kw),

@@ -162,3 +162,37 @@ def test_the_scheduler_healthcheck_wants_a_recent_heartbeat_from_its_host(empty_
 def test_the_app_healthcheck_reports_a_closed_port():
     from scripts.healthcheck import app_answering
     assert app_answering("http://127.0.0.1:1/_stcore/health").startswith("http://127.0.0.1:1/_stcore/health: ")
+
+
+def test_the_job_table_puts_long_work_on_workers_and_runs_each_job_once_per_pass():
+    from reports import scheduler as S
+    assert [j.name for j in S.JOBS if j.thread == S.MAIN] == [
+        "heartbeat", "refresh_rollups", "prune_login_attempts", "expired_exports", "alerts", "schedules"]
+    settings = type("Settings", (), {"export_workers": 3, "work_seconds": 5})()
+    ctx = S.Context(None, settings, threading.Event())
+    workers = S._workers(ctx)
+    assert {t: [w.name for w in ws] for t, ws in workers.items()} == {
+        "nightly": ["nightly"], "exports": ["exports-1", "exports-2", "exports-3"], "deliveries": ["deliveries"]}
+    assert workers["nightly"][0].every == 300 and workers["exports"][0].every == 5
+
+
+def test_a_failing_command_is_logged_and_the_loop_goes_on(caplog):
+    from reports import scheduler as S
+
+    def unreachable(ctx):
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    def broken(ctx):
+        raise ValueError("bad template")
+
+    woken = []
+    worker = type("W", (), {"wake": lambda self: woken.append(1)})()
+    ctx = S.Context(None, None, threading.Event(), {"deliveries": [worker]})
+    assert S.run_command(S.Job("alerts", 5, unreachable), ctx) is None
+    assert S.run_command(S.Job("odd", 5, broken), ctx) is None
+    assert "alerts: not run, the database is unreachable: connection refused" in caplog.text
+    assert "odd: the job failed" in caplog.text and "bad template" in caplog.text
+    S._tick(S.Job("alerts", 5, unreachable, wakes="deliveries"), ctx)
+    assert woken == []
+    S._tick(S.Job("alerts", 5, lambda c: True, wakes="deliveries"), ctx)
+    assert woken == [1]

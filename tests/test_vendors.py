@@ -117,8 +117,9 @@ def test_search_matches_names_case_insensitively(conn, raw):
     assert av.search_vendor_ids(conn, "%") == [] and av.search_vendor_ids(conn, "_") == [], \
         "wildcards are searched for literally"
     f = _filters(DAYS_30, "previous", {})
-    page = av.fetch_leaderboard(conn, f, search=fragment.lower(), tz=TZ, page_size=1000)
+    # The page's path: the table, the vendors whose names match, one page of those.
     table = av.compute_vendor_table(conn, f, tz=TZ)
+    page = av.page_leaderboard(table, ids=av.search_vendor_ids(conn, fragment.lower()), page_size=1000)
     assert sorted(page.rows["vendor_id"]) == sorted(set(want) & set(table["vendor_id"]))
     assert page.total == len(table) and page.matching == len(page.rows)
 
@@ -196,7 +197,7 @@ def test_empty_period(conn):
     assert c.hhi is None and c.curve.empty and c.points.empty and c.vendors == 0
     assert out["hhi"].empty
     assert out["lifecycle"].vendors.empty and set(out["lifecycle"].counts.values()) == {0}
-    page = av.fetch_leaderboard(conn, f, search="a", tz=TZ)
+    page = av.page_leaderboard(av.compute_vendor_table(conn, f, tz=TZ), ids=av.search_vendor_ids(conn, "a"))
     assert page.rows.empty and page.pages == 1
 
 

@@ -19,6 +19,7 @@ from analytics import kpis
 from analytics.filters import Filters, Period, shift_year
 from data.db import connection, get_analyst_engine, get_analytics_engine, get_engine
 from data.rollups import period_version, rollup_status
+from data import calendar
 from data.settings import load_settings
 
 
@@ -86,12 +87,17 @@ def version_of(p: Period | None) -> int:
     return 0 if p is None else _period_version(p.start, p.end, version())
 
 
+def tz() -> str:
+    """Returns the app's time zone (APP_TIMEZONE), which every figure's local day is taken in."""
+    return load_settings().timezone
+
+
 def local_now() -> datetime:
     return datetime.now(load_settings().tz)
 
 
 def local_today() -> date:
-    return local_now().date()
+    return calendar.local_today(tz())
 
 
 def version_for(f: Filters, since: date | None = None) -> int:

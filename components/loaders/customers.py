@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics import customer_scores as S
 from analytics.filters import Filters, Period
-from components.loaders import local_today, read, version
+from components.loaders import local_today, read, tz, version
 from data.settings import load_settings
 
 
@@ -34,7 +34,7 @@ def _load_computed(dims: tuple, as_of: date, previous: date, k: int | None, roll
     f = Filters(Period(as_of, as_of), dims=dims)
     with read() as conn:
         out = S.compute_scores(conn, f, as_of, k=k, previous=previous,
-                               progress=lambda frac, step: bar.progress(frac, text=f"{step}…"))
+                               progress=lambda frac, step: bar.progress(frac, text=f"{step}…"), tz=tz())
     bar.empty()
     return out
 
@@ -85,7 +85,7 @@ def _load_stored_top(run_id: int, by: str, max_p_alive: float | None, segments: 
 @st.cache_data(ttl=600, show_spinner=False)
 def _load_details(ids: tuple[int, ...], as_of: date, rollup_version: int) -> pd.DataFrame:
     with read() as conn:
-        return S.customer_details(conn, list(ids), as_of)
+        return S.customer_details(conn, list(ids), as_of, tz=tz())
 
 
 def load_every_customer(scores: S.CustomerScores) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from analytics.filters import Filters, resolve_preset
 from analytics.kpis import fetch_kpis
 from analytics.query import run_query
 from analytics.sql_params import bind_parameters
-from components.loaders import analyst_engine, app_engine, local_today, read, write
+from components.loaders import analyst_engine, app_engine, local_today, read, tz, write
 from data.errors import translated
 
 
@@ -41,7 +41,7 @@ def load_kpi(metric: str, period: str, tick: int, rollup_version: int) -> tuple[
     """Returns a KPI card's (figures: current, previous, …) over a period preset, and the period's label."""
     f = Filters.make(resolve_preset(period, local_today()))
     with read() as conn:
-        return fetch_kpis(conn, f, (metric,)).iloc[0].to_dict(), f.period.label()
+        return fetch_kpis(conn, f, (metric,), tz=tz()).iloc[0].to_dict(), f.period.label()
 
 
 def create_dashboard(owner: str, name: str, *, shared: bool, refresh_seconds: int) -> int:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics import forecast_series as FS
 from analytics import forecasting as FC
-from components.loaders import local_today, read, version
+from components.loaders import local_today, read, tz, version
 from data.settings import load_settings
 
 
@@ -18,7 +18,7 @@ from data.settings import load_settings
 def load_history(s: FS.Series, last_day: date, rollup_version: int) -> pd.DataFrame:
     """Returns the series' (ds, y) history up to last_day."""
     with read() as conn:
-        return FS.metric_history(conn, s, last_day=last_day)
+        return FS.metric_history(conn, s, last_day=last_day, tz=tz())
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -32,14 +32,14 @@ def load_stored(s: FS.Series, run_date: date, horizon: int) -> FS.StoredForecast
 def _load_computed(s: FS.Series, last_day: date, horizon: int, model: str, country: str | None,
                    rollup_version: int) -> FC.Forecast:
     with read() as conn:
-        return FS.forecast_series(conn, s, last_day=last_day, horizon=horizon, model=model, country=country)
+        return FS.forecast_series(conn, s, last_day=last_day, horizon=horizon, model=model, country=country, tz=tz())
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def load_realised(s: FS.Series, before: date, rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Returns (runs, points): earlier stored forecasts of s against the actuals before `before`."""
     with read() as conn:
-        actuals = FS.metric_history(conn, s, last_day=before - timedelta(days=1))
+        actuals = FS.metric_history(conn, s, last_day=before - timedelta(days=1), tz=tz())
         return FS.realised_errors(conn, s, actuals, before=before)
 
 

@@ -6,19 +6,19 @@ import streamlit as st
 
 from analytics import overview as ov
 from analytics.filters import Filters
-from components.loaders import snapshot, version_of
+from components.loaders import snapshot, tz, version_of
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def _load_period(f: Filters, days_version: int) -> dict:
     with snapshot() as conn:
-        return ov.compute_period(conn, f)
+        return ov.compute_period(conn, f, tz=tz())
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def _load_comparison(f: Filters, days_version: int) -> dict | None:
     with snapshot() as conn:
-        return ov.compute_comparison(conn, f)
+        return ov.compute_comparison(conn, f, tz=tz())
 
 
 def load_overview(f: Filters) -> ov.OverviewFigures:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from analytics import sales
 from analytics.filters import Filters
-from components.loaders import read
+from components.loaders import read, tz
 
 SECTIONS = {"payments": sales.fetch_payments, "funnel": sales.fetch_funnel,
             "marketing": sales.fetch_marketing, "profitability": sales.fetch_profitability}
@@ -17,14 +17,14 @@ SECTIONS = {"payments": sales.fetch_payments, "funnel": sales.fetch_funnel,
 def load_trend(f: Filters, metric: str, rollup_version: int) -> pd.DataFrame:
     """Returns fetch_metric_trend(f, metric)."""
     with read() as conn:
-        return sales.fetch_metric_trend(conn, f, metric)
+        return sales.fetch_metric_trend(conn, f, metric, tz=tz())
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def load_breakdown(f: Filters, by: str, metric: str, rollup_version: int) -> pd.DataFrame:
     """Returns fetch_breakdown_growth(f, by, metric)."""
     with read() as conn:
-        return sales.fetch_breakdown_growth(conn, f, by, metric)
+        return sales.fetch_breakdown_growth(conn, f, by, metric, tz=tz())
 
 
 @st.cache_data(ttl=600, show_spinner=False)

@@ -2,7 +2,7 @@
 
 The filter bar's lists and the alerts' fan-out per region read each dimension's distinct values.
 Without an index that reads every customer (2.4M at 10M order lines: 120-150 ms each, every alert
-tick); with one, a skip scan probes the index once per value (analytics.kpis.distinct_values).
+tick); with one, a skip scan probes the index once per value (analytics.kpis.fetch_distinct_values).
 
 Revision ID: 0016
 Revises: 0015
