@@ -32,6 +32,6 @@ def load_section(name: str, f: Filters, rollup_version: int) -> pd.DataFrame | s
     """Returns the section's figures, or the NotApplicable message as a string."""
     try:
         with read() as conn:
-            return SECTIONS[name](conn, f)
+            return SECTIONS[name](conn, f, tz=tz())
     except sales.NotApplicable as ex:
         return str(ex)
