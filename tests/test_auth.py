@@ -343,6 +343,7 @@ def _cli(url: str, *args: str, stdin: str = "", **env: str) -> subprocess.Comple
                           env={**os.environ, "DATABASE_URL": url, **env}, cwd=ROOT, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_create_user_and_demo_users(empty_engine):
     url = empty_engine.url.render_as_string(hide_password=False)
     r = _cli(url, "create-user", "Boss", "--role", "admin", "--password-stdin", stdin="Strong-pass-123\n")

@@ -88,6 +88,7 @@ def test_store_load_and_realised_errors(engine):
             conn.execute(sa.text("TRUNCATE mart.forecast_runs CASCADE"))
 
 
+@pytest.mark.slow
 def test_nightly_job_forecasts_the_total_and_the_top_vendors_and_categories(engine, monkeypatch):
     monkeypatch.setenv("FORECAST_TOP", "2")   # each series takes seconds (auto model choice and its backtest)
     monkeypatch.setenv("APP_TIMEZONE", TZ)

@@ -75,6 +75,7 @@ def test_seasonal_naive_repeats_the_last_season():
 
 # --- the automatic choice ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_auto_picks_seasonal_naive_for_an_exactly_repeating_week():
     f = F.forecast(_series(np.tile(WEEK + 100, 60)), 14)
     assert f.model == "seasonal_naive" and "lowest MASE" in f.reason

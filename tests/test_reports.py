@@ -439,6 +439,7 @@ def _env(world, smtp, **extra) -> dict:
             "AUTH_COOKIE_KEY": TEST_COOKIE_KEY, **smtp.env(), **extra}
 
 
+@pytest.mark.slow
 def test_two_schedulers_over_many_due_slots_run_each_once_and_mail_each_once(world, smtp):
     eng = world["engine"]
     with eng.begin() as conn:
@@ -484,6 +485,7 @@ def _big_query(world) -> int:
         return save_query(conn, "ann", "Big", "SELECT g AS n, md5(g::text) AS h FROM generate_series(1, {{n:number}}) g")
 
 
+@pytest.mark.slow
 def test_kill_9_during_an_export_then_restart_completes_it_and_mails_once(world, smtp):
     eng = world["engine"]
     qid = _big_query(world)
@@ -547,6 +549,7 @@ SLOW_ROWS = """CREATE FUNCTION mart.slow_rows(seconds float8) RETURNS SETOF int 
                AS $$ SELECT g FROM pg_sleep(seconds), generate_series(1, 3) g $$"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_a_slow_export_delays_no_heartbeat_alert_or_run_now_and_is_made_once(world, smtp, replicas):
     """A CSV export whose query takes 8 s (COPY waits for the server all that time) runs on an

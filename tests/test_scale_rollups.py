@@ -221,6 +221,7 @@ def _ranked_equal_raw(conn, raw, f: Filters, by: str, source: str, tz: str) -> p
     return df
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", [DC.KEEP_DAYS["vendor"], 40])
 def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
     """Vendors ranked under an order- or customer-level filter, a vendor's breakdown by one of them,
@@ -283,6 +284,7 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                                ).attrs["sources"]["sales"] == "raw"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", [DC.KEEP_DAYS["product"], 40])
 def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
     """Products ranked under an order- or customer-level filter (the products page's lists and
@@ -403,6 +405,7 @@ LATE_CHANGES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tz,keep,recent", [("UTC", None, None), ("Europe/Berlin", 40, 400)])
 def test_incremental_refresh_equals_full_rebuild(empty_engine, monkeypatch, tz, keep, recent):
     # None: the kept days of each cube (vendors: every day; products: from January 1st, so the
@@ -474,6 +477,7 @@ def test_recent_customer_days_fill_move_and_serve_deltas(empty_engine):
         equals_full(conn)
 
 
+@pytest.mark.slow
 def test_fallback_paths_give_the_flat_figures(empty_engine, monkeypatch):
     """The same figures with the rollups of layouts 0 and 1 (before migrations 0014's and 0015's
     rebuilds) and from raw."""
