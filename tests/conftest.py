@@ -13,11 +13,18 @@ import shutil
 import tempfile
 import uuid
 from datetime import date
-
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from data.auth import create_user
+from data.db import embedded_server, make_analyst_engine, normalise_url, recreate_database
+from data.schema import ensure_analyst_role, migrate
+from data.seed import seed
+from data.settings import load_settings
+from tests.servers import SmtpServer, WebhookServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,9 +51,7 @@ def pytest_collection_modifyitems(items):
 def _admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
     if url:
-        from data.db import normalise_url
         return normalise_url(url)
-    from data.db import embedded_server
 
     # Not under pytest's basetemp: a test session deletes all but the newest three basetemps, so
     # sessions started beside this one (another clone, a few tests re-run) deleted this server's
@@ -66,10 +71,6 @@ def admin_url() -> str:
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
     """Creates (or recreates) database name, optionally from a template; returns its URL."""
-    from data.db import recreate_database
-    from data.schema import ensure_analyst_role
-    from data.settings import load_settings
-
     url = recreate_database(admin_url, name, template)
     if template:
         # A clone gets the tables but not the database's own privileges (pg_database.datacl):
@@ -94,9 +95,6 @@ def use_database(monkeypatch, url: str, **env: str) -> None:
 
 @pytest.fixture(scope="session")
 def empty_template(admin_url) -> str:
-    from data.schema import migrate
-    from data.settings import load_settings
-
     url = create_database(admin_url, "mbi_empty")
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
     migrate(eng, load_settings())
@@ -107,13 +105,10 @@ def empty_template(admin_url) -> str:
 @pytest.fixture(scope="session")
 def database_url(admin_url, empty_template) -> str:
     """URL of the seeded read-only test database."""
-    from data.seed import seed
-
     url = create_database(admin_url, "mbi_test", template=empty_template)
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
     seed(eng, orders=SEED_LINES, seed=SEED, end=SEED_END, progress=False)
-    from data.auth import create_user
-    from tests.apptest import PASSWORDS
+    from tests.apptest import PASSWORDS  # here, not at the top: tests.apptest imports this module
     with eng.begin() as conn:
         for role, password in PASSWORDS.items():
             create_user(conn, role, password, role, name=f"Test {role}")
@@ -146,11 +141,6 @@ def empty_engine(admin_url, empty_template):
 @pytest.fixture(scope="module")
 def analyst(database_url):
     """An engine of the analysts' login role on the seeded database, made as the app makes it."""
-    from sqlalchemy.engine import make_url
-
-    from data.db import make_analyst_engine
-    from data.settings import load_settings
-
     url = make_url(database_url).set(username=load_settings().analyst_role)
     eng = make_analyst_engine(url.render_as_string(hide_password=False))
     yield eng
@@ -160,8 +150,6 @@ def analyst(database_url):
 @pytest.fixture
 def smtp():
     """A real SMTP server (aiosmtpd) on loopback keeping the messages it receives."""
-    from tests.servers import SmtpServer
-
     server = SmtpServer().start()
     yield server
     server.stop()
@@ -171,8 +159,6 @@ def smtp():
 def hook(monkeypatch):
     """A real HTTP server on loopback keeping the webhooks it receives; loopback is allowed for
     webhooks while it runs (WEBHOOK_ALLOWED_NETWORKS, also for the schedulers tests start)."""
-    from tests.servers import WebhookServer
-
     monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     server = WebhookServer().start()
     yield server

@@ -10,6 +10,8 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from aiosmtpd.controller import Controller
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -27,8 +29,6 @@ class SmtpServer:
         self._controller = None
 
     def start(self) -> "SmtpServer":
-        from aiosmtpd.controller import Controller
-
         server = self
 
         class Handler:

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 
@@ -614,8 +615,6 @@ def test_a_query_returning_infinity_is_that_rules_error_and_the_others_go_on(mar
 def test_a_second_scheduler_during_a_tick_skips_the_locked_rules(market, smtp, monkeypatch):
     """Two ticks at once, the second started while the first holds the rules: it finds none, and
     after the first commits none is due; one notification per transition."""
-    import threading
-
     eng = market["engine"]
     with eng.begin() as conn:
         for i in range(5):

@@ -7,6 +7,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import jwt
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -386,7 +387,6 @@ def test_audit_filters(db):
 
 
 def test_csv_export_neutralises_formulas():
-    import pandas as pd
     frame = pd.DataFrame({"actor": ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx", "ann", "a=b"],
                           "n": [-1, 2, 3, 4, 5, 6, 7]})
     out = neutralise(frame)

@@ -1,16 +1,24 @@
 """A real browser against a `make run`-style start: migrate, seed, scheduler, streamlit."""
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+import openpyxl
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from analytics.filters import resolve_preset
+from bench.load import protocol_user, session_cookie
 from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview, wait_idle
+from scripts.healthcheck import app_answering
 from tests.apptest import PASSWORDS
 from tests.conftest import TEST_COOKIE_KEY, create_database
 
@@ -244,7 +252,6 @@ def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, brow
     lines = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
     assert lines[0] == "status,orders" and len(lines) >= 3
     info = _download(page, "JSON")
-    import json
     records = json.loads(open(info.value.path(), encoding="utf-8").read())
     assert {"status", "orders"} <= set(records[0]) and len(records) == len(lines) - 1
     # Past the 10,000-row display limit the Excel file streams the whole result from PostgreSQL.
@@ -253,7 +260,6 @@ def test_sql_page_runs_with_ctrl_enter_and_downloads_the_result(served_app, brow
     box.press("Control+Enter")
     page.get_by_text("first 10,000 rows only").first.wait_for(timeout=60_000)
     info = _download(page, "Excel")
-    import openpyxl
     book = openpyxl.load_workbook(open(info.value.path(), "rb"), read_only=True)
     rows = list(book["Query"].iter_rows(values_only=True))
     assert rows[0] == ("n", "gmv") and len(rows) == 12_001 and rows[-1] == (12000, 30000)
@@ -340,7 +346,7 @@ def test_an_admin_creates_an_analyst_who_works_through_every_page_and_a_viewer_i
     wait_for_overview(page)
     assert re.search(r"Signed in as\s+Ana Analyst\s+· Analyst", page.locator("body").inner_text())
     _choose(page, "Period", "Last 90 days")
-    from analytics.filters import resolve_preset    # the caption names the period's days (UTC here)
+    # The caption names the period's days (UTC here).
     period = resolve_preset("last_90_days", datetime.now(timezone.utc).date()).label()
     page.get_by_text(period).first.wait_for(timeout=60_000)
     wait_for_overview(page)
@@ -386,8 +392,6 @@ def test_an_admin_schedules_a_report_runs_it_now_and_the_scheduler_mails_it(serv
 
 
 def test_an_analyst_query_with_a_parameter_downloads_what_the_database_says(served_app, browser):
-    import sqlalchemy as sa
-
     context, page = _sql_page_runs(served_app, browser, "SELECT status, count(*) AS orders FROM mart.orders "
                                    "WHERE channel = {{channel}} GROUP BY 1 ORDER BY 1")
     page.get_by_role("textbox", name="channel").fill("web")
@@ -422,8 +426,6 @@ def test_clicking_a_breakdown_bar_focuses_the_sales_page(served_app, browser):
 
 
 def test_selecting_a_leaderboard_row_drills_down_into_that_vendor(served_app, browser):
-    import sqlalchemy as sa
-
     context, page = _deep_link_login(browser, served_app + "/vendors", "admin")
     page.get_by_text("Select a row to drill down").first.wait_for(timeout=120_000)
     page.get_by_text("Vendor drill-down").first.wait_for(timeout=120_000)
@@ -452,10 +454,6 @@ def test_the_load_benchmarks_protocol_client_sees_drawn_pages_and_calls_a_login_
     """bench/load.py's websocket client: with a session cookie, one session walks overview, sales,
     overview, each drawn in full with no error; with a cookie signed by another key the app shows its
     login page, which must count as an error rather than as a fast render."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bench.load import protocol_user, session_cookie
 
     async def walk(cookie: str, pages: list[str], errors: list[str]) -> list[float]:
         view, close = protocol_user(served_app, cookie, errors)
@@ -480,5 +478,4 @@ def test_the_load_benchmarks_protocol_client_sees_drawn_pages_and_calls_a_login_
 
 
 def test_the_images_healthcheck_finds_the_served_app_healthy(served_app):
-    from scripts.healthcheck import app_answering
     assert app_answering(served_app + "/_stcore/health") is None

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from analytics import customer_scores as S
 from analytics import customers as C
+from analytics.customer_scores import cluster_customers, compute_scores
 from analytics.filters import Filters, Period
+from reports import jobs
 from tests.conftest import SEED_END
 from tests.raw_metrics import load_raw, prepare
 
@@ -187,7 +191,6 @@ def _rfm_reference(raw, as_of, dims: dict) -> pd.DataFrame:
 def scored(engine):
     """compute_scores as of AS_OF[0] for everyone, web orders (rollups) and one vendor (raw lines),
     with movement from 60 days before."""
-    from analytics.customer_scores import compute_scores
     as_of, out = AS_OF[0], {}
     with engine.connect() as conn:
         vendor = int(pd.read_sql_query("SELECT vendor_id FROM mart.order_items GROUP BY 1 ORDER BY count(*) DESC, 1 "
@@ -234,7 +237,6 @@ def test_validation_counts_equal_raw(raw, scored):
 
 
 def date_of(text: str):
-    from datetime import date
     return date.fromisoformat(text)
 
 
@@ -247,7 +249,7 @@ def test_scores_are_consistent(scored):
     assert (df["expected_30"] <= df["expected_90"]).all() and (df["expected_90"] <= df["expected_365"]).all()
     assert (df["clv_12m"] >= 0).all()
     assert np.allclose(df["value_at_risk"], df["gmv"] * (1 - df["p_alive"]))
-    risk = __import__("analytics.customer_scores", fromlist=["at_risk"]).at_risk(df, max_p_alive=0.3, limit=50)
+    risk = S.at_risk(df, max_p_alive=0.3, limit=50)
     assert (risk["p_alive"] < 0.3).all() and risk["value_at_risk"].is_monotonic_decreasing and len(risk) <= 50
     # Clusters: k from the silhouette search, every customer in one, numbered by GMV.
     assert s.cluster_k["how"] == "silhouette" and s.cluster_k["k"] in range(2, 9)
@@ -257,7 +259,6 @@ def test_scores_are_consistent(scored):
 
 
 def test_clusters_find_separated_groups_and_take_a_set_k():
-    from analytics.customer_scores import cluster_customers
     rng = np.random.default_rng(0)
     groups = []
     for days_since, purchases, gmv in ((10, 12, 3000), (400, 1, 40), (120, 3, 300)):
@@ -280,7 +281,6 @@ def test_clusters_find_separated_groups_and_take_a_set_k():
 
 
 def test_too_little_data_keeps_rfm_and_says_why(engine):
-    from analytics.customer_scores import compute_scores
     as_of = raw_start(engine) + timedelta(days=2)
     with engine.connect() as conn:
         s = compute_scores(conn, Filters.make(Period(as_of, as_of)), as_of, tz=TZ)
@@ -290,15 +290,11 @@ def test_too_little_data_keeps_rfm_and_says_why(engine):
 
 
 def raw_start(engine):
-    import sqlalchemy as sa
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT min(ordered_at AT TIME ZONE 'UTC')::date FROM mart.orders")).scalar()
 
 
 def test_store_and_load_round_trip(engine, scored):
-    import sqlalchemy as sa
-    from datetime import datetime, timezone
-    from analytics import customer_scores as S
     s = scored["everyone"]
     try:
         with engine.begin() as conn:
@@ -361,10 +357,6 @@ def test_store_and_load_round_trip(engine, scored):
 
 
 def test_nightly_job_stores_the_scores_of_yesterday(engine, monkeypatch):
-    import sqlalchemy as sa
-    from datetime import datetime, timezone
-    from analytics import customer_scores as S
-    from reports import jobs
     monkeypatch.setenv("APP_TIMEZONE", TZ)
     now = datetime(SEED_END.year, SEED_END.month, SEED_END.day, 12, 0, tzinfo=timezone.utc) + timedelta(days=1)
     try:

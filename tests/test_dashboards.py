@@ -10,6 +10,7 @@ from analytics.filters import Filters, resolve_preset
 from analytics.kpis import fetch_kpis
 from analytics.metrics import format_value
 from components.loaders import local_today
+from components.text import plain
 from data import saved_queries as SQ
 from tests.apptest import open_page, texts
 
@@ -114,7 +115,6 @@ def test_settings_are_written_only_when_changed_so_two_tabs_do_not_undo_each_oth
 def test_names_written_by_users_show_as_text_not_markdown(monkeypatch, database_url, engine, clean):
     """A widget title with a link and a remote image appeared as both on a viewer's screen
     (issue 20): user text is shown as typed."""
-    from components.text import plain
     evil = "Sales [click me](https://evil.example/x) ![](https://evil.example/pixel.png) **loud**"
     # Escaped, and a zero-width space after each scheme: GitHub's autolinks ignore escapes.
     assert plain(evil) == ("Sales \\[click me\\]\\(https\u200b\\:\\/\\/evil\\.example\\/x\\) \\!\\[\\]\\("

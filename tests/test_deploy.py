@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
+import tomllib
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
-from data.settings import ENV_VARS
+from analytics.query import run_query
+from data.db import analyst_url, embedded_server, make_analyst_engine
+from data.errors import analyst_connect_failure
+from data.settings import ENV_VARS, load_settings
 from tests.conftest import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -72,15 +79,6 @@ def test_migrate_and_the_sql_pages_role_work_on_a_server_that_checks_passwords(t
     """Compose's setup without Docker: a PostgreSQL that wants a password from everyone (the
     official image does), its owner `mbi` as POSTGRES_USER makes it, and a `postgresql://` URL.
     Migrate gives the analysts' role ANALYST_DB_PASSWORD; the SQL runner logs in with it."""
-    import subprocess
-    import sys
-
-    import sqlalchemy as sa
-
-    from analytics.query import run_query
-    from data.db import analyst_url, embedded_server, make_analyst_engine
-    from data.settings import load_settings
-
     server = embedded_server(tmp_path_factory.mktemp("pgpw") / "data", cleanup_mode="delete")
     host = server.get_postmaster_info().socket_path.parent
     admin = sa.create_engine(f"postgresql+psycopg://postgres@/postgres?host={host}",
@@ -112,7 +110,6 @@ def test_migrate_and_the_sql_pages_role_work_on_a_server_that_checks_passwords(t
         run_query("SELECT 1", engine=engine)
     engine.dispose()
     # What the SQL page says then: the reason, and what an admin does about it.
-    from data.errors import analyst_connect_failure
     said = analyst_connect_failure(failed.value)
     assert 'password authentication failed for user "bi_analyst"' in said
     assert said.endswith("An admin sets ANALYST_DB_PASSWORD for the app and runs `python -m data migrate`, "
@@ -121,7 +118,6 @@ def test_migrate_and_the_sql_pages_role_work_on_a_server_that_checks_passwords(t
 
 
 def test_the_app_listens_on_loopback_unless_a_container_says_otherwise():
-    import tomllib
     assert tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["address"] == "127.0.0.1"
     assert "--server.address 0.0.0.0" in (ROOT / "Dockerfile").read_text()
     command = SERVICES["app"]["command"]

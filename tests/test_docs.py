@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from analytics.metrics import METRICS
+from data.db import _start_failure_message
 from data.settings import ENV_VARS, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,6 @@ def test_bad_settings_name_the_variable(monkeypatch, var, value, message):
     ("FATAL:  could not create lock file: Permission denied", "cannot write"),
 ])
 def test_embedded_start_failures_say_what_to_do(tmp_path, log, hint):
-    from data.db import _start_failure_message
     (tmp_path / "log").write_text(log)
     msg = _start_failure_message(tmp_path, RuntimeError("pg_ctl failed"))
     assert hint in msg and "DATABASE_URL" in msg and str(tmp_path) in msg

@@ -12,7 +12,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from analytics.query import QueryFailed, QueryRejected
+from analytics.query import QueryFailed, QueryRejected, copy_csv, open_query
+from analytics.sql_params import bind_parameters
 from reports.exporters import XLSX_MAX_ROWS, export_query, to_csv, to_xlsx, write_csv, write_json, write_xlsx
 
 
@@ -125,9 +126,6 @@ def test_export_query_streams_the_whole_result_up_to_the_cap(analyst):
 
 def test_copy_csv_matches_the_streamed_writer_and_neutralises_in_sql(analyst):
     """The COPY path (queries without parameters) writes what the streamed writer writes."""
-    from analytics.query import copy_csv, open_query
-    from reports.exporters import write_csv
-
     sql = ("SELECT g AS n, (g * 1.25)::numeric(12, 2) AS amount, CASE WHEN g % 3 = 0 THEN '=cmd|' || g "
            "WHEN g % 3 = 1 THEN '-' || g ELSE 'plain, \"quoted\"' END AS label, g % 2 = 0 AS even, "
            "timestamptz '2026-03-01 10:00:00+00' + g * interval '1 hour' AS at, NULL::text AS nothing, "
@@ -161,12 +159,6 @@ def test_copy_csv_matches_the_streamed_writer_and_neutralises_in_sql(analyst):
 
 
 def test_copy_csv_with_parameters_passes_them_as_settings_and_matches_the_cursor_path(analyst):
-    from datetime import date
-
-    from analytics.query import copy_csv, open_query
-    from analytics.sql_params import bind_parameters
-    from reports.exporters import write_csv
-
     sql, params = bind_parameters(
         "SELECT g AS n, {{label}} || g AS label, d::date AS day FROM generate_series(1, {{top:number}}) g, "
         "generate_series(date '2026-01-01', date '2026-03-01', interval '1 day') d "

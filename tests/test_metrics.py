@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics.filters import Filters, Period
-from analytics.kpis import aggregate, fetch_breakdown, fetch_targets, fetch_totals, fetch_trend
+from analytics.filters import FilterError, Filters, Period
+from analytics.kpis import (INDEXED_CUSTOMER_DIMENSIONS, aggregate, fetch_breakdown, fetch_dimension_values,
+                            fetch_targets, fetch_totals, fetch_trend)
 from analytics.metrics import METRICS
 from tests.conftest import SEED_END
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
@@ -190,7 +191,6 @@ def test_every_metric_has_a_definition_shown_to_users():
     ({"by": "channel", "grain": "day"}, "one or the other"),
 ])
 def test_aggregate_rejects_names_it_does_not_know(engine, kw, message):
-    from analytics.filters import FilterError
     with engine.connect() as conn, pytest.raises(FilterError, match=message):
         aggregate(conn, Filters.make(PERIODS["one_day"]), tz="UTC", **kw)
 
@@ -214,8 +214,6 @@ def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, 
 def test_dimension_values_equal_a_distinct_read_of_every_row(engine):
     """The filter bar's lists: customer dimensions by the index skip scan (fetch_distinct_values), the
     same values in the same order as DISTINCT over every customer."""
-    from analytics.kpis import INDEXED_CUSTOMER_DIMENSIONS, fetch_dimension_values
-
     with engine.connect() as conn:
         got = fetch_dimension_values(conn)
         for dim in INDEXED_CUSTOMER_DIMENSIONS:

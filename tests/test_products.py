@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from analytics import products as P
 from analytics.filters import Filters, Period
 from analytics.kpis import rollups_usable
+from data.rollups import refresh_rollups
 from tests.conftest import SEED_END
 from tests.raw_metrics import assert_close, expected, lines_in, load_raw, prepare
 
@@ -378,7 +379,6 @@ def _seed_inventory(conn) -> None:
 
 @pytest.mark.parametrize("rollups", [False, True], ids=["raw", "rollups"])
 def test_inventory_edge_cases(empty_engine, rollups):
-    from data.rollups import refresh_rollups
     with empty_engine.begin() as conn:
         _seed_inventory(conn)
         if rollups:

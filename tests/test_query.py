@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from analytics.query import QueryFailed, QueryRejected, list_options, open_query, run_query
 from analytics.sql_params import Parameter, bind_parameters, find_parameters, format_sql
-from tests.test_sql_params import FORMAT_ME
+from data.saved_queries import MAX_SQL_CHARS, SavedQueryError, save_query
+from data.schema import ensure_analyst_role, restrict_catalogs
 from data.settings import load_settings
+from tests.conftest import create_database
+from tests.test_sql_params import FORMAT_ME
 
 
 def _fingerprint(engine) -> dict:
@@ -290,8 +295,6 @@ def test_the_role_alone_refuses_bare_statements(engine, analyst, sql, message):
 def test_the_role_changing_its_own_defaults_changes_nothing_the_runner_enforces(engine, analyst):
     """A role may ALTER its own defaults; the runner sets its limits per transaction anyway, and
     every migration puts the role's settings back."""
-    from data.schema import ensure_analyst_role
-
     with analyst.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("SET default_transaction_read_only = off")
         conn.exec_driver_sql("ALTER ROLE CURRENT_USER SET default_transaction_read_only = off")
@@ -316,7 +319,7 @@ def test_the_role_changing_its_own_defaults_changes_nothing_the_runner_enforces(
 
 def test_format_sql_keeps_the_results(analyst):
     out = format_sql(FORMAT_ME)
-    values = {"ch": "web", "since": __import__("datetime").date(2026, 1, 1)}
+    values = {"ch": "web", "since": date(2026, 1, 1)}
     before = run_query(*bind_parameters(FORMAT_ME, values), engine=analyst).frame
     after = run_query(*bind_parameters(out, values), engine=analyst).frame
     assert before.equals(after) and len(before) >= 2
@@ -325,7 +328,6 @@ def test_format_sql_keeps_the_results(analyst):
 # --- hardening (issue 20) ---------------------------------------------------------------------------
 
 def test_text_over_the_size_cap_is_not_saved(empty_engine):
-    from data.saved_queries import MAX_SQL_CHARS, SavedQueryError, save_query
     huge = "SELECT 1 AS n -- " + "x" * MAX_SQL_CHARS
     with empty_engine.begin() as conn, pytest.raises(SavedQueryError, match="sql: at most 100,000 characters"):
         save_query(conn, "ann", "Huge", huge)
@@ -378,10 +380,6 @@ def test_one_analyst_cannot_cancel_anothers_query(analyst):
 def test_a_migration_by_a_user_who_does_not_own_the_catalogs_says_they_stay_open(admin_url, caplog):
     """PostgreSQL answers a REVOKE by a non-owner with a warning, not an error: the migration looks
     again and says what stays open."""
-    from sqlalchemy.engine import make_url
-
-    from data.schema import restrict_catalogs
-    from tests.conftest import create_database
     url = create_database(admin_url, "mbi_not_superuser")
     admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:

@@ -9,23 +9,30 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 
 import openpyxl
+import pandas as pd
 import pytest
 import sqlalchemy as sa
+from reportlab import rl_config
 
 from analytics.filters import Period
 from data.auth import create_user
+from data.rollups import refresh_rollups
 from data.saved_queries import save_query
-from data.settings import load_settings
-from reports import delivery, exports, schedules
+from data.settings import SettingsError, load_settings
+from reports import alerts, delivery, exports, schedules
+from reports.pdf import render_pdf
 from reports.periods import resolve
-from reports.templates import TEMPLATES, ReportError, build, render
+from reports.templates import TEMPLATES, Report, ReportError, Table, build, render
 from tests.conftest import ROOT, TEST_COOKIE_KEY, use_database
+from tests.servers import WebhookServer
+from tests.test_scheduler import ORDER
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=timezone.utc)   # the morning after the seeded data ends
 
@@ -131,12 +138,6 @@ def test_every_template_renders_in_each_of_its_formats(engine, template):
 
 
 def test_a_pdf_with_1000_table_rows_has_many_numbered_pages(tmp_path, monkeypatch):
-    import pandas as pd
-    from reportlab import rl_config
-
-    from reports.pdf import render_pdf
-    from reports.templates import Report, Table
-
     monkeypatch.setattr(rl_config, "pageCompression", 0)   # page text readable in the file's bytes
     frame = pd.DataFrame({"n": range(1000), "name": [f"=row {i}" for i in range(1000)],
                           "gmv": [i * 1.5 for i in range(1000)]})
@@ -300,7 +301,6 @@ def test_a_due_schedule_runs_once_and_mails_its_file_once(world, smtp, hook):
 
 def test_fan_out_sends_each_value_its_own_filtered_report(world, smtp):
     eng = world["engine"]
-    from tests.test_scheduler import ORDER
     with eng.begin() as conn:
         conn.execute(sa.text(ORDER))
         conn.execute(sa.text("""
@@ -309,7 +309,6 @@ def test_fan_out_sends_each_value_its_own_filtered_report(world, smtp):
             INSERT INTO mart.orders VALUES (3, 100, '2026-11-19 12:00+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 0);
             INSERT INTO mart.order_items VALUES (3, 1, 20, 2, 1, 30.00, 0, 10.00, 0);
             INSERT INTO mart.order_items VALUES (3, 2, 10, 1, 1, 20.00, 0, 8.00, 0);"""))
-        from data.rollups import refresh_rollups
         refresh_rollups(conn, timezone="UTC")
         _schedule(conn, world, name="Vendors per category", template="vendor_performance",
                   spec={"period": "last_7_days"}, recipients="", fan_out="category",
@@ -328,7 +327,6 @@ def test_a_vendor_name_with_a_line_break_is_one_line_in_the_subject_and_blocks_n
     """Names keep their line breaks in the data (they round-trip); a mail header cannot hold one:
     the delivery for that vendor failed on every attempt (issue 20)."""
     eng = world["engine"]
-    from tests.test_scheduler import ORDER
     with eng.begin() as conn:
         conn.execute(sa.text(ORDER))
         conn.execute(sa.text("INSERT INTO mart.vendors VALUES (2, E'Evil\\r\\nBcc: all@example.com', 'Toys', "
@@ -556,7 +554,6 @@ def test_a_slow_export_delays_no_heartbeat_alert_or_run_now_and_is_made_once(wor
     export worker: the heartbeat keeps its second, an alert rule due meanwhile mails within
     seconds, a "Run now" of another report is made and mailed meanwhile, and the short lease is
     renewed throughout, so the export is made once, by one scheduler, with one or two running."""
-    from reports import alerts
     eng = world["engine"]
     with eng.begin() as conn:
         conn.execute(sa.text(SLOW_ROWS))
@@ -648,10 +645,8 @@ def test_sigterm_while_an_exports_query_runs_hands_it_back_within_seconds(world,
 def test_a_mail_server_that_never_answers_delays_no_alert(world, smtp):
     """Deliveries run on a worker thread: a mail server that accepts connections and says nothing
     (each SMTP step waits up to 30 s) held up the alerts of the same tick before."""
-    import socket as sock
-    from reports import alerts
     eng = world["engine"]
-    silent = sock.socket()
+    silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
     with eng.begin() as conn:
@@ -688,7 +683,6 @@ def test_a_mail_server_that_never_answers_delays_no_alert(world, smtp):
 def test_a_webhook_host_resolving_to_loopback_is_refused_and_never_called(monkeypatch):
     """Host names are checked after DNS resolution, when the webhook is sent: a name can point
     anywhere (localhost here; a public-looking name in an attack)."""
-    from tests.servers import WebhookServer
     monkeypatch.delenv("WEBHOOK_ALLOWED_NETWORKS", raising=False)
     server = WebhookServer().start()
     try:
@@ -710,7 +704,6 @@ def test_what_answered_a_webhook_is_not_shown_beyond_its_http_status(world, smtp
     """The Send test button and a rule's notifications showed what answered (an SMTP banner, a
     refused connection): a probe of the network from the server. Now a status or a general
     sentence, with the details in the log."""
-    from reports import alerts
     eng = world["engine"]
     smtp_url = f"http://127.0.0.1:{smtp.port}/"
     with eng.begin() as conn:
@@ -839,8 +832,6 @@ def test_viewers_neither_export_saved_queries_nor_schedule(world):
     ("DELIVERY_MAX_ATTEMPTS", "-1", "DELIVERY_MAX_ATTEMPTS='-1' must be greater than zero"),
 ])
 def test_bad_delivery_settings_name_the_variable(monkeypatch, name, value, message):
-    from data.settings import SettingsError, load_settings
-
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings()

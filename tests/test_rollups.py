@@ -2,13 +2,17 @@
 lines, and incremental refresh after inserts, updates and deletes equals a full rebuild."""
 from __future__ import annotations
 
-from datetime import date
+import random
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from analytics.filters import Filters, Period
-from data.rollups import refresh_rollups
+from analytics.kpis import aggregate, fetch_targets
+from data.calendar import bucket_bounds, calendar_pieces
+from data.cli import main
+from data.rollups import FULL_STEPS, refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
 from tests.test_scale_rollups import snapshot as _snapshot
 
@@ -55,7 +59,6 @@ def _check_all(engine, conn, tz: str) -> None:
 
 
 def _totals(conn, p, d, tz):
-    from analytics.kpis import aggregate
     row = aggregate(conn, Filters.make(p, **d), tz=tz).iloc[0]
     return {k: (None if row[k] != row[k] else float(row[k])) for k in row.index if k != "key"}
 
@@ -75,7 +78,6 @@ def test_berlin_moves_the_late_order_to_the_next_day(empty_engine):
         conn.execute(sa.text(SETUP))
         refresh_rollups(conn, timezone="Europe/Berlin")
         day = Period(date(2026, 3, 1), date(2026, 3, 1))
-        from analytics.kpis import aggregate
         assert aggregate(conn, Filters.make(day), tz="Europe/Berlin").iloc[0]["orders"] == 0
         refresh_rollups(conn, timezone="UTC")
         assert aggregate(conn, Filters.make(day), tz="UTC").iloc[0]["orders"] == 2
@@ -119,9 +121,6 @@ def test_dimension_change_forces_full_rebuild(empty_engine):
 def test_a_full_rebuild_reports_its_steps(empty_engine, monkeypatch, capsys):
     """The seed and `python -m data refresh --full` show which step a rebuild of minutes is in;
     an incremental refresh (seconds) reports none."""
-    from data.cli import main
-    from data.rollups import FULL_STEPS
-
     steps = []
     with empty_engine.begin() as conn:
         conn.execute(sa.text(SETUP))
@@ -144,7 +143,6 @@ def test_stale_time_zone_falls_back_to_raw(empty_engine):
         conn.execute(sa.text(SETUP))
         refresh_rollups(conn, timezone="UTC")
     with empty_engine.connect() as conn:
-        from analytics.kpis import aggregate
         df = aggregate(conn, Filters.make(PERIODS[2]), tz="Europe/Berlin")
         assert df.attrs["sources"]["sales"] == "raw"
         _check_all(empty_engine, conn, "Europe/Berlin")
@@ -160,7 +158,6 @@ def test_truncate_asks_for_a_full_rebuild(empty_engine):
 
 
 def test_overlapping_targets_give_no_target(empty_engine):
-    from analytics.kpis import fetch_targets
     month = Period(date(2026, 1, 1), date(2026, 1, 31))
     with empty_engine.begin() as conn:
         conn.execute(sa.text("""INSERT INTO mart.kpi_targets VALUES
@@ -171,11 +168,6 @@ def test_overlapping_targets_give_no_target(empty_engine):
 
 
 def test_calendar_pieces_cover_every_day_once():
-    import random
-    from datetime import timedelta
-
-    from data.calendar import bucket_bounds, calendar_pieces
-
     rng = random.Random(7)
     cases = [(date(2026, 10, 24), date(2026, 11, 22)), (date(2026, 1, 1), date(2026, 12, 31)),
              (date(2026, 3, 5), date(2026, 3, 5)), (date(2024, 2, 26), date(2024, 3, 3))]
@@ -202,7 +194,6 @@ def test_calendar_pieces_cover_every_day_once():
 @pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin"])
 def test_products_over_weeks_and_months_equal_raw(empty_engine, tz):
     """Per-product figures read from the weekly and monthly rollups (and edge days) equal raw."""
-    from analytics.kpis import aggregate
     with empty_engine.begin() as conn:
         conn.execute(sa.text(SETUP))
         refresh_rollups(conn, timezone=tz)

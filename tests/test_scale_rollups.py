@@ -15,10 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 import analytics.kpis as K
-from analytics.filters import Filters, Period
+from analytics.filters import Filters, Period, next_bucket
+from analytics.products import compute_product_figures
+from analytics.sales import fetch_marketing
+from analytics.vendors import fetch_hhi_series, fetch_new_vendors
 from data import customer_rollups as CR
 from data import dim_cubes as DC
-from data.rollups import ROLLUP_TABLES, refresh_rollups
+from data.rollups import ROLLUP_TABLES, period_version, refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
 
 FIRST, LAST = date(2025, 12, 20), date(2026, 4, 12)   # holds New Year and both DST changes of 2026 in Europe
@@ -158,7 +161,6 @@ def test_trend_buckets_equal_raw(empty_engine, grain):
 
 
 def _bucket_end(key: date, grain: str) -> date:
-    from analytics.filters import next_bucket
     return next_bucket(key, grain) - timedelta(days=1)
 
 
@@ -227,8 +229,6 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
     """Vendors ranked under an order- or customer-level filter, a vendor's breakdown by one of them,
     its monthly trend, the HHI series and new vendors read vendors by dimension: whole months,
     kept day rows, and (keep=40: day rows from March 1st) older edge days from the order lines."""
-    from analytics.vendors import fetch_hhi_series, fetch_new_vendors
-
     monkeypatch.setitem(DC.KEEP_DAYS, "vendor", keep)
     tz = "Europe/Berlin"
     raw = _built(empty_engine, 13, tz)
@@ -290,8 +290,6 @@ def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
     """Products ranked under an order- or customer-level filter (the products page's lists and
     their comparison period, narrowed to the listed products) read products by dimension: whole
     months, kept day rows and (keep=40) older edge days from the order lines."""
-    from analytics.products import compute_product_figures
-
     monkeypatch.setitem(DC.KEEP_DAYS, "product", keep)
     tz = "America/New_York"
     raw = _built(empty_engine, 15, tz)
@@ -515,7 +513,6 @@ def test_upgraded_database_reads_the_old_rollups_until_rebuilt(empty_engine):
 
 
 def test_marketing_reads_acquisition_rollup(empty_engine):
-    from analytics.sales import fetch_marketing
     tz = "Europe/Berlin"
     with empty_engine.begin() as conn:
         _marketplace(conn, 9)
@@ -535,8 +532,6 @@ def test_marketing_reads_acquisition_rollup(empty_engine):
 def test_a_refresh_moves_only_the_versions_of_days_it_changed(empty_engine):
     """Caches key figures on period_version: today's orders move today's (and its stock windows'),
     a late change the days whose figures it moves; a full rebuild moves every day."""
-    from data.rollups import period_version
-
     with empty_engine.begin() as conn:
         _marketplace(conn, 12)
         v0 = refresh_rollups(conn, timezone="UTC").version

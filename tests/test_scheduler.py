@@ -6,12 +6,15 @@ import re
 import subprocess
 import sys
 import threading
+from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
 from data.rollups import refresh_rollups
 from reports import jobs
-from tests.conftest import ROOT
+from reports import scheduler as S
+from scripts.healthcheck import app_answering, role, scheduler_beating
+from tests.conftest import ROOT, create_database
 
 ORDER = """
 INSERT INTO mart.vendors VALUES (1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.1);
@@ -50,7 +53,6 @@ def test_once_beats_and_folds_new_orders_into_the_rollups(empty_engine):
 
 
 def test_scheduler_refuses_an_unmigrated_database(admin_url):
-    from tests.conftest import create_database
     url = create_database(admin_url, "mbi_unmigrated")
     out = subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"],
                          env={**os.environ, "DATABASE_URL": url}, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -84,7 +86,6 @@ def test_failed_job_is_recorded_with_its_error(empty_engine):
 
 
 def test_refresh_since_rebuilds_from_that_day(empty_engine):
-    from datetime import date
     with empty_engine.begin() as conn:
         conn.execute(sa.text(ORDER))
         refresh_rollups(conn, timezone="UTC")
@@ -111,7 +112,6 @@ def test_heartbeat_survives_an_unreachable_database():
 
 
 def test_customer_scores_run_once_a_night_after_their_time(empty_engine, monkeypatch):
-    from datetime import date, datetime, timezone
     monkeypatch.setenv("APP_TIMEZONE", "Europe/Berlin")
     monkeypatch.setenv("CUSTOMER_SCORES_AT", "03:00")
     with empty_engine.begin() as conn:
@@ -138,7 +138,6 @@ def test_customer_scores_run_once_a_night_after_their_time(empty_engine, monkeyp
 
 
 def test_the_images_healthcheck_knows_which_role_its_container_runs():
-    from scripts.healthcheck import role
     assert role(b"python\0-m\0reports.scheduler\0") == "scheduler"
     assert role(b"/usr/local/bin/python\0/usr/local/bin/streamlit\0run\0app.py\0") == "app"
     assert role(b"sh\0-c\0python -m data migrate && exec streamlit run app.py\0") == "app"
@@ -146,7 +145,6 @@ def test_the_images_healthcheck_knows_which_role_its_container_runs():
 
 
 def test_the_scheduler_healthcheck_wants_a_recent_heartbeat_from_its_host(empty_engine, monkeypatch):
-    from scripts.healthcheck import scheduler_beating
     monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
     assert scheduler_beating(60) == "no heartbeat from a scheduler on this host yet"
     assert jobs.heartbeat(empty_engine)
@@ -160,12 +158,10 @@ def test_the_scheduler_healthcheck_wants_a_recent_heartbeat_from_its_host(empty_
 
 
 def test_the_app_healthcheck_reports_a_closed_port():
-    from scripts.healthcheck import app_answering
     assert app_answering("http://127.0.0.1:1/_stcore/health").startswith("http://127.0.0.1:1/_stcore/health: ")
 
 
 def test_the_job_table_puts_long_work_on_workers_and_runs_each_job_once_per_pass():
-    from reports import scheduler as S
     assert [j.name for j in S.JOBS if j.thread == S.MAIN] == [
         "heartbeat", "refresh_rollups", "prune_login_attempts", "expired_exports", "alerts", "schedules"]
     settings = type("Settings", (), {"export_workers": 3, "work_seconds": 5})()
@@ -177,8 +173,6 @@ def test_the_job_table_puts_long_work_on_workers_and_runs_each_job_once_per_pass
 
 
 def test_a_failing_command_is_logged_and_the_loop_goes_on(caplog):
-    from reports import scheduler as S
-
     def unreachable(ctx):
         raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
 

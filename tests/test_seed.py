@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from data.cli import main
+from data.rollups import FULL_STEPS
 from data.seed import CONTRACT_TABLES, SeedError, SeedSummary, seed
 from tests.conftest import SEED_END, SEED_LINES, create_database
 
@@ -429,14 +431,11 @@ def test_local_days_follow_app_timezone(fresh_db, monkeypatch):
 
 
 def test_command_line_seed(empty_engine, monkeypatch, capsys):
-    from data.cli import main
-
     monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
     assert main(["seed", "--orders", "300", "--end", "2026-01-31", "--seed", "5"]) == 0
     out = capsys.readouterr()
     assert "seeded 300 order lines" in out.out and " s" in out.out
     assert "100%" in out.err and "order lines" in out.err  # the progress report
-    from data.rollups import FULL_STEPS
     # The rollup build says which of its steps it is in.
     assert all(f"refreshing rollups: {step}" in out.err for step in FULL_STEPS)
 
