@@ -7,7 +7,7 @@ Windows, at evaluation time `now` in APP_TIMEZONE:
   yesterday            the last whole day
   last_7d, last_30d    the 7 (30) whole days before today, as the dashboards' "Last 7 days"
   today, wtd, mtd      today, the week (from Monday) and the month so far, today included
-Whole-day windows read the rollups (aggregate), so they cost what a dashboard costs.
+Whole-day windows read the rollups (fetch_aggregate), so they cost what a dashboard costs.
 
 Conditions: above or below a threshold (in the metric's units; rates as fractions), rises or falls
 by more than a percentage against the previous window or the same window a week earlier, or
@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from analytics.alert_states import Instance, Rule, step
 from analytics.filters import DIMENSIONS, PERIOD_PRESETS, FilterError, Filters, Period, resolve_period
 from analytics.forecast_series import FORECAST_METRICS
-from analytics.kpis import aggregate_query, fetch_distinct_values, rollup_layout
+from analytics.kpis import aggregate_query, fetch_distinct_values, fetch_rollup_layout
 from analytics.metrics import CUSTOMER_BASES, METRICS, SALES_BASES, TRAFFIC_BASES, format_value, get_metric
 from data.calendar import local_today
 from data.db import stage_temp_table
@@ -61,7 +61,7 @@ BASELINES = {"previous": "the previous window", "last_week": "the same window a 
 FAN_OUTS = {"vendor_id": "Vendor", "category": "Category", "region": "Region"}
 ANOMALY_METRICS = tuple(m for m in FORECAST_METRICS if m in METRICS)
 
-# A batch's rollup layout not read yet: each group reads its own (analytics.kpis.rollup_layout).
+# A batch's rollup layout not read yet: each group reads its own (analytics.kpis.fetch_rollup_layout).
 READ_LAYOUT = object()
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def _filters(spec_filters: tuple, w: Window) -> Filters:
     return Filters.make(period, **{d: list(v) for d, v in spec_filters})
 
 
-def fan_values(conn: Connection, fan_out: str, filters: tuple) -> list[str]:
+def fetch_fan_values(conn: Connection, fan_out: str, filters: tuple) -> list[str]:
     """Returns the values a fan-out covers: those its filters name, else every value (every vendor
     not closed)."""
     named = dict(filters).get(fan_out)
@@ -244,7 +244,7 @@ def fan_values(conn: Connection, fan_out: str, filters: tuple) -> list[str]:
 _EMPTY: dict[str, float | None] = {}
 
 
-def empty_values(conn: Connection, metrics: tuple[str, ...]) -> dict[str, float | None]:
+def fetch_empty_values(conn: Connection, metrics: tuple[str, ...]) -> dict[str, float | None]:
     """Returns each metric's value over no rows (its glossary formula over zero measures; worked
     out once per process)."""
     if not all(m in _EMPTY for m in metrics):
@@ -254,15 +254,15 @@ def empty_values(conn: Connection, metrics: tuple[str, ...]) -> dict[str, float 
     return {m: _EMPTY[m] for m in metrics}
 
 
-def measure(conn: Connection, window: Window, filters: tuple, fan_out: str, metrics: tuple[str, ...],
-            tz: str, values: list[str] | None = None, layout: int | None | object = READ_LAYOUT,
-            lines: str | None = None) -> dict[str, dict[str, float | None]]:
+def fetch_window_metrics(conn: Connection, window: Window, filters: tuple, fan_out: str, metrics: tuple[str, ...],
+                         tz: str, values: list[str] | None = None, layout: int | None | object = READ_LAYOUT,
+                         lines: str | None = None) -> dict[str, dict[str, float | None]]:
     """Returns {fan value ('' without fan-out): {metric: value}} for the window: one query.
 
-    aggregate's query, its rows read as tuples: 1,000 rules read 245 results a tick, and building
+    fetch_aggregate's query, its rows read as tuples: 1,000 rules read 245 results a tick, and building
     a DataFrame for each cost 2.5 s of a 13 s tick at 10M lines (profiled)."""
     if layout is READ_LAYOUT and window.span is None:
-        layout = rollup_layout(conn, tz)
+        layout = fetch_rollup_layout(conn, tz)
     q = aggregate_query(_filters(filters, window), window.period, layout=None if layout is READ_LAYOUT else layout, tz=tz,
                         by=fan_out or None, metrics=metrics, span=window.span, lines=lines)
     rows = conn.execute(sa.text(f"SELECT key, {', '.join(metrics)} FROM ({q.sql}) a ORDER BY key"), q.params).all()
@@ -270,14 +270,16 @@ def measure(conn: Connection, window: Window, filters: tuple, fan_out: str, metr
                                              for m, v in zip(metrics, vals)}
            for k, *vals in rows}
     if fan_out:
-        missing = [v for v in (values if values is not None else fan_values(conn, fan_out, filters)) if v not in out]
+        known = values if values is not None else fetch_fan_values(conn, fan_out, filters)
+        missing = [v for v in known if v not in out]
         if missing:
-            empty = empty_values(conn, metrics)   # one dict shared by every value without orders (read only)
+            empty = fetch_empty_values(conn, metrics)   # one dict shared by every value without orders (read only)
             out.update(dict.fromkeys(missing, empty))
     return out
 
 
-def forecast_bands(conn: Connection, metric: str, fan_out: str, day: date) -> dict[str, tuple[float, float, float]]:
+def fetch_forecast_bands(conn: Connection, metric: str, fan_out: str,
+                         day: date) -> dict[str, tuple[float, float, float]]:
     """Returns {fan value: (forecast, lower, upper)} from the latest stored daily forecast made by
     `day` that covers it."""
     rows = conn.execute(sa.text("""
@@ -364,7 +366,7 @@ def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str) -> 
             try:
                 with conn.begin_nested():
                     if fan_out and (fan_out, named) not in values:
-                        values[fan_out, named] = fan_values(conn, fan_out, filters)
+                        values[fan_out, named] = fetch_fan_values(conn, fan_out, filters)
                     obs, queries = _evaluate_group(conn, [specs[i] for i in idx], window, filters, fan_out, now, tz,
                                                    values.get((fan_out, named)), layout, lines)
                 results.append((idx, obs, queries))
@@ -396,7 +398,7 @@ def _batch_setup(conn: Connection, groups: dict[tuple, list[int]], specs: list[S
     and a group that fails then fails alone, as without it."""
     try:
         with conn.begin_nested():
-            layout = rollup_layout(conn, tz)
+            layout = fetch_rollup_layout(conn, tz)
             ranges, hours = span_ranges(groups, specs, now, tz)
             copied = sum((b - a).total_seconds() for a, b in ranges) / 3600
             lines = copy_span_lines(conn, ranges) if ranges and hours >= SHARE_SPAN_LINES_AT * copied else None
@@ -411,18 +413,19 @@ def _evaluate_group(conn: Connection, specs: list[Spec], window: str, filters: t
                     ) -> tuple[dict[int, dict[str, Observation]], int]:
     """Returns ({position in specs: {fan value: observation}}, queries run) for one group."""
     metrics = tuple(dict.fromkeys(s.metric for s in specs))
-    current = measure(conn, resolve_window(window, now, tz), filters, fan_out, metrics, tz, values, layout, lines)
+    current = fetch_window_metrics(conn, resolve_window(window, now, tz), filters, fan_out, metrics, tz, values, layout,
+                                   lines)
     queries = 1
     others: dict[str, dict] = {}
     for base in dict.fromkeys(s.baseline for s in specs if s.condition in CHANGES):
-        others[base] = measure(conn, baseline_window(window, base, now, tz), filters, fan_out,
-                               tuple(dict.fromkeys(s.metric for s in specs if s.baseline == base)), tz, values,
-                               layout, lines)
+        others[base] = fetch_window_metrics(conn, baseline_window(window, base, now, tz), filters, fan_out,
+                                            tuple(dict.fromkeys(s.metric for s in specs if s.baseline == base)), tz,
+                                            values, layout, lines)
         queries += 1
     bands: dict[str, dict] = {}
     day = resolve_window(window, now, tz).period.start if window == "yesterday" else None
     for m in dict.fromkeys(s.metric for s in specs if s.condition == "outside_forecast"):
-        bands[m] = forecast_bands(conn, m, fan_out, day)
+        bands[m] = fetch_forecast_bands(conn, m, fan_out, day)
         queries += 1
     out = {}
     # One pass per spec over its fan-out values (414k judgements a tick in the benchmark): what

@@ -12,6 +12,7 @@ analytics.customers re-exports fit_bgnbd and fit_gamma_gamma (the interface fixe
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize, special
 
 
@@ -38,7 +39,7 @@ def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
         raise ValueError("a customer without repeat purchases has recency 0")
 
 
-def bgnbd_log_likelihood(params, x, t_x, T) -> np.ndarray:
+def bgnbd_log_likelihood(params: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> np.ndarray:
     """Returns each customer's BG/NBD log-likelihood (FHL 2005, equation 6)."""
     r, alpha, a, b = params
     x, t_x, T = _arrays(x, t_x, T)
@@ -65,7 +66,7 @@ def _fit(neg_ll, start: np.ndarray) -> np.ndarray:
     return np.exp(best.x)
 
 
-def fit_bgnbd(frequency, recency, T) -> dict:
+def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> dict:
     """Fits the BG/NBD model by maximum likelihood; returns dict(r, alpha, a, b).
 
     Raises FitError when fewer than MIN_CUSTOMERS customers or MIN_REPEAT_CUSTOMERS repeat
@@ -87,7 +88,7 @@ def fit_bgnbd(frequency, recency, T) -> dict:
     return {"r": float(r), "alpha": float(alpha * scale), "a": float(a), "b": float(b)}
 
 
-def gamma_gamma_log_likelihood(params, x, m) -> np.ndarray:
+def gamma_gamma_log_likelihood(params: ArrayLike, x: ArrayLike, m: ArrayLike) -> np.ndarray:
     """Returns each repeat customer's Gamma-Gamma log-likelihood of their average value m over x
     repeat purchases (Fader & Hardie 2013, equation 3)."""
     p, q, v = params
@@ -96,7 +97,7 @@ def gamma_gamma_log_likelihood(params, x, m) -> np.ndarray:
             + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(x * m + v))
 
 
-def fit_gamma_gamma(frequency, monetary_value) -> dict:
+def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> dict:
     """Fits the Gamma-Gamma model of average purchase value; returns dict(p, q, v).
 
     Uses the customers with at least one repeat purchase and a positive average value."""
@@ -119,7 +120,7 @@ def fit_gamma_gamma(frequency, monetary_value) -> dict:
 
 # --- predictions ------------------------------------------------------------------------------
 
-def p_alive(params: dict, frequency, recency, T) -> np.ndarray:
+def p_alive(params: dict, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
     """Returns P(still active at T) per customer (FHL 2005, equation 11)."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     x, t_x, T = _arrays(frequency, recency, T)
@@ -128,7 +129,8 @@ def p_alive(params: dict, frequency, recency, T) -> np.ndarray:
     return 1.0 / (1.0 + odds)
 
 
-def expected_purchases(params: dict, t, frequency, recency, T) -> np.ndarray:
+def expected_purchases(params: dict, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike,
+                       T: ArrayLike) -> np.ndarray:
     """Returns each customer's expected number of purchases in the next t time units given their
     history (FHL 2005, equation 10)."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
@@ -143,7 +145,7 @@ def expected_purchases(params: dict, t, frequency, recency, T) -> np.ndarray:
     return head * body / (1 + odds)
 
 
-def expected_purchases_new(params: dict, t) -> float:
+def expected_purchases_new(params: dict, t: ArrayLike) -> float:
     """Returns the expected number of repeat purchases of a new customer in (0, t] (equation 9)."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     t = np.asarray(t, dtype="float64")
@@ -151,7 +153,7 @@ def expected_purchases_new(params: dict, t) -> float:
     return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
 
 
-def expected_value(params: dict, frequency, monetary_value) -> np.ndarray:
+def expected_value(params: dict, frequency: ArrayLike, monetary_value: ArrayLike) -> np.ndarray:
     """Returns each customer's expected average purchase value (Gamma-Gamma, equation 5): a blend
     of the population mean and their own average, weighted by their number of repeat purchases."""
     p, q, v = params["p"], params["q"], params["v"]
@@ -160,7 +162,8 @@ def expected_value(params: dict, frequency, monetary_value) -> np.ndarray:
     return (q - 1) / (p * x + q - 1) * (v * p / (q - 1)) + p * x / (p * x + q - 1) * m
 
 
-def discounted_clv(bgnbd: dict, gamma_gamma: dict, frequency, recency, T, monetary_value, *,
+def discounted_clv(bgnbd: dict, gamma_gamma: dict, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike,
+                   monetary_value: ArrayLike, *,
                    months: int = 12, month_units: float = 30.0, annual_discount: float = 0.10) -> np.ndarray:
     """Returns each customer's discounted value over the next `months` months: expected purchases
     in each month times the expected purchase value, discounted monthly at annual_discount."""

@@ -3,7 +3,7 @@ cohorts and segment movement, computed together for the customers page and the n
 
 compute_scores() reads the per-customer summary from PostgreSQL (one statement, streamed with
 COPY) and the cohort figures (one statement), then fits and scores in numpy/scikit-learn.
-store_scores() writes a run into mart.customer_score_runs / mart.customer_scores; load_stored()
+store_scores() writes a run into mart.customer_score_runs / mart.customer_scores; fetch_stored_scores()
 reads the latest run back, so the page opens without refitting.
 
 Model fits use a random sample of at most FIT_SAMPLE customers: the maximum-likelihood estimates
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics import clv
-from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, cohorts, fetch_rfm_scores,
+from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, fetch_cohorts, fetch_rfm_scores,
                                  segment_movement)
 from analytics.filters import Filters
 from data.db import copy_frame
@@ -276,7 +276,7 @@ def compute_scores(conn: Connection, f: Filters, as_of: date, *, k: int | None =
     df = _customer_frame(conn, f, as_of, cal_end, previous, tz)
     lap("read customers")
     say(0.3, "Reading cohorts")
-    cohort_figures = cohorts(conn, f, as_of, tz=tz)
+    cohort_figures = fetch_cohorts(conn, f, as_of, tz=tz)
     lap("cohorts")
     status, message, bg, gg, validation = "ok", "", None, None, {}
     say(0.5, "Fitting the purchase and spend models")
@@ -348,7 +348,7 @@ _MAIN_VENDORS = f"""
     FROM per_vendor ORDER BY customer_id, gmv DESC, vendor_id"""
 
 
-def customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, tz: str) -> pd.DataFrame:
+def fetch_customer_details(conn: Connection, customer_ids: list[int], as_of: date, *, tz: str) -> pd.DataFrame:
     """Returns name, country, segment and acquisition channel of the given customers, and the
     vendor they spent most with (counted orders on or before as_of) and its share of their GMV.
 
@@ -407,7 +407,7 @@ def _table_from(j: dict) -> pd.DataFrame:
 
 def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, rollup_version: int | None,
                  tz: str, progress: Callable[[float, str], None] | None = None) -> int:
-    """Writes the run and its customers' rows (scores, and main vendors as customer_details gives
+    """Writes the run and its customers' rows (scores, and main vendors as fetch_customer_details gives
     them as of the run's day), and deletes the previous run's; returns the run id. progress is
     called between the two (the main vendors read every order line up to the run's day).
 
@@ -460,15 +460,15 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
     return int(run_id)
 
 
-def latest_run_id(conn: Connection) -> int | None:
+def fetch_latest_run_id(conn: Connection) -> int | None:
     """Returns the id of the run whose customers mart.customer_scores holds, or None."""
     return conn.execute(sa.text(
         "SELECT run_id FROM mart.customer_score_runs ORDER BY finished_at DESC, run_id DESC LIMIT 1")).scalar()
 
 
-def load_stored(conn: Connection, run_id: int | None = None) -> CustomerScores | None:
+def fetch_stored_scores(conn: Connection, run_id: int | None = None) -> CustomerScores | None:
     """Returns stored run run_id (default: the latest) without per-customer rows, or None."""
-    run_id = latest_run_id(conn) if run_id is None else run_id
+    run_id = fetch_latest_run_id(conn) if run_id is None else run_id
     row = conn.execute(sa.text("""
         SELECT run_id, as_of, finished_at, customers, status, message, bgnbd, gamma_gamma, figures
         FROM mart.customer_score_runs WHERE run_id = :r"""), {"r": run_id}).mappings().first()
@@ -485,15 +485,15 @@ def load_stored(conn: Connection, run_id: int | None = None) -> CustomerScores |
         cohorts=Cohorts.from_json(fig["cohorts"]), timings=fig["timings"], scores=None, run_id=row["run_id"], finished_at=row["finished_at"])
 
 
-def stored_at_risk(conn: Connection, run_id: int, *, max_p_alive: float = AT_RISK_P_ALIVE,
-                   segments: list[str] | None = None, limit: int = 1000) -> pd.DataFrame:
+def fetch_stored_at_risk(conn: Connection, run_id: int, *, max_p_alive: float = AT_RISK_P_ALIVE,
+                         segments: list[str] | None = None, limit: int = 1000) -> pd.DataFrame:
     """The at-risk list (see at_risk) read from mart.customer_scores."""
-    return stored_top_customers(conn, run_id, "value_at_risk", max_p_alive=max_p_alive, segments=segments,
-                                limit=limit)
+    return fetch_stored_top_customers(conn, run_id, "value_at_risk", max_p_alive=max_p_alive, segments=segments,
+                                      limit=limit)
 
 
-def stored_top_customers(conn: Connection, run_id: int, by: str, *, max_p_alive: float | None = None,
-                         segments: list[str] | None = None, limit: int | None = 100) -> pd.DataFrame:
+def fetch_stored_top_customers(conn: Connection, run_id: int, by: str, *, max_p_alive: float | None = None,
+                               segments: list[str] | None = None, limit: int | None = 100) -> pd.DataFrame:
     """top_customers read from mart.customer_scores (limit None: every customer of the run)."""
     if by not in RANKINGS:
         raise ValueError(f"customers can be ranked by {', '.join(RANKINGS)}, not {by!r}")

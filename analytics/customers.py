@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from analytics.clv import FitError, fit_bgnbd, fit_gamma_gamma
 from analytics.filters import Filters
-from analytics.kpis import ORDER_LEVEL, filter_params, filters_sql, rollups_usable
+from analytics.kpis import ORDER_LEVEL, fetch_rollups_usable, filter_params, filters_sql
 from data.db import copy_frame, frame
 from data.measures import COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_days_sql
 
@@ -66,7 +66,7 @@ def summary_query(conn: Connection, f: Filters, as_of: date, *, tz: str,
     (holdout_purchases); with previous, their purchase days, days since the last one and GMV at
     that date (prev_purchase_days, prev_days_since, prev_gmv). One pass over the purchase days.
     """
-    days, source = _days_sql(f, use_rollups and rollups_usable(conn, tz))
+    days, source = _days_sql(f, use_rollups and fetch_rollups_usable(conn, tz))
     aggs, cols, params = "", "", {"as_of": as_of, "tz": tz, **filter_params(f)}
     if cal_end is not None:
         aggs += """, min(day) FILTER (WHERE day <= :cal_end) AS cal_first,
@@ -325,8 +325,8 @@ CELL_COLUMNS = ["cohort", "split", "split_value", "month", "customers", "revenue
 SIZE_COLUMNS = ["cohort", "split", "split_value", "customers", "repeat_customers"]
 
 
-def cohorts(conn: Connection, f: Filters, as_of: date, *, tz: str,
-            use_rollups: bool = True) -> Cohorts:
+def fetch_cohorts(conn: Connection, f: Filters, as_of: date, *, tz: str,
+                  use_rollups: bool = True) -> Cohorts:
     """Returns monthly acquisition cohorts, repeat customers per cohort and the time between
     purchases, for customers matching f, as of as_of."""
     sql, params = cohort_query(conn, f, as_of, tz=tz, use_rollups=use_rollups)

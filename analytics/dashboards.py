@@ -58,7 +58,7 @@ def delete_dashboard(conn: Connection, owner: str, dashboard_id: int) -> bool:
     return bool(done)
 
 
-def list_dashboards(conn: Connection, user: str) -> pd.DataFrame:
+def fetch_dashboards(conn: Connection, user: str) -> pd.DataFrame:
     """The user's own dashboards and everyone's shared ones."""
     return frame(conn.execute(sa.text("""
         SELECT d.dashboard_id, d.name, d.owner, d.shared, d.refresh_seconds,
@@ -104,7 +104,7 @@ def add_widget(conn: Connection, owner: str, dashboard_id: int, *, kind: str, ti
     return int(wid)
 
 
-def widgets(conn: Connection, dashboard_id: int) -> pd.DataFrame:
+def fetch_widgets(conn: Connection, dashboard_id: int) -> pd.DataFrame:
     """The dashboard's widgets in order. A query chart runs its saved query's current SQL only
     while the dashboard's owner may see that query (theirs, or shared): a query its owner made
     private comes with query_hidden and neither name nor SQL, so it stops running on others'
@@ -123,7 +123,7 @@ def widgets(conn: Connection, dashboard_id: int) -> pd.DataFrame:
 def move_widget(conn: Connection, owner: str, dashboard_id: int, widget_id: int, step: int) -> None:
     """Moves a widget one place earlier (step −1) or later (+1)."""
     _owned(conn, owner, dashboard_id)
-    ids = list(widgets(conn, dashboard_id)["widget_id"])
+    ids = list(fetch_widgets(conn, dashboard_id)["widget_id"])
     i = ids.index(widget_id)
     j = min(max(i + step, 0), len(ids) - 1)
     ids.insert(j, ids.pop(i))

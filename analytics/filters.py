@@ -1,7 +1,7 @@
 """Filters shared by every page: period presets, comparison period, grain and dimension values."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
@@ -184,7 +184,7 @@ class Filters:
 
     @classmethod
     def make(cls, period: Period, *, comparison: str = "previous", grain: str | None = None,
-             **dims) -> "Filters":
+             **dims: Iterable[str | int] | None) -> "Filters":
         """Builds Filters from keyword dimension lists, dropping empty ones and sorting values."""
         clean = tuple(sorted((d, tuple(sorted(v))) for d, v in dims.items() if v))
         return cls(period, comparison, grain or default_grain(period), clean)
@@ -197,7 +197,7 @@ class Filters:
     def compare(self) -> Period | None:
         return comparison_period(self.period, self.comparison)
 
-    def narrowed(self, **dims) -> "Filters":
+    def narrowed(self, **dims: Iterable[str | int] | None) -> "Filters":
         """Returns these filters with dims added (replacing the same dimension's values)."""
         merged = {**{d: list(v) for d, v in self.dims}, **dims}
         return Filters.make(self.period, comparison=self.comparison, grain=self.grain, **merged)

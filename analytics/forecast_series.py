@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from analytics import forecasting as FC
 from analytics.filters import Filters, Period, bucket_start, next_bucket
-from analytics.kpis import aggregate, data_bounds
+from analytics.kpis import fetch_aggregate, fetch_data_bounds
 from analytics.metrics import METRICS
 from data.db import frame
 
@@ -77,16 +78,17 @@ def history_period(first: date, last_complete_day: date, grain: str, years: int 
     return Period(start, end) if end >= start else None
 
 
-def metric_history(conn: Connection, s: Series, *, last_day: date, tz: str,
-                   years: int = HISTORY_YEARS) -> pd.DataFrame:
+def fetch_metric_history(conn: Connection, s: Series, *, last_day: date, tz: str,
+                         years: int = HISTORY_YEARS) -> pd.DataFrame:
     """Returns the series' whole periods up to last_day (or the last day with orders, if earlier)
     as DataFrame(ds, y); empty without data. Periods without orders are 0 (the metrics are sums)."""
-    first, last = data_bounds(conn, tz)
+    first, last = fetch_data_bounds(conn, tz)
     # Days after the last order are missing data, not zero sales.
     p = history_period(first, min(last_day, last), s.grain, years) if first else None
     if p is None:
         return pd.DataFrame({"ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype="float64")})
-    rows = aggregate(conn, s.filters(p), p, grain=s.grain, metrics=(s.metric,) if s.metric in METRICS else (), tz=tz)
+    rows = fetch_aggregate(conn, s.filters(p), p, grain=s.grain, metrics=(s.metric,) if s.metric in METRICS else (),
+                           tz=tz)
     freq = FC.grid_freq(GRAIN_FREQ[s.grain], pd.Timestamp(p.start))
     grid = pd.date_range(p.start, p.end, freq=freq)
     values = pd.Series(pd.to_numeric(rows[s.metric]).to_numpy(dtype="float64"), index=pd.to_datetime(rows["key"]))
@@ -168,7 +170,7 @@ def _points(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
     return df
 
 
-def load_forecast(conn: Connection, s: Series, *, run_date: date, horizon: int) -> StoredForecast | None:
+def fetch_stored_forecast(conn: Connection, s: Series, *, run_date: date, horizon: int) -> StoredForecast | None:
     """Returns the series' stored forecast made on run_date with that horizon, or None."""
     runs = _runs(conn, s, "AND run_date = :d AND horizon = :h", {"d": run_date, "h": horizon})
     if not runs:
@@ -180,8 +182,8 @@ def load_forecast(conn: Connection, s: Series, *, run_date: date, horizon: int) 
     return StoredForecast(r["run_id"], r["run_date"], s, r["horizon"], r["history_end"], f, r["created_at"])
 
 
-def realised_errors(conn: Connection, s: Series, actuals: pd.DataFrame, *, before: date,
-                    limit: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_realised_errors(conn: Connection, s: Series, actuals: pd.DataFrame, *, before: date,
+                            limit: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compares the series' stored forecasts made before `before` with actuals (ds, y): returns
     (per run: run_date, model, points with actuals, MAE, sMAPE, coverage of its interval and of
     95 %; the points joined with their actual)."""
@@ -205,10 +207,10 @@ def realised_errors(conn: Connection, s: Series, actuals: pd.DataFrame, *, befor
 
 # --- computing ------------------------------------------------------------------------------------
 
-def forecast_series(conn: Connection, s: Series, *, last_day: date, horizon: int, model: str = "auto",
-                    interval: float = 0.8, country: str | None = None, tz: str) -> FC.Forecast:
+def compute_series_forecast(conn: Connection, s: Series, *, last_day: date, horizon: int, model: str = "auto",
+                            interval: float = 0.8, country: str | None = None, tz: str) -> FC.Forecast:
     """Forecasts the series from its history up to last_day. Raises ForecastError without data."""
-    history = metric_history(conn, s, last_day=last_day, tz=tz)
+    history = fetch_metric_history(conn, s, last_day=last_day, tz=tz)
     if history.empty or not (history["y"] != 0).any():
         raise FC.ForecastError("no orders for this series in the last three years: nothing to forecast")
     # Leading periods before the series' first sale (a vendor that joined later) are not history.
@@ -220,29 +222,29 @@ def forecast_series(conn: Connection, s: Series, *, last_day: date, horizon: int
     return f
 
 
-def nightly_series(conn: Connection, last_day: date, *, tz: str, top: int = NIGHTLY_TOP) -> list[Series]:
+def fetch_nightly_series(conn: Connection, last_day: date, *, tz: str, top: int = NIGHTLY_TOP) -> list[Series]:
     """Returns the series the nightly job forecasts: the total, and the `top` vendors and
     categories by GMV over the last 90 days, for each of NIGHTLY_METRICS."""
     p = Period(last_day - timedelta(days=89), last_day)
     tops = {}
     for dim in ("vendor_id", "category"):
-        rows = aggregate(conn, Filters.make(p), p, by=dim, metrics=("gmv",), order_by="gmv", limit=top, tz=tz)
+        rows = fetch_aggregate(conn, Filters.make(p), p, by=dim, metrics=("gmv",), order_by="gmv", limit=top, tz=tz)
         tops[dim] = [str(k) for k in rows["key"]]
     return [Series(m, "day", dim, v) for m in NIGHTLY_METRICS
             for dim, v in [("", ""), *[(d, v) for d, vals in tops.items() for v in vals]]]
 
 
 def run_nightly(conn: Connection, run_date: date, *, tz: str, top: int = NIGHTLY_TOP,
-                progress=None) -> dict:
-    """Forecasts and stores every nightly series (nightly_series) from the history up to the day
-    before run_date; returns counts. A series that cannot be forecast is counted and skipped."""
+                progress: Callable[[float, str], None] | None = None) -> dict:
+    """Forecasts and stores every nightly series (fetch_nightly_series) from the history up to the
+    day before run_date; returns counts. A series that cannot be forecast is counted and skipped."""
     last_day = run_date - timedelta(days=1)
     done, failed, messages = 0, 0, []
-    series = nightly_series(conn, last_day, tz=tz, top=top)
+    series = fetch_nightly_series(conn, last_day, tz=tz, top=top)
     for i, s in enumerate(series):
         started = time.perf_counter()
         try:
-            f = forecast_series(conn, s, last_day=last_day, horizon=NIGHTLY_HORIZON, tz=tz)
+            f = compute_series_forecast(conn, s, last_day=last_day, horizon=NIGHTLY_HORIZON, tz=tz)
         except FC.ForecastError as ex:
             failed += 1
             messages.append(f"{s.metric} {s.dim or 'total'} {s.value}: {ex}")

@@ -27,6 +27,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 FREQS = {"D": 7, "W": 52, "MS": 12}           # grain -> season length in periods
@@ -54,7 +55,7 @@ class Forecast:
 
 # --- accuracy measures -----------------------------------------------------------------------------
 
-def mase(actual, predicted, train, season: int) -> float:
+def mase(actual: ArrayLike, predicted: ArrayLike, train: ArrayLike, season: int) -> float:
     """Mean absolute scaled error: mean |actual − predicted| over the in-sample mean absolute
     seasonal difference of train (lag season, or lag 1 when train is shorter than two seasons).
     0 for a perfect forecast of a constant series; inf when only the scale is 0."""
@@ -69,7 +70,7 @@ def mase(actual, predicted, train, season: int) -> float:
     return float(err / scale)
 
 
-def smape(actual, predicted) -> float:
+def smape(actual: ArrayLike, predicted: ArrayLike) -> float:
     """Symmetric MAPE in [0, 2]: mean 2|a − p| / (|a| + |p|), a term being 0 when both are 0."""
     a, p = np.asarray(actual, dtype="float64"), np.asarray(predicted, dtype="float64")
     den = np.abs(a) + np.abs(p)
@@ -77,7 +78,7 @@ def smape(actual, predicted) -> float:
     return float(np.mean(terms))
 
 
-def coverage(actual, lower, upper) -> float:
+def coverage(actual: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> float:
     """Share of actual values inside [lower, upper]."""
     a = np.asarray(actual, dtype="float64")
     return float(np.mean((a >= np.asarray(lower)) & (a <= np.asarray(upper))))
@@ -92,7 +93,7 @@ def _naive_intervals(residuals: np.ndarray, steps: np.ndarray, levels) -> dict:
     return {lv: stats.norm.ppf(0.5 + lv / 2) * sd * np.sqrt(steps) for lv in levels}
 
 
-def fit_seasonal_naive(y: np.ndarray, horizon: int, season: int, levels) -> dict:
+def fit_seasonal_naive(y: np.ndarray, horizon: int, season: int, levels: tuple[float, ...]) -> dict:
     """Each future period repeats the same period of the last season; intervals from the
     in-sample seasonal differences, widening with each season ahead (Hyndman & Athanasopoulos)."""
     if len(y) < 2 * season:
@@ -103,7 +104,7 @@ def fit_seasonal_naive(y: np.ndarray, horizon: int, season: int, levels) -> dict
     return {"yhat": yhat, **{lv: (yhat - w, yhat + w) for lv, w in width.items()}}
 
 
-def fit_ets(y: np.ndarray, horizon: int, season: int, levels) -> dict:
+def fit_ets(y: np.ndarray, horizon: int, season: int, levels: tuple[float, ...]) -> dict:
     """Additive-error ETS with a damped additive trend, and additive seasonality when the history
     holds two seasons (statsmodels ETSModel, maximum likelihood)."""
     # statsmodels loads only when a model is fitted: pages that show stored forecasts never need it.
@@ -144,7 +145,7 @@ def retail_events(first_year: int, last_year: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fit_prophet(y: np.ndarray, ds: pd.DatetimeIndex, horizon: int, freq: str, levels, *,
+def fit_prophet(y: np.ndarray, ds: pd.DatetimeIndex, horizon: int, freq: str, levels: tuple[float, ...], *,
                 country: str | None = None) -> dict:
     """Prophet with weekly seasonality for daily data, yearly seasonality from 18 months of history,
     the retail events (retail_events) and, when a country code is given, its public holidays.

@@ -1,14 +1,16 @@
 """Aggregations behind the KPI pages: totals, trends, breakdowns and top lists.
 
-One function, `aggregate`, builds every figure. For each family of base measures (sales,
+One function, `fetch_aggregate`, builds every figure. For each family of base measures (sales,
 customers, traffic) it picks the cheapest source that gives the exact answer for the filters and
 grouping asked for: a rollup when one covers them, else the raw tables (still aggregated in
 PostgreSQL). Metric formulas from analytics.metrics are then evaluated over the base measures.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -102,7 +104,7 @@ def _bucket_bounds(grain: str | None, day_col: str) -> tuple[str, str]:
             f"LEAST(({trunc} + interval '{GRAIN_INTERVAL[grain]}' - interval '1 day')::date, :end)")
 
 
-def filters_sql(f: Filters, expr_of) -> str:
+def filters_sql(f: Filters, expr_of: Callable[[str], str]) -> str:
     """Returns " AND <expr> = ANY(:f_<dim>)" for each of f's dimensions; expr_of(dim) names the column."""
     return "".join(
         f" AND {expr_of(d)} = ANY(CAST(:f_{d} AS {DIM_TYPES.get(d, 'text[]')}))" for d, _ in f.dims)
@@ -126,7 +128,7 @@ def _key(by: str | None, grain: str | None, day_col: str, hour_col: str | None, 
 def sales_source(f: Filters, by: str | None, grain: str | None, bases: set[str], layout: int | None) -> str:
     """Returns the table that answers the base measures for f grouped by `by` (and the grain):
     the first rollup holding every dimension needed (with exact order counts, when counts are
-    asked for), or 'raw'. layout: the rollups' (rollup_layout), None when they cannot answer."""
+    asked for), or 'raw'. layout: the rollups' (fetch_rollup_layout), None when they cannot answer."""
     needed = set(f.dim_map) | ({by} if by else set())
     if layout is None:
         return "raw"
@@ -425,16 +427,16 @@ def _keys_cte(by: str | None, grain: str | None, families: list[str]) -> str:
     return f"SELECT key FROM ({keys}) u WHERE key IS NOT NULL"
 
 
-def rollup_layout(conn: Connection, tz: str) -> int | None:
+def fetch_rollup_layout(conn: Connection, tz: str) -> int | None:
     """Returns the layout (data.rollups.LAYOUT) the rollups were built with, or None when they
     cannot answer: built for another time zone, or a full rebuild pending."""
     row = conn.execute(sa.text("SELECT timezone, full_needed, layout FROM app.rollup_state")).first()
     return row[2] if row and row[0] == tz and not row[1] else None
 
 
-def rollups_usable(conn: Connection, tz: str) -> bool:
+def fetch_rollups_usable(conn: Connection, tz: str) -> bool:
     """True when the rollups were built for time zone tz and no full rebuild is pending."""
-    return rollup_layout(conn, tz) is not None
+    return fetch_rollup_layout(conn, tz) is not None
 
 
 @dataclass(frozen=True)
@@ -447,10 +449,10 @@ class AggregateQuery:
 def aggregate_query(f: Filters, period: Period | None = None, *, layout: int | None, tz: str,
                     by: str | None = None, grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
                     span: tuple[datetime, datetime] | None = None, lines: str | None = None) -> AggregateQuery:
-    """Returns the query behind aggregate(), for callers that rank or pick from its rows in SQL
+    """Returns the query behind fetch_aggregate(), for callers that rank or pick from its rows in SQL
     (pure: builds SQL, reads nothing).
 
-    layout: the rollups' layout (rollup_layout, read by the caller in the transaction that runs the
+    layout: the rollups' layout (fetch_rollup_layout, read by the caller in the transaction that runs the
     query), or None to read the raw tables only. span=(t0, t1) counts the orders placed from t0 up
     to (not including) t1 instead of whole local days, from the order lines (alerts over the last
     hour or 24 hours: a small range of an index). Customer and traffic figures are kept per day, so
@@ -523,10 +525,10 @@ def aggregate_query(f: Filters, period: Period | None = None, *, layout: int | N
     return AggregateQuery(sql, params, sources)
 
 
-def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
-              grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
-              order_by: str | None = None, limit: int | None = None, tz: str,
-              use_rollups: bool = True, span: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
+def fetch_aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
+                    grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
+                    order_by: str | None = None, limit: int | None = None, tz: str,
+                    use_rollups: bool = True, span: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
     """Returns one row per key (total, time bucket or dimension value) with base measures and the
     requested metrics; .attrs["sources"] names the table each family was read from.
 
@@ -534,7 +536,7 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
     (the benchmark's baseline)."""
     if order_by and order_by not in metrics and order_by not in BASE_MEASURES:
         raise KeyError(f"cannot order by {order_by!r}")
-    layout = rollup_layout(conn, tz) if use_rollups and span is None else None
+    layout = fetch_rollup_layout(conn, tz) if use_rollups and span is None else None
     q = aggregate_query(f, period, layout=layout, tz=tz, by=by, grain=grain, metrics=metrics, span=span)
     order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
     sql = q.sql + f" ORDER BY {order}" + (" LIMIT :limit" if limit else "")
@@ -552,13 +554,13 @@ def aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by:
 
 
 def fetch_totals(conn: Connection, f: Filters, period: Period | None = None,
-                 metrics: tuple[str, ...] = tuple(METRICS), **kw) -> dict[str, float | None]:
+                 metrics: tuple[str, ...] = tuple(METRICS), **kw: Any) -> dict[str, float | None]:
     """Returns {metric: value} for the period (default f.period); None where a value is unknown."""
-    row = aggregate(conn, f, period, metrics=metrics, **kw).iloc[0]
+    row = fetch_aggregate(conn, f, period, metrics=metrics, **kw).iloc[0]
     return {m: (None if pd.isna(row[m]) else float(row[m])) for m in metrics}
 
 
-def fetch_kpis(conn: Connection, f: Filters, metrics: tuple[str, ...] = tuple(METRICS), **kw) -> pd.DataFrame:
+def fetch_kpis(conn: Connection, f: Filters, metrics: tuple[str, ...] = tuple(METRICS), **kw: Any) -> pd.DataFrame:
     """Returns (metric, current, previous, target) rows for f.period and its comparison period."""
     cur = fetch_totals(conn, f, metrics=metrics, **kw)
     prev = fetch_totals(conn, f, f.compare, metrics, **kw) if f.compare else {}
@@ -568,15 +570,15 @@ def fetch_kpis(conn: Connection, f: Filters, metrics: tuple[str, ...] = tuple(ME
 
 
 def fetch_trend(conn: Connection, f: Filters, metrics: tuple[str, ...], period: Period | None = None,
-                grain: str | None = None, **kw) -> pd.DataFrame:
+                grain: str | None = None, **kw: Any) -> pd.DataFrame:
     """Returns (key = bucket start, metrics…) rows for every bucket of the period, zeros included."""
-    return aggregate(conn, f, period, grain=grain or f.grain, metrics=metrics, **kw)
+    return fetch_aggregate(conn, f, period, grain=grain or f.grain, metrics=metrics, **kw)
 
 
 def fetch_breakdown(conn: Connection, f: Filters, by: str, metrics: tuple[str, ...], period: Period | None = None,
-                    limit: int | None = None, order_by: str | None = None, **kw) -> pd.DataFrame:
+                    limit: int | None = None, order_by: str | None = None, **kw: Any) -> pd.DataFrame:
     """Returns (key = dimension value, metrics…) rows, largest first by order_by (default first metric)."""
-    return aggregate(conn, f, period, by=by, metrics=metrics, order_by=order_by or metrics[0], limit=limit, **kw)
+    return fetch_aggregate(conn, f, period, by=by, metrics=metrics, order_by=order_by or metrics[0], limit=limit, **kw)
 
 
 def fetch_targets(conn: Connection, period: Period, metrics: tuple[str, ...]) -> dict[str, float]:
@@ -647,7 +649,7 @@ def fetch_vendor_names(conn: Connection, ids: list[int]) -> dict[int, str]:
     return {r[0]: r[1] for r in rows}
 
 
-def data_bounds(conn: Connection, tz: str) -> tuple[date | None, date | None]:
+def fetch_data_bounds(conn: Connection, tz: str) -> tuple[date | None, date | None]:
     """Returns the first and last local day with orders."""
     row = conn.execute(sa.text("""
         SELECT (min(ordered_at) AT TIME ZONE :tz)::date, (max(ordered_at) AT TIME ZONE :tz)::date

@@ -4,6 +4,7 @@ leaves the comparison period's figures as they were)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Connection
@@ -36,7 +37,7 @@ class OverviewFigures:
         return not cur["orders"] and not cur["gmv"]
 
 
-def compute_period(conn: Connection, f: Filters, **kw) -> dict:
+def compute_period(conn: Connection, f: Filters, **kw: Any) -> dict:
     """Returns the figures of f.period: totals, targets, sparklines, trend, breakdowns, top lists."""
     spark_grain = "day" if f.period.days <= 92 else "week"
     top_v = fetch_breakdown(conn, f, "vendor_id", TOP, limit=10, **kw)
@@ -53,7 +54,7 @@ def compute_period(conn: Connection, f: Filters, **kw) -> dict:
     }
 
 
-def compute_comparison(conn: Connection, f: Filters, **kw) -> dict | None:
+def compute_comparison(conn: Connection, f: Filters, **kw: Any) -> dict | None:
     """Returns the figures of f's comparison period the overview sets beside the period's, or None."""
     before = f.compare
     if before is None:
@@ -80,6 +81,6 @@ def overview_figures(current: dict, before: dict | None) -> OverviewFigures:
         categories_before=before["categories"] if before else None)
 
 
-def compute_overview(conn: Connection, f: Filters, **kw) -> OverviewFigures:
-    """Returns the overview's figures for f (kw: tz, use_rollups as in analytics.kpis.aggregate)."""
+def compute_overview(conn: Connection, f: Filters, **kw: Any) -> OverviewFigures:
+    """Returns the overview's figures for f (kw: tz, use_rollups as in analytics.kpis.fetch_aggregate)."""
     return overview_figures(compute_period(conn, f, **kw), compute_comparison(conn, f, **kw))

@@ -1,12 +1,12 @@
 """The products page's figures: rankings, price vs volume, margins and inventory cover.
 
-Sales figures per product and per category come from analytics.kpis.aggregate (rollups when they
+Sales figures per product and per category come from analytics.kpis.fetch_aggregate (rollups when they
 answer exactly, else the raw tables; grouped in PostgreSQL either way). Inventory cover takes the
 latest stock snapshot of each product and its units sold over the 28 days ending on that
 snapshot's date, which the rollup refresh keeps per snapshot (rollup_stock_cover; summed from
 order lines when rollups are off). Rankings, picks, counts and cover buckets are computed in
 PostgreSQL too: the page receives the few hundred rows it shows, not every product
-(product_metrics and fetch_inventory_cover return every row, for downloads of the whole list and tests).
+(fetch_product_metrics and fetch_inventory_cover return every row, for downloads of the whole list and tests).
 
 Filters: category and vendor select products (and their order lines); order-level filters such as
 channel or country select the orders whose lines count. Stock serves every channel, so inventory
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters, Period
-from analytics.kpis import aggregate, aggregate_query, rollup_layout, rollups_usable
+from analytics.kpis import aggregate_query, fetch_aggregate, fetch_rollup_layout, fetch_rollups_usable
 from analytics.metrics import METRICS, format_change
 from data.calendar import local_today
 from data.db import frame, serial_plans
@@ -83,13 +83,13 @@ def _clean(df: pd.DataFrame, key: str) -> pd.DataFrame:
     return df[cols].rename(columns={"key": key})
 
 
-def product_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
-                    use_rollups: bool = True) -> pd.DataFrame:
+def fetch_product_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
+                          use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per product with an order (counted or cancelled) in the period matching f:
     product_id, sku, name, category, subcategory, vendor_id, vendor, list_price, unit_cost, the base
     measures, the glossary metrics of RANK_METRICS, asp (GMV / units) and margin (net revenue − cost).
     Sorted by GMV, largest first."""
-    df = _clean(aggregate(conn, f, period, by="product_id", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups),
+    df = _clean(fetch_aggregate(conn, f, period, by="product_id", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups),
                 "product_id")
     df["product_id"] = df["product_id"].astype("int64")
     info = _product_info(conn, df["product_id"].tolist())
@@ -100,10 +100,10 @@ def product_metrics(conn: Connection, f: Filters, period: Period | None = None, 
     return df.reset_index(drop=True)
 
 
-def category_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
-                     use_rollups: bool = True) -> pd.DataFrame:
+def fetch_category_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
+                           use_rollups: bool = True) -> pd.DataFrame:
     """Returns one row per category with an order in the period: category, base measures, metrics."""
-    df = _clean(aggregate(conn, f, period, by="category", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups),
+    df = _clean(fetch_aggregate(conn, f, period, by="category", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups),
                 "category")
     df["margin"] = df["gmv"] - df["refunded"] - df["cost"]
     df = df.sort_values(["gmv", "category"], ascending=[False, True], kind="mergesort")
@@ -155,9 +155,9 @@ def _json_frame(rows: list[dict], columns: list[str], numeric: list[str]) -> pd.
     return df
 
 
-def product_lists(conn: Connection, f: Filters, period: Period | None = None, *, metric: str = "gmv",
-                  n: int = TOP_N, min_gmv: float = 0.0, margin_n: int = TOP_N, scatter: int = SCATTER_LIMIT,
-                  tz: str, use_rollups: bool = True) -> dict:
+def fetch_product_lists(conn: Connection, f: Filters, period: Period | None = None, *, metric: str = "gmv",
+                        n: int = TOP_N, min_gmv: float = 0.0, margin_n: int = TOP_N, scatter: int = SCATTER_LIMIT,
+                        tz: str, use_rollups: bool = True) -> dict:
     """Aggregates every product ordered in the period once, in PostgreSQL, and returns only what
     the page lists (each a frame of PRODUCT_COLUMNS, in list order):
 
@@ -173,8 +173,8 @@ def product_lists(conn: Connection, f: Filters, period: Period | None = None, *,
     """
     if metric not in RANK_METRICS:
         raise KeyError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
-    q = aggregate_query(f, period, layout=rollup_layout(conn, tz) if use_rollups else None, tz=tz, by="product_id",
-                        metrics=_GLOSSARY)
+    q = aggregate_query(f, period, layout=fetch_rollup_layout(conn, tz) if use_rollups else None, tz=tz,
+                        by="product_id", metrics=_GLOSSARY)
     info = "JOIN mart.products p ON p.product_id = a.key JOIN mart.vendors v ON v.vendor_id = p.vendor_id"
     lists = {
         "top": (f"a.{metric} IS NOT NULL", f"a.{metric} DESC, a.gmv DESC, a.key", ":n"),
@@ -295,7 +295,7 @@ def _inventory_query(conn: Connection, f: Filters, as_of: date, window: int, tz:
     """Returns the WITH clause defining `inv` (one row per product with a snapshot) and its params."""
     filters, params = _product_filter_sql(f)
     params.update({"as_of": as_of, "back": window - 1, "tz": tz, "window": window})
-    rollups = use_rollups and rollups_usable(conn, tz)
+    rollups = use_rollups and fetch_rollups_usable(conn, tz)
     if rollups and window == STOCK_WINDOW_DAYS:
         return "WITH" + _STOCK_COVER.format(filters=filters) + "," + _INVENTORY, params
     units = _UNITS_ROLLUP if rollups else _UNITS_RAW
@@ -323,9 +323,9 @@ def _first_snapshot(conn: Connection) -> date | None:
     return conn.execute(sa.text("SELECT min(snapshot_date) FROM mart.inventory_snapshots")).scalar()
 
 
-def inventory_summary(conn: Connection, f: Filters, as_of: date, *, low: float = STOCKOUT_DAYS,
-                      high: float = OVERSTOCK_DAYS, window: int = COVER_WINDOW_DAYS, limit: int = STOCK_LIST_LIMIT,
-                      tz: str, use_rollups: bool = True) -> dict:
+def fetch_inventory_summary(conn: Connection, f: Filters, as_of: date, *, low: float = STOCKOUT_DAYS,
+                            high: float = OVERSTOCK_DAYS, window: int = COVER_WINDOW_DAYS,
+                            limit: int = STOCK_LIST_LIMIT, tz: str, use_rollups: bool = True) -> dict:
     """Returns what the inventory tab shows, computed in PostgreSQL over fetch_inventory_cover's rows:
 
     summary       {products, in_stock, stock_value, first_date, last_date (snapshot dates used),
@@ -377,18 +377,18 @@ def default_as_of(f: Filters, tz: str) -> date:
 def compute_product_figures(conn: Connection, f: Filters, *, metric: str = "gmv", n: int = TOP_N,
                             min_gmv: float = DEFAULT_MIN_GMV, margin_n: int = TOP_N, compare: bool = False,
                             tz: str, use_rollups: bool = True) -> dict:
-    """Returns product_lists(f) with the category table ("categories"), and with compare=True the
+    """Returns fetch_product_lists(f) with the category table ("categories"), and with compare=True the
     comparison period's figures for the ranked products ("products_before") and every category
     ("categories_before"); those two are None otherwise."""
     kw = {"tz": tz, "use_rollups": use_rollups}
-    out = product_lists(conn, f, metric=metric, n=n, min_gmv=min_gmv, margin_n=margin_n, **kw)
-    out.update(categories=category_metrics(conn, f, **kw), products_before=None, categories_before=None)
+    out = fetch_product_lists(conn, f, metric=metric, n=n, min_gmv=min_gmv, margin_n=margin_n, **kw)
+    out.update(categories=fetch_category_metrics(conn, f, **kw), products_before=None, categories_before=None)
     if compare and f.compare:
         ids = sorted(set(out["top"]["product_id"]) | set(out["bottom"]["product_id"]))
         # Only the listed products: their rows come from the rollup's product index.
-        out["products_before"] = (product_metrics(conn, f.narrowed(product_id=ids), f.compare, **kw) if ids
+        out["products_before"] = (fetch_product_metrics(conn, f.narrowed(product_id=ids), f.compare, **kw) if ids
                                   else pd.DataFrame(columns=PRODUCT_COLUMNS))
-        out["categories_before"] = category_metrics(conn, f, f.compare, **kw)
+        out["categories_before"] = fetch_category_metrics(conn, f, f.compare, **kw)
     return out
 
 
@@ -396,11 +396,11 @@ def compute_products_page(conn: Connection, f: Filters, *, use_rollups: bool = T
                           as_of: date | None = None, compare: bool = False) -> dict:
     """Runs the products page's default analytics: compute_product_figures with the default
     controls (top and bottom 10 by GMV, categories, price vs volume, margins above €1,000 GMV) and
-    inventory_summary as of the period's end, or today ("inventory").
+    fetch_inventory_summary as of the period's end, or today ("inventory").
 
     use_rollups=False reads raw tables only (orders, order lines, products, vendors, inventory
     snapshots): the benchmark's baseline."""
     kw = {"tz": tz, "use_rollups": use_rollups}
     out = compute_product_figures(conn, f, compare=compare, **kw)
-    out["inventory"] = inventory_summary(conn, f, as_of or default_as_of(f, tz), **kw)
+    out["inventory"] = fetch_inventory_summary(conn, f, as_of or default_as_of(f, tz), **kw)
     return out

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pandas as pd
 import psycopg
@@ -141,7 +141,7 @@ def tidy_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def schema_columns(conn: sa.engine.Connection) -> pd.DataFrame:
+def fetch_schema_columns(conn: sa.engine.Connection) -> pd.DataFrame:
     """The mart schema's tables and columns (table, column, type, approx_rows: PostgreSQL's
     estimate) for the analysts' schema browser."""
     return pd.DataFrame(conn.execute(sa.text("""
@@ -162,7 +162,8 @@ class QueryStream:
 
     Failures while fetching are raised as QueryFailed, like failures when it starts."""
 
-    def __init__(self, conn, result, sql: str, params: dict | None, timeout_ms: int):
+    def __init__(self, conn: sa.Connection, result: sa.CursorResult, sql: str, params: dict | None,
+                 timeout_ms: int) -> None:
         self._conn, self._result, self._sql, self._params, self._timeout_ms = conn, result, sql, params, timeout_ms
         self.columns = _unique(list(result.keys()))
 
@@ -536,7 +537,7 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
 LIST_OPTIONS_LIMIT = 1_000
 
 
-def list_options(parameter: Parameter, **run) -> list:
+def list_options(parameter: Parameter, **run: Any) -> list:
     """Returns a list parameter's choices: the first column of its query, at most
     LIST_OPTIONS_LIMIT of them, through run_query (the analysts' checks and role). Raises
     QueryRejected/QueryFailed naming the parameter."""

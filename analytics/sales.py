@@ -1,20 +1,21 @@
 """Figures behind the sales page: metric trend with growth and targets, breakdowns with growth,
 payments, the conversion funnel, marketing efficiency and profitability by category.
 
-Every figure comes from analytics.kpis.aggregate (rollups when they cover the filters, raw rows
+Every figure comes from analytics.kpis.fetch_aggregate (rollups when they cover the filters, raw rows
 otherwise) or from one SQL query here over small tables (traffic, marketing spend, customers).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters, Period, bucket_start, shift_year
-from analytics.kpis import aggregate, fetch_targets, rollup_layout
+from analytics.kpis import fetch_aggregate, fetch_rollup_layout, fetch_targets
 from analytics.metrics import get_metric
 from data.customer_rollups import ACQUISITION
 from data.measures import COUNTED, LINE_VALUE, LOCAL_DAY, local_days_sql
@@ -30,8 +31,8 @@ class NotApplicable(ValueError):
     """A section cannot honour the chosen filters; the message says which and why."""
 
 
-def _series(conn: Connection, f: Filters, metric: str, period: Period, **kw) -> pd.DataFrame:
-    return aggregate(conn, f, period, grain=f.grain, metrics=(metric,), **kw)[["key", metric]]
+def _series(conn: Connection, f: Filters, metric: str, period: Period, **kw: Any) -> pd.DataFrame:
+    return fetch_aggregate(conn, f, period, grain=f.grain, metrics=(metric,), **kw)[["key", metric]]
 
 
 def _growth(now: pd.Series, before: pd.Series) -> pd.Series:
@@ -39,7 +40,7 @@ def _growth(now: pd.Series, before: pd.Series) -> pd.Series:
     return (now / before.where(before != 0) - 1).where(before.notna())
 
 
-def fetch_metric_trend(conn: Connection, f: Filters, metric: str, **kw) -> pd.DataFrame:
+def fetch_metric_trend(conn: Connection, f: Filters, metric: str, **kw: Any) -> pd.DataFrame:
     """Returns per bucket: key, value, compare (the comparison period's bucket at the same
     position), moving_avg, before (the bucket before), pop_growth (vs before), yoy (same bucket a year earlier),
     yoy_growth, target and vs_target (value / target − 1; month, quarter and year grains)."""
@@ -93,33 +94,34 @@ def fetch_metric_trend(conn: Connection, f: Filters, metric: str, **kw) -> pd.Da
 
 
 def fetch_breakdown_growth(conn: Connection, f: Filters, by: str, metric: str, *, limit: int | None = None,
-                           **kw) -> pd.DataFrame:
+                           **kw: Any) -> pd.DataFrame:
     """Returns (key, value, share, previous, growth) per value of by, largest first.
 
     share is of the total over all values (additive metrics only; NaN for rates and averages).
     """
-    cur = aggregate(conn, f, by=by, metrics=(metric,), order_by=metric, **kw)[["key", metric]]
+    cur = fetch_aggregate(conn, f, by=by, metrics=(metric,), order_by=metric, **kw)[["key", metric]]
     cur = cur.rename(columns={metric: "value"})
     out = cur.head(limit) if limit else cur.copy()
     total = cur["value"].sum()
     out["share"] = out["value"] / total if get_metric(metric).additive and total else float("nan")
     out["previous"] = float("nan")
     if f.compare is not None:
-        prev = aggregate(conn, f, f.compare, by=by, metrics=(metric,), **kw).set_index("key")[metric]
+        prev = fetch_aggregate(conn, f, f.compare, by=by, metrics=(metric,), **kw).set_index("key")[metric]
         out["previous"] = out["key"].map(prev).astype("float64")
     out["growth"] = _growth(out["value"], out["previous"])
     return out.reset_index(drop=True)
 
 
-def fetch_payments(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
+def fetch_payments(conn: Connection, f: Filters, **kw: Any) -> pd.DataFrame:
     """Returns per payment method: gmv, orders, all_orders, failed_orders, failure_rate,
     refunded, refund_rate, gmv_share and orders_share, largest GMV first.
 
     failure_rate = orders whose payment failed / all orders (cancelled included) with that method.
     """
     metrics = ("gmv", "orders", "refund_rate")
-    mix = aggregate(conn, f, by="payment_method", metrics=metrics, order_by="gmv", **kw)
-    failed = aggregate(conn, f.narrowed(payment_status=["failed"]), by="payment_method", metrics=("orders",), **kw)
+    mix = fetch_aggregate(conn, f, by="payment_method", metrics=metrics, order_by="gmv", **kw)
+    failed = fetch_aggregate(conn, f.narrowed(payment_status=["failed"]), by="payment_method", metrics=("orders",),
+                             **kw)
     out = mix[["key", "gmv", "orders", "all_orders", "refunded", "refund_rate"]].rename(columns={"key": "payment_method"})
     out["failed_orders"] = out["payment_method"].map(failed.set_index("key")["all_orders"]).fillna(0.0)
     out["failure_rate"] = out["failed_orders"] / out["all_orders"].where(out["all_orders"] > 0)
@@ -128,7 +130,7 @@ def fetch_payments(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
     return out
 
 
-def fetch_funnel(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
+def fetch_funnel(conn: Connection, f: Filters, **kw: Any) -> pd.DataFrame:
     """Returns per traffic channel: sessions, product_views, add_to_carts, checkouts, orders and the
     conversion of each step from the one before (step_<name>) and overall (orders / sessions).
 
@@ -149,7 +151,7 @@ def fetch_funnel(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
     ).mappings().all(), columns=["channel", "sessions", "product_views", "add_to_carts", "checkouts"])
     if traffic.empty:
         return traffic
-    orders = aggregate(conn, f, by="channel", metrics=("orders",), **kw).set_index("key")["orders"]
+    orders = fetch_aggregate(conn, f, by="channel", metrics=("orders",), **kw).set_index("key")["orders"]
     traffic["orders"] = traffic["channel"].map(orders).fillna(0.0)
     for col, _ in FUNNEL_STEPS:
         traffic[col] = traffic[col].astype("float64")
@@ -176,7 +178,7 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
         raise NotApplicable("Marketing spend is recorded per day, channel and campaign only, so CAC and ROAS "
                             "cannot follow the dimension filters; clear them to see marketing efficiency.")
     params = {"start": f.period.start, "end": f.period.end, "tz": tz}
-    layout = rollup_layout(conn, tz) if use_rollups else None
+    layout = fetch_rollup_layout(conn, tz) if use_rollups else None
     if layout is not None and layout >= 1:
         # Per day and acquisition channel: a year reads a few thousand rows whatever the orders.
         new_sql = f"""
@@ -232,10 +234,10 @@ def fetch_marketing(conn: Connection, f: Filters, *, use_rollups: bool = True, t
 PROFIT_METRICS = ("gmv", "net_revenue", "gross_margin", "take_revenue")
 
 
-def fetch_profitability(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
+def fetch_profitability(conn: Connection, f: Filters, **kw: Any) -> pd.DataFrame:
     """Returns per category: gmv, net_revenue, cost, margin (net revenue − cost), gross_margin,
     take_revenue and take_rate (take revenue / net revenue), largest net revenue first."""
-    df = aggregate(conn, f, by="category", metrics=PROFIT_METRICS, order_by="net_revenue", **kw)
+    df = fetch_aggregate(conn, f, by="category", metrics=PROFIT_METRICS, order_by="net_revenue", **kw)
     out = df[["key", "gmv", "net_revenue", "cost", "gross_margin", "take_revenue"]].rename(columns={"key": "category"})
     out["margin"] = out["net_revenue"] - out["cost"]
     out["take_rate"] = out["take_revenue"] / out["net_revenue"].where(out["net_revenue"] != 0)

@@ -1,6 +1,6 @@
 """Figures behind the vendors page: leaderboard, one vendor's drill-down, concentration, lifecycle.
 
-Per-vendor measures come from analytics.kpis.aggregate (rollup_vendor_daily, the vendor and
+Per-vendor measures come from analytics.kpis.fetch_aggregate (rollup_vendor_daily, the vendor and
 category rollup under a category filter, vendors by dimension under an order- or customer-level
 filter, raw rows otherwise), once for the period and once for the comparison period. That
 per-vendor aggregate is small (one row per vendor), so ranks, search, sorting and pages are taken
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import GRAINS, FilterError, Filters, Period
-from analytics.kpis import VENDOR_DIMS, aggregate, filter_params, filters_sql, rollup_from, rollup_layout, sales_source
+from analytics.kpis import (VENDOR_DIMS, fetch_aggregate, fetch_rollup_layout, filter_params, filters_sql, rollup_from,
+                            sales_source)
 from data import dim_cubes as DC
 from data.db import frame
 from data.measures import BASE_MEASURES, COUNTED, LINE_VALUE, RAW_DIMENSIONS, RAW_FROM, local_day_start, local_days_sql
@@ -49,9 +51,9 @@ LIFECYCLE_LABELS = {
 
 
 def _aggregate(conn: Connection, f: Filters, period: Period | None, *, metrics: tuple[str, ...],
-               use_rollups: bool = True, tz: str, by: str | None = None, **kw) -> pd.DataFrame:
-    return aggregate(conn, f, period, by=by, metrics=metrics, tz=tz,
-                     use_rollups=use_rollups, **kw)
+               use_rollups: bool = True, tz: str, by: str | None = None, **kw: Any) -> pd.DataFrame:
+    return fetch_aggregate(conn, f, period, by=by, metrics=metrics, tz=tz,
+                           use_rollups=use_rollups, **kw)
 
 
 def for_vendor(f: Filters, vendor_id: int) -> Filters:
@@ -69,7 +71,7 @@ def _filter_sql(f: Filters, expr_of) -> tuple[str, dict]:
 def _vendor_source(conn: Connection, f: Filters, tz: str, use_rollups: bool) -> tuple[str, int]:
     """Returns the table that answers GMV and sales per vendor and day under f (a rollup or 'raw')
     and the rollups' layout (data.rollups.LAYOUT; 0 for raw)."""
-    layout = rollup_layout(conn, tz) if use_rollups else None
+    layout = fetch_rollup_layout(conn, tz) if use_rollups else None
     source = sales_source(f, "vendor_id", None, {"gmv"}, layout)
     return source, (layout or 0)
 
@@ -115,7 +117,7 @@ def fetch_vendor_info(conn: Connection, ids: list[int] | None = None) -> pd.Data
     return df
 
 
-def _measures(conn: Connection, f: Filters, period: Period, **kw) -> pd.DataFrame:
+def _measures(conn: Connection, f: Filters, period: Period, **kw: Any) -> pd.DataFrame:
     df = _aggregate(conn, f, period, by="vendor_id", metrics=LEADERBOARD_METRICS, **kw)
     df = df.rename(columns={"key": "vendor_id"})
     df["vendor_id"] = df["vendor_id"].astype("int64")
@@ -127,7 +129,7 @@ def rank_by_gmv(gmv: pd.Series) -> pd.Series:
     return gmv.where(gmv > 0).rank(method="min", ascending=False)
 
 
-def compute_vendor_table(conn: Connection, f: Filters, **kw) -> pd.DataFrame:
+def compute_vendor_table(conn: Connection, f: Filters, **kw: Any) -> pd.DataFrame:
     """Returns one row per vendor with activity in the period or the comparison period: vendor_id,
     name, category, status, the leaderboard metrics, their <metric>_prev, growth (GMV change),
     rank, rank_prev and rank_change (previous rank − current rank), ordered by rank."""
@@ -153,7 +155,7 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_vendor_ids(conn: Connection, text: str) -> list[int]:
+def fetch_matching_vendor_ids(conn: Connection, text: str) -> list[int]:
     """Returns the ids of vendors whose name contains text (case-insensitive, no wildcards)."""
     rows = conn.execute(sa.text(
         "SELECT vendor_id FROM mart.vendors WHERE name ILIKE :pattern ESCAPE '\\' ORDER BY vendor_id"),
@@ -331,7 +333,7 @@ class Lifecycle:
     has_compare: bool
 
 
-def compute_lifecycle(conn: Connection, f: Filters, table: pd.DataFrame, **kw) -> Lifecycle:
+def compute_lifecycle(conn: Connection, f: Filters, table: pd.DataFrame, **kw: Any) -> Lifecycle:
     """Returns the new, growing, declining and churned vendors (LIFECYCLE_LABELS defines them)."""
     sold = table["orders"] > 0
     first = fetch_new_vendors(conn, f, table.loc[sold, "vendor_id"].tolist(), **kw)
@@ -358,13 +360,13 @@ def compute_lifecycle(conn: Connection, f: Filters, table: pd.DataFrame, **kw) -
 
 
 def fetch_vendor_trend(conn: Connection, f: Filters, vendor_id: int, metric: str, period: Period | None = None,
-                       **kw) -> pd.DataFrame:
+                       **kw: Any) -> pd.DataFrame:
     """Returns (key = bucket start, metric and its base measures) for one vendor at f.grain."""
     return _aggregate(conn, for_vendor(f, vendor_id), period, grain=f.grain, metrics=(metric,), **kw)
 
 
 def fetch_vendor_products(conn: Connection, f: Filters, vendor_id: int, *, limit: int = TOP_PRODUCTS,
-                          **kw) -> pd.DataFrame:
+                          **kw: Any) -> pd.DataFrame:
     """Returns the vendor's top products by GMV: product_id, name, category, gmv, units, net_revenue,
     orders, gross_margin, refund_rate, share (of the vendor's GMV)."""
     fv = for_vendor(f, vendor_id)
@@ -421,7 +423,7 @@ def _vendor_customers_sql(f: Filters, grain: str | None) -> tuple[str, dict]:
 
 
 def fetch_vendor_customers(conn: Connection, f: Filters, vendor_id: int, period: Period | None = None, *,
-                           grain: str | None = None, tz: str, **_) -> pd.DataFrame:
+                           grain: str | None = None, tz: str, **_: Any) -> pd.DataFrame:
     """Returns (key, customers, new, returning, gmv_new, gmv_returning): the vendor's customers in
     the period (counted orders matching f) split into new and returning to this vendor; one 'total'
     row, or one row per bucket of grain (hour counts per day)."""
@@ -440,7 +442,7 @@ def fetch_vendor_customers(conn: Connection, f: Filters, vendor_id: int, period:
 
 
 def fetch_category_share(conn: Connection, f: Filters, vendor_id: int, category: str, *,
-                         table: pd.DataFrame | None = None, **kw) -> pd.DataFrame:
+                         table: pd.DataFrame | None = None, **kw: Any) -> pd.DataFrame:
     """Returns (period, label, vendor_gmv, category_gmv, share, rank, vendors) rows for the period and
     the comparison period: the vendor's GMV against all vendors of its category (mart.vendors)
     under f's filters other than the vendor filter. table: compute_vendor_table(f), to reuse."""
@@ -475,7 +477,7 @@ class VendorDetail:
 
 
 def compute_vendor_detail(conn: Connection, f: Filters, vendor_id: int, *, table: pd.DataFrame | None = None,
-                          **kw) -> VendorDetail | None:
+                          **kw: Any) -> VendorDetail | None:
     """Returns one vendor's drill-down (all but the metric trend), or None for an unknown vendor;
     table: compute_vendor_table(f) when at hand, which saves recomputing category totals."""
     info = fetch_vendor_info(conn, [vendor_id])

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from analytics import customer_scores as S
 from analytics.filters import Filters, Period
-from analytics.kpis import data_bounds
+from analytics.kpis import fetch_data_bounds
 from bench.common import log, section_head, timed
 
 
@@ -20,7 +20,7 @@ def bench_customers(url: str, reps: int) -> dict:
     stored run, side by side with computing the page's figures live."""
     eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
     with eng.connect() as conn:
-        as_of = data_bounds(conn, "UTC")[1]
+        as_of = fetch_data_bounds(conn, "UTC")[1]
     f = Filters.make(Period(as_of, as_of))
     with eng.begin() as conn:
         started = datetime.now(timezone.utc)
@@ -35,11 +35,11 @@ def bench_customers(url: str, reps: int) -> dict:
 
     def page():  # what the customers page reads with its default controls
         with eng.connect() as conn:
-            stored = S.load_stored(conn)
-            risk = S.stored_at_risk(conn, stored.run_id)
-            S.customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
-            top = S.stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
-            S.customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
+            stored = S.fetch_stored_scores(conn)
+            risk = S.fetch_stored_at_risk(conn, stored.run_id)
+            S.fetch_customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
+            top = S.fetch_stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
+            S.fetch_customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
         return stored
 
     def live():
@@ -59,10 +59,10 @@ def customers_section(sizes: list[int], results: dict, started: datetime) -> str
     lines = section_head(CUSTOMERS_BEGIN, "Customer scores and the customers page", started, "The nightly job "
              "(`compute_scores` for every customer: summary and RFM in SQL, cohorts, BG/NBD and Gamma-Gamma fits, "
              "P(alive), expected purchases and 12-month CLV, holdout validation, KMeans with k by silhouette; then "
-             "`store_scores`), and the page's reads of the stored run (`load_stored`, the at-risk list of 1,000, "
-             "the 100 customers with the highest CLV, and their details) side by side with computing the same "
-             "figures live. \"Per 500k customers\" is (compute + store) / customers × 500,000; at small sizes the "
-             "fixed costs (fits and clustering on samples, cohorts) dominate it.",
+             "`store_scores`), and the page's reads of the stored run (`fetch_stored_scores`, the at-risk list of "
+             "1,000, the 100 customers with the highest CLV, and their details) side by side with computing the "
+             "same figures live. \"Per 500k customers\" is (compute + store) / customers × 500,000; at small sizes "
+             "the fixed costs (fits and clustering on samples, cohorts) dominate it.",
              "| order lines | customers | nightly compute | store | per 500k customers | page (stored) | live | "
              "stored / live | targets |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:

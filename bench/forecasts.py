@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from analytics import forecast_series as FS
 from analytics import forecasting as FC
-from analytics.kpis import data_bounds
+from analytics.kpis import fetch_data_bounds
 from bench.common import log, section_head, timed
 
 
@@ -23,25 +23,25 @@ def bench_forecasts(url: str, reps: int) -> dict:
     accuracy of "auto" against the seasonal-naive baseline on held-out windows of real series."""
     eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
     with eng.connect() as conn:
-        last = data_bounds(conn, "UTC")[1]
-        history = FS.metric_history(conn, FS.Series("gmv"), last_day=last, tz="UTC")
-        series = FS.nightly_series(conn, last, tz="UTC")
+        last = fetch_data_bounds(conn, "UTC")[1]
+        history = FS.fetch_metric_history(conn, FS.Series("gmv"), last_day=last, tz="UTC")
+        series = FS.fetch_nightly_series(conn, last, tz="UTC")
     auto_s, auto = timed(lambda: FC.forecast(history, 28), reps)
     log(f"  forecast: {len(history)} days, auto {auto_s:.2f} s ({auto.model})")
     run_date = last + timedelta(days=1)
     with eng.begin() as conn:
-        f = FS.forecast_series(conn, FS.Series("gmv"), last_day=last, horizon=28, tz="UTC")
+        f = FS.compute_series_forecast(conn, FS.Series("gmv"), last_day=last, horizon=28, tz="UTC")
         FS.store_forecast(conn, FS.Series("gmv"), f, run_date=run_date, horizon=28, interval=0.8, duration_ms=0)
 
     def page():  # what the page reads for a stored forecast: the forecast, the history, earlier runs
         with eng.connect() as conn:
-            FS.load_forecast(conn, FS.Series("gmv"), run_date=run_date, horizon=28)
-            actuals = FS.metric_history(conn, FS.Series("gmv"), last_day=last, tz="UTC")
-            FS.realised_errors(conn, FS.Series("gmv"), actuals, before=run_date)
+            FS.fetch_stored_forecast(conn, FS.Series("gmv"), run_date=run_date, horizon=28)
+            actuals = FS.fetch_metric_history(conn, FS.Series("gmv"), last_day=last, tz="UTC")
+            FS.compute_realised_errors(conn, FS.Series("gmv"), actuals, before=run_date)
 
     def live():
         with eng.connect() as conn:
-            FS.forecast_series(conn, FS.Series("gmv"), last_day=last, horizon=28, tz="UTC")
+            FS.compute_series_forecast(conn, FS.Series("gmv"), last_day=last, horizon=28, tz="UTC")
 
     page_s, _ = timed(page, reps)
     live_s, _ = timed(live, 1)
@@ -51,7 +51,7 @@ def bench_forecasts(url: str, reps: int) -> dict:
     rows = []
     with eng.connect() as conn:
         for s in series:
-            full = FS.metric_history(conn, s, last_day=last, tz="UTC")
+            full = FS.fetch_metric_history(conn, s, last_day=last, tz="UTC")
             full = full.iloc[int(np.argmax(full["y"].to_numpy() != 0)):].reset_index(drop=True)
             for back in HELD_OUT_ENDS:
                 h = full.iloc[:len(full) - back]

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from analytics.filters import Filters, resolve_preset
-from analytics.kpis import data_bounds
+from analytics.kpis import fetch_data_bounds
 from analytics.overview import compute_overview
 from bench.common import OUT, ROOT, commit, log, machine, run_measured, section_head, timed
 
@@ -26,7 +26,7 @@ def bench_overview(url: str, reps: int) -> list[dict]:
     eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
     rows = []
     with eng.connect() as conn:
-        last = data_bounds(conn, "UTC")[1]
+        last = fetch_data_bounds(conn, "UTC")[1]
         today = last
         for preset in ("last_30_days", "last_90_days", "ytd"):
             f = Filters.make(resolve_preset(preset, today))
@@ -54,7 +54,7 @@ def bench_pages(url: str, reps: int, budget_s: float = 60.0) -> list[dict]:
     eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
     rows = []
     with eng.connect() as conn:
-        today = data_bounds(conn, "UTC")[1]
+        today = fetch_data_bounds(conn, "UTC")[1]
         for page, (module, name) in PAGES.items():
             fn = getattr(importlib.import_module(module), name)
             for preset in ("last_30_days", "ytd"):

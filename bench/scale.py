@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from analytics import customer_scores as S
 from analytics import forecast_series as FS
 from analytics.filters import Filters, Period, resolve_preset, shift_year
-from analytics.kpis import aggregate, data_bounds
+from analytics.kpis import fetch_aggregate, fetch_data_bounds
 from data.rollups import ROLLUP_TABLES, refresh_rollups
 
 SCALE_BEGIN, SCALE_END = "<!-- scale:begin -->", "<!-- scale:end -->"
@@ -95,7 +95,7 @@ def bench_scale(url: str, reps: int = REPS, log: Callable[[str], None] = print) 
     eng = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"})
     cells, sources = {}, {}
     with eng.connect() as conn:
-        today = data_bounds(conn, "UTC")[1]
+        today = fetch_data_bounds(conn, "UTC")[1]
         values = filter_values(conn)
         for page, (module, name) in PAGES.items():
             fn = getattr(importlib.import_module(module), name)
@@ -107,7 +107,7 @@ def bench_scale(url: str, reps: int = REPS, log: Callable[[str], None] = print) 
                     if cells[page, flt, preset] == float("inf"):
                         conn.rollback()   # the stopped statement aborted the transaction
                     if page == "overview":
-                        src = aggregate(conn, f, metrics=("active_customers", "gmv"), tz="UTC").attrs["sources"]
+                        src = fetch_aggregate(conn, f, metrics=("active_customers", "gmv"), tz="UTC").attrs["sources"]
                         sources[flt, preset] = src
                 log(f"  scale {page} {flt}: " + ", ".join(f"{p} {cells[page, flt, p]:.0f}" for p in PRESETS) + " ms")
     cells.update(_stored_pages(eng, today, values, reps, log))
@@ -122,25 +122,25 @@ def _stored_pages(eng, today: date, values: dict, reps: int, log) -> dict:
     out = {}
     with eng.begin() as conn:
         conn.execute(sa.text("SET LOCAL statement_timeout = 0"))   # storing a run is set-up, not a cell
-        if S.latest_run_id(conn) is None:
+        if S.fetch_latest_run_id(conn) is None:
             log("  scale: storing a customer scores run for the customers page's reads")
             scores = S.compute_scores(conn, Filters.make(Period(today, today)), today, tz="UTC")
             S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None, tz="UTC")
     with eng.connect() as conn:
         def customers():
-            stored = S.load_stored(conn)
-            risk = S.stored_at_risk(conn, stored.run_id)
-            S.customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
-            top = S.stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
-            S.customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
+            stored = S.fetch_stored_scores(conn)
+            risk = S.fetch_stored_at_risk(conn, stored.run_id)
+            S.fetch_customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
+            top = S.fetch_stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
+            S.fetch_customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
         out["customers", "none", "stored"] = _median_ms(customers, reps)
         for flt in FORECAST_FILTERS:
             series = FS.Series("gmv") if flt == "none" else FS.Series("gmv", dim=flt, value=str(values[flt]))
 
             def forecasting():
-                FS.load_forecast(conn, series, run_date=today + timedelta(days=1), horizon=28)
-                actuals = FS.metric_history(conn, series, last_day=today, tz="UTC")
-                FS.realised_errors(conn, series, actuals, before=today + timedelta(days=1))
+                FS.fetch_stored_forecast(conn, series, run_date=today + timedelta(days=1), horizon=28)
+                actuals = FS.fetch_metric_history(conn, series, last_day=today, tz="UTC")
+                FS.compute_realised_errors(conn, series, actuals, before=today + timedelta(days=1))
             out["forecasting", flt, "stored"] = _median_ms(forecasting, reps)
         log(f"  scale customers (stored run) {out['customers', 'none', 'stored']:.0f} ms; forecasting " +
             ", ".join(f"{flt} {out['forecasting', flt, 'stored']:.0f}" for flt in FORECAST_FILTERS) + " ms")

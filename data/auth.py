@@ -208,7 +208,7 @@ def fetch_users(conn: Connection) -> pd.DataFrame:
         FROM app.users u ORDER BY u.username"""), conn)
 
 
-def count_users(conn: Connection) -> int:
+def fetch_user_count(conn: Connection) -> int:
     return int(conn.execute(sa.text("SELECT count(*) FROM app.users")).scalar())
 
 
@@ -304,7 +304,7 @@ def change_own_password(conn: Connection, user: User, current: str, new: str, *,
     """
     now = now or utcnow()
     _serialise_attempts(conn, user.username, client_addr)
-    until = check_lockout(conn, user.username, client_addr, now, policy)
+    until = fetch_lockout_end(conn, user.username, client_addr, now, policy)
     if until is not None:
         raise AuthError(_locked_message(until, now))
     row = conn.execute(sa.text("SELECT password_hash FROM app.users WHERE user_id = :id FOR UPDATE"),
@@ -343,8 +343,8 @@ def lockout_until(failures: list[datetime], now: datetime, max_failures: int, wi
     return until if until is not None and until > now else None
 
 
-def check_lockout(conn: Connection, username: str, client_addr: str, now: datetime,
-                  policy: LockoutPolicy) -> datetime | None:
+def fetch_lockout_end(conn: Connection, username: str, client_addr: str, now: datetime,
+                      policy: LockoutPolicy) -> datetime | None:
     """Returns when the lock on this username or address ends, or None."""
     since = now - policy.window - policy.lock
     # A username's count starts again after its last successful login; an address's does not,
@@ -394,7 +394,7 @@ def attempt_login(conn: Connection, username: str, password: str, *, client_addr
     now = now or utcnow()
     typed = (username or "").strip().lower()[:200]
     _serialise_attempts(conn, typed, client_addr)
-    until = check_lockout(conn, typed, client_addr, now, policy)
+    until = fetch_lockout_end(conn, typed, client_addr, now, policy)
     if until is not None:
         record(conn, "login.locked", actor=typed, client_addr=client_addr, at=now,
                detail={"until": until.isoformat()})

@@ -6,6 +6,7 @@ The rollups keep copies per week and month; a period reads whole buckets and its
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ def local_today(tz: str | ZoneInfo, now: datetime | None = None) -> date:
     return (now or datetime.now(timezone.utc)).astimezone(zone).date()
 
 
-def merged_spans(spans) -> list[tuple[date, date]]:
+def merged_spans(spans: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
     """Returns the (first, last) day spans sorted, with overlapping or adjacent ones merged."""
     out: list[tuple[date, date]] = []
     for lo, hi in sorted(spans):

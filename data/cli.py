@@ -9,7 +9,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from data.auth import AuthError, count_users, create_user, generate_password
+from data.auth import AuthError, create_user, fetch_user_count, generate_password
 from data.db import DatabaseStartError, get_engine, libpq_url
 from data.load import ImportValidationError, load_csv
 from data.rollups import refresh_rollups
@@ -104,7 +104,7 @@ def _cmd_demo_users(args: argparse.Namespace) -> int:
     with get_engine().begin() as conn:
         # Lock the table so two starts at once cannot both create (and print) the demo users.
         conn.exec_driver_sql("LOCK TABLE app.users IN SHARE ROW EXCLUSIVE MODE")
-        if count_users(conn):
+        if fetch_user_count(conn):
             print("users exist; no demo users created")
             return 0
         made = [(u, r, generate_password(u)) for u, r in (("admin", "admin"), ("analyst", "analyst"))]

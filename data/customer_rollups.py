@@ -51,7 +51,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from data.db import latest_order_day, stage_temp_table
+from data.db import fetch_latest_order_day, stage_temp_table
 from data.measures import COUNTED, LINE_VALUE, LOCAL_DAY, local_days_sql
 
 CELLS = "rollup_customer_cells"
@@ -345,7 +345,7 @@ def recount_days(conn: Connection, dirty: str, affected: str, changed: str, *, d
     conn.execute(sa.text("ANALYZE recount"))
 
 
-def deltas_apply(conn: Connection, days: list[date]) -> bool:
+def fetch_deltas_cover(conn: Connection, days: list[date]) -> bool:
     """Whether the recent days keep every one of the local days (so apply_deltas can serve them)."""
     return bool(days) and conn.execute(sa.text("SELECT customer_days_from <= :d FROM app.rollup_state"),
                                        {"d": min(days)}).scalar()
@@ -367,7 +367,7 @@ def move_recent_window(conn: Connection, tz: str) -> None:
     """Keeps the recent days from RECENT_DAYS - 1 days before the latest order's local day (or
     today, if that is earlier): fills them when none are kept (after a rebuild or the upgrade to
     revision 0020), or drops the days that fell out. They only move forward here."""
-    last = latest_order_day(conn, tz)
+    last = fetch_latest_order_day(conn, tz)
     kept = conn.execute(sa.text(
         "SELECT CASE WHEN customer_days_from < 'infinity' THEN customer_days_from END FROM app.rollup_state")).scalar()
     newest = None if last is None else last - timedelta(days=RECENT_DAYS - 1)

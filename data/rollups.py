@@ -459,7 +459,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
         elif local or extra:
             mode = "days"
             # Triggers record every changed order's customers; --since rebuilds days they did not see.
-            deltas = since is None and CR.deltas_apply(conn, local)
+            deltas = since is None and CR.fetch_deltas_cover(conn, local)
             days, customers = _incremental(conn, tz, local, extra, deltas)
             cells = "deltas" if deltas else "recount"
     version = state["version"] + (mode != "none")
@@ -478,7 +478,7 @@ def refresh_rollups(conn: Connection, since: date | None = None, *, full: bool =
     return RefreshResult(mode, days, customers, elapsed, version, cells)
 
 
-def period_version(conn: Connection, start: date, end: date) -> int:
+def fetch_period_version(conn: Connection, start: date, end: date) -> int:
     """Returns the rollup version that last changed a figure of the local days start..end."""
     return conn.execute(sa.text("""
         SELECT GREATEST(s.base_version, (SELECT max(version) FROM app.rollup_day_versions
@@ -486,7 +486,7 @@ def period_version(conn: Connection, start: date, end: date) -> int:
         FROM app.rollup_state s"""), {"start": start, "end": end}).scalar()
 
 
-def rollup_status(conn: Connection) -> dict:
+def fetch_rollup_status(conn: Connection) -> dict:
     """Returns {timezone, version, refreshed_at, full_needed, dirty_days} of the rollups."""
     row = conn.execute(sa.text("""
         SELECT timezone, version, refreshed_at, full_needed,

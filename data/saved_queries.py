@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -33,8 +34,8 @@ def _tags(tags) -> list[str]:
     return sorted({t.strip().lower() for t in tags or [] if t.strip()})
 
 
-def save_query(conn: Connection, owner: str, name: str, sql: str, *, description: str = "", tags=(),
-               shared: bool = False, query_id: int | None = None) -> int:
+def save_query(conn: Connection, owner: str, name: str, sql: str, *, description: str = "",
+               tags: str | Iterable[str] = (), shared: bool = False, query_id: int | None = None) -> int:
     """Creates a saved query (or updates query_id, which owner must own) and records the version."""
     name = (name or "").strip()
     if not name:
@@ -77,7 +78,7 @@ def delete_query(conn: Connection, owner: str, query_id: int) -> bool:
     return bool(deleted)
 
 
-def list_queries(conn: Connection, user: str, *, search: str = "") -> pd.DataFrame:
+def fetch_queries(conn: Connection, user: str, *, search: str = "") -> pd.DataFrame:
     """Returns the user's own queries and everyone's shared ones matching search (name,
     description, tags or SQL), with run count, last run and average duration."""
     return frame(conn.execute(sa.text("""
@@ -90,7 +91,7 @@ def list_queries(conn: Connection, user: str, *, search: str = "") -> pd.DataFra
         ORDER BY (owner = :u) DESC, name"""), {"u": user, "s": (search or "").strip()}))
 
 
-def query_versions(conn: Connection, query_id: int) -> pd.DataFrame:
+def fetch_query_versions(conn: Connection, query_id: int) -> pd.DataFrame:
     return frame(conn.execute(sa.text("""
         SELECT version, name, description, sql, edited_by, edited_at FROM app.saved_query_versions
         WHERE query_id = :id ORDER BY version DESC"""), {"id": query_id}))
@@ -123,7 +124,7 @@ def fetch_history(conn: Connection, user: str, limit: int = HISTORY_KEPT) -> pd.
         WHERE username = :u ORDER BY id DESC LIMIT :k"""), {"u": user, "k": limit}))
 
 
-def visible_query(conn: Connection, user: str, query_id: int) -> dict | None:
+def fetch_visible_query(conn: Connection, user: str, query_id: int) -> dict | None:
     """Returns the saved query {query_id, name, owner, sql} if user owns it or it is shared, else None."""
     row = conn.execute(sa.text("SELECT query_id, name, owner, sql FROM app.saved_queries "
                                "WHERE query_id = :id AND (owner = :u OR shared)"), {"id": query_id, "u": user}).mappings().first()

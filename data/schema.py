@@ -71,7 +71,7 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
-def current_revision(conn: Connection) -> str | None:
+def fetch_current_revision(conn: Connection) -> str | None:
     """Returns the database's migration revision, or None before the first migration."""
     if not conn.execute(sa.text("SELECT to_regclass('app.alembic_version')")).scalar():
         return None
@@ -87,7 +87,7 @@ def migrate(engine: Engine, settings: Settings | None = None) -> str:
         conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS app"))
         command.upgrade(_alembic_config(conn), "head")
         ensure_analyst_role(conn, s)
-        return current_revision(conn)
+        return fetch_current_revision(conn)
 
 
 def ensure_analyst_role(conn: Connection, s: Settings) -> None:

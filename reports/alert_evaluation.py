@@ -26,7 +26,7 @@ from analytics.alert_states import Instance, Rule, step
 from analytics.kpis import fetch_vendor_names
 from analytics.query import QueryFailed, QueryRejected, run_query
 from analytics.sql_params import bind_parameters
-from data.saved_queries import visible_query
+from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
 from reports.alert_messages import notification, rule_facts
 from reports.alerts import ERROR_INSTANCE, RULE_COLUMNS, AlertError, describe_rule, spec_of
@@ -55,7 +55,7 @@ def _next_eval(due: datetime, now: datetime, minutes: int) -> datetime:
 def evaluate_query_rule(conn: Connection, rule: Any) -> dict[str, A.Observation]:
     """Runs a saved-query rule's query through the analysts' runner: one number, or rows of
     (label, number), each label an instance; raises AlertError saying what is wrong."""
-    q = visible_query(conn, rule.owner, rule.query_id)
+    q = fetch_visible_query(conn, rule.owner, rule.query_id)
     if q is None:
         raise AlertError("query: the saved query is gone, or no longer shared with the rule's owner")
     try:

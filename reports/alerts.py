@@ -22,7 +22,7 @@ from analytics import alerts as A
 from analytics.filters import DIMENSIONS
 from data.audit import record
 from data.db import frame
-from data.saved_queries import visible_query
+from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
 from reports import owned
 from reports.alert_messages import notification, rule_facts
@@ -111,7 +111,7 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
             qid = int(query_id)
         except (TypeError, ValueError):
             raise AlertError("query: choose one of your saved queries or a shared one") from None
-        if visible_query(conn, owner, qid) is None:
+        if fetch_visible_query(conn, owner, qid) is None:
             raise AlertError("query: choose one of your saved queries or a shared one")
         if condition not in ("above", "below"):
             raise AlertError("condition: a saved query's number is compared with a threshold (above or below); "
@@ -153,7 +153,8 @@ EVALUATION_FIELDS = ("source", "metric", "query_id", "query_params", "filters", 
                      "baseline", "threshold")
 
 
-def save_rule(conn: Connection, owner: str, *, rule_id: int | None = None, is_admin: bool = False, **fields) -> int:
+def save_rule(conn: Connection, owner: str, *, rule_id: int | None = None, is_admin: bool = False,
+              **fields: Any) -> int:
     """Creates or updates a rule (the owner's, or anyone's for an admin); returns its id.
 
     An edit keeps the rule's owner (whose saved queries it may use) and its mute unless
@@ -220,7 +221,7 @@ def delete_rule(conn: Connection, user: str, rule_id: int, *, is_admin: bool = F
     return owned.delete_owned(conn, "alert_rules", user, rule_id, is_admin=is_admin)
 
 
-def get_rule(conn: Connection, rule_id: int, user: str | None = None) -> dict | None:
+def fetch_rule(conn: Connection, rule_id: int, user: str | None = None) -> dict | None:
     """The rule (the user's, or any when user is None)."""
     row = conn.execute(sa.text(f"SELECT {RULE_COLUMNS} FROM app.alert_rules r WHERE rule_id = :id "
                                "AND (CAST(:u AS text) IS NULL OR owner = :u)"), {"id": rule_id, "u": user})
@@ -228,7 +229,7 @@ def get_rule(conn: Connection, rule_id: int, user: str | None = None) -> dict | 
     return dict(row) if row else None
 
 
-def list_rules(conn: Connection, user: str | None = None) -> pd.DataFrame:
+def fetch_rules(conn: Connection, user: str | None = None) -> pd.DataFrame:
     """Rules (the user's, or everyone's when user is None) with their instances' states: the worst
     state, and how many instances are firing, pending, without data or failing."""
     return frame(conn.execute(sa.text(f"""
@@ -251,7 +252,7 @@ def list_rules(conn: Connection, user: str | None = None) -> pd.DataFrame:
         ORDER BY r.name"""), {"u": user}))
 
 
-def list_instances(conn: Connection, rule_id: int) -> pd.DataFrame:
+def fetch_rule_instances(conn: Connection, rule_id: int) -> pd.DataFrame:
     """A rule's instances that are not OK or have been, worst first."""
     return frame(conn.execute(sa.text("""
         SELECT fan_value, state, pending, value, since, last_notified_at, updated_at FROM app.alert_instances
@@ -260,7 +261,7 @@ def list_instances(conn: Connection, rule_id: int) -> pd.DataFrame:
         {"id": rule_id}))
 
 
-def rule_events(conn: Connection, rule_id: int, limit: int = 200) -> pd.DataFrame:
+def fetch_rule_events(conn: Connection, rule_id: int, limit: int = 200) -> pd.DataFrame:
     """A rule's transitions and repeats, newest first."""
     return frame(conn.execute(sa.text("""
         SELECT at, fan_value, from_state, to_state, value, baseline, threshold, notify, muted, message
@@ -268,7 +269,7 @@ def rule_events(conn: Connection, rule_id: int, limit: int = 200) -> pd.DataFram
         {"id": rule_id, "n": limit}))
 
 
-def rule_notifications(conn: Connection, rule_id: int, limit: int = 200) -> pd.DataFrame:
+def fetch_rule_notifications(conn: Connection, rule_id: int, limit: int = 200) -> pd.DataFrame:
     """A rule's notifications (tests included) with their delivery state, newest first."""
     return frame(conn.execute(sa.text("""
         SELECT created_at, channel, target, payload->>'subject' AS subject, status, attempts, last_error, sent_at
@@ -290,7 +291,7 @@ def send_test(engine: Engine, user: str, rule_id: int, *, is_admin: bool = False
     like any other); returns [{channel, target, outcome, error}]."""
     s = settings or load_settings()
     with engine.begin() as conn:
-        row = get_rule(conn, rule_id, None if is_admin else user)
+        row = fetch_rule(conn, rule_id, None if is_admin else user)
         if row is None:
             raise AlertError("rule: only its owner or an admin can test it")
         r = SimpleNamespace(**row)   # attribute access, as the evaluation's rows have

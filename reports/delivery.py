@@ -322,14 +322,14 @@ def post_webhook(url: str, body: dict, s: Settings, *, key: str) -> None:
         raise DeliveryError(f"webhook: the receiver answered HTTP {status}")
 
 
-def failed_deliveries(conn: Connection, limit: int = 200) -> pd.DataFrame:
+def fetch_failed_deliveries(conn: Connection, limit: int = 200) -> pd.DataFrame:
     """Deliveries that gave up, newest first, for the admin page."""
     return frame(conn.execute(sa.text("""
         SELECT delivery_id, channel, target, source, attempts, last_error, created_at
         FROM app.outbox WHERE status = 'failed' ORDER BY created_at DESC LIMIT :n"""), {"n": limit}))
 
 
-def waiting_deliveries(conn: Connection) -> int:
+def fetch_waiting_deliveries(conn: Connection) -> int:
     """How many deliveries wait to be sent or retried."""
     return conn.execute(sa.text("SELECT count(*) FROM app.outbox WHERE status IN ('pending', 'sending')")).scalar()
 

@@ -15,8 +15,11 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
+from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
 from analytics.metrics import METRICS
 from analytics.query import FORMULA_START, open_query
@@ -35,9 +38,10 @@ DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 Batches = Iterable[Sequence[tuple]]
+Output = str | Path | BinaryIO   # a binary file; xlsx also takes a path
 
 
-def neutral(value):
+def neutral(value: object) -> object:
     """Returns value, or the text with a leading quote when a spreadsheet would run it as a formula.
     Only text is touched: a real negative number stays a number."""
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
@@ -54,7 +58,7 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plain(value):
+def plain(value: object) -> object:
     """Returns a cell value as a plain Python value: None for SQL NULL, NaN and NaT; numpy scalars
     as Python numbers; time-zone-aware times as their wall-clock time (the session's zone, which
     is APP_TIMEZONE: spreadsheets have no time zones)."""
@@ -123,7 +127,7 @@ def _quoted(value) -> str:
     return text
 
 
-def write_csv(columns: Sequence[str], batches: Batches, out, *, bom: bool = True) -> int:
+def write_csv(columns: Sequence[str], batches: Batches, out: BinaryIO, *, bom: bool = True) -> int:
     """Writes UTF-8 CSV with a header to the binary file out (a BOM first, so that Excel reads
     accents); returns the number of data rows. Formulas are neutralised. Fields are quoted as
     PostgreSQL's COPY quotes them (analytics.query.copy_csv writes the same bytes): rows with an
@@ -154,7 +158,7 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 
 # --- JSON ---------------------------------------------------------------------------------------
 
-def json_value(value) -> str:
+def json_value(value: object) -> str:
     value = plain(value)
     if isinstance(value, Decimal):
         return str(value) if value.is_finite() else "null"   # exact: never through a float
@@ -170,7 +174,7 @@ def json_value(value) -> str:
         return json.dumps(str(value), ensure_ascii=False)
 
 
-def write_json(columns: Sequence[str], batches: Batches, out) -> int:
+def write_json(columns: Sequence[str], batches: Batches, out: BinaryIO) -> int:
     """Writes a JSON array of records (one per line) to the binary file out: ISO dates, exact
     decimals (numeric values are written digit for digit). Returns the number of rows."""
     keys = [json.dumps(str(c), ensure_ascii=False) + ": " for c in columns]
@@ -204,7 +208,7 @@ class XlsxBook:
     widths from the first rows; past max_rows data rows a sheet continues on a new one
     ("name (2)", …); close() adds a sheet "About" with what produced it."""
 
-    def __init__(self, out, *, max_rows: int = XLSX_MAX_ROWS):
+    def __init__(self, out: Output, *, max_rows: int = XLSX_MAX_ROWS) -> None:
         # openpyxl loads only when a workbook is made: CSV and JSON exports (and the app) never need it.
         from openpyxl import Workbook
         from openpyxl.styles import Font, PatternFill
@@ -297,8 +301,8 @@ class XlsxBook:
         self.book.save(self.out)
 
 
-def write_xlsx(columns: Sequence[str], batches: Batches, out, *, sheet: str = "data", about: dict | None = None,
-               money: set[str] | None = None, max_rows: int = XLSX_MAX_ROWS) -> int:
+def write_xlsx(columns: Sequence[str], batches: Batches, out: Output, *, sheet: str = "data",
+               about: dict | None = None, money: set[str] | None = None, max_rows: int = XLSX_MAX_ROWS) -> int:
     """Writes one table as an Excel workbook (see XlsxBook) to out, a path or a binary file;
     returns the number of data rows."""
     book = XlsxBook(out, max_rows=max_rows)
@@ -326,7 +330,7 @@ FORMATS = {"csv": ("text/csv", ".csv"), "xlsx": ("application/vnd.openxmlformats
            "json": ("application/json", ".json")}
 
 
-def write_rows(fmt: str, columns: Sequence[str], batches: Batches, out, *, sheet: str = "data",
+def write_rows(fmt: str, columns: Sequence[str], batches: Batches, out: Output, *, sheet: str = "data",
                about: dict | None = None) -> int:
     """Writes rows in one of FORMATS to out; returns the number of data rows."""
     if fmt == "csv":
@@ -338,8 +342,8 @@ def write_rows(fmt: str, columns: Sequence[str], batches: Batches, out, *, sheet
     raise ValueError(f"unknown export format {fmt!r}; use {', '.join(FORMATS)}")
 
 
-def export_query(sql: str, params: dict | None, fmt: str, out, *, row_limit: int | None = None,
-                 engine=None, sheet: str = "Query", about: dict | None = None,
+def export_query(sql: str, params: dict | None, fmt: str, out: Output, *, row_limit: int | None = None,
+                 engine: Engine | None = None, sheet: str = "Query", about: dict | None = None,
                  timeout_ms: int | None = None) -> tuple[int, bool]:
     """Streams an analyst's query (through analytics.query.open_query: the same checks and role as
     the SQL page) batch by batch into out. Returns (rows written, whether row_limit cut it short)."""

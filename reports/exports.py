@@ -28,7 +28,7 @@ from data.auth import fetch_user
 from data.db import frame
 from data.settings import Settings, load_settings
 from reports.schedules import finish_run
-from reports.templates import TEMPLATES, ReportError, build, check_spec, render
+from reports.templates import TEMPLATES, Report, ReportError, build, check_spec, render
 
 log = logging.getLogger("reports.exports")
 MAX_ATTEMPTS = 3
@@ -61,7 +61,7 @@ def request_export(conn: Connection, owner: str, template: str, spec: dict, fmt:
     return int(export_id)
 
 
-def list_exports(conn: Connection, owner: str | None = None, limit: int = 200) -> pd.DataFrame:
+def fetch_exports(conn: Connection, owner: str | None = None, limit: int = 200) -> pd.DataFrame:
     """The owner's exports (everyone's when owner is None), newest first."""
     return frame(conn.execute(sa.text("""
         SELECT export_id, owner, template, title, format, status, progress, step, rows, bytes, file_name, path,
@@ -70,14 +70,14 @@ def list_exports(conn: Connection, owner: str | None = None, limit: int = 200) -
         ORDER BY created_at DESC, export_id DESC LIMIT :n"""), {"o": owner, "n": limit}))
 
 
-def exports_in_flight(conn: Connection, owner: str, *, everyone: bool = False) -> bool:
+def fetch_exports_in_flight(conn: Connection, owner: str, *, everyone: bool = False) -> bool:
     """Whether any of the owner's exports (everyone's) is queued or running."""
     return bool(conn.execute(sa.text("""
         SELECT EXISTS (SELECT 1 FROM app.exports WHERE status IN ('queued', 'running') AND (owner = :u OR :all))"""),
         {"u": owner, "all": everyone}).scalar())
 
 
-def export_file(conn: Connection, export_id: int, user: str, *, admin: bool = False) -> tuple[Path, str] | None:
+def fetch_export_file(conn: Connection, export_id: int, user: str, *, admin: bool = False) -> tuple[Path, str] | None:
     """Returns (path, download name) of a finished, unexpired export the user may read, else None."""
     row = conn.execute(sa.text("""
         SELECT owner, path, file_name FROM app.exports
@@ -163,7 +163,7 @@ class _Lease:
 
 
 def produce(engine: Engine, job: Job, worker: str, *, settings: Settings | None = None, now: datetime | None = None,
-            stop: Callable[[], bool] | None = None):
+            stop: Callable[[], bool] | None = None) -> tuple[Report, Path, Path, str, int, int]:
     """Builds and writes job's file under a name of this claim's own, renewing the lease (a thread)
     and showing progress on its row, checking stop. Returns (report, partial path, final path,
     file name, rows, bytes); run_export renames the file when it marks the export done. Raises

@@ -17,7 +17,7 @@ from analytics.customer_scores import compute_scores, store_scores
 from analytics.forecast_series import run_nightly
 from analytics.filters import Filters, Period
 from data.auth import prune_login_attempts
-from data.rollups import refresh_rollups, rollup_status
+from data.rollups import fetch_rollup_status, refresh_rollups
 from data.settings import load_settings
 
 log = logging.getLogger("reports.scheduler")
@@ -112,7 +112,7 @@ def _nightly_due(conn: Connection, job: str, at: str, done_sql: str, days_back: 
     return None if failed else target
 
 
-def customer_scores_due(conn: Connection, now: datetime | None = None) -> date | None:
+def fetch_customer_scores_due(conn: Connection, now: datetime | None = None) -> date | None:
     """Returns the as-of date the nightly customer scores are due for (yesterday, local time), or
     None: before CUSTOMER_SCORES_AT, when a run for that date is stored, or within an hour of a
     failed run."""
@@ -120,7 +120,7 @@ def customer_scores_due(conn: Connection, now: datetime | None = None) -> date |
                         "SELECT max(as_of) FROM mart.customer_score_runs", 1, now)
 
 
-def forecasts_due(conn: Connection, now: datetime | None = None) -> date | None:
+def fetch_forecasts_due(conn: Connection, now: datetime | None = None) -> date | None:
     """Returns the run date the nightly forecasts are due for (today, local time), or None: before
     FORECASTS_AT, when they are stored for today, or within an hour of a failed run."""
     return _nightly_due(conn, "forecasts", load_settings().forecasts_at,
@@ -129,7 +129,7 @@ def forecasts_due(conn: Connection, now: datetime | None = None) -> date | None:
 
 def forecasts_job(conn: Connection, now: datetime | None = None) -> str:
     """Forecasts the total and the top vendors and categories (see analytics.forecast_series)."""
-    run_date = forecasts_due(conn, now)
+    run_date = fetch_forecasts_due(conn, now)
     if run_date is None:
         return "up to date"
     started = time.perf_counter()
@@ -144,13 +144,13 @@ def forecasts_job(conn: Connection, now: datetime | None = None) -> str:
 def customer_scores_job(conn: Connection, now: datetime | None = None) -> str:
     """Computes and stores every customer's scores as of yesterday when they are due (on the
     scheduler's nightly worker thread)."""
-    as_of = customer_scores_due(conn, now)
+    as_of = fetch_customer_scores_due(conn, now)
     if as_of is None:  # another replica stored them while this one waited
         return "up to date"
     started = datetime.now(timezone.utc)
     tz = load_settings().timezone
     scores = compute_scores(conn, Filters.make(Period(as_of, as_of)), as_of, tz=tz)
-    run_id = store_scores(conn, scores, started_at=started, rollup_version=rollup_status(conn)["version"], tz=tz)
+    run_id = store_scores(conn, scores, started_at=started, rollup_version=fetch_rollup_status(conn)["version"], tz=tz)
     took = (datetime.now(timezone.utc) - started).total_seconds()
     log.info("customer scores: run %s, %s customers as of %s (%s) in %.1f s", run_id, scores.customers, as_of,
              scores.status, took)

@@ -8,6 +8,8 @@ import math
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from reports.exporters import column_kind, plain
 
@@ -39,7 +41,7 @@ def _fmt(value, kind: str | None) -> str:
     return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 1] + "…"
 
 
-def chart_png(chart, width_in: float = 9.5, height_in: float = 3.2) -> bytes:
+def chart_png(chart: Any, width_in: float = 9.5, height_in: float = 3.2) -> bytes:
     """Draws a chart (reports.templates.Chart) with matplotlib's Agg backend; returns PNG bytes."""
     # Lazy: matplotlib is heavy and only PDFs draw charts; the Agg backend must be chosen before pyplot loads.
     import matplotlib
@@ -99,7 +101,7 @@ def _numbered_canvas(footer: str):
     return NumberedCanvas
 
 
-def render_pdf(report, out) -> int:
+def render_pdf(report: Any, out: str | Path | BinaryIO) -> int:
     """Writes report (reports.templates.Report) as a PDF to out (a path or binary file); returns
     the number of table rows written."""
     # Lazy: reportlab is heavy and only PDFs need it (the scheduler and the pages load this module).

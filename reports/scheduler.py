@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from data.db import DatabaseStartError, get_engine
-from data.schema import current_revision, head_revision
+from data.schema import fetch_current_revision, head_revision
 from data.settings import Settings, SettingsError, load_settings
 from reports import alert_evaluation, delivery, exports, jobs, schedules
 
@@ -53,7 +53,7 @@ class SchedulerSetupError(RuntimeError):
 def _check_schema(engine: sa.engine.Engine) -> None:
     try:
         with engine.connect() as conn:
-            rev = current_revision(conn)
+            rev = fetch_current_revision(conn)
     except sa.exc.OperationalError as ex:
         raise SchedulerSetupError(f"cannot reach PostgreSQL: {str(ex.orig).strip()}") from ex
     if rev != head_revision():
@@ -183,9 +183,9 @@ JOBS = (
     Job("heartbeat", "heartbeat_seconds", beat),
     Job("refresh_rollups", "rollup_refresh_seconds", refresh),
     Job("prune_login_attempts", 6 * 3600, prune),
-    Job("customer_scores", 300, nightly("customer_scores", jobs.customer_scores_due, jobs.customer_scores_job),
+    Job("customer_scores", 300, nightly("customer_scores", jobs.fetch_customer_scores_due, jobs.customer_scores_job),
         thread="nightly"),
-    Job("forecasts", 300, nightly("forecasts", jobs.forecasts_due, jobs.forecasts_job), thread="nightly"),
+    Job("forecasts", 300, nightly("forecasts", jobs.fetch_forecasts_due, jobs.forecasts_job), thread="nightly"),
     Job("expired_exports", 3600, cleanup),
     Job("alerts", "work_seconds", evaluate_alerts, wakes="deliveries"),
     Job("schedules", "work_seconds", plan, wakes="exports"),

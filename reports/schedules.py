@@ -15,6 +15,8 @@ import json
 import logging
 import urllib.parse
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -24,11 +26,11 @@ from sqlalchemy.engine import Connection
 
 from data.audit import record
 from data.db import frame
-from data.saved_queries import visible_query
+from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings, valid_email
 from reports import owned
 from reports.delivery import DeliveryError, check_webhook_url, enqueue
-from reports.templates import FAN_OUT, TEMPLATES, ReportError, check_spec
+from reports.templates import FAN_OUT, TEMPLATES, Report, ReportError, check_spec
 
 log = logging.getLogger("reports.schedules")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -171,7 +173,8 @@ def next_slot(cron: str, tz: str, after: datetime) -> datetime:
 
 
 def check_schedule(conn: Connection, owner: str, *, name: str, template: str, spec: dict, fmt: str, cadence: dict,
-                   tz: str, recipients, webhook_url: str, fan_out: str | None, fan_values: dict | None) -> dict:
+                   tz: str, recipients: str | list[str] | tuple[str, ...] | None, webhook_url: str,
+                   fan_out: str | None, fan_values: dict | None) -> dict:
     """Returns the schedule's fields cleaned; raises ScheduleError (or ReportError) naming the field."""
     name = (name or "").strip()
     if not name:
@@ -181,7 +184,7 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
     except ReportError as ex:
         raise ScheduleError(str(ex)) from None
     if template == "saved_query":
-        if visible_query(conn, owner, spec["query_id"]) is None:
+        if fetch_visible_query(conn, owner, spec["query_id"]) is None:
             raise ScheduleError("query: choose one of your saved queries or a shared one")
     try:
         ZoneInfo(tz)
@@ -217,7 +220,7 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
 # --- saving ----------------------------------------------------------------------------------------
 
 def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = None, is_admin: bool = False,
-                  now: datetime | None = None, **fields) -> int:
+                  now: datetime | None = None, **fields: Any) -> int:
     """Creates or updates a schedule (owner's, or anyone's for an admin); returns its id."""
     if not owned.may_own(conn, owner):
         raise ScheduleError("schedule: scheduling reports needs the analyst or admin role")
@@ -269,7 +272,7 @@ def delete_schedule(conn: Connection, user: str, schedule_id: int, *, is_admin: 
     return owned.delete_owned(conn, "schedules", user, schedule_id, is_admin=is_admin)
 
 
-def list_schedules(conn: Connection, user: str | None = None) -> pd.DataFrame:
+def fetch_schedules(conn: Connection, user: str | None = None) -> pd.DataFrame:
     """The user's schedules (everyone's when user is None), with their latest run."""
     return frame(conn.execute(sa.text("""
         SELECT s.schedule_id, s.owner, s.name, s.template, s.params, s.format, s.cadence, s.cron, s.timezone,
@@ -283,7 +286,7 @@ def list_schedules(conn: Connection, user: str | None = None) -> pd.DataFrame:
         ORDER BY s.name"""), {"u": user}))
 
 
-def run_history(conn: Connection, schedule_id: int, limit: int = 100) -> pd.DataFrame:
+def fetch_run_history(conn: Connection, schedule_id: int, limit: int = 100) -> pd.DataFrame:
     """Runs of a schedule, newest first, with their deliveries' states."""
     return frame(conn.execute(sa.text("""
         SELECT r.run_id, r.slot, r.fan_value, r.manual, r.status, r.message, r.finished_at, e.rows, e.bytes,
@@ -403,8 +406,9 @@ def run_now(conn: Connection, user: str, schedule_id: int, *, is_admin: bool = F
     return made
 
 
-def finish_run(conn: Connection, export_id: int, *, ok: bool, report=None, path=None, file_name: str = "",
-               rows: int = 0, size: int = 0, message: str = "", settings: Settings | None = None) -> int:
+def finish_run(conn: Connection, export_id: int, *, ok: bool, report: Report | None = None, path: Path | None = None,
+               file_name: str = "", rows: int = 0, size: int = 0, message: str = "",
+               settings: Settings | None = None) -> int:
     """Marks the run of export_id done (and queues its deliveries) or failed, in the caller's
     transaction (the one that marks the export). Returns the number of deliveries queued."""
     s = settings or load_settings()

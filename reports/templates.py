@@ -14,13 +14,14 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from analytics import forecast_series as FS
-from analytics.customer_scores import load_stored, stored_at_risk
+from analytics.customer_scores import fetch_stored_at_risk, fetch_stored_scores
 from analytics.filters import DIMENSIONS, FilterError, Filters, Period
 from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS
 from analytics.forecasting import ForecastError
@@ -30,7 +31,7 @@ from analytics.query import QueryRejected, copy_csv, open_query, run_query
 from analytics.sql_params import bind_parameters
 from analytics.vendors import fetch_vendor_info
 from data.calendar import local_today
-from data.saved_queries import visible_query
+from data.saved_queries import fetch_visible_query
 from data.settings import load_settings
 from reports.exporters import BATCH, XlsxBook, frame_batches, json_value, write_csv, write_json, write_rows
 from reports.pdf import render_pdf
@@ -178,7 +179,7 @@ def _kpi_rows(conn: Connection, f: Filters) -> tuple[list, pd.DataFrame]:
 
 
 def _only(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """aggregate's rows also carry the base measures behind the metrics: keep the key and the metrics."""
+    """fetch_aggregate's rows also carry the base measures behind the metrics: keep the key and the metrics."""
     return frame[["key", *metrics]]
 
 
@@ -235,7 +236,7 @@ def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: 
 
 
 def _stored_scores(conn: Connection):
-    stored = load_stored(conn)
+    stored = fetch_stored_scores(conn)
     if stored is None:
         raise ReportError("no customer scores are stored yet: the scheduler stores them every night "
                           "(CUSTOMER_SCORES_AT), or run `python -m reports.scheduler --once`")
@@ -251,7 +252,7 @@ def build_customer_segments(conn: Connection, spec: dict, f: Filters | None, *, 
 
 def build_at_risk(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
     stored = _stored_scores(conn)
-    risk = stored_at_risk(conn, stored.run_id, limit=None)
+    risk = fetch_stored_at_risk(conn, stored.run_id, limit=None)
     risk = risk[[c for c in AT_RISK_COLUMNS if c in risk.columns]]
     pdf = ["customer_id", "rfm_segment", "orders", "gmv", "days_since", "p_alive", "clv_12m", "value_at_risk"]
     return dict(tables=[Table.of("At-risk customers", risk, pdf_columns=pdf)], period=Period(stored.as_of, stored.as_of),
@@ -262,13 +263,13 @@ def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str
     s = FS.Series(spec.get("metric", "gmv"), "day", spec.get("dim", ""), str(spec.get("value", "")))
     runs = FS._runs(conn, s, "", {})
     if runs:
-        stored = FS.load_forecast(conn, s, run_date=runs[0]["run_date"], horizon=runs[0]["horizon"])
+        stored = FS.fetch_stored_forecast(conn, s, run_date=runs[0]["run_date"], horizon=runs[0]["horizon"])
         fc, made = stored.forecast, f"stored forecast of {stored.run_date}"
     else:
         tz = load_settings().timezone
         try:
-            fc = FS.forecast_series(conn, s, last_day=local_today(tz) - timedelta(days=1),
-                                    horizon=FS.DEFAULT_HORIZON["day"], tz=tz)
+            fc = FS.compute_series_forecast(conn, s, last_day=local_today(tz) - timedelta(days=1),
+                                            horizon=FS.DEFAULT_HORIZON["day"], tz=tz)
         except ForecastError as ex:
             raise ReportError(f"forecast: {ex}") from None
         made = "forecast made now (none stored for this series)"
@@ -283,7 +284,7 @@ def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str
 
 
 def build_saved_query(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
-    q = visible_query(conn, user, int(spec["query_id"]))
+    q = fetch_visible_query(conn, user, int(spec["query_id"]))
     if q is None:
         raise ReportError("query: the saved query is gone, or no longer shared with the schedule's owner")
     try:
@@ -341,8 +342,8 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
 
 # --- rendering -------------------------------------------------------------------------------------
 
-def render(report: Report, fmt: str, out, *, engine=None, progress: Callable[[float, str], None] | None = None,
-           row_limit: int | None = None) -> int:
+def render(report: Report, fmt: str, out: BinaryIO, *, engine: Engine | None = None,
+           progress: Callable[[float, str], None] | None = None, row_limit: int | None = None) -> int:
     """Writes the report as fmt to out (a binary file); returns the number of data rows.
     A saved query streams from PostgreSQL (analysts' role) straight into the file."""
     tick = progress or (lambda *_: None)

@@ -146,7 +146,7 @@ PAGES = {
 def _demo_dashboard() -> None:
     """Gives the screenshots user a dashboard with a KPI card and a saved query's chart."""
     with get_engine().begin() as conn:
-        owned = D.list_dashboards(conn, USER)
+        owned = D.fetch_dashboards(conn, USER)
         if (owned["owner"] == USER).any():
             return
         did = D.create_dashboard(conn, USER, "Trading floor", shared=True, refresh_seconds=300)
@@ -165,7 +165,7 @@ def _demo_reports() -> None:
     """Gives the screenshots user two finished exports and a schedule with a run."""
     engine = get_engine()
     with engine.begin() as conn:
-        if not exports.list_exports(conn, USER).empty:
+        if not exports.fetch_exports(conn, USER).empty:
             return
         exports.request_export(conn, USER, "kpi_summary", {"period": "last_week"}, "pdf")
         exports.request_export(conn, USER, "vendor_performance", {"period": "last_month"}, "xlsx")
@@ -182,7 +182,7 @@ def _demo_alerts() -> None:
     """Gives the screenshots user three alert rules, evaluated once (so some fire)."""
     engine = get_engine()
     with engine.begin() as conn:
-        if not alerts.list_rules(conn, USER).empty:
+        if not alerts.fetch_rules(conn, USER).empty:
             return
         alerts.save_rule(conn, USER, name="GMV stalled (last hour)", metric="gmv", window="last_hour",
                          condition="below", threshold=500, severity="critical", interval_minutes=5,

@@ -124,7 +124,7 @@ def test_window_values_equal_order_lines(engine, window, fan_out):
     at = datetime.combine(SEED_END, datetime.min.time(), UTC) + timedelta(hours=15)
     w = A.resolve_window(window, at, "UTC")
     with engine.connect() as conn:
-        got = A.measure(conn, w, (), fan_out, ("gmv", "orders", "refund_rate"), "UTC")
+        got = A.fetch_window_metrics(conn, w, (), fan_out, ("gmv", "orders", "refund_rate"), "UTC")
         t0, t1 = w.span or (datetime.combine(w.period.start, datetime.min.time(), UTC),   # whole UTC days
                             datetime.combine(w.period.end + timedelta(days=1), datetime.min.time(), UTC))
         raw = _raw(conn, fan_out, t0, t1)
@@ -190,7 +190,7 @@ def test_span_windows_share_one_copy_of_their_lines_with_the_same_values(engine)
 
 def test_vendor_fan_out_covers_every_vendor_not_closed(engine):
     with engine.connect() as conn:
-        got = A.measure(conn, A.resolve_window("last_hour", NOW, "UTC"), (), "vendor_id", ("gmv",), "UTC")
+        got = A.fetch_window_metrics(conn, A.resolve_window("last_hour", NOW, "UTC"), (), "vendor_id", ("gmv",), "UTC")
         open_vendors = {str(v) for v, in conn.execute(sa.text("SELECT vendor_id FROM mart.vendors WHERE status <> 'closed'"))}
     assert set(got) == open_vendors
 
@@ -223,14 +223,14 @@ def test_rules_sharing_a_window_filters_and_fan_out_are_one_query(engine):
 
 
 def test_a_failing_group_marks_its_rules_and_the_others_go_on(engine, monkeypatch):
-    real = A.measure
+    real = A.fetch_window_metrics
 
     def broken(conn, window, filters, fan_out, *a, **k):
         if fan_out == "category":
             conn.execute(sa.text("SELECT 1/0"))
         return real(conn, window, filters, fan_out, *a, **k)
 
-    monkeypatch.setattr(A, "measure", broken)
+    monkeypatch.setattr(A, "fetch_window_metrics", broken)
     with engine.connect() as conn:
         batch = A.evaluate(conn, [_spec(), _spec(fan_out="category")], NOW, tz="UTC")
     assert list(batch.errors) == [1] and "division by zero" in batch.errors[1]
@@ -325,7 +325,7 @@ def test_a_rule_fires_once_repeats_after_its_interval_resolves_and_says_so(marke
     assert len(smtp.messages) == 3 and len(hook.posts) == 3
     with eng.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM app.outbox WHERE status <> 'sent'")).scalar() == 0
-        notes = alerts.rule_notifications(conn, rid)
+        notes = alerts.fetch_rule_notifications(conn, rid)
     assert len(notes) == 6 and set(notes["status"]) == {"sent"}
 
 
@@ -358,7 +358,7 @@ def test_fan_out_keeps_a_state_per_value(market, smtp):
     assert _events(eng, rid) == [("2", "ok", "firing", "firing", 0.0)]
     assert [m["Subject"] for m in smtp.messages] == ["[MEDIUM] Vendors low · Beta (vendor 2): FIRING"]
     with eng.connect() as conn:
-        listed = alerts.list_rules(conn, "ann").iloc[0]
+        listed = alerts.fetch_rules(conn, "ann").iloc[0]
     assert (listed["state"], listed["firing"]) == ("firing", 1)
 
 
@@ -393,7 +393,7 @@ def test_a_saved_query_rule_fans_out_over_its_labels_and_a_broken_query_is_an_er
     assert events[1][:4] == ("*", "ok", "error", "error")
     assert len(events) == 2 and smtp.messages[-1]["Subject"] == "[MEDIUM] Stock low: ERROR"
     with eng.connect() as conn:
-        rule = alerts.get_rule(conn, rid)
+        rule = alerts.fetch_rule(conn, rid)
     assert "nowhere" in rule["last_error"]
     assert "nowhere" in smtp.messages[-1].get_body(("plain",)).get_content()
 
@@ -532,8 +532,8 @@ def test_roles_own_rules_analysts_theirs_admins_all_viewers_none(market):
         _rule(conn, owner="root", rule_id=rid, is_admin=True, name="Renamed by admin")
         with pytest.raises(alerts.AlertError, match="already a rule called"):
             _rule(conn, name="Renamed by admin")
-        assert list(alerts.list_rules(conn, "ann")["name"]) == ["Renamed by admin"]
-        assert alerts.list_rules(conn, "bob").empty
+        assert list(alerts.fetch_rules(conn, "ann")["name"]) == ["Renamed by admin"]
+        assert alerts.fetch_rules(conn, "bob").empty
         assert alerts.delete_rule(conn, "ann", rid)
 
 
@@ -572,7 +572,7 @@ def test_an_edit_keeps_the_mute_and_an_ongoing_breach_unless_what_is_measured_ch
     with eng.begin() as conn:   # new recipients: still the same breach, not announced again
         alerts.mute(conn, "ann", rid, NOW + timedelta(days=1))
         _rule(conn, rule_id=rid, recipients="ops@example.com, boss@example.com", severity="high")
-        assert alerts.get_rule(conn, rid)["muted_until"] == NOW + timedelta(days=1)
+        assert alerts.fetch_rule(conn, rid)["muted_until"] == NOW + timedelta(days=1)
         conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = :t"), {"t": NOW + timedelta(minutes=5)})
     assert _tick(eng, NOW + timedelta(minutes=5))["rules"] == 1
     assert len(smtp.messages) == 1 and [e[2] for e in _events(eng, rid)] == ["firing"]
@@ -609,7 +609,7 @@ def test_a_query_returning_infinity_is_that_rules_error_and_the_others_go_on(mar
     assert _tick(eng, NOW)["errors"] == 1
     assert [e[2] for e in _events(eng, bad)] == ["error"] and [e[2] for e in _events(eng, good)] == ["firing"]
     with eng.connect() as conn:
-        assert "not a finite number" in alerts.get_rule(conn, bad)["last_error"]
+        assert "not a finite number" in alerts.fetch_rule(conn, bad)["last_error"]
 
 
 def test_a_second_scheduler_during_a_tick_skips_the_locked_rules(market, smtp, monkeypatch):

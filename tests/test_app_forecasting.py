@@ -27,8 +27,8 @@ def test_every_role_gets_a_forecast_with_its_backtest(monkeypatch, database_url,
     bt = _backtest(at)
     assert len(bt) == 3 and bt["Model"].str.endswith(" ✓").sum() == 1
     with engine.connect() as conn:
-        want = FS.forecast_series(conn, FS.Series("gmv"), last_day=local_today() - timedelta(days=1), horizon=28,
-                                  tz="UTC")
+        want = FS.compute_series_forecast(conn, FS.Series("gmv"), last_day=local_today() - timedelta(days=1),
+                                          horizon=28, tz="UTC")
     chosen = bt.loc[bt["Model"].str.endswith(" ✓"), "Model"].iloc[0]
     assert chosen.startswith({"seasonal_naive": "Seasonal naive", "ets": "Exponential", "prophet": "Prophet"}[want.model])
     assert "Computed now" in texts(at) and want.reason in texts(at)
@@ -69,7 +69,7 @@ def nightly(engine):
     with engine.begin() as conn:
         # Tonight's forecasts, and one made three weeks ago whose first days have actuals now.
         s = FS.Series("gmv")
-        f = FS.forecast_series(conn, s, last_day=run_date - timedelta(days=22), horizon=28, tz="UTC")
+        f = FS.compute_series_forecast(conn, s, last_day=run_date - timedelta(days=22), horizon=28, tz="UTC")
         FS.store_forecast(conn, s, f, run_date=run_date - timedelta(days=21), horizon=28, interval=0.8, duration_ms=1)
         FS.run_nightly(conn, run_date, top=1, tz="UTC")   # the page reads the total; each series takes seconds
     yield run_date

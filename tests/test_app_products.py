@@ -80,12 +80,12 @@ def test_figures_shown_equal_the_analytics_figures(monkeypatch, database_url, en
     f = Filters.make(Period(*MONTH))
     as_of = MONTH[1]
     with engine.connect() as conn:
-        lists = P.product_lists(conn, f, min_gmv=200.0, tz="UTC")
-        by_margin = P.product_lists(conn, f, metric="gross_margin", n=5, tz="UTC")
-        before = P.product_metrics(conn, f, f.compare, tz="UTC")
-        cats = P.category_metrics(conn, f, tz="UTC")
-        inv = P.inventory_summary(conn, f, as_of, tz="UTC")
-        inv_other = P.inventory_summary(conn, f, as_of, low=21, high=60, tz="UTC")
+        lists = P.fetch_product_lists(conn, f, min_gmv=200.0, tz="UTC")
+        by_margin = P.fetch_product_lists(conn, f, metric="gross_margin", n=5, tz="UTC")
+        before = P.fetch_product_metrics(conn, f, f.compare, tz="UTC")
+        cats = P.fetch_category_metrics(conn, f, tz="UTC")
+        inv = P.fetch_inventory_summary(conn, f, as_of, tz="UTC")
+        inv_other = P.fetch_inventory_summary(conn, f, as_of, low=21, high=60, tz="UTC")
     top, bottom = _tables(at, "Product")[:2]
     want = P.with_change(lists["top"], before, "product_id", "gmv")
     assert list(top["Product"]) == list(want["name"]) and list(top["GMV"]) == list(want["gmv"])

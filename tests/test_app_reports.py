@@ -73,7 +73,7 @@ def test_an_analyst_schedules_a_report_and_bad_input_is_named(monkeypatch, datab
     exports.run_exports(engine, "test")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM app.outbox WHERE target = 'ops@example.com'")).scalar() == 1
-        assert delivery.failed_deliveries(conn).empty
+        assert delivery.fetch_failed_deliveries(conn).empty
     at.run()
     history = table_with(at, "Failed deliveries")
     assert history["Status"].tolist() == ["done"] and history["Waiting"].tolist() == [1]

@@ -143,7 +143,7 @@ def test_cohorts_equal_raw(engine, raw, filter_sets, sname):
     per_day["acquisition_channel"] = per_day["customer_id"].map(acq["acquisition_channel"])
     per_day["segment"] = per_day["customer_id"].map(cust["segment"])
     with engine.connect() as conn:
-        got = C.cohorts(conn, Filters.make(Period(as_of, as_of), **dims), as_of, tz=TZ)
+        got = C.fetch_cohorts(conn, Filters.make(Period(as_of, as_of), **dims), as_of, tz=TZ)
     for split in ("all", "acquisition_channel", "segment"):
         key = ["cohort"] if split == "all" else ["cohort", split]
         months = per_day.groupby([*key, "month"]).agg(customers=("customer_id", "nunique"), revenue=("gmv", "sum"))
@@ -300,7 +300,7 @@ def test_store_and_load_round_trip(engine, scored):
         with engine.begin() as conn:
             run_id = S.store_scores(conn, s, started_at=datetime.now(timezone.utc), rollup_version=7, tz=TZ)
         with engine.connect() as conn:
-            got = S.load_stored(conn)
+            got = S.fetch_stored_scores(conn)
             assert got.run_id == run_id and got.as_of == s.as_of and got.customers == s.customers
             assert got.bgnbd == pytest.approx(s.bgnbd) and got.gamma_gamma == pytest.approx(s.gamma_gamma)
             pd.testing.assert_frame_equal(got.segments, s.segments, check_dtype=False)
@@ -309,33 +309,33 @@ def test_store_and_load_round_trip(engine, scored):
             pd.testing.assert_frame_equal(got.cohorts.cells, s.cohorts.cells, check_dtype=False)
             pd.testing.assert_frame_equal(got.cohorts.matrix(), s.cohorts.matrix())
             assert json.loads(json.dumps(s.validation)) == got.validation
-            stored = S.stored_at_risk(conn, run_id, max_p_alive=0.4, segments=["Loyal", "At risk"], limit=200)
+            stored = S.fetch_stored_at_risk(conn, run_id, max_p_alive=0.4, segments=["Loyal", "At risk"], limit=200)
             live = S.at_risk(s.scores, max_p_alive=0.4, segments=["Loyal", "At risk"], limit=200)
             assert len(live) > 50
             assert stored["customer_id"].tolist() == live["customer_id"].tolist()
             assert np.allclose(stored["clv_12m"], live["clv_12m"])
-            top = S.stored_top_customers(conn, run_id, "clv_12m", limit=50)
+            top = S.fetch_stored_top_customers(conn, run_id, "clv_12m", limit=50)
             assert top["customer_id"].tolist() == S.top_customers(s.scores, "clv_12m", limit=50)["customer_id"].tolist()
-            assert len(S.stored_top_customers(conn, run_id, "clv_12m", limit=None)) == s.customers
+            assert len(S.fetch_stored_top_customers(conn, run_id, "clv_12m", limit=None)) == s.customers
             with pytest.raises(ValueError, match="ranked by value_at_risk, clv_12m, not 'gmv; DROP'"):
-                S.stored_top_customers(conn, run_id, "gmv; DROP")
+                S.fetch_stored_top_customers(conn, run_id, "gmv; DROP")
             assert conn.execute(sa.text("SELECT count(*) FROM mart.customer_scores")).scalar() == s.customers
             # The main vendor is the one with the most counted GMV: stored with the run for every
             # scored customer, and read from there for the run's day.
             assert conn.execute(sa.text("SELECT count(*) FROM mart.customer_score_main_vendors WHERE run_id = :r"),
                                 {"r": run_id}).scalar() == s.customers
             ids = live["customer_id"].head(20).tolist()
-            details = S.customer_details(conn, ids, s.as_of, tz=TZ).set_index("customer_id")
+            details = S.fetch_customer_details(conn, ids, s.as_of, tz=TZ).set_index("customer_id")
             without = conn.begin_nested()   # without them, the order lines give the same
             conn.execute(sa.text("DELETE FROM mart.customer_score_main_vendors"))
-            summed = S.customer_details(conn, ids, s.as_of, tz=TZ).set_index("customer_id")
+            summed = S.fetch_customer_details(conn, ids, s.as_of, tz=TZ).set_index("customer_id")
             without.rollback()
             pd.testing.assert_frame_equal(details, summed)
         # A second run replaces the first's customers; the page finds it as the latest.
         with engine.begin() as conn:
             second = S.store_scores(conn, scored["web"], started_at=datetime.now(timezone.utc), rollup_version=8, tz=TZ)
         with engine.connect() as conn:
-            assert S.latest_run_id(conn) == second
+            assert S.fetch_latest_run_id(conn) == second
             assert conn.execute(sa.text("SELECT count(*), min(run_id) FROM mart.customer_score_main_vendors")).one() \
                 == (scored["web"].customers, second)
             assert conn.execute(sa.text("SELECT count(*), min(run_id), max(run_id) FROM mart.customer_scores")).one() \
@@ -361,14 +361,14 @@ def test_nightly_job_stores_the_scores_of_yesterday(engine, monkeypatch):
     now = datetime(SEED_END.year, SEED_END.month, SEED_END.day, 12, 0, tzinfo=timezone.utc) + timedelta(days=1)
     try:
         with engine.begin() as conn:
-            assert jobs.customer_scores_due(conn, now) == SEED_END
+            assert jobs.fetch_customer_scores_due(conn, now) == SEED_END
             message = jobs.customer_scores_job(conn, now)
         with engine.connect() as conn:
-            stored = S.load_stored(conn)
+            stored = S.fetch_stored_scores(conn)
             assert stored.as_of == SEED_END and stored.status == "ok" and message.startswith(f"run {stored.run_id}:")
             n = conn.execute(sa.text("SELECT count(*) FROM mart.customer_scores WHERE p_alive IS NOT NULL")).scalar()
             assert n == stored.customers > 1000
-            assert jobs.customer_scores_due(conn, now) is None
+            assert jobs.fetch_customer_scores_due(conn, now) is None
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE mart.customer_scores, mart.customer_score_runs, "

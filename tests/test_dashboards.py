@@ -43,14 +43,14 @@ def test_owner_builds_arranges_and_shares(engine, clean):
         with pytest.raises(D.DashboardError, match="width: 1 to 4"):
             D.add_widget(conn, "analyst", did, kind="kpi", metric="gmv", period="ytd", width=5)
         D.move_widget(conn, "analyst", did, b, -1)
-        assert D.widgets(conn, did)["widget_id"].tolist() == [b, a]
+        assert D.fetch_widgets(conn, did)["widget_id"].tolist() == [b, a]
         D.resize_widget(conn, "analyst", did, a, 4)
         # Someone else can neither change it nor see it while it is private.
         with pytest.raises(D.DashboardError, match="only the owner can change a dashboard"):
             D.remove_widget(conn, "admin", did, a)
-        assert D.list_dashboards(conn, "viewer").empty
+        assert D.fetch_dashboards(conn, "viewer").empty
         D.update_dashboard(conn, "analyst", did, shared=True, refresh_seconds=60)
-        assert D.list_dashboards(conn, "viewer")["name"].tolist() == ["Weekly"]
+        assert D.fetch_dashboards(conn, "viewer")["name"].tolist() == ["Weekly"]
         # Another user's private query cannot be pinned.
         other = SQ.save_query(conn, "admin", "Private", "SELECT 1")
         with pytest.raises(D.DashboardError, match="query: save the query first"):
@@ -141,7 +141,7 @@ def test_a_query_made_private_stops_running_on_others_dashboards(monkeypatch, da
         SQ.save_query(conn, "admin", "Orders by status", "SELECT email AS status, 1 AS n FROM mart.customers",
                       shared=False, query_id=qid)
     with engine.connect() as conn:
-        ws = D.widgets(conn, did)
+        ws = D.fetch_widgets(conn, did)
     assert ws["query_hidden"].tolist() == [True, False]
     assert ws[["sql", "query_name"]].iloc[0].isna().all()
     assert ws["sql"].iloc[1] == "SELECT 1 AS n"   # the dashboard owner's own private query still runs

@@ -39,7 +39,7 @@ def test_history_period_keeps_whole_buckets_only():
                                     FS.Series("orders", "month", "channel", "web")], ids=str)
 def test_history_equals_raw_rows(engine, lines, series):
     with engine.connect() as conn:
-        got = FS.metric_history(conn, series, last_day=SEED_END, tz=TZ)
+        got = FS.fetch_metric_history(conn, series, last_day=SEED_END, tz=TZ)
     li = lines if not series.dim else lines[lines[series.dim].astype(str) == series.value]
     day = pd.to_datetime(li["day"])
     key = {"day": day, "week": day - pd.to_timedelta(day.dt.dayofweek, unit="D"),
@@ -65,19 +65,19 @@ def test_store_load_and_realised_errors(engine):
     made = SEED_END - timedelta(days=20)
     try:
         with engine.connect() as conn:
-            f = FS.forecast_series(conn, s, last_day=made - timedelta(days=1), horizon=28, tz=TZ)
+            f = FS.compute_series_forecast(conn, s, last_day=made - timedelta(days=1), horizon=28, tz=TZ)
         with engine.begin() as conn:
             run_id = FS.store_forecast(conn, s, f, run_date=made, horizon=28, interval=0.8, duration_ms=5)
             # Storing the same series, day and horizon again replaces it.
             run_id = FS.store_forecast(conn, s, f, run_date=made, horizon=28, interval=0.8, duration_ms=5)
         with engine.connect() as conn:
-            got = FS.load_forecast(conn, s, run_date=made, horizon=28)
+            got = FS.fetch_stored_forecast(conn, s, run_date=made, horizon=28)
             assert got.run_id == run_id and got.forecast.model == f.model and got.forecast.reason == f.reason
             assert np.allclose(got.forecast.frame["yhat"], f.frame["yhat"])
             assert len(got.forecast.backtest_forecasts) == len(f.backtest_forecasts)
             assert conn.execute(sa.text("SELECT count(*) FROM mart.forecast_runs")).scalar() == 1
-            actuals = FS.metric_history(conn, s, last_day=SEED_END, tz=TZ)
-            runs, points = FS.realised_errors(conn, s, actuals, before=SEED_END)
+            actuals = FS.fetch_metric_history(conn, s, last_day=SEED_END, tz=TZ)
+            runs, points = FS.compute_realised_errors(conn, s, actuals, before=SEED_END)
         assert runs["points"].tolist() == [21]  # made − 0 … SEED_END: 21 days have happened
         joined = f.frame.merge(actuals, on="ds")
         assert runs["mae"].iloc[0] == pytest.approx(np.mean(np.abs(joined["y"] - joined["yhat"])))
@@ -98,7 +98,7 @@ def test_nightly_job_forecasts_the_total_and_the_top_vendors_and_categories(engi
     late = early + timedelta(hours=2)
     try:
         with engine.begin() as conn:
-            assert jobs.forecasts_due(conn, early) is None and jobs.forecasts_due(conn, late) == run_date
+            assert jobs.fetch_forecasts_due(conn, early) is None and jobs.fetch_forecasts_due(conn, late) == run_date
             message = jobs.forecasts_job(conn, late)
         assert message.startswith(f"{run_date}: 10 of 10 series stored"), message
         with engine.connect() as conn:
@@ -106,8 +106,8 @@ def test_nightly_job_forecasts_the_total_and_the_top_vendors_and_categories(engi
             assert [tuple(r) for r in rows] == [("gmv", "", 1), ("gmv", "category", 2), ("gmv", "vendor_id", 2),
                                                ("orders", "", 1), ("orders", "category", 2), ("orders", "vendor_id", 2)]
             assert conn.execute(sa.text("SELECT count(*) FROM mart.forecast_points")).scalar() == 10 * 28
-            assert jobs.forecasts_due(conn, late) is None
-            stored = FS.load_forecast(conn, FS.Series("gmv"), run_date=run_date, horizon=28)
+            assert jobs.fetch_forecasts_due(conn, late) is None
+            stored = FS.fetch_stored_forecast(conn, FS.Series("gmv"), run_date=run_date, horizon=28)
             assert stored.forecast.frame["ds"].iloc[0] == pd.Timestamp(run_date)
     finally:
         with engine.begin() as conn:

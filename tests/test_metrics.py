@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics.filters import FilterError, Filters, Period
-from analytics.kpis import (INDEXED_CUSTOMER_DIMENSIONS, aggregate, fetch_breakdown, fetch_dimension_values,
+from analytics.kpis import (INDEXED_CUSTOMER_DIMENSIONS, fetch_aggregate, fetch_breakdown, fetch_dimension_values,
                             fetch_targets, fetch_totals, fetch_trend)
 from analytics.metrics import METRICS
 from tests.conftest import SEED_END
@@ -72,7 +72,7 @@ def test_totals_equal_raw(engine, raw, pick, period_name, name, dims, source):
     f = Filters.make(period, **d)
     with engine.connect() as conn:
         got = fetch_totals(conn, f, tz="UTC")
-        sources = aggregate(conn, f, metrics=("orders",), tz="UTC").attrs["sources"]
+        sources = fetch_aggregate(conn, f, metrics=("orders",), tz="UTC").attrs["sources"]
     assert_close(got, expected(raw, period.start, period.end, d), f"{period_name}/{name}")
     assert sources["sales"] == source
 
@@ -192,7 +192,7 @@ def test_every_metric_has_a_definition_shown_to_users():
 ])
 def test_aggregate_rejects_names_it_does_not_know(engine, kw, message):
     with engine.connect() as conn, pytest.raises(FilterError, match=message):
-        aggregate(conn, Filters.make(PERIODS["one_day"]), tz="UTC", **kw)
+        fetch_aggregate(conn, Filters.make(PERIODS["one_day"]), tz="UTC", **kw)
 
 
 def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, pick):
@@ -203,7 +203,7 @@ def test_vendor_breakdown_within_a_category_counts_each_order_once(engine, raw, 
     f = Filters.make(period, category=[pick["category"]])
     with engine.connect() as conn:
         df = fetch_breakdown(conn, f, "vendor_id", ("orders", "aov"), limit=15, tz="UTC")
-        source = aggregate(conn, f, by="vendor_id", metrics=("orders",), tz="UTC").attrs["sources"]["sales"]
+        source = fetch_aggregate(conn, f, by="vendor_id", metrics=("orders",), tz="UTC").attrs["sources"]["sales"]
     assert source == "rollup_vendor_category_daily"
     for _, row in df.iterrows():
         want = expected(raw, period.start, period.end, {"category": [pick["category"]], "vendor_id": [row["key"]]})

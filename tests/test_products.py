@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from analytics import products as P
 from analytics.filters import Filters, Period
-from analytics.kpis import rollups_usable
+from analytics.kpis import fetch_rollups_usable
 from data.rollups import refresh_rollups
 from tests.conftest import SEED_END
 from tests.raw_metrics import assert_close, expected, lines_in, load_raw, prepare
@@ -91,7 +91,7 @@ CASES = [(p, s) for p in PERIODS for s in ("no filter", "a category", "a vendor"
 @pytest.fixture(scope="module")
 def computed(engine, filter_sets):
     """compute_products_page for every case, on rollups and on raw tables, with every product's
-    figures (product_metrics) under "products"."""
+    figures (fetch_product_metrics) under "products"."""
     out = {}
     with engine.connect() as conn:
         for pname, sname in CASES:
@@ -99,7 +99,7 @@ def computed(engine, filter_sets):
             pages = (P.compute_products_page(conn, f, tz=TZ, compare=True),
                      P.compute_products_page(conn, f, tz=TZ, use_rollups=False))
             for page, use_rollups in zip(pages, (True, False)):
-                page["products"] = P.product_metrics(conn, f, tz=TZ, use_rollups=use_rollups)
+                page["products"] = P.fetch_product_metrics(conn, f, tz=TZ, use_rollups=use_rollups)
             out[pname, sname] = pages
     return out
 
@@ -166,7 +166,7 @@ def test_top_and_bottom_products_by_every_metric(engine, raw, filter_sets, compu
     with engine.connect() as conn:
         for metric in P.RANK_METRICS:
             n = 5 if metric in ("aov", "orders") else 10
-            got = P.product_lists(conn, f, metric=metric, n=n, tz=TZ)
+            got = P.fetch_product_lists(conn, f, metric=metric, n=n, tz=TZ)
             for bottom in (False, True):
                 lst = got["bottom" if bottom else "top"]
                 wanted = _ranked(want, metric, n, bottom=bottom)
@@ -201,7 +201,7 @@ def test_price_vs_volume_and_margins(engine, raw, filter_sets, computed, pname, 
     f = Filters.make(period, **dims)
     with engine.connect() as conn:
         for min_gmv in (0.0, 500.0):
-            got = P.product_lists(conn, f, min_gmv=min_gmv, margin_n=5, tz=TZ)
+            got = P.fetch_product_lists(conn, f, min_gmv=min_gmv, margin_n=5, tz=TZ)
             high, low = got["margin_high"], got["margin_low"]
             pool = want[(want["gmv"] >= min_gmv) & (want["net_revenue"] > 0)]["gross_margin"].dropna()
             assert got["summary"]["eligible"] == len(pool)
@@ -262,8 +262,8 @@ def test_inventory_cover_equals_raw(engine, raw, filter_sets, as_of, sname):
         finite = np.isfinite(w)
         assert np.allclose(got["days_cover"][finite], w[finite])
     with engine.connect() as conn:
-        summaries = {(low, high, use_rollups): P.inventory_summary(conn, f, as_of, low=low, high=high, tz=TZ,
-                                                                   use_rollups=use_rollups)
+        summaries = {(low, high, use_rollups): P.fetch_inventory_summary(conn, f, as_of, low=low, high=high, tz=TZ,
+                                                                         use_rollups=use_rollups)
                      for low, high in ((7, 180), (14, 60)) for use_rollups in (True, False)}
     for (low, high, _), got in summaries.items():
         risk = want[(want["avg"] > 0) & ((want["on_hand"] == 0) | (want["cover"] < low))]
@@ -301,7 +301,7 @@ def test_empty_period(engine):
             assert inv["stockout"].empty and inv["overstock"].empty and inv["summary"]["products"] == 0
             assert inv["summary"]["first_snapshot"] == SEED_END - timedelta(weeks=11)
             assert inv["distribution"]["products"].sum() == 0
-            assert P.product_metrics(conn, f, tz=TZ, use_rollups=use_rollups).empty
+            assert P.fetch_product_metrics(conn, f, tz=TZ, use_rollups=use_rollups).empty
 
 
 def test_raw_baseline_reads_raw_tables_only(engine):
@@ -326,7 +326,7 @@ def test_raw_baseline_reads_raw_tables_only(engine):
 
 def test_rank_refuses_unknown_metric(engine):
     with engine.connect() as conn, pytest.raises(KeyError, match="cannot rank by"):
-        P.product_lists(conn, Filters.make(PERIODS["30 days"]), metric="sessions", tz=TZ)
+        P.fetch_product_lists(conn, Filters.make(PERIODS["30 days"]), metric="sessions", tz=TZ)
 
 
 def test_change_text():
@@ -385,15 +385,15 @@ def test_inventory_edge_cases(empty_engine, rollups):
             refresh_rollups(conn, full=True, timezone=TZ)
     f = Filters.make(Period(date(2026, 11, 1), date(2026, 11, 20)))
     with empty_engine.connect() as conn:
-        assert rollups_usable(conn, TZ) == rollups
+        assert fetch_rollups_usable(conn, TZ) == rollups
         inv = P.fetch_inventory_cover(conn, f, date(2026, 11, 20), tz=TZ).set_index("product_id")
         early = P.fetch_inventory_cover(conn, f, date(2026, 11, 5), tz=TZ).set_index("product_id")
         tools = P.fetch_inventory_cover(conn, Filters.make(f.period, category=["Tools"]), date(2026, 11, 20), tz=TZ)
         web = P.fetch_inventory_cover(conn, Filters.make(f.period, channel=["mobile"]), date(2026, 11, 20), tz=TZ)
         before = P.fetch_inventory_cover(conn, f, date(2026, 10, 1), tz=TZ)
-        summary = P.inventory_summary(conn, f, date(2026, 11, 20), tz=TZ)
-        tight = P.inventory_summary(conn, f, date(2026, 11, 20), low=5, high=4, tz=TZ)
-        few = P.inventory_summary(conn, f, date(2026, 11, 20), limit=1, tz=TZ)
+        summary = P.fetch_inventory_summary(conn, f, date(2026, 11, 20), tz=TZ)
+        tight = P.fetch_inventory_summary(conn, f, date(2026, 11, 20), low=5, high=4, tz=TZ)
+        few = P.fetch_inventory_summary(conn, f, date(2026, 11, 20), limit=1, tz=TZ)
     assert list(inv.index) == [1, 2, 3, 4], "a snapshot after as_of is not used"
     assert inv.at[1, "units_window"] == 0 and np.isinf(inv.at[1, "days_cover"])
     assert inv.at[2, "on_hand"] == 0 and inv.at[2, "avg_daily_units"] == 0.5 and inv.at[2, "days_cover"] == 0

@@ -293,7 +293,7 @@ def test_a_due_schedule_runs_once_and_mails_its_file_once(world, smtp, hook):
                             {"s": sid}).all()
         assert [r.status for r in runs] == ["skipped", "skipped", "done"]
         assert runs[-1].slot == datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
-        history = schedules.run_history(conn, sid)
+        history = schedules.fetch_run_history(conn, sid)
         assert history.iloc[0]["delivered"] == 2 and history.iloc[0]["failed_deliveries"] == 0
         nxt = conn.execute(sa.text("SELECT next_run_at FROM app.schedules WHERE schedule_id = :s"), {"s": sid}).scalar()
         assert nxt == datetime(2026, 11, 21, 7, 0, tzinfo=timezone.utc)
@@ -370,7 +370,7 @@ def test_a_delivery_gives_up_after_its_attempts_and_an_admin_can_retry_it(world,
     time.sleep(1.1)
     assert delivery.deliver_due(eng)["failed"] == 1
     with eng.connect() as conn:
-        failed = delivery.failed_deliveries(conn)
+        failed = delivery.fetch_failed_deliveries(conn)
     assert failed["attempts"].tolist() == [2] and "HTTP 500" in failed["last_error"].iloc[0]
     hook.status = 200
     with eng.begin() as conn:
@@ -418,10 +418,10 @@ def test_a_requested_export_is_made_listed_served_and_expires(world):
             exports.request_export(conn, "ann", "kpi_summary", {}, "csv")
     assert exports.run_exports(eng, "w1") == 1
     with eng.connect() as conn:
-        row = exports.list_exports(conn, "ann").iloc[0]
+        row = exports.fetch_exports(conn, "ann").iloc[0]
         assert (row["status"], row["rows"], row["progress"]) == ("done", 50, 1.0)
-        path, name = exports.export_file(conn, eid, "ann")
-        assert exports.export_file(conn, eid, "bob") is None
+        path, name = exports.fetch_export_file(conn, eid, "ann")
+        assert exports.fetch_export_file(conn, eid, "bob") is None
     book = openpyxl.load_workbook(path, read_only=True)
     assert [r for r in book["Numbers"].iter_rows(values_only=True)][1] == (1, 2.5)
     with eng.begin() as conn:

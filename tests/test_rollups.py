@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics.filters import Filters, Period
-from analytics.kpis import aggregate, fetch_targets
+from analytics.kpis import fetch_aggregate, fetch_targets
 from data.calendar import bucket_bounds, calendar_pieces
 from data.cli import main
 from data.rollups import FULL_STEPS, refresh_rollups
@@ -59,7 +59,7 @@ def _check_all(engine, conn, tz: str) -> None:
 
 
 def _totals(conn, p, d, tz):
-    row = aggregate(conn, Filters.make(p, **d), tz=tz).iloc[0]
+    row = fetch_aggregate(conn, Filters.make(p, **d), tz=tz).iloc[0]
     return {k: (None if row[k] != row[k] else float(row[k])) for k in row.index if k != "key"}
 
 
@@ -78,9 +78,9 @@ def test_berlin_moves_the_late_order_to_the_next_day(empty_engine):
         conn.execute(sa.text(SETUP))
         refresh_rollups(conn, timezone="Europe/Berlin")
         day = Period(date(2026, 3, 1), date(2026, 3, 1))
-        assert aggregate(conn, Filters.make(day), tz="Europe/Berlin").iloc[0]["orders"] == 0
+        assert fetch_aggregate(conn, Filters.make(day), tz="Europe/Berlin").iloc[0]["orders"] == 0
         refresh_rollups(conn, timezone="UTC")
-        assert aggregate(conn, Filters.make(day), tz="UTC").iloc[0]["orders"] == 2
+        assert fetch_aggregate(conn, Filters.make(day), tz="UTC").iloc[0]["orders"] == 2
 
 
 def test_incremental_refresh_equals_full_rebuild(empty_engine):
@@ -143,7 +143,7 @@ def test_stale_time_zone_falls_back_to_raw(empty_engine):
         conn.execute(sa.text(SETUP))
         refresh_rollups(conn, timezone="UTC")
     with empty_engine.connect() as conn:
-        df = aggregate(conn, Filters.make(PERIODS[2]), tz="Europe/Berlin")
+        df = fetch_aggregate(conn, Filters.make(PERIODS[2]), tz="Europe/Berlin")
         assert df.attrs["sources"]["sales"] == "raw"
         _check_all(empty_engine, conn, "Europe/Berlin")
 
@@ -201,8 +201,8 @@ def test_products_over_weeks_and_months_equal_raw(empty_engine, tz):
         for p in PERIODS + [Period(date(2026, 2, 23), date(2026, 3, 8))]:
             for d in ({}, {"category": ["Books"]}, {"channel": ["web"]}):
                 f = Filters.make(p, **d)
-                got = aggregate(conn, f, by="product_id", tz=tz)
-                want = aggregate(conn, f, by="product_id", tz=tz, use_rollups=False)
+                got = fetch_aggregate(conn, f, by="product_id", tz=tz)
+                want = fetch_aggregate(conn, f, by="product_id", tz=tz, use_rollups=False)
                 if not d.get("channel"):
                     assert got.attrs["sources"]["sales"] == "rollup_product_daily"
                 cols = [c for c in got.columns if c != "key" and got[c].notna().any()]

@@ -21,7 +21,7 @@ from analytics.sales import fetch_marketing
 from analytics.vendors import fetch_hhi_series, fetch_new_vendors
 from data import customer_rollups as CR
 from data import dim_cubes as DC
-from data.rollups import ROLLUP_TABLES, period_version, refresh_rollups
+from data.rollups import ROLLUP_TABLES, fetch_period_version, refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
 
 FIRST, LAST = date(2025, 12, 20), date(2026, 4, 12)   # holds New Year and both DST changes of 2026 in Europe
@@ -116,18 +116,18 @@ def _check_totals(engine, conn, tz: str, seed: int, n_periods: int = 18) -> None
     rng = random.Random(seed)
     for p in _periods(rng, n_periods):
         for dims in _filters(rng):
-            got = K.aggregate(conn, Filters.make(p, **dims), tz=tz)
+            got = K.fetch_aggregate(conn, Filters.make(p, **dims), tz=tz)
             assert_close(_row(got), expected(raw, p.start, p.end, dims), f"{tz} {p} {dims}")
 
 
 def _source(conn, dims: dict, tz: str, **kw) -> str:
     f = Filters.make(Period(FIRST, LAST), **dims)
-    return K.aggregate(conn, f, metrics=CUSTOMER_METRICS, tz=tz, **kw).attrs["sources"]["customers"]
+    return K.fetch_aggregate(conn, f, metrics=CUSTOMER_METRICS, tz=tz, **kw).attrs["sources"]["customers"]
 
 
 def _query(conn, f, tz, **kw):
-    """aggregate_query over the rollups as this database has them (rollup_layout, which tests patch)."""
-    return K.aggregate_query(f, layout=K.rollup_layout(conn, tz), tz=tz, **kw)
+    """aggregate_query over the rollups as this database has them (fetch_rollup_layout, which tests patch)."""
+    return K.aggregate_query(f, layout=K.fetch_rollup_layout(conn, tz), tz=tz, **kw)
 
 
 @pytest.mark.parametrize("tz,seed", [("UTC", 1), ("Europe/Berlin", 2), ("America/New_York", 3)])
@@ -170,7 +170,7 @@ def test_breakdowns_equal_raw(empty_engine, by):
     raw = _built(empty_engine, 5, tz)
     p = Period(date(2026, 1, 10), date(2026, 3, 30))
     with empty_engine.connect() as conn:
-        df = K.aggregate(conn, Filters.make(p), by=by, metrics=CUSTOMER_METRICS, tz=tz)
+        df = K.fetch_aggregate(conn, Filters.make(p), by=by, metrics=CUSTOMER_METRICS, tz=tz)
         assert df.attrs["sources"]["customers"] == "rollup_customer_cells"
         assert len(df) > 1
         for i, key in enumerate(df["key"]):
@@ -188,7 +188,7 @@ def test_failed_payments_in_a_category_read_the_category_rollup(empty_engine, mo
         for p in (Period(date(2025, 12, 24), date(2026, 4, 9)), Period(date(2026, 3, 28), date(2026, 3, 30))):
             for dims in ({"category": ["Toys"], "payment_status": ["failed"]},
                          {"category": ["Books"], "country": ["US"], "payment_status": ["failed", "refunded"]}):
-                df = K.aggregate(conn, Filters.make(p, **dims), by="payment_method", metrics=metrics, tz=tz)
+                df = K.fetch_aggregate(conn, Filters.make(p, **dims), by="payment_method", metrics=metrics, tz=tz)
                 assert df.attrs["sources"]["sales"] == "rollup_category_geo_daily"
                 assert p.days < 60 or len(df) > 1
                 for i, key in enumerate(df["key"]):
@@ -196,8 +196,8 @@ def test_failed_payments_in_a_category_read_the_category_rollup(empty_engine, mo
                     assert_close(_row(df, i), {k: v for k, v in want.items() if k in metrics}, f"{p} {key} {dims}")
                 # Before the rebuild (layout 1) the rows have no payment status: the lines answer.
                 with monkeypatch.context() as m:
-                    m.setattr(K, "rollup_layout", lambda c, z: 1)
-                    old = K.aggregate(conn, Filters.make(p, **dims), by="payment_method", metrics=metrics, tz=tz)
+                    m.setattr(K, "fetch_rollup_layout", lambda c, z: 1)
+                    old = K.fetch_aggregate(conn, Filters.make(p, **dims), by="payment_method", metrics=metrics, tz=tz)
                 assert old.attrs["sources"]["sales"] == "raw"
                 pd.testing.assert_frame_equal(df, old, check_dtype=False)
 
@@ -213,9 +213,9 @@ LEADERBOARD = ("gmv", "net_revenue", "orders", "aov", "refund_rate", "cancellati
 def _ranked_equal_raw(conn, raw, f: Filters, by: str, source: str, tz: str) -> pd.DataFrame:
     """Returns the leaderboard metrics by `by` under f after checking they were read from source
     and equal the raw tables' and tests/raw_metrics' figures."""
-    df = K.aggregate(conn, f, by=by, metrics=LEADERBOARD, tz=tz)
+    df = K.fetch_aggregate(conn, f, by=by, metrics=LEADERBOARD, tz=tz)
     assert df.attrs["sources"]["sales"] == source
-    pd.testing.assert_frame_equal(df, K.aggregate(conn, f, by=by, metrics=LEADERBOARD, tz=tz, use_rollups=False),
+    pd.testing.assert_frame_equal(df, K.fetch_aggregate(conn, f, by=by, metrics=LEADERBOARD, tz=tz, use_rollups=False),
                                   check_dtype=False)
     for i, key in enumerate(df["key"]):
         want = expected(raw, f.period.start, f.period.end, {**f.dim_map, by: [int(key)]})
@@ -248,15 +248,16 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                 pd.testing.assert_frame_equal(fetch_hhi_series(conn, f, tz=tz),
                                               fetch_hhi_series(conn, f, tz=tz, use_rollups=False), check_dtype=False)
                 one = Filters.make(p, vendor_id=[rng.randint(1, 4)], **dims)
-                trend = K.aggregate(conn, one, grain="month", metrics=LEADERBOARD, tz=tz)
+                trend = K.fetch_aggregate(conn, one, grain="month", metrics=LEADERBOARD, tz=tz)
                 assert trend.attrs["sources"]["sales"] == K.VENDOR_DIMS
-                pd.testing.assert_frame_equal(trend, K.aggregate(conn, one, grain="month", metrics=LEADERBOARD, tz=tz,
-                                                                 use_rollups=False), check_dtype=False)
+                pd.testing.assert_frame_equal(trend, K.fetch_aggregate(conn, one, grain="month", metrics=LEADERBOARD,
+                                                                       tz=tz, use_rollups=False), check_dtype=False)
             vendor = rng.randint(1, 4)
             # A vendor's breakdowns, and its failed payments by method (the sales page's payments).
             for by, dims in [*((by, {}) for by in (*DC.DIMENSIONS, "payment_status")),
                              ("payment_method", {"payment_status": ["failed"]})]:
-                df = K.aggregate(conn, Filters.make(p, vendor_id=[vendor], **dims), by=by, metrics=LEADERBOARD, tz=tz)
+                df = K.fetch_aggregate(conn, Filters.make(p, vendor_id=[vendor], **dims), by=by, metrics=LEADERBOARD,
+                                       tz=tz)
                 assert df.attrs["sources"]["sales"] == K.VENDOR_DIMS
                 for i, key in enumerate(df["key"]):
                     want = expected(raw, p.start, p.end, {"vendor_id": [vendor], **dims, by: [key]})
@@ -269,19 +270,20 @@ def test_vendors_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
         assert re.search(rf"{DC.VENDORS.coarse} WHERE dim = 'channel' AND grain = 'q'",
                          _query(conn, f, tz, by="vendor_id").sql)
         with monkeypatch.context() as m:
-            m.setattr(K, "rollup_layout", lambda c, z: 4)
+            m.setattr(K, "fetch_rollup_layout", lambda c, z: 4)
             assert DC.VENDORS.coarse not in _query(conn, f, tz, by="vendor_id").sql
-            pd.testing.assert_frame_equal(K.aggregate(conn, f, by="vendor_id", tz=tz),
-                                          K.aggregate(conn, f, by="vendor_id", tz=tz, use_rollups=False), check_dtype=False)
+            pd.testing.assert_frame_equal(K.fetch_aggregate(conn, f, by="vendor_id", tz=tz),
+                                          K.fetch_aggregate(conn, f, by="vendor_id", tz=tz, use_rollups=False),
+                                          check_dtype=False)
         # Before the rebuild for layout 3 (an upgraded database) the lines answer.
         with monkeypatch.context() as m:
-            m.setattr(K, "rollup_layout", lambda c, z: 2)
-            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), channel=["web"]), by="vendor_id", tz=tz
-                               ).attrs["sources"]["sales"] == "raw"
+            m.setattr(K, "fetch_rollup_layout", lambda c, z: 2)
+            assert K.fetch_aggregate(conn, Filters.make(Period(FIRST, LAST), channel=["web"]), by="vendor_id", tz=tz
+                                     ).attrs["sources"]["sales"] == "raw"
         # Two dimensions at once, or several vendors counted together, are not kept: the lines answer.
         for dims in ({"channel": ["web"], "region": ["Europe"]}, {"vendor_id": [1, 2], "channel": ["web"]}):
-            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), **dims), by="payment_method", tz=tz,
-                               ).attrs["sources"]["sales"] == "raw"
+            assert K.fetch_aggregate(conn, Filters.make(Period(FIRST, LAST), **dims), by="payment_method", tz=tz,
+                                     ).attrs["sources"]["sales"] == "raw"
 
 
 @pytest.mark.slow
@@ -302,14 +304,14 @@ def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
                 f = Filters.make(p, **dims)
                 df = _ranked_equal_raw(conn, raw, f, "product_id", K.PRODUCT_DIMS, tz)
                 few = Filters.make(p, product_id=[int(k) for k in df["key"][:3]] or [10], **dims)
-                assert K.aggregate(conn, few, by="product_id", tz=tz).attrs["sources"]["sales"] == K.PRODUCT_DIMS
+                assert K.fetch_aggregate(conn, few, by="product_id", tz=tz).attrs["sources"]["sales"] == K.PRODUCT_DIMS
                 # Several products together: GMV adds up over product rows, order counts do not.
-                gmv = K.aggregate(conn, few, metrics=("gmv",), tz=tz)
+                gmv = K.fetch_aggregate(conn, few, metrics=("gmv",), tz=tz)
                 assert gmv.attrs["sources"]["sales"] == K.PRODUCT_DIMS
-                lines = K.aggregate(conn, few, metrics=("gmv",), tz=tz, use_rollups=False)
+                lines = K.fetch_aggregate(conn, few, metrics=("gmv",), tz=tz, use_rollups=False)
                 assert_close({"gmv": float(gmv["gmv"].sum())}, {"gmv": float(lines["gmv"].sum())}, f"{p} {dims} gmv")
                 if len(few.dim_map["product_id"]) > 1:
-                    assert K.aggregate(conn, few, metrics=("orders",), tz=tz).attrs["sources"]["sales"] == "raw"
+                    assert K.fetch_aggregate(conn, few, metrics=("orders",), tz=tz).attrs["sources"]["sales"] == "raw"
             figures = compute_product_figures(conn, Filters.make(p, region=["Europe"]),
                                               compare=True, tz=tz)
             baseline = compute_product_figures(conn, Filters.make(p, region=["Europe"]),
@@ -324,13 +326,13 @@ def test_products_by_dimension_equal_raw(empty_engine, monkeypatch, keep):
         assert DC.PRODUCTS.coarse not in sql and DC.PRODUCTS.monthly in sql
         # Before the rebuild for layout 4 (an upgraded database) the lines answer.
         with monkeypatch.context() as m:
-            m.setattr(K, "rollup_layout", lambda c, z: 3)
-            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), channel=["web"]), by="product_id", tz=tz
-                               ).attrs["sources"]["sales"] == "raw"
+            m.setattr(K, "fetch_rollup_layout", lambda c, z: 3)
+            assert K.fetch_aggregate(conn, Filters.make(Period(FIRST, LAST), channel=["web"]), by="product_id", tz=tz
+                                     ).attrs["sources"]["sales"] == "raw"
         # A category or a second dimension beside the product's: the lines answer.
         for dims in ({"category": ["Toys"], "channel": ["web"]}, {"channel": ["web"], "region": ["Europe"]}):
-            assert K.aggregate(conn, Filters.make(Period(FIRST, LAST), **dims), by="product_id", tz=tz,
-                               ).attrs["sources"]["sales"] == "raw"
+            assert K.fetch_aggregate(conn, Filters.make(Period(FIRST, LAST), **dims), by="product_id", tz=tz,
+                                     ).attrs["sources"]["sales"] == "raw"
 
 
 def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine, monkeypatch):
@@ -351,9 +353,9 @@ def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine, m
         for f, kw in ((Filters.make(p, channel=["web"]), {"by": "vendor_id"}),
                       (Filters.make(p, channel=["web"], vendor_id=[4]), {"grain": "month"})):
             assert DC.VENDORS.monthly in _query(conn, f, "UTC", **kw).sql
-            flat = K.aggregate(conn, f, tz="UTC", **kw)
+            flat = K.fetch_aggregate(conn, f, tz="UTC", **kw)
             assert flat.attrs["sources"]["sales"] == K.VENDOR_DIMS
-            pd.testing.assert_frame_equal(flat, K.aggregate(conn, f, tz="UTC", use_rollups=False, **kw),
+            pd.testing.assert_frame_equal(flat, K.fetch_aggregate(conn, f, tz="UTC", use_rollups=False, **kw),
                                           check_dtype=False)
             if "by" in kw:
                 assert 4 not in set(flat["key"]) and len(flat) == 3
@@ -363,8 +365,9 @@ def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine, m
         conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9101, 1, 13, 4, 2, 35, 0, 8, 0)"))
     f = Filters.make(p, channel=["web"])
     with empty_engine.connect() as conn:
-        pd.testing.assert_frame_equal(K.aggregate(conn, f, by="vendor_id", tz="UTC"),
-                                      K.aggregate(conn, f, by="vendor_id", tz="UTC", use_rollups=False), check_dtype=False)
+        pd.testing.assert_frame_equal(K.fetch_aggregate(conn, f, by="vendor_id", tz="UTC"),
+                                      K.fetch_aggregate(conn, f, by="vendor_id", tz="UTC", use_rollups=False),
+                                      check_dtype=False)
 
 
 def snapshot(conn) -> dict[str, list]:
@@ -488,12 +491,12 @@ def test_fallback_paths_give_the_flat_figures(empty_engine, monkeypatch):
         for p in _periods(rng, 6):
             for dims in _filters(rng):
                 f = Filters.make(p, **dims)
-                flat = K.aggregate(conn, f, grain="week", tz=tz)
-                others = [K.aggregate(conn, f, grain="week", tz=tz, use_rollups=False)]
+                flat = K.fetch_aggregate(conn, f, grain="week", tz=tz)
+                others = [K.fetch_aggregate(conn, f, grain="week", tz=tz, use_rollups=False)]
                 for layout in (0, 1):
                     with monkeypatch.context() as m:
-                        m.setattr(K, "rollup_layout", lambda c, z, n=layout: n)
-                        others.append(K.aggregate(conn, f, grain="week", tz=tz))
+                        m.setattr(K, "fetch_rollup_layout", lambda c, z, n=layout: n)
+                        others.append(K.fetch_aggregate(conn, f, grain="week", tz=tz))
                 for other in others:
                     assert list(flat["key"]) == list(other["key"])
                     for i in range(len(flat)):
@@ -530,7 +533,7 @@ def test_marketing_reads_acquisition_rollup(empty_engine):
 
 
 def test_a_refresh_moves_only_the_versions_of_days_it_changed(empty_engine):
-    """Caches key figures on period_version: today's orders move today's (and its stock windows'),
+    """Caches key figures on fetch_period_version: today's orders move today's (and its stock windows'),
     a late change the days whose figures it moves; a full rebuild moves every day."""
     with empty_engine.begin() as conn:
         _marketplace(conn, 12)
@@ -541,8 +544,8 @@ def test_a_refresh_moves_only_the_versions_of_days_it_changed(empty_engine):
         conn.execute(sa.text(LATE_CHANGES[6]))
         v1 = refresh_rollups(conn, timezone="UTC").version
         assert v1 > v0
-        assert period_version(conn, *earlier) == v0, "earlier days' figures stay cached"
-        assert period_version(conn, LAST, LAST) == v1
+        assert fetch_period_version(conn, *earlier) == v0, "earlier days' figures stay cached"
+        assert fetch_period_version(conn, LAST, LAST) == v1
         # A late cancellation: the order's day moves, and so does the customer's next order day.
         oid, day, cust = conn.execute(sa.text("""
             SELECT order_id, ordered_at::date, customer_id FROM mart.orders
@@ -552,12 +555,12 @@ def test_a_refresh_moves_only_the_versions_of_days_it_changed(empty_engine):
                            {"c": cust, "d": day}).scalar()
         conn.execute(sa.text("UPDATE mart.orders SET status = 'cancelled' WHERE order_id = :o"), {"o": oid})
         v2 = refresh_rollups(conn, timezone="UTC").version
-        assert period_version(conn, day, day) == v2
+        assert fetch_period_version(conn, day, day) == v2
         if nxt:
-            assert period_version(conn, nxt, nxt) == v2
+            assert fetch_period_version(conn, nxt, nxt) == v2
         untouched = conn.execute(sa.text("""
             SELECT min(d)::date FROM generate_series(CAST(:a AS date), CAST(:b AS date), interval '1 day') d
             WHERE d::date NOT IN (SELECT day FROM app.rollup_day_versions)"""), {"a": FIRST, "b": LAST}).scalar()
-        assert period_version(conn, untouched, untouched) == v0
+        assert fetch_period_version(conn, untouched, untouched) == v0
         v3 = refresh_rollups(conn, full=True, timezone="UTC").version
-        assert period_version(conn, *earlier) == v3
+        assert fetch_period_version(conn, *earlier) == v3

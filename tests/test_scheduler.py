@@ -120,8 +120,8 @@ def test_customer_scores_run_once_a_night_after_their_time(empty_engine, monkeyp
     before = datetime(2026, 3, 5, 1, 30, tzinfo=timezone.utc)   # 02:30 in Berlin
     after = datetime(2026, 3, 5, 2, 30, tzinfo=timezone.utc)    # 03:30 in Berlin
     with empty_engine.connect() as conn:
-        assert jobs.customer_scores_due(conn, before) is None
-        assert jobs.customer_scores_due(conn, after) == date(2026, 3, 4)
+        assert jobs.fetch_customer_scores_due(conn, before) is None
+        assert jobs.fetch_customer_scores_due(conn, after) == date(2026, 3, 4)
     assert jobs.run_job(empty_engine, "customer_scores", lambda c: jobs.customer_scores_job(c, after),
                         lock="customer_scores")
     with empty_engine.connect() as conn:
@@ -132,7 +132,7 @@ def test_customer_scores_run_once_a_night_after_their_time(empty_engine, monkeyp
         message = conn.execute(sa.text("SELECT message FROM app.job_runs WHERE job = 'customer_scores'")).scalar()
         assert message.startswith("run ") and "1 customers as of 2026-03-04, too_little_data" in message
         # Stored: not due again that day; a replica that waited on the lock finds it done.
-        assert jobs.customer_scores_due(conn, after) is None
+        assert jobs.fetch_customer_scores_due(conn, after) is None
     with empty_engine.connect() as conn:
         assert jobs.customer_scores_job(conn, after) == "up to date"
 

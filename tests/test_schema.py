@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from data.schema import current_revision, head_revision, migrate
+from data.schema import fetch_current_revision, head_revision, migrate
 from data.settings import load_settings
 from tests.conftest import create_database
 
@@ -21,7 +21,7 @@ def test_migrate_from_empty_then_again(admin_url):
     url = create_database(admin_url, "mbi_migrate")
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with eng.connect() as conn:
-        assert current_revision(conn) is None
+        assert fetch_current_revision(conn) is None
     assert migrate(eng, load_settings()) == head_revision()
     assert migrate(eng, load_settings()) == head_revision()
     with eng.connect() as conn:

@@ -113,13 +113,13 @@ def test_search_matches_names_case_insensitively(conn, raw):
     vendors = pd.read_sql_query(sa.text("SELECT vendor_id, name FROM mart.vendors"), conn)
     fragment = vendors["name"].iloc[0][1:4].upper()
     want = sorted(vendors.loc[vendors["name"].str.contains(fragment, case=False, regex=False), "vendor_id"])
-    assert want and av.search_vendor_ids(conn, fragment) == want
-    assert av.search_vendor_ids(conn, "%") == [] and av.search_vendor_ids(conn, "_") == [], \
+    assert want and av.fetch_matching_vendor_ids(conn, fragment) == want
+    assert av.fetch_matching_vendor_ids(conn, "%") == [] and av.fetch_matching_vendor_ids(conn, "_") == [], \
         "wildcards are searched for literally"
     f = _filters(DAYS_30, "previous", {})
     # The page's path: the table, the vendors whose names match, one page of those.
     table = av.compute_vendor_table(conn, f, tz=TZ)
-    page = av.page_leaderboard(table, ids=av.search_vendor_ids(conn, fragment.lower()), page_size=1000)
+    page = av.page_leaderboard(table, ids=av.fetch_matching_vendor_ids(conn, fragment.lower()), page_size=1000)
     assert sorted(page.rows["vendor_id"]) == sorted(set(want) & set(table["vendor_id"]))
     assert page.total == len(table) and page.matching == len(page.rows)
 
@@ -134,7 +134,7 @@ def test_search_escapes_like_wildcards(empty_engine):
     with empty_engine.connect() as c:
         for text, want in [("100%", [1]), ("%", [1]), ("e_C", [3]), ("_", [3]), ("\\", [5]), ("organic", [1, 2]),
                            ("  snake", [3, 4]), ("%_", [])]:
-            assert av.search_vendor_ids(c, text) == want, text
+            assert av.fetch_matching_vendor_ids(c, text) == want, text
 
 
 SORT_KEYS = list(av.SORTS)
@@ -197,7 +197,7 @@ def test_empty_period(conn):
     assert c.hhi is None and c.curve.empty and c.points.empty and c.vendors == 0
     assert out["hhi"].empty
     assert out["lifecycle"].vendors.empty and set(out["lifecycle"].counts.values()) == {0}
-    page = av.page_leaderboard(av.compute_vendor_table(conn, f, tz=TZ), ids=av.search_vendor_ids(conn, "a"))
+    page = av.page_leaderboard(av.compute_vendor_table(conn, f, tz=TZ), ids=av.fetch_matching_vendor_ids(conn, "a"))
     assert page.rows.empty and page.pages == 1
 
 

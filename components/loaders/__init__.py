@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from analytics import kpis
 from analytics.filters import Filters, Period, shift_year
 from data.db import connection, get_analyst_engine, get_analytics_engine, get_engine
-from data.rollups import period_version, rollup_status
+from data.rollups import fetch_period_version, fetch_rollup_status
 from data import calendar
 from data.settings import load_settings
 
@@ -67,7 +67,7 @@ def snapshot() -> Iterator[sa.Connection]:
 def load_freshness() -> dict:
     """Returns the rollup status; its version keys every cached figure below."""
     with read() as conn:
-        return rollup_status(conn)
+        return fetch_rollup_status(conn)
 
 
 def version() -> int:
@@ -78,7 +78,7 @@ def version() -> int:
 @st.cache_data(ttl=20, show_spinner=False)
 def _period_version(start: date, end: date, rollup_version: int) -> int:
     with read() as conn:
-        return int(period_version(conn, start, end))
+        return int(fetch_period_version(conn, start, end))
 
 
 def version_of(p: Period | None) -> int:

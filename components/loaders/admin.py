@@ -9,7 +9,7 @@ import pandas as pd
 from components.loaders import app_engine, read, write
 from data import auth
 from data.audit import fetch_audit, fetch_audit_actions
-from reports.delivery import failed_deliveries, retry_delivery, waiting_deliveries
+from reports.delivery import fetch_failed_deliveries, fetch_waiting_deliveries, retry_delivery
 from reports.jobs import fetch_scheduler_status
 
 
@@ -40,7 +40,7 @@ def load_scheduler_status() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def load_deliveries() -> tuple[pd.DataFrame, int]:
     """Returns (failed deliveries, number waiting to be sent or retried)."""
     with read(app_engine()) as conn:
-        return failed_deliveries(conn), waiting_deliveries(conn)
+        return fetch_failed_deliveries(conn), fetch_waiting_deliveries(conn)
 
 
 def save_user(username: str, password: str, role: str, **kwargs) -> None:

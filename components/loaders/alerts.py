@@ -9,32 +9,33 @@ import pandas as pd
 
 from analytics import alerts as A
 from components.loaders import app_engine, read, write
-from data.saved_queries import list_queries
+from data.saved_queries import fetch_queries
 from reports import alerts as R
 
 
 def load_rules(owner: str | None) -> pd.DataFrame:
     """Returns the owner's rules (everyone's for None) with their instances' states."""
     with read(app_engine()) as conn:
-        return R.list_rules(conn, owner)
+        return R.fetch_rules(conn, owner)
 
 
 def load_rule(rule_id: int, owner: str | None) -> dict | None:
     """Returns the rule (the owner's, or any for None); None when it is gone."""
     with read(app_engine()) as conn:
-        return R.get_rule(conn, rule_id, owner)
+        return R.fetch_rule(conn, rule_id, owner)
 
 
 def load_rule_activity(rule_id: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Returns the rule's (instances, events, notifications)."""
     with read(app_engine()) as conn:
-        return R.list_instances(conn, rule_id), R.rule_events(conn, rule_id), R.rule_notifications(conn, rule_id)
+        return (R.fetch_rule_instances(conn, rule_id), R.fetch_rule_events(conn, rule_id),
+                R.fetch_rule_notifications(conn, rule_id))
 
 
 def load_queries(owner: str) -> pd.DataFrame:
     """Returns the saved queries owner may watch (theirs and shared ones)."""
     with read(app_engine()) as conn:
-        return list_queries(conn, owner)
+        return fetch_queries(conn, owner)
 
 
 def save_rule(user: str, *, rule_id: int | None, is_admin: bool, **fields) -> int:

@@ -18,14 +18,14 @@ from data.settings import load_settings
 def load_stored(run_id: int) -> S.CustomerScores | None:
     """Returns stored run run_id (aggregates only)."""
     with read() as conn:
-        return S.load_stored(conn, run_id)
+        return S.fetch_stored_scores(conn, run_id)
 
 
 @st.cache_data(ttl=20, show_spinner=False)
 def load_latest_run_id() -> int | None:
     """Returns the newest stored nightly run's id (None: none yet)."""
     with read() as conn:
-        return S.latest_run_id(conn)
+        return S.fetch_latest_run_id(conn)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=3)
@@ -79,13 +79,14 @@ def load_customers(scores: S.CustomerScores, by: str, max_p_alive: float | None,
 def _load_stored_top(run_id: int, by: str, max_p_alive: float | None, segments: tuple[str, ...],
                      limit: int) -> pd.DataFrame:
     with read() as conn:
-        return S.stored_top_customers(conn, run_id, by, max_p_alive=max_p_alive, segments=list(segments), limit=limit)
+        return S.fetch_stored_top_customers(conn, run_id, by, max_p_alive=max_p_alive, segments=list(segments),
+                                            limit=limit)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def _load_details(ids: tuple[int, ...], as_of: date, rollup_version: int) -> pd.DataFrame:
     with read() as conn:
-        return S.customer_details(conn, list(ids), as_of, tz=tz())
+        return S.fetch_customer_details(conn, list(ids), as_of, tz=tz())
 
 
 def load_every_customer(scores: S.CustomerScores) -> pd.DataFrame:
@@ -94,5 +95,5 @@ def load_every_customer(scores: S.CustomerScores) -> pd.DataFrame:
         frame = scores.scores[S.SCORE_COLUMNS]
     else:
         with read() as conn:
-            frame = S.stored_top_customers(conn, scores.run_id, "clv_12m", limit=None)
+            frame = S.fetch_stored_top_customers(conn, scores.run_id, "clv_12m", limit=None)
     return frame.sort_values("customer_id")

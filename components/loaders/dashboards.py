@@ -19,13 +19,13 @@ from data.errors import translated
 def load_dashboards(user: str) -> pd.DataFrame:
     """Returns the dashboards the user sees: theirs and shared ones."""
     with read(app_engine()) as conn:
-        return D.list_dashboards(conn, user)
+        return D.fetch_dashboards(conn, user)
 
 
 def load_widgets(dashboard_id: int) -> pd.DataFrame:
     """Returns the dashboard's widgets in order, with their saved queries (hidden ones marked)."""
     with read(app_engine()) as conn:
-        return D.widgets(conn, dashboard_id)
+        return D.fetch_widgets(conn, dashboard_id)
 
 
 @st.cache_data(ttl=300, show_spinner=False)

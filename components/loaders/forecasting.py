@@ -18,29 +18,30 @@ from data.settings import load_settings
 def load_history(s: FS.Series, last_day: date, rollup_version: int) -> pd.DataFrame:
     """Returns the series' (ds, y) history up to last_day."""
     with read() as conn:
-        return FS.metric_history(conn, s, last_day=last_day, tz=tz())
+        return FS.fetch_metric_history(conn, s, last_day=last_day, tz=tz())
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def load_stored(s: FS.Series, run_date: date, horizon: int) -> FS.StoredForecast | None:
     """Returns the nightly run's forecast of s made on run_date, if one covers horizon."""
     with read() as conn:
-        return FS.load_forecast(conn, s, run_date=run_date, horizon=horizon)
+        return FS.fetch_stored_forecast(conn, s, run_date=run_date, horizon=horizon)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=20)
 def _load_computed(s: FS.Series, last_day: date, horizon: int, model: str, country: str | None,
                    rollup_version: int) -> FC.Forecast:
     with read() as conn:
-        return FS.forecast_series(conn, s, last_day=last_day, horizon=horizon, model=model, country=country, tz=tz())
+        return FS.compute_series_forecast(conn, s, last_day=last_day, horizon=horizon, model=model, country=country,
+                                          tz=tz())
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def load_realised(s: FS.Series, before: date, rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Returns (runs, points): earlier stored forecasts of s against the actuals before `before`."""
     with read() as conn:
-        actuals = FS.metric_history(conn, s, last_day=before - timedelta(days=1), tz=tz())
-        return FS.realised_errors(conn, s, actuals, before=before)
+        actuals = FS.fetch_metric_history(conn, s, last_day=before - timedelta(days=1), tz=tz())
+        return FS.compute_realised_errors(conn, s, actuals, before=before)
 
 
 def load_forecast(s: FS.Series, horizon: int, model: str, country: str | None) -> tuple[FC.Forecast, str]:

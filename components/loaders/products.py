@@ -22,13 +22,13 @@ def load_products(f: Filters, metric: str, n: int, min_gmv: float, margin_n: int
 
 @st.cache_data(ttl=600, show_spinner=False)
 def load_inventory(f: Filters, as_of: date, low: int, high: int, rollup_version: int) -> dict:
-    """Returns inventory_summary(f) as of as_of with the page's thresholds."""
+    """Returns fetch_inventory_summary(f) as of as_of with the page's thresholds."""
     with read() as conn:
-        return P.inventory_summary(conn, f, as_of, low=low, high=high, tz=tz())
+        return P.fetch_inventory_summary(conn, f, as_of, low=low, high=high, tz=tz())
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=4)
 def load_all_products(f: Filters, rollup_version: int) -> pd.DataFrame:
-    """Returns product_metrics(f): every product ordered in the period (for the full download)."""
+    """Returns fetch_product_metrics(f): every product ordered in the period (for the full download)."""
     with read() as conn:
-        return P.product_metrics(conn, f, tz=tz())
+        return P.fetch_product_metrics(conn, f, tz=tz())

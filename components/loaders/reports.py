@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.loaders import app_engine, read, write
-from data.saved_queries import list_queries
+from data.saved_queries import fetch_queries
 from reports import exports as X
 from reports import schedules as S
 
@@ -15,7 +15,7 @@ from reports import schedules as S
 def load_queries(owner: str) -> pd.DataFrame:
     """Returns the saved queries owner may report on (theirs and shared ones)."""
     with read(app_engine()) as conn:
-        return list_queries(conn, owner)
+        return fetch_queries(conn, owner)
 
 
 def save_export(owner: str, template: str, spec: dict, fmt: str) -> int:
@@ -27,31 +27,31 @@ def save_export(owner: str, template: str, spec: dict, fmt: str) -> int:
 def load_exports(owner: str | None) -> pd.DataFrame:
     """Returns the owner's exports (everyone's for None), newest first."""
     with read(app_engine()) as conn:
-        return X.list_exports(conn, owner)
+        return X.fetch_exports(conn, owner)
 
 
 def load_export_file(export_id: int, user: str, *, admin: bool) -> tuple[Path, str] | None:
     """Returns (path, file name) of a finished export the user may download; None when it is gone."""
     with read(app_engine()) as conn:
-        return X.export_file(conn, export_id, user, admin=admin)
+        return X.fetch_export_file(conn, export_id, user, admin=admin)
 
 
 def load_exports_in_flight(owner: str, *, everyone: bool) -> bool:
     """Returns whether any of the owner's (or everyone's) exports is queued or running."""
     with read(app_engine()) as conn:
-        return X.exports_in_flight(conn, owner, everyone=everyone)
+        return X.fetch_exports_in_flight(conn, owner, everyone=everyone)
 
 
 def load_schedules(owner: str | None) -> pd.DataFrame:
     """Returns the owner's schedules (everyone's for None) with their last run."""
     with read(app_engine()) as conn:
-        return S.list_schedules(conn, owner)
+        return S.fetch_schedules(conn, owner)
 
 
 def load_run_history(schedule_id: int) -> pd.DataFrame:
     """Returns the schedule's runs and their deliveries, newest first."""
     with read(app_engine()) as conn:
-        return S.run_history(conn, schedule_id)
+        return S.fetch_run_history(conn, schedule_id)
 
 
 def save_schedule(owner: str, *, schedule_id: int | None, is_admin: bool, **fields) -> int:

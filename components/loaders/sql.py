@@ -13,7 +13,7 @@ from typing import IO
 import pandas as pd
 import streamlit as st
 
-from analytics.query import QueryFailed, QueryRejected, QueryResult, list_options, run_query, schema_columns
+from analytics.query import QueryFailed, QueryRejected, QueryResult, fetch_schema_columns, list_options, run_query
 from analytics.sql_params import Parameter, bind_parameters
 from components.loaders import analyst_engine, app_engine, read, write
 from data import saved_queries as SQ
@@ -84,13 +84,13 @@ def delete_query(owner: str, query_id: int) -> None:
 def load_saved(user: str, search: str) -> pd.DataFrame:
     """Returns the queries the user sees (theirs and shared ones) matching search."""
     with read(app_engine()) as conn:
-        return SQ.list_queries(conn, user, search=search)
+        return SQ.fetch_queries(conn, user, search=search)
 
 
 def load_versions(query_id: int) -> pd.DataFrame:
     """Returns a saved query's edit history."""
     with read(app_engine()) as conn:
-        return SQ.query_versions(conn, query_id)
+        return SQ.fetch_query_versions(conn, query_id)
 
 
 def load_history(user: str) -> pd.DataFrame:
@@ -103,4 +103,4 @@ def load_history(user: str) -> pd.DataFrame:
 def load_schema() -> pd.DataFrame:
     """Returns mart's (table, column, type, approx_rows) rows."""
     with read() as conn:
-        return schema_columns(conn)
+        return fetch_schema_columns(conn)

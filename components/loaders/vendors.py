@@ -21,7 +21,7 @@ def load_vendor_table(f: Filters, rollup_version: int) -> pd.DataFrame:
 def load_vendor_search(text: str, rollup_version: int) -> list[int]:
     """Returns the ids of vendors whose name contains text."""
     with read() as conn:
-        return av.search_vendor_ids(conn, text)
+        return av.fetch_matching_vendor_ids(conn, text)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
