@@ -18,6 +18,7 @@ from components.tables import table_height
 from components.text import plain
 from components.theme import COMPARE, HOVER_FORMAT, PALETTE, TICK_FORMAT, TICK_PREFIX
 from data.auth import User
+from data.errors import DataError
 from data.settings import load_settings
 from reports import alerts as R
 
@@ -142,8 +143,12 @@ def render_rule_detail(user: User, rule: dict, *, key: str) -> None:
             L.set_muted(user.username, rid, datetime.now(load_settings().tz) + MUTES[span], is_admin=is_admin)
             st.rerun()
     if c[4].button("Send test notification", key=f"{key}_test", icon=":material/send:"):
-        with st.spinner("Sending to each channel…"):
-            results = L.send_test(user.username, rid, is_admin=is_admin)
+        try:
+            with st.spinner("Sending to each channel…"):
+                results = L.send_test(user.username, rid, is_admin=is_admin)
+        except DataError as ex:
+            st.error(f"The test was not sent: {plain(ex)}", icon=":material/error:")
+            results = []
         for r in results:
             if r["outcome"] == "sent":
                 st.success(f"Test sent by {r['channel']} to {plain(r['target'])}.", icon=":material/check:")

@@ -78,7 +78,10 @@ class Worker(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             self._wake.clear()   # a wake() from here on runs the job again without waiting
-            self.job()
+            try:
+                self.job()
+            except Exception:  # noqa: BLE001 - a worker outlives any one run (run_command logs its jobs' own)
+                log.exception("%s: the run failed", self.name)
             self._wake.wait(self.every)
 
 
@@ -194,10 +197,13 @@ JOBS = (
 )
 
 
+FAILED = object()   # what run_command returns for a command that raised
+
+
 def run_command(job: Job, ctx: Context) -> object:
-    """Runs job's command and returns what it returned; logs a failure (None) instead of raising, so
-    that the loop and the workers outlive any one run. Jobs recorded with jobs.run_job keep their
-    own record in app.job_runs."""
+    """Runs job's command and returns what it returned; logs a failure (and returns FAILED) instead of
+    raising, so that the loop and the workers outlive any one run. Jobs recorded with jobs.run_job
+    keep their own record in app.job_runs."""
     try:
         return job.command(ctx)
     except sa.exc.SQLAlchemyError as ex:
@@ -206,11 +212,12 @@ def run_command(job: Job, ctx: Context) -> object:
         log.error("%s: not run: %s", job.name, ex)
     except Exception:  # noqa: BLE001 - the loop outlives any one job; the next turn tries again
         log.exception("%s: the job failed", job.name)
-    return None
+    return FAILED
 
 
 def _tick(job: Job, ctx: Context) -> None:
-    if run_command(job, ctx) and job.wakes:
+    result = run_command(job, ctx)
+    if result is not FAILED and result and job.wakes:
         for w in ctx.workers.get(job.wakes, []):
             w.wake()
 
@@ -251,16 +258,21 @@ def run(once: bool = False) -> int:
     ctx = Context(engine, settings, threading.Event())
     _stop_on_signals(ctx.stop)
     if once:
-        for job in JOBS:
-            run_command(job, ctx)
-        return 0
+        failed = [job.name for job in JOBS if run_command(job, ctx) is FAILED]
+        return 1 if failed else 0
     main_jobs = [j for j in JOBS if j.thread == MAIN]
-    for job in main_jobs:
+    # The main-loop jobs above the first worker's in the table (heartbeat, refresh, prune) run before
+    # the workers start; the rest after, as the loop's first turn.
+    first = next(i for i, j in enumerate(JOBS) if j.thread != MAIN)
+    for job in JOBS[:first]:
         _tick(job, ctx)
     ctx.workers = _workers(ctx)
     threads = [w for ws in ctx.workers.values() for w in ws]
     for w in threads:
         w.start()
+    for job in main_jobs:
+        if job not in JOBS[:first]:
+            _tick(job, ctx)
     for job in main_jobs:
         schedule.every(job.seconds(settings)).seconds.do(_tick, job, ctx)
     log.info("scheduler %s running: rollups every %ss, %s export workers", jobs.WORKER,

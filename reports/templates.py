@@ -169,8 +169,8 @@ def _generated(now: datetime, tz: str) -> str:
 
 # --- templates -------------------------------------------------------------------------------------
 
-def _kpi_rows(conn: Connection, f: Filters) -> tuple[list, pd.DataFrame]:
-    k = fetch_kpis(conn, f, tz=load_settings().timezone)
+def _kpi_rows(conn: Connection, f: Filters, tz: str) -> tuple[list, pd.DataFrame]:
+    k = fetch_kpis(conn, f, tz=tz)
     rows = [(METRICS[m].label, format_value(m, cur, compact=False), format_value(m, prev, compact=False),
              format_change(m, cur, prev) or "–") for m, cur, prev in zip(k["metric"], k["current"], k["previous"])]
     summary = pd.DataFrame({"metric": [METRICS[m].label for m in k["metric"]], "value": k["current"],
@@ -189,9 +189,8 @@ def _named_vendors(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
     return out[["vendor_id", "name", "category", *[c for c in frame.columns if c != "key"]]]
 
 
-def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
-    kpis, summary = _kpi_rows(conn, f)
-    tz = load_settings().timezone
+def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str, tz: str) -> dict:
+    kpis, summary = _kpi_rows(conn, f, tz)
     trend = fetch_trend(conn, f, ("gmv",), grain="day", tz=tz)
     before = fetch_trend(conn, f, ("gmv",), period=f.compare, grain="day", tz=tz) if f.compare else None
     cats = _only(fetch_breakdown(conn, f, "category", ("gmv", "orders"), limit=10, tz=tz), ("gmv", "orders"))
@@ -206,9 +205,8 @@ def build_kpi_summary(conn: Connection, spec: dict, f: Filters, *, user: str) ->
                 tables=[Table.of("Top categories", cats), Table.of("Top vendors", vendors.drop(columns="vendor_id"))])
 
 
-def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
-    kpis, summary = _kpi_rows(conn, f)
-    tz = load_settings().timezone
+def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str, tz: str) -> dict:
+    kpis, summary = _kpi_rows(conn, f, tz)
     day = _only(fetch_trend(conn, f, SALES_METRICS, grain="day", tz=tz), SALES_METRICS).rename(columns={"key": "day"})
     tables = [Table.of("By day", day)]
     for by, name in (("category", "By category"), ("vendor_id", "By vendor"), ("channel", "By channel")):
@@ -219,8 +217,7 @@ def build_sales(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
     return dict(kpis=kpis, summary=summary, tables=tables, charts=charts)
 
 
-def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: str) -> dict:
-    tz = load_settings().timezone
+def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: str, tz: str) -> dict:
     cur = _only(fetch_breakdown(conn, f, "vendor_id", VENDOR_METRICS, tz=tz), VENDOR_METRICS)
     prev = _only(fetch_breakdown(conn, f, "vendor_id", ("gmv",), period=f.compare, tz=tz), ("gmv",))
     prev = prev.rename(columns={"gmv": "gmv_prev"})
@@ -243,14 +240,14 @@ def _stored_scores(conn: Connection):
     return stored
 
 
-def build_customer_segments(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
+def build_customer_segments(conn: Connection, spec: dict, f: Filters | None, *, user: str, tz: str) -> dict:
     stored = _stored_scores(conn)
     seg = stored.segments.copy()
     return dict(tables=[Table.of("Segments", seg)], period=Period(stored.as_of, stored.as_of),
                 note=f"customer scores as of {stored.as_of}; filters do not apply (the nightly scores cover every customer)")
 
 
-def build_at_risk(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
+def build_at_risk(conn: Connection, spec: dict, f: Filters | None, *, user: str, tz: str) -> dict:
     stored = _stored_scores(conn)
     risk = fetch_stored_at_risk(conn, stored.run_id, limit=None)
     risk = risk[[c for c in AT_RISK_COLUMNS if c in risk.columns]]
@@ -259,14 +256,13 @@ def build_at_risk(conn: Connection, spec: dict, f: Filters | None, *, user: str)
                 note=f"customer scores as of {stored.as_of}; filters do not apply")
 
 
-def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
+def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str, tz: str) -> dict:
     s = FS.Series(spec.get("metric", "gmv"), "day", spec.get("dim", ""), str(spec.get("value", "")))
     runs = FS._runs(conn, s, "", {})
     if runs:
         stored = FS.fetch_stored_forecast(conn, s, run_date=runs[0]["run_date"], horizon=runs[0]["horizon"])
         fc, made = stored.forecast, f"stored forecast of {stored.run_date}"
     else:
-        tz = load_settings().timezone
         try:
             fc = FS.compute_series_forecast(conn, s, last_day=local_today(tz) - timedelta(days=1),
                                             horizon=FS.DEFAULT_HORIZON["day"], tz=tz)
@@ -283,7 +279,7 @@ def build_forecast(conn: Connection, spec: dict, f: Filters | None, *, user: str
                 note=f"{label}; model {fc.model}; {made}")
 
 
-def build_saved_query(conn: Connection, spec: dict, f: Filters | None, *, user: str) -> dict:
+def build_saved_query(conn: Connection, spec: dict, f: Filters | None, *, user: str, tz: str) -> dict:
     q = fetch_visible_query(conn, user, int(spec["query_id"]))
     if q is None:
         raise ReportError("query: the saved query is gone, or no longer shared with the schedule's owner")
@@ -325,7 +321,7 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
         except PeriodError as ex:
             raise ReportError(f"period: {ex}") from None
         f, words = _filters(conn, spec, period)
-    parts = t.build(conn, spec, f, user=user)
+    parts = t.build(conn, spec, f, user=user, tz=tz)
     title = parts.pop("title", None) or t.label
     note = parts.pop("note", "")
     sql = parts.pop("sql", None)

@@ -182,8 +182,8 @@ def test_a_failing_command_is_logged_and_the_loop_goes_on(caplog):
     woken = []
     worker = type("W", (), {"wake": lambda self: woken.append(1)})()
     ctx = S.Context(None, None, threading.Event(), {"deliveries": [worker]})
-    assert S.run_command(S.Job("alerts", 5, unreachable), ctx) is None
-    assert S.run_command(S.Job("odd", 5, broken), ctx) is None
+    assert S.run_command(S.Job("alerts", 5, unreachable), ctx) is S.FAILED
+    assert S.run_command(S.Job("odd", 5, broken), ctx) is S.FAILED
     assert "alerts: not run, the database is unreachable: connection refused" in caplog.text
     assert "odd: the job failed" in caplog.text and "bad template" in caplog.text
     S._tick(S.Job("alerts", 5, unreachable, wakes="deliveries"), ctx)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from analytics import alerts as A
 from components.loaders import app_engine, read, write
+from data.errors import translated
 from data.saved_queries import fetch_queries
 from reports import alerts as R
 
@@ -61,8 +62,10 @@ def delete_rule(user: str, rule_id: int, *, is_admin: bool) -> None:
 
 
 def send_test(user: str, rule_id: int, *, is_admin: bool) -> list[dict]:
-    """Sends a test notification to each of the rule's channels; returns each one's outcome."""
-    return R.send_test(app_engine(), user, rule_id, is_admin=is_admin)
+    """Sends a test notification to each of the rule's channels; returns each one's outcome. It
+    opens its own connections (one per channel), so the driver's errors are translated here."""
+    with translated():
+        return R.send_test(app_engine(), user, rule_id, is_admin=is_admin)
 
 
 def load_preview(fields: dict, progress: Callable[[float], None]) -> A.Preview:
