@@ -204,7 +204,7 @@ def _fan_names(rule: dict, values: list[str]) -> dict:
     out[""] = "the rule"
     out[R.ERROR_INSTANCE] = "the evaluation"
     if rule.get("fan_out") == "vendor_id":
-        names = dict(loaders.load_dimension_values(loaders.version()).get("vendor_id", []))
+        names = dict(loaders.load_dimension_values().get("vendor_id", []))
         out.update({v: f"{names.get(int(v), 'vendor')} ({v})" for v in values if v.isdigit()})
     return out
 

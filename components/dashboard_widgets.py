@@ -12,7 +12,6 @@ from analytics import dashboards as D
 from analytics.filters import PRESET_LABELS, PRESETS
 from analytics.metrics import METRICS, format_change, format_value
 from analytics.query import QueryFailed, QueryRejected
-from components import loaders
 from components.charts import render_saved_chart
 from components.loaders import dashboards as L
 from components.text import plain
@@ -59,14 +58,14 @@ def _draw(w, refresh: int, key: str) -> None:
                     "or ask the owner to share the query again.", icon=":material/lock:")
             return
         if w.kind == "kpi":
-            k, label = L.load_kpi(w.metric, w.period, tick, loaders.version())
+            k, label = L.load_kpi(w.metric, w.period, tick)
             st.metric(METRICS[w.metric].label, format_value(w.metric, k["current"]),
                       delta=format_change(w.metric, k["current"], k["previous"]),
                       delta_color="normal" if METRICS[w.metric].higher_is_better else "inverse",
                       help=f"{PRESET_LABELS[w.period]}: {label}, against the period before")
             return
         try:
-            frame = L.load_query_frame(int(w.widget_id), w.sql, json.dumps(w.params or {}), tick, loaders.version())
+            frame = L.load_query_frame(int(w.widget_id), w.sql, json.dumps(w.params or {}), tick)
         except (QueryRejected, QueryFailed) as ex:
             st.error(f"The saved query cannot run: {plain(ex)}.", icon=":material/error:")
             return

@@ -34,7 +34,7 @@ def render_filter_bar(*, key: str = "flt") -> Filters | None:
     grains = [g for g in GRAINS if g != "hour" or period.days <= MAX_HOURLY_DAYS]
     grain = sb.selectbox("Grain", grains, index=grains.index(default_grain(period)),
                          format_func=str.capitalize, key=f"{key}_grain_{preset}")
-    values = loaders.load_dimension_values(loaders.version())
+    values = loaders.load_dimension_values()
     chosen: dict[str, list] = {}
     with sb.expander("Dimensions", expanded=False):
         for dim, label in DIMENSIONS.items():

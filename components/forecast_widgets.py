@@ -22,7 +22,7 @@ MODEL_COLORS = {"seasonal_naive": "#94a3b8", "naive": "#94a3b8", "ets": PALETTE[
 # --- controls -------------------------------------------------------------------------------------
 
 def controls(*, key: str) -> tuple[FS.Series, int, str, str | None] | None:
-    values = loaders.load_dimension_values(loaders.version())
+    values = loaders.load_dimension_values()
     c = st.columns([2, 3, 2, 3, 2])
     metric = c[0].selectbox("Metric", FS.FORECAST_METRICS, format_func=FS.metric_label, key=f"{key}_metric",
                             help="Metrics that add up over time")
@@ -120,7 +120,7 @@ def render_backtest(s: FS.Series, f: FC.Forecast, *, key: str) -> None:
 def render_tracking(s: FS.Series, *, key: str) -> None:
     st.subheader("Earlier forecasts against the actuals")
     today = loaders.local_today()
-    runs, points = load_realised(s, today, loaders.version())
+    runs, points = load_realised(s, today)
     if runs.empty:
         st.info("No stored forecast of this series has met its actuals yet. The scheduler stores forecasts of "
                 "GMV and orders per day for the total and the top vendors and categories every night.", icon=":material/history:")

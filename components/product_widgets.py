@@ -34,7 +34,7 @@ def controls(key: str) -> dict:
 
 def _color_map(categories) -> dict:
     """Returns {category: colour}, the same colour for a category whatever the filters."""
-    known = loaders.load_dimension_values(loaders.version())["category"]
+    known = loaders.load_dimension_values()["category"]
     every = list(known) + sorted(set(categories) - set(known))
     return {c: CATEGORY_COLORS[i % len(CATEGORY_COLORS)] for i, c in enumerate(every)}
 
@@ -115,7 +115,7 @@ def render_rankings(fig: dict, f: Filters, *, key: str) -> None:
     _show(table, f"Bottom products by {label}", key=f"{key}_bottom", config=config, most=50)
     st.caption(f"Every one of the {summary['products']:,} products ordered in the period, with all its figures "
                "(built when you click):")
-    render_downloads(lambda: _all_products_table(load_all_products(f, loaders.version_for(f))), "All products",
+    render_downloads(lambda: _all_products_table(load_all_products(f)), "All products",
                      key=f"{key}_all_dl")
     _render_categories(fig, metric, compare, key=key)
 

@@ -86,7 +86,7 @@ def template_fields(user: User, *, key: str, initial: dict | None = None) -> tup
         spec["metric"] = c[0].selectbox("Metric", FORECAST_METRICS, key=f"{key}_fc_metric", format_func=metric_label)
         spec["dim"] = c[1].selectbox("Series", list(FORECAST_DIMS), key=f"{key}_fc_dim", format_func=FORECAST_DIMS.get)
         if spec["dim"]:
-            values = loaders.load_dimension_values(loaders.version()).get(spec["dim"], [])
+            values = loaders.load_dimension_values().get(spec["dim"], [])
             if spec["dim"] == "vendor_id":
                 names = dict(values)
                 spec["value"] = str(c[2].selectbox("Vendor", list(names), key=f"{key}_fc_value", format_func=names.get))
@@ -105,7 +105,7 @@ def template_fields(user: User, *, key: str, initial: dict | None = None) -> tup
 def filter_fields(key: str, initial: dict) -> dict:
     """Draws a multiselect per FILTER_DIMS dimension in one row; returns {dimension: [values]} of
     those with a choice (a report's or an alert rule's filters)."""
-    values = loaders.load_dimension_values(loaders.version())
+    values = loaders.load_dimension_values()
     filters = {}
     for col, dim in zip(st.columns(len(FILTER_DIMS)), FILTER_DIMS):
         options = values.get(dim, [])

@@ -10,7 +10,6 @@ import streamlit as st
 from analytics import sales
 from analytics.filters import BREAKDOWNS, Filters
 from analytics.metrics import METRICS, format_change, format_value, get_metric
-from components import loaders
 from components.downloads import render_downloads
 from components.labels import label
 from components.loaders.sales import load_breakdown, load_section, load_trend
@@ -78,7 +77,7 @@ def render_trend_section(f: Filters, *, key: str) -> None:
     metric = left.selectbox("Metric", list(METRICS), format_func=lambda k: METRICS[k].label, key=f"{key}_metric")
     m = get_metric(metric)
     with st.spinner("Loading the trend…"):
-        df = load_trend(f, metric, loaders.version_for(f))
+        df = load_trend(f, metric)
     if df.empty or df["value"].isna().all():
         st.info(f"{m.label} is not available for these filters or this grain. {m.description}",
                 icon=":material/info:")
@@ -136,7 +135,7 @@ def render_breakdown_section(f: Filters, *, key: str) -> None:
     kind = c3.segmented_control("Chart", kinds, default="Bars", key=f"{key}_chart_{by}") or "Bars"
     m = get_metric(metric)
     with st.spinner("Loading the breakdown…"):
-        df = load_breakdown(f, by, metric, loaders.version_for(f))
+        df = load_breakdown(f, by, metric)
     if df.empty:
         st.info("Nothing to break down in this period for these filters.")
         return
@@ -197,7 +196,7 @@ def _not_applicable(result) -> bool:
 
 def render_payments(f: Filters, *, key: str) -> None:
     """Draws GMV by payment method, failure and refund rates."""
-    df = load_section("payments", f, loaders.version_for(f))
+    df = load_section("payments", f)
     if _not_applicable(df):
         return
     if df.empty:
@@ -231,7 +230,7 @@ def render_payments(f: Filters, *, key: str) -> None:
 
 def render_funnel(f: Filters, *, key: str) -> None:
     """Draws the funnel from sessions to orders per channel."""
-    df = load_section("funnel", f, loaders.version_for(f))
+    df = load_section("funnel", f)
     if _not_applicable(df):
         return
     if df.empty:
@@ -260,7 +259,7 @@ def render_funnel(f: Filters, *, key: str) -> None:
 
 def render_marketing(f: Filters, *, key: str) -> None:
     """Draws CAC and ROAS per acquisition channel and spend by campaign."""
-    m = load_section("marketing", f, loaders.version_for(f))
+    m = load_section("marketing", f)
     if _not_applicable(m):
         return
     ch = m.by_channel
@@ -303,7 +302,7 @@ def render_marketing(f: Filters, *, key: str) -> None:
 
 def render_profitability(f: Filters, *, key: str) -> None:
     """Draws margin by category with gross margin and take rate."""
-    df = load_section("profitability", f, loaders.version_for(f))
+    df = load_section("profitability", f)
     if _not_applicable(df):
         return
     if df.empty:

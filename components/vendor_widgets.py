@@ -13,7 +13,6 @@ import streamlit as st
 from analytics import vendors as av
 from analytics.filters import COMPARISONS, FilterError, Filters
 from analytics.metrics import format_change, format_value, get_metric
-from components import loaders
 from components.charts import render_trend
 from components.downloads import render_downloads
 from components.loaders.vendors import load_vendor_detail, load_vendor_search, load_vendor_trend
@@ -147,7 +146,7 @@ def render_leaderboard(table: pd.DataFrame, f: Filters, *, key: str) -> int | No
                         on_change=_sort_changed, args=(key,))
     order = c3.radio("Order", ["asc", "desc"], key=f"{key}_order", horizontal=True, on_change=_reset_page,
                      args=(key,), format_func={"asc": "Ascending", "desc": "Descending"}.get)
-    ids = load_vendor_search(search.strip(), loaders.version()) if search.strip() else None
+    ids = load_vendor_search(search.strip()) if search.strip() else None
     everything = av.page_leaderboard(table, ids=ids, sort=sort, descending=order == "desc",
                                      page_size=max(len(table), 1))
     pages = max(1, -(-everything.matching // av.PAGE_SIZE))
@@ -234,7 +233,7 @@ def _vendor_cards(row: pd.Series, share: pd.DataFrame) -> None:
 
 def render_vendor_detail(f: Filters, table: pd.DataFrame, vendor_id: int, *, key: str) -> None:
     """Draws one vendor: profile, cards, and tabs for trend, products, customers, refunds, category."""
-    detail = load_vendor_detail(f, vendor_id, loaders.version_for(f))
+    detail = load_vendor_detail(f, vendor_id)
     if detail is None:
         st.info("This vendor no longer exists. Pick another one.")
         return
@@ -251,7 +250,7 @@ def render_vendor_detail(f: Filters, table: pd.DataFrame, vendor_id: int, *, key
     with trend, explained_errors("the vendor's trend"):
         metric = st.columns([1, 3])[0].selectbox("Metric", av.DRILL_METRICS, key=f"{key}_metric",
                                                  format_func=lambda m: get_metric(m).label)
-        cur, prev = load_vendor_trend(f, vendor_id, metric, loaders.version_for(f))
+        cur, prev = load_vendor_trend(f, vendor_id, metric)
         render_trend(cur, prev, (metric,), compare_label=compare, key=f"{key}_chart_trend")
         out = cur[["key", metric]].rename(columns={"key": "Period start", metric: get_metric(metric).label})
         if prev is not None:

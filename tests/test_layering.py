@@ -196,3 +196,32 @@ def test_the_views_row_catches_a_data_import(tmp_path):
     f = tmp_path / "x.py"
     f.write_text("from components import loaders\nfrom data.auth import ROLES\n")
     assert imports(f) & FORBIDDEN["views"] == {"data"}
+
+
+VERSION_KEYS = {"version", "version_of", "version_for"}
+
+
+def version_key_calls(path: Path) -> list[int]:
+    """Returns the lines where the file calls a cache version key (loaders.version(), version_for(f), …)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return sorted({n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and (
+        (isinstance(n.func, ast.Attribute) and n.func.attr in VERSION_KEYS)
+        or (isinstance(n.func, ast.Name) and n.func.id in VERSION_KEYS))})
+
+
+@pytest.mark.parametrize("path", OUTSIDE_LOADERS, ids=[str(p.relative_to(ROOT)) for p in OUTSIDE_LOADERS])
+def test_cache_keys_stay_in_the_loaders(path):
+    """A loader keys its cache on the versions of the days it reads; views and widgets pass only
+    the filters and their own choices, so a filter goes view → loader → analytics."""
+    assert not version_key_calls(path), f"{path.relative_to(ROOT)} computes cache versions on lines {version_key_calls(path)}"
+
+
+def test_the_version_check_catches_a_version_key(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("from components import loaders\n"
+                 "from components.loaders import version_for\n"
+                 "def f(g, flt):\n"
+                 "    g(flt, loaders.version_for(flt))\n"        # 4
+                 "    g(flt, version_for(flt), loaders.version())\n"   # 5
+                 "    g(flt.version)\n")
+    assert version_key_calls(f) == [4, 5]

@@ -24,7 +24,7 @@ except ForecastError as ex:
     st.warning(f"This series cannot be forecast: {ex}.", icon=":material/warning:")
     st.stop()
 st.caption(source)
-history = load_history(series, loaders.local_today() - timedelta(days=1), loaders.version())
+history = load_history(series, loaders.local_today() - timedelta(days=1))
 W.render_forecast(series, forecast, history, key="fc")
 W.render_backtest(series, forecast, key="fc")
 W.render_tracking(series, key="fc")

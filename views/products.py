@@ -19,8 +19,8 @@ st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare
 as_of = min(f.period.end, loaders.local_today())
 c = controls("pr")
 with st.spinner("Loading product figures…"):
-    fig = load_products(f, c["metric"], c["n"], c["min_gmv"], c["margin_n"], loaders.version_for(f))
-    inventory = load_inventory(f, as_of, c["low"], c["high"], loaders.version_for(f))
+    fig = load_products(f, c["metric"], c["n"], c["min_gmv"], c["margin_n"])
+    inventory = load_inventory(f, as_of, c["low"], c["high"])
 
 rankings, price, margins, stock = st.tabs(["Rankings", "Price vs volume", "Margins", "Inventory"])
 with rankings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import vendors as av
-from components import loaders
 from components import vendor_widgets as vw
 from components.auth import require_role
 from components.filters import render_filter_bar
@@ -19,7 +18,7 @@ st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare
 
 table = None
 with vw.explained_errors("the vendors"), st.spinner("Loading vendors…"):
-    table = load_vendor_table(f, loaders.version_for(f))
+    table = load_vendor_table(f)
 if table is None:
     st.stop()
 if not (table["orders"] > 0).any() and not (f.compare and (table["orders_prev"] > 0).any()):
@@ -31,7 +30,7 @@ if not (table["orders"] > 0).any() and not (f.compare and (table["orders_prev"] 
 concentration = av.compute_concentration(table, f.compare is not None)
 life = None
 with vw.explained_errors("new and churned vendors"):
-    life = load_lifecycle(f, loaders.version())
+    life = load_lifecycle(f)
 if life is not None:
     vw.render_summary(table, concentration, life, key="vd_summary")
 
@@ -46,7 +45,7 @@ if vendor_id is not None:
 
 st.subheader("Concentration")
 with vw.explained_errors("concentration"):
-    vw.render_concentration(concentration, load_hhi_series(f, loaders.version_for(f)), key="vd_conc")
+    vw.render_concentration(concentration, load_hhi_series(f), key="vd_conc")
 
 st.subheader("New, growing, declining and churned vendors")
 if life is not None:

@@ -108,8 +108,13 @@ def version_for(f: Filters, since: date | None = None) -> int:
     return version_of(Period(start, f.period.end))
 
 
+def load_dimension_values() -> dict[str, list]:
+    """Returns {dimension: values} for the filter bar (vendors as (id, name) pairs), cached on the
+    rollup version."""
+    return _load_dimension_values(version())
+
+
 @st.cache_data(ttl=3600, show_spinner=False)
-def load_dimension_values(rollup_version: int) -> dict[str, list]:
-    """Returns {dimension: values} for the filter bar (vendors as (id, name) pairs)."""
+def _load_dimension_values(rollup_version: int) -> dict[str, list]:
     with read() as conn:
         return kpis.fetch_dimension_values(conn)

@@ -12,7 +12,7 @@ from analytics.filters import Filters, resolve_preset
 from analytics.kpis import fetch_kpis
 from analytics.query import run_query
 from analytics.sql_params import bind_parameters
-from components.loaders import analyst_engine, app_engine, local_today, read, tz, write
+from components.loaders import analyst_engine, app_engine, local_today, read, tz, version, write
 from data.errors import translated
 
 
@@ -28,17 +28,27 @@ def load_widgets(dashboard_id: int) -> pd.DataFrame:
         return D.fetch_widgets(conn, dashboard_id)
 
 
+def load_query_frame(widget_id: int, sql: str, params_json: str, tick: int) -> pd.DataFrame:
+    """Returns a pinned saved query's rows (at most 10,000), run on the analysts' role; cached per
+    refresh tick and rollup version."""
+    return _load_query_frame(widget_id, sql, params_json, tick, version())
+
+
+def load_kpi(metric: str, period: str, tick: int) -> tuple[dict, str]:
+    """Returns a KPI card's (figures: current, previous, …) over a period preset, and the period's
+    label; cached per refresh tick and rollup version."""
+    return _load_kpi(metric, period, tick, version())
+
+
 @st.cache_data(ttl=300, show_spinner=False)
-def load_query_frame(widget_id: int, sql: str, params_json: str, tick: int, rollup_version: int) -> pd.DataFrame:
-    """Returns a pinned saved query's rows (at most 10,000), run on the analysts' role."""
+def _load_query_frame(widget_id: int, sql: str, params_json: str, tick: int, rollup_version: int) -> pd.DataFrame:
     text, params = bind_parameters(sql, json.loads(params_json))
     with translated(analyst=True):
         return run_query(text, params, row_limit=10_000, engine=analyst_engine()).frame
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def load_kpi(metric: str, period: str, tick: int, rollup_version: int) -> tuple[dict, str]:
-    """Returns a KPI card's (figures: current, previous, …) over a period preset, and the period's label."""
+def _load_kpi(metric: str, period: str, tick: int, rollup_version: int) -> tuple[dict, str]:
     f = Filters.make(resolve_preset(period, local_today()))
     with read() as conn:
         return fetch_kpis(conn, f, (metric,), tz=tz()).iloc[0].to_dict(), f.period.label()

@@ -14,9 +14,13 @@ from components.loaders import local_today, read, tz, version
 from data.settings import load_settings
 
 
+def load_history(s: FS.Series, last_day: date) -> pd.DataFrame:
+    """Returns the series' (ds, y) history up to last_day, cached on the rollup version."""
+    return _load_history(s, last_day, version())
+
+
 @st.cache_data(ttl=600, show_spinner=False)
-def load_history(s: FS.Series, last_day: date, rollup_version: int) -> pd.DataFrame:
-    """Returns the series' (ds, y) history up to last_day."""
+def _load_history(s: FS.Series, last_day: date, rollup_version: int) -> pd.DataFrame:
     with read() as conn:
         return FS.fetch_metric_history(conn, s, last_day=last_day, tz=tz())
 
@@ -36,9 +40,14 @@ def _load_computed(s: FS.Series, last_day: date, horizon: int, model: str, count
                                           tz=tz())
 
 
+def load_realised(s: FS.Series, before: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Returns (runs, points): earlier stored forecasts of s against the actuals before `before`,
+    cached on the rollup version."""
+    return _load_realised(s, before, version())
+
+
 @st.cache_data(ttl=600, show_spinner=False)
-def load_realised(s: FS.Series, before: date, rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Returns (runs, points): earlier stored forecasts of s against the actuals before `before`."""
+def _load_realised(s: FS.Series, before: date, rollup_version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     with read() as conn:
         actuals = FS.fetch_metric_history(conn, s, last_day=before - timedelta(days=1), tz=tz())
         return FS.compute_realised_errors(conn, s, actuals, before=before)
