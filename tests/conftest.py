@@ -8,17 +8,20 @@ Databases made here:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from data import auth
 from data.auth import create_user
 from data.db import embedded_server, make_analyst_engine, normalise_url, recreate_database
 from data.schema import ensure_analyst_role, migrate
@@ -32,6 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_END = date(2026, 11, 20)
 SEED_LINES = 30_000
 SEED = 7
+
+
+# Passwords are hashed at bcrypt's lowest cost in the test process, as Rails' and Django's test
+# settings do: a user made or a login checked costs 1 ms instead of 0.25 s (the alerts tests made
+# four users per test). Hashes carry their cost, so the app checks them the same way;
+# tests/test_auth.py checks that the app itself hashes at BCRYPT_ROUNDS.
+APP_BCRYPT_ROUNDS = auth.BCRYPT_ROUNDS
+auth.BCRYPT_ROUNDS = 4
 
 
 # Tiers by what a test needs. `make test-fast`, the edit loop, runs the first two:
@@ -61,7 +72,24 @@ def _admin_url() -> str:
     server = embedded_server(base / "data", cleanup_mode="delete")
     info = server.get_postmaster_info()
     socket_dir = info.socket_path.parent if info.socket_path else server.pgdata
-    return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
+    url = f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
+    if os.environ.get("TEST_DURABLE") != "1":
+        _non_durable(url)
+    return url
+
+
+def _non_durable(url: str) -> None:
+    """A server thrown away after the session need not survive a crash of the machine: no fsync,
+    no full page writes, commits not waiting for the WAL to reach the disk (PostgreSQL's manual,
+    "Non-Durable Settings"). Tests create a database per test and commit often; on a machine
+    whose disk is busy each of those waited for the disk. Set TEST_DURABLE=1 to keep the defaults."""
+    eng = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with eng.connect() as conn:
+        for name in ("fsync", "full_page_writes", "synchronous_commit"):
+            # ALTER SYSTEM takes no bound parameters; the names and value are fixed here.
+            conn.exec_driver_sql(f"ALTER SYSTEM SET {name} = off")
+        conn.exec_driver_sql("SELECT pg_reload_conf()")
+    eng.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -123,19 +151,30 @@ def engine(database_url):
     eng.dispose()
 
 
+@contextlib.contextmanager
+def clone(admin_url: str, template: str) -> Iterator[sa.engine.Engine]:
+    """Gives an engine on a new database copied from template (a database no one is connected
+    to), and drops the copy afterwards: a fixture's data made once, fresh for every test."""
+    name = f"mbi_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name, template=template)
+    eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            # A database name is an identifier: quoted by the dialect, it cannot take a bound parameter.
+            conn.execute(sa.text("DROP DATABASE IF EXISTS " + conn.dialect.identifier_preparer.quote(name)
+                                 + " WITH (FORCE)"))
+        admin.dispose()
+
+
 @pytest.fixture
 def empty_engine(admin_url, empty_template):
     """A fresh migrated database with no data, dropped after the test."""
-    name = f"mbi_{uuid.uuid4().hex[:10]}"
-    url = create_database(admin_url, name, template=empty_template)
-    eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
-    yield eng
-    eng.dispose()
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        # A database name is an identifier: quoted by the dialect, it cannot take a bound parameter.
-        conn.execute(sa.text("DROP DATABASE IF EXISTS " + conn.dialect.identifier_preparer.quote(name) + " WITH (FORCE)"))
-    admin.dispose()
+    with clone(admin_url, empty_template) as eng:
+        yield eng
 
 
 @pytest.fixture(scope="module")

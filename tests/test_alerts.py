@@ -20,7 +20,7 @@ from data.auth import create_user
 from data.rollups import refresh_rollups
 from data.saved_queries import save_query
 from reports import alert_evaluation, alerts, delivery
-from tests.conftest import ROOT, SEED_END, TEST_COOKIE_KEY, use_database
+from tests.conftest import ROOT, SEED_END, TEST_COOKIE_KEY, clone, create_database, use_database
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -256,19 +256,30 @@ def add_order(conn, order_id: int, at: datetime, vendor: int, amount: float, sta
                  {"id": order_id, "p": vendor * 10, "v": vendor, "amount": amount})
 
 
-@pytest.fixture
-def market(empty_engine, monkeypatch, tmp_path, smtp):
-    url = empty_engine.url.render_as_string(hide_password=False)
-    use_database(monkeypatch, url, APP_TIMEZONE="UTC", EXPORT_DIR=str(tmp_path / "exports"),
-                 DELIVERY_BACKOFF_SECONDS="1", APP_BASE_URL="http://bi.example.com", **smtp.env())
-    with empty_engine.begin() as conn:
+@pytest.fixture(scope="module")
+def market_template(admin_url, empty_template) -> str:
+    """A database with MARKET, its rollups and four users, made once for the module."""
+    url = create_database(admin_url, "mbi_market", template=empty_template)
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
+    with eng.begin() as conn:
         create_user(conn, "ann", "a-long-password-1", "analyst")
         create_user(conn, "bob", "a-long-password-2", "analyst")
         create_user(conn, "root", "a-long-password-3", "admin")
         create_user(conn, "vic", "a-long-password-4", "viewer")
         conn.execute(sa.text(MARKET))
         refresh_rollups(conn, timezone="UTC")
-    return {"engine": empty_engine, "url": url}
+    eng.dispose()
+    return "mbi_market"
+
+
+@pytest.fixture
+def market(admin_url, market_template, monkeypatch, tmp_path, smtp):
+    """A fresh copy of market_template, the app's settings pointed at it and at the SMTP server."""
+    with clone(admin_url, market_template) as eng:
+        url = eng.url.render_as_string(hide_password=False)
+        use_database(monkeypatch, url, APP_TIMEZONE="UTC", EXPORT_DIR=str(tmp_path / "exports"),
+                     DELIVERY_BACKOFF_SECONDS="1", APP_BASE_URL="http://bi.example.com", **smtp.env())
+        yield {"engine": eng, "url": url}
 
 
 def _rule(conn, owner="ann", **change) -> int:

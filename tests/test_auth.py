@@ -15,7 +15,7 @@ from data import auth
 from data.audit import fetch_audit
 from data.settings import SettingsError, load_settings
 from reports.exporters import neutralise, to_csv
-from tests.conftest import ROOT
+from tests.conftest import APP_BCRYPT_ROUNDS, ROOT
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -97,10 +97,13 @@ def _login(db, username, password=PW, **kw) -> auth.User | None:
     return outcome.user
 
 
-def test_password_stored_as_bcrypt_only(db):
+def test_password_stored_as_bcrypt_only(db, monkeypatch):
+    monkeypatch.setattr(auth, "BCRYPT_ROUNDS", APP_BCRYPT_ROUNDS)   # the app's cost, not the tests' (conftest)
+    with db.begin() as conn:
+        auth.create_user(conn, "cost", PW, "viewer")
     with db.connect() as conn:
-        stored = conn.execute(sa.text("SELECT password_hash FROM app.users WHERE username = 'ann'")).scalar()
-    assert stored.startswith("$2b$12$") and PW not in stored
+        stored = conn.execute(sa.text("SELECT password_hash FROM app.users WHERE username = 'cost'")).scalar()
+    assert APP_BCRYPT_ROUNDS == 12 and stored.startswith("$2b$12$") and PW not in stored
     assert auth.check_password(PW, stored) and not auth.check_password(PW + "x", stored)
 
 

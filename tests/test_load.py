@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from data import load as load_module
 from data.load import TABLES, ImportValidationError, Problem, load_csv
+from tests.conftest import clone, create_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,12 +81,25 @@ def load(engine, tmp_path: Path, table: str, content: str | bytes, mode: str = "
     return load_csv(engine, table, write(tmp_path, content, f"{table}.csv"), mode=mode)
 
 
+@pytest.fixture(scope="module")
+def loaded_template(admin_url, empty_template, tmp_path_factory) -> str:
+    """A database with BASE loaded through the loader (in UTC), made once for the module."""
+    url = create_database(admin_url, "mbi_loaded", template=empty_template)
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
+    tmp = tmp_path_factory.mktemp("base")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("APP_TIMEZONE", "UTC")
+        for table, text in BASE:
+            load(eng, tmp, table, text)
+    eng.dispose()
+    return "mbi_loaded"
+
+
 @pytest.fixture
-def loaded(empty_engine, tmp_path):
-    """The empty database with BASE loaded through the loader."""
-    for table, text in BASE:
-        load(empty_engine, tmp_path, table, text)
-    return empty_engine
+def loaded(admin_url, loaded_template):
+    """A fresh copy of the database with BASE loaded through the loader."""
+    with clone(admin_url, loaded_template) as eng:
+        yield eng
 
 
 def snapshot(engine) -> dict:
