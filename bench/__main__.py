@@ -72,6 +72,15 @@ def _write_load(done: list[int], figures: Figures, run: Run) -> None:
                   memory.MEMORY_BEGIN, memory.MEMORY_END)
 
 
+def _measure_scale(url: str, n: int, run: Run) -> dict:
+    """One size's rollup sizes and refresh; at the largest size, every cell at every size side by side."""
+    figures = scale.bench_scale(url, log=log)
+    if n == max(run.sizes):
+        figures["side_by_side"] = scale.bench_cells({m: url.replace(f"/bench_{n}?", f"/bench_{m}?") for m in run.sizes},
+                                                    log=log)
+    return figures
+
+
 def _write_scheduler(done: list[int], figures: Figures, run: Run) -> None:
     n, results = next(iter(figures["scheduler"].items()))
     write_section(scheduler.scheduler_section(results, n, measured(run.started)),
@@ -111,7 +120,7 @@ SECTIONS = (
             lambda done, f, run: write_section(alerts.alerts_section(done, f["alerts"], run.started),
                                                alerts.ALERTS_BEGIN, alerts.ALERTS_END)),
     Section("scale", "every page x preset x filter at each size, rollup sizes, refreshing one minute of orders",
-            lambda url, n, run: scale.bench_scale(url, log=log),
+            lambda url, n, run: _measure_scale(url, n, run),
             lambda done, f, run: write_section(scale.scale_section(done, f["scale"], run.started,
                                                                    measured(run.started), SCALE_NOTE),
                                                scale.SCALE_BEGIN, scale.SCALE_END)),

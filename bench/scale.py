@@ -4,7 +4,9 @@ For each page (overview, sales, vendors, products: `compute_<page>`; customers a
 the reads the page makes of the nightly run), each period preset and a 3-year custom range, with
 no filter and with one filter of each kind the filter bar offers (the value with the most GMV),
 the page's figures are computed without any Streamlit cache: one warm-up (PostgreSQL's buffers
-warm), then the median of REPS runs. The 10M/1M ratio says whether the cost grows with orders.
+warm), then the median of REPS runs. The 10M/1M ratio says whether the cost grows with orders;
+each cell is timed at every size side by side (runs alternate between the sizes), so whatever
+else slows the machine for a while falls on both sizes alike.
 Also: the rollups' size on disk, and what an incremental refresh of one minute of orders costs.
 """
 from __future__ import annotations
@@ -34,7 +36,7 @@ PAGES = {"overview": ("analytics.overview", "compute_overview"), "sales": ("anal
 # The forecasting page offers a series per total or one of these; the customers page reads the
 # nightly run (other periods or filters compute per-customer models live, with a progress bar).
 FORECAST_FILTERS = ("none", "vendor_id", "category", "region", "channel", "business_model")
-REPS = 3
+REPS = 5
 # A cell that takes longer than this is stopped and reported as over it: the fallbacks it would
 # measure miss the target by far, and at 10M some take minutes.
 CELL_LIMIT_S = 5
@@ -56,21 +58,22 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def _median_ms(fn, reps: int = REPS, budget_s: float = 10.0) -> float:
-    """Returns the median milliseconds of fn over reps runs after a warm-up (fewer runs when one
-    takes more than budget_s / reps; a warm-up over SLOW_S is the figure itself: a slow fallback
-    does not hold the run for long, and misses the target either way). A run stopped by the
-    connection's statement timeout counts as inf (the caller rolls the connection back)."""
-    warm = _timed(fn)
-    if warm > SLOW_S:
-        return warm * 1000
-    reps = max(1, min(reps, int(budget_s / max(warm, 1e-6))))
-    times = []
-    for _ in range(reps):
-        times.append(_timed(fn))
-        if times[-1] == float("inf"):
-            break
-    return statistics.median(times) * 1000
+def _medians_ms(fns: dict, reps: int = REPS, budget_s: float = 10.0) -> dict:
+    """Returns {size: median milliseconds} of each size's fn, timed side by side: a warm-up of each,
+    then reps rounds that run every size's fn in turn, so a slow spell of the machine falls on
+    every size alike. Fewer rounds when a warm-up takes more than budget_s / reps; a warm-up
+    over SLOW_S is that size's figure itself (a slow fallback misses the target either way). A
+    run stopped by the connection's statement timeout counts as inf (the caller rolls back)."""
+    warm = {n: _timed(fn) for n, fn in fns.items()}
+    done = {n: [w] for n, w in warm.items() if w > SLOW_S}
+    left = {n: fn for n, fn in fns.items() if n not in done}
+    rounds = max(1, min(reps, int(budget_s / max(max((warm[n] for n in left), default=0), 1e-6))))
+    times: dict = {n: [] for n in left}
+    for _ in range(rounds):
+        for n, fn in left.items():
+            if not times[n] or times[n][-1] != float("inf"):
+                times[n].append(_timed(fn))
+    return {n: statistics.median(ts) * 1000 for n, ts in {**times, **done}.items()}
 
 
 def filter_values(conn: Connection) -> dict:
@@ -90,60 +93,86 @@ def _period(preset: str, today: date):
     return resolve_preset(preset, today, (shift_year(today, -3) + timedelta(days=1), today))
 
 
-def bench_scale(url: str, reps: int = REPS, log: Callable[[str], None] = print) -> dict:
-    """Returns {"cells": {(page, filter, preset): ms}, "sources", "values", "sizes", "refresh"}."""
-    eng = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"})
-    cells, sources = {}, {}
-    with eng.connect() as conn:
-        today = fetch_data_bounds(conn, "UTC")[1]
-        values = filter_values(conn)
+def bench_scale(url: str, log: Callable[[str], None] = print) -> dict:
+    """Returns what is measured on one size's database alone: {"sizes": rollup bytes, "refresh": the
+    cost of one minute of orders}, after storing a nightly scores run if there is none (the
+    customers page reads it)."""
+    eng = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"})
+    with eng.begin() as conn:
+        if S.fetch_latest_run_id(conn) is None:
+            log("  scale: storing a customer scores run for the customers page's reads")
+            today = fetch_data_bounds(conn, "UTC")[1]
+            scores = S.compute_scores(conn, Filters.make(Period(today, today)), today, tz="UTC")
+            S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None, tz="UTC")
+    out = {"sizes": rollup_sizes(eng), "refresh": refresh_one_minute(eng, log)}
+    eng.dispose()
+    return out
+
+
+def bench_cells(urls: dict[int, str], reps: int = REPS, log: Callable[[str], None] = print) -> dict:
+    """Times every cell at every size side by side (_medians_ms). Filters take the largest size's
+    values at every size (the same figure at each size); periods end on each database's last day.
+    Returns {"cells": {size: {(page, filter, preset): ms}}, "sources": the largest size's sources
+    of the overview's distinct customers, "values": the filter values}."""
+    largest = max(urls)
+    engines = {n: sa.create_engine(u, connect_args={"options": f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"})
+               for n, u in urls.items()}
+    conns = {n: e.connect() for n, e in engines.items()}
+    try:
+        today = {n: fetch_data_bounds(c, "UTC")[1] for n, c in conns.items()}
+        values = filter_values(conns[largest])
+        cells: dict = {n: {} for n in urls}
+        sources = {}
         for page, (module, name) in PAGES.items():
             fn = getattr(importlib.import_module(module), name)
             for flt in FILTERS:
                 dims = {} if flt == "none" else {flt: [values[flt]]}
                 for preset in PRESETS:
-                    f = Filters.make(_period(preset, today), **dims)
-                    cells[page, flt, preset] = _median_ms(lambda: fn(conn, f, tz="UTC"), reps)
-                    if cells[page, flt, preset] == float("inf"):
-                        conn.rollback()   # the stopped statement aborted the transaction
+                    fs = {n: Filters.make(_period(preset, today[n]), **dims) for n in urls}
+                    got = _medians_ms({n: (lambda n=n: fn(conns[n], fs[n], tz="UTC")) for n in urls}, reps)
+                    for n, ms in got.items():
+                        cells[n][page, flt, preset] = ms
+                        if ms == float("inf"):
+                            conns[n].rollback()   # the stopped statement aborted the transaction
                     if page == "overview":
-                        src = fetch_aggregate(conn, f, metrics=("active_customers", "gmv"), tz="UTC").attrs["sources"]
-                        sources[flt, preset] = src
-                log(f"  scale {page} {flt}: " + ", ".join(f"{p} {cells[page, flt, p]:.0f}" for p in PRESETS) + " ms")
-    cells.update(_stored_pages(eng, today, values, reps, log))
-    out = {"cells": cells, "sources": sources, "values": values, "sizes": rollup_sizes(eng),
-           "refresh": refresh_one_minute(eng, log)}
-    eng.dispose()
-    return out
+                        sources[flt, preset] = fetch_aggregate(conns[largest], fs[largest], metrics=(
+                            "active_customers", "gmv"), tz="UTC").attrs["sources"]
+                log(f"  scale {page} {flt}: " + ", ".join(
+                    f"{p} " + "/".join(f"{cells[n][page, flt, p]:.0f}" for n in sorted(urls)) for p in PRESETS) + " ms")
+        for n, ms in _stored_pages(conns, today, values, reps, log).items():
+            cells[n].update(ms)
+    finally:
+        for c in conns.values():
+            c.close()
+        for e in engines.values():
+            e.dispose()
+    return {"cells": cells, "sources": sources, "values": values}
 
 
-def _stored_pages(eng, today: date, values: dict, reps: int, log) -> dict:
-    """The customers and forecasting pages' reads of the nightly runs (made here if missing)."""
-    out = {}
-    with eng.begin() as conn:
-        conn.execute(sa.text("SET LOCAL statement_timeout = 0"))   # storing a run is set-up, not a cell
-        if S.fetch_latest_run_id(conn) is None:
-            log("  scale: storing a customer scores run for the customers page's reads")
-            scores = S.compute_scores(conn, Filters.make(Period(today, today)), today, tz="UTC")
-            S.store_scores(conn, scores, started_at=datetime.now(timezone.utc), rollup_version=None, tz="UTC")
-    with eng.connect() as conn:
-        def customers():
-            stored = S.fetch_stored_scores(conn)
-            risk = S.fetch_stored_at_risk(conn, stored.run_id)
-            S.fetch_customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
-            top = S.fetch_stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
-            S.fetch_customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
-        out["customers", "none", "stored"] = _median_ms(customers, reps)
-        for flt in FORECAST_FILTERS:
-            series = FS.Series("gmv") if flt == "none" else FS.Series("gmv", dim=flt, value=str(values[flt]))
+def _stored_pages(conns: dict, today: dict, values: dict, reps: int, log) -> dict:
+    """The customers and forecasting pages' reads of the nightly runs (bench_scale stored one), side by side."""
+    out: dict = {n: {} for n in conns}
 
-            def forecasting():
-                FS.fetch_stored_forecast(conn, series, run_date=today + timedelta(days=1), horizon=28)
-                actuals = FS.fetch_metric_history(conn, series, last_day=today, tz="UTC")
-                FS.compute_realised_errors(conn, series, actuals, before=today + timedelta(days=1))
-            out["forecasting", flt, "stored"] = _median_ms(forecasting, reps)
-        log(f"  scale customers (stored run) {out['customers', 'none', 'stored']:.0f} ms; forecasting " +
-            ", ".join(f"{flt} {out['forecasting', flt, 'stored']:.0f}" for flt in FORECAST_FILTERS) + " ms")
+    def customers(conn):
+        stored = S.fetch_stored_scores(conn)
+        risk = S.fetch_stored_at_risk(conn, stored.run_id)
+        S.fetch_customer_details(conn, risk["customer_id"].tolist(), stored.as_of, tz="UTC")
+        top = S.fetch_stored_top_customers(conn, stored.run_id, "clv_12m", limit=100)
+        S.fetch_customer_details(conn, top["customer_id"].tolist(), stored.as_of, tz="UTC")
+
+    def forecasting(conn, series, day):
+        FS.fetch_stored_forecast(conn, series, run_date=day + timedelta(days=1), horizon=28)
+        actuals = FS.fetch_metric_history(conn, series, last_day=day, tz="UTC")
+        FS.compute_realised_errors(conn, series, actuals, before=day + timedelta(days=1))
+
+    for n, ms in _medians_ms({n: (lambda c=c: customers(c)) for n, c in conns.items()}, reps).items():
+        out[n]["customers", "none", "stored"] = ms
+    for flt in FORECAST_FILTERS:
+        series = FS.Series("gmv") if flt == "none" else FS.Series("gmv", dim=flt, value=str(values[flt]))
+        got = _medians_ms({n: (lambda c=c, n=n: forecasting(c, series, today[n])) for n, c in conns.items()}, reps)
+        for n, ms in got.items():
+            out[n]["forecasting", flt, "stored"] = ms
+    log("  scale customers and forecasting (stored runs) done")
     return out
 
 
@@ -224,14 +253,17 @@ def scale_section(sizes: list[int], results: dict, started: datetime, measured: 
     its ratio to the smallest; the slowest cell, the rollup sizes and the refresh cost."""
     lo, hi = min(sizes), max(sizes)
     a, b = results.get(lo), results.get(hi)
+    side = (b or {}).get("side_by_side")
     lines = [SCALE_BEGIN, "## Scale: every page, preset and filter at 1M and 10M order lines, cold", "",
              measured + " Each cell is the page's default figures (`compute_<page>`, no Streamlit cache, "
-             "PostgreSQL's buffers warm): one warm-up, then the median of "
-             f"{REPS} runs (fewer past 10 s; a warm-up over {SLOW_S:.0f} s is the figure), at {hi:,} lines, with the ratio to {lo:,} lines beside it. Targets: ≤ {TARGET_MS:,} ms "
-             f"at {hi:,} lines and ≤ {TARGET_RATIO}× the {lo:,}-line time. Filters take the value with the most "
-             "GMV (vendor, category, region, country, payment method), web, B2C and B2B."
+             f"PostgreSQL's buffers warm) at {hi:,} lines, with the ratio to {lo:,} lines beside it, timed side by "
+             f"side: a warm-up at each size, then {REPS} rounds that run the cell at each size in turn (fewer past "
+             f"10 s; a warm-up over {SLOW_S:.0f} s is the figure); medians. Targets: ≤ {TARGET_MS:,} ms "
+             f"at {hi:,} lines and ≤ {TARGET_RATIO}× the {lo:,}-line time. Filters take the {hi:,}-line database's "
+             "value with the most GMV (vendor, category, region, country, payment method), web, B2C and B2B, at "
+             "both sizes."
              + (" " + note if note else ""), ""]
-    if not (a and b):
+    if not (a and b and side):
         return "\n".join(lines + ["(needs both sizes)", SCALE_END]) + "\n"
     header = "| page | filter | " + " | ".join(PRESETS) + " |"
     lines += [header, "|---|---|" + "---:|" * len(PRESETS)]
@@ -242,10 +274,10 @@ def scale_section(sizes: list[int], results: dict, started: datetime, measured: 
             row = []
             for preset in PRESETS:
                 key = (page, flt, preset if page in PAGES else "stored")
-                if key not in b["cells"] or (page not in PAGES and preset != PRESETS[0]):
+                if key not in side["cells"][hi] or (page not in PAGES and preset != PRESETS[0]):
                     row.append("")
                     continue
-                ms_b, ms_a = b["cells"][key], a["cells"].get(key)
+                ms_b, ms_a = side["cells"][hi][key], side["cells"][lo].get(key)
                 ratio = ms_b / ms_a if ms_a and ms_a != float("inf") and ms_b != float("inf") else None
                 total += 1
                 ok = ms_b <= TARGET_MS and (ratio is None or ratio <= TARGET_RATIO)
@@ -265,7 +297,7 @@ def scale_section(sizes: list[int], results: dict, started: datetime, measured: 
                      + (f" ({worst[4]:.2f}× the {lo:,}-line time)." if worst[4] else "."))
     for page, flt, preset, ms, ratio in misses[:40]:
         lines.append(f"- ❌ {page}, {flt}, {preset}: {_with_unit(ms)}" + (f", {ratio:.2f}×" if ratio else ""))
-    srcs = b.get("sources", {})
+    srcs = side["sources"]
     fall = sorted({flt for (flt, _), s in srcs.items() if s.get("customers") != "rollup_customer_cells"})
     lines.append("- Distinct customers read flat (customer cells) for: "
                  + ", ".join(sorted({flt for (flt, _), s in srcs.items() if flt not in fall})) + "."
