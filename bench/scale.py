@@ -205,10 +205,12 @@ def refresh_one_minute(eng: Engine, log: Callable[[str], None]) -> dict:
                                               WHERE ordered_at > :t - interval '1 day'"""), {"t": last}).scalar()
             n = max(1, round(float(per_min)))
             base = conn.execute(sa.text("SELECT max(order_id) FROM mart.orders")).scalar()
-            # Copies of the latest orders (same customers, lines and values), one minute later.
+            # Copies of the latest orders (same customers, lines and values), one minute earlier, so
+            # that they fall in the latest day with all of that day's orders: one minute later put
+            # them alone in the next day when the last order came at 23:59 (the 10M database's).
             conn.execute(sa.text("""
                 INSERT INTO mart.orders
-                SELECT :base + row_number() OVER (ORDER BY order_id), customer_id, ordered_at + interval '1 minute',
+                SELECT :base + row_number() OVER (ORDER BY order_id), customer_id, ordered_at - interval '1 minute',
                        status, channel, business_model, payment_method, payment_status, currency, shipping_fee
                 FROM (SELECT * FROM mart.orders ORDER BY ordered_at DESC LIMIT :n) o"""), {"base": base, "n": n})
             conn.execute(sa.text("""
@@ -311,8 +313,9 @@ def scale_section(sizes: list[int], results: dict, started: datetime, measured: 
         lines.append(f"| {t} | " + " | ".join(f"{results[n]['sizes'].get(t, 0) / 2**20:,.0f} MiB" for n in sizes) + " |")
     rollups = lambda r: sum(v for t, v in r["sizes"].items() if t.startswith("rollup_"))  # noqa: E731
     lines.append("| all rollups | " + " | ".join(f"{rollups(results[n]) / 2**20:,.0f} MiB" for n in sizes) + " |")
-    lines += ["", f"Incremental refresh of one minute of orders (copies of the latest orders, one minute later; "
-              f"median of {REFRESH_ROUNDS} rounds, each followed by removing them again; the refresh rebuilds that "
+    lines += ["", "Incremental refresh of one minute of orders (copies of the latest orders one minute earlier, in "
+              f"the latest day with all its orders; median of {REFRESH_ROUNDS} rounds, each followed by removing "
+              "them again; the refresh rebuilds that "
               "local day's rollups and moves the customer cells by the changed customers' parts):", ""]
     for n in sizes:
         r = results[n]["refresh"]

@@ -252,9 +252,25 @@ def _lost_first_days(cube: Cube, trunc: str) -> str:
                                                       = (o.day, o.{key}, o.dim, o.value, o.status)))"""
 
 
+def _drop_unchanged(conn: Connection, cube: Cube) -> None:
+    """Removes from the delta table the day rows whose new image equals the old one: a rebuilt day
+    keeps most of its rows (one minute of orders changes a few dozen of a day's thousands), and
+    adding their zero sums to the months, quarters and years rewrote every one of them (four
+    statements of 200-440 ms at 1M lines). Their first sale days stand as they were."""
+    delta, key = f"{cube.name}_dims_delta", cube.key
+    same = " AND ".join(f"SUM(sign * {c}) = 0" for c in BASE_MEASURES)
+    conn.execute(sa.text(f"""
+        DELETE FROM {delta} d
+        USING (SELECT day, {key}, dim, value, status FROM {delta}
+               GROUP BY day, {key}, dim, value, status
+               HAVING count(*) = 2 AND min(sign) = -1 AND max(sign) = 1 AND {same}) z
+        WHERE (d.day, d.{key}, d.dim, d.value, d.status) = (z.day, z.{key}, z.dim, z.value, z.status)"""))
+
+
 def _apply_delta(conn: Connection, cube: Cube) -> None:
     """Adds the cube's delta table (new day images minus old ones) to the month rows, then to the
     quarter and year rows."""
+    _drop_unchanged(conn, cube)
     conn.execute(sa.text(f"ANALYZE {cube.name}_dims_delta"))
     # A month's first sale day that lost its counted orders: the next one from the day rows.
     _add_delta(conn, cube, cube.monthly, "month", None, f"""
