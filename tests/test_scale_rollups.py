@@ -564,3 +564,36 @@ def test_a_refresh_moves_only_the_versions_of_days_it_changed(empty_engine):
         assert fetch_period_version(conn, untouched, untouched) == v0
         v3 = refresh_rollups(conn, full=True, timezone="UTC").version
         assert fetch_period_version(conn, *earlier) == v3
+
+
+def test_a_refresh_rewrites_only_the_cube_rows_that_changed(empty_engine):
+    """One new line of one product on a busy kept day: the cubes' rows of that day for other
+    products and vendors are left as they were (same row version), the product's and its vendor's
+    rows move, and everything equals a full rebuild."""
+    def versions(conn, table, key, day):
+        return dict(conn.execute(sa.text(f"""
+            SELECT ({key}, dim, value, status)::text, xmin::text FROM mart.{table} WHERE day = :d"""),
+            {"d": day}).all())
+
+    with empty_engine.begin() as conn:
+        _marketplace(conn, 17)
+        refresh_rollups(conn, timezone="UTC")
+        day = conn.execute(sa.text(f"""SELECT day FROM mart.{DC.PRODUCTS.daily}
+                                       GROUP BY day ORDER BY count(DISTINCT product_id) DESC, day DESC LIMIT 1""")).scalar()
+        before = {c.name: versions(conn, c.daily, c.key, day) for c in DC.CUBES}
+        conn.execute(sa.text("INSERT INTO mart.orders VALUES (9301, 105, :at, 'paid', 'web', 'B2C', 'card', "
+                             "'captured', 'EUR', 0)"), {"at": datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)})
+        conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9301, 1, 11, 2, 1, 20, 0, 8, 0)"))
+    with empty_engine.begin() as conn:
+        refresh_rollups(conn, timezone="UTC")
+        after = {c.name: versions(conn, c.daily, c.key, day) for c in DC.CUBES}
+        incremental = snapshot(conn)
+        refresh_rollups(conn, full=True, timezone="UTC")
+        assert snapshot(conn) == incremental
+    for cube, key in ((DC.PRODUCTS, 11), (DC.VENDORS, 2)):   # product 11 is vendor 2's
+        old, new = before[cube.name], after[cube.name]
+        others = {k for k in old if not k.startswith(f"({key},")}
+        moved = {k for k in new if old.get(k) != new[k]}
+        assert len(others) >= 10, (cube.name, len(others))
+        assert moved and all(k.startswith(f"({key},") for k in moved), (cube.name, moved)
+        assert all(new.get(k) == old[k] for k in others), cube.name
