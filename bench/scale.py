@@ -115,7 +115,8 @@ def bench_cells(urls: dict[int, str], reps: int = REPS, log: Callable[[str], Non
     Returns {"cells": {size: {(page, filter, preset): ms}}, "sources": the largest size's sources
     of the overview's distinct customers, "values": the filter values}."""
     largest = max(urls)
-    engines = {n: sa.create_engine(u, connect_args={"options": f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"})
+    options = f"-c timezone=UTC -c statement_timeout={CELL_LIMIT_S * 1000}"
+    engines = {n: sa.create_engine(u, connect_args={"options": options})
                for n, u in urls.items()}
     conns = {n: e.connect() for n, e in engines.items()}
     try:

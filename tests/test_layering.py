@@ -213,7 +213,8 @@ def version_key_calls(path: Path) -> list[int]:
 def test_cache_keys_stay_in_the_loaders(path):
     """A loader keys its cache on the versions of the days it reads; views and widgets pass only
     the filters and their own choices, so a filter goes view → loader → analytics."""
-    assert not version_key_calls(path), f"{path.relative_to(ROOT)} computes cache versions on lines {version_key_calls(path)}"
+    lines = version_key_calls(path)
+    assert not lines, f"{path.relative_to(ROOT)} computes cache versions on lines {lines}"
 
 
 def test_the_version_check_catches_a_version_key(tmp_path):

@@ -578,11 +578,12 @@ def test_a_refresh_rewrites_only_the_cube_rows_that_changed(empty_engine):
     with empty_engine.begin() as conn:
         _marketplace(conn, 17)
         refresh_rollups(conn, timezone="UTC")
-        day = conn.execute(sa.text(f"""SELECT day FROM mart.{DC.PRODUCTS.daily}
-                                       GROUP BY day ORDER BY count(DISTINCT product_id) DESC, day DESC LIMIT 1""")).scalar()
+        day = conn.execute(sa.text(f"""SELECT day FROM mart.{DC.PRODUCTS.daily} GROUP BY day
+                                       ORDER BY count(DISTINCT product_id) DESC, day DESC LIMIT 1""")).scalar()
         before = {c.name: versions(conn, c.daily, c.key, day) for c in DC.CUBES}
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
         conn.execute(sa.text("INSERT INTO mart.orders VALUES (9301, 105, :at, 'paid', 'web', 'B2C', 'card', "
-                             "'captured', 'EUR', 0)"), {"at": datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)})
+                             "'captured', 'EUR', 0)"), {"at": noon})
         conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9301, 1, 11, 2, 1, 20, 0, 8, 0)"))
     with empty_engine.begin() as conn:
         refresh_rollups(conn, timezone="UTC")
