@@ -83,6 +83,19 @@ def raw_from(dims: Iterable[str], lines: str | None = None) -> str:
     return "\n    mart.orders o" + _LINE_JOINS
 
 
+def line_from(dims: Iterable[str], lines: str | None = None) -> str:
+    """The order lines with their orders and vendors, and the customers and products when dims
+    name theirs, by inner joins (every line has them: foreign keys); or lines, a copy of some order
+    lines (raw_from), whose orders without lines the caller leaves out (i.product_id IS NOT NULL)."""
+    if lines is not None:
+        return raw_from(dims, lines)
+    dims = set(dims)
+    return ("\n    mart.orders o JOIN mart.order_items i ON i.order_id = o.order_id"
+            "\n    JOIN mart.vendors v ON v.vendor_id = i.vendor_id"
+            + (_CUSTOMER_JOIN if dims & set(CUSTOMER_DIMENSIONS) else "")
+            + ("\n    JOIN mart.products p ON p.product_id = i.product_id" if "category" in dims else ""))
+
+
 def raw_columns() -> str:
     """'o.ordered_at, …, p.category': RAW_COLUMNS as a select list over RAW_FROM."""
     return ", ".join(f"{alias}.{c}" for alias, cols in RAW_COLUMNS.items() for c in cols)

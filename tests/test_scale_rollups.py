@@ -21,7 +21,7 @@ from analytics.sales import fetch_marketing
 from analytics.vendors import fetch_hhi_series, fetch_new_vendors
 from data import customer_rollups as CR
 from data import dim_cubes as DC
-from data.rollups import ROLLUP_TABLES, fetch_period_version, refresh_rollups
+from data.rollups import DAY_TABLES, ROLLUP_TABLES, fetch_period_version, refresh_rollups
 from tests.raw_metrics import assert_close, expected, load_raw, prepare
 
 FIRST, LAST = date(2025, 12, 20), date(2026, 4, 12)   # holds New Year and both DST changes of 2026 in Europe
@@ -566,31 +566,39 @@ def test_a_refresh_moves_only_the_versions_of_days_it_changed(empty_engine):
         assert fetch_period_version(conn, *earlier) == v3
 
 
-def test_a_refresh_rewrites_only_the_cube_rows_that_changed(empty_engine):
-    """One new line of one product on a busy kept day: the cubes' rows of that day for other
-    products and vendors are left as they were (same row version), the product's and its vendor's
-    rows move, and everything equals a full rebuild."""
-    def versions(conn, table, key, day):
-        return dict(conn.execute(sa.text(f"""
-            SELECT ({key}, dim, value, status)::text, xmin::text FROM mart.{table} WHERE day = :d"""),
-            {"d": day}).all())
-
-    with empty_engine.begin() as conn:
-        _marketplace(conn, 17)
+def _one_new_line(engine, seed: int, busiest: str, rows) -> tuple[dict, dict]:
+    """Adds one line of product 11 (vendor 2's) at noon of the busiest day (the query busiest
+    names it) of a random marketplace and refreshes; checks that the refresh equals a full rebuild
+    and returns rows(conn, day) before and after it."""
+    with engine.begin() as conn:
+        _marketplace(conn, seed)
         refresh_rollups(conn, timezone="UTC")
-        day = conn.execute(sa.text(f"""SELECT day FROM mart.{DC.PRODUCTS.daily} GROUP BY day
-                                       ORDER BY count(DISTINCT product_id) DESC, day DESC LIMIT 1""")).scalar()
-        before = {c.name: versions(conn, c.daily, c.key, day) for c in DC.CUBES}
+        day = conn.execute(sa.text(busiest)).scalar()
+        before = rows(conn, day)
         noon = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
         conn.execute(sa.text("INSERT INTO mart.orders VALUES (9301, 105, :at, 'paid', 'web', 'B2C', 'card', "
                              "'captured', 'EUR', 0)"), {"at": noon})
         conn.execute(sa.text("INSERT INTO mart.order_items VALUES (9301, 1, 11, 2, 1, 20, 0, 8, 0)"))
-    with empty_engine.begin() as conn:
+    with engine.begin() as conn:
         refresh_rollups(conn, timezone="UTC")
-        after = {c.name: versions(conn, c.daily, c.key, day) for c in DC.CUBES}
+        after = rows(conn, day)
         incremental = snapshot(conn)
         refresh_rollups(conn, full=True, timezone="UTC")
         assert snapshot(conn) == incremental
+    return before, after
+
+
+def test_a_refresh_rewrites_only_the_cube_rows_that_changed(empty_engine):
+    """One new line of one product on a busy kept day: the cubes' rows of that day for other
+    products and vendors are left as they were (same row version), the product's and its vendor's
+    rows move, and everything equals a full rebuild."""
+    def versions(conn, day):
+        return {c.name: dict(conn.execute(sa.text(f"""
+            SELECT ({c.key}, dim, value, status)::text, xmin::text FROM mart.{c.daily} WHERE day = :d"""),
+            {"d": day}).all()) for c in DC.CUBES}
+
+    before, after = _one_new_line(empty_engine, 17, f"""SELECT day FROM mart.{DC.PRODUCTS.daily} GROUP BY day
+        ORDER BY count(DISTINCT product_id) DESC, day DESC LIMIT 1""", versions)
     for cube, key in ((DC.PRODUCTS, 11), (DC.VENDORS, 2)):   # product 11 is vendor 2's
         old, new = before[cube.name], after[cube.name]
         others = {k for k in old if not k.startswith(f"({key},")}
@@ -598,3 +606,22 @@ def test_a_refresh_rewrites_only_the_cube_rows_that_changed(empty_engine):
         assert len(others) >= 10, (cube.name, len(others))
         assert moved and all(k.startswith(f"({key},") for k in moved), (cube.name, moved)
         assert all(new.get(k) == old[k] for k in others), cube.name
+
+
+def test_a_refresh_rewrites_only_the_day_rollup_rows_that_changed(empty_engine):
+    """One new line on a busy day: every day rollup's rows of that day whose figures stayed the
+    same keep their row version (are not deleted and written again), and everything equals a full
+    rebuild."""
+    def rows(conn, day):
+        return {t: dict(conn.execute(sa.text(f"SELECT (r.*)::text, xmin::text FROM mart.{t} r WHERE day = :d"),
+                                     {"d": day}).all()) for t in DAY_TABLES}
+
+    before, after = _one_new_line(empty_engine, 23, """SELECT day FROM mart.rollup_customer_daily GROUP BY day
+        ORDER BY count(*) DESC, day DESC LIMIT 1""", rows)
+    kept = 0
+    for t in DAY_TABLES:
+        same = before[t].keys() & after[t].keys()
+        assert after[t] != before[t], t   # the new line moved a row of every table
+        assert all(after[t][r] == before[t][r] for r in same), t
+        kept += len(same)
+    assert kept >= 20, kept
