@@ -21,7 +21,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("ANALYST_DB_ROLE", "bi_analyst", "Login role for analysts' SQL: SELECT on schema mart only."),
     ("ANALYST_DB_PASSWORD", "", "Password for that role on an external server (the embedded one trusts local sockets)."),
     ("DEMO_ORDERS", "1000000", "Order lines that `make run` seeds into an empty database."),
-    ("ROLLUP_REFRESH_SECONDS", "180", "How often the scheduler folds new and changed orders into the rollups."),
+    ("ROLLUP_REFRESH_SECONDS", "60", "How often the scheduler folds new and changed orders into the rollups."),
     ("HEARTBEAT_SECONDS", "30", "How often the scheduler writes its heartbeat row."),
     ("FORECASTS_AT", "03:00", "Local time (HH:MM in APP_TIMEZONE) of the nightly forecasts of the total and the top vendors and categories."),
     ("FORECAST_TOP", "5", "How many top vendors and top categories (by GMV over the last 90 days) the nightly forecasts cover besides the total."),
