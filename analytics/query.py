@@ -35,8 +35,7 @@ from psycopg import sql as psql
 from analytics.sql_errors import QueryFailed, QueryRejected
 from analytics.sql_params import Parameter, plain_value
 from analytics.sql_parse import SA_BIND, check_placeholders, check_sql, statement_body
-from data.db import get_analyst_engine
-from data.schema import ANALYST_ROLE_SETTINGS
+from data.db import SQL_ROLE_SETTINGS, get_analyst_engine
 from data.settings import load_settings
 
 DEFAULT_ROW_LIMIT = 10_000
@@ -188,8 +187,8 @@ def _limit_transaction(conn, timeout_ms: int) -> None:
     """Sets the transaction's time limit and the role's memory and idle limits again, locally: the
     role could have changed its own defaults (ALTER ROLE CURRENT_USER SET …) where no runner
     stood guard. temp_file_limit needs a superuser to change, so the role's own value holds."""
-    limits = {"statement_timeout": f"{timeout_ms}ms", "work_mem": ANALYST_ROLE_SETTINGS["work_mem"],
-              "idle_in_transaction_session_timeout": ANALYST_ROLE_SETTINGS["idle_in_transaction_session_timeout"]}
+    limits = {"statement_timeout": f"{timeout_ms}ms", "work_mem": SQL_ROLE_SETTINGS["work_mem"],
+              "idle_in_transaction_session_timeout": SQL_ROLE_SETTINGS["idle_in_transaction_session_timeout"]}
     names = list(limits)
     conn.execute(sa.text("SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))),
                  {**{f"n{i}": n for i, n in enumerate(names)}, **{f"v{i}": limits[n] for i, n in enumerate(names)}})

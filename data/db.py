@@ -247,6 +247,28 @@ def frame(result: sa.Result, columns: list[str] | None = None) -> pd.DataFrame:
     return _pandas().DataFrame(dict(zip(names, map(list, zip(*rows)))), columns=names)
 
 
+# Settings on the roles that run people's SQL (the analysts' and the vendors'): the database
+# enforces what the SQL runner also checks.
+SQL_ROLE_SETTINGS = {
+    "default_transaction_read_only": "on",
+    "statement_timeout": "30s",
+    "idle_in_transaction_session_timeout": "60s",
+    "temp_file_limit": "1GB",
+    "work_mem": "32MB",
+}
+
+
+
+def run_utility(conn: Connection, template: str, *args: str) -> None:
+    """Runs a utility statement made by PostgreSQL's format() from bound values: identifiers and
+    utility statements cannot take bound parameters, so format(%I, %L) quotes them; no value is
+    spliced in Python."""
+    params = {f"a{i}": a for i, a in enumerate(args)}
+    placeholders = ", ".join(f"CAST(:a{i} AS text)" for i in range(len(args)))
+    stmt = conn.execute(sa.text(f"SELECT format(:t, {placeholders})"), {"t": template, **params}).scalar()
+    conn.execute(sa.text(stmt))
+
+
 def stage_temp_table(conn: Connection, table: str, select: str, params: dict | None = None, *, append: bool = False,
                      on_commit_drop: bool = True, analyze: str = "") -> None:
     """Fills temporary table `table` with select's rows: creates it (dropping one left by an

@@ -11,20 +11,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+from data.db import SQL_ROLE_SETTINGS, run_utility
 from data.settings import Settings, load_settings
+from data.vendor_scope import ensure_vendor_group
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 log = logging.getLogger("data.schema")
-
-# Settings on the analysts' role: the database enforces what the SQL runner also checks.
-ANALYST_ROLE_SETTINGS = {
-    "default_transaction_read_only": "on",
-    "statement_timeout": "30s",
-    "idle_in_transaction_session_timeout": "60s",
-    "temp_file_limit": "1GB",
-    "work_mem": "32MB",
-}
-
 
 # What analysts' SQL cannot do whatever text reaches PostgreSQL: the parser's deny-list
 # (analytics.query) gives clear messages, these grants are the boundary. PostgreSQL lets PUBLIC
@@ -79,7 +71,8 @@ def fetch_current_revision(conn: Connection) -> str | None:
 
 
 def migrate(engine: Engine, settings: Settings | None = None) -> str:
-    """Creates or upgrades both schemas and the analysts' role; returns the revision reached."""
+    """Creates or upgrades both schemas, the analysts' role and the vendors' group (its row-level
+    security on mart); returns the revision reached."""
     s = settings or load_settings()
     with engine.begin() as conn:
         # Two processes may start at once (app and scheduler): one migrates, the other waits.
@@ -87,6 +80,7 @@ def migrate(engine: Engine, settings: Settings | None = None) -> str:
         conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS app"))
         command.upgrade(_alembic_config(conn), "head")
         ensure_analyst_role(conn, s)
+        ensure_vendor_group(conn)
         return fetch_current_revision(conn)
 
 
@@ -95,7 +89,7 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
     role = s.analyst_role
     exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
     def run(template: str, *args: str) -> None:
-        _run(conn, template, *args)
+        run_utility(conn, template, *args)
 
     try:
         if not exists:
@@ -115,7 +109,7 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
         # The role may change its own defaults (ALTER ROLE CURRENT_USER SET …, outside the runner):
         # every migration puts back exactly these. The runner also sets them per transaction.
         run("ALTER ROLE %I RESET ALL", role)
-        for name, value in ANALYST_ROLE_SETTINGS.items():
+        for name, value in SQL_ROLE_SETTINGS.items():
             run("ALTER ROLE %I SET %I = %L", role, name, value)
     except sa.exc.ProgrammingError as ex:
         raise MigrationError(
@@ -124,16 +118,6 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
             "docs/architecture.md describes."
         ) from ex
     restrict_catalogs(conn, role)
-
-
-def _run(conn: Connection, template: str, *args: str) -> None:
-    """Runs a utility statement made by PostgreSQL's format() from bound values: identifiers and
-    utility statements cannot take bound parameters, so format(%I, %L) quotes them; no value is
-    spliced in Python."""
-    params = {f"a{i}": a for i, a in enumerate(args)}
-    placeholders = ", ".join(f"CAST(:a{i} AS text)" for i in range(len(args)))
-    stmt = conn.execute(sa.text(f"SELECT format(:t, {placeholders})"), {"t": template, **params}).scalar()
-    conn.execute(sa.text(stmt))
 
 
 def restrict_catalogs(conn: Connection, role: str) -> bool:
@@ -155,14 +139,14 @@ def restrict_catalogs(conn: Connection, role: str) -> bool:
             for f in functions:
                 # f is PostgreSQL's own rendering of a regprocedure: a quoted signature.
                 for keeper in keepers:
-                    _run(conn, f"GRANT EXECUTE ON FUNCTION {f} TO %I", keeper)
+                    run_utility(conn, f"GRANT EXECUTE ON FUNCTION {f} TO %I", keeper)
                 conn.execute(sa.text(f"REVOKE EXECUTE ON FUNCTION {f} FROM PUBLIC"))
             for table in tables:
                 for keeper in keepers:
-                    _run(conn, "GRANT SELECT ON pg_catalog.%I TO %I", table, keeper)
-                _run(conn, "REVOKE SELECT ON pg_catalog.%I FROM PUBLIC", table)
+                    run_utility(conn, "GRANT SELECT ON pg_catalog.%I TO %I", table, keeper)
+                run_utility(conn, "REVOKE SELECT ON pg_catalog.%I FROM PUBLIC", table)
             for table in ANALYST_CATALOGS:
-                _run(conn, "GRANT SELECT ON pg_catalog.%I TO %I", table, role)
+                run_utility(conn, "GRANT SELECT ON pg_catalog.%I TO %I", table, role)
     except sa.exc.ProgrammingError as ex:
         problem = str(ex.orig).strip()
     else:

@@ -27,6 +27,7 @@ from data.db import embedded_server, make_analyst_engine, normalise_url, recreat
 from data.schema import ensure_analyst_role, migrate
 from data.seed import seed
 from data.settings import load_settings
+from data.vendor_scope import ensure_vendor_group
 from tests.servers import SmtpServer, WebhookServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,10 +103,11 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
     url = recreate_database(admin_url, name, template)
     if template:
         # A clone gets the tables but not the database's own privileges (pg_database.datacl):
-        # set the analysts' role up on it as a migration would.
+        # set the analysts' role and the vendors' group up on it as a migration would.
         eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
         with eng.begin() as conn:
             ensure_analyst_role(conn, load_settings())
+            ensure_vendor_group(conn)
         eng.dispose()
     return url
 

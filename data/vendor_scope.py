@@ -1,0 +1,186 @@
+"""Vendor scopes: database login roles that PostgreSQL limits to some vendors' rows (issue 22).
+
+Queries made on behalf of a vendor run on a login role made for that vendor's set of vendor ids
+(`ensure_vendor_role`). The role is a member of the group role VENDOR_GROUP, which holds its only
+privileges: SELECT on the mart tables a vendor may read (`fetch_scoped_tables`), each with row-level
+security, and USAGE on the schema holding the scope lookup. The policies ask the lookup
+`vendor_scope.vendor_ids()` (security definer, reading app.vendor_scopes for the session's login
+role) which vendors the session may see, so neither SQL text nor a setting the session can change
+widens the scope:
+
+- tables with a `vendor_id` (and no customer): the rows of the scope's vendors;
+- tables with a `product_id` but no vendor: the rows of the scope's products;
+- `orders`: the orders holding a line of the scope's vendors;
+- every other table (customers, the marketplace's totals, traffic, marketing): no privilege at all.
+
+Every other role keeps every row (a policy for non-members of VENDOR_GROUP); the tables' owner
+and superusers are not subject to row-level security. The membership cannot be used to SET ROLE
+to the group, so a vendor's session stays its own role; roles, their settings and the grants are
+put back by every `python -m data migrate` (`ensure_vendor_group`).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
+
+from data.db import SQL_ROLE_SETTINGS, database_url, run_utility
+from data.settings import Settings
+
+VENDOR_GROUP = "mbi_vendors"
+SCOPE_SCHEMA = "vendor_scope"
+ROLE_PREFIX = "mbi_vendor_"
+# The session's vendor ids as an array, looked up once per statement (a sub-select); none: empty.
+_SCOPE = f"COALESCE((SELECT {SCOPE_SCHEMA}.vendor_ids()), '{{}}'::integer[])"
+# Tables with these columns describe the marketplace's customers: never a vendor's to read.
+_PRIVATE_COLUMNS = {"customer_id"}
+
+
+class VendorScopeError(ValueError):
+    """A vendor scope cannot be made as asked; the message says which vendor ids and why."""
+
+
+def fetch_scoped_tables(conn: Connection) -> dict[str, str]:
+    """mart table -> the condition (over its columns) limiting it to a vendor session's scope,
+    for every table a vendor may read (see the module docstring); others are not listed."""
+    rows = conn.execute(sa.text("""
+        SELECT c.relname, array_agg(a.attname::text)
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = 'mart' AND c.relkind IN ('r', 'p')
+        GROUP BY c.relname ORDER BY c.relname""")).all()
+    by_vendor = f"vendor_id = ANY ({_SCOPE})"
+    out = {"orders": f"""EXISTS (SELECT 1 FROM mart.order_items i
+                                 WHERE i.order_id = orders.order_id AND i.vendor_id = ANY ({_SCOPE}))"""}
+    for table, columns in rows:
+        if _PRIVATE_COLUMNS & set(columns):
+            continue
+        if "vendor_id" in columns:
+            out[table] = by_vendor
+        elif "product_id" in columns:
+            out[table] = f"product_id IN (SELECT p.product_id FROM mart.products p WHERE p.{by_vendor})"
+    return dict(sorted(out.items()))
+
+
+def ensure_vendor_group(conn: Connection) -> list[str]:
+    """Creates or puts back VENDOR_GROUP, the scope lookup and the row-level security of every
+    scoped table in this database; returns the scoped tables. Run by migrate (the migrating role
+    needs CREATEROLE, as for the analysts' role)."""
+    def run(template: str, *args: str) -> None:
+        run_utility(conn, template, *args)
+
+    if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": VENDOR_GROUP}).first():
+        run("CREATE ROLE %I NOLOGIN", VENDOR_GROUP)
+    db = conn.execute(sa.text("SELECT current_database()")).scalar()
+    run("GRANT CONNECT ON DATABASE %I TO %I", db, VENDOR_GROUP)
+    conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCOPE_SCHEMA}"))
+    run("REVOKE ALL ON SCHEMA %I FROM PUBLIC", SCOPE_SCHEMA)
+    run("GRANT USAGE ON SCHEMA %I TO %I", SCOPE_SCHEMA, VENDOR_GROUP)
+    # session_user: the role the session logged in as, which SET ROLE does not change (and inside a
+    # security-definer function current_user is the function's owner).
+    conn.execute(sa.text(f"""
+        CREATE OR REPLACE FUNCTION {SCOPE_SCHEMA}.vendor_ids() RETURNS integer[]
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+        AS $$ SELECT vendor_ids FROM app.vendor_scopes WHERE role_name = session_user $$"""))
+    run("REVOKE ALL ON FUNCTION %I.vendor_ids() FROM PUBLIC", SCOPE_SCHEMA)
+    run("GRANT EXECUTE ON FUNCTION %I.vendor_ids() TO %I", SCOPE_SCHEMA, VENDOR_GROUP)
+    run("GRANT USAGE ON SCHEMA mart TO %I", VENDOR_GROUP)
+    run("REVOKE ALL ON ALL TABLES IN SCHEMA mart FROM %I", VENDOR_GROUP)
+    tables = fetch_scoped_tables(conn)
+    # Policies are made again only where missing or changed (each ALTER and CREATE POLICY waits
+    # for the table's readers, and every start of the app migrates): the vendor policy's comment
+    # holds a digest of its condition.
+    kept = _kept_policies(conn, tables)
+    for table, condition in tables.items():
+        run("GRANT SELECT ON mart.%I TO %I", table, VENDOR_GROUP)
+        if table in kept:
+            continue
+        run("ALTER TABLE mart.%I ENABLE ROW LEVEL SECURITY", table)
+        run("DROP POLICY IF EXISTS vendor_scope ON mart.%I", table)
+        run("DROP POLICY IF EXISTS not_a_vendor ON mart.%I", table)
+        run(f"CREATE POLICY vendor_scope ON mart.%I FOR SELECT TO %I USING ({condition})", table, VENDOR_GROUP)
+        run("COMMENT ON POLICY vendor_scope ON mart.%I IS %L", table, _digest(condition))
+        run(f"CREATE POLICY not_a_vendor ON mart.%I FOR ALL TO PUBLIC USING ({_NOT_A_VENDOR}) "
+            f"WITH CHECK ({_NOT_A_VENDOR})", table)
+    return list(tables)
+
+
+# Everyone else (the analysts' role, an app role that does not own the tables): every row, decided
+# once per statement (a sub-select), not per row.
+_NOT_A_VENDOR = f"(SELECT NOT pg_has_role(current_user, '{VENDOR_GROUP}', 'MEMBER'))"
+
+
+def _digest(condition: str) -> str:
+    """What the vendor policy's comment holds: a digest of both policies' conditions."""
+    return hashlib.sha256(f"{condition}\n{_NOT_A_VENDOR}".encode()).hexdigest()
+
+
+def _kept_policies(conn: Connection, tables: dict[str, str]) -> set[str]:
+    """The scoped tables whose row-level security is on with both policies as this module makes
+    them (the vendor policy's comment is the digest of its condition)."""
+    rows = conn.execute(sa.text("""
+        SELECT c.relname, obj_description(p.oid, 'pg_policy')
+        FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+        WHERE c.relnamespace = 'mart'::regnamespace AND c.relrowsecurity AND p.polname = 'vendor_scope'
+          AND EXISTS (SELECT 1 FROM pg_policy q WHERE q.polrelid = c.oid AND q.polname = 'not_a_vendor')""")).all()
+    return {t for t, digest in rows if t in tables and digest == _digest(tables[t])}
+
+
+def vendor_role_name(vendor_ids: Iterable[int]) -> str:
+    """The login role of a set of vendor ids: mbi_vendor_17, mbi_vendor_17_18, … (a digest when
+    the ids would make a name longer than PostgreSQL's 63 characters)."""
+    ids = sorted({int(v) for v in vendor_ids})
+    name = ROLE_PREFIX + "_".join(map(str, ids))
+    return name if len(name) <= 63 else ROLE_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def vendor_password(settings: Settings, role: str) -> str:
+    """The role's password, derived from AUTH_COOKIE_KEY: the app can always log in as it, and
+    nothing else knows it (it is stored nowhere)."""
+    if not settings.cookie_key:
+        raise VendorScopeError("AUTH_COOKIE_KEY is not set: vendor database roles take their passwords from it")
+    return hmac.new(settings.cookie_key.encode(), f"vendor-role:{role}".encode(), hashlib.sha256).hexdigest()
+
+
+def ensure_vendor_role(conn: Connection, vendor_ids: Iterable[int], settings: Settings) -> str:
+    """Creates or puts back the login role seeing exactly vendor_ids (every one an existing
+    vendor) in this database; returns its name. Unknown or missing vendor ids raise
+    VendorScopeError, before anything is written."""
+    ids = sorted({int(v) for v in vendor_ids})
+    if not ids:
+        raise VendorScopeError("A vendor scope needs at least one vendor id")
+    known = set(conn.execute(sa.text("SELECT vendor_id FROM mart.vendors WHERE vendor_id = ANY(:ids)"),
+                             {"ids": ids}).scalars())
+    unknown = [v for v in ids if v not in known]
+    if unknown:
+        raise VendorScopeError(f"No vendor with id {', '.join(map(str, unknown))} in mart.vendors")
+    role = vendor_role_name(ids)
+
+    def run(template: str, *args: str) -> None:
+        run_utility(conn, template, *args)
+
+    if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
+        run("CREATE ROLE %I LOGIN INHERIT", role)
+    run("ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD %L",
+        role, vendor_password(settings, role))
+    # Its privileges come from the group only; SET FALSE: the session cannot become the group.
+    run("GRANT %I TO %I WITH INHERIT TRUE, SET FALSE", VENDOR_GROUP, role)
+    # The role may change its own defaults: put back exactly these.
+    run("ALTER ROLE %I RESET ALL", role)
+    for name, value in SQL_ROLE_SETTINGS.items():
+        run("ALTER ROLE %I SET %I = %L", role, name, value)
+    conn.execute(sa.text("""
+        INSERT INTO app.vendor_scopes (role_name, vendor_ids) VALUES (:r, :ids)
+        ON CONFLICT (role_name) DO UPDATE SET vendor_ids = excluded.vendor_ids"""), {"r": role, "ids": ids})
+    return role
+
+
+def vendor_url(settings: Settings, vendor_ids: Iterable[int]) -> str:
+    """The database URL of the login role seeing vendor_ids (made by ensure_vendor_role)."""
+    role = vendor_role_name(vendor_ids)
+    url = make_url(database_url(settings)).set(username=role, password=vendor_password(settings, role))
+    return url.render_as_string(hide_password=False)

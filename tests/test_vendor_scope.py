@@ -1,0 +1,234 @@
+"""Vendor scopes enforced by PostgreSQL (issue 22): a vendor's login role reads its own rows of every
+table it may read and nothing of the others, whatever SQL it sends (no parser in between), while
+the analysts' role and the app keep every row."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from data.rollups import refresh_rollups
+from data.settings import load_settings
+from data.vendor_scope import (VENDOR_GROUP, VendorScopeError, ensure_vendor_group, ensure_vendor_role,
+                               fetch_scoped_tables, vendor_password, vendor_role_name)
+from tests.conftest import TEST_COOKIE_KEY, clone
+
+# Three vendors; orders 1 and 3 hold lines of two vendors each.
+DATA = """
+INSERT INTO mart.vendors VALUES
+  (1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10),
+  (2, 'Beta', 'Toys', 'Europe', 'FR', '2024-01-01', 'active', 0.15),
+  (3, 'Gamma', 'Garden', 'North America', 'US', '2024-01-01', 'active', 0.12);
+INSERT INTO mart.products VALUES
+  (10, 1, 'A-10', 'Novel', 'Books', 'Fiction', 20.00, 8.00, '2024-01-01'),
+  (20, 2, 'B-20', 'Kite', 'Toys', 'Outdoor', 50.00, 30.00, '2024-01-01'),
+  (30, 3, 'G-30', 'Rake', 'Garden', 'Tools', 15.00, 6.00, '2024-01-01');
+INSERT INTO mart.customers VALUES
+  (100, 'Ann', 'DE', 'Europe', 'B2C', 'organic', '2025-01-01'),
+  (200, 'Bob', 'US', 'North America', 'B2B', 'referral', '2025-01-01');
+INSERT INTO mart.orders VALUES
+  (1, 100, '2026-03-01 12:00+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 0),
+  (2, 200, '2026-03-02 09:00+00', 'delivered', 'mobile', 'B2B', 'invoice', 'captured', 'EUR', 0),
+  (3, 200, '2026-03-03 10:00+00', 'cancelled', 'web', 'B2B', 'card', 'failed', 'EUR', 0),
+  (4, 100, '2026-03-04 10:00+00', 'delivered', 'web', 'B2C', 'card', 'captured', 'EUR', 0);
+INSERT INTO mart.order_items VALUES
+  (1, 1, 10, 1, 2, 20.00, 0.00, 8.00, 0.00),
+  (1, 2, 20, 2, 1, 50.00, 0.00, 30.00, 0.00),
+  (2, 1, 20, 2, 3, 50.00, 0.00, 30.00, 0.00),
+  (3, 1, 10, 1, 1, 20.00, 0.00, 8.00, 0.00),
+  (3, 2, 30, 3, 4, 15.00, 0.00, 6.00, 0.00),
+  (4, 1, 30, 3, 2, 15.00, 0.00, 6.00, 0.00);
+INSERT INTO mart.inventory_snapshots VALUES ('2026-03-04', 10, 5), ('2026-03-04', 20, 7), ('2026-03-04', 30, 9);
+"""
+SCOPES = {"one": [1], "two": [2, 3]}
+
+
+@pytest.fixture(scope="module")
+def world(admin_url, empty_template):
+    """A marketplace with its rollups built and a login role for vendor 1 and one for vendors 2
+    and 3; yields the app's engine and an engine per scope."""
+    settings = dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
+    with clone(admin_url, empty_template) as app:
+        with app.begin() as conn:
+            conn.execute(sa.text(DATA))
+            refresh_rollups(conn, full=True, timezone="UTC")
+            roles = {name: ensure_vendor_role(conn, ids, settings) for name, ids in SCOPES.items()}
+        engines = {name: sa.create_engine(
+            make_url(str(app.url)).set(username=role, password=vendor_password(settings, role)),
+            poolclass=sa.pool.NullPool) for name, role in roles.items()}
+        yield app, engines, roles
+        for e in engines.values():
+            e.dispose()
+
+
+def _rows(engine, sql: str) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(sa.text(f"SELECT t::text FROM ({sql}) t")).scalars())
+
+
+def _expected(table: str, ids: list[int]) -> str:
+    """The rows of table a scope of ids should see, computed on the app's connection from the raw
+    keys (independently of the policies)."""
+    if table == "orders":
+        return f"SELECT * FROM mart.orders o WHERE EXISTS (SELECT 1 FROM mart.order_items i " \
+               f"WHERE i.order_id = o.order_id AND i.vendor_id IN ({', '.join(map(str, ids))}))"
+    cols = {"vendor_id": f"vendor_id IN ({', '.join(map(str, ids))})",
+            "product_id": f"product_id IN (SELECT product_id FROM mart.products WHERE vendor_id IN "
+                          f"({', '.join(map(str, ids))}))"}
+    return f"SELECT * FROM mart.{table} WHERE {cols['vendor_id' if table in _WITH_VENDOR else 'product_id']}"
+
+
+_WITH_VENDOR = {"order_items", "products", "vendors"}
+
+
+def test_each_scope_reads_exactly_its_own_rows_of_every_readable_table(world):
+    app, engines, _ = world
+    with app.connect() as conn:
+        tables = fetch_scoped_tables(conn)
+        has_vendor = {t for (t,) in conn.execute(sa.text(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE table_schema = 'mart' AND column_name = 'vendor_id'"))}
+    _WITH_VENDOR.update(has_vendor)
+    assert {"order_items", "orders", "products", "vendors", "inventory_snapshots", "rollup_vendor_daily",
+            "rollup_product_daily", "rollup_stock_cover", "rollup_vendor_dims_daily",
+            "rollup_product_dims_daily"} <= set(tables)
+    assert not {"customers", "rollup_sales_daily", "rollup_customer_daily", "traffic_daily",
+                "marketing_spend", "customer_scores", "customer_score_main_vendors"} & set(tables)
+    seen_hidden = 0
+    for table in tables:
+        every = _rows(app, f"SELECT * FROM mart.{table}")
+        for name, ids in SCOPES.items():
+            got = _rows(engines[name], f"SELECT * FROM mart.{table}")
+            assert got == _rows(app, _expected(table, ids)), (table, name)
+            seen_hidden += len(every) - len(got)
+        if table in ("order_items", "orders", "products", "rollup_vendor_daily", "rollup_product_daily"):
+            assert every and any(_rows(engines[n], f"SELECT * FROM mart.{table}") != every for n in SCOPES), table
+    assert seen_hidden > 50
+
+
+def test_an_order_shared_by_two_vendors_shows_each_only_its_own_lines(world):
+    _, engines, _ = world
+    got = _rows(engines["one"], """SELECT o.order_id, i.line_no, i.vendor_id
+                                   FROM mart.orders o JOIN mart.order_items i USING (order_id)""")
+    assert got == ["(1,1,1)", "(3,1,1)"]
+    # What the other vendor sold in that order stays hidden, even summed.
+    with engines["one"].connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*), COALESCE(sum(quantity), 0) FROM mart.order_items "
+                                    "WHERE order_id IN (1, 3) AND vendor_id <> 1")).one() == (0, 0)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM mart.customers",
+    "SELECT * FROM mart.rollup_sales_daily",
+    "SELECT * FROM mart.rollup_customer_daily",
+    "SELECT * FROM mart.traffic_daily",
+    "SELECT * FROM app.users",
+    "SELECT * FROM app.vendor_scopes",
+    "UPDATE app.vendor_scopes SET vendor_ids = '{1,2,3}'",
+    "SET ROLE " + VENDOR_GROUP,
+    "SET ROLE mbi_vendor_2_3",
+    "SELECT set_config('role', 'mbi_vendor_2_3', false)",
+    "SET SESSION AUTHORIZATION mbi_vendor_2_3",
+    "INSERT INTO mart.order_items VALUES (4, 9, 20, 2, 1, 1, 0, 1, 0)",
+    "DELETE FROM mart.order_items",
+    "CREATE TEMP TABLE stolen (a int)",
+    "CREATE FUNCTION public.leak(integer) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+    "SELECT datname FROM pg_database",
+    "SELECT * FROM pg_stat_activity",
+    "SELECT query_to_xml('SELECT * FROM mart.order_items', true, true, '')",
+    "SELECT pg_advisory_lock(1)",
+    "SELECT pg_cancel_backend(pg_backend_pid())",
+    "SELECT pg_sleep(5)",
+    "ALTER TABLE mart.order_items DISABLE ROW LEVEL SECURITY",
+    "DROP POLICY vendor_scope ON mart.order_items",
+    "GRANT mbi_vendor_2_3 TO CURRENT_USER",
+])
+def test_hostile_sql_on_a_vendor_role_is_refused_by_postgresql(world, sql):
+    app, engines, _ = world
+    before = {t: _rows(app, f"SELECT * FROM mart.{t}") for t in ("order_items", "vendors")}
+    with engines["one"].connect() as conn, pytest.raises(sa.exc.DBAPIError) as caught:
+        conn.execute(sa.text(sql))
+    # Refused for want of a privilege (42501), or as a write in a read-only session (25006): not a
+    # mistake in the test's SQL.
+    assert caught.value.orig.sqlstate in ("42501", "25006"), caught.value.orig
+    assert {t: _rows(app, f"SELECT * FROM mart.{t}") for t in before} == before
+    with app.connect() as conn:
+        assert conn.execute(sa.text("SELECT vendor_ids FROM app.vendor_scopes WHERE role_name = 'mbi_vendor_1'")
+                            ).scalar() == [1]
+
+
+def test_settings_a_vendor_session_may_change_do_not_widen_its_scope(world):
+    _, engines, _ = world
+    with engines["one"].connect() as conn:
+        for sql in ("SET search_path = public, mart", "SELECT set_config('application_name', 'mbi_vendor_2_3', false)",
+                    "SET default_transaction_read_only = off"):
+            conn.execute(sa.text(sql))
+        conn.commit()   # the session keeps them
+        assert conn.execute(sa.text("SELECT DISTINCT vendor_id FROM mart.order_items")).scalars().all() == [1]
+        assert conn.execute(sa.text("SELECT vendor_scope.vendor_ids()")).scalar() == [1]
+        # Out of read-only, a write is still refused: the role may only read.
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            conn.execute(sa.text("DELETE FROM mart.order_items"))
+        conn.rollback()
+        # Switching row security off makes a scoped read fail, not widen.
+        conn.execute(sa.text("SET row_security = off"))
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
+            conn.execute(sa.text("SELECT count(*) FROM mart.order_items"))
+
+
+def test_the_analysts_role_and_the_app_keep_every_row(world, admin_url):
+    app, _, _ = world
+    analyst = sa.create_engine(make_url(str(app.url)).set(username=load_settings().analyst_role),
+                               poolclass=sa.pool.NullPool)
+    for table in ("order_items", "orders", "products", "rollup_vendor_daily", "rollup_stock_cover"):
+        assert _rows(analyst, f"SELECT * FROM mart.{table}") == _rows(app, f"SELECT * FROM mart.{table}") != []
+    analyst.dispose()
+
+
+def test_a_scope_of_unknown_or_no_vendors_is_refused_and_nothing_is_written(empty_engine):
+    settings = dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO mart.vendors VALUES "
+                             "(1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10)"))
+    for ids, message in (([1, 998, 999], "No vendor with id 998, 999 in mart.vendors"),
+                         ([], "at least one vendor id")):
+        with empty_engine.begin() as conn, pytest.raises(VendorScopeError, match=message):
+            ensure_vendor_role(conn, ids, settings)
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM app.vendor_scopes")).scalar() == 0
+        assert not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'mbi_vendor_1_998_999'")).first()
+    with pytest.raises(VendorScopeError, match="AUTH_COOKIE_KEY"):
+        vendor_password(dataclasses.replace(settings, cookie_key=""), "mbi_vendor_1")
+
+
+def test_role_names_fit_postgresql():
+    assert vendor_role_name([18, 17, 17]) == "mbi_vendor_17_18"
+    many = vendor_role_name(range(1000, 1100))
+    assert len(many) <= 63 and many.startswith("mbi_vendor_") and many == vendor_role_name(reversed(range(1000, 1100)))
+
+
+def test_a_migration_keeps_the_policies_it_made_and_puts_back_changed_ones(empty_engine):
+    def policies(conn):
+        return dict(conn.execute(sa.text("""
+            SELECT c.relname || '.' || p.polname, p.oid FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+            WHERE c.relnamespace = 'mart'::regnamespace""")).all())
+
+    with empty_engine.begin() as conn:
+        before = policies(conn)
+        assert "order_items.vendor_scope" in before and "orders.not_a_vendor" in before
+        ensure_vendor_group(conn)
+        assert policies(conn) == before   # not dropped and made again: no lock on the tables
+        conn.execute(sa.text("DROP POLICY not_a_vendor ON mart.vendors"))
+        conn.execute(sa.text("ALTER TABLE mart.products DISABLE ROW LEVEL SECURITY"))
+        conn.execute(sa.text("DROP POLICY vendor_scope ON mart.orders"))
+        conn.execute(sa.text("CREATE POLICY vendor_scope ON mart.orders FOR SELECT TO mbi_vendors USING (true)"))
+        ensure_vendor_group(conn)
+        after = policies(conn)
+        assert after.keys() == before.keys()
+        assert {k for k in after if after[k] != before[k]} == {
+            "vendors.vendor_scope", "vendors.not_a_vendor", "products.vendor_scope", "products.not_a_vendor",
+            "orders.vendor_scope", "orders.not_a_vendor"}
+        rls = "SELECT relrowsecurity FROM pg_class WHERE oid = 'mart.products'::regclass"
+        assert conn.execute(sa.text(rls)).scalar()
