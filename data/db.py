@@ -262,10 +262,11 @@ SQL_ROLE_SETTINGS = {
 def run_utility(conn: Connection, template: str, *args: str) -> None:
     """Runs a utility statement made by PostgreSQL's format() from bound values: identifiers and
     utility statements cannot take bound parameters, so format(%I, %L) quotes them; no value is
-    spliced in Python."""
+    spliced in Python. pg_catalog's format, named: a function another role put in a schema on the
+    search path cannot stand in for it."""
     params = {f"a{i}": a for i, a in enumerate(args)}
-    placeholders = ", ".join(f"CAST(:a{i} AS text)" for i in range(len(args)))
-    stmt = conn.execute(sa.text(f"SELECT format(:t, {placeholders})"), {"t": template, **params}).scalar()
+    values = ", ".join(["CAST(:t AS text)", *(f"CAST(:a{i} AS text)" for i in range(len(args)))])
+    stmt = conn.execute(sa.text(f"SELECT pg_catalog.format({values})"), {"t": template, **params}).scalar()
     conn.execute(sa.text(stmt))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from data.db import SQL_ROLE_SETTINGS, run_utility
 from data.settings import Settings, load_settings
-from data.vendor_scope import ensure_vendor_group
+from data.vendor_scope import ensure_vendor_group, ensure_vendor_roles
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 log = logging.getLogger("data.schema")
@@ -34,7 +34,8 @@ RESTRICTED_FUNCTIONS = (
     "ts_stat", "ts_rewrite", "pg_get_functiondef", "pg_get_function_arguments", "pg_get_function_result",
     "pg_get_function_identity_arguments", "pg_get_triggerdef", "pg_get_viewdef", "pg_get_ruledef",
     "pg_get_indexdef", "pg_get_constraintdef", "pg_get_statisticsobjdef", "pg_get_partkeydef", "pg_get_userbyid",
-    "pg_tablespace_databases", "pg_database_size", "pg_show_all_settings", "pg_show_all_file_settings",
+    "pg_tablespace_databases", "pg_database_size", "pg_relation_size", "pg_table_size", "pg_total_relation_size",
+    "pg_indexes_size", "pg_show_all_settings", "pg_show_all_file_settings",
     "pg_get_keywords", "pg_get_replication_slots", "pg_get_shmem_allocations", "pg_prepared_xact",
 )
 RESTRICTED_FUNCTION_PREFIXES = ("pg_advisory", "pg_try_advisory", "pg_stat_get_", "pg_stat_reset")
@@ -81,6 +82,7 @@ def migrate(engine: Engine, settings: Settings | None = None) -> str:
         command.upgrade(_alembic_config(conn), "head")
         ensure_analyst_role(conn, s)
         ensure_vendor_group(conn)
+        ensure_vendor_roles(conn, s)
         return fetch_current_revision(conn)
 
 
@@ -102,6 +104,9 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
         run("GRANT CONNECT ON DATABASE %I TO %I", db, role)
         run("GRANT TEMPORARY ON DATABASE %I TO %I", db, conn.execute(sa.text("SELECT current_user")).scalar())
         run("REVOKE ALL ON SCHEMA app FROM %I", role)
+        # Databases made before PostgreSQL 15 (or restored from them) let PUBLIC create objects in
+        # schema public, where a function could stand in for one the app calls: taken from all.
+        run("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         run("REVOKE CREATE ON SCHEMA public FROM %I", role)
         run("GRANT USAGE ON SCHEMA mart TO %I", role)
         run("GRANT SELECT ON ALL TABLES IN SCHEMA mart TO %I", role)

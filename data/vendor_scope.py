@@ -9,14 +9,20 @@ role) which vendors the session may see, so neither SQL text nor a setting the s
 widens the scope:
 
 - tables with a `vendor_id` (and no customer): the rows of the scope's vendors;
-- tables with a `product_id` but no vendor: the rows of the scope's products;
+- inventory snapshots (keyed by product): the rows of the scope's products; tables keyed by product
+  that sum order lines (the product cube, the stock cover) are not readable, since nothing in the
+  data contract makes a line's vendor its product's;
 - `orders`: the orders holding a line of the scope's vendors;
 - every other table (customers, the marketplace's totals, traffic, marketing): no privilege at all.
 
 Every other role keeps every row (a policy for non-members of VENDOR_GROUP); the tables' owner
 and superusers are not subject to row-level security. The membership cannot be used to SET ROLE
 to the group, so a vendor's session stays its own role; roles, their settings and the grants are
-put back by every `python -m data migrate` (`ensure_vendor_group`).
+put back by every `python -m data migrate` (`ensure_vendor_group`, `ensure_vendor_roles`).
+
+The scope is the session's login role (`session_user`): the app must log in as the vendor's role
+(`vendor_url`). SET ROLE on another connection would leave the scope empty, and SET SESSION
+AUTHORIZATION could be undone by the vendor's SQL.
 """
 from __future__ import annotations
 
@@ -37,6 +43,10 @@ ROLE_PREFIX = "mbi_vendor_"
 _SCOPE = f"COALESCE((SELECT {SCOPE_SCHEMA}.vendor_ids()), '{{}}'::integer[])"
 # Tables with these columns describe the marketplace's customers: never a vendor's to read.
 _PRIVATE_COLUMNS = {"customer_id"}
+# Tables keyed by product but not by vendor that hold no order line's figures: scoped by the
+# product's vendor. The others (the product cube, the stock cover) sum every line of a product,
+# and nothing in the data contract makes a line's vendor its product's: not readable until it does.
+_PRODUCT_SCOPED = {"inventory_snapshots"}
 
 
 class VendorScopeError(ValueError):
@@ -61,7 +71,7 @@ def fetch_scoped_tables(conn: Connection) -> dict[str, str]:
             continue
         if "vendor_id" in columns:
             out[table] = by_vendor
-        elif "product_id" in columns:
+        elif "product_id" in columns and table in _PRODUCT_SCOPED:
             out[table] = f"product_id IN (SELECT p.product_id FROM mart.products p WHERE p.{by_vendor})"
     return dict(sorted(out.items()))
 
@@ -93,41 +103,51 @@ def ensure_vendor_group(conn: Connection) -> list[str]:
     tables = fetch_scoped_tables(conn)
     # Policies are made again only where missing or changed (each ALTER and CREATE POLICY waits
     # for the table's readers, and every start of the app migrates): the vendor policy's comment
-    # holds a digest of its condition.
-    kept = _kept_policies(conn, tables)
+    # holds a digest of the conditions this module writes and of the table's policies as the
+    # catalog held them once made, so an altered, dropped or added policy is noticed.
+    state = _policy_state(conn)
     for table, condition in tables.items():
         run("GRANT SELECT ON mart.%I TO %I", table, VENDOR_GROUP)
-        if table in kept:
+        rls_on, policies, note = state.get(table, (False, "", None))
+        if rls_on and note == f"{_digest(condition)}:{policies}":
             continue
         run("ALTER TABLE mart.%I ENABLE ROW LEVEL SECURITY", table)
-        run("DROP POLICY IF EXISTS vendor_scope ON mart.%I", table)
-        run("DROP POLICY IF EXISTS not_a_vendor ON mart.%I", table)
+        for (name,) in conn.execute(sa.text("SELECT polname FROM pg_policy WHERE polrelid = CAST(:t AS regclass)"),
+                                    {"t": f"mart.{table}"}).all():
+            run("DROP POLICY %I ON mart.%I", name, table)
         run(f"CREATE POLICY vendor_scope ON mart.%I FOR SELECT TO %I USING ({condition})", table, VENDOR_GROUP)
-        run("COMMENT ON POLICY vendor_scope ON mart.%I IS %L", table, _digest(condition))
         run(f"CREATE POLICY not_a_vendor ON mart.%I FOR ALL TO PUBLIC USING ({_NOT_A_VENDOR}) "
             f"WITH CHECK ({_NOT_A_VENDOR})", table)
+        run("COMMENT ON POLICY vendor_scope ON mart.%I IS %L", table,
+            f"{_digest(condition)}:{_policy_state(conn)[table][1]}")
     return list(tables)
 
 
 # Everyone else (the analysts' role, an app role that does not own the tables): every row, decided
-# once per statement (a sub-select), not per row.
-_NOT_A_VENDOR = f"(SELECT NOT pg_has_role(current_user, '{VENDOR_GROUP}', 'MEMBER'))"
+# once per statement (a sub-select), not per row. USAGE: the membership the policies' TO clause
+# follows (MEMBER would also count a role that only administers the group).
+_NOT_A_VENDOR = f"(SELECT NOT pg_has_role(current_user, '{VENDOR_GROUP}', 'USAGE'))"
 
 
 def _digest(condition: str) -> str:
-    """What the vendor policy's comment holds: a digest of both policies' conditions."""
+    """A digest of the two policies' conditions as this module writes them."""
     return hashlib.sha256(f"{condition}\n{_NOT_A_VENDOR}".encode()).hexdigest()
 
 
-def _kept_policies(conn: Connection, tables: dict[str, str]) -> set[str]:
-    """The scoped tables whose row-level security is on with both policies as this module makes
-    them (the vendor policy's comment is the digest of its condition)."""
+def _policy_state(conn: Connection) -> dict[str, tuple[bool, str, str | None]]:
+    """mart table -> (row-level security on, a digest of its policies as the catalog holds them,
+    the vendor policy's comment)."""
     rows = conn.execute(sa.text("""
-        SELECT c.relname, obj_description(p.oid, 'pg_policy')
-        FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-        WHERE c.relnamespace = 'mart'::regnamespace AND c.relrowsecurity AND p.polname = 'vendor_scope'
-          AND EXISTS (SELECT 1 FROM pg_policy q WHERE q.polrelid = c.oid AND q.polname = 'not_a_vendor')""")).all()
-    return {t for t, digest in rows if t in tables and digest == _digest(tables[t])}
+        SELECT c.relname, c.relrowsecurity,
+               md5(COALESCE(string_agg(
+                   concat_ws('|', p.polname, p.polcmd, p.polpermissive, p.polroles::text,
+                             pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)),
+                   ',' ORDER BY p.polname), '')),
+               max(obj_description(p.oid, 'pg_policy')) FILTER (WHERE p.polname = 'vendor_scope')
+        FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
+        WHERE c.relnamespace = 'mart'::regnamespace AND c.relkind IN ('r', 'p')
+        GROUP BY c.relname, c.relrowsecurity""")).all()
+    return {t: (on, state, note) for t, on, state, note in rows}
 
 
 def vendor_role_name(vendor_ids: Iterable[int]) -> str:
@@ -159,24 +179,49 @@ def ensure_vendor_role(conn: Connection, vendor_ids: Iterable[int], settings: Se
     if unknown:
         raise VendorScopeError(f"No vendor with id {', '.join(map(str, unknown))} in mart.vendors")
     role = vendor_role_name(ids)
-
-    def run(template: str, *args: str) -> None:
-        run_utility(conn, template, *args)
-
     if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
-        run("CREATE ROLE %I LOGIN INHERIT", role)
-    run("ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD %L",
-        role, vendor_password(settings, role))
-    # Its privileges come from the group only; SET FALSE: the session cannot become the group.
-    run("GRANT %I TO %I WITH INHERIT TRUE, SET FALSE", VENDOR_GROUP, role)
-    # The role may change its own defaults: put back exactly these.
-    run("ALTER ROLE %I RESET ALL", role)
-    for name, value in SQL_ROLE_SETTINGS.items():
-        run("ALTER ROLE %I SET %I = %L", role, name, value)
+        run_utility(conn, "CREATE ROLE %I LOGIN INHERIT", role)
+    _put_back_role(conn, role, vendor_password(settings, role))
     conn.execute(sa.text("""
         INSERT INTO app.vendor_scopes (role_name, vendor_ids) VALUES (:r, :ids)
         ON CONFLICT (role_name) DO UPDATE SET vendor_ids = excluded.vendor_ids"""), {"r": role, "ids": ids})
     return role
+
+
+def ensure_vendor_roles(conn: Connection, settings: Settings) -> list[str]:
+    """Puts back every vendor role of this database's scopes as ensure_vendor_role makes it (a
+    vendor session may have changed its own settings or password); returns their names. Run by
+    migrate. Without AUTH_COOKIE_KEY the passwords stay as they are."""
+    roles = conn.execute(sa.text("""
+        SELECT s.role_name FROM app.vendor_scopes s JOIN pg_roles r ON r.rolname = s.role_name
+        ORDER BY 1""")).scalars().all()
+    for role in roles:
+        _put_back_role(conn, role, vendor_password(settings, role) if settings.cookie_key else None)
+    return roles
+
+
+def _put_back_role(conn: Connection, role: str, password: str | None) -> None:
+    """The role's attributes, password, memberships, grants and settings as this module makes them."""
+    def run(template: str, *args: str) -> None:
+        run_utility(conn, template, *args)
+
+    run("ALTER ROLE %I LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", role)
+    if password is not None:
+        run("ALTER ROLE %I PASSWORD %L", role, password)
+    # Its privileges come from the group only; SET FALSE: the session cannot become the group.
+    for (other,) in conn.execute(sa.text("""
+            SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+            JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = :r AND g.rolname <> :g"""),
+            {"r": role, "g": VENDOR_GROUP}).all():
+        run("REVOKE %I FROM %I", other, role)
+    run("GRANT %I TO %I WITH INHERIT TRUE, SET FALSE", VENDOR_GROUP, role)
+    run("REVOKE ALL ON ALL TABLES IN SCHEMA mart FROM %I", role)
+    run("REVOKE ALL ON SCHEMA app FROM %I", role)
+    # The role may change its own defaults, also for one database: put back exactly these.
+    run("ALTER ROLE %I RESET ALL", role)
+    run("ALTER ROLE %I IN DATABASE %I RESET ALL", role, conn.execute(sa.text("SELECT current_database()")).scalar())
+    for name, value in SQL_ROLE_SETTINGS.items():
+        run("ALTER ROLE %I SET %I = %L", role, name, value)
 
 
 def vendor_url(settings: Settings, vendor_ids: Iterable[int]) -> str:

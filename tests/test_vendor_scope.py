@@ -9,7 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from data.db import SQL_ROLE_SETTINGS
 from data.rollups import refresh_rollups
+from data.schema import migrate
 from data.settings import load_settings
 from data.vendor_scope import (VENDOR_GROUP, VendorScopeError, ensure_vendor_group, ensure_vendor_role,
                                fetch_scoped_tables, vendor_password, vendor_role_name)
@@ -92,10 +94,11 @@ def test_each_scope_reads_exactly_its_own_rows_of_every_readable_table(world):
             "WHERE table_schema = 'mart' AND column_name = 'vendor_id'"))}
     _WITH_VENDOR.update(has_vendor)
     assert {"order_items", "orders", "products", "vendors", "inventory_snapshots", "rollup_vendor_daily",
-            "rollup_product_daily", "rollup_stock_cover", "rollup_vendor_dims_daily",
-            "rollup_product_dims_daily"} <= set(tables)
-    assert not {"customers", "rollup_sales_daily", "rollup_customer_daily", "traffic_daily",
-                "marketing_spend", "customer_scores", "customer_score_main_vendors"} & set(tables)
+            "rollup_product_daily", "rollup_vendor_dims_daily"} <= set(tables)
+    # Customers, the marketplace's totals, and tables that sum a product's lines of every vendor.
+    assert not {"customers", "rollup_sales_daily", "rollup_customer_daily", "traffic_daily", "marketing_spend",
+                "customer_scores", "customer_score_main_vendors", "rollup_stock_cover",
+                "rollup_product_dims_daily"} & set(tables)
     seen_hidden = 0
     for table in tables:
         every = _rows(app, f"SELECT * FROM mart.{table}")
@@ -141,6 +144,8 @@ def test_an_order_shared_by_two_vendors_shows_each_only_its_own_lines(world):
     "SELECT pg_advisory_lock(1)",
     "SELECT pg_cancel_backend(pg_backend_pid())",
     "SELECT pg_sleep(5)",
+    "SELECT pg_total_relation_size('mart.order_items')",
+    "SELECT * FROM mart.rollup_stock_cover",
     "ALTER TABLE mart.order_items DISABLE ROW LEVEL SECURITY",
     "DROP POLICY vendor_scope ON mart.order_items",
     "GRANT mbi_vendor_2_3 TO CURRENT_USER",
@@ -148,15 +153,19 @@ def test_an_order_shared_by_two_vendors_shows_each_only_its_own_lines(world):
 def test_hostile_sql_on_a_vendor_role_is_refused_by_postgresql(world, sql):
     app, engines, _ = world
     before = {t: _rows(app, f"SELECT * FROM mart.{t}") for t in ("order_items", "vendors")}
-    with engines["one"].connect() as conn, pytest.raises(sa.exc.DBAPIError) as caught:
-        conn.execute(sa.text(sql))
-    # Refused for want of a privilege (42501), or as a write in a read-only session (25006): not a
-    # mistake in the test's SQL.
-    assert caught.value.orig.sqlstate in ("42501", "25006"), caught.value.orig
+    with engines["one"].connect() as conn:
+        # Out of the role's read-only default (a session may leave it), so that what refuses is
+        # the want of a privilege (42501), not a read-only transaction.
+        conn.execute(sa.text("SET default_transaction_read_only = off"))
+        conn.commit()
+        with pytest.raises(sa.exc.DBAPIError) as caught:
+            conn.execute(sa.text(sql))
+    assert caught.value.orig.sqlstate == "42501", caught.value.orig
     assert {t: _rows(app, f"SELECT * FROM mart.{t}") for t in before} == before
     with app.connect() as conn:
         assert conn.execute(sa.text("SELECT vendor_ids FROM app.vendor_scopes WHERE role_name = 'mbi_vendor_1'")
                             ).scalar() == [1]
+        assert not conn.execute(sa.text("SELECT 1 FROM pg_proc WHERE proname = 'leak'")).first()
 
 
 def test_settings_a_vendor_session_may_change_do_not_widen_its_scope(world):
@@ -182,7 +191,7 @@ def test_the_analysts_role_and_the_app_keep_every_row(world, admin_url):
     app, _, _ = world
     analyst = sa.create_engine(make_url(str(app.url)).set(username=load_settings().analyst_role),
                                poolclass=sa.pool.NullPool)
-    for table in ("order_items", "orders", "products", "rollup_vendor_daily", "rollup_stock_cover"):
+    for table in ("order_items", "orders", "products", "rollup_vendor_daily", "inventory_snapshots"):
         assert _rows(analyst, f"SELECT * FROM mart.{table}") == _rows(app, f"SELECT * FROM mart.{table}") != []
     analyst.dispose()
 
@@ -222,13 +231,45 @@ def test_a_migration_keeps_the_policies_it_made_and_puts_back_changed_ones(empty
         assert policies(conn) == before   # not dropped and made again: no lock on the tables
         conn.execute(sa.text("DROP POLICY not_a_vendor ON mart.vendors"))
         conn.execute(sa.text("ALTER TABLE mart.products DISABLE ROW LEVEL SECURITY"))
-        conn.execute(sa.text("DROP POLICY vendor_scope ON mart.orders"))
-        conn.execute(sa.text("CREATE POLICY vendor_scope ON mart.orders FOR SELECT TO mbi_vendors USING (true)"))
+        conn.execute(sa.text("ALTER POLICY vendor_scope ON mart.orders USING (true)"))   # its comment stays
+        conn.execute(sa.text("CREATE POLICY extra ON mart.order_items FOR SELECT TO mbi_vendors USING (true)"))
         ensure_vendor_group(conn)
         after = policies(conn)
         assert after.keys() == before.keys()
         assert {k for k in after if after[k] != before[k]} == {
-            "vendors.vendor_scope", "vendors.not_a_vendor", "products.vendor_scope", "products.not_a_vendor",
-            "orders.vendor_scope", "orders.not_a_vendor"}
+            f"{t}.{p}" for t in ("vendors", "products", "orders", "order_items")
+            for p in ("vendor_scope", "not_a_vendor")}
         rls = "SELECT relrowsecurity FROM pg_class WHERE oid = 'mart.products'::regclass"
         assert conn.execute(sa.text(rls)).scalar()
+
+
+def test_a_migration_puts_back_what_a_vendor_session_changed_and_closes_schema_public(empty_engine):
+    settings = dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO mart.vendors VALUES "
+                             "(7, 'Eta', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10)"))
+        role = ensure_vendor_role(conn, [7], settings)
+        # As a database made before PostgreSQL 15 has it.
+        conn.execute(sa.text("GRANT CREATE ON SCHEMA public TO PUBLIC"))
+        db = conn.execute(sa.text("SELECT current_database()")).scalar()
+    url = make_url(str(empty_engine.url)).set(username=role, password=vendor_password(settings, role))
+    vendor = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with vendor.connect() as conn:
+        conn.execute(sa.text("SET default_transaction_read_only = off"))
+        conn.commit()
+        conn.execute(sa.text("ALTER ROLE CURRENT_USER SET statement_timeout = 0"))
+        conn.execute(sa.text(f'ALTER ROLE CURRENT_USER IN DATABASE "{db}" SET work_mem = \'1GB\''))
+        conn.commit()
+    vendor.dispose()
+
+    def settings_of(conn):
+        return sorted(s for row in conn.execute(sa.text("""
+            SELECT setconfig FROM pg_db_role_setting WHERE setrole = CAST(:r AS regrole)"""), {"r": role}).scalars()
+                      for s in row)
+
+    with empty_engine.connect() as conn:
+        assert "statement_timeout=0" in settings_of(conn) and "work_mem=1GB" in settings_of(conn)
+    migrate(empty_engine, settings)
+    with empty_engine.connect() as conn:
+        assert settings_of(conn) == sorted(f"{k}={v}" for k, v in SQL_ROLE_SETTINGS.items())
+        assert not conn.execute(sa.text("SELECT has_schema_privilege('public', 'public', 'CREATE')")).scalar()
