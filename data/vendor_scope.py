@@ -15,8 +15,9 @@ widens the scope:
 - `orders`: the orders holding a line of the scope's vendors;
 - every other table (customers, the marketplace's totals, traffic, marketing): no privilege at all.
 
-Every other role keeps every row (a policy for non-members of VENDOR_GROUP); the tables' owner
-and superusers are not subject to row-level security. The membership cannot be used to SET ROLE
+Every role keeps every row (policy `every_row`) but a vendor's, which the restrictive policy
+`vendor_scope` limits to its scope; the tables' owner and superusers are not subject to
+row-level security. The membership cannot be used to SET ROLE
 to the group, so a vendor's session stays its own role; roles, their settings and the grants are
 put back by every `python -m data migrate` (`ensure_vendor_group`, `ensure_vendor_roles`).
 
@@ -115,23 +116,21 @@ def ensure_vendor_group(conn: Connection) -> list[str]:
         for (name,) in conn.execute(sa.text("SELECT polname FROM pg_policy WHERE polrelid = CAST(:t AS regclass)"),
                                     {"t": f"mart.{table}"}).all():
             run("DROP POLICY %I ON mart.%I", name, table)
-        run(f"CREATE POLICY vendor_scope ON mart.%I FOR SELECT TO %I USING ({condition})", table, VENDOR_GROUP)
-        run(f"CREATE POLICY not_a_vendor ON mart.%I FOR ALL TO PUBLIC USING ({_NOT_A_VENDOR}) "
-            f"WITH CHECK ({_NOT_A_VENDOR})", table)
+        # Every role reads every row (every_row, permissive), but a vendor's only the rows its scope
+        # allows (vendor_scope, restrictive: AND-ed with the permissive ones). A permissive vendor
+        # policy beside an "everyone but vendors" one was OR-ed with it, so no index served the
+        # scope: a vendor's count of its lines at 10M read all 10M index entries (642 ms, 3 ms now).
+        run("CREATE POLICY every_row ON mart.%I FOR ALL TO PUBLIC USING (true) WITH CHECK (true)", table)
+        run(f"CREATE POLICY vendor_scope ON mart.%I AS RESTRICTIVE FOR SELECT TO %I USING ({condition})",
+            table, VENDOR_GROUP)
         run("COMMENT ON POLICY vendor_scope ON mart.%I IS %L", table,
             f"{_digest(condition)}:{_policy_state(conn)[table][1]}")
     return list(tables)
 
 
-# Everyone else (the analysts' role, an app role that does not own the tables): every row, decided
-# once per statement (a sub-select), not per row. USAGE: the membership the policies' TO clause
-# follows (MEMBER would also count a role that only administers the group).
-_NOT_A_VENDOR = f"(SELECT NOT pg_has_role(current_user, '{VENDOR_GROUP}', 'USAGE'))"
-
-
 def _digest(condition: str) -> str:
-    """A digest of the two policies' conditions as this module writes them."""
-    return hashlib.sha256(f"{condition}\n{_NOT_A_VENDOR}".encode()).hexdigest()
+    """A digest of the policies' conditions as this module writes them."""
+    return hashlib.sha256(f"restrictive\n{condition}".encode()).hexdigest()
 
 
 def _policy_state(conn: Connection) -> dict[str, tuple[bool, str, str | None]]:

@@ -226,10 +226,10 @@ def test_a_migration_keeps_the_policies_it_made_and_puts_back_changed_ones(empty
 
     with empty_engine.begin() as conn:
         before = policies(conn)
-        assert "order_items.vendor_scope" in before and "orders.not_a_vendor" in before
+        assert "order_items.vendor_scope" in before and "orders.every_row" in before
         ensure_vendor_group(conn)
         assert policies(conn) == before   # not dropped and made again: no lock on the tables
-        conn.execute(sa.text("DROP POLICY not_a_vendor ON mart.vendors"))
+        conn.execute(sa.text("DROP POLICY every_row ON mart.vendors"))
         conn.execute(sa.text("ALTER TABLE mart.products DISABLE ROW LEVEL SECURITY"))
         conn.execute(sa.text("ALTER POLICY vendor_scope ON mart.orders USING (true)"))   # its comment stays
         conn.execute(sa.text("CREATE POLICY extra ON mart.order_items FOR SELECT TO mbi_vendors USING (true)"))
@@ -238,7 +238,7 @@ def test_a_migration_keeps_the_policies_it_made_and_puts_back_changed_ones(empty
         assert after.keys() == before.keys()
         assert {k for k in after if after[k] != before[k]} == {
             f"{t}.{p}" for t in ("vendors", "products", "orders", "order_items")
-            for p in ("vendor_scope", "not_a_vendor")}
+            for p in ("vendor_scope", "every_row")}
         rls = "SELECT relrowsecurity FROM pg_class WHERE oid = 'mart.products'::regclass"
         assert conn.execute(sa.text(rls)).scalar()
 
