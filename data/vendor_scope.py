@@ -166,17 +166,21 @@ def vendor_password(settings: Settings, role: str) -> str:
 
 
 def ensure_vendor_role(conn: Connection, vendor_ids: Iterable[int], settings: Settings) -> str:
-    """Creates or puts back the login role seeing exactly vendor_ids (every one an existing
-    vendor) in this database; returns its name. Unknown or missing vendor ids raise
-    VendorScopeError, before anything is written."""
+    """Creates or puts back the login role seeing exactly vendor_ids (every one an existing vendor
+    that is not closed) in this database; returns its name. Unknown, closed or missing vendor ids
+    raise VendorScopeError, before anything is written."""
     ids = sorted({int(v) for v in vendor_ids})
     if not ids:
         raise VendorScopeError("A vendor scope needs at least one vendor id")
-    known = set(conn.execute(sa.text("SELECT vendor_id FROM mart.vendors WHERE vendor_id = ANY(:ids)"),
-                             {"ids": ids}).scalars())
-    unknown = [v for v in ids if v not in known]
+    status = dict(conn.execute(sa.text("SELECT vendor_id, status FROM mart.vendors WHERE vendor_id = ANY(:ids)"),
+                               {"ids": ids}).all())
+    unknown = [v for v in ids if v not in status]
     if unknown:
         raise VendorScopeError(f"No vendor with id {', '.join(map(str, unknown))} in mart.vendors")
+    closed = [v for v in ids if status[v] == "closed"]
+    if closed:
+        raise VendorScopeError(f"Vendor {', '.join(map(str, closed))} is closed (mart.vendors.status): "
+                               "a closed vendor gets no new access")
     role = vendor_role_name(ids)
     if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
         run_utility(conn, "CREATE ROLE %I LOGIN INHERIT", role)

@@ -196,18 +196,21 @@ def test_the_analysts_role_and_the_app_keep_every_row(world, admin_url):
     analyst.dispose()
 
 
-def test_a_scope_of_unknown_or_no_vendors_is_refused_and_nothing_is_written(empty_engine):
+def test_a_scope_of_unknown_closed_or_no_vendors_is_refused_and_nothing_is_written(empty_engine):
     settings = dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
     with empty_engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO mart.vendors VALUES "
-                             "(1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10)"))
+                             "(1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10), "
+                             "(2, 'Beta', 'Toys', 'Europe', 'FR', '2024-01-01', 'closed', 0.15)"))
     for ids, message in (([1, 998, 999], "No vendor with id 998, 999 in mart.vendors"),
+                         ([1, 2], r"Vendor 2 is closed \(mart.vendors.status\)"),
                          ([], "at least one vendor id")):
         with empty_engine.begin() as conn, pytest.raises(VendorScopeError, match=message):
             ensure_vendor_role(conn, ids, settings)
     with empty_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM app.vendor_scopes")).scalar() == 0
-        assert not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'mbi_vendor_1_998_999'")).first()
+        assert not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname IN "
+                                        "('mbi_vendor_1_998_999', 'mbi_vendor_1_2')")).first()
     with pytest.raises(VendorScopeError, match="AUTH_COOKIE_KEY"):
         vendor_password(dataclasses.replace(settings, cookie_key=""), "mbi_vendor_1")
 
