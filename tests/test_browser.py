@@ -305,8 +305,11 @@ def test_an_admin_creates_an_alert_that_fires_mails_and_shows_in_its_history(ser
                    capture_output=True)
     assert [m["Subject"] for m in smtp.messages] == ["[MEDIUM] GMV watch: FIRING"]
     page.reload(wait_until="domcontentloaded")
-    # Tables are drawn on a canvas: the rule's caption, its badge and the tab's count are text.
-    page.get_by_text("GMV, last 24 hours, is below €1,000,000,000.00").first.wait_for(timeout=120_000)
+    # Tables are drawn on a canvas: the rule's caption, its badge and the tab's count are text. The
+    # grid's hidden accessibility cells hold the same words; when one came first in the page the
+    # wait watched it and never saw it shown (a fresh-clone run, 2026-12-07): the visible one only.
+    page.get_by_text("GMV, last 24 hours, is below €1,000,000,000.00").filter(visible=True).first.wait_for(
+        timeout=120_000)
     page.get_by_role("tab", name=re.compile(r"^History \(1\)")).click()
     assert "● Firing" in _texts(page)
     page.screenshot(path=str(ARTIFACTS / "alerts_history.png"), full_page=True)
