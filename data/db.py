@@ -270,6 +270,23 @@ def run_utility(conn: Connection, template: str, *args: str) -> None:
     conn.execute(sa.text(stmt))
 
 
+def create_role_if_missing(conn: Connection, role: str, options: str) -> None:
+    """Creates login or group role `role` with options (fixed text such as "LOGIN NOINHERIT")
+    unless it exists. Roles belong to the server: another database may have made it."""
+    if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
+        run_utility(conn, f"CREATE ROLE %I {options}", role)
+
+
+def put_back_role_settings(conn: Connection, role: str) -> None:
+    """Gives role exactly SQL_ROLE_SETTINGS as its defaults, here and in this database: a role
+    may change its own (ALTER ROLE CURRENT_USER [IN DATABASE …] SET …, outside the runner)."""
+    db = conn.execute(sa.text("SELECT current_database()")).scalar()
+    run_utility(conn, "ALTER ROLE %I RESET ALL", role)
+    run_utility(conn, "ALTER ROLE %I IN DATABASE %I RESET ALL", role, db)
+    for name, value in SQL_ROLE_SETTINGS.items():
+        run_utility(conn, "ALTER ROLE %I SET %I = %L", role, name, value)
+
+
 def stage_temp_table(conn: Connection, table: str, select: str, params: dict | None = None, *, append: bool = False,
                      on_commit_drop: bool = True, analyze: str = "") -> None:
     """Fills temporary table `table` with select's rows: creates it (dropping one left by an

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from data.db import SQL_ROLE_SETTINGS, run_utility
+from data.db import create_role_if_missing, put_back_role_settings, run_utility
 from data.settings import Settings, load_settings
 from data.vendor_scope import ensure_vendor_group, ensure_vendor_roles
 
@@ -89,13 +89,12 @@ def migrate(engine: Engine, settings: Settings | None = None) -> str:
 def ensure_analyst_role(conn: Connection, s: Settings) -> None:
     """Creates the analysts' login role if missing; grants SELECT on mart and nothing else."""
     role = s.analyst_role
-    exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+
     def run(template: str, *args: str) -> None:
         run_utility(conn, template, *args)
 
     try:
-        if not exists:
-            run("CREATE ROLE %I LOGIN NOINHERIT", role)
+        create_role_if_missing(conn, role, "LOGIN NOINHERIT")
         if s.analyst_password:
             run("ALTER ROLE %I PASSWORD %L", role, s.analyst_password)
         db = conn.execute(sa.text("SELECT current_database()")).scalar()
@@ -111,11 +110,8 @@ def ensure_analyst_role(conn: Connection, s: Settings) -> None:
         run("GRANT USAGE ON SCHEMA mart TO %I", role)
         run("GRANT SELECT ON ALL TABLES IN SCHEMA mart TO %I", role)
         run("ALTER DEFAULT PRIVILEGES IN SCHEMA mart GRANT SELECT ON TABLES TO %I", role)
-        # The role may change its own defaults (ALTER ROLE CURRENT_USER SET …, outside the runner):
-        # every migration puts back exactly these. The runner also sets them per transaction.
-        run("ALTER ROLE %I RESET ALL", role)
-        for name, value in SQL_ROLE_SETTINGS.items():
-            run("ALTER ROLE %I SET %I = %L", role, name, value)
+        # Every migration puts back exactly these. The runner also sets them per transaction.
+        put_back_role_settings(conn, role)
     except sa.exc.ProgrammingError as ex:
         raise MigrationError(
             f"Could not set up the analysts' role {role!r}: {ex.orig}. The migrating user needs "

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
-from data.db import SQL_ROLE_SETTINGS, database_url, run_utility
+from data.db import create_role_if_missing, database_url, put_back_role_settings, run_utility
 from data.settings import Settings
 
 VENDOR_GROUP = "mbi_vendors"
@@ -84,8 +84,7 @@ def ensure_vendor_group(conn: Connection) -> list[str]:
     def run(template: str, *args: str) -> None:
         run_utility(conn, template, *args)
 
-    if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": VENDOR_GROUP}).first():
-        run("CREATE ROLE %I NOLOGIN", VENDOR_GROUP)
+    create_role_if_missing(conn, VENDOR_GROUP, "NOLOGIN")
     db = conn.execute(sa.text("SELECT current_database()")).scalar()
     run("GRANT CONNECT ON DATABASE %I TO %I", db, VENDOR_GROUP)
     conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCOPE_SCHEMA}"))
@@ -124,7 +123,7 @@ def ensure_vendor_group(conn: Connection) -> list[str]:
         run(f"CREATE POLICY vendor_scope ON mart.%I AS RESTRICTIVE FOR SELECT TO %I USING ({condition})",
             table, VENDOR_GROUP)
         run("COMMENT ON POLICY vendor_scope ON mart.%I IS %L", table,
-            f"{_digest(condition)}:{_policy_state(conn)[table][1]}")
+            f"{_digest(condition)}:{_policy_state(conn, table)[table][1]}")
     return list(tables)
 
 
@@ -133,9 +132,9 @@ def _digest(condition: str) -> str:
     return hashlib.sha256(f"restrictive\n{condition}".encode()).hexdigest()
 
 
-def _policy_state(conn: Connection) -> dict[str, tuple[bool, str, str | None]]:
-    """mart table -> (row-level security on, a digest of its policies as the catalog holds them,
-    the vendor policy's comment)."""
+def _policy_state(conn: Connection, table: str | None = None) -> dict[str, tuple[bool, str, str | None]]:
+    """mart table (every one, or the one named) -> (row-level security on, a digest of its
+    policies as the catalog holds them, the vendor policy's comment)."""
     rows = conn.execute(sa.text("""
         SELECT c.relname, c.relrowsecurity,
                md5(COALESCE(string_agg(
@@ -145,7 +144,8 @@ def _policy_state(conn: Connection) -> dict[str, tuple[bool, str, str | None]]:
                max(obj_description(p.oid, 'pg_policy')) FILTER (WHERE p.polname = 'vendor_scope')
         FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
         WHERE c.relnamespace = 'mart'::regnamespace AND c.relkind IN ('r', 'p')
-        GROUP BY c.relname, c.relrowsecurity""")).all()
+          AND (CAST(:t AS text) IS NULL OR c.relname = :t)
+        GROUP BY c.relname, c.relrowsecurity"""), {"t": table}).all()
     return {t: (on, state, note) for t, on, state, note in rows}
 
 
@@ -182,8 +182,7 @@ def ensure_vendor_role(conn: Connection, vendor_ids: Iterable[int], settings: Se
         raise VendorScopeError(f"Vendor {', '.join(map(str, closed))} is closed (mart.vendors.status): "
                                "a closed vendor gets no new access")
     role = vendor_role_name(ids)
-    if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
-        run_utility(conn, "CREATE ROLE %I LOGIN INHERIT", role)
+    create_role_if_missing(conn, role, "LOGIN INHERIT")
     _put_back_role(conn, role, vendor_password(settings, role))
     conn.execute(sa.text("""
         INSERT INTO app.vendor_scopes (role_name, vendor_ids) VALUES (:r, :ids)
@@ -220,11 +219,7 @@ def _put_back_role(conn: Connection, role: str, password: str | None) -> None:
     run("GRANT %I TO %I WITH INHERIT TRUE, SET FALSE", VENDOR_GROUP, role)
     run("REVOKE ALL ON ALL TABLES IN SCHEMA mart FROM %I", role)
     run("REVOKE ALL ON SCHEMA app FROM %I", role)
-    # The role may change its own defaults, also for one database: put back exactly these.
-    run("ALTER ROLE %I RESET ALL", role)
-    run("ALTER ROLE %I IN DATABASE %I RESET ALL", role, conn.execute(sa.text("SELECT current_database()")).scalar())
-    for name, value in SQL_ROLE_SETTINGS.items():
-        run("ALTER ROLE %I SET %I = %L", role, name, value)
+    put_back_role_settings(conn, role)
 
 
 def vendor_url(settings: Settings, vendor_ids: Iterable[int]) -> str:

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from data.db import SQL_ROLE_SETTINGS
+from data.db import SQL_ROLE_SETTINGS, run_utility
 from data.rollups import refresh_rollups
 from data.schema import migrate
 from data.settings import load_settings
@@ -60,39 +60,39 @@ def world(admin_url, empty_template):
         engines = {name: sa.create_engine(
             make_url(str(app.url)).set(username=role, password=vendor_password(settings, role)),
             poolclass=sa.pool.NullPool) for name, role in roles.items()}
-        yield app, engines, roles
+        yield app, engines
         for e in engines.values():
             e.dispose()
 
 
-def _rows(engine, sql: str) -> list[str]:
+def _rows(engine, sql: str, params: dict | None = None) -> list[str]:
+    """Every row sql returns (a select list of one row value, t::text), sorted; sql is this
+    module's fixed text."""
     with engine.connect() as conn:
-        return sorted(conn.execute(sa.text(f"SELECT t::text FROM ({sql}) t")).scalars())
+        return sorted(conn.execute(sa.text(sql), params or {}).scalars())
 
 
-def _expected(table: str, ids: list[int]) -> str:
-    """The rows of table a scope of ids should see, computed on the app's connection from the raw
-    keys (independently of the policies)."""
-    if table == "orders":
-        return f"SELECT * FROM mart.orders o WHERE EXISTS (SELECT 1 FROM mart.order_items i " \
-               f"WHERE i.order_id = o.order_id AND i.vendor_id IN ({', '.join(map(str, ids))}))"
-    cols = {"vendor_id": f"vendor_id IN ({', '.join(map(str, ids))})",
-            "product_id": f"product_id IN (SELECT product_id FROM mart.products WHERE vendor_id IN "
-                          f"({', '.join(map(str, ids))}))"}
-    return f"SELECT * FROM mart.{table} WHERE {cols['vendor_id' if table in _WITH_VENDOR else 'product_id']}"
+def _table(engine, table: str) -> list[str]:
+    return _rows(engine, f"SELECT t::text FROM mart.{table} t")
 
 
-_WITH_VENDOR = {"order_items", "products", "vendors"}
+def _expected(app, table: str, key: str, ids: list[int]) -> list[str]:
+    """The rows of table a scope of ids should see, read on the app's connection from the raw keys
+    (independently of the policies): key is how the table names its vendor (vendor_id, or
+    product_id through the products; orders through their lines)."""
+    within = {"vendor_id": "vendor_id = ANY(:ids)",
+              "product_id": "product_id IN (SELECT product_id FROM mart.products WHERE vendor_id = ANY(:ids))",
+              "order_id": "order_id IN (SELECT order_id FROM mart.order_items WHERE vendor_id = ANY(:ids))"}[key]
+    return _rows(app, f"SELECT t::text FROM mart.{table} t WHERE {within}", {"ids": ids})
 
 
 def test_each_scope_reads_exactly_its_own_rows_of_every_readable_table(world):
-    app, engines, _ = world
+    app, engines = world
     with app.connect() as conn:
         tables = fetch_scoped_tables(conn)
-        has_vendor = {t for (t,) in conn.execute(sa.text(
-            "SELECT table_name FROM information_schema.columns "
-            "WHERE table_schema = 'mart' AND column_name = 'vendor_id'"))}
-    _WITH_VENDOR.update(has_vendor)
+        columns = {t: set(c) for t, c in conn.execute(sa.text("""
+            SELECT table_name, array_agg(column_name::text) FROM information_schema.columns
+            WHERE table_schema = 'mart' GROUP BY 1"""))}
     assert {"order_items", "orders", "products", "vendors", "inventory_snapshots", "rollup_vendor_daily",
             "rollup_product_daily", "rollup_vendor_dims_daily"} <= set(tables)
     # Customers, the marketplace's totals, and tables that sum a product's lines of every vendor.
@@ -101,19 +101,20 @@ def test_each_scope_reads_exactly_its_own_rows_of_every_readable_table(world):
                 "rollup_product_dims_daily"} & set(tables)
     seen_hidden = 0
     for table in tables:
-        every = _rows(app, f"SELECT * FROM mart.{table}")
+        key = next(k for k in ("vendor_id", "product_id", "order_id") if k in columns[table])
+        every = _table(app, table)
         for name, ids in SCOPES.items():
-            got = _rows(engines[name], f"SELECT * FROM mart.{table}")
-            assert got == _rows(app, _expected(table, ids)), (table, name)
+            got = _table(engines[name], table)
+            assert got == _expected(app, table, key, ids), (table, name)
             seen_hidden += len(every) - len(got)
         if table in ("order_items", "orders", "products", "rollup_vendor_daily", "rollup_product_daily"):
-            assert every and any(_rows(engines[n], f"SELECT * FROM mart.{table}") != every for n in SCOPES), table
+            assert every and any(_table(engines[n], table) != every for n in SCOPES), table
     assert seen_hidden > 50
 
 
 def test_an_order_shared_by_two_vendors_shows_each_only_its_own_lines(world):
-    _, engines, _ = world
-    got = _rows(engines["one"], """SELECT o.order_id, i.line_no, i.vendor_id
+    _, engines = world
+    got = _rows(engines["one"], """SELECT (o.order_id, i.line_no, i.vendor_id)::text
                                    FROM mart.orders o JOIN mart.order_items i USING (order_id)""")
     assert got == ["(1,1,1)", "(3,1,1)"]
     # What the other vendor sold in that order stays hidden, even summed.
@@ -151,8 +152,8 @@ def test_an_order_shared_by_two_vendors_shows_each_only_its_own_lines(world):
     "GRANT mbi_vendor_2_3 TO CURRENT_USER",
 ])
 def test_hostile_sql_on_a_vendor_role_is_refused_by_postgresql(world, sql):
-    app, engines, _ = world
-    before = {t: _rows(app, f"SELECT * FROM mart.{t}") for t in ("order_items", "vendors")}
+    app, engines = world
+    before = {t: _table(app, t) for t in ("order_items", "vendors")}
     with engines["one"].connect() as conn:
         # Out of the role's read-only default (a session may leave it), so that what refuses is
         # the want of a privilege (42501), not a read-only transaction.
@@ -161,7 +162,7 @@ def test_hostile_sql_on_a_vendor_role_is_refused_by_postgresql(world, sql):
         with pytest.raises(sa.exc.DBAPIError) as caught:
             conn.execute(sa.text(sql))
     assert caught.value.orig.sqlstate == "42501", caught.value.orig
-    assert {t: _rows(app, f"SELECT * FROM mart.{t}") for t in before} == before
+    assert {t: _table(app, t) for t in before} == before
     with app.connect() as conn:
         assert conn.execute(sa.text("SELECT vendor_ids FROM app.vendor_scopes WHERE role_name = 'mbi_vendor_1'")
                             ).scalar() == [1]
@@ -169,7 +170,7 @@ def test_hostile_sql_on_a_vendor_role_is_refused_by_postgresql(world, sql):
 
 
 def test_settings_a_vendor_session_may_change_do_not_widen_its_scope(world):
-    _, engines, _ = world
+    _, engines = world
     with engines["one"].connect() as conn:
         for sql in ("SET search_path = public, mart", "SELECT set_config('application_name', 'mbi_vendor_2_3', false)",
                     "SET default_transaction_read_only = off"):
@@ -188,11 +189,11 @@ def test_settings_a_vendor_session_may_change_do_not_widen_its_scope(world):
 
 
 def test_the_analysts_role_and_the_app_keep_every_row(world, admin_url):
-    app, _, _ = world
+    app, _ = world
     analyst = sa.create_engine(make_url(str(app.url)).set(username=load_settings().analyst_role),
                                poolclass=sa.pool.NullPool)
     for table in ("order_items", "orders", "products", "rollup_vendor_daily", "inventory_snapshots"):
-        assert _rows(analyst, f"SELECT * FROM mart.{table}") == _rows(app, f"SELECT * FROM mart.{table}") != []
+        assert _table(analyst, table) == _table(app, table) != []
     analyst.dispose()
 
 
@@ -261,7 +262,7 @@ def test_a_migration_puts_back_what_a_vendor_session_changed_and_closes_schema_p
         conn.execute(sa.text("SET default_transaction_read_only = off"))
         conn.commit()
         conn.execute(sa.text("ALTER ROLE CURRENT_USER SET statement_timeout = 0"))
-        conn.execute(sa.text(f'ALTER ROLE CURRENT_USER IN DATABASE "{db}" SET work_mem = \'1GB\''))
+        run_utility(conn, "ALTER ROLE CURRENT_USER IN DATABASE %I SET work_mem = '1GB'", db)
         conn.commit()
     vendor.dispose()
 
