@@ -439,6 +439,10 @@ def fetch_rollups_usable(conn: Connection, tz: str) -> bool:
     return fetch_rollup_layout(conn, tz) is not None
 
 
+# fetch_aggregate's default layout: read app.rollup_state on the query's connection.
+READ_LAYOUT = "read"
+
+
 @dataclass(frozen=True)
 class AggregateQuery:
     sql: str          # SELECT key, base measures, metrics (all float8); no ORDER BY
@@ -528,15 +532,20 @@ def aggregate_query(f: Filters, period: Period | None = None, *, layout: int | N
 def fetch_aggregate(conn: Connection, f: Filters, period: Period | None = None, *, by: str | None = None,
                     grain: str | None = None, metrics: tuple[str, ...] = tuple(METRICS),
                     order_by: str | None = None, limit: int | None = None, tz: str,
-                    use_rollups: bool = True, span: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
+                    use_rollups: bool = True, span: tuple[datetime, datetime] | None = None,
+                    layout: int | None | str = READ_LAYOUT) -> pd.DataFrame:
     """Returns one row per key (total, time bucket or dimension value) with base measures and the
     requested metrics; .attrs["sources"] names the table each family was read from.
 
     use_rollups=False reads raw tables only: the queries a BI tool without rollups would send
-    (the benchmark's baseline)."""
+    (the benchmark's baseline). layout: the rollups' layout when the caller read it already
+    (fetch_rollup_layout; a vendor's connection cannot read schema app); by default read on conn."""
     if order_by and order_by not in metrics and order_by not in BASE_MEASURES:
         raise KeyError(f"cannot order by {order_by!r}")
-    layout = fetch_rollup_layout(conn, tz) if use_rollups and span is None else None
+    if not use_rollups or span is not None:
+        layout = None
+    elif layout == READ_LAYOUT:
+        layout = fetch_rollup_layout(conn, tz)
     q = aggregate_query(f, period, layout=layout, tz=tz, by=by, grain=grain, metrics=metrics, span=span)
     order = f"{order_by} DESC NULLS LAST, key" if order_by else "key"
     sql = q.sql + f" ORDER BY {order}" + (" LIMIT :limit" if limit else "")

@@ -15,6 +15,7 @@ cover applies only the product filters (category, vendor, product).
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,13 +85,13 @@ def _clean(df: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def fetch_product_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
-                          use_rollups: bool = True) -> pd.DataFrame:
+                          use_rollups: bool = True, **kw: Any) -> pd.DataFrame:
     """Returns one row per product with an order (counted or cancelled) in the period matching f:
     product_id, sku, name, category, subcategory, vendor_id, vendor, list_price, unit_cost, the base
     measures, the glossary metrics of RANK_METRICS, asp (GMV / units) and margin (net revenue − cost).
-    Sorted by GMV, largest first."""
-    df = _clean(fetch_aggregate(conn, f, period, by="product_id", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups),
-                "product_id")
+    Sorted by GMV, largest first. kw: as fetch_aggregate's (layout)."""
+    df = _clean(fetch_aggregate(conn, f, period, by="product_id", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups,
+                                **kw), "product_id")
     df["product_id"] = df["product_id"].astype("int64")
     info = _product_info(conn, df["product_id"].tolist())
     df = info.merge(df, on="product_id", how="right")
@@ -101,10 +102,10 @@ def fetch_product_metrics(conn: Connection, f: Filters, period: Period | None = 
 
 
 def fetch_category_metrics(conn: Connection, f: Filters, period: Period | None = None, *, tz: str,
-                           use_rollups: bool = True) -> pd.DataFrame:
+                           use_rollups: bool = True, **kw: Any) -> pd.DataFrame:
     """Returns one row per category with an order in the period: category, base measures, metrics."""
-    df = _clean(fetch_aggregate(conn, f, period, by="category", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups),
-                "category")
+    df = _clean(fetch_aggregate(conn, f, period, by="category", metrics=_GLOSSARY, tz=tz, use_rollups=use_rollups,
+                                **kw), "category")
     df["margin"] = df["gmv"] - df["refunded"] - df["cost"]
     df = df.sort_values(["gmv", "category"], ascending=[False, True], kind="mergesort")
     return df.reset_index(drop=True)

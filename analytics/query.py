@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
+import sqlglot
 from psycopg import pq
 from psycopg import sql as psql
 
@@ -140,15 +141,19 @@ def tidy_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def fetch_schema_columns(conn: sa.engine.Connection) -> pd.DataFrame:
+def fetch_schema_columns(conn: sa.engine.Connection, *, readable_by: str | None = None) -> pd.DataFrame:
     """The mart schema's tables and columns (table, column, type, approx_rows: PostgreSQL's
-    estimate) for the analysts' schema browser."""
+    estimate) for the analysts' schema browser; with readable_by, only the tables that role may
+    SELECT from, and no row estimates (-1: they count every vendor's rows)."""
     return pd.DataFrame(conn.execute(sa.text("""
-        SELECT c.table_name, c.column_name, c.data_type, t.reltuples::bigint AS approx_rows
+        SELECT c.table_name, c.column_name, c.data_type,
+               CASE WHEN CAST(:role AS text) IS NULL THEN t.reltuples::bigint ELSE -1 END AS approx_rows
         FROM information_schema.columns c
         JOIN pg_class t ON t.relname = c.table_name AND t.relnamespace = 'mart'::regnamespace
         WHERE c.table_schema = 'mart'
-        ORDER BY c.table_name, c.ordinal_position""")).all(), columns=["table", "column", "type", "approx_rows"])
+          AND (CAST(:role AS text) IS NULL OR has_table_privilege(:role, t.oid, 'SELECT'))
+        ORDER BY c.table_name, c.ordinal_position"""), {"role": readable_by}).all(),
+        columns=["table", "column", "type", "approx_rows"])
 
 
 def _mart_tables(conn) -> set[str]:
@@ -241,26 +246,42 @@ def _connection(engine: sa.engine.Engine) -> Iterator[sa.engine.Connection]:
         yield conn
 
 
+_EXPLAIN = re.compile(r"\s*explain\b", re.IGNORECASE)
+
+
+def _first_word(sql: str) -> str | None:
+    """The statement's first token in lower case, past comments ("" when empty); None when it
+    cannot be read (so a check built on it refuses rather than guesses)."""
+    try:
+        tokens = sqlglot.tokenize(sql, read="postgres")
+    except sqlglot.errors.SqlglotError:
+        return None
+    return tokens[0].text.lower() if tokens else ""
+
+
 @contextmanager
 def open_query(sql: str, params: dict | None = None, *, timeout_ms: int | None = None,
                engine: sa.engine.Engine | None = None, check: bool = True,
-               user: str | None = None) -> Iterator[QueryStream]:
+               user: str | None = None, explain: bool = True) -> Iterator[QueryStream]:
     """Opens one read-only analyst query (see the module docstring) as a QueryStream whose rows
     come through a server-side cursor, batch by batch, so that neither the caller nor the driver
     holds the whole result. Downloads and exports stream from here; run_query collects from here.
 
     params are bound (`:name` in the SQL), never formatted in. check=False skips the parser (for
     tests that prove the database's own limits); the pages never pass it. With user, at most
-    MAX_RUNNING_PER_USER of that user's queries run at once."""
+    MAX_RUNNING_PER_USER of that user's queries run at once. explain=False refuses EXPLAIN, also
+    with check=False: on a vendor's role its estimates come from statistics of every vendor's rows."""
     timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
     if timeout_ms < 1:
         raise QueryRejected("the time limit must be positive")
+    if not explain and _first_word(sql) in ("explain", None):
+        raise QueryRejected("EXPLAIN is not available here: its row estimates are drawn from every vendor's rows")
     engine = engine or get_analyst_engine()
     with _user_slot(user), _connection(engine) as conn:
         try:
             _begin_checked(conn, sql, params, timeout_ms, check)
             # A server-side cursor fetches in batches (bounded memory); EXPLAIN cannot be DECLAREd.
-            streamed = not re.match(r"\s*explain\b", sql, re.IGNORECASE)
+            streamed = not _EXPLAIN.match(sql)
             try:
                 result = conn.execute(sa.text(sql).execution_options(stream_results=streamed,
                                                                      max_row_buffer=FETCH_BATCH), params or {})
@@ -492,7 +513,7 @@ def copy_csv(sql: str, out: BinaryIO, *, params: dict | None = None, engine: sa.
 
 def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = None, timeout_ms: int | None = None,
               max_bytes: int | None = None, engine: sa.engine.Engine | None = None,
-              check: bool = True, user: str | None = None) -> QueryResult:
+              check: bool = True, user: str | None = None, explain: bool = True) -> QueryResult:
     """Runs one read-only query of an analyst (see the module docstring) and returns up to row_limit
     rows and about max_bytes of them in memory.
 
@@ -505,7 +526,8 @@ def run_query(sql: str, params: dict | None = None, *, row_limit: int | None = N
         raise QueryRejected("the row limit and the size limit must be positive")
     started = time.perf_counter()
     batches, rows, size, truncated_by = [], 0, 0, None
-    with open_query(sql, params, timeout_ms=timeout_ms, engine=engine, check=check, user=user) as stream:
+    with open_query(sql, params, timeout_ms=timeout_ms, engine=engine, check=check, user=user,
+                    explain=explain) as stream:
         columns = stream.columns
         want = FIRST_BATCH
         while True:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from bench import alerts, customers, exports, forecasts, load, memory, overview, query, scale, scheduler
+from bench import alerts, customers, exports, forecasts, load, memory, overview, portal, query, scale, scheduler
 from bench.common import ROOT, admin_url, log, measured, run_measured, write_section
 from data.db import recreate_database
 
@@ -81,6 +81,19 @@ def _measure_scale(url: str, n: int, run: Run) -> dict:
     return figures
 
 
+def _measure_portal(url: str, n: int, run: Run) -> dict | None:
+    """At the largest size, a vendor's portal at every size side by side (nothing at the others)."""
+    if n != max(run.sizes):
+        return None
+    return portal.bench_portal({m: url.replace(f"/bench_{n}?", f"/bench_{m}?") for m in run.sizes}, run.reps, log)
+
+
+def _write_portal(done: list[int], figures: Figures, run: Run) -> None:
+    got = figures["portal"].get(max(run.sizes))
+    if got:
+        write_section(portal.portal_section(run.sizes, got, run.started), portal.PORTAL_BEGIN, portal.PORTAL_END)
+
+
 def _write_scheduler(done: list[int], figures: Figures, run: Run) -> None:
     n, results = next(iter(figures["scheduler"].items()))
     write_section(scheduler.scheduler_section(results, n, measured(run.started)),
@@ -124,6 +137,8 @@ SECTIONS = (
             lambda done, f, run: write_section(scale.scale_section(done, f["scale"], run.started,
                                                                    measured(run.started), SCALE_NOTE),
                                                scale.SCALE_BEGIN, scale.SCALE_END)),
+    Section("portal", "a vendor's portal overview on its own role at each size side by side, peer benchmarks",
+            _measure_portal, _write_portal),
     Section("scheduler", "the scheduler's heartbeat and alert ticks while it exports a slow saved query",
             lambda url, n, run: scheduler.bench_scheduler(url, log=log), _write_scheduler,
             smallest=True, refresh=False),

@@ -54,9 +54,15 @@ def render_users(admin: auth.User, *, key: str) -> None:
     flash.show(key, toast=True)
     _show_password_once()
     users = L.load_users()
+    vendors = L.load_vendor_choices()
+    vendor_label = {int(v): f"{n} ({v}, {c}{'' if st_ == 'active' else ', ' + st_})"
+                    for v, n, c, st_ in vendors[["vendor_id", "name", "category", "status"]].itertuples(index=False)}
+    bound = users["vendors"].map(lambda ids: [int(v) for v in ids])
     users["role"] = users["role"].map(ROLE_LABELS)
+    users["vendors"] = bound.map(lambda ids: ", ".join(vendor_label.get(v, str(v)) for v in ids))
     st.dataframe(users, key=f"{key}_users_table", hide_index=True, width="stretch", column_config={
         "username": "Username", "name": "Name", "email": "Email", "role": "Role",
+        "vendors": st.column_config.TextColumn("Sees vendors", help="A vendor user sees only these vendors' business"),
         "enabled": st.column_config.CheckboxColumn("Enabled"),
         "created_at": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
         "last_login": st.column_config.DatetimeColumn("Last login", format="YYYY-MM-DD HH:mm"),
@@ -70,11 +76,14 @@ def render_users(admin: auth.User, *, key: str) -> None:
         name = st.text_input("Display name", key=f"{key}_new_name")
         email = st.text_input("Email", key=f"{key}_new_email")
         role = st.selectbox("Role", auth.ROLES, format_func=ROLE_LABELS.get, key=f"{key}_new_role")
+        chosen = st.multiselect("Vendors (vendor users only)", list(vendor_label), format_func=vendor_label.get,
+                                key=f"{key}_new_vendors", placeholder="Choose the vendors this user sees",
+                                help="A vendor user sees only these vendors' own business; other roles see all.")
         password = st.text_input("Password", type="password", key=f"{key}_new_password",
                                  help="Leave empty to generate one; it is shown once.")
         if st.form_submit_button("Create user", type="primary"):
             pw = password or auth.generate_password(username.strip().lower())
-            if _act(L.save_user, username, pw, role, name=name, email=email,
+            if _act(L.save_user, username, pw, role, name=name, email=email, vendor_ids=tuple(chosen),
                     done=f"Created {username.strip().lower()}", flash_key=key, **who):
                 if not password:
                     st.session_state[_SHOW_ONCE] = (username.strip().lower(), pw)
@@ -88,8 +97,18 @@ def render_users(admin: auth.User, *, key: str) -> None:
             return
         row = users.set_index("username").loc[target]
         current_role = next(r for r, label in ROLE_LABELS.items() if label == row["role"])
+        is_vendor = current_role == auth.VENDOR
+        if is_vendor:
+            mine = st.multiselect("Sees vendors", list(vendor_label), default=[v for v in bound[users["username"] == target].iloc[0] if v in vendor_label],
+                                  format_func=vendor_label.get, key=f"{key}_target_vendors_{target}",
+                                  help="Bind or unbind vendors; applies on the user's next page.")
+            if st.button("Save vendors", key=f"{key}_save_vendors"):
+                if _act(L.save_vendors, target, tuple(mine), done=f"{target} now sees {len(mine)} vendor(s)",
+                        flash_key=key, **who):
+                    st.rerun()
         new_role = st.selectbox("Role", auth.ROLES, index=auth.ROLES.index(current_role),
-                                format_func=ROLE_LABELS.get, key=f"{key}_target_role_{target}")
+                                format_func=ROLE_LABELS.get, key=f"{key}_target_role_{target}", disabled=is_vendor,
+                                help="Vendor users and staff are separate accounts." if is_vendor else None)
         c1, c2, c3 = st.columns(3)
         if c1.button("Save role", key=f"{key}_save_role", disabled=new_role == current_role):
             if _act(L.save_role, target, new_role, done=f"{target} is now {ROLE_LABELS[new_role]}", flash_key=key,

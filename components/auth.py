@@ -15,7 +15,7 @@ from data import auth
 from data.settings import load_settings
 
 COOKIE = "mbi_session"
-ROLE_LABELS = {"viewer": "Viewer", "analyst": "Analyst", "admin": "Admin"}
+ROLE_LABELS = {"viewer": "Viewer", "analyst": "Analyst", "admin": "Admin", "vendor": "Vendor"}
 _SID = "mbi_sid"
 _USER = "mbi_user"
 _LOGGED_OUT = "mbi_logged_out"

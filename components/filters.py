@@ -10,8 +10,10 @@ from analytics.filters import (COMPARISONS, DIMENSIONS, GRAINS, MAX_HOURLY_DAYS,
 from components import loaders
 
 
-def render_filter_bar(*, key: str = "flt") -> Filters | None:
-    """Draws the filters in the sidebar; returns Filters, or None (with a message) when invalid."""
+def render_filter_bar(*, key: str = "flt", dimensions: bool = True) -> Filters | None:
+    """Draws the filters in the sidebar; returns Filters, or None (with a message) when invalid.
+    dimensions=False: the period, comparison and grain only (a vendor's portal, whose choices of
+    vendors, categories… would name the marketplace's)."""
     sb = st.sidebar
     today = loaders.local_today()
     sb.subheader("Filters")
@@ -34,8 +36,10 @@ def render_filter_bar(*, key: str = "flt") -> Filters | None:
     grains = [g for g in GRAINS if g != "hour" or period.days <= MAX_HOURLY_DAYS]
     grain = sb.selectbox("Grain", grains, index=grains.index(default_grain(period)),
                          format_func=str.capitalize, key=f"{key}_grain_{preset}")
-    values = loaders.load_dimension_values()
     chosen: dict[str, list] = {}
+    if not dimensions:
+        return Filters.make(period, comparison=comparison, grain=grain)
+    values = loaders.load_dimension_values()
     with sb.expander("Dimensions", expanded=False):
         for dim, label in DIMENSIONS.items():
             if dim == "vendor_id":

@@ -9,7 +9,8 @@ from analytics.metrics import format_change, format_value, get_metric
 
 def render_kpi_cards(kpi_df: pd.DataFrame, sparks: pd.DataFrame | None, *, per_row: int = 5,
                      key: str) -> None:
-    """Draws one card per row of kpi_df (metric, current, previous, target)."""
+    """Draws one card per row of kpi_df (metric, current, previous and, when it has the column, target)."""
+    targets = "target" in kpi_df
     rows = list(kpi_df.itertuples(index=False))
     for start in range(0, len(rows), per_row):
         cols = st.columns(per_row)
@@ -27,6 +28,8 @@ def render_kpi_cards(kpi_df: pd.DataFrame, sparks: pd.DataFrame | None, *, per_r
                                           f"\n\nComparison period: {format_value(r.metric, r.previous)}"),
                     chart_data=spark, chart_type="area",
                 )
+                if not targets:
+                    continue
                 if not pd.isna(r.target) and not pd.isna(r.current) and r.target > 0:
                     share = r.current / r.target
                     st.progress(min(max(share, 0.0), 1.0),

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 import streamlit as st
 
 from components.auth import render_not_permitted
-from data.auth import ROLES, User
+from data.auth import ROLES, STAFF_ROLES, VENDOR, User
 
 EVERYONE = frozenset(ROLES)
+STAFF = frozenset(STAFF_ROLES)
 ANALYSTS = frozenset({"analyst", "admin"})
 ADMINS = frozenset({"admin"})
+VENDORS = frozenset({VENDOR})
 
 
 @dataclass(frozen=True)
@@ -24,17 +26,20 @@ class PageSpec:
     default: bool = False
 
 
-# DESIGN.md's role table: dashboards for everyone, SQL/own schedules for analysts, admin for admins.
+# DESIGN.md's role table: dashboards for the staff, SQL/own schedules for analysts, admin for admins;
+# a vendor user gets the pages of their own business (the staff's pages answer "not permitted").
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("views/overview.py", "Overview", ":material/monitoring:", "overview", EVERYONE, "Analysis", default=True),
-    PageSpec("views/sales.py", "Sales", ":material/trending_up:", "sales", EVERYONE, "Analysis"),
-    PageSpec("views/vendors.py", "Vendors", ":material/storefront:", "vendors", EVERYONE, "Analysis"),
-    PageSpec("views/products.py", "Products", ":material/inventory_2:", "products", EVERYONE, "Analysis"),
-    PageSpec("views/customers.py", "Customers", ":material/groups:", "customers", EVERYONE, "Analysis"),
-    PageSpec("views/forecasting.py", "Forecasting", ":material/query_stats:", "forecasting", EVERYONE, "Analysis"),
-    PageSpec("views/dashboards.py", "Dashboards", ":material/dashboard:", "dashboards", EVERYONE, "Self-service"),
-    PageSpec("views/sql.py", "SQL", ":material/terminal:", "sql", ANALYSTS, "Self-service"),
-    PageSpec("views/reports.py", "Reports", ":material/outgoing_mail:", "reports", EVERYONE, "Self-service"),
+    PageSpec("views/overview.py", "Overview", ":material/monitoring:", "overview", STAFF, "Analysis", default=True),
+    PageSpec("views/portal.py", "Your business", ":material/storefront:", "business", VENDORS, "Analysis",
+             default=True),
+    PageSpec("views/sales.py", "Sales", ":material/trending_up:", "sales", STAFF, "Analysis"),
+    PageSpec("views/vendors.py", "Vendors", ":material/storefront:", "vendors", STAFF, "Analysis"),
+    PageSpec("views/products.py", "Products", ":material/inventory_2:", "products", STAFF, "Analysis"),
+    PageSpec("views/customers.py", "Customers", ":material/groups:", "customers", STAFF, "Analysis"),
+    PageSpec("views/forecasting.py", "Forecasting", ":material/query_stats:", "forecasting", STAFF, "Analysis"),
+    PageSpec("views/dashboards.py", "Dashboards", ":material/dashboard:", "dashboards", STAFF, "Self-service"),
+    PageSpec("views/sql.py", "SQL", ":material/terminal:", "sql", ANALYSTS | VENDORS, "Self-service"),
+    PageSpec("views/reports.py", "Reports", ":material/outgoing_mail:", "reports", STAFF, "Self-service"),
     PageSpec("views/alerts.py", "Alerts", ":material/notifications:", "alerts", ANALYSTS, "Self-service"),
     PageSpec("views/account.py", "My account", ":material/person:", "account", EVERYONE, "Account"),
     PageSpec("views/admin.py", "Admin", ":material/admin_panel_settings:", "admin", ADMINS, "Administration"),
@@ -49,6 +54,13 @@ def _forbidden(spec: PageSpec):
     return page
 
 
+def _home(home_page, spec: PageSpec):
+    def page() -> None:
+        st.switch_page(home_page)
+    page.__name__ = f"home_instead_of_{spec.url_path}"
+    return page
+
+
 def _nothing() -> None:
     """Stands for every page while logged out: the login form is already drawn."""
 
@@ -60,17 +72,28 @@ def build_navigation(user: User | None):
     link keeps its address and opens its page once the login succeeds.
     """
     if user is None:
-        return st.navigation([st.Page(_nothing, title=spec.title, url_path=spec.url_path, default=spec.default)
+        first = next(spec for spec in PAGES if spec.default)
+        return st.navigation([st.Page(_nothing, title=spec.title, url_path=spec.url_path, default=spec is first)
                               for spec in PAGES], position="hidden")
     pages, menu = [], {}
+    # The home page: the first default page the user may open.
+    home = next(spec for spec in PAGES if spec.default and user.role in spec.roles)
+    home_page = st.Page(home.path, title=home.title, icon=home.icon, url_path=home.url_path, default=True)
     for spec in PAGES:
-        if user.role in spec.roles:
-            page = st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=spec.default)
-            menu.setdefault(spec.section, []).append(page)
+        if spec is home:
+            page = home_page
+        elif user.role in spec.roles:
+            page = st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path)
+        elif spec.default:
+            # The home page of other roles, where a login at the site's root lands (the page
+            # logged-out visitors are on): this user goes to their own home instead.
+            page = st.Page(_home(home_page, spec), title=spec.title, icon=":material/lock:", url_path=spec.url_path)
         else:
             # Registered under the same URL so a deep link answers "not permitted" instead of
             # falling back to another page; never listed in the menu.
-            page = st.Page(_forbidden(spec), title=spec.title, icon=":material/lock:", url_path=spec.url_path, default=spec.default)
+            page = st.Page(_forbidden(spec), title=spec.title, icon=":material/lock:", url_path=spec.url_path)
+        if user.role in spec.roles:
+            menu.setdefault(spec.section, []).append(page)
         pages.append(page)
     nav = st.navigation(pages, position="hidden")
     with st.sidebar:

@@ -15,6 +15,7 @@ from analytics.metrics import METRICS
 from analytics.query import DEFAULT_ROW_LIMIT, QueryFailed, QueryRejected, QueryResult
 from analytics.sql_params import Parameter, find_parameters, format_sql
 from components import loaders
+from components.auth import current_user
 from components.charts import SAVED_CHART_TYPES, render_saved_chart
 from components.loaders import sql as L
 from components.loaders.dashboards import add_widget, load_dashboards
@@ -47,6 +48,29 @@ EXAMPLES = {
 }
 
 
+# A vendor user's examples: their own rows (the role sees nothing else, whatever the SQL says).
+VENDOR_EXAMPLES = {
+    "My GMV per day, last 30 days": EXAMPLES["GMV per day, last 30 days"],
+    "My products by GMV in a period (parameters)": (
+        "SELECT p.name AS product, sum(i.quantity * i.unit_price - i.discount) AS gmv, sum(i.quantity) AS units\n"
+        "FROM mart.order_items i JOIN mart.orders o USING (order_id) JOIN mart.products p USING (product_id)\n"
+        "WHERE o.status <> 'cancelled' AND o.ordered_at::date BETWEEN {{period:daterange}}\n"
+        "GROUP BY 1 ORDER BY gmv DESC LIMIT 50"),
+    "My orders by channel and status": EXAMPLES["Orders by channel and status"],
+}
+
+
+def _scope() -> tuple[int, ...]:
+    """The signed-in user's vendor ids (empty for the staff): the role their SQL runs on."""
+    user = current_user()
+    return user.vendor_ids if user is not None else ()
+
+
+def examples() -> dict[str, str]:
+    """The example queries offered to the signed-in user."""
+    return VENDOR_EXAMPLES if _scope() else EXAMPLES
+
+
 # --- editor and parameters ----------------------------------------------------------------------
 
 def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
@@ -73,7 +97,7 @@ def render_parameter_inputs(params: list[Parameter], *, key: str) -> dict:
             values[p.name] = tuple(picked) if isinstance(picked, (tuple, list)) and len(picked) == 2 else None
         elif p.kind == "list":
             try:
-                options = L.load_parameter_options(p.name, p.source)
+                options = L.load_parameter_options(p.name, p.source, _scope())
             except (QueryRejected, QueryFailed, AnalystRoleError) as ex:
                 c.error(f"{plain(ex)}.", icon=":material/error:")
                 values[p.name] = None
@@ -104,7 +128,7 @@ def restore_parameter_inputs(sql: str, values: dict, *, key: str) -> None:
                 st.session_state[k] = tuple(date.fromisoformat(v) for v in value)
             elif p.kind == "list":
                 # History keeps values as JSON: find the option that was picked.
-                options = L.load_parameter_options(p.name, p.source)
+                options = L.load_parameter_options(p.name, p.source, _scope())
                 match = [o for o in options if o == value or L.json_ready({"v": o})["v"] == value]
                 if match:
                     st.session_state[k] = match[0]
@@ -156,7 +180,7 @@ def render_result(result: QueryResult, sql: str, values: dict, *, key: str, user
 
 def render_pin(user: User | None, query_id: int | None, values: dict, chart: dict, *, key: str) -> None:
     """Pins this saved query's chart (or table), with the parameter values used, to a dashboard."""
-    if user is None:
+    if user is None or user.is_vendor:
         return
     if query_id is None:
         st.caption("Save the query to pin its chart to a dashboard.")
@@ -195,7 +219,7 @@ def _downloads(frame: pd.DataFrame, truncated: bool, sql: str, values: dict, *, 
         def make() -> io.BytesIO:
             buf = io.BytesIO()
             if truncated:
-                L.export_result(sql, values, fmt, buf, row_limit=EXPORT_ROW_LIMIT, about=about)
+                L.export_result(sql, values, fmt, buf, row_limit=EXPORT_ROW_LIMIT, about=about, scope=_scope())
             else:
                 write_rows(fmt, list(map(str, frame.columns)), frame_batches(frame), buf, sheet="Query", about=about)
             return buf
@@ -221,14 +245,15 @@ def render_save_form(user: User, sql: str, loaded: dict | None, *, key: str) -> 
         tags = c[2].text_input("Tags (comma-separated)", value=", ".join(loaded.get("tags") or []) if mine else "",
                                key=f"{key}_save_tags")
         shared = c[3].checkbox("Shared", value=bool(loaded.get("shared")) if mine else False, key=f"{key}_save_shared",
-                               help="Everyone with the SQL page sees shared queries; private ones only you")
+                               help="Everyone with the SQL page sees shared queries; private ones only you",
+                               disabled=user.is_vendor)
         if st.form_submit_button("Save", icon=":material/save:"):
             try:
-                qid = L.save_query(user.username, name, sql, description=description, tags=tags, shared=shared,
+                qid = L.save_query(user, name, sql, description=description, tags=tags, shared=shared,
                                    query_id=loaded["query_id"] if mine else None)
                 st.session_state[f"{key}_loaded"] = {"query_id": qid, "name": name.strip(), "owner": user.username,
                                                      "description": description, "tags": SQ._tags(tags),
-                                                     "shared": shared, "sql": sql}
+                                                     "shared": shared and not user.is_vendor, "sql": sql}
                 st.success(f"Saved “{plain(name)}”.", icon=":material/check:")
             except SQ.SavedQueryError as ex:
                 st.error(f"Not saved: {ex}.", icon=":material/error:")
@@ -237,7 +262,7 @@ def render_save_form(user: User, sql: str, loaded: dict | None, *, key: str) -> 
 def render_saved(user: User, *, key: str, on_open: Callable[..., None]) -> None:
     """Draws the saved queries with search, open, delete and edit history."""
     search = st.text_input("Search names, descriptions, tags and SQL", key=f"{key}_search")
-    saved = L.load_saved(user.username, search)
+    saved = L.load_saved(user, search)
     if saved.empty:
         st.info("No saved queries yet: run one on the Query tab and save it.", icon=":material/bookmark:")
         return
@@ -284,8 +309,10 @@ def render_history(user: User, *, key: str, on_open: Callable[..., None]) -> Non
 
 def render_schema(*, key: str) -> None:
     """Draws mart's tables and columns with a search, and the metric glossary."""
-    cols = L.load_schema()
-    st.caption("Schema mart: the tables analysts' SQL can read. Row counts are PostgreSQL's estimates.")
+    scope = _scope()
+    cols = L.load_schema(scope)
+    st.caption("Schema mart: the tables your SQL can read, each limited to your own vendors' rows."
+               if scope else "Schema mart: the tables analysts' SQL can read. Row counts are PostgreSQL's estimates.")
     with st.expander("Metric glossary: the pages' definitions, to match them in SQL"):
         st.dataframe(pd.DataFrame({"Metric": [m.label for m in METRICS.values()],
                                    "Definition": [m.description for m in METRICS.values()]}),
@@ -296,5 +323,6 @@ def render_schema(*, key: str) -> None:
         if search and search not in table and not g["column"].str.contains(search, regex=False).any():
             continue
         rows = int(g["approx_rows"].iloc[0])
-        with st.expander(f"{table} · {max(rows, 0):,} rows · {len(g)} columns"):
+        counted = f"{max(rows, 0):,} rows · " if not scope else ""
+        with st.expander(f"{table} · {counted}{len(g)} columns"):
             st.dataframe(g[["column", "type"]], hide_index=True, width="stretch", key=f"{key}_schema_{table}")

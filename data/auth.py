@@ -24,7 +24,10 @@ from zxcvbn import zxcvbn
 from data.audit import record
 from data.settings import MIN_COOKIE_KEY_CHARS, SECRETS_FILE, Settings, SettingsError
 
-ROLES = ("viewer", "analyst", "admin")
+ROLES = ("viewer", "analyst", "admin", "vendor")
+# The marketplace's own people; a vendor user sees only the business of the vendors bound to them.
+STAFF_ROLES = ("viewer", "analyst", "admin")
+VENDOR = "vendor"
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 MIN_PASSWORD_CHARS = 10
 # zxcvbn's score (0–4) a new password needs: 3 is "safely unguessable" (about 10^8 guesses),
@@ -85,10 +88,16 @@ class User:
     name: str
     email: str
     role: str
+    # The vendors a vendor user is bound to (app.user_vendors), sorted; empty for the other roles.
+    vendor_ids: tuple[int, ...] = ()
 
     @property
     def display_name(self) -> str:
         return self.name or self.username
+
+    @property
+    def is_vendor(self) -> bool:
+        return self.role == VENDOR
 
 
 @dataclass(frozen=True)
@@ -185,23 +194,32 @@ def _check_new_password(password: str, username: str) -> None:
 # --- users -----------------------------------------------------------------------------------
 
 def _user(row) -> User | None:
-    """A User from a row of User's fields in order (user_id, username, name, email, role): each
-    query names them in its own text, so no SQL is assembled."""
-    return User(*row) if row else None
+    """A User from a row of User's fields in order (user_id, username, name, email, role, vendor_ids):
+    each query names them in its own text (vendor_ids as _BOUND_VENDORS), so no SQL is assembled."""
+    if not row:
+        return None
+    *fields, vendors = row
+    return User(*fields, tuple(vendors or ()))
+
+
+# The vendor ids bound to the user row `u`, as a sorted array (NULL when none).
+_BOUND_VENDORS = "(SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b WHERE b.user_id = u.user_id)"
 
 
 def fetch_user(conn: Connection, username: str) -> User | None:
     """Returns the enabled user called username, or None."""
-    row = conn.execute(sa.text("SELECT user_id, username, name, email, role FROM app.users "
+    row = conn.execute(sa.text(f"SELECT user_id, username, name, email, role, {_BOUND_VENDORS} FROM app.users u "
                                "WHERE username = :u AND disabled_at IS NULL"),
                        {"u": (username or "").strip().lower()}).first()
     return _user(row)
 
 
 def fetch_users(conn: Connection) -> pd.DataFrame:
-    """Returns (username, name, email, role, enabled, created_at, last_login, active_sessions) rows."""
-    return pd.read_sql(sa.text("""
-        SELECT u.username, u.name, u.email, u.role, u.disabled_at IS NULL AS enabled, u.created_at,
+    """Returns (username, name, email, role, vendors (bound vendor ids, a list; empty but for vendor
+    users), enabled, created_at, last_login, active_sessions) rows."""
+    return pd.read_sql(sa.text(f"""
+        SELECT u.username, u.name, u.email, u.role, COALESCE({_BOUND_VENDORS}, '{{}}') AS vendors,
+               u.disabled_at IS NULL AS enabled, u.created_at,
                (SELECT max(s.created_at) FROM app.sessions s WHERE s.user_id = u.user_id) AS last_login,
                (SELECT count(*) FROM app.sessions s WHERE s.user_id = u.user_id AND s.revoked_at IS NULL
                   AND s.expires_at > now()) AS active_sessions
@@ -213,15 +231,21 @@ def fetch_user_count(conn: Connection) -> int:
 
 
 def create_user(conn: Connection, username: str, password: str, role: str, *, name: str = "",
-                email: str = "", actor: str = "", client_addr: str = "") -> User:
-    """Creates a user; raises AuthError for a taken or malformed username, role or weak password."""
+                email: str = "", actor: str = "", client_addr: str = "", vendor_ids: tuple[int, ...] = ()) -> User:
+    """Creates a user; raises AuthError for a taken or malformed username, role or weak password.
+    A vendor user needs vendor_ids, which the caller binds in the same transaction
+    (data.vendor_users.create_vendor_user); the other roles take none."""
     u = normalise_username(username)
     _check_role(role)
+    if role == VENDOR and not vendor_ids:
+        raise AuthError("A vendor user needs at least one vendor to see: bind one or more vendor ids.")
+    if role != VENDOR and vendor_ids:
+        raise AuthError(f"Only vendor users are bound to vendors; {role!r} sees the whole marketplace.")
     _check_new_password(password, u)
     row = conn.execute(sa.text("""
         INSERT INTO app.users (username, name, email, role, password_hash)
         VALUES (:u, :n, :e, :r, :h) ON CONFLICT (username) DO NOTHING
-        RETURNING user_id, username, name, email, role"""),
+        RETURNING user_id, username, name, email, role, NULL::integer[]"""),
         {"u": u, "n": name.strip(), "e": email.strip(), "r": role, "h": hash_password(password)}).first()
     if row is None:
         raise AuthError(f"A user called {u!r} already exists.")
@@ -229,7 +253,7 @@ def create_user(conn: Connection, username: str, password: str, role: str, *, na
     return _user(row)
 
 
-def _target(conn: Connection, username: str):
+def lock_user(conn: Connection, username: str):
     """Returns the user row to change, locked together with every enabled admin's row.
 
     Locking in user_id order means two admins changing each other at once queue instead of
@@ -251,11 +275,16 @@ def _other_enabled_admins(conn: Connection, user_id: int) -> int:
 
 
 def set_role(conn: Connection, username: str, role: str, *, actor: str = "", client_addr: str = "") -> None:
-    """Changes a user's role (applies on their next page load); the last enabled admin stays admin."""
+    """Changes a user's role (applies on their next page load); the last enabled admin stays admin.
+    A vendor user stays a vendor user and a staff member never becomes one (a new user is made
+    instead), so no one's access crosses between the marketplace's and a vendor's by a role change."""
     _check_role(role)
-    t = _target(conn, username)
+    t = lock_user(conn, username)
     if t.role == role:
         return
+    if VENDOR in (t.role, role):
+        raise AuthError(f"{t.username!r} is {'a vendor user' if t.role == VENDOR else 'on the marketplace staff'}: "
+                        "vendor users and staff are separate accounts. Create a new user with the role you need.")
     if t.role == "admin" and t.disabled_at is None and not _other_enabled_admins(conn, t.user_id):
         raise AuthError(f"{t.username!r} is the only enabled admin; make someone else admin first.")
     conn.execute(sa.text("UPDATE app.users SET role = :r, updated_at = now() WHERE user_id = :id"),
@@ -266,7 +295,7 @@ def set_role(conn: Connection, username: str, role: str, *, actor: str = "", cli
 
 def set_enabled(conn: Connection, username: str, enabled: bool, *, actor: str = "", client_addr: str = "") -> None:
     """Enables or disables a user; disabling ends their sessions at once."""
-    t = _target(conn, username)
+    t = lock_user(conn, username)
     if enabled == (t.disabled_at is None):
         return
     if not enabled:
@@ -285,7 +314,7 @@ def set_enabled(conn: Connection, username: str, enabled: bool, *, actor: str = 
 def reset_password(conn: Connection, username: str, new_password: str, *, actor: str = "",
                    client_addr: str = "") -> None:
     """Sets a user's password (an admin's reset); ends the user's sessions."""
-    t = _target(conn, username)
+    t = lock_user(conn, username)
     if t.username == actor:
         raise AuthError("Change your own password under My account (it asks for the current one).")
     _check_new_password(new_password, t.username)
@@ -412,7 +441,11 @@ def attempt_login(conn: Connection, username: str, password: str, *, client_addr
            detail={} if ok else {"reason": reason})
     if not ok:
         return LoginOutcome(message="Username or password is incorrect.")
-    return LoginOutcome(user=User(row.user_id, row.username, row.name, row.email, row.role))
+    user = fetch_user(conn, row.username)
+    if user.is_vendor:
+        record(conn, "vendor.login", actor=typed, client_addr=client_addr, at=now,
+               detail={"vendor_ids": list(user.vendor_ids)})
+    return LoginOutcome(user=user)
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -448,7 +481,9 @@ def resolve_session(conn: Connection, sid: str, *, now: datetime | None = None) 
         touched AS (
             UPDATE app.sessions s SET last_seen_at = :now FROM live
             WHERE s.session_hash = live.session_hash AND live.last_seen_at < :now - interval '1 minute')
-        SELECT user_id, username, name, email, role FROM live"""), {"h": _hash_sid(sid), "now": now}).first()
+        SELECT user_id, username, name, email, role,
+               (SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b WHERE b.user_id = live.user_id)
+        FROM live"""), {"h": _hash_sid(sid), "now": now}).first()
     return _user(row)
 
 

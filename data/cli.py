@@ -9,13 +9,14 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from data.auth import AuthError, create_user, fetch_user_count, generate_password
+from data.auth import VENDOR, AuthError, create_user, fetch_user_count, generate_password
 from data.db import DatabaseStartError, get_engine, libpq_url
 from data.load import ImportValidationError, load_csv
 from data.rollups import refresh_rollups
 from data.schema import MigrationError, migrate
 from data.seed import SeedError, seed
 from data.settings import SettingsError, load_settings
+from data.vendor_users import create_vendor_user, fetch_demo_vendors
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -84,15 +85,25 @@ def _read_new_password(args: argparse.Namespace) -> str:
 
 
 def _cmd_create_user(args: argparse.Namespace) -> int:
+    vendors = args.vendor or []
+    if args.role == VENDOR and not vendors:
+        raise SystemExit("error: a vendor user sees only the vendors bound to it: add --vendor ID (one or more)")
+    if args.role != VENDOR and vendors:
+        raise SystemExit(f"error: --vendor binds a vendor user; a {args.role} sees the whole marketplace")
     password = _read_new_password(args)
     try:
         with get_engine().begin() as conn:
-            user = create_user(conn, args.username, password, args.role, name=args.name, email=args.email,
-                               actor="cli")
+            if args.role == VENDOR:
+                user = create_vendor_user(conn, args.username, password, vendors, load_settings(), name=args.name,
+                                          email=args.email, actor="cli")
+            else:
+                user = create_user(conn, args.username, password, args.role, name=args.name, email=args.email,
+                                   actor="cli")
     except AuthError as ex:
         print(f"error: {ex}", file=sys.stderr)
         return 1
-    print(f"created {user.role} {user.username!r}")
+    scope = f" bound to vendor {', '.join(map(str, user.vendor_ids))}" if user.vendor_ids else ""
+    print(f"created {user.role} {user.username!r}{scope}")
     return 0
 
 
@@ -107,12 +118,18 @@ def _cmd_demo_users(args: argparse.Namespace) -> int:
         if fetch_user_count(conn):
             print("users exist; no demo users created")
             return 0
-        made = [(u, r, generate_password(u)) for u, r in (("admin", "admin"), ("analyst", "analyst"))]
-        for username, role, password in made:
+        made = [(u, r, generate_password(u), "") for u, r in (("admin", "admin"), ("analyst", "analyst"))]
+        for username, role, password, _ in made:
             create_user(conn, username, password, role, name=f"Demo {role}", actor="demo")
+        for vendor_id, vendor_name in fetch_demo_vendors(conn):
+            username = f"vendor{vendor_id}"
+            password = generate_password(username)
+            create_vendor_user(conn, username, password, [vendor_id], load_settings(), name=f"Demo {vendor_name}",
+                               actor="demo")
+            made.append((username, VENDOR, password, f" (sees {vendor_name}, vendor {vendor_id}, only)"))
     print("Demo users created. These passwords are shown only once; change them under My account:")
-    for username, role, password in made:
-        print(f"  {role:<8} username {username:<8} password {password}")
+    for username, role, password, scope in made:
+        print(f"  {role:<8} username {username:<11} password {password}{scope}")
     return 0
 
 
@@ -145,13 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     ld.set_defaults(func=_cmd_load)
     cu = sub.add_parser("create-user", help="create a login (prompts for the password)")
     cu.add_argument("username")
-    cu.add_argument("--role", required=True, choices=["admin", "analyst", "viewer"])
+    cu.add_argument("--role", required=True, choices=["admin", "analyst", "viewer", VENDOR])
+    cu.add_argument("--vendor", type=int, action="append", metavar="ID",
+                    help="with --role vendor: a vendor id (mart.vendors) the user sees; repeat for several")
     cu.add_argument("--name", default="", help="display name")
     cu.add_argument("--email", default="")
     cu.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     cu.set_defaults(func=_cmd_create_user)
-    sub.add_parser("demo-users", help="on a database without users, create a demo admin and analyst and "
-                                      "print their passwords once").set_defaults(func=_cmd_demo_users)
+    sub.add_parser("demo-users", help="on a database without users, create a demo admin, analyst and two "
+                                      "vendor users and print their passwords once").set_defaults(func=_cmd_demo_users)
     return p
 
 

@@ -78,17 +78,17 @@ def delete_query(conn: Connection, owner: str, query_id: int) -> bool:
     return bool(deleted)
 
 
-def fetch_queries(conn: Connection, user: str, *, search: str = "") -> pd.DataFrame:
-    """Returns the user's own queries and everyone's shared ones matching search (name,
-    description, tags or SQL), with run count, last run and average duration."""
+def fetch_queries(conn: Connection, user: str, *, search: str = "", own_only: bool = False) -> pd.DataFrame:
+    """Returns the user's own queries and (unless own_only) everyone's shared ones matching search
+    (name, description, tags or SQL), with run count, last run and average duration."""
     return frame(conn.execute(sa.text("""
         SELECT query_id, name, description, tags, owner, shared, sql, updated_at, run_count, last_run_at,
                CASE WHEN run_count > 0 THEN total_run_ms / run_count END AS avg_ms
         FROM app.saved_queries
-        WHERE (owner = :u OR shared)
+        WHERE (owner = :u OR (shared AND NOT :own))
           AND (:s = '' OR name ILIKE '%' || :s || '%' OR description ILIKE '%' || :s || '%'
                OR sql ILIKE '%' || :s || '%' OR lower(:s) = ANY(tags))
-        ORDER BY (owner = :u) DESC, name"""), {"u": user, "s": (search or "").strip()}))
+        ORDER BY (owner = :u) DESC, name"""), {"u": user, "s": (search or "").strip(), "own": own_only}))
 
 
 def fetch_query_versions(conn: Connection, query_id: int) -> pd.DataFrame:

@@ -26,6 +26,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("FORECASTS_AT", "03:00", "Local time (HH:MM in APP_TIMEZONE) of the nightly forecasts of the total and the top vendors and categories."),
     ("FORECAST_TOP", "5", "How many top vendors and top categories (by GMV over the last 90 days) the nightly forecasts cover besides the total."),
     ("CUSTOMER_SCORES_AT", "02:30", "Local time (HH:MM in APP_TIMEZONE) of the nightly customer scores (RFM, clusters, CLV) as of the day before."),
+    ("PEER_BENCHMARKS_AT", "00:30", "Local time (HH:MM in APP_TIMEZONE) after which the scheduler recomputes the vendors' peer benchmarks for the new day (at once when none are stored)."),
     ("AUTH_COOKIE_KEY", "", "Secret (32+ characters) that signs login cookies; also read from AUTH_COOKIE_KEY in .streamlit/secrets.toml. Required outside demo mode."),
     ("DEMO_MODE", "auto", "`auto`: on when DATABASE_URL is empty. In demo mode a missing cookie key is generated into DATA_DIR and `make run` creates demo users."),
     ("SESSION_DAYS", "7", "Days a login lasts before the user must sign in again."),
@@ -127,6 +128,7 @@ class Settings:
     trusted_proxies: int = 0
     customer_scores_at: str = "02:30"
     forecasts_at: str = "03:00"
+    peer_benchmarks_at: str = "00:30"
     forecast_top: int = 5
     smtp_host: str = ""
     smtp_port: int = 25
@@ -196,6 +198,7 @@ def load_settings() -> Settings:
         trusted_proxies=_whole("TRUSTED_PROXIES") or int(_bool("TRUST_FORWARDED_FOR")),
         customer_scores_at=_clock("CUSTOMER_SCORES_AT"),
         forecasts_at=_clock("FORECASTS_AT"),
+        peer_benchmarks_at=_clock("PEER_BENCHMARKS_AT"),
         forecast_top=_positive_int("FORECAST_TOP"),
         smtp_host=_env("SMTP_HOST"),
         smtp_port=_positive_int("SMTP_PORT"),

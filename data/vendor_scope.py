@@ -13,6 +13,7 @@ widens the scope:
   that sum order lines (the product cube, the stock cover) are not readable, since nothing in the
   data contract makes a line's vendor its product's;
 - `orders`: the orders holding a line of the scope's vendors;
+- the shared anonymous tables (`_SHARED`: the peer benchmarks' category quartiles): every row;
 - every other table (customers, the marketplace's totals, traffic, marketing): no privilege at all.
 
 Every role keeps every row (policy `every_row`) but a vendor's, which the restrictive policy
@@ -27,14 +28,16 @@ AUTHORIZATION could be undone by the vendor's SQL.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
-from data.db import create_role_if_missing, database_url, put_back_role_settings, run_utility
+from data.auth import resolve_cookie_key
+from data.db import create_role_if_missing, database_url, make_analyst_engine, put_back_role_settings, run_utility
 from data.settings import Settings
 
 VENDOR_GROUP = "mbi_vendors"
@@ -48,6 +51,10 @@ _PRIVATE_COLUMNS = {"customer_id"}
 # product's vendor. The others (the product cube, the stock cover) sum every line of a product,
 # and nothing in the data contract makes a line's vendor its product's: not readable until it does.
 _PRODUCT_SCOPED = {"inventory_snapshots"}
+# Tables with no vendor key that every vendor may read whole. Safe only for anonymous aggregates
+# over at least 5 vendors (DESIGN.md's line): peer_benchmarks holds a category's quartiles of a
+# metric where at least 5 vendors have a value (a CHECK in migration 0024), no vendor id or name.
+_SHARED = {"peer_benchmarks"}
 
 
 class VendorScopeError(ValueError):
@@ -72,6 +79,8 @@ def fetch_scoped_tables(conn: Connection) -> dict[str, str]:
             continue
         if "vendor_id" in columns:
             out[table] = by_vendor
+        elif table in _SHARED:
+            out[table] = "true"
         elif "product_id" in columns and table in _PRODUCT_SCOPED:
             out[table] = f"product_id IN (SELECT p.product_id FROM mart.products p WHERE p.{by_vendor})"
     return dict(sorted(out.items()))
@@ -158,17 +167,21 @@ def vendor_role_name(vendor_ids: Iterable[int]) -> str:
 
 
 def vendor_password(settings: Settings, role: str) -> str:
-    """The role's password, derived from AUTH_COOKIE_KEY: the app can always log in as it, and
-    nothing else knows it (it is stored nowhere)."""
-    if not settings.cookie_key:
+    """The role's password, derived from AUTH_COOKIE_KEY (in demo mode the key generated into DATA_DIR,
+    as for the login cookies): the app can always log in as it, and nothing else knows it (it is
+    stored nowhere)."""
+    if not settings.cookie_key and not settings.demo_mode:
         raise VendorScopeError("AUTH_COOKIE_KEY is not set: vendor database roles take their passwords from it")
-    return hmac.new(settings.cookie_key.encode(), f"vendor-role:{role}".encode(), hashlib.sha256).hexdigest()
+    key = resolve_cookie_key(settings)
+    return hmac.new(key.encode(), f"vendor-role:{role}".encode(), hashlib.sha256).hexdigest()
 
 
-def ensure_vendor_role(conn: Connection, vendor_ids: Iterable[int], settings: Settings) -> str:
+def ensure_vendor_role(conn: Connection, vendor_ids: Iterable[int], settings: Settings, *,
+                       allow_closed: Iterable[int] = ()) -> str:
     """Creates or puts back the login role seeing exactly vendor_ids (every one an existing vendor
-    that is not closed) in this database; returns its name. Unknown, closed or missing vendor ids
-    raise VendorScopeError, before anything is written."""
+    that is not closed, but those in allow_closed: bound before they closed) in this database;
+    returns its name. Unknown, closed or missing vendor ids raise VendorScopeError, before anything
+    is written."""
     ids = sorted({int(v) for v in vendor_ids})
     if not ids:
         raise VendorScopeError("A vendor scope needs at least one vendor id")
@@ -177,7 +190,8 @@ def ensure_vendor_role(conn: Connection, vendor_ids: Iterable[int], settings: Se
     unknown = [v for v in ids if v not in status]
     if unknown:
         raise VendorScopeError(f"No vendor with id {', '.join(map(str, unknown))} in mart.vendors")
-    closed = [v for v in ids if status[v] == "closed"]
+    kept = {int(v) for v in allow_closed}
+    closed = [v for v in ids if status[v] == "closed" and v not in kept]
     if closed:
         raise VendorScopeError(f"Vendor {', '.join(map(str, closed))} is closed (mart.vendors.status): "
                                "a closed vendor gets no new access")
@@ -198,7 +212,8 @@ def ensure_vendor_roles(conn: Connection, settings: Settings) -> list[str]:
         SELECT s.role_name FROM app.vendor_scopes s JOIN pg_roles r ON r.rolname = s.role_name
         ORDER BY 1""")).scalars().all()
     for role in roles:
-        _put_back_role(conn, role, vendor_password(settings, role) if settings.cookie_key else None)
+        _put_back_role(conn, role, vendor_password(settings, role) if settings.cookie_key or settings.demo_mode
+                       else None)
     return roles
 
 
@@ -227,3 +242,16 @@ def vendor_url(settings: Settings, vendor_ids: Iterable[int]) -> str:
     role = vendor_role_name(vendor_ids)
     url = make_url(database_url(settings)).set(username=role, password=vendor_password(settings, role))
     return url.render_as_string(hide_password=False)
+
+
+def vendor_engine(settings: Settings, vendor_ids: Iterable[int]) -> Engine:
+    """The pooled engine of the login role seeing vendor_ids: every query made for a vendor user
+    (pages, downloads, the SQL page) runs on it. Built like the analysts' engine (no server-side
+    prepared statements, so the safe runner's DISCARD ALL is harmless) with a small pool: one
+    engine per scope in use, and the server's connections are shared by all of them."""
+    return _vendor_engine(vendor_url(settings, vendor_ids), settings.timezone)
+
+
+@functools.lru_cache(maxsize=256)
+def _vendor_engine(url: str, timezone: str) -> Engine:
+    return make_analyst_engine(url, timezone, pool_size=1, max_overflow=3, pool_recycle=600)

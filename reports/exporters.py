@@ -344,10 +344,10 @@ def write_rows(fmt: str, columns: Sequence[str], batches: Batches, out: Output, 
 
 def export_query(sql: str, params: dict | None, fmt: str, out: Output, *, row_limit: int | None = None,
                  engine: Engine | None = None, sheet: str = "Query", about: dict | None = None,
-                 timeout_ms: int | None = None) -> tuple[int, bool]:
+                 timeout_ms: int | None = None, explain: bool = True) -> tuple[int, bool]:
     """Streams an analyst's query (through analytics.query.open_query: the same checks and role as
     the SQL page) batch by batch into out. Returns (rows written, whether row_limit cut it short)."""
-    with open_query(sql, params, engine=engine, timeout_ms=timeout_ms) as stream:
+    with open_query(sql, params, engine=engine, timeout_ms=timeout_ms, explain=explain) as stream:
         limit = None if row_limit is None else row_limit + 1
         seen = {"rows": 0}
 

@@ -15,8 +15,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics.customer_scores import compute_scores, store_scores
 from analytics.forecast_series import run_nightly
-from analytics.filters import Filters, Period
+from analytics.filters import Filters, Period, resolve_period
 from data.auth import prune_login_attempts
+from data.peer_benchmarks import PRESETS as BENCHMARK_PRESETS
+from data.peer_benchmarks import fetch_rollups_ready, refresh_peer_benchmarks
 from data.rollups import fetch_rollup_status, refresh_rollups
 from data.settings import load_settings
 
@@ -93,17 +95,19 @@ def prune_job(conn: Connection) -> str:
 
 
 def _nightly_due(conn: Connection, job: str, at: str, done_sql: str, days_back: int,
-                 now: datetime | None) -> date | None:
+                 now: datetime | None, *, done_params: dict | None = None, at_once: bool = False) -> date | None:
     """Returns the date a nightly job is due for (local today − days_back), or None: before `at`
-    (local HH:MM), when done_sql (the latest date done) reached it, or within an hour of a failed
-    run. A missed night is caught up by the next check."""
+    (local HH:MM), when done_sql (the latest date done, with done_params) reached it, or within an
+    hour of a failed run. A missed night is caught up by the next check. at_once: due at any hour
+    while nothing was ever done (done_sql gives NULL)."""
     now = now or datetime.now(timezone.utc)
     local = now.astimezone(load_settings().tz)
-    if local.strftime("%H:%M") < at:
+    early = local.strftime("%H:%M") < at
+    if early and not at_once:
         return None
     target = local.date() - timedelta(days=days_back)
-    done = conn.execute(sa.text(done_sql)).scalar()
-    if done is not None and done >= target:
+    done = conn.execute(sa.text(done_sql), done_params or {}).scalar()
+    if done is not None and (early or done >= target):
         return None
     # A failed run is retried an hour later, not at every check.
     failed = conn.execute(sa.text("""
@@ -125,6 +129,38 @@ def fetch_forecasts_due(conn: Connection, now: datetime | None = None) -> date |
     FORECASTS_AT, when they are stored for today, or within an hour of a failed run."""
     return _nightly_due(conn, "forecasts", load_settings().forecasts_at,
                         "SELECT max(run_date) FROM mart.forecast_runs", 0, now)
+
+
+def fetch_peer_benchmarks_due(conn: Connection, now: datetime | None = None) -> date | None:
+    """Returns the local today the vendors' peer benchmarks are due for, or None: before
+    PEER_BENCHMARKS_AT (unless none are stored: then at once), when they were computed today, while
+    the rollups cannot answer (the next refresh rebuilds them), or within an hour of a failed run."""
+    settings = load_settings()
+    if not fetch_rollups_ready(conn, settings.timezone):
+        return None
+    # Done on the day the stored rows were computed. None stored: without order lines there is
+    # nothing to compare (done for ever, not due every check); with lines but no value in any
+    # period (data older than last year), done on the day of the last run that succeeded.
+    return _nightly_due(conn, "peer_benchmarks", settings.peer_benchmarks_at, """
+        SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM mart.order_items) THEN DATE '9999-12-31'
+                    ELSE COALESCE((SELECT (max(computed_at) AT TIME ZONE :tz)::date FROM mart.vendor_benchmarks),
+                                  (SELECT (max(started_at) AT TIME ZONE :tz)::date FROM app.job_runs
+                                   WHERE job = 'peer_benchmarks' AND ok)) END""",
+                        0, now, done_params={"tz": settings.timezone}, at_once=True)
+
+
+def peer_benchmarks_job(conn: Connection, now: datetime | None = None) -> str:
+    """Recomputes every vendor's peer benchmarks for the period presets on the local today
+    (data.peer_benchmarks), replacing the stored ones in the job's transaction."""
+    today = fetch_peer_benchmarks_due(conn, now)
+    if today is None:
+        return "up to date"
+    started = time.perf_counter()
+    periods = {name: (p.start, p.end) for name, p in ((n, resolve_period(n, today)) for n in BENCHMARK_PRESETS)}
+    rows = refresh_peer_benchmarks(conn, periods, tz=load_settings().timezone, now=now)
+    took = time.perf_counter() - started
+    log.info("peer benchmarks for %s: %s vendor figures in %.1f s", today, rows, took)
+    return f"{today}: {rows:,} vendor figures over {len(periods)} periods in {took:.1f} s"
 
 
 def forecasts_job(conn: Connection, now: datetime | None = None) -> str:

@@ -1,7 +1,8 @@
 """The companion process: python -m reports.scheduler [--once].
 
 Writes a heartbeat and folds new and changed orders into the rollups every few minutes; stores
-the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT); every few
+the customer scores and the forecasts once a night (CUSTOMER_SCORES_AT, FORECASTS_AT) and the
+vendors' peer benchmarks once a day (PEER_BENCHMARKS_AT, at once when none are stored); every few
 seconds (SCHEDULER_TICK_SECONDS) evaluates due alert rules and queues due schedule slots; deletes
 expired exports hourly. Queued exports (EXPORT_WORKERS at once), the emails and webhooks of the
 outbox and the nightly models run on worker threads, so that no export, mail server or model,
@@ -186,6 +187,9 @@ JOBS = (
     Job("heartbeat", "heartbeat_seconds", beat),
     Job("refresh_rollups", "rollup_refresh_seconds", refresh),
     Job("prune_login_attempts", 6 * 3600, prune),
+    # The benchmarks first: seconds, where the models below can take minutes.
+    Job("peer_benchmarks", 300, nightly("peer_benchmarks", jobs.fetch_peer_benchmarks_due, jobs.peer_benchmarks_job),
+        thread="nightly"),
     Job("customer_scores", 300, nightly("customer_scores", jobs.fetch_customer_scores_due, jobs.customer_scores_job),
         thread="nightly"),
     Job("forecasts", 300, nightly("forecasts", jobs.fetch_forecasts_due, jobs.forecasts_job), thread="nightly"),

@@ -1,7 +1,8 @@
 """make screenshots: draws every page in headless chromium into artifacts/ (and the README's image).
 
 Uses DATABASE_URL when set, else the embedded server in .data/pg (seeded by `make run`). Logs in
-as a `screenshots` admin that it creates (or gives a fresh random password) in that database.
+as a `screenshots` admin that it creates (or gives a fresh random password) in that database, and
+for the vendor portal as `screenshots-vendor`, bound to the demo's first vendor user's vendor.
 """
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import argparse
 import shutil
 
 from analytics import dashboards as D
-from components.sql_widgets import EXAMPLES
+from components.sql_widgets import EXAMPLES, VENDOR_EXAMPLES
 from data import auth
+from data import vendor_users as VU
 from data import saved_queries as SQ
 from data.db import database_url, get_engine
 from data.settings import load_settings
@@ -19,6 +21,7 @@ from reports.alert_evaluation import evaluate_due
 from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview, wait_idle
 
 USER = "screenshots"
+VENDOR_USER = "screenshots-vendor"
 
 
 def _ready_text(text: str):
@@ -110,7 +113,17 @@ def _alerts_preview_ready(page) -> None:
     page.get_by_text("would have fired").first.scroll_into_view_if_needed()
 
 
-# name: (path, ready, log in first)
+def _vendor_sql_ready(page) -> None:
+    """Runs the vendor's products-in-a-period example on the vendor's own role."""
+    page.get_by_text("Start from an example").first.wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="SQL").fill(VENDOR_EXAMPLES["My products by GMV in a period (parameters)"])
+    page.get_by_role("textbox", name="SQL").press("Control+Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text(" rows · ").first.wait_for(timeout=60_000)
+
+
+# name: (path, ready, log in first: False, True (the admin) or "vendor")
 PAGES = {
     "login": ("/", _ready_text("Ask an admin for an account"), False),
     "overview": ("/", wait_for_overview, True),
@@ -140,6 +153,8 @@ PAGES = {
     "admin_users": ("/admin", _ready_text("Change a user"), True),
     "admin_audit": ("/admin", _tab("Audit log", "newest first"), True),
     "admin_scheduler": ("/admin", _tab("Scheduler", "Latest run of each job"), True),
+    "portal": ("/", _tall(2300, _charts("Revenue trend", 1)), "vendor"),
+    "portal_sql": ("/sql", _tall(1400, _vendor_sql_ready), "vendor"),
 }
 
 
@@ -210,6 +225,20 @@ def _screenshot_user() -> str:
     return password
 
 
+def _screenshot_vendor() -> str:
+    """Creates (or gives a fresh password to) the vendor user of the portal's screenshots."""
+    password = auth.generate_password(VENDOR_USER)
+    settings = load_settings()
+    with get_engine().begin() as conn:
+        if auth.fetch_user(conn, VENDOR_USER) is None:
+            (vendor_id, _), = VU.fetch_demo_vendors(conn, 1)
+            VU.create_vendor_user(conn, VENDOR_USER, password, [vendor_id], settings, name="Screenshots vendor",
+                                  actor="make screenshots")
+            return password
+        auth.reset_password(conn, VENDOR_USER, password, actor="make screenshots")
+    return password
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.screenshots")
     p.add_argument("--readme", action="store_true", help="also copy the overview to docs/img/")
@@ -222,6 +251,7 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     url = database_url()  # holds the embedded server while the app runs
     password = _screenshot_user()
+    vendor_password = _screenshot_vendor()
     _demo_dashboard()
     _demo_reports()
     _demo_alerts()
@@ -233,7 +263,9 @@ def main() -> int:
             # Streamlit scrolls inside its own container, so a tall viewport shows the whole page.
             page = browser.new_page(viewport={"width": args.width, "height": args.height if name in ("overview", "sales", "vendors", "products") else 1000})
             page.goto(base + path, wait_until="domcontentloaded")
-            if logged_in:
+            if logged_in == "vendor":
+                log_in(page, VENDOR_USER, vendor_password)
+            elif logged_in:
                 log_in(page, USER, password)
             ready(page)
             page.wait_for_timeout(2000)  # plotly finishes its transitions

@@ -8,7 +8,9 @@ from streamlit.util import calc_hash
 from tests.conftest import ROOT, use_database
 
 # Created once per test session in the seeded database (see the `users` fixture).
-PASSWORDS = {"viewer": "Blue-lagoon-2026", "analyst": "Green-forest-2026", "admin": "Red-mountain-2026"}
+# The vendor user ("vendor") is bound to the vendor tests.conftest.TEST_VENDOR finds.
+PASSWORDS = {"viewer": "Blue-lagoon-2026", "analyst": "Green-forest-2026", "admin": "Red-mountain-2026",
+             "vendor": "Amber-harbour-2026"}
 
 
 def start(monkeypatch, url: str, **env: str) -> AppTest:

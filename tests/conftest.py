@@ -3,12 +3,15 @@
 Databases made here:
   mbi_empty   migrated, no data: cloned per test by `empty_engine` (tests that write)
   mbi_test    migrated + seeded with a small deterministic marketplace and one user per role
-              (username = role, password in tests/apptest.PASSWORDS): `engine` (read only)
+              (username = role, password in tests/apptest.PASSWORDS; the vendor user sees the
+              biggest vendor of the biggest category, data.vendor_users.fetch_demo_vendors):
+              `engine` (read only)
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -27,7 +30,8 @@ from data.db import embedded_server, make_analyst_engine, normalise_url, recreat
 from data.schema import ensure_analyst_role, migrate
 from data.seed import seed
 from data.settings import load_settings
-from data.vendor_scope import ensure_vendor_group
+from data.vendor_scope import ensure_vendor_group, vendor_password
+from data.vendor_users import create_vendor_user, fetch_demo_vendors
 from tests.servers import SmtpServer, WebhookServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +119,17 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
 TEST_COOKIE_KEY = "test-cookie-key-0123456789-abcdefghijklmnop"
 
 
+def vendor_settings():
+    """The app's settings with the tests' cookie key, from which vendor roles' passwords derive."""
+    return dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
+
+
+def vendor_role_engine(url, role: str) -> sa.engine.Engine:
+    """An engine logged in as a vendor login role made with vendor_settings() (UTC, no pool)."""
+    return sa.create_engine(make_url(str(url)).set(username=role, password=vendor_password(vendor_settings(), role)),
+                            poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
+
+
 def use_database(monkeypatch, url: str, **env: str) -> None:
     """Points the app's settings at url (and any extra env vars) for one test."""
     monkeypatch.setenv("DATABASE_URL", url)
@@ -139,9 +154,14 @@ def database_url(admin_url, empty_template) -> str:
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
     seed(eng, orders=SEED_LINES, seed=SEED, end=SEED_END, progress=False)
     from tests.apptest import PASSWORDS  # here, not at the top: tests.apptest imports this module
+    settings = vendor_settings()
     with eng.begin() as conn:
         for role, password in PASSWORDS.items():
-            create_user(conn, role, password, role, name=f"Test {role}")
+            if role == "vendor":
+                (vendor_id, _), = fetch_demo_vendors(conn, 1)
+                create_vendor_user(conn, role, password, [vendor_id], settings, name="Test vendor")
+            else:
+                create_user(conn, role, password, role, name=f"Test {role}")
     eng.dispose()
     return url
 

@@ -18,6 +18,7 @@ from tests.conftest import ROOT, create_database, use_database
 NOT_PERMITTED = "You are not permitted to open this page"
 # What each page shows only when it really ran (its data or its forms).
 RENDERED = {"overview": lambda at: len(at.metric) == 10,
+            "business": lambda at: len(at.metric) == 8 and any("Product" in d.value.columns for d in at.dataframe),
             "vendors": lambda at: any({"Rank", "Vendor", "GMV"} <= set(d.value.columns) and len(d.value) > 0
                                       for d in at.dataframe),
             "products": lambda at: any("Product" in d.value.columns and len(d.value) > 0 for d in at.dataframe),
@@ -52,16 +53,19 @@ def test_logged_out_every_url_shows_only_the_login_form(monkeypatch, database_ur
     assert not at.sidebar.get("page_link")
 
 
-@pytest.mark.parametrize("role", ["viewer", "analyst", "admin"])
+@pytest.mark.parametrize("role", ["viewer", "analyst", "admin", "vendor"])
 def test_each_role_sees_exactly_its_pages(monkeypatch, database_url, role):
     at = login(monkeypatch, database_url, role)
     menu = {link.proto.label for link in at.sidebar.get("page_link")}
     assert menu == {p.title for p in PAGES if role in p.roles}
+    home = next(p for p in PAGES if p.default and role in p.roles)
     for spec in PAGES:
         at = open_url(at, spec.url_path)
         if role in spec.roles:
             assert RENDERED[spec.url_path](at), (role, spec.url_path)
             assert NOT_PERMITTED not in texts(at)
+        elif spec.default:   # another role's home page (where a login at the root lands) leads to this one's
+            assert RENDERED[home.url_path](at), (role, spec.url_path)
         else:
             assert NOT_PERMITTED in texts(at), (role, spec.url_path)
             assert _no_data(at), (role, spec.url_path)

@@ -17,6 +17,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from analytics.filters import resolve_preset
 from bench.load import protocol_user, session_cookie
+from data.vendor_users import fetch_demo_vendors
 from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview, wait_idle
 from scripts.healthcheck import app_answering
 from tests.apptest import PASSWORDS
@@ -324,6 +325,24 @@ def _choose(scope, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def _create_user(page, username: str, name: str, role: str, password: str, *, vendor: str | None = None) -> None:
+    """Fills the admin page's "New user" form (role by its label; vendor: the option naming the
+    vendor a vendor user sees) and waits for the confirmation."""
+    page.get_by_role("textbox", name="Username", exact=True).last.wait_for(timeout=120_000)
+    form = page.get_by_test_id("stForm").filter(has_text="Create user")
+    form.get_by_role("textbox", name="Username", exact=True).fill(username)
+    form.get_by_role("textbox", name="Display name").fill(name)
+    _choose(form, "Role", role)
+    if vendor is not None:
+        form.get_by_test_id("stMultiSelect").filter(has_text="Vendors (vendor users only)").click()
+        page.keyboard.type(vendor.split(" (")[0])   # the list is long and drawn as it scrolls: narrow it
+        page.get_by_role("option", name=vendor, exact=True).click()
+        page.keyboard.press("Escape")
+    form.get_by_label("Password", exact=True).fill(password)
+    form.get_by_role("button", name="Create user").click()
+    page.get_by_text(f"Created {username}").first.wait_for(timeout=60_000)
+
+
 PAGE_READY = {   # url path -> text that shows the page drew its figures
     "sales": "Numbers by bucket", "vendors": "Select a row to drill down", "products": "Top 10 products by GMV",
     "customers": "Movement between segments", "forecasting": "Earlier forecasts against the actuals",
@@ -334,14 +353,7 @@ PAGE_READY = {   # url path -> text that shows the page drew its figures
 
 def test_an_admin_creates_an_analyst_who_works_through_every_page_and_a_viewer_is_kept_out(served_app, browser):
     context, page = _deep_link_login(browser, served_app + "/admin", "admin")
-    page.get_by_role("textbox", name="Username", exact=True).last.wait_for(timeout=120_000)
-    form = page.get_by_test_id("stForm").filter(has_text="Create user")
-    form.get_by_role("textbox", name="Username", exact=True).fill("ana")
-    form.get_by_role("textbox", name="Display name").fill("Ana Analyst")
-    _choose(form, "Role", "Analyst")
-    form.get_by_label("Password", exact=True).fill("Orange-river-2026")
-    form.get_by_role("button", name="Create user").click()
-    page.get_by_text("Created ana").first.wait_for(timeout=60_000)
+    _create_user(page, "ana", "Ana Analyst", "Analyst", "Orange-river-2026")
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
     page.goto(served_app + "/", wait_until="domcontentloaded")
@@ -368,6 +380,50 @@ def test_an_admin_creates_an_analyst_who_works_through_every_page_and_a_viewer_i
     context, page = _deep_link_login(browser, served_app + "/sql", "viewer")
     page.get_by_text("You are not permitted to open this page").first.wait_for(timeout=120_000)
     assert not page.get_by_role("textbox", name="SQL").count()
+    context.close()
+
+
+def test_an_admin_makes_a_vendor_user_who_sees_only_their_own_business(served_app, browser):
+    """The vendor journey: created and bound on the admin page, the vendor logs in to their own
+    overview with its peer benchmarks (the scheduler's first run computed them), queries their own
+    rows in SQL, and cannot open the vendor leaderboard."""
+    engine = sa.create_engine(SERVED_ENV["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        (vendor_id, name), = fetch_demo_vendors(conn, 1)
+        category = conn.execute(sa.text("SELECT category FROM mart.vendors WHERE vendor_id = :v"),
+                                {"v": vendor_id}).scalar()
+        others = conn.execute(sa.text("SELECT name FROM mart.vendors WHERE vendor_id <> :v"),
+                              {"v": vendor_id}).scalars().all()
+    engine.dispose()
+    context, page = _deep_link_login(browser, served_app + "/admin", "admin")
+    _create_user(page, "vera", "Vera Vendor", "Vendor", "Violet-canyon-2026", vendor=f"{name} ({vendor_id}, {category})")
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
+    page.goto(served_app + "/", wait_until="domcontentloaded")
+    log_in(page, "vera", "Violet-canyon-2026", expect="How you compare in your category")
+    page.get_by_text("Revenue trend").first.wait_for(timeout=60_000)
+    page.get_by_test_id("stDataFrame").nth(1).wait_for(timeout=60_000)   # the standing and the products
+    body = page.locator("body").inner_text()
+    # The tables draw on a canvas; their cells' text is in the grid's (hidden) accessible table.
+    cells = " ".join(page.locator('[role="gridcell"]').all_text_contents())
+    assert re.search(r"Signed in as\s+Vera Vendor\s+· Vendor", body) and name in body
+    assert re.search(r"#\d+ of \d+ · better than", cells), "the peer benchmark's standing"
+    assert not [o for o in others if o in body or o in cells]
+    page.screenshot(path=str(ARTIFACTS / "journey_vendor_portal.png"), full_page=True)
+    page.goto(f"{served_app}/sql", wait_until="domcontentloaded")
+    editor = page.get_by_role("textbox", name="SQL")
+    editor.wait_for(timeout=120_000)
+    wait_idle(page, 60_000)
+    editor.fill("SELECT vendor_id, name FROM mart.vendors")
+    editor.press("Control+Enter")
+    _wait_for_result(page)
+    info = _download(page, "CSV")   # what the grid shows, as a file
+    lines = open(info.value.path(), encoding="utf-8-sig").read().splitlines()
+    assert lines == ["vendor_id,name", f"{vendor_id},{name}"]
+    page.goto(f"{served_app}/vendors", wait_until="domcontentloaded")
+    page.get_by_text("You are not permitted to open this page").first.wait_for(timeout=60_000)
+    assert "Select a row to drill down" not in _texts(page)
+    assert not page.get_by_role("link", name="Vendors").count()
     context.close()
 
 

@@ -15,7 +15,7 @@ from data.schema import migrate
 from data.settings import load_settings
 from data.vendor_scope import (VENDOR_GROUP, VendorScopeError, ensure_vendor_group, ensure_vendor_role,
                                fetch_scoped_tables, vendor_password, vendor_role_name)
-from tests.conftest import TEST_COOKIE_KEY, clone
+from tests.conftest import clone, vendor_role_engine, vendor_settings
 
 # Three vendors; orders 1 and 3 hold lines of two vendors each.
 DATA = """
@@ -51,15 +51,13 @@ SCOPES = {"one": [1], "two": [2, 3]}
 def world(admin_url, empty_template):
     """A marketplace with its rollups built and a login role for vendor 1 and one for vendors 2
     and 3; yields the app's engine and an engine per scope."""
-    settings = dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
+    settings = vendor_settings()
     with clone(admin_url, empty_template) as app:
         with app.begin() as conn:
             conn.execute(sa.text(DATA))
             refresh_rollups(conn, full=True, timezone="UTC")
             roles = {name: ensure_vendor_role(conn, ids, settings) for name, ids in SCOPES.items()}
-        engines = {name: sa.create_engine(
-            make_url(str(app.url)).set(username=role, password=vendor_password(settings, role)),
-            poolclass=sa.pool.NullPool) for name, role in roles.items()}
+        engines = {name: vendor_role_engine(app.url, role) for name, role in roles.items()}
         yield app, engines
         for e in engines.values():
             e.dispose()
@@ -99,13 +97,16 @@ def test_each_scope_reads_exactly_its_own_rows_of_every_readable_table(world):
     assert not {"customers", "rollup_sales_daily", "rollup_customer_daily", "traffic_daily", "marketing_spend",
                 "customer_scores", "customer_score_main_vendors", "rollup_stock_cover",
                 "rollup_product_dims_daily"} & set(tables)
+    # Shared whole: anonymous aggregates of at least 5 vendors, with no vendor key.
+    assert {t for t, condition in tables.items() if condition == "true"} == {"peer_benchmarks"}
+    assert "vendor_id" not in columns["peer_benchmarks"] and "vendor_benchmarks" in tables
     seen_hidden = 0
     for table in tables:
-        key = next(k for k in ("vendor_id", "product_id", "order_id") if k in columns[table])
+        key = next((k for k in ("vendor_id", "product_id", "order_id") if k in columns[table]), None)
         every = _table(app, table)
         for name, ids in SCOPES.items():
             got = _table(engines[name], table)
-            assert got == _expected(app, table, key, ids), (table, name)
+            assert got == (every if key is None else _expected(app, table, key, ids)), (table, name)
             seen_hidden += len(every) - len(got)
         if table in ("order_items", "orders", "products", "rollup_vendor_daily", "rollup_product_daily"):
             assert every and any(_table(engines[n], table) != every for n in SCOPES), table
@@ -198,7 +199,7 @@ def test_the_analysts_role_and_the_app_keep_every_row(world, admin_url):
 
 
 def test_a_scope_of_unknown_closed_or_no_vendors_is_refused_and_nothing_is_written(empty_engine):
-    settings = dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
+    settings = vendor_settings()
     with empty_engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO mart.vendors VALUES "
                              "(1, 'Alpha', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10), "
@@ -213,7 +214,7 @@ def test_a_scope_of_unknown_closed_or_no_vendors_is_refused_and_nothing_is_writt
         assert not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname IN "
                                         "('mbi_vendor_1_998_999', 'mbi_vendor_1_2')")).first()
     with pytest.raises(VendorScopeError, match="AUTH_COOKIE_KEY"):
-        vendor_password(dataclasses.replace(settings, cookie_key=""), "mbi_vendor_1")
+        vendor_password(dataclasses.replace(settings, cookie_key="", demo_mode=False), "mbi_vendor_1")
 
 
 def test_role_names_fit_postgresql():
@@ -248,7 +249,7 @@ def test_a_migration_keeps_the_policies_it_made_and_puts_back_changed_ones(empty
 
 
 def test_a_migration_puts_back_what_a_vendor_session_changed_and_closes_schema_public(empty_engine):
-    settings = dataclasses.replace(load_settings(), cookie_key=TEST_COOKIE_KEY)
+    settings = vendor_settings()
     with empty_engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO mart.vendors VALUES "
                              "(7, 'Eta', 'Books', 'Europe', 'DE', '2024-01-01', 'active', 0.10)"))

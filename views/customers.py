@@ -4,9 +4,11 @@ from __future__ import annotations
 import streamlit as st
 
 from components import customer_widgets as W
+from components.auth import require_role
 from components.filters import render_filter_bar
 from components.loaders.customers import load_scores
 
+require_role("viewer", "analyst", "admin")   # the marketplace's staff; vendors have their own pages
 st.title("Customers")
 f = render_filter_bar(key="cu")
 if f is None:

@@ -9,8 +9,10 @@ import streamlit as st
 from analytics.forecasting import ForecastError
 from components import forecast_widgets as W
 from components import loaders
+from components.auth import require_role
 from components.loaders.forecasting import load_forecast, load_history
 
+require_role("viewer", "analyst", "admin")   # the marketplace's staff; vendors have their own pages
 st.title("Forecasting")
 st.caption("Prophet, exponential smoothing and a seasonal-naive baseline are each backtested on the series; "
            "the most accurate one forecasts it. Whole periods only: the current week or month is left out.")

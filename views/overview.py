@@ -6,7 +6,7 @@ import streamlit as st
 from analytics.filters import COMPARISONS
 from analytics.overview import TOP, TREND
 from components import loaders
-from components.auth import require_live_session
+from components.auth import require_live_session, require_role
 from components.charts import render_share_bars, render_trend
 from components.filters import render_filter_bar
 from components.kpi_cards import render_kpi_cards
@@ -14,6 +14,7 @@ from components.labels import VALUE_LABELS
 from components.loaders.overview import load_overview
 from components.tables import ranked_table, render_ranked_table
 
+require_role("viewer", "analyst", "admin")   # the marketplace's staff; vendors have their own pages
 st.title("Overview")
 f = render_filter_bar(key="ov")
 auto = st.sidebar.toggle("Auto-refresh every 5 minutes", key="ov_auto")

@@ -4,10 +4,12 @@ from __future__ import annotations
 import streamlit as st
 
 from components import loaders
+from components.auth import require_role
 from components.filters import render_filter_bar
 from components.loaders.products import load_inventory, load_products
 from components.product_widgets import controls, render_inventory, render_margins, render_price_volume, render_rankings
 
+require_role("viewer", "analyst", "admin")   # the marketplace's staff; vendors have their own pages
 st.title("Products")
 f = render_filter_bar(key="pr")
 if f is None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components.auth import require_role
 from components.filters import render_filter_bar
 from components.sales_widgets import (apply_focus, render_breakdown_section, render_focus_bar, render_funnel,
                                       render_marketing, render_payments, render_profitability, render_trend_section)
 
+require_role("viewer", "analyst", "admin")   # the marketplace's staff; vendors have their own pages
 st.title("Sales")
 f = render_filter_bar(key="sa")
 if f is None:

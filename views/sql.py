@@ -11,10 +11,15 @@ from components.auth import client_addr, require_role
 from components.loaders.sql import execute
 from components.text import plain
 
-user = require_role("analyst", "admin")
+user = require_role("analyst", "admin", "vendor")
 st.title("SQL")
-st.caption("Read-only queries over schema mart, on the analysts' own database role: one statement, a time limit "
-           "and a row limit. Nothing here can change data.")
+if user.is_vendor:
+    st.caption("Read-only queries over schema mart, on your own database role: PostgreSQL shows it your vendors' "
+               "rows only (your order lines, the orders holding them, your products). One statement, a time "
+               "limit and a row limit. Nothing here can change data.")
+else:
+    st.caption("Read-only queries over schema mart, on the analysts' own database role: one statement, a time "
+               "limit and a row limit. Nothing here can change data.")
 
 # Opening a saved query or a history entry sets the editor before it is drawn.
 pending = st.session_state.pop("sql_pending", None)
@@ -33,10 +38,11 @@ def open_query(loaded, sql: str, params: dict | None = None) -> None:
 query, saved, history, schema = st.tabs(["Query", "Saved queries", "History", "Schema"])
 with query:
     c1, c2 = st.columns([3, 1])
-    example = c1.selectbox("Start from an example", [None, *W.EXAMPLES], key="sql_example",
+    examples = W.examples()
+    example = c1.selectbox("Start from an example", [None, *examples], key="sql_example",
                            format_func=lambda e: "—" if e is None else e)
     if c2.button("Use the example", key="sql_use_example", disabled=example is None):
-        open_query(None, W.EXAMPLES[example])
+        open_query(None, examples[example])
     loaded = st.session_state.get("sql_loaded")
     sql = st.text_area("SQL", key="sql_text", height=220, placeholder="SELECT … FROM mart.orders …")
     # Runs and pins count for the saved query only while the editor holds its saved text.
@@ -61,7 +67,7 @@ with query:
         st.warning(st.session_state.pop("sql_format_error"), icon=":material/warning:")
     if run:
         with st.spinner("Running…"):
-            result, message = execute(user.username, sql, values, row_limit=limit,
+            result, message = execute(user, sql, values, row_limit=limit,
                                       query_id=saved_id, client_addr=client_addr())
         st.session_state["sql_last"] = {"sql": sql, "values": values, "result": result, "message": message}
     last = st.session_state.get("sql_last")

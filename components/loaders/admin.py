@@ -8,6 +8,8 @@ import pandas as pd
 
 from components.loaders import app_engine, read, write
 from data import auth
+from data import vendor_users as VU
+from data.settings import load_settings
 from data.audit import fetch_audit, fetch_audit_actions
 from reports.delivery import fetch_failed_deliveries, fetch_waiting_deliveries, retry_delivery
 from reports.jobs import fetch_scheduler_status
@@ -43,10 +45,26 @@ def load_deliveries() -> tuple[pd.DataFrame, int]:
         return fetch_failed_deliveries(conn), fetch_waiting_deliveries(conn)
 
 
-def save_user(username: str, password: str, role: str, **kwargs) -> None:
-    """Creates a user (data.auth.create_user); raises AuthError with the reason."""
+def load_vendor_choices() -> pd.DataFrame:
+    """Returns (vendor_id, name, category, status) of every vendor: what a vendor user is bound to."""
+    with read(app_engine()) as conn:
+        return VU.fetch_vendor_choices(conn)
+
+
+def save_user(username: str, password: str, role: str, *, vendor_ids: tuple[int, ...] = (), **kwargs) -> None:
+    """Creates a user (data.auth.create_user; a vendor user with their vendors,
+    data.vendor_users.create_vendor_user); raises AuthError with the reason, nothing written."""
     with write() as conn:
-        auth.create_user(conn, username, password, role, **kwargs)
+        if role == auth.VENDOR:
+            VU.create_vendor_user(conn, username, password, vendor_ids, load_settings(), **kwargs)
+        else:
+            auth.create_user(conn, username, password, role, vendor_ids=vendor_ids, **kwargs)
+
+
+def save_vendors(username: str, vendor_ids: tuple[int, ...], **kwargs) -> None:
+    """Binds a vendor user to exactly vendor_ids (data.vendor_users.set_user_vendors)."""
+    with write() as conn:
+        VU.set_user_vendors(conn, username, vendor_ids, load_settings(), **kwargs)
 
 
 def save_role(username: str, role: str, **kwargs) -> None:

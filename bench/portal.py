@@ -1,0 +1,119 @@
+"""The vendor portal's benchmark: a vendor's overview at 1M and 10M order lines, cold, on the vendor's
+own database role (row-level security on), for every period preset and a 3-year custom range.
+
+For the vendor with the most orders and the median vendor (by orders) of the largest size, the
+portal's figures (`analytics.vendor_portal.compute_vendor_overview`: KPIs and their comparison
+period, sparklines, trend, categories, products) and the peer benchmarks' read are timed without any
+Streamlit cache, each size side by side (bench.scale._medians_ms). Also: the scheduler's recompute
+of every preset's peer benchmarks at each size, and whether the figures on the vendor's role equal
+those on the app's role (which row-level security does not limit).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime
+from typing import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from analytics.filters import Filters, resolve_period
+from analytics.kpis import fetch_data_bounds, fetch_rollup_layout
+from analytics.vendor_portal import compute_vendor_overview
+from bench.common import section_head
+from bench.scale import PRESETS, TARGET_MS, TARGET_RATIO, _medians_ms, _period
+from data import peer_benchmarks as PB
+from data.settings import load_settings
+from data.vendor_scope import ensure_vendor_role, vendor_password
+
+PORTAL_BEGIN, PORTAL_END = "<!-- portal:begin -->", "<!-- portal:end -->"
+REPS = 5
+BENCH_KEY = "bench-vendor-roles-0123456789-abcdefghij"   # when AUTH_COOKIE_KEY is not set
+
+
+def _vendors(conn) -> dict[str, int]:
+    """The vendor with the most orders and the median vendor by orders (of vendors with orders)."""
+    ids = conn.execute(sa.text("""
+        SELECT vendor_id FROM mart.rollup_vendor_daily GROUP BY 1 ORDER BY sum(all_orders) DESC, 1""")).scalars().all()
+    return {"top vendor": ids[0], "median vendor": ids[len(ids) // 2]}
+
+
+def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], None] = print) -> dict:
+    """Times the portal's figures of the largest size's top and median vendors at every size side by
+    side; returns {"cells": {size: {(who, preset): ms}}, "benchmarks": {size: s}, "same": bool,
+    "vendors": {who: id}}."""
+    settings = load_settings()
+    if not settings.cookie_key:
+        settings = dataclasses.replace(settings, cookie_key=BENCH_KEY)
+    largest = max(urls)
+    apps = {n: sa.create_engine(u, connect_args={"options": "-c timezone=UTC"}) for n, u in urls.items()}
+    with apps[largest].connect() as conn:
+        who = _vendors(conn)
+    roles, layouts, today, refresh = {}, {}, {}, {}
+    for n, eng in apps.items():
+        with eng.begin() as conn:
+            roles[n] = {w: ensure_vendor_role(conn, [v], settings) for w, v in who.items()}
+            layouts[n] = fetch_rollup_layout(conn, "UTC")
+            today[n] = fetch_data_bounds(conn, "UTC")[1]
+        with eng.begin() as conn:
+            t = time.perf_counter()
+            PB.refresh_peer_benchmarks(conn, {p: tuple(dataclasses.astuple(resolve_period(p, today[n])))
+                                              for p in PB.PRESETS}, tz="UTC")
+            refresh[n] = time.perf_counter() - t
+        log(f"  portal: peer benchmarks at {n:,} lines {refresh[n]:.1f} s")
+    vendor_engines = {(n, w): sa.create_engine(
+        make_url(urls[n]).set(username=role, password=vendor_password(settings, role)),
+        connect_args={"options": "-c timezone=UTC"}) for n in urls for w, role in roles[n].items()}
+    conns = {k: e.connect() for k, e in vendor_engines.items()}
+    cells: dict = {n: {} for n in urls}
+    same = True
+    try:
+        for w, vendor_id in who.items():
+            for preset in PRESETS:
+                fs = {n: Filters.make(_period(preset, today[n])) for n in urls}
+
+                def page(n: int, w: str = w, vendor_id: int = vendor_id) -> None:
+                    compute_vendor_overview(conns[n, w], fs[n], (vendor_id,), tz="UTC", layout=layouts[n])
+                    if preset in PB.PRESETS:
+                        PB.fetch_vendor_benchmarks(conns[n, w], preset)
+                got = _medians_ms({n: (lambda n=n: page(n)) for n in urls}, reps)
+                for n, ms in got.items():
+                    cells[n][w, preset] = ms
+                log(f"  portal {w} {preset}: " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
+            with apps[largest].connect() as conn:
+                f = Filters.make(_period("last_30_days", today[largest]))
+                on_app = compute_vendor_overview(conn, f, (vendor_id,), tz="UTC", layout=layouts[largest])
+                on_role = compute_vendor_overview(conns[largest, w], f, (vendor_id,), tz="UTC",
+                                                  layout=layouts[largest])
+                same = same and on_app.kpis.equals(on_role.kpis) and on_app.top_products.equals(on_role.top_products)
+    finally:
+        for c in conns.values():
+            c.close()
+        for e in [*vendor_engines.values(), *apps.values()]:
+            e.dispose()
+    return {"cells": cells, "benchmarks": refresh, "same": same, "vendors": who}
+
+
+def portal_section(sizes: list[int], results: dict, started: datetime) -> str:
+    """The RESULTS.md section: each preset's time per vendor at each size and the ratio of the largest
+    size to the smallest."""
+    small, large = min(sizes), max(sizes)
+    lines = section_head(
+        PORTAL_BEGIN, "Vendor portal: a vendor's overview on its own role, cold", started,
+        "`analytics.vendor_portal.compute_vendor_overview` (KPIs with the comparison period, sparklines, "
+        "trend, categories, products) and the peer benchmarks' read, on the vendor's login role (row-level "
+        "security on), no Streamlit cache, median of 5 after a warm-up, each size side by side. Vendors of "
+        f"the largest database: {', '.join(f'{w} {v}' for w, v in results['vendors'].items())}. Figures "
+        f"on the vendor's role equal the app role's: {'yes' if results['same'] else 'NO'}. The scheduler's "
+        "recompute of the six presets' peer benchmarks (2,000 vendors): "
+        + ", ".join(f"{results['benchmarks'][n]:.1f} s at {n:,} lines" for n in sizes) + ".",
+        f"| vendor | period | {small:,} lines | {large:,} lines | ratio | target (≤ {TARGET_MS} ms, "
+        f"≤ {TARGET_RATIO}×) |",
+        "|---|---|---:|---:|---:|---|")
+    for w in results["vendors"]:
+        for preset in PRESETS:
+            a, b = results["cells"][small][w, preset], results["cells"][large][w, preset]
+            ok = b <= TARGET_MS and b <= TARGET_RATIO * a
+            lines.append(f"| {w} | {preset} | {a:,.0f} ms | {b:,.0f} ms | {b / a:.2f}× | {'✅' if ok else '❌'} |")
+    return "\n".join(lines + [PORTAL_END]) + "\n"

@@ -1,0 +1,110 @@
+"""The vendor portal's widgets: the vendor's standing in its category with the peers' quartiles, its
+top products and its categories. Everything drawn here was read on the vendor's own database role."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analytics.metrics import format_value
+from components.downloads import render_downloads
+from components.tables import metric_column, table_height
+from components.text import plain
+
+# Peer benchmark metric -> (label, format as analytics.metrics' glossary names it, higher is better,
+# what it means). Growth and take rate are not glossary metrics: they are defined here.
+BENCHMARKS = {
+    "gmv_growth": ("GMV growth", "percent", True,
+                   "GMV of the period against the same number of days just before, as a change."),
+    "aov": ("AOV", "money", True, "GMV / orders holding your lines."),
+    "refund_rate": ("Refund rate", "percent", False, "Σ refunded amount / GMV of your lines."),
+    "cancellation_rate": ("Cancellation rate", "percent", False,
+                          "Cancelled orders / all orders holding your lines."),
+    "take_rate": ("Take rate", "percent", False,
+                  "The marketplace's commission: take revenue / GMV of your lines."),
+    "repeat_rate": ("Repeat rate", "percent", True,
+                    "Share of your customers in the period with two or more orders from you up to its end."),
+}
+MIN_PEERS = 5
+
+
+def _fmt(fmt: str, value) -> str:
+    if value is None or value != value:
+        return "–"
+    if fmt == "percent":
+        return f"{value * 100:.1f} %"
+    return format_value("aov", value, compact=False)
+
+
+def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Returns the standing as people read it: one row per metric with your value, the category's
+    quartiles and your rank, or "not enough peers" where fewer than MIN_PEERS vendors have a value."""
+    out = []
+    for metric, (label, fmt, _, _) in BENCHMARKS.items():
+        r = rows[rows["metric"] == metric]
+        if r.empty:
+            out.append({"Metric": label, "You": "–", "Category 25th percentile": "", "Category median": "",
+                        "Category 75th percentile": "", "Standing": "no value in this period"})
+            continue
+        r = r.iloc[0]
+        enough = r["peers"] == r["peers"] and r["peers"] >= MIN_PEERS and r["median"] == r["median"]
+        out.append({
+            "Metric": label, "You": _fmt(fmt, r["value"]),
+            "Category 25th percentile": _fmt(fmt, r["p25"]) if enough else "",
+            "Category median": _fmt(fmt, r["median"]) if enough else "",
+            "Category 75th percentile": _fmt(fmt, r["p75"]) if enough else "",
+            "Standing": (f"#{int(r['rank'])} of {int(r['peers'])} · better than {r['percentile']:.0f} %"
+                         if enough else f"not enough peers (fewer than {MIN_PEERS} vendors)"),
+        })
+    return pd.DataFrame(out)
+
+
+def render_benchmarks(rows: pd.DataFrame, names: dict, *, key: str) -> None:
+    """Draws the vendor's standing against its category's peers, per vendor it sees."""
+    if rows.empty:
+        st.info("Peer benchmarks for this period are not computed yet: the scheduler computes them once a day "
+                "for the preset periods (not for a custom range).", icon=":material/hourglass_empty:")
+        return
+    for vendor_id, mine in rows.groupby("vendor_id", sort=True):
+        category = mine["category"].iloc[0]
+        first = mine.iloc[0]
+        if len(names) > 1:
+            st.markdown(f"**{plain(names.get(int(vendor_id), str(vendor_id)))}**")
+        st.caption(f"Against the vendors of {plain(str(category))} over {first['period_start']:%d %b %Y} – "
+                   f"{first['period_end']:%d %b %Y}. Quartiles and ranks are anonymous: no other vendor is named, "
+                   f"and none is shown where fewer than {MIN_PEERS} vendors contribute. Rank 1 is the best: the "
+                   "highest growth, AOV and repeat rate, the lowest refund, cancellation and take rates.")
+        help_text = {label: text for label, _, _, text in BENCHMARKS.values()}
+        table = benchmark_table(mine)
+        st.dataframe(table, key=f"{key}_{int(vendor_id)}", hide_index=True, width="stretch",
+                     height=table_height(len(table)),
+                     column_config={"Metric": st.column_config.TextColumn("Metric", help=" · ".join(
+                         f"{k}: {v}" for k, v in help_text.items()))})
+
+
+PRODUCT_COLUMNS = {"sku": "SKU", "name": "Product", "category": "Category", "gmv": "GMV", "units": "Units",
+                   "orders": "Orders", "refund_rate": "Refund rate", "gross_margin": "Gross margin"}
+
+
+def render_top_products(products: pd.DataFrame, *, key: str) -> None:
+    """Draws the vendor's top products by GMV, with CSV and Excel downloads of what is shown."""
+    if products.empty:
+        st.caption("No product sold in this period.")
+        return
+    shown = products[list(PRODUCT_COLUMNS)].rename(columns=PRODUCT_COLUMNS)
+    config = {PRODUCT_COLUMNS[m]: metric_column(m) for m in ("gmv", "orders", "refund_rate", "gross_margin")}
+    config["Units"] = st.column_config.NumberColumn("Units", format="%d")
+    st.dataframe(shown, key=key, hide_index=True, width="stretch", column_config=config,
+                 height=table_height(len(shown)))
+    render_downloads(shown, "top products", key=f"{key}_dl")
+
+
+def render_categories(categories: pd.DataFrame, *, key: str) -> None:
+    """Draws the vendor's GMV per category of its products."""
+    if categories.empty:
+        return
+    cols = {"category": "Category", "gmv": "GMV", "orders": "Orders", "units": "Units", "net_revenue": "Net revenue"}
+    shown = categories[list(cols)].rename(columns=cols)
+    config = {cols[m]: metric_column(m) for m in ("gmv", "orders", "net_revenue")}
+    config["Units"] = st.column_config.NumberColumn("Units", format="%d")
+    st.dataframe(shown, key=key, hide_index=True, width="stretch", column_config=config,
+                 height=table_height(len(shown)))

@@ -1,0 +1,166 @@
+"""AppTest of the vendor portal (issue 22): a vendor user's pages show their own business and nothing
+that names or measures another vendor; their SQL runs on their own role; an admin makes and binds
+vendor users, and bad bindings are refused by name."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import astuple
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from analytics.filters import resolve_period
+from analytics.metrics import format_value
+from data.peer_benchmarks import PRESETS as PB_PRESETS, refresh_peer_benchmarks
+from data import auth
+from tests.apptest import login, open_url, table_with, texts
+from tests.conftest import SEED_END
+from tests.raw_metrics import lines_in, load_raw, prepare
+
+pytestmark = pytest.mark.usefixtures("frozen_today")
+
+
+@pytest.fixture
+def frozen_today(monkeypatch):
+    """Pages read "today" as the day after the seeded data ends."""
+    import components.loaders as loaders
+    monkeypatch.setattr(loaders, "local_today", lambda: SEED_END + timedelta(days=1))
+
+
+@pytest.fixture(scope="module")
+def others(engine):
+    """(own vendor ids, other vendors' names, other vendors' product names, prepared raw rows), with
+    the peer benchmarks computed as the scheduler would on the day after the data ends."""
+    today = SEED_END + timedelta(days=1)
+    with engine.begin() as conn:
+        refresh_peer_benchmarks(conn, {p: astuple(resolve_period(p, today)) for p in PB_PRESETS}, tz="UTC")
+    with engine.connect() as conn:
+        own = auth.fetch_user(conn, "vendor").vendor_ids
+        names = conn.execute(sa.text("SELECT name FROM mart.vendors WHERE NOT vendor_id = ANY(:v)"),
+                             {"v": list(own)}).scalars().all()
+        products = conn.execute(sa.text("SELECT name FROM mart.products WHERE NOT vendor_id = ANY(:v)"),
+                                {"v": list(own)}).scalars().all()
+    return own, names, products, prepare(load_raw(engine), "UTC")
+
+
+def everything_shown(at: AppTest) -> str:
+    """Every text, metric and table cell on the page, joined."""
+    parts = [texts(at)]
+    parts += [f"{m.label} {m.value} {m.delta}" for m in at.metric]
+    for d in at.dataframe:
+        parts.append(d.value.to_csv(index=False))
+    return "\n".join(parts)
+
+
+def _unique_figures(raw, own, start, end) -> list[str]:
+    """Other vendors' GMV over [start, end] as the page would write it, where no vendor of own shares it."""
+    lines = lines_in(raw, start, end)
+    gmv = lines[lines["counted"]].groupby("vendor_id")["value"].sum()
+    mine = {format_value("gmv", gmv.get(v, 0.0)) for v in own}
+    return [s for s in {format_value("gmv", g) for v, g in gmv.items() if v not in own} - mine if len(s) > 4]
+
+
+def test_the_portal_shows_the_vendors_own_business_and_nothing_of_others(monkeypatch, database_url, others):
+    own, names, products, raw = others
+    at = login(monkeypatch, database_url, "vendor")      # the home page is the portal
+    shown = everything_shown(at)
+    assert len(at.metric) == 8 and "How you compare in your category" in shown
+    standing = table_with(at, "Standing")
+    assert list(standing["Metric"]) == ["GMV growth", "AOV", "Refund rate", "Cancellation rate", "Take rate",
+                                        "Repeat rate"]
+    assert standing["Standing"].str.contains(r"#\d+ of \d+ · better than").any()
+    top = table_with(at, "Product")
+    assert len(top) > 0
+    leaked = [n for n in [*names, *products] if n in shown]
+    assert not leaked, leaked[:5]
+    f_end = SEED_END
+    figures = _unique_figures(raw, own, f_end - timedelta(days=29), f_end)
+    assert figures and not [x for x in figures if x in shown]
+    # Every period preset draws without another vendor's name either.
+    for preset in ("last_7_days", "last_90_days", "mtd", "qtd", "ytd", "last_year", "custom"):
+        at.selectbox(key="vp_period").set_value(preset).run()
+        assert not at.exception, (preset, at.exception)
+        shown = everything_shown(at)
+        assert not [n for n in [*names, *products] if n in shown], preset
+    # The marketplace's overview leads to the vendor's own; the staff's other pages answer "not
+    # permitted" and draw no data.
+    at = open_url(at, "overview")
+    assert [t.value for t in at.title] == [at.session_state["mbi_user"].display_name.removeprefix("Test ")] or \
+        "How you compare in your category" in texts(at)
+    assert "Top 10 vendors" not in texts(at)
+    for page in ("vendors", "sales", "products", "customers", "forecasting", "dashboards", "reports", "alerts",
+                 "admin"):
+        at = open_url(at, page)
+        assert "You are not permitted to open this page" in texts(at) and not at.dataframe, page
+
+
+def test_a_vendors_sql_sees_only_its_rows_and_its_own_saved_queries(monkeypatch, database_url, engine, others):
+    own, names, _, _ = others
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.saved_queries"))
+        conn.execute(sa.text("INSERT INTO app.saved_queries (owner, name, sql, shared) "
+                             "VALUES ('analyst', 'Staff only', 'SELECT 1', true)"))
+    at = open_url(login(monkeypatch, database_url, "vendor"), "sql")
+    at.text_area(key="sql_text").set_value("SELECT vendor_id, name FROM mart.vendors ORDER BY 1").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception, at.exception
+    assert table_with(at, "name")["vendor_id"].tolist() == list(own)
+    at.text_area(key="sql_text").set_value("SELECT count(*) AS n FROM mart.customers").run()
+    at.button(key="sql_run").click().run()
+    assert "customers" in texts(at) and not any("n" in d.value.columns for d in at.dataframe)
+    at.text_area(key="sql_text").set_value("SELECT DISTINCT vendor_id AS v FROM mart.order_items").run()
+    at.button(key="sql_run").click().run()
+    assert table_with(at, "v")["v"].tolist() == list(own)
+    # The schema lists what the role reads, without the marketplace's row counts.
+    schema = at.tabs[3]
+    assert "each limited to your own vendors' rows" in "\n".join(c.value for c in schema.caption)
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("order_items ·") for label in labels)
+    assert not any(label.startswith(("customers ·", "traffic_daily ·")) for label in labels)
+    assert not any(" rows · " in label for label in labels if "·" in label and "glossary" not in label)
+    # Saved queries: the vendor's own only, never shared.
+    assert "No saved queries yet" in texts(at)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT count(*) FROM app.audit_log WHERE action = 'sql.run' AND actor = 'vendor'"))
+        assert runs.scalar() >= 3
+        shared = conn.execute(sa.text("SELECT count(*) FROM app.saved_queries WHERE owner = 'vendor' AND shared"))
+        assert shared.scalar() == 0
+
+
+def test_an_admin_makes_and_binds_vendor_users_and_bad_bindings_are_named(monkeypatch, database_url, engine):
+    with engine.connect() as conn:
+        (a, a_name), (b, b_name) = conn.execute(sa.text(
+            "SELECT vendor_id, name FROM mart.vendors WHERE status <> 'closed' ORDER BY vendor_id LIMIT 2")).all()
+    at = open_url(login(monkeypatch, database_url, "admin"), "admin")
+    name = f"v{uuid.uuid4().hex[:6]}"
+    # No vendor for a vendor user, and vendors for an analyst: refused by name, nothing written.
+    for role, vendors, words in (("vendor", [], "needs at least one vendor"),
+                                 ("analyst", [a], "Only vendor users are bound to vendors")):
+        at.text_input(key="admin_new_username").input(name)
+        at.selectbox(key="admin_new_role").set_value(role)
+        at.multiselect(key="admin_new_vendors").set_value(vendors)
+        at.button(key="FormSubmitter:admin_create_user-Create user").click().run()
+        assert any(words in e.value for e in at.error), (role, [e.value for e in at.error])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM app.users WHERE username = :u"), {"u": name}).scalar() == 0
+    at.text_input(key="admin_new_username").input(name)
+    at.selectbox(key="admin_new_role").set_value("vendor")
+    at.multiselect(key="admin_new_vendors").set_value([a])
+    at.button(key="FormSubmitter:admin_create_user-Create user").click().run()
+    assert not at.exception and [t.value for t in at.toast] == [f"Created {name}"]
+    assert a_name in table_with(at, "vendors").set_index("username").loc[name, "vendors"]
+    at.selectbox(key="admin_target").set_value(name).run()
+    assert at.selectbox(key=f"admin_target_role_{name}").disabled
+    at.multiselect(key=f"admin_target_vendors_{name}").set_value([a, b]).run()
+    at.button(key="admin_save_vendors").click().run()
+    assert not at.exception
+    with engine.connect() as conn:
+        assert auth.fetch_user(conn, name).vendor_ids == tuple(sorted((a, b)))
+    at.multiselect(key=f"admin_target_vendors_{name}").set_value([]).run()
+    at.button(key="admin_save_vendors").click().run()
+    assert any("disable the user" in e.value for e in at.error)
+    with engine.connect() as conn:
+        assert auth.fetch_user(conn, name).vendor_ids == tuple(sorted((a, b)))
+    assert b_name in table_with(at, "vendors").set_index("username").loc[name, "vendors"]
