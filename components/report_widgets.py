@@ -229,10 +229,18 @@ def render_schedule_form(user: User, *, key: str, editing: dict | None = None,
     fan_out, fan_values = None, None
     if TEMPLATES[template].uses_filters:
         options = [None, *FAN_OUT]
+        if user.role == "admin" and TEMPLATES[template].vendor_scoped:
+            options.append(S.EVERY_VENDOR)
+        current = (editing or {}).get("fan_out")
         fan_out = st.selectbox("Fan out: one report per …", options, key=f"{key}_fan",
-                               format_func=lambda v: "no fan-out" if v is None else v,
-                               index=options.index((editing or {}).get("fan_out")))
-        if fan_out:
+                               format_func=lambda v: {None: "no fan-out", S.EVERY_VENDOR: "every vendor (to its own "
+                                                      "users)"}.get(v, v),
+                               index=options.index(current) if current in options else 0)
+        if fan_out == S.EVERY_VENDOR:
+            st.caption("One report per vendor with vendor users, made on that vendor's own database role (it can hold "
+                       "nothing of another vendor) and mailed to its users' addresses from the admin page. Leave the "
+                       "recipients, the webhook and the filters empty.")
+        elif fan_out:
             st.caption(f"One line per {fan_out}: the value, a colon, then that report's recipients (the recipients "
                        "above get every one).")
             example = "Books: books@example.com" if fan_out == "category" else "12: vendor-12@example.com"

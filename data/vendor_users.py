@@ -94,6 +94,15 @@ def fetch_bound_vendors(conn: Connection) -> dict[int, int]:
         WHERE u.role = 'vendor' AND u.disabled_at IS NULL GROUP BY 1 ORDER BY 1""")).all())
 
 
+def fetch_vendor_emails(conn: Connection, vendor_id: int) -> list[str]:
+    """Returns the email addresses of the enabled vendor users bound to vendor_id (those with one):
+    whom a report or alert sent to every vendor reaches for that vendor."""
+    return conn.execute(sa.text("""
+        SELECT DISTINCT u.email FROM app.user_vendors b JOIN app.users u ON u.user_id = b.user_id
+        WHERE b.vendor_id = :v AND u.role = 'vendor' AND u.disabled_at IS NULL AND u.email <> ''
+        ORDER BY 1"""), {"v": vendor_id}).scalars().all()
+
+
 def fetch_demo_vendors(conn: Connection, n: int = 2) -> list[tuple[int, str]]:
     """Returns (vendor_id, name) of n active vendors for demo vendor users: the biggest by orders
     of the category with the most vendors (so their peer benchmarks have peers)."""

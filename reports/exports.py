@@ -22,11 +22,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from analytics.kpis import READ_LAYOUT, fetch_rollup_layout
 from analytics.query import QueryFailed, QueryRejected
 from data.audit import record
 from data.auth import fetch_user
 from data.db import frame
 from data.settings import Settings, load_settings
+from data.vendor_scope import vendor_engine
 from reports.schedules import finish_run
 from reports.templates import TEMPLATES, Report, ReportError, build, check_spec, render
 
@@ -162,6 +164,21 @@ class _Lease:
         self._thread.join(timeout=10)
 
 
+def _reader(engine: Engine, job: Job, settings: Settings) -> tuple[Engine, int | None | str]:
+    """The engine a job's report is read on and the rollups' layout to pass its builder: a run of a
+    schedule sent to every vendor (spec "vendor_scope") reads on that vendor's own database role, so
+    PostgreSQL keeps every other vendor's rows out of its file; its layout is read here, on the
+    app's engine (the vendor's role cannot read schema app). Anything else: the app's engine."""
+    scope = job.spec.get("vendor_scope")
+    if not scope:
+        return engine, READ_LAYOUT
+    if not TEMPLATES[job.template].vendor_scoped:
+        raise ReportError(f"template: {TEMPLATES[job.template].label} cannot be made on a vendor's role")
+    with engine.connect() as conn:
+        layout = fetch_rollup_layout(conn, settings.timezone)
+    return vendor_engine(settings, scope), layout
+
+
 def produce(engine: Engine, job: Job, worker: str, *, settings: Settings | None = None, now: datetime | None = None,
             stop: Callable[[], bool] | None = None) -> tuple[Report, Path, Path, str, int, int]:
     """Builds and writes job's file under a name of this claim's own, renewing the lease (a thread)
@@ -187,11 +204,13 @@ def produce(engine: Engine, job: Job, worker: str, *, settings: Settings | None 
                 raise LeaseLost()
 
         progress(0.05, "reading the data")
-        with engine.connect() as conn:
+        reader, layout = _reader(engine, job, s)
+        with reader.connect() as conn:
             # One snapshot: the report's tables agree with each other even while rollups refresh.
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                report = build(conn, job.template, job.spec, job.format, user=job.owner, now=now, tz=s.timezone)
+                report = build(conn, job.template, job.spec, job.format, user=job.owner, now=now, tz=s.timezone,
+                               layout=layout)
                 if job.spec.get("title"):   # a schedule's name (and fan-out value)
                     report.title = job.spec["title"]
                     report.about["Report"] = report.title

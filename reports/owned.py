@@ -33,6 +33,12 @@ def may_own(conn: Connection, user: str) -> bool:
     return u is not None and u.role in OWNER_ROLES
 
 
+def is_admin(conn: Connection, user: str) -> bool:
+    """Whether user is an enabled admin, as the database says now."""
+    u = fetch_user(conn, user)
+    return u is not None and u.role == "admin"
+
+
 def update_owned(conn: Connection, table: str, user: str, row_id: int, *, is_admin: bool, sets: str,
                  params: dict | None = None) -> bool:
     """Runs UPDATE … SET sets on the row if user owns it (or is_admin); returns whether it did.

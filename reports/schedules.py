@@ -1,5 +1,7 @@
 """Schedules: a report template (or saved query) sent at a cadence, in a time zone, to email
-recipients and/or a webhook, optionally once per vendor or category value.
+recipients and/or a webhook, optionally once per vendor or category value, or (an admin's, of a
+vendor-scoped template) to every vendor: one run per vendor with enabled vendor users, made on
+that vendor's own database role and mailed to its users only (EVERY_VENDOR).
 
 The truth is in PostgreSQL. A scheduler tick (plan_due) locks the due schedules with FOR UPDATE
 SKIP LOCKED, works out the cron slots since the last one (croniter, in the schedule's zone), runs
@@ -28,11 +30,16 @@ from data.audit import record
 from data.db import frame
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings, valid_email
+from data.vendor_scope import ensure_vendor_role
+from data.vendor_users import fetch_bound_vendors, fetch_vendor_emails
 from reports import owned
 from reports.delivery import DeliveryError, check_webhook_url, enqueue
 from reports.templates import FAN_OUT, TEMPLATES, Report, ReportError, check_spec
 
 log = logging.getLogger("reports.schedules")
+# The fan-out that reaches every vendor with vendor users (besides FAN_OUT's values typed by hand).
+EVERY_VENDOR = "every_vendor"
+FAN_OUTS = (*FAN_OUT, EVERY_VENDOR)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 CADENCE_KINDS = ("daily", "weekly", "monthly", "cron")
 MAX_SKIPPED_RECORDED = 100
@@ -174,8 +181,9 @@ def next_slot(cron: str, tz: str, after: datetime) -> datetime:
 
 def check_schedule(conn: Connection, owner: str, *, name: str, template: str, spec: dict, fmt: str, cadence: dict,
                    tz: str, recipients: str | list[str] | tuple[str, ...] | None, webhook_url: str,
-                   fan_out: str | None, fan_values: dict | None) -> dict:
-    """Returns the schedule's fields cleaned; raises ScheduleError (or ReportError) naming the field."""
+                   fan_out: str | None, fan_values: dict | None, is_admin: bool = False) -> dict:
+    """Returns the schedule's fields cleaned; raises ScheduleError (or ReportError) naming the field.
+    is_admin: the one saving it is an admin (only admins send to every vendor)."""
     name = (name or "").strip()
     if not name:
         raise ScheduleError("name: give the schedule a name")
@@ -194,9 +202,11 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
     people = parse_recipients(recipients)
     hook = check_webhook(webhook_url)
     fans: dict[str, list[str]] = {}
-    if fan_out:
+    if fan_out == EVERY_VENDOR:
+        _check_every_vendor(template, spec, people, hook, is_admin)
+    elif fan_out:
         if fan_out not in FAN_OUT:
-            raise ScheduleError(f"fan-out: choose {' or '.join(FAN_OUT)}")
+            raise ScheduleError(f"fan-out: choose {' or '.join(FAN_OUTS)}")
         if not TEMPLATES[template].uses_filters:
             raise ScheduleError(f"fan-out: {TEMPLATES[template].label} has no filters to fan out over")
         for value, who in (fan_values or {}).items():
@@ -217,6 +227,22 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
                 recipients=people, webhook_url=hook, fan_out=fan_out or None, fan_values=fans)
 
 
+def _check_every_vendor(template: str, spec: dict, people: list[str], hook: str, is_admin: bool) -> None:
+    """Raises ScheduleError unless a schedule to every vendor can be: an admin's, of a report that is
+    made on each vendor's own role, reaching the vendors' users only, over no filter of its own."""
+    if not is_admin:
+        raise ScheduleError("fan-out: only an admin sends a report to every vendor")
+    if not TEMPLATES[template].vendor_scoped:
+        vendor_ones = ", ".join(t.label for t in TEMPLATES.values() if t.vendor_scoped)
+        raise ScheduleError(f"fan-out: {TEMPLATES[template].label} is about the whole marketplace; every vendor "
+                            f"gets only a report about itself ({vendor_ones})")
+    if people or hook:
+        raise ScheduleError("recipients: a report to every vendor goes to each vendor's own users (their email "
+                            "on the admin page); leave the recipients and the webhook empty")
+    if spec.get("filters"):
+        raise ScheduleError("filters: a report to every vendor is about each vendor whole; clear the filters")
+
+
 # --- saving ----------------------------------------------------------------------------------------
 
 def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = None, is_admin: bool = False,
@@ -224,7 +250,7 @@ def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = Non
     """Creates or updates a schedule (owner's, or anyone's for an admin); returns its id."""
     if not owned.may_own(conn, owner):
         raise ScheduleError("schedule: scheduling reports needs the analyst or admin role")
-    c = check_schedule(conn, owner, **fields)
+    c = check_schedule(conn, owner, is_admin=owned.is_admin(conn, owner), **fields)
     now = now or datetime.now(timezone.utc)
     values = {"o": owner, "n": c["name"], "t": c["template"], "p": json.dumps(c["spec"]), "f": c["fmt"],
               "cad": json.dumps(c["cadence"]), "cron": c["cron"], "tz": c["tz"], "r": c["recipients"],
@@ -307,6 +333,11 @@ def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settin
     were new (0 when another scheduler queued this slot already)."""
     spec = dict(sched.params)
     fans = [("", None)] if not sched.fan_out else [(v, v) for v in sched.fan_values]
+    if sched.fan_out == EVERY_VENDOR:
+        if not owned.is_admin(conn, sched.owner):
+            raise ScheduleError(f"fan-out: {sched.owner!r} is no longer an admin, and only an admin's schedule "
+                                "reaches every vendor")
+        fans = [(str(v), str(v)) for v in fetch_bound_vendors(conn)]
     made = 0
     for fan_value, value in fans:
         run_id = conn.execute(sa.text("""
@@ -317,7 +348,14 @@ def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settin
             continue
         run_spec = dict(spec)
         title = sched.name
-        if value is not None:
+        if sched.fan_out == EVERY_VENDOR:
+            # Made on the vendor's own role: the vendor's users may be bound to more vendors, so
+            # the role of this one alone is made here if it is missing.
+            ensure_vendor_role(conn, [int(value)], settings, allow_closed=[int(value)])
+            run_spec["filters"] = {"vendor_id": [int(value)]}
+            run_spec["vendor_scope"] = [int(value)]
+            title = f"{sched.name} · {_fan_label(conn, 'vendor', value)}"
+        elif value is not None:
             dim = FAN_OUT[sched.fan_out]
             run_spec["filters"] = {**(spec.get("filters") or {}), dim: [int(value) if dim == "vendor_id" else value]}
             title = f"{sched.name} · {_fan_label(conn, sched.fan_out, value)}"
@@ -422,7 +460,13 @@ def finish_run(conn: Connection, export_id: int, *, ok: bool, report: Report | N
     if run is None or not ok:
         return 0
     people = list(run.recipients or [])
-    if run.fan_out:
+    if run.fan_out == EVERY_VENDOR:
+        people = fetch_vendor_emails(conn, int(run.fan_value))
+        if not people:
+            conn.execute(sa.text("UPDATE app.schedule_runs SET message = :m WHERE run_id = :r"),
+                         {"m": f"no enabled user of vendor {run.fan_value} has an email address: nothing sent",
+                          "r": run.run_id})
+    elif run.fan_out:
         people = list(dict.fromkeys(list((run.fan_values or {}).get(run.fan_value, [])) + people))
     link = f"{s.app_base_url}/reports?export={export_id}"
     attach = size <= s.email_attachment_max_mb * 2**20

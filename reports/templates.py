@@ -22,14 +22,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import forecast_series as FS
 from analytics.customer_scores import fetch_stored_at_risk, fetch_stored_scores
-from analytics.filters import DIMENSIONS, FilterError, Filters, Period
+from analytics.filters import DIMENSIONS, PERIOD_PRESETS, FilterError, Filters, Period
 from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS
 from analytics.forecasting import ForecastError
-from analytics.kpis import fetch_breakdown, fetch_kpis, fetch_trend, fetch_vendor_names
+from analytics.kpis import READ_LAYOUT, fetch_breakdown, fetch_kpis, fetch_rollup_layout, fetch_trend, fetch_vendor_names
 from analytics.metrics import METRICS, format_change, format_value
 from analytics.query import QueryRejected, copy_csv, open_query, run_query
 from analytics.sql_params import bind_parameters
+from analytics.vendor_portal import compute_vendor_overview
 from analytics.vendors import fetch_vendor_info
+from data import peer_benchmarks as PB
 from data.calendar import local_today
 from data.saved_queries import fetch_visible_query
 from data.settings import load_settings
@@ -48,6 +50,7 @@ VENDOR_METRICS = ("gmv", "net_revenue", "take_revenue", "orders", "aov", "refund
 AT_RISK_COLUMNS = ("customer_id", "rfm_segment", "orders", "gmv", "first_day", "last_day", "days_since", "p_alive",
                    "expected_90", "clv_12m", "value_at_risk")
 FAN_OUT = {"vendor": "vendor_id", "category": "category"}
+PERIOD_LABELS = {name: p.label for name, p in PERIOD_PRESETS.items()}
 
 
 class ReportError(ValueError):
@@ -103,9 +106,12 @@ class Template:
     key: str
     label: str
     formats: tuple[str, ...]
-    build: Callable   # (conn, spec, filters or None, *, user) -> the Report's parts
+    build: Callable   # (conn, spec, filters or None, *, user, tz[, layout]) -> the Report's parts
     uses_filters: bool = True
     uses_period: bool = True
+    # Reads only what a vendor's database role may read (tables keyed by vendor), and takes the
+    # rollups' layout from its caller: it can be made on a vendor's role ("to every vendor").
+    vendor_scoped: bool = False
 
 
 # --- specs -----------------------------------------------------------------------------------------
@@ -170,7 +176,12 @@ def _generated(now: datetime, tz: str) -> str:
 # --- templates -------------------------------------------------------------------------------------
 
 def _kpi_rows(conn: Connection, f: Filters, tz: str) -> tuple[list, pd.DataFrame]:
-    k = fetch_kpis(conn, f, tz=tz)
+    return _kpi_parts(fetch_kpis(conn, f, tz=tz))
+
+
+def _kpi_parts(k: pd.DataFrame) -> tuple[list, pd.DataFrame]:
+    """A report's KPI rows (label, value, previous, change) and its summary, from (metric, current,
+    previous) rows."""
     rows = [(METRICS[m].label, format_value(m, cur, compact=False), format_value(m, prev, compact=False),
              format_change(m, cur, prev) or "–") for m, cur, prev in zip(k["metric"], k["current"], k["previous"])]
     summary = pd.DataFrame({"metric": [METRICS[m].label for m in k["metric"]], "value": k["current"],
@@ -230,6 +241,36 @@ def build_vendor_performance(conn: Connection, spec: dict, f: Filters, *, user: 
     top = t.head(15)
     return dict(tables=[Table.of("Vendors", t, pdf_columns=pdf)],
                 charts=[Chart("Top 15 vendors by GMV", "bar", list(top["name"]), list(top["gmv"]))])
+
+
+# The peer benchmarks a vendor's report shows: its own period's where they are kept, else these.
+REPORT_BENCHMARKS = "last_30_days"
+
+
+def build_vendor_report(conn: Connection, spec: dict, f: Filters, *, user: str, tz: str,
+                        layout: int | None) -> dict:
+    """One vendor's own report, the portal's figures (analytics.vendor_portal): KPIs with the period
+    before, GMV per day, top products, categories and the peer benchmarks. Needs exactly one
+    vendor in the filters (a schedule "to every vendor" sets it per run)."""
+    ids = tuple(int(v) for v in f.dim_map.get("vendor_id", ()))
+    if len(ids) != 1 or set(f.dim_map) != {"vendor_id"}:
+        raise ReportError("filters: a vendor's report is about exactly one vendor and no other filter: choose "
+                          "one vendor, or send the schedule to every vendor")
+    fig = compute_vendor_overview(conn, f, ids, tz=tz, layout=layout)
+    kpis, summary = _kpi_parts(fig.kpis)
+    products = fig.top_products[["sku", "name", "category", "gmv", "units", "orders", "refund_rate"]]
+    categories = fig.categories[["category", "gmv", "orders", "units", "net_revenue"]]
+    preset = spec.get("period") if spec.get("period") in PB.PRESETS else REPORT_BENCHMARKS
+    bench = PB.fetch_vendor_benchmarks(conn, preset)
+    bench = bench[["metric", "value", "p25", "median", "p75", "rank", "peers", "percentile", "period_start",
+                   "period_end"]]
+    day = fig.trend.rename(columns={"key": "day"})
+    return dict(kpis=kpis, summary=summary,
+                charts=[Chart("GMV per day", "line", list(day["day"]), list(day["gmv"]))],
+                tables=[Table.of("Top products", products), Table.of("Categories", categories),
+                        Table.of(f"Peer benchmarks ({PERIOD_LABELS[preset].lower()}; quartiles of at least "
+                                 f"{PB.MIN_PEERS} vendors of the category)", bench)],
+                note=f"{fig.vendor_names.get(ids[0], ids[0])}: its own order lines only")
 
 
 def _stored_scores(conn: Connection):
@@ -302,13 +343,17 @@ TEMPLATES: dict[str, Template] = {t.key: t for t in [
     Template("forecast", "Forecast", ("xlsx", "csv", "json", "pdf"), build_forecast, uses_filters=False,
              uses_period=False),
     Template("saved_query", "A saved query", FORMATS, build_saved_query, uses_filters=False, uses_period=False),
+    Template("vendor_report", "A vendor's own report (KPIs, products, peer benchmarks)", ("pdf", "xlsx", "json"),
+             build_vendor_report, vendor_scoped=True),
 ]}
 
 
 def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, now: datetime | None = None,
-          tz: str | None = None) -> Report:
+          tz: str | None = None, layout: int | None | str = READ_LAYOUT) -> Report:
     """Builds the report the spec asks for, its relative period resolved at `now` in tz
-    (APP_TIMEZONE by default). Raises ReportError."""
+    (APP_TIMEZONE by default). layout: the rollups' layout, read by the caller when conn is a
+    vendor's role (which cannot read schema app; only vendor_scoped templates are made there).
+    Raises ReportError."""
 
     tz = tz or load_settings().timezone
     now = now or datetime.now(timezone.utc)
@@ -321,7 +366,11 @@ def build(conn: Connection, template: str, spec: dict, fmt: str, *, user: str, n
         except PeriodError as ex:
             raise ReportError(f"period: {ex}") from None
         f, words = _filters(conn, spec, period)
-    parts = t.build(conn, spec, f, user=user, tz=tz)
+    if t.vendor_scoped:
+        parts = t.build(conn, spec, f, user=user, tz=tz,
+                        layout=fetch_rollup_layout(conn, tz) if layout == READ_LAYOUT else layout)
+    else:
+        parts = t.build(conn, spec, f, user=user, tz=tz)
     title = parts.pop("title", None) or t.label
     note = parts.pop("note", "")
     sql = parts.pop("sql", None)

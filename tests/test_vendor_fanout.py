@@ -1,0 +1,190 @@
+"""One report, every vendor (issue 22): an admin's schedule of a vendor's own report reaches each vendor
+with vendor users exactly once, made on that vendor's own database role, with only its figures;
+also after a kill -9 of the scheduler mid-run."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import astuple
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from analytics.filters import resolve_period
+from data import peer_benchmarks as PB
+from data.auth import create_user
+from data.seed import seed
+from data.vendor_users import create_vendor_user
+from reports import delivery, exports, schedules
+from tests.conftest import ROOT, TEST_COOKIE_KEY, clone, create_database, use_database, vendor_settings
+from tests.raw_metrics import expected, load_raw, prepare
+
+END = date(2026, 11, 20)
+NOW = datetime(2026, 11, 21, 6, 0, tzinfo=timezone.utc)   # the morning after the data ends
+PASSWORD = "Quiet-meadow-4821"
+TEMPLATE_DB = "mbi_fanout"
+
+
+@pytest.fixture(scope="module")
+def template(admin_url, empty_template):
+    """A seeded marketplace with peer benchmarks, an admin, and vendor users: twelve vendors with one
+    user each (with an email), one more user without an email, and a disabled one."""
+    url = create_database(admin_url, TEMPLATE_DB, template=empty_template)
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": "-c timezone=UTC"})
+    seed(eng, orders=6_000, seed=3, end=END, progress=False)
+    settings = vendor_settings()
+    with eng.begin() as conn:
+        PB.refresh_peer_benchmarks(conn, {p: astuple(resolve_period(p, END + timedelta(days=1))) for p in PB.PRESETS},
+                                   tz="UTC")
+        create_user(conn, "boss", PASSWORD, "admin")
+        create_user(conn, "ann", PASSWORD, "analyst")
+        vendors = conn.execute(sa.text("""
+            SELECT r.vendor_id FROM mart.rollup_vendor_daily r JOIN mart.vendors v USING (vendor_id)
+            WHERE v.status = 'active' GROUP BY 1 ORDER BY sum(r.all_orders) DESC, 1 LIMIT 14""")).scalars().all()
+        for v in vendors[:12]:
+            create_vendor_user(conn, f"v{v}", PASSWORD, [v], settings, email=f"v{v}@example.com")
+        create_vendor_user(conn, "mute", PASSWORD, [vendors[12]], settings)                 # no email
+        create_vendor_user(conn, "gone", PASSWORD, [vendors[13]], settings, email="gone@example.com")
+        conn.execute(sa.text("UPDATE app.users SET disabled_at = now() WHERE username = 'gone'"))
+    raw = prepare(load_raw(eng), "UTC")
+    eng.dispose()
+    return {"vendors": vendors, "raw": raw}
+
+
+@pytest.fixture
+def world(admin_url, template, monkeypatch, tmp_path, smtp):
+    with clone(admin_url, TEMPLATE_DB) as eng:
+        url = eng.url.render_as_string(hide_password=False)
+        use_database(monkeypatch, url, EXPORT_DIR=str(tmp_path / "exports"), APP_TIMEZONE="UTC",
+                     DELIVERY_BACKOFF_SECONDS="1", **smtp.env())
+        yield {"engine": eng, "url": url, "exports": tmp_path / "exports", **template}
+
+
+def _schedule(conn, owner: str = "boss", **change) -> int:
+    fields = dict(name="Your month", template="vendor_report", spec={"period": "last_7_days"}, fmt="json",
+                  cadence={"kind": "daily", "at": "07:00"}, tz="UTC", recipients="", webhook_url="",
+                  fan_out=schedules.EVERY_VENDOR, fan_values=None)
+    return schedules.save_schedule(conn, owner, now=NOW - timedelta(days=1), is_admin=True, **{**fields, **change})
+
+
+def _tick(engine) -> dict:
+    with engine.begin() as conn:
+        planned = schedules.plan_due(conn, now=NOW)
+    exports.run_exports(engine, "test-worker")
+    return {**planned, **delivery.deliver_due(engine, worker="test-worker")}
+
+
+def _reports(smtp) -> dict[str, dict]:
+    """To address -> the JSON report attached to the one message sent there."""
+    out = {}
+    for msg in smtp.messages:
+        assert msg["To"] not in out, f"two messages to {msg['To']}"
+        out[msg["To"]] = json.loads(next(msg.iter_attachments()).get_content())
+    return out
+
+
+def test_every_vendor_with_users_gets_exactly_its_own_report_once(world, smtp):
+    eng, vendors = world["engine"], world["vendors"]
+    with eng.begin() as conn:
+        sid = _schedule(conn)
+        names = dict(conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors")).all())
+    _tick(eng)
+    assert _tick(eng)["sent"] == 0, "a second tick sends nothing more"
+    got = _reports(smtp)
+    assert sorted(got) == sorted(f"v{v}@example.com" for v in vendors[:12])
+    for v in vendors[:12]:
+        report = got[f"v{v}@example.com"]
+        start, end = (date.fromisoformat(report["period"][k]) for k in ("start", "end"))   # the slot's last 7 days
+        gmv = next(r["value"] for r in report["summary"] if r["metric"] == "GMV")
+        assert gmv == pytest.approx(expected(world["raw"], start, end, {"vendor_id": [v]})["gmv"])
+        text = json.dumps(report)
+        assert names[v] in text
+        assert not [n for other, n in names.items() if other != v and n in text], v
+    with eng.connect() as conn:
+        runs = conn.execute(sa.text("SELECT fan_value, status, message FROM app.schedule_runs WHERE schedule_id = :s "
+                                    "AND status <> 'skipped' ORDER BY 1"), {"s": sid}).all()
+        history = schedules.fetch_run_history(conn, sid)
+    # One run per vendor with enabled users: the one without an email is listed, nothing sent.
+    assert sorted(r.fan_value for r in runs) == sorted(str(v) for v in vendors[:13])
+    assert all(r.status == "done" for r in runs)
+    assert "no enabled user of vendor" in next(r.message for r in runs if r.fan_value == str(vendors[12]))
+    assert len(history) == 13
+
+
+@pytest.mark.parametrize("owner, change, words", [
+    ("ann", {}, "only an admin sends a report to every vendor"),
+    ("boss", {"template": "kpi_summary", "fmt": "pdf"}, "is about the whole marketplace"),
+    ("boss", {"recipients": "ops@example.com"}, "leave the recipients and the webhook empty"),
+    ("boss", {"spec": {"period": "last_7_days", "filters": {"category": ["Books"]}}}, "clear the filters"),
+])
+def test_a_schedule_to_every_vendor_is_refused_by_name(world, owner, change, words):
+    with pytest.raises(schedules.ScheduleError, match=words), world["engine"].begin() as conn:
+        _schedule(conn, owner, **change)
+    with world["engine"].connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM app.schedules")).scalar() == 0
+
+
+def test_a_demoted_owner_stops_the_fan_out(world, smtp):
+    eng = world["engine"]
+    with eng.begin() as conn:
+        sid = _schedule(conn)
+        create_user(conn, "boss2", PASSWORD, "admin")
+        conn.execute(sa.text("UPDATE app.users SET role = 'analyst' WHERE username = 'boss'"))
+    _tick(eng)
+    assert smtp.messages == []
+    with eng.connect() as conn:
+        message = conn.execute(sa.text("SELECT message FROM app.schedule_runs WHERE schedule_id = :s AND "
+                                       "status = 'failed'"), {"s": sid}).scalar()
+    assert "no longer an admin" in message
+
+
+@pytest.mark.slow
+def test_kill_9_mid_fan_out_then_restart_mails_each_vendor_once(world, smtp):
+    eng, vendors = world["engine"], world["vendors"]
+    with eng.begin() as conn:
+        _schedule(conn, fmt="pdf")
+        conn.execute(sa.text("UPDATE app.schedules SET next_run_at = now() - interval '1 minute'"))
+    env = {"DATABASE_URL": world["url"], "APP_TIMEZONE": "UTC", "EXPORT_DIR": str(world["exports"]),
+           "AUTH_COOKIE_KEY": TEST_COOKIE_KEY, "JOB_LEASE_SECONDS": "3", "SCHEDULER_TICK_SECONDS": "1",
+           "EXPORT_WORKERS": "1", "PATH": "/usr/bin:/bin", **smtp.env()}
+    first = subprocess.Popen([sys.executable, "-m", "reports.scheduler"], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end:   # some vendors mailed, others not yet
+            with eng.connect() as conn:
+                done = conn.execute(sa.text("SELECT count(*) FILTER (WHERE status = 'done'), count(*) FROM "
+                                            "app.schedule_runs WHERE status <> 'skipped'")).one()
+            if done[0] >= 1 and smtp.messages and done[0] < done[1]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"never caught mid-run: {done}, {len(smtp.messages)} messages")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    time.sleep(3.5)   # the dead scheduler's export leases run out
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-m", "reports.scheduler", "--once"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        # A mail the dead scheduler was sending waits for its send lease (SEND_LEASE_SECONDS): end it.
+        with eng.begin() as conn:
+            conn.execute(sa.text("UPDATE app.outbox SET lease_until = now() - interval '1 second' "
+                                 "WHERE status = 'sending'"))
+    with eng.connect() as conn:
+        runs = conn.execute(sa.text("SELECT status, count(*) FROM app.schedule_runs WHERE status <> 'skipped' "
+                                    "GROUP BY 1")).all()
+        outbox = conn.execute(sa.text("SELECT status, count(*) FROM app.outbox GROUP BY 1")).all()
+    assert dict(runs) == {"done": 13} and dict(outbox) == {"sent": 12}
+    sent: dict[str, set] = {}
+    for m in smtp.messages:
+        sent.setdefault(m["To"], set()).add(m["Message-ID"])
+    assert sorted(sent) == sorted(f"v{v}@example.com" for v in vendors[:12])
+    # One message per vendor: a send cut off after the server took it is repeated with the same
+    # Message-ID (by which mail systems drop the repeat), never as a second message.
+    assert all(len(ids) == 1 for ids in sent.values()), sent
