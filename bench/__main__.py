@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from bench import alerts, customers, exports, forecasts, load, memory, overview, portal, query, scale, scheduler
+from bench import alerts, customers, exports, fanout, forecasts, load, memory, overview, portal, query, scale, scheduler
 from bench.common import ROOT, admin_url, log, measured, run_measured, write_section
 from data.db import recreate_database
 
@@ -139,6 +139,10 @@ SECTIONS = (
                                                scale.SCALE_BEGIN, scale.SCALE_END)),
     Section("portal", "a vendor's portal overview on its own role at each size side by side, peer benchmarks",
             _measure_portal, _write_portal),
+    Section("fanout", "a monthly PDF report scheduled to every vendor (one per vendor, on its own role): time, memory",
+            lambda url, n, run: fanout.bench_fanout(url, log=log),
+            lambda done, f, run: write_section(fanout.fanout_section(done, f["fanout"], run.started),
+                                               fanout.FANOUT_BEGIN, fanout.FANOUT_END)),
     Section("scheduler", "the scheduler's heartbeat and alert ticks while it exports a slow saved query",
             lambda url, n, run: scheduler.bench_scheduler(url, log=log), _write_scheduler,
             smallest=True, refresh=False),

@@ -55,8 +55,8 @@ def render_users(admin: auth.User, *, key: str) -> None:
     _show_password_once()
     users = L.load_users()
     vendors = L.load_vendor_choices()
-    vendor_label = {int(v): f"{n} ({v}, {c}{'' if st_ == 'active' else ', ' + st_})"
-                    for v, n, c, st_ in vendors[["vendor_id", "name", "category", "status"]].itertuples(index=False)}
+    vendor_label = {int(v): f"{n} ({v}, {c}{'' if status == 'active' else ', ' + status})"
+                    for v, n, c, status in vendors[["vendor_id", "name", "category", "status"]].itertuples(index=False)}
     bound = users["vendors"].map(lambda ids: [int(v) for v in ids])
     users["role"] = users["role"].map(ROLE_LABELS)
     users["vendors"] = bound.map(lambda ids: ", ".join(vendor_label.get(v, str(v)) for v in ids))

@@ -297,6 +297,11 @@ def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | No
                                             value=e.get("webhook_url") or "")
     fields["notify_on_resolve"] = c[1].checkbox("Notify when resolved", value=bool(e.get("notify_on_resolve", True)),
                                                 key=f"{key}_resolve")
+    if user.role == "admin" and fields.get("fan_out") == "vendor_id":
+        fields["to_vendors"] = c[1].checkbox(
+            "Also notify every vendor's own users", value=bool(e.get("to_vendors")), key=f"{key}_to_vendors",
+            help="Each vendor's users (their email on the admin page) get the notifications about their own "
+                 "vendor only; the recipients above get every vendor's")
     return fields
 
 

@@ -9,22 +9,23 @@ from analytics.metrics import format_value
 from components.downloads import render_downloads
 from components.tables import metric_column, table_height
 from components.text import plain
+from data.peer_benchmarks import MIN_PEERS
 
-# Peer benchmark metric -> (label, format as analytics.metrics' glossary names it, higher is better,
-# what it means). Growth and take rate are not glossary metrics: they are defined here.
+# Peer benchmark metric -> (label, format as analytics.metrics' glossary names it, what it means).
+# Growth and take rate are not glossary metrics: they are defined here (and in data.peer_benchmarks).
 BENCHMARKS = {
-    "gmv_growth": ("GMV growth", "percent", True,
+    "gmv": ("GMV", "money", "GMV of your lines in the period: your rank among your category's vendors."),
+    "gmv_growth": ("GMV growth", "percent",
                    "GMV of the period against the same number of days just before, as a change."),
-    "aov": ("AOV", "money", True, "GMV / orders holding your lines."),
-    "refund_rate": ("Refund rate", "percent", False, "Σ refunded amount / GMV of your lines."),
-    "cancellation_rate": ("Cancellation rate", "percent", False,
+    "aov": ("AOV", "money", "GMV / orders holding your lines."),
+    "refund_rate": ("Refund rate", "percent", "Σ refunded amount / GMV of your lines."),
+    "cancellation_rate": ("Cancellation rate", "percent",
                           "Cancelled orders / all orders holding your lines."),
-    "take_rate": ("Take rate", "percent", False,
+    "take_rate": ("Take rate", "percent",
                   "The marketplace's commission: take revenue / GMV of your lines."),
-    "repeat_rate": ("Repeat rate", "percent", True,
+    "repeat_rate": ("Repeat rate", "percent",
                     "Share of your customers in the period with two or more orders from you up to its end."),
 }
-MIN_PEERS = 5
 
 
 def _fmt(fmt: str, value) -> str:
@@ -39,20 +40,22 @@ def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Returns the standing as people read it: one row per metric with your value, the category's
     quartiles and your rank, or "not enough peers" where fewer than MIN_PEERS vendors have a value."""
     out = []
-    for metric, (label, fmt, _, _) in BENCHMARKS.items():
+    for metric, (label, fmt, _) in BENCHMARKS.items():
         r = rows[rows["metric"] == metric]
         if r.empty:
             out.append({"Metric": label, "You": "–", "Category 25th percentile": "", "Category median": "",
                         "Category 75th percentile": "", "Standing": "no value in this period"})
             continue
         r = r.iloc[0]
-        enough = r["peers"] == r["peers"] and r["peers"] >= MIN_PEERS and r["median"] == r["median"]
+        enough = r["peers"] == r["peers"] and r["peers"] >= MIN_PEERS
+        quartiles = enough and r["median"] == r["median"]   # none for GMV: they would be a vendor's revenue
         out.append({
             "Metric": label, "You": _fmt(fmt, r["value"]),
-            "Category 25th percentile": _fmt(fmt, r["p25"]) if enough else "",
-            "Category median": _fmt(fmt, r["median"]) if enough else "",
-            "Category 75th percentile": _fmt(fmt, r["p75"]) if enough else "",
-            "Standing": (f"#{int(r['rank'])} of {int(r['peers'])} · better than {r['percentile']:.0f} %"
+            "Category 25th percentile": _fmt(fmt, r["p25"]) if quartiles else "",
+            "Category median": _fmt(fmt, r["median"]) if quartiles else "",
+            "Category 75th percentile": _fmt(fmt, r["p75"]) if quartiles else "",
+            # percentile: the share of the category's vendors this one is at least as good as
+            "Standing": (f"#{int(r['rank'])} of {int(r['peers'])} · percentile {r['percentile']:.0f}"
                          if enough else f"not enough peers (fewer than {MIN_PEERS} vendors)"),
         })
     return pd.DataFrame(out)
@@ -72,8 +75,9 @@ def render_benchmarks(rows: pd.DataFrame, names: dict, *, key: str) -> None:
         st.caption(f"Against the vendors of {plain(str(category))} over {first['period_start']:%d %b %Y} – "
                    f"{first['period_end']:%d %b %Y}. Quartiles and ranks are anonymous: no other vendor is named, "
                    f"and none is shown where fewer than {MIN_PEERS} vendors contribute. Rank 1 is the best: the "
-                   "highest growth, AOV and repeat rate, the lowest refund, cancellation and take rates.")
-        help_text = {label: text for label, _, _, text in BENCHMARKS.values()}
+                   "highest GMV, growth, AOV and repeat rate, the lowest refund, cancellation and take rates; the "
+                   "percentile is the share of the category's vendors you are level with or ahead of.")
+        help_text = {label: text for label, _, text in BENCHMARKS.values()}
         table = benchmark_table(mine)
         st.dataframe(table, key=f"{key}_{int(vendor_id)}", hide_index=True, width="stretch",
                      height=table_height(len(table)),

@@ -403,8 +403,9 @@ def make_analyst_engine(url: str, timezone: str = "UTC", **kwargs: Any) -> Engin
     analytics.query.MAX_RUNNING_PER_USER) and a query finding none free within 5 s is refused with
     a message instead of waiting. No server-side prepared statements: the runner ends every query
     with DISCARD ALL, which would leave psycopg's cache of them naming statements that are gone.
-    kwargs: create_engine's, the pool's sizes among them."""
-    pool = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 15, "pool_timeout": 5, **kwargs}
+    kwargs: create_engine's, the pool's sizes among them (none with a poolclass of the caller's)."""
+    pool = kwargs if "poolclass" in kwargs else {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 15,
+                                                  "pool_timeout": 5, **kwargs}
     return sa.create_engine(
         url, connect_args={"options": f"-c timezone={timezone} -c search_path=mart",
                            "application_name": "marketplace-bi-sql", "prepare_threshold": None}, **pool)

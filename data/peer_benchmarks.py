@@ -2,8 +2,10 @@
 scheduler, so that no query made for a vendor reads another vendor's rows.
 
 Per period preset (PRESETS; the caller resolves the dates: data may not import analytics, where the
-presets live) and vendor, six figures (METRICS), over the vendor's own order lines:
+presets live) and vendor, seven figures (METRICS), over the vendor's own order lines:
 
+  gmv                GMV, where the vendor had an order in the period (its rank: the leaderboard's
+                     stand-in; no quartiles, which would be some vendor's exact revenue)
   gmv_growth         GMV of the period / GMV of the same number of days just before − 1
   aov                GMV / counted orders holding the vendor's lines
   refund_rate        Σ refunded amount / GMV
@@ -57,6 +59,9 @@ _FIRST_LAYOUT = 1
 class BenchmarkMetric:
     sql: str                  # over one vendor's sums in a period (_figures_sql)
     higher_is_better: bool
+    # Peer quartiles kept (mart.peer_benchmarks). Not for GMV: a quartile of an odd number of vendors
+    # is one of them's exact revenue, which a vendor would read as a competitor's; its rank is enough.
+    quartiles: bool = True
 
 
 # data/ cannot import analytics.metrics; these follow its glossary entries (DESIGN.md) over one
@@ -66,6 +71,9 @@ class BenchmarkMetric:
 # a vendor filter, counts a customer's orders with any vendor): how many of its customers came back to
 # this vendor. Lower is better for the shares a vendor pays or loses: refunds, cancellations, commission.
 METRICS: dict[str, BenchmarkMetric] = {
+    # The vendor's GMV where it had an order in the period (cancelled ones too): its rank among its
+    # category's vendors stands in for the marketplace's leaderboard, which names them.
+    "gmv": BenchmarkMetric("CASE WHEN all_orders > 0 THEN gmv END", True, quartiles=False),
     "gmv_growth": BenchmarkMetric("gmv / NULLIF(prev_gmv, 0) - 1", True),
     "aov": BenchmarkMetric("gmv / NULLIF(orders, 0)", True),
     "refund_rate": BenchmarkMetric("refunded / NULLIF(gmv, 0)", False),
@@ -227,6 +235,7 @@ SELECT v.preset, p.lo, p.hi, v.category, v.metric, count(*),
        percentile_cont(0.75) WITHIN GROUP (ORDER BY v.value),
        :computed_at
 FROM bench_values v JOIN bench_periods p USING (preset)
+WHERE v.metric = ANY(:quartile_metrics)
 GROUP BY v.preset, p.lo, p.hi, v.category, v.metric
 HAVING count(*) >= :min_peers"""
 
@@ -258,6 +267,7 @@ def refresh_peer_benchmarks(conn: Connection, periods: dict[str, tuple[date, dat
                                    "scheduler's next refresh rebuilds them, and the benchmarks can follow")
     params = {**_period_params(periods), "tz": tz, "min_peers": MIN_PEERS, "metric_names": list(METRICS),
               "signs": [1 if m.higher_is_better else -1 for m in METRICS.values()],
+              "quartile_metrics": [name for name, m in METRICS.items() if m.quartiles],
               "computed_at": now or conn.execute(sa.text("SELECT now()")).scalar()}
     stage_temp_table(conn, "bench_periods", """
         SELECT * FROM unnest(CAST(:presets AS text[]), CAST(:starts AS date[]), CAST(:ends AS date[]))

@@ -94,13 +94,20 @@ def fetch_bound_vendors(conn: Connection) -> dict[int, int]:
         WHERE u.role = 'vendor' AND u.disabled_at IS NULL GROUP BY 1 ORDER BY 1""")).all())
 
 
+def fetch_vendors_emails(conn: Connection, vendor_ids: list[int]) -> dict[int, list[str]]:
+    """Returns {vendor_id: the email addresses of its enabled vendor users (those with one)} for
+    vendor_ids: whom a report or alert sent to every vendor reaches for each vendor."""
+    rows = conn.execute(sa.text("""
+        SELECT b.vendor_id, array_agg(DISTINCT u.email ORDER BY u.email)
+        FROM app.user_vendors b JOIN app.users u ON u.user_id = b.user_id
+        WHERE b.vendor_id = ANY(:v) AND u.role = 'vendor' AND u.disabled_at IS NULL AND u.email <> ''
+        GROUP BY 1"""), {"v": list(vendor_ids)}).all()
+    return {int(v): list(emails) for v, emails in rows}
+
+
 def fetch_vendor_emails(conn: Connection, vendor_id: int) -> list[str]:
-    """Returns the email addresses of the enabled vendor users bound to vendor_id (those with one):
-    whom a report or alert sent to every vendor reaches for that vendor."""
-    return conn.execute(sa.text("""
-        SELECT DISTINCT u.email FROM app.user_vendors b JOIN app.users u ON u.user_id = b.user_id
-        WHERE b.vendor_id = :v AND u.role = 'vendor' AND u.disabled_at IS NULL AND u.email <> ''
-        ORDER BY 1"""), {"v": vendor_id}).scalars().all()
+    """Returns the email addresses of vendor_id's enabled vendor users (fetch_vendors_emails)."""
+    return fetch_vendors_emails(conn, [vendor_id]).get(vendor_id, [])
 
 
 def fetch_demo_vendors(conn: Connection, n: int = 2) -> list[tuple[int, str]]:

@@ -30,6 +30,7 @@ from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
 from reports.alert_messages import notification, rule_facts
 from reports.alerts import ERROR_INSTANCE, RULE_COLUMNS, AlertError, describe_rule, spec_of
+from data.vendor_users import fetch_vendors_emails
 from reports.delivery import enqueue_many, outbox_row
 
 log = logging.getLogger("reports.alerts")   # the logger name alert logs always had (log filters use it)
@@ -208,10 +209,12 @@ class _Writes:
                 {"at": now, "rows": _json(self.events)})
         if self.notes:
             names = _fan_labels(conn, [(r.fan_out, fan) for r, fan, *_ in self.notes])
+            vendors = fetch_vendors_emails(conn, sorted({int(fan) for r, fan, *_ in self.notes
+                                                         if r.to_vendors and fan.isdigit()}))
             for r, fan, st, obs in self.notes:
                 label = "" if fan == ERROR_INSTANCE else names.get((r.fan_out, fan), fan)
-                self.outbox.extend(_notifications(r, fan, label, st, obs,
-                                                  self.facts[r.rule_id], now))
+                self.outbox.extend(_notifications(r, fan, label, st, obs, self.facts[r.rule_id], now,
+                                                  vendors.get(int(fan), []) if r.to_vendors and fan.isdigit() else []))
         enqueue_many(conn, self.outbox)
         conn.execute(sa.text("""
             UPDATE app.alert_rules r SET next_eval_at = u.next, last_evaluated_at = :now, last_error = u.err
@@ -284,11 +287,16 @@ def _fan_labels(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[st
     return {("vendor_id", str(i)): f"{n} (vendor {i})" for i, n in fetch_vendor_names(conn, ids).items()}
 
 
-def _notifications(r, fan: str, fan_label: str, st, obs: A.Observation, rule: dict, now: datetime) -> list[dict]:
+def _notifications(r, fan: str, fan_label: str, st, obs: A.Observation, rule: dict, now: datetime,
+                   vendor_users: list[str] = ()) -> list[dict]:
+    """The outbox rows of one notification: to the rule's recipients and webhook, and (a rule to every
+    vendor) to vendor_users, the addresses of the users of the vendor this instance is about: the
+    same message, which holds this vendor's value alone."""
     payload = notification(rule, fan_label, st.notify, obs, now)
     key = f"alert:{r.rule_id}:{fan}:{now.isoformat()}:{st.notify}"
     source = f"alert:{r.rule_id}"
-    targets = [("email", a, f"{key}:email:{a}") for a in r.recipients or []]
+    people = list(dict.fromkeys([*(r.recipients or []), *vendor_users]))
+    targets = [("email", a, f"{key}:email:{a}") for a in people]
     if r.webhook_url:
         targets.append(("webhook", r.webhook_url, f"{key}:webhook"))
     return [outbox_row(channel, target, payload, k, source) for channel, target, k in targets]

@@ -34,7 +34,7 @@ ERROR_INSTANCE = "*"                 # the instance of the evaluation as a whole
 RULE_COLUMNS = """r.rule_id, r.owner, r.name, r.source, r.metric, r.query_id, r.query_params, r.filters, r.fan_out,
     r."window", r.condition, r.baseline, r.threshold, r.for_evaluations, r.severity, r.interval_minutes,
     r.recipients, r.webhook_url, r.repeat_minutes, r.notify_on_resolve, r.muted_until, r.paused, r.next_eval_at,
-    r.last_evaluated_at, r.last_error"""
+    r.last_evaluated_at, r.last_error, r.to_vendors"""
 
 
 # A rule field is wrong, or a rule cannot be changed by this user; the message starts with the field.
@@ -83,8 +83,9 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
                threshold: float | None = None, for_evaluations: int | str = 1, severity: str = "medium",
                interval_minutes: int | str = 5, recipients: str | list[str] = "", webhook_url: str = "",
                repeat_minutes: int | str | None = None, notify_on_resolve: bool = True,
-               muted_until: datetime | None = None) -> dict:
-    """Returns the rule's fields cleaned; raises AlertError naming the field."""
+               muted_until: datetime | None = None, to_vendors: bool = False) -> dict:
+    """Returns the rule's fields cleaned; raises AlertError naming the field. to_vendors: an admin's
+    metric rule fanned out by vendor also notifies each vendor's own users of that vendor's value."""
     s = load_settings()
     name = (name or "").strip()
     if not name:
@@ -139,7 +140,14 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
         fields["webhook_url"] = check_webhook(webhook_url)
     except ScheduleError as ex:
         raise AlertError(str(ex)) from None
-    if not fields["recipients"] and not fields["webhook_url"]:
+    fields["to_vendors"] = bool(to_vendors)
+    if fields["to_vendors"]:
+        if not owned.is_admin(conn, owner):
+            raise AlertError("every vendor: only an admin's rule notifies every vendor")
+        if fields["source"] != "metric" or fields["fan_out"] != "vendor_id":
+            raise AlertError("every vendor: a rule notifies each vendor of its own value: measure a metric and fan "
+                             "out by vendor")
+    if not fields["recipients"] and not fields["webhook_url"] and not fields["to_vendors"]:
         raise AlertError("recipients: give at least one email address or a webhook URL")
     if muted_until is not None and (not isinstance(muted_until, datetime) or muted_until.tzinfo is None):
         raise AlertError("mute until: give a date and time with its time zone")
@@ -176,10 +184,10 @@ def save_rule(conn: Connection, owner: str, *, rule_id: int | None = None, is_ad
     values = {**c, "o": owner, "query_params": json.dumps(c["query_params"]), "filters": json.dumps(c["filters"])}
     cols = ("name, source, metric, query_id, query_params, filters, fan_out, \"window\", condition, baseline, "
             "threshold, for_evaluations, severity, interval_minutes, recipients, webhook_url, repeat_minutes, "
-            "notify_on_resolve, muted_until")
+            "notify_on_resolve, muted_until, to_vendors")
     binds = (":name, :source, :metric, :query_id, CAST(:query_params AS jsonb), CAST(:filters AS jsonb), :fan_out, "
              ":window, :condition, :baseline, :threshold, :for_evaluations, :severity, :interval_minutes, "
-             ":recipients, :webhook_url, :repeat_minutes, :notify_on_resolve, :muted_until")
+             ":recipients, :webhook_url, :repeat_minutes, :notify_on_resolve, :muted_until, :to_vendors")
     try:
         with conn.begin_nested():
             if old is None:

@@ -30,7 +30,7 @@ from data.audit import record
 from data.db import frame
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings, valid_email
-from data.vendor_scope import ensure_vendor_role
+from data.vendor_scope import ensure_single_vendor_roles
 from data.vendor_users import fetch_bound_vendors, fetch_vendor_emails
 from reports import owned
 from reports.delivery import DeliveryError, check_webhook_url, enqueue
@@ -338,6 +338,9 @@ def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settin
             raise ScheduleError(f"fan-out: {sched.owner!r} is no longer an admin, and only an admin's schedule "
                                 "reaches every vendor")
         fans = [(str(v), str(v)) for v in fetch_bound_vendors(conn)]
+        # Each run is made on its vendor's own role: a vendor's users may be bound to more vendors
+        # (another role), so the role of each vendor alone is made where it is missing.
+        ensure_single_vendor_roles(conn, [int(v) for v, _ in fans], settings)
     made = 0
     for fan_value, value in fans:
         run_id = conn.execute(sa.text("""
@@ -349,9 +352,6 @@ def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settin
         run_spec = dict(spec)
         title = sched.name
         if sched.fan_out == EVERY_VENDOR:
-            # Made on the vendor's own role: the vendor's users may be bound to more vendors, so
-            # the role of this one alone is made here if it is missing.
-            ensure_vendor_role(conn, [int(value)], settings, allow_closed=[int(value)])
             run_spec["filters"] = {"vendor_id": [int(value)]}
             run_spec["vendor_scope"] = [int(value)]
             title = f"{sched.name} · {_fan_label(conn, 'vendor', value)}"

@@ -68,9 +68,9 @@ def test_the_portal_shows_the_vendors_own_business_and_nothing_of_others(monkeyp
     shown = everything_shown(at)
     assert len(at.metric) == 8 and "How you compare in your category" in shown
     standing = table_with(at, "Standing")
-    assert list(standing["Metric"]) == ["GMV growth", "AOV", "Refund rate", "Cancellation rate", "Take rate",
+    assert list(standing["Metric"]) == ["GMV", "GMV growth", "AOV", "Refund rate", "Cancellation rate", "Take rate",
                                         "Repeat rate"]
-    assert standing["Standing"].str.contains(r"#\d+ of \d+ · better than").any()
+    assert standing["Standing"].str.contains(r"#\d+ of \d+ · percentile \d+").any()
     top = table_with(at, "Product")
     assert len(top) > 0
     leaked = [n for n in [*names, *products] if n in shown]

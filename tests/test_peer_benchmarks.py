@@ -34,7 +34,7 @@ VENDORS = {**{v: "Books" for v in range(1, 8)}, **{v: "Toys" for v in range(8, 1
 SILENT, RARE, CLOSED, NEW = 6, 7, 3, 12
 NEW_FROM = date(2026, 11, 5)
 PRICES = [Decimal(p) for p in ("9.99", "12.50", "20.00", "35.99", "4.75")]
-HIGHER_IS_BETTER = {"gmv_growth": True, "aov": True, "refund_rate": False, "cancellation_rate": False,
+HIGHER_IS_BETTER = {"gmv": True, "gmv_growth": True, "aov": True, "refund_rate": False, "cancellation_rate": False,
                     "take_rate": False, "repeat_rate": True}
 
 
@@ -158,6 +158,7 @@ r AS (
     FROM c GROUP BY vendor_id
 )
 SELECT v.vendor_id, v.category,
+       (CASE WHEN s.all_orders > 0 THEN COALESCE(s.gmv, 0) END)::float8 AS gmv,
        (COALESCE(s.gmv, 0) / NULLIF(s.prev_gmv, 0) - 1)::float8 AS gmv_growth,
        (s.gmv / NULLIF(s.orders, 0))::float8 AS aov,
        (s.refunded / NULLIF(s.gmv, 0))::float8 AS refund_rate,
@@ -186,7 +187,7 @@ def expected(engine, lo: date, hi: date) -> tuple[pd.DataFrame, pd.DataFrame]:
             vendor_rows.append({"vendor_id": int(vendor_id), "metric": metric, "category": category, "value": v,
                                 "rank": int(rank) if enough else None, "peers": n if enough else None,
                                 "percentile": 100.0 * no_better / n if enough else None})
-        if n >= PB.MIN_PEERS:
+        if n >= PB.MIN_PEERS and metric != "gmv":   # GMV: ranks only, no quartiles (some vendor's revenue)
             p25, median, p75 = np.percentile(values, [25, 50, 75])
             peer_rows.append({"category": category, "metric": metric, "peers": n, "p25": p25, "median": median,
                               "p75": p75})

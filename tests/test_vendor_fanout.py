@@ -1,6 +1,7 @@
 """One report, every vendor (issue 22): an admin's schedule of a vendor's own report reaches each vendor
 with vendor users exactly once, made on that vendor's own database role, with only its figures;
-also after a kill -9 of the scheduler mid-run."""
+also after a kill -9 of the scheduler mid-run. An admin's alert rule tells each vendor's users of
+their own vendor's value."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from data import peer_benchmarks as PB
 from data.auth import create_user
 from data.seed import seed
 from data.vendor_users import create_vendor_user
-from reports import delivery, exports, schedules
+from reports import alert_evaluation, alerts, delivery, exports, schedules
 from tests.conftest import ROOT, TEST_COOKIE_KEY, clone, create_database, use_database, vendor_settings
 from tests.raw_metrics import expected, load_raw, prepare
 
@@ -188,3 +189,42 @@ def test_kill_9_mid_fan_out_then_restart_mails_each_vendor_once(world, smtp):
     # One message per vendor: a send cut off after the server took it is repeated with the same
     # Message-ID (by which mail systems drop the repeat), never as a second message.
     assert all(len(ids) == 1 for ids in sent.values()), sent
+
+
+# --- alert rules to every vendor -----------------------------------------------------------------
+
+def _vendor_rule(conn, owner: str = "boss", **change) -> int:
+    fields = dict(name="GMV last 7 days", metric="gmv", window="last_7d", condition="above", threshold=0,
+                  fan_out="vendor_id", interval_minutes=60, recipients="", webhook_url="", to_vendors=True)
+    return alerts.save_rule(conn, owner, **{**fields, **change})
+
+
+def test_an_alert_to_every_vendor_tells_each_vendors_users_of_their_own_value_only(world, smtp):
+    eng, vendors = world["engine"], world["vendors"]
+    with eng.begin() as conn:
+        _vendor_rule(conn, recipients="ops@example.com")
+        names = dict(conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors")).all())
+        conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = :now"), {"now": NOW})   # due at NOW
+    alert_evaluation.evaluate_due(eng, now=NOW)
+    delivery.deliver_due(eng, worker="test")
+    by_to: dict[str, list] = {}
+    for m in smtp.messages:
+        by_to.setdefault(m["To"], []).append(m)
+    # Every vendor with GMV over the last 7 days fires; its users hear of it once, the recipient of all.
+    fired = {v for v in vendors[:12] if f"v{v}@example.com" in by_to}
+    assert len(fired) >= 6 and len(by_to["ops@example.com"]) >= len(fired)
+    for v in fired:
+        (msg,) = by_to[f"v{v}@example.com"]
+        text = msg.get_body(("plain",)).get_content()
+        assert names[v] in text and not [n for other, n in names.items() if other != v and n in text], v
+    assert "gone@example.com" not in by_to
+
+
+@pytest.mark.parametrize("owner, change, words", [
+    ("ann", {}, "only an admin's rule notifies every vendor"),
+    ("boss", {"fan_out": ""}, "fan out by vendor"),
+    ("boss", {"fan_out": "category"}, "fan out by vendor"),
+])
+def test_an_alert_to_every_vendor_is_refused_by_name(world, owner, change, words):
+    with pytest.raises(alerts.AlertError, match=words), world["engine"].begin() as conn:
+        _vendor_rule(conn, owner, **change)

@@ -14,7 +14,7 @@ from data.rollups import refresh_rollups
 from data.schema import migrate
 from data.settings import load_settings
 from data.vendor_scope import (VENDOR_GROUP, VendorScopeError, ensure_vendor_group, ensure_vendor_role,
-                               fetch_scoped_tables, vendor_password, vendor_role_name)
+                               ensure_vendor_roles, fetch_scoped_tables, vendor_password, vendor_role_name)
 from tests.conftest import clone, vendor_role_engine, vendor_settings
 
 # Three vendors; orders 1 and 3 hold lines of two vendors each.
@@ -278,3 +278,23 @@ def test_a_migration_puts_back_what_a_vendor_session_changed_and_closes_schema_p
     with empty_engine.connect() as conn:
         assert settings_of(conn) == sorted(f"{k}={v}" for k, v in SQL_ROLE_SETTINGS.items())
         assert not conn.execute(sa.text("SELECT has_schema_privilege('public', 'public', 'CREATE')")).scalar()
+
+
+def test_a_migration_puts_back_only_the_vendor_roles_that_differ(empty_engine):
+    """Migrate runs at every start: it finds the changed roles with one catalog query instead of
+    putting back every one (1,860 took 114 s)."""
+    settings = vendor_settings()
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO mart.vendors SELECT v, 'V' || v, 'Books', 'Europe', 'DE', '2024-01-01', "
+                             "'active', 0.10 FROM generate_series(41, 44) v"))
+        a, b, c, d = (ensure_vendor_role(conn, [v], settings) for v in (41, 42, 43, 44))
+    with empty_engine.begin() as conn:
+        assert ensure_vendor_roles(conn, settings) == []
+        run_utility(conn, "GRANT SELECT ON mart.customers TO %I", a)
+        run_utility(conn, "ALTER ROLE %I CREATEDB", b)
+        run_utility(conn, "GRANT USAGE ON SCHEMA app TO %I", c)
+        run_utility(conn, "GRANT %I TO %I", a, d)
+    with empty_engine.begin() as conn:
+        assert ensure_vendor_roles(conn, settings) == sorted([a, b, c, d])
+        assert ensure_vendor_roles(conn, settings) == []
+        assert not conn.execute(sa.text("SELECT has_table_privilege(:r, 'mart.customers', 'SELECT')"), {"r": a}).scalar()

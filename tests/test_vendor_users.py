@@ -13,13 +13,14 @@ import sqlalchemy as sa
 from analytics.filters import Filters, Period, resolve_period
 from analytics.kpis import fetch_aggregate, fetch_rollup_layout
 from analytics.products import fetch_product_metrics
-from analytics.query import QueryRejected, run_query
+from analytics.query import QueryFailed, QueryRejected, run_query
 from analytics.vendor_portal import VENDOR_METRICS, compute_vendor_overview
 from data import auth
 from data.vendor_scope import ensure_vendor_role, vendor_role_name
 from data.vendor_users import create_vendor_user, fetch_bound_vendors, set_user_vendors
 from tests.conftest import ROOT, SEED_END, TEST_COOKIE_KEY, vendor_role_engine, vendor_settings
 from tests.raw_metrics import assert_close, expected, lines_in, load_raw, prepare
+from tests.test_query import HOSTILE, _fingerprint
 
 PASSWORD = "Quiet-meadow-4821"
 VENDORS = """
@@ -225,3 +226,28 @@ def test_a_vendors_sql_may_not_explain_even_with_the_parser_off(portal, sql, che
     # The analysts keep it.
     if sql.startswith("EXPLAIN"):
         assert run_query(sql, engine=vendor, explain=True).frame.shape[0] > 0
+
+
+def test_the_analysts_hostile_sql_on_a_vendor_role_with_the_parser_off(portal, engine):
+    """Every statement of the analysts' hostile suite, sent on the vendor's role without the parser:
+    what the analysts' role refuses, the vendor's refuses too; what runs returns only the vendor's
+    rows; nothing changes in mart or app."""
+    user, vendor, _, _ = portal
+    with engine.connect() as conn:
+        others = conn.execute(sa.text("SELECT name FROM mart.vendors WHERE NOT vendor_id = ANY(:v)"),
+                              {"v": list(user.vendor_ids)}).scalars().all()
+    before = _fingerprint(engine)
+    ran = []
+    for sql, _, database in HOSTILE:
+        try:
+            result = run_query(sql, engine=vendor, check=False, explain=False, timeout_ms=1500, row_limit=1000)
+        except (QueryFailed, QueryRejected):
+            continue
+        ran.append(sql)
+        assert database == "contained", sql
+        frame = result.frame
+        assert len(frame) <= 1000 and not [n for n in others if n in frame.to_csv(index=False)], sql
+        for column in [c for c in frame.columns if c == "vendor_id"]:
+            assert set(frame[column].dropna().astype(int)) <= set(user.vendor_ids), sql
+    assert ran, "some legal statements ran, so the loop proves something"
+    assert _fingerprint(engine) == before

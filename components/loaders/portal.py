@@ -23,7 +23,7 @@ __all__ = ["BENCHMARKED_PRESETS", "engine_for", "load_vendor_benchmarks", "load_
 
 
 def engine_for(vendor_ids: tuple[int, ...]) -> Engine:
-    """Returns the pooled engine of the vendor's database role."""
+    """Returns the engine of the vendor's database role (a connection per use: data.vendor_scope.vendor_engine)."""
     return vendor_engine(load_settings(), vendor_ids)
 
 
