@@ -11,6 +11,7 @@ from analytics.filters import DIMENSIONS
 from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS, metric_label
 from components import flash, loaders
 from components.loaders import reports as L
+from components.loaders.portal import load_own_vendor_names
 from components.tables import table_height
 from components.text import plain
 from data.auth import User
@@ -49,6 +50,8 @@ def template_fields(user: User, *, key: str, initial: dict | None = None) -> tup
     initial = initial or {}
     spec0 = initial.get("spec") or {}
     allowed = [t for t in TEMPLATES if t != "saved_query" or user.role in ("analyst", "admin")]
+    if user.is_vendor:   # their own report only: the others are about the whole marketplace
+        allowed = [t for t in TEMPLATES if TEMPLATES[t].vendor_scoped]
     c = st.columns([3, 1, 2])
     template = c[0].selectbox("Report", allowed, key=f"{key}_template", format_func=lambda t: TEMPLATES[t].label,
                               index=allowed.index(initial["template"]) if initial.get("template") in allowed else 0)
@@ -61,7 +64,11 @@ def template_fields(user: User, *, key: str, initial: dict | None = None) -> tup
         spec["period"] = c[2].selectbox("Period (resolved when it runs)", periods, key=f"{key}_period",
                                         format_func=RELATIVE_PERIODS.get,
                                         index=periods.index(spec0.get("period", "last_7_days")))
-    if t.uses_filters:
+    if t.uses_filters and user.is_vendor:
+        names = load_own_vendor_names(user.vendor_ids)
+        spec["filters"] = {"vendor_id": [st.selectbox("Vendor", list(user.vendor_ids), key=f"{key}_own_vendor",
+                                                      format_func=lambda v: names.get(v, str(v)))]}
+    elif t.uses_filters:
         spec["filters"] = filter_fields(key, spec0.get("filters") or {})
     if template == "saved_query":
         queries = L.load_queries(user.username)

@@ -54,6 +54,16 @@ def request_export(conn: Connection, owner: str, template: str, spec: dict, fmt:
     user = fetch_user(conn, owner)
     if template == "saved_query" and (user is None or user.role not in ("analyst", "admin")):
         raise ReportError("template: exporting a saved query needs the analyst or admin role")
+    spec.pop("vendor_scope", None)   # set here only, from the database's binding, never from a form
+    if user is not None and user.is_vendor:
+        # A vendor user's export is made on their vendors' own role (_reader), of one of their vendors.
+        if not TEMPLATES[template].vendor_scoped:
+            raise ReportError(f"template: {TEMPLATES[template].label} is about the whole marketplace; export your "
+                              "own report instead")
+        chosen = [int(v) for v in (spec.get("filters") or {}).get("vendor_id") or []]
+        if not chosen or not set(chosen) <= set(user.vendor_ids):
+            raise ReportError("filters: choose one of your own vendors")
+        spec["vendor_scope"] = list(user.vendor_ids)
     export_id = conn.execute(sa.text("""
         INSERT INTO app.exports (owner, template, params, format, title, expires_at)
         VALUES (:o, :t, CAST(:p AS jsonb), :f, :title, now() + make_interval(days => :d))

@@ -90,8 +90,7 @@ def test_the_portal_shows_the_vendors_own_business_and_nothing_of_others(monkeyp
     assert [t.value for t in at.title] == [at.session_state["mbi_user"].display_name.removeprefix("Test ")] or \
         "How you compare in your category" in texts(at)
     assert "Top 10 vendors" not in texts(at)
-    for page in ("vendors", "sales", "products", "customers", "forecasting", "dashboards", "reports", "alerts",
-                 "admin"):
+    for page in ("vendors", "sales", "products", "customers", "forecasting", "dashboards", "alerts", "admin"):
         at = open_url(at, page)
         assert "You are not permitted to open this page" in texts(at) and not at.dataframe, page
 
@@ -164,3 +163,23 @@ def test_an_admin_makes_and_binds_vendor_users_and_bad_bindings_are_named(monkey
     with engine.connect() as conn:
         assert auth.fetch_user(conn, name).vendor_ids == tuple(sorted((a, b)))
     assert b_name in table_with(at, "vendors").set_index("username").loc[name, "vendors"]
+
+
+def test_a_vendor_exports_their_own_report_and_sees_only_their_exports(monkeypatch, database_url, engine, others):
+    own, names, products, _ = others
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.exports"))
+        conn.execute(sa.text("INSERT INTO app.exports (owner, template, params, format, title, expires_at) VALUES "
+                             "('analyst', 'kpi_summary', '{}', 'pdf', 'Staff only', now() + interval '1 day')"))
+    at = open_url(login(monkeypatch, database_url, "vendor"), "reports")
+    assert at.selectbox(key="rep_request_template").options == ["A vendor's own report (KPIs, products, peer "
+                                                                "benchmarks)"]
+    at.button(key="rep_request_go").click().run()
+    assert not at.exception, at.exception
+    assert "queued: it appears under My exports" in texts(at)
+    with engine.connect() as conn:
+        mine = conn.execute(sa.text("SELECT template, params FROM app.exports WHERE owner = 'vendor'")).one()
+    assert mine.template == "vendor_report" and mine.params["vendor_scope"] == list(own)
+    shown = everything_shown(at)
+    assert "Staff only" not in shown and not [n for n in [*names, *products] if n in shown]
+    assert not [t for t in at.tabs if t.label == "Schedules"]

@@ -1,7 +1,7 @@
 """One report, every vendor (issue 22): an admin's schedule of a vendor's own report reaches each vendor
 with vendor users exactly once, made on that vendor's own database role, with only its figures;
 also after a kill -9 of the scheduler mid-run. An admin's alert rule tells each vendor's users of
-their own vendor's value."""
+their own vendor's value. A vendor user exports their own report, on their own role."""
 from __future__ import annotations
 
 import json
@@ -21,6 +21,7 @@ from data.auth import create_user
 from data.seed import seed
 from data.vendor_users import create_vendor_user
 from reports import alert_evaluation, alerts, delivery, exports, schedules
+from reports.templates import ReportError
 from tests.conftest import ROOT, TEST_COOKIE_KEY, clone, create_database, use_database, vendor_settings
 from tests.raw_metrics import expected, load_raw, prepare
 
@@ -228,3 +229,35 @@ def test_an_alert_to_every_vendor_tells_each_vendors_users_of_their_own_value_on
 def test_an_alert_to_every_vendor_is_refused_by_name(world, owner, change, words):
     with pytest.raises(alerts.AlertError, match=words), world["engine"].begin() as conn:
         _vendor_rule(conn, owner, **change)
+
+
+# --- a vendor user's own exports ---------------------------------------------------------------------
+
+def test_a_vendor_user_exports_their_own_report_on_their_role_and_only_theirs(world):
+    eng, vendors = world["engine"], world["vendors"]
+    mine, other = vendors[0], vendors[1]
+    user = f"v{mine}"
+    with eng.begin() as conn:
+        names = dict(conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors")).all())
+        for template, spec, words in (
+                ("vendor_report", {"filters": {"vendor_id": [other]}}, "choose one of your own vendors"),
+                ("vendor_report", {}, "choose one of your own vendors"),
+                ("kpi_summary", {}, "is about the whole marketplace")):
+            with pytest.raises(ReportError, match=words):
+                exports.request_export(conn, user, template, {"period": "last_7_days", **spec}, "json")
+        # A scope slipped into the spec is replaced by the user's own.
+        eid = exports.request_export(conn, user, "vendor_report", {"period": "last_7_days", "vendor_scope": [other],
+                                                                   "filters": {"vendor_id": [mine]}}, "json")
+        theirs = exports.request_export(conn, "boss", "kpi_summary", {"period": "last_7_days"}, "pdf")
+        stored = conn.execute(sa.text("SELECT params FROM app.exports WHERE export_id = :e"), {"e": eid}).scalar()
+        assert stored["vendor_scope"] == [mine]
+        audit = conn.execute(sa.text("SELECT count(*) FROM app.audit_log WHERE action = 'export.request' "
+                                     "AND actor = :u"), {"u": user}).scalar()
+        assert audit == 1
+    exports.run_exports(eng, "test-worker")
+    with eng.connect() as conn:
+        path, _ = exports.fetch_export_file(conn, eid, user)
+        assert exports.fetch_export_file(conn, theirs, user) is None, "another user's export, by its id"
+    report = json.loads(path.read_text())
+    text = json.dumps(report)
+    assert names[mine] in text and not [n for v, n in names.items() if v != mine and n in text]

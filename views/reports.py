@@ -1,5 +1,6 @@
 """Reports: export any report in the background (CSV, Excel, PDF, JSON), follow its progress and
-download it; analysts and admins schedule reports by email and webhook."""
+download it; analysts and admins schedule reports by email and webhook. A vendor user exports their
+own report (made on their vendors' own database role) and sees only their own exports."""
 from __future__ import annotations
 
 import streamlit as st
@@ -7,7 +8,7 @@ import streamlit as st
 from components import report_widgets as W
 from components.auth import require_role
 
-user = require_role("viewer", "analyst", "admin")
+user = require_role("viewer", "analyst", "admin", "vendor")
 st.title("Reports")
 st.caption("Report templates over the same figures as the pages, made by the scheduler in the background. "
            "Periods such as “last week” are worked out when a report runs, in the app's time zone.")

@@ -12,14 +12,15 @@ from sqlalchemy.engine import Engine
 
 from analytics import vendor_portal as VP
 from analytics.filters import Filters
-from analytics.kpis import fetch_rollup_layout
+from analytics.kpis import fetch_rollup_layout, fetch_vendor_names
 from components.loaders import read, tz, version, version_of
 from data.peer_benchmarks import PRESETS as BENCHMARKED_PRESETS, fetch_vendor_benchmarks
 from data.settings import load_settings
 from data.vendor_scope import vendor_engine
 
 
-__all__ = ["BENCHMARKED_PRESETS", "engine_for", "load_vendor_benchmarks", "load_vendor_overview"]
+__all__ = ["BENCHMARKED_PRESETS", "engine_for", "load_own_vendor_names", "load_vendor_benchmarks",
+           "load_vendor_overview"]
 
 
 def engine_for(vendor_ids: tuple[int, ...]) -> Engine:
@@ -56,3 +57,10 @@ def load_vendor_benchmarks(vendor_ids: tuple[int, ...], preset: str) -> pd.DataF
     """Returns the vendor's standing and its category's peer quartiles for a period preset (rows of
     data.peer_benchmarks.fetch_vendor_benchmarks), as the scheduler last computed them."""
     return _load_benchmarks(tuple(vendor_ids), preset, version())
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def load_own_vendor_names(vendor_ids: tuple[int, ...]) -> dict[int, str]:
+    """Returns {vendor_id: name} of the vendor user's own vendors, read on their role."""
+    with read(engine_for(vendor_ids)) as conn:
+        return fetch_vendor_names(conn, list(vendor_ids))
