@@ -155,6 +155,7 @@ PAGES = {
     "admin_scheduler": ("/admin", _tab("Scheduler", "Latest run of each job"), True),
     "portal": ("/", _tall(2300, _charts("Revenue trend", 1)), "vendor"),
     "portal_sql": ("/sql", _tall(1400, _vendor_sql_ready), "vendor"),
+    "portal_reports": ("/reports", _tab("New export", "Export in the background"), "vendor"),
 }
 
 
