@@ -99,7 +99,8 @@ def render_users(admin: auth.User, *, key: str) -> None:
         current_role = next(r for r, label in ROLE_LABELS.items() if label == row["role"])
         is_vendor = current_role == auth.VENDOR
         if is_vendor:
-            mine = st.multiselect("Sees vendors", list(vendor_label), default=[v for v in bound[users["username"] == target].iloc[0] if v in vendor_label],
+            now_bound = [v for v in bound[users["username"] == target].iloc[0] if v in vendor_label]
+            mine = st.multiselect("Sees vendors", list(vendor_label), default=now_bound,
                                   format_func=vendor_label.get, key=f"{key}_target_vendors_{target}",
                                   help="Bind or unbind vendors; applies on the user's next page.")
             if st.button("Save vendors", key=f"{key}_save_vendors"):

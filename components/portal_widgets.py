@@ -9,21 +9,18 @@ from analytics.metrics import format_value
 from components.downloads import render_downloads
 from components.tables import metric_column, table_height
 from components.text import plain
-from data.peer_benchmarks import MIN_PEERS
+from data.peer_benchmarks import LABELS, MIN_PEERS
 
-# Peer benchmark metric -> (label, format as analytics.metrics' glossary names it, what it means).
-# Growth and take rate are not glossary metrics: they are defined here (and in data.peer_benchmarks).
+# Peer benchmark metric -> (format as analytics.metrics' glossary names it, what it means); labels
+# are data.peer_benchmarks.LABELS. Growth and take rate are not glossary metrics: defined there.
 BENCHMARKS = {
-    "gmv": ("GMV", "money", "GMV of your lines in the period: your rank among your category's vendors."),
-    "gmv_growth": ("GMV growth", "percent",
-                   "GMV of the period against the same number of days just before, as a change."),
-    "aov": ("AOV", "money", "GMV / orders holding your lines."),
-    "refund_rate": ("Refund rate", "percent", "Σ refunded amount / GMV of your lines."),
-    "cancellation_rate": ("Cancellation rate", "percent",
-                          "Cancelled orders / all orders holding your lines."),
-    "take_rate": ("Take rate", "percent",
-                  "The marketplace's commission: take revenue / GMV of your lines."),
-    "repeat_rate": ("Repeat rate", "percent",
+    "gmv": ("money", "GMV of your lines in the period: your rank among your category's vendors."),
+    "gmv_growth": ("percent", "GMV of the period against the same number of days just before, as a change."),
+    "aov": ("money", "GMV / orders holding your lines."),
+    "refund_rate": ("percent", "Σ refunded amount / GMV of your lines."),
+    "cancellation_rate": ("percent", "Cancelled orders / all orders holding your lines."),
+    "take_rate": ("percent", "The marketplace's commission: take revenue / GMV of your lines."),
+    "repeat_rate": ("percent",
                     "Share of your customers in the period with two or more orders from you up to its end."),
 }
 
@@ -40,7 +37,8 @@ def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Returns the standing as people read it: one row per metric with your value, the category's
     quartiles and your rank, or "not enough peers" where fewer than MIN_PEERS vendors have a value."""
     out = []
-    for metric, (label, fmt, _) in BENCHMARKS.items():
+    for metric, (fmt, _) in BENCHMARKS.items():
+        label = LABELS[metric]
         r = rows[rows["metric"] == metric]
         if r.empty:
             out.append({"Metric": label, "You": "–", "Category 25th percentile": "", "Category median": "",
@@ -77,7 +75,7 @@ def render_benchmarks(rows: pd.DataFrame, names: dict, *, key: str) -> None:
                    f"and none is shown where fewer than {MIN_PEERS} vendors contribute. Rank 1 is the best: the "
                    "highest GMV, growth, AOV and repeat rate, the lowest refund, cancellation and take rates; the "
                    "percentile is the share of the category's vendors you are level with or ahead of.")
-        help_text = {label: text for label, _, text in BENCHMARKS.values()}
+        help_text = {LABELS[m]: text for m, (_, text) in BENCHMARKS.items()}
         table = benchmark_table(mine)
         st.dataframe(table, key=f"{key}_{int(vendor_id)}", hide_index=True, width="stretch",
                      height=table_height(len(table)),

@@ -203,7 +203,8 @@ def _user(row) -> User | None:
 
 
 # The vendor ids bound to the user row `u`, as a sorted array (NULL when none).
-_BOUND_VENDORS = "(SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b WHERE b.user_id = u.user_id)"
+_BOUND_VENDORS = ("(SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b "
+                  "WHERE b.user_id = u.user_id)")
 
 
 def fetch_user(conn: Connection, username: str) -> User | None:
@@ -482,7 +483,8 @@ def resolve_session(conn: Connection, sid: str, *, now: datetime | None = None) 
             UPDATE app.sessions s SET last_seen_at = :now FROM live
             WHERE s.session_hash = live.session_hash AND live.last_seen_at < :now - interval '1 minute')
         SELECT user_id, username, name, email, role,
-               (SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b WHERE b.user_id = live.user_id)
+               (SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b
+                WHERE b.user_id = live.user_id)
         FROM live"""), {"h": _hash_sid(sid), "now": now}).first()
     return _user(row)
 

@@ -83,6 +83,11 @@ METRICS: dict[str, BenchmarkMetric] = {
 }
 
 
+# What people call them (the portal's table and a vendor's report).
+LABELS = {"gmv": "GMV", "gmv_growth": "GMV growth", "aov": "AOV", "refund_rate": "Refund rate",
+          "cancellation_rate": "Cancellation rate", "take_rate": "Take rate", "repeat_rate": "Repeat rate"}
+
+
 class BenchmarkPeriodError(ValueError):
     """A period preset the benchmarks are not kept for, or a period ending before it starts."""
 
@@ -285,21 +290,23 @@ def refresh_peer_benchmarks(conn: Connection, periods: dict[str, tuple[date, dat
     return written
 
 
-def fetch_vendor_benchmarks(conn: Connection, preset: str) -> pd.DataFrame:
+def fetch_vendor_benchmarks(conn: Connection, preset: str, vendor_ids: list[int] | None = None) -> pd.DataFrame:
     """Returns (vendor_id, category, metric, value, rank, peers, percentile, p25, median, p75,
     period_start, period_end) rows of preset for the vendors the connection may see (a vendor role:
     its own), metrics in METRICS order; value to p75 as float64, NaN where unknown: rank, peers,
     percentile and the quartiles where fewer than MIN_PEERS vendors of the category have a value.
-    Reads mart.vendor_benchmarks and mart.peer_benchmarks only."""
+    Reads mart.vendor_benchmarks and mart.peer_benchmarks only. vendor_ids: those vendors' rows only
+    (a vendor's report made on the app's own role, which row-level security does not limit)."""
     _check_preset(preset)
     result = conn.execute(sa.text("""
         SELECT v.vendor_id, v.category, v.metric, v.value, v.rank, v.peers, v.percentile,
                p.p25, p.median, p.p75, v.period_start, v.period_end
         FROM mart.vendor_benchmarks v
         LEFT JOIN mart.peer_benchmarks p ON p.preset = v.preset AND p.category = v.category AND p.metric = v.metric
-        WHERE v.preset = :preset
+        WHERE v.preset = :preset AND (CAST(:ids AS integer[]) IS NULL OR v.vendor_id = ANY(CAST(:ids AS integer[])))
         ORDER BY v.vendor_id, array_position(CAST(:metrics AS text[]), v.metric)"""),
-                          {"preset": preset, "metrics": list(METRICS)})
+                          {"preset": preset, "metrics": list(METRICS),
+                           "ids": None if vendor_ids is None else [int(v) for v in vendor_ids]})
     df = frame(result)
     # One dtype whatever the rows hold (a column of only NULLs would come back as objects).
     for c in ("value", "rank", "peers", "percentile", "p25", "median", "p75"):

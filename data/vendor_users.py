@@ -76,7 +76,8 @@ def set_user_vendors(conn: Connection, username: str, vendor_ids: Iterable[int],
 
 def _bind(conn: Connection, user_id: int, ids: tuple[int, ...], actor: str) -> None:
     conn.execute(sa.text("""
-        INSERT INTO app.user_vendors (user_id, vendor_id, bound_by) SELECT :u, v, :by FROM unnest(CAST(:ids AS integer[])) v
+        INSERT INTO app.user_vendors (user_id, vendor_id, bound_by)
+        SELECT :u, v, :by FROM unnest(CAST(:ids AS integer[])) v
         ON CONFLICT DO NOTHING"""), {"u": user_id, "ids": list(ids), "by": actor})
 
 

@@ -25,7 +25,8 @@ from analytics.customer_scores import fetch_stored_at_risk, fetch_stored_scores
 from analytics.filters import DIMENSIONS, PERIOD_PRESETS, FilterError, Filters, Period
 from analytics.forecast_series import FORECAST_DIMS, FORECAST_METRICS
 from analytics.forecasting import ForecastError
-from analytics.kpis import READ_LAYOUT, fetch_breakdown, fetch_kpis, fetch_rollup_layout, fetch_trend, fetch_vendor_names
+from analytics.kpis import (READ_LAYOUT, fetch_breakdown, fetch_kpis, fetch_rollup_layout, fetch_trend,
+                            fetch_vendor_names)
 from analytics.metrics import METRICS, format_change, format_value
 from analytics.query import QueryRejected, copy_csv, open_query, run_query
 from analytics.sql_params import bind_parameters
@@ -261,9 +262,10 @@ def build_vendor_report(conn: Connection, spec: dict, f: Filters, *, user: str, 
     products = fig.top_products[["sku", "name", "category", "gmv", "units", "orders", "refund_rate"]]
     categories = fig.categories[["category", "gmv", "orders", "units", "net_revenue"]]
     preset = spec.get("period") if spec.get("period") in PB.PRESETS else REPORT_BENCHMARKS
-    bench = PB.fetch_vendor_benchmarks(conn, preset)
+    bench = PB.fetch_vendor_benchmarks(conn, preset, list(ids))   # the app's role reads every vendor's rows
     bench = bench[["metric", "value", "p25", "median", "p75", "rank", "peers", "percentile", "period_start",
-                   "period_end"]]
+                   "period_end"]].astype({"rank": "Int64", "peers": "Int64"})
+    bench["metric"] = bench["metric"].map(PB.LABELS)
     day = fig.trend.rename(columns={"key": "day"})
     return dict(kpis=kpis, summary=summary,
                 charts=[Chart("GMV per day", "line", list(day["day"]), list(day["gmv"]))],

@@ -396,7 +396,8 @@ def test_an_admin_makes_a_vendor_user_who_sees_only_their_own_business(served_ap
                               {"v": vendor_id}).scalars().all()
     engine.dispose()
     context, page = _deep_link_login(browser, served_app + "/admin", "admin")
-    _create_user(page, "vera", "Vera Vendor", "Vendor", "Violet-canyon-2026", vendor=f"{name} ({vendor_id}, {category})")
+    _create_user(page, "vera", "Vera Vendor", "Vendor", "Violet-canyon-2026",
+                 vendor=f"{name} ({vendor_id}, {category})")
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
     page.goto(served_app + "/", wait_until="domcontentloaded")

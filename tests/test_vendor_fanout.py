@@ -21,7 +21,7 @@ from data.auth import create_user
 from data.seed import seed
 from data.vendor_users import create_vendor_user
 from reports import alert_evaluation, alerts, delivery, exports, schedules
-from reports.templates import ReportError
+from reports.templates import ReportError, build
 from tests.conftest import ROOT, TEST_COOKIE_KEY, clone, create_database, use_database, vendor_settings
 from tests.raw_metrics import expected, load_raw, prepare
 
@@ -261,3 +261,15 @@ def test_a_vendor_user_exports_their_own_report_on_their_role_and_only_theirs(wo
     report = json.loads(path.read_text())
     text = json.dumps(report)
     assert names[mine] in text and not [n for v, n in names.items() if v != mine and n in text]
+
+
+def test_a_vendors_report_made_on_the_apps_role_holds_only_that_vendors_benchmarks(world):
+    """The app's role reads every vendor's benchmark rows: the report asks for its vendor's alone."""
+    mine = world["vendors"][0]
+    with world["engine"].connect() as conn:
+        report = build(conn, "vendor_report", {"period": "last_month", "filters": {"vendor_id": [mine]}}, "json",
+                       user="boss", now=NOW, tz="UTC")
+    bench = next(t for t in report.tables if t.name.startswith("Peer benchmarks"))
+    rows = [r for batch in bench.batches() for r in batch]
+    assert 0 < len(rows) <= len(PB.METRICS)
+    assert {r[0] for r in rows} <= set(PB.LABELS.values())

@@ -297,4 +297,5 @@ def test_a_migration_puts_back_only_the_vendor_roles_that_differ(empty_engine):
     with empty_engine.begin() as conn:
         assert ensure_vendor_roles(conn, settings) == sorted([a, b, c, d])
         assert ensure_vendor_roles(conn, settings) == []
-        assert not conn.execute(sa.text("SELECT has_table_privilege(:r, 'mart.customers', 'SELECT')"), {"r": a}).scalar()
+        assert not conn.execute(sa.text("SELECT has_table_privilege(:r, 'mart.customers', 'SELECT')"),
+                                {"r": a}).scalar()

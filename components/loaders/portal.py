@@ -50,7 +50,7 @@ def load_vendor_overview(vendor_ids: tuple[int, ...], f: Filters) -> VP.VendorOv
 @st.cache_data(ttl=600, show_spinner=False)
 def _load_benchmarks(vendor_ids: tuple[int, ...], preset: str, rollup_version: int) -> pd.DataFrame:
     with read(engine_for(vendor_ids)) as conn:
-        return fetch_vendor_benchmarks(conn, preset)
+        return fetch_vendor_benchmarks(conn, preset, list(vendor_ids))
 
 
 def load_vendor_benchmarks(vendor_ids: tuple[int, ...], preset: str) -> pd.DataFrame:
