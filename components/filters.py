@@ -10,6 +10,12 @@ from analytics.filters import (COMPARISONS, DIMENSIONS, GRAINS, MAX_HOURLY_DAYS,
 from components import loaders
 
 
+def chosen_preset(key: str = "flt") -> str | None:
+    """Returns the period preset (PRESETS) the filter bar drawn with key holds: the name Filters
+    does not keep (a page showing what is stored per preset, such as the peer benchmarks, needs it)."""
+    return st.session_state.get(f"{key}_period")
+
+
 def render_filter_bar(*, key: str = "flt", dimensions: bool = True) -> Filters | None:
     """Draws the filters in the sidebar; returns Filters, or None (with a message) when invalid.
     dimensions=False: the period, comparison and grain only (a vendor's portal, whose choices of

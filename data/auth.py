@@ -474,18 +474,17 @@ def resolve_session(conn: Connection, sid: str, *, now: datetime | None = None) 
     now = now or utcnow()
     # Runs on every page load: it reads, and writes last_seen_at at most once a minute, so
     # clicking through pages does not turn into a row update per click.
-    row = conn.execute(sa.text("""
+    row = conn.execute(sa.text(f"""
         WITH live AS (
-            SELECT s.session_hash, s.last_seen_at, u.user_id, u.username, u.name, u.email, u.role
+            SELECT s.session_hash, s.last_seen_at, u.user_id, u.username, u.name, u.email, u.role,
+                   {_BOUND_VENDORS} AS vendor_ids
             FROM app.sessions s JOIN app.users u ON u.user_id = s.user_id
             WHERE s.session_hash = :h AND s.revoked_at IS NULL AND s.expires_at > :now AND u.disabled_at IS NULL),
         touched AS (
             UPDATE app.sessions s SET last_seen_at = :now FROM live
             WHERE s.session_hash = live.session_hash AND live.last_seen_at < :now - interval '1 minute')
-        SELECT user_id, username, name, email, role,
-               (SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b
-                WHERE b.user_id = live.user_id)
-        FROM live"""), {"h": _hash_sid(sid), "now": now}).first()
+        SELECT user_id, username, name, email, role, vendor_ids FROM live"""),
+                       {"h": _hash_sid(sid), "now": now}).first()
     return _user(row)
 
 

@@ -106,11 +106,6 @@ def fetch_vendors_emails(conn: Connection, vendor_ids: list[int]) -> dict[int, l
     return {int(v): list(emails) for v, emails in rows}
 
 
-def fetch_vendor_emails(conn: Connection, vendor_id: int) -> list[str]:
-    """Returns the email addresses of vendor_id's enabled vendor users (fetch_vendors_emails)."""
-    return fetch_vendors_emails(conn, [vendor_id]).get(vendor_id, [])
-
-
 def fetch_demo_vendors(conn: Connection, n: int = 2) -> list[tuple[int, str]]:
     """Returns (vendor_id, name) of n active vendors for demo vendor users: the biggest by orders
     of the category with the most vendors (so their peer benchmarks have peers)."""

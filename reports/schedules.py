@@ -31,7 +31,7 @@ from data.db import frame
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings, valid_email
 from data.vendor_scope import ensure_single_vendor_roles
-from data.vendor_users import fetch_bound_vendors, fetch_vendor_emails
+from data.vendor_users import fetch_bound_vendors, fetch_vendors_emails
 from reports import owned
 from reports.delivery import DeliveryError, check_webhook_url, enqueue
 from reports.templates import FAN_OUT, TEMPLATES, Report, ReportError, check_spec
@@ -461,7 +461,7 @@ def finish_run(conn: Connection, export_id: int, *, ok: bool, report: Report | N
         return 0
     people = list(run.recipients or [])
     if run.fan_out == EVERY_VENDOR:
-        people = fetch_vendor_emails(conn, int(run.fan_value))
+        people = fetch_vendors_emails(conn, [int(run.fan_value)]).get(int(run.fan_value), [])
         if not people:
             conn.execute(sa.text("UPDATE app.schedule_runs SET message = :m WHERE run_id = :r"),
                          {"m": f"no enabled user of vendor {run.fan_value} has an email address: nothing sent",

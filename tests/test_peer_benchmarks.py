@@ -194,9 +194,13 @@ def expected(engine, lo: date, hi: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(vendor_rows), pd.DataFrame(peer_rows)
 
 
+_STORED = {"peer_benchmarks": "SELECT * FROM mart.peer_benchmarks WHERE preset = :p",
+           "vendor_benchmarks": "SELECT * FROM mart.vendor_benchmarks WHERE preset = :p"}
+
+
 def _stored(engine, table: str, preset: str) -> pd.DataFrame:
     with engine.connect() as conn:
-        return pd.read_sql_query(sa.text(f"SELECT * FROM mart.{table} WHERE preset = :p"), conn, params={"p": preset})
+        return pd.read_sql_query(sa.text(_STORED[table]), conn, params={"p": preset})
 
 
 def _same(got: pd.DataFrame, want: pd.DataFrame, keys: list[str], context: str) -> None:

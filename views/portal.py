@@ -11,7 +11,7 @@ from components import loaders
 from components import portal_widgets as W
 from components.auth import require_role
 from components.charts import render_trend
-from components.filters import render_filter_bar
+from components.filters import chosen_preset, render_filter_bar
 from components.kpi_cards import render_kpi_cards
 from components.loaders.portal import BENCHMARKED_PRESETS as BENCHMARKED, load_vendor_benchmarks, load_vendor_overview
 from components.text import plain
@@ -39,7 +39,7 @@ else:
     render_kpi_cards(fig.kpis, fig.sparks, per_row=4, key="vp_kpi")
 
 st.subheader("How you compare in your category")
-preset = st.session_state.get("vp_period")
+preset = chosen_preset("vp")
 if preset not in BENCHMARKED:
     st.info("Peer benchmarks are computed once a day for " + ", ".join(PRESET_LABELS[p].lower() for p in BENCHMARKED)
             + ": choose one of these periods in the sidebar to see them.", icon=":material/info:")
