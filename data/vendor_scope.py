@@ -14,6 +14,8 @@ widens the scope:
   data contract makes a line's vendor its product's;
 - `orders`: the orders holding a line of the scope's vendors;
 - the shared anonymous tables (`_SHARED`: the peer benchmarks' category quartiles): every row;
+- the views of schema rollup_meta (which days the cubes' day rows start from, which days wait for a
+  refresh: dates only), which the rollups' readers ask in the same statement;
 - every other table (customers, the marketplace's totals, traffic, marketing): no privilege at all.
 
 Every role keeps every row (policy `every_row`) but a vendor's, which the restrictive policy
@@ -43,6 +45,7 @@ from data.settings import Settings
 
 VENDOR_GROUP = "mbi_vendors"
 SCOPE_SCHEMA = "vendor_scope"
+META_SCHEMA = "rollup_meta"
 ROLE_PREFIX = "mbi_vendor_"
 # The session's vendor ids as an array, looked up once per statement (a sub-select); none: empty.
 _SCOPE = f"COALESCE((SELECT {SCOPE_SCHEMA}.vendor_ids()), '{{}}'::integer[])"
@@ -109,6 +112,9 @@ def ensure_vendor_group(conn: Connection) -> list[str]:
     run("REVOKE ALL ON FUNCTION %I.vendor_ids() FROM PUBLIC", SCOPE_SCHEMA)
     run("GRANT EXECUTE ON FUNCTION %I.vendor_ids() TO %I", SCOPE_SCHEMA, VENDOR_GROUP)
     run("GRANT USAGE ON SCHEMA mart TO %I", VENDOR_GROUP)
+    # The rollups' state as their readers ask it (migration 0027: dates only, no vendor's figure).
+    run("GRANT USAGE ON SCHEMA %I TO %I", META_SCHEMA, VENDOR_GROUP)
+    run("GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I", META_SCHEMA, VENDOR_GROUP)
     run("REVOKE ALL ON ALL TABLES IN SCHEMA mart FROM %I", VENDOR_GROUP)
     tables = fetch_scoped_tables(conn)
     # Policies are made again only where missing or changed (each ALTER and CREATE POLICY waits
