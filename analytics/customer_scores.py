@@ -28,6 +28,7 @@ from analytics import clv
 from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, fetch_cohorts, fetch_rfm_scores,
                                  segment_movement)
 from analytics.filters import Filters
+from analytics.kpis import fetch_data_bounds
 from data.db import copy_frame
 from data.measures import COUNTED, LINE_VALUE, local_days_sql
 
@@ -250,11 +251,13 @@ def segment_table(df: pd.DataFrame) -> pd.DataFrame:
 # --- the whole computation ------------------------------------------------------------------------
 
 def compute_scores(conn: Connection, f: Filters, as_of: date, *, k: int | None = None,
-                   previous: date | None = None, tz: str,
+                   previous: date | None = None, tz: str, customer_records: bool = True,
                    progress: Callable[[float, str], None] | None = None) -> CustomerScores:
     """Computes every customer figure for customers matching f as of as_of.
 
     previous: the earlier date of the segment movement (default as_of − MOVEMENT_DAYS).
+    customer_records=False: nothing is read from mart.customers (a vendor's role cannot), so the
+    cohorts are not split by acquisition channel or segment.
     progress(fraction, step) is called between steps. When the data is too thin to fit the
     models, status is "too_little_data" with the reason; RFM, clusters and cohorts still come.
     """
@@ -270,13 +273,13 @@ def compute_scores(conn: Connection, f: Filters, as_of: date, *, k: int | None =
 
     previous = previous or as_of - timedelta(days=MOVEMENT_DAYS)
     say(0.0, "Reading customers")
-    span = conn.execute(sa.text("SELECT min(ordered_at) FROM mart.orders")).scalar()
-    holdout = holdout_for(span.date() if span else as_of, as_of)
+    first = fetch_data_bounds(conn, tz)[0]
+    holdout = holdout_for(first or as_of, as_of)
     cal_end = as_of - timedelta(days=holdout)
     df = _customer_frame(conn, f, as_of, cal_end, previous, tz)
     lap("read customers")
     say(0.3, "Reading cohorts")
-    cohort_figures = fetch_cohorts(conn, f, as_of, tz=tz)
+    cohort_figures = fetch_cohorts(conn, f, as_of, tz=tz, splits=customer_records)
     lap("cohorts")
     status, message, bg, gg, validation = "ok", "", None, None, {}
     say(0.5, "Fitting the purchase and spend models")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ from analytics.metrics import METRICS
 from data.db import frame
 
 FORECAST_METRICS = ("gmv", "net_revenue", "orders", "units", "new_customers")
+# A vendor user's: their own sales (new customers are counted over the marketplace's customers).
+VENDOR_FORECAST_METRICS = ("gmv", "net_revenue", "orders", "units")
 METRIC_LABELS = {"units": "Units"}
 FORECAST_DIMS = {"": "Total", "vendor_id": "Vendor", "category": "Category", "region": "Region",
                  "channel": "Channel", "business_model": "Business model"}
@@ -79,16 +82,17 @@ def history_period(first: date, last_complete_day: date, grain: str, years: int 
 
 
 def fetch_metric_history(conn: Connection, s: Series, *, last_day: date, tz: str,
-                         years: int = HISTORY_YEARS) -> pd.DataFrame:
+                         years: int = HISTORY_YEARS, **kw: Any) -> pd.DataFrame:
     """Returns the series' whole periods up to last_day (or the last day with orders, if earlier)
-    as DataFrame(ds, y); empty without data. Periods without orders are 0 (the metrics are sums)."""
+    as DataFrame(ds, y); empty without data. Periods without orders are 0 (the metrics are sums).
+    kw: as fetch_aggregate's (layout)."""
     first, last = fetch_data_bounds(conn, tz)
     # Days after the last order are missing data, not zero sales.
     p = history_period(first, min(last_day, last), s.grain, years) if first else None
     if p is None:
         return pd.DataFrame({"ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype="float64")})
     rows = fetch_aggregate(conn, s.filters(p), p, grain=s.grain, metrics=(s.metric,) if s.metric in METRICS else (),
-                           tz=tz)
+                           tz=tz, **kw)
     freq = FC.grid_freq(GRAIN_FREQ[s.grain], pd.Timestamp(p.start))
     grid = pd.date_range(p.start, p.end, freq=freq)
     values = pd.Series(pd.to_numeric(rows[s.metric]).to_numpy(dtype="float64"), index=pd.to_datetime(rows["key"]))
@@ -208,9 +212,10 @@ def compute_realised_errors(conn: Connection, s: Series, actuals: pd.DataFrame, 
 # --- computing ------------------------------------------------------------------------------------
 
 def compute_series_forecast(conn: Connection, s: Series, *, last_day: date, horizon: int, model: str = "auto",
-                            interval: float = 0.8, country: str | None = None, tz: str) -> FC.Forecast:
-    """Forecasts the series from its history up to last_day. Raises ForecastError without data."""
-    history = fetch_metric_history(conn, s, last_day=last_day, tz=tz)
+                            interval: float = 0.8, country: str | None = None, tz: str, **kw: Any) -> FC.Forecast:
+    """Forecasts the series from its history up to last_day. Raises ForecastError without data.
+    kw: as fetch_aggregate's (layout)."""
+    history = fetch_metric_history(conn, s, last_day=last_day, tz=tz, **kw)
     if history.empty or not (history["y"] != 0).any():
         raise FC.ForecastError("no orders for this series in the last three years: nothing to forecast")
     # Leading periods before the series' first sale (a vendor that joined later) are not history.

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.filters import Filters, Period
-from analytics.kpis import aggregate_query, fetch_aggregate, fetch_rollup_layout, fetch_rollups_usable
+from analytics.kpis import READ_LAYOUT, aggregate_query, fetch_aggregate, fetch_rollup_layout, fetch_rollups_usable
 from analytics.metrics import METRICS, format_change
 from data.calendar import local_today
 from data.db import frame, serial_plans
@@ -158,7 +158,7 @@ def _json_frame(rows: list[dict], columns: list[str], numeric: list[str]) -> pd.
 
 def fetch_product_lists(conn: Connection, f: Filters, period: Period | None = None, *, metric: str = "gmv",
                         n: int = TOP_N, min_gmv: float = 0.0, margin_n: int = TOP_N, scatter: int = SCATTER_LIMIT,
-                        tz: str, use_rollups: bool = True) -> dict:
+                        tz: str, use_rollups: bool = True, layout: int | None | str = READ_LAYOUT) -> dict:
     """Aggregates every product ordered in the period once, in PostgreSQL, and returns only what
     the page lists (each a frame of PRODUCT_COLUMNS, in list order):
 
@@ -171,10 +171,16 @@ def fetch_product_lists(conn: Connection, f: Filters, period: Period | None = No
                   and a positive net revenue; the low list leaves out products in the high one.
     summary       {products (ordered in the period), sold (with a counted order), priced (with
                   units and GMV), eligible (in the margin pool), gmv, refunded, cost (totals)}.
+
+    layout: as for kpis.fetch_aggregate (read on conn by default).
     """
     if metric not in RANK_METRICS:
         raise KeyError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
-    q = aggregate_query(f, period, layout=fetch_rollup_layout(conn, tz) if use_rollups else None, tz=tz,
+    if not use_rollups:
+        layout = None
+    elif layout == READ_LAYOUT:
+        layout = fetch_rollup_layout(conn, tz)
+    q = aggregate_query(f, period, layout=layout, tz=tz,
                         by="product_id", metrics=_GLOSSARY)
     info = "JOIN mart.products p ON p.product_id = a.key JOIN mart.vendors v ON v.vendor_id = p.vendor_id"
     lists = {
@@ -292,19 +298,24 @@ STOCK_LIST_LIMIT = 1000
 
 
 def _inventory_query(conn: Connection, f: Filters, as_of: date, window: int, tz: str | None,
-                     use_rollups: bool) -> tuple[str, dict]:
-    """Returns the WITH clause defining `inv` (one row per product with a snapshot) and its params."""
+                     use_rollups: bool, layout: int | None | str) -> tuple[str, dict]:
+    """Returns the WITH clause defining `inv` (one row per product with a snapshot) and its params.
+
+    layout: READ_LAYOUT reads whether the rollups answer on conn; a layout given by the caller means
+    conn may read neither schema app nor the stock cover (a vendor's role: data.vendor_scope), so
+    units come from the product day rollup, whose rows the role limits to its own lines."""
     filters, params = _product_filter_sql(f)
     params.update({"as_of": as_of, "back": window - 1, "tz": tz, "window": window})
-    rollups = use_rollups and fetch_rollups_usable(conn, tz)
-    if rollups and window == STOCK_WINDOW_DAYS:
+    own_lines = layout != READ_LAYOUT
+    rollups = use_rollups and (layout is not None if own_lines else fetch_rollups_usable(conn, tz))
+    if rollups and window == STOCK_WINDOW_DAYS and not own_lines:
         return "WITH" + _STOCK_COVER.format(filters=filters) + "," + _INVENTORY, params
     units = _UNITS_ROLLUP if rollups else _UNITS_RAW
     return "WITH" + _SNAPSHOTS.format(filters=filters) + "," + units + "," + _INVENTORY, params
 
 
 def fetch_inventory_cover(conn: Connection, f: Filters, as_of: date, *, window: int = COVER_WINDOW_DAYS,
-                          tz: str, use_rollups: bool = True) -> pd.DataFrame:
+                          tz: str, use_rollups: bool = True, layout: int | None | str = READ_LAYOUT) -> pd.DataFrame:
     """Returns one row per product (matching f's product filters) with a stock snapshot on or
     before as_of: its latest such snapshot (snapshot_date, on_hand), units sold over the `window`
     days ending on that date (units_window), avg_daily_units = units_window / window, days_cover
@@ -313,7 +324,7 @@ def fetch_inventory_cover(conn: Connection, f: Filters, as_of: date, *, window: 
 
     .attrs["first_snapshot"] is the earliest snapshot date of all (None without snapshots), for
     the empty state's message."""
-    with_inv, params = _inventory_query(conn, f, as_of, window, tz, use_rollups)
+    with_inv, params = _inventory_query(conn, f, as_of, window, tz, use_rollups, layout)
     df = frame(conn.execute(sa.text(with_inv + " SELECT * FROM inv ORDER BY product_id"), params))
     df = df.astype({c: "float64" for c in _INV_NUMERIC})
     df.attrs.update(first_snapshot=_first_snapshot(conn), as_of=as_of, window=window)
@@ -326,7 +337,8 @@ def _first_snapshot(conn: Connection) -> date | None:
 
 def fetch_inventory_summary(conn: Connection, f: Filters, as_of: date, *, low: float = STOCKOUT_DAYS,
                             high: float = OVERSTOCK_DAYS, window: int = COVER_WINDOW_DAYS,
-                            limit: int = STOCK_LIST_LIMIT, tz: str, use_rollups: bool = True) -> dict:
+                            limit: int = STOCK_LIST_LIMIT, tz: str, use_rollups: bool = True,
+                            layout: int | None | str = READ_LAYOUT) -> dict:
     """Returns what the inventory tab shows, computed in PostgreSQL over fetch_inventory_cover's rows:
 
     summary       {products, in_stock, stock_value, first_date, last_date (snapshot dates used),
@@ -335,7 +347,7 @@ def fetch_inventory_summary(conn: Connection, f: Filters, as_of: date, *, low: f
     stockout      up to `limit` stock-out risks: fewest days of cover first, then fastest sellers
     overstock     up to `limit` overstocked products: most stock value first
     """
-    with_inv, params = _inventory_query(conn, f, as_of, window, tz, use_rollups)
+    with_inv, params = _inventory_query(conn, f, as_of, window, tz, use_rollups, layout)
     row = ", ".join(f"a.{c}" for c in INVENTORY_COLUMNS)
     sql = with_inv + f"""
         SELECT json_build_object(
@@ -377,11 +389,11 @@ def default_as_of(f: Filters, tz: str) -> date:
 
 def compute_product_figures(conn: Connection, f: Filters, *, metric: str = "gmv", n: int = TOP_N,
                             min_gmv: float = DEFAULT_MIN_GMV, margin_n: int = TOP_N, compare: bool = False,
-                            tz: str, use_rollups: bool = True) -> dict:
+                            tz: str, use_rollups: bool = True, layout: int | None | str = READ_LAYOUT) -> dict:
     """Returns fetch_product_lists(f) with the category table ("categories"), and with compare=True the
     comparison period's figures for the ranked products ("products_before") and every category
     ("categories_before"); those two are None otherwise."""
-    kw = {"tz": tz, "use_rollups": use_rollups}
+    kw = {"tz": tz, "use_rollups": use_rollups, "layout": layout}
     out = fetch_product_lists(conn, f, metric=metric, n=n, min_gmv=min_gmv, margin_n=margin_n, **kw)
     out.update(categories=fetch_category_metrics(conn, f, **kw), products_before=None, categories_before=None)
     if compare and f.compare:

@@ -27,6 +27,12 @@ from analytics.products import fetch_category_metrics, fetch_product_metrics
 VENDOR_METRICS = ("gmv", "net_revenue", "orders", "aov", "take_revenue", "refund_rate", "cancellation_rate",
                   "gross_margin")
 TREND = ("gmv", "net_revenue")
+# What a vendor's sales break down by: its products' categories and the order-level facts of the
+# orders holding its lines. The customers' region, country and segment are the marketplace's
+# customer records, which a vendor's role cannot read.
+VENDOR_BREAKDOWNS = ("channel", "category", "business_model", "payment_method")
+# The sales page's sections a vendor sees: traffic, the funnel and marketing spend are the marketplace's.
+VENDOR_SALES_SECTIONS = ("payments", "profitability")
 TOP_PRODUCTS = 10
 
 

@@ -1,12 +1,17 @@
-"""The vendor portal's benchmark: a vendor's overview at 1M and 10M order lines, cold, on the vendor's
+"""The vendor portal's benchmark: a vendor's pages at 1M and 10M order lines, cold, on the vendor's
 own database role (row-level security on), for every period preset and a 3-year custom range.
 
-For the vendor with the most orders and the median vendor (by orders) of the largest size, the
-portal's figures (`analytics.vendor_portal.compute_vendor_overview`: KPIs and their comparison
-period, sparklines, trend, categories, products) and the peer benchmarks' read are timed without any
-Streamlit cache, each size side by side (bench.scale._medians_ms). Also: the scheduler's recompute
-of every preset's peer benchmarks at each size, and whether the figures on the vendor's role equal
-those on the app's role (which row-level security does not limit).
+For the vendor with the most orders and the median vendor (by orders) of the largest size, each
+page's default figures are timed without any Streamlit cache, each size side by side
+(bench.scale._medians_ms):
+- overview: `analytics.vendor_portal.compute_vendor_overview` (KPIs and their comparison period,
+  sparklines, trend, categories, products) and the peer benchmarks' read;
+- sales: the GMV trend, the breakdown by category and the payments (the page's first tab);
+- products: `compute_product_figures` with the comparison period and the inventory summary;
+- forecast history: the three years of daily GMV a forecast is fitted on (one cell per vendor; the
+  models' fitting does not read the database).
+Also: the scheduler's recompute of every preset's peer benchmarks at each size, and whether the
+figures on the vendor's role equal those on the app's role (which row-level security does not limit).
 """
 from __future__ import annotations
 
@@ -18,9 +23,12 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from analytics import forecast_series as FS
+from analytics import products as P
+from analytics import sales as S
 from analytics.filters import Filters, resolve_period
 from analytics.kpis import fetch_data_bounds, fetch_rollup_layout
-from analytics.vendor_portal import compute_vendor_overview
+from analytics.vendor_portal import compute_vendor_overview, vendor_filters
 from bench.common import section_head
 from bench.scale import PRESETS, TARGET_MS, TARGET_RATIO, _medians_ms, _period
 from data import peer_benchmarks as PB
@@ -37,6 +45,26 @@ def _vendors(conn) -> dict[str, int]:
     ids = conn.execute(sa.text("""
         SELECT vendor_id FROM mart.rollup_vendor_daily GROUP BY 1 ORDER BY sum(all_orders) DESC, 1""")).scalars().all()
     return {"top vendor": ids[0], "median vendor": ids[len(ids) // 2]}
+
+
+PAGES = ("overview", "sales", "products")
+
+
+def _page(name: str, conn, f: Filters, vendor_id: int, preset: str, layout: int | None, today) -> None:
+    """Computes a vendor page's default figures, as its loaders do (components.loaders.read_figures)."""
+    if name == "overview":
+        compute_vendor_overview(conn, f, (vendor_id,), tz="UTC", layout=layout)
+        if preset in PB.PRESETS:
+            PB.fetch_vendor_benchmarks(conn, preset)
+        return
+    f, kw = vendor_filters(f, (vendor_id,)), {"tz": "UTC", "layout": layout}
+    if name == "sales":
+        S.fetch_metric_trend(conn, f, "gmv", **kw)
+        S.fetch_breakdown_growth(conn, f, "category", "gmv", **kw)
+        S.fetch_payments(conn, f, **kw)
+    else:
+        P.compute_product_figures(conn, f, compare=True, **kw)
+        P.fetch_inventory_summary(conn, f, min(f.period.end, today), **kw)
 
 
 def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], None] = print) -> dict:
@@ -70,17 +98,20 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
     same = True
     try:
         for w, vendor_id in who.items():
-            for preset in PRESETS:
-                fs = {n: Filters.make(_period(preset, today[n])) for n in urls}
-
-                def page(n: int, w: str = w, vendor_id: int = vendor_id) -> None:
-                    compute_vendor_overview(conns[n, w], fs[n], (vendor_id,), tz="UTC", layout=layouts[n])
-                    if preset in PB.PRESETS:
-                        PB.fetch_vendor_benchmarks(conns[n, w], preset)
-                got = _medians_ms({n: (lambda n=n: page(n)) for n in urls}, reps)
-                for n, ms in got.items():
-                    cells[n][w, preset] = ms
-                log(f"  portal {w} {preset}: " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
+            for name in PAGES:
+                for preset in PRESETS:
+                    fs = {n: Filters.make(_period(preset, today[n])) for n in urls}
+                    got = _medians_ms({n: (lambda n=n, w=w, v=vendor_id: _page(
+                        name, conns[n, w], fs[n], v, preset, layouts[n], today[n])) for n in urls}, reps)
+                    for n, ms in got.items():
+                        cells[n][w, name, preset] = ms
+                    log(f"  portal {w} {name} {preset}: " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
+            series = FS.Series("gmv", "day", "vendor_id", str(vendor_id))
+            got = _medians_ms({n: (lambda n=n, w=w: FS.fetch_metric_history(
+                conns[n, w], series, last_day=today[n], tz="UTC", layout=layouts[n])) for n in urls}, reps)
+            for n, ms in got.items():
+                cells[n][w, "forecast history", "3 years"] = ms
+            log(f"  portal {w} forecast history: " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
             with apps[largest].connect() as conn:
                 f = Filters.make(_period("last_30_days", today[largest]))
                 on_app = compute_vendor_overview(conn, f, (vendor_id,), tz="UTC", layout=layouts[largest])
@@ -96,24 +127,25 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
 
 
 def portal_section(sizes: list[int], results: dict, started: datetime) -> str:
-    """The RESULTS.md section: each preset's time per vendor at each size and the ratio of the largest
-    size to the smallest."""
+    """The RESULTS.md section: each page's and preset's time per vendor at each size and the ratio of
+    the largest size to the smallest."""
     small, large = min(sizes), max(sizes)
     lines = section_head(
-        PORTAL_BEGIN, "Vendor portal: a vendor's overview on its own role, cold", started,
-        "`analytics.vendor_portal.compute_vendor_overview` (KPIs with the comparison period, sparklines, "
-        "trend, categories, products) and the peer benchmarks' read, on the vendor's login role (row-level "
-        "security on), no Streamlit cache, median of 5 after a warm-up, each size side by side. Vendors of "
+        PORTAL_BEGIN, "Vendor portal: a vendor's pages on its own role, cold", started,
+        "Each page's default figures on the vendor's login role (row-level security on): overview "
+        "(`compute_vendor_overview`: KPIs with the comparison period, sparklines, trend, categories, products; "
+        "the peer benchmarks' read), sales (GMV trend, breakdown by category, payments), products (rankings "
+        "with the comparison period, inventory), and the three years of daily GMV a forecast is fitted on. "
+        "No Streamlit cache, median of 5 after a warm-up, each size side by side. Vendors of "
         f"the largest database: {', '.join(f'{w} {v}' for w, v in results['vendors'].items())}. Figures "
         f"on the vendor's role equal the app role's: {'yes' if results['same'] else 'NO'}. The scheduler's "
         "recompute of the six presets' peer benchmarks (2,000 vendors): "
         + ", ".join(f"{results['benchmarks'][n]:.1f} s at {n:,} lines" for n in sizes) + ".",
-        f"| vendor | period | {small:,} lines | {large:,} lines | ratio | target (≤ {TARGET_MS} ms, "
+        f"| vendor | page | period | {small:,} lines | {large:,} lines | ratio | target (≤ {TARGET_MS} ms, "
         f"≤ {TARGET_RATIO}×) |",
-        "|---|---|---:|---:|---:|---|")
-    for w in results["vendors"]:
-        for preset in PRESETS:
-            a, b = results["cells"][small][w, preset], results["cells"][large][w, preset]
-            ok = b <= TARGET_MS and b <= TARGET_RATIO * a
-            lines.append(f"| {w} | {preset} | {a:,.0f} ms | {b:,.0f} ms | {b / a:.2f}× | {'✅' if ok else '❌'} |")
+        "|---|---|---|---:|---:|---:|---|")
+    for (w, name, preset), a in results["cells"][small].items():
+        b = results["cells"][large][w, name, preset]
+        ok = b <= TARGET_MS and b <= TARGET_RATIO * a
+        lines.append(f"| {w} | {name} | {preset} | {a:,.0f} ms | {b:,.0f} ms | {b / a:.2f}× | {'✅' if ok else '❌'} |")
     return "\n".join(lines + [PORTAL_END]) + "\n"

@@ -181,6 +181,21 @@ def require_role(*roles: str) -> auth.User:
     return user
 
 
+def require_scope(*staff_roles: str) -> tuple[int, ...]:
+    """For a page both the staff and vendor users open: stops it with "not permitted" unless the
+    signed-in user has one of staff_roles or is a vendor user; returns the vendor ids the page's figures
+    are limited to: () for the staff, the vendor user's own (never empty: a vendor user bound to no
+    vendor is stopped with a message, as an empty scope would read as the staff's)."""
+    user = require_role(*staff_roles, auth.VENDOR)
+    if not user.is_vendor:
+        return ()
+    if not user.vendor_ids:
+        st.warning("Your account is not bound to any vendor yet. Ask the marketplace's admin to bind it.",
+                   icon=":material/link_off:")
+        st.stop()
+    return user.vendor_ids
+
+
 def render_not_permitted(*, key: str) -> None:
     """Draws "not permitted" with whom to ask."""
     with st.container(key=key):

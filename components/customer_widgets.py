@@ -202,7 +202,9 @@ def render_cohorts(s: S.CustomerScores, *, key: str) -> None:
         st.info("No cohorts: no customers for these filters.", icon=":material/group_off:")
         return
     c1, c2, c3 = st.columns(3)
-    split = c1.selectbox("Split by", list(COHORT_SPLITS), format_func=COHORT_SPLITS.get, key=f"{key}_cohort_split")
+    # The splits the figures hold (a vendor's have no customer records to split by).
+    splits = [x for x in COHORT_SPLITS if x == "all" or (co.sizes["split"] == x).any()]
+    split = c1.selectbox("Split by", splits, format_func=COHORT_SPLITS.get, key=f"{key}_cohort_split")
     values = sorted(co.sizes.loc[co.sizes["split"] == split, "split_value"].unique())
     value = c2.selectbox(COHORT_SPLITS[split], values, key=f"{key}_cohort_value_{split}",
                          disabled=split == "all")
@@ -260,7 +262,9 @@ def _not_fitted() -> None:
     st.info("Not available for these customers: too little data to fit the models (see above).", icon=":material/info:")
 
 
-def render_lifetime_value(s: S.CustomerScores, *, key: str) -> None:
+def render_lifetime_value(s: S.CustomerScores, *, key: str, customers: bool = True) -> None:
+    """Draws the models, their totals and validation; customers=False leaves out the list of the
+    customers with the highest expected value (their names and details: never a vendor user's)."""
     if s.status != "ok":
         _not_fitted()
         return
@@ -280,7 +284,8 @@ def render_lifetime_value(s: S.CustomerScores, *, key: str) -> None:
     with st.expander("Fitted parameters (time in days)"):
         st.write(f"BG/NBD: r = {bg['r']:.4f}, α = {bg['alpha']:.3f}, a = {bg['a']:.4f}, b = {bg['b']:.4f}. "
                  f"Gamma-Gamma: p = {gg['p']:.4f}, q = {gg['q']:.4f}, v = {gg['v']:.3f}.")
-    render_top_value(s, key=key)
+    if customers:
+        render_top_value(s, key=key)
     render_validation(s, key=key)
 
 

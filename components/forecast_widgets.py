@@ -21,23 +21,36 @@ MODEL_COLORS = {"seasonal_naive": "#94a3b8", "naive": "#94a3b8", "ets": PALETTE[
 
 # --- controls -------------------------------------------------------------------------------------
 
-def controls(*, key: str) -> tuple[FS.Series, int, str, str | None] | None:
-    values = loaders.load_dimension_values()
-    c = st.columns([2, 3, 2, 3, 2])
-    metric = c[0].selectbox("Metric", FS.FORECAST_METRICS, format_func=FS.metric_label, key=f"{key}_metric",
-                            help="Metrics that add up over time")
-    grain = c[1].radio("Grain", list(FS.GRAIN_FREQ), horizontal=True, key=f"{key}_grain", format_func=str.capitalize)
-    dim = c[2].selectbox("Series", list(FS.FORECAST_DIMS), format_func=FS.FORECAST_DIMS.get, key=f"{key}_dim")
+def _series_picker(left, right, values: dict, *, key: str) -> tuple[str, str]:
+    """The staff's series: the total or one value of a dimension; returns (dimension, value)."""
+    dim = left.selectbox("Series", list(FS.FORECAST_DIMS), format_func=FS.FORECAST_DIMS.get, key=f"{key}_dim")
     value = ""
     if dim == "vendor_id":
         names = dict(values["vendor_id"])
-        picked = c[3].selectbox("Vendor", list(names), format_func=lambda v: names.get(v, str(v)), key=f"{key}_vendor",
-                                index=None, placeholder="Choose a vendor")
+        picked = right.selectbox("Vendor", list(names), format_func=lambda v: names.get(v, str(v)), key=f"{key}_vendor",
+                                 index=None, placeholder="Choose a vendor")
         value = "" if picked is None else str(picked)
     elif dim:
-        picked = c[3].selectbox(FS.FORECAST_DIMS[dim], values[dim], key=f"{key}_value_{dim}", index=None,
-                                placeholder=f"Choose a {FS.FORECAST_DIMS[dim].lower()}")
+        picked = right.selectbox(FS.FORECAST_DIMS[dim], values[dim], key=f"{key}_value_{dim}", index=None,
+                                 placeholder=f"Choose a {FS.FORECAST_DIMS[dim].lower()}")
         value = "" if picked is None else str(picked)
+    return dim, value
+
+
+def controls(*, key: str, own_vendors: dict[int, str] | None = None) -> tuple[FS.Series, int, str, str | None] | None:
+    """Draws the series picker; returns (series, horizon, model, holidays' country), or None until a
+    series is chosen. own_vendors: a vendor user's {vendor_id: name}, whose series are theirs only."""
+    values = loaders.load_dimension_values()
+    c = st.columns([2, 3, 2, 3, 2])
+    metric = c[0].selectbox("Metric", FS.VENDOR_FORECAST_METRICS if own_vendors else FS.FORECAST_METRICS,
+                            format_func=FS.metric_label, key=f"{key}_metric", help="Metrics that add up over time")
+    grain = c[1].radio("Grain", list(FS.GRAIN_FREQ), horizontal=True, key=f"{key}_grain", format_func=str.capitalize)
+    if own_vendors:
+        dim = "vendor_id"
+        value = str(c[2].selectbox("Vendor", list(own_vendors), format_func=own_vendors.get, key=f"{key}_own_vendor",
+                                   disabled=len(own_vendors) == 1))
+    else:
+        dim, value = _series_picker(c[2], c[3], values, key=key)
     horizon = int(c[4].number_input(f"Horizon ({grain}s)", 1, {"day": 365, "week": 104, "month": 24}[grain],
                                     FS.DEFAULT_HORIZON[grain], key=f"{key}_horizon_{grain}"))
     with st.expander("Model and holidays"):

@@ -27,16 +27,18 @@ class PageSpec:
 
 
 # DESIGN.md's role table: dashboards for the staff, SQL/own schedules for analysts, admin for admins;
-# a vendor user gets the pages of their own business (the staff's pages answer "not permitted").
+# a vendor user gets the pages of their own business, some shared with the staff and limited to their
+# vendors by components.auth.require_scope (the others answer "not permitted").
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("views/overview.py", "Overview", ":material/monitoring:", "overview", STAFF, "Analysis", default=True),
     PageSpec("views/portal.py", "Your business", ":material/storefront:", "business", VENDORS, "Analysis",
              default=True),
-    PageSpec("views/sales.py", "Sales", ":material/trending_up:", "sales", STAFF, "Analysis"),
+    PageSpec("views/sales.py", "Sales", ":material/trending_up:", "sales", STAFF | VENDORS, "Analysis"),
     PageSpec("views/vendors.py", "Vendors", ":material/storefront:", "vendors", STAFF, "Analysis"),
-    PageSpec("views/products.py", "Products", ":material/inventory_2:", "products", STAFF, "Analysis"),
-    PageSpec("views/customers.py", "Customers", ":material/groups:", "customers", STAFF, "Analysis"),
-    PageSpec("views/forecasting.py", "Forecasting", ":material/query_stats:", "forecasting", STAFF, "Analysis"),
+    PageSpec("views/products.py", "Products", ":material/inventory_2:", "products", STAFF | VENDORS, "Analysis"),
+    PageSpec("views/customers.py", "Customers", ":material/groups:", "customers", STAFF | VENDORS, "Analysis"),
+    PageSpec("views/forecasting.py", "Forecasting", ":material/query_stats:", "forecasting", STAFF | VENDORS,
+             "Analysis"),
     PageSpec("views/dashboards.py", "Dashboards", ":material/dashboard:", "dashboards", STAFF, "Self-service"),
     PageSpec("views/sql.py", "SQL", ":material/terminal:", "sql", ANALYSTS | VENDORS, "Self-service"),
     PageSpec("views/reports.py", "Reports", ":material/outgoing_mail:", "reports", STAFF | VENDORS, "Self-service"),

@@ -90,7 +90,7 @@ def _ranked_products(rows: pd.DataFrame, metric: str, with_change: bool) -> tupl
     return out, config
 
 
-def render_rankings(fig: dict, f: Filters, *, key: str) -> None:
+def render_rankings(fig: dict, f: Filters, *, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
     """Draws the metric and N pickers, top and bottom products, and every category ranked."""
     c1, c2, _ = st.columns([2, 2, 3])
     metric = c1.selectbox("Rank by", P.RANK_METRICS, format_func=P.metric_label, key=f"{key}_rank_metric",
@@ -115,7 +115,7 @@ def render_rankings(fig: dict, f: Filters, *, key: str) -> None:
     _show(table, f"Bottom products by {label}", key=f"{key}_bottom", config=config, most=50)
     st.caption(f"Every one of the {summary['products']:,} products ordered in the period, with all its figures "
                "(built when you click):")
-    render_downloads(lambda: _all_products_table(load_all_products(f)), "All products",
+    render_downloads(lambda: _all_products_table(load_all_products(f, vendor_ids)), "All products",
                      key=f"{key}_all_dl")
     _render_categories(fig, metric, compare, key=key)
 

@@ -10,6 +10,7 @@ import streamlit as st
 from analytics import sales
 from analytics.filters import BREAKDOWNS, Filters
 from analytics.metrics import METRICS, format_change, format_value, get_metric
+from analytics.vendor_portal import VENDOR_BREAKDOWNS, VENDOR_METRICS
 from components.downloads import render_downloads
 from components.labels import label
 from components.loaders.sales import load_breakdown, load_section, load_trend
@@ -24,6 +25,11 @@ ISO3 = {"US": "USA", "DE": "DEU", "GB": "GBR", "FR": "FRA", "NL": "NLD", "JP": "
         "BE": "BEL", "CH": "CHE", "DK": "DNK", "FI": "FIN", "IE": "IRL", "NO": "NOR", "PT": "PRT", "CZ": "CZE",
         "IN": "IND", "CN": "CHN", "KR": "KOR", "NZ": "NZL", "ZA": "ZAF", "AR": "ARG", "CL": "CHL", "CO": "COL",
         "TR": "TUR", "AE": "ARE", "IL": "ISR", "HK": "HKG", "TW": "TWN", "GR": "GRC", "HU": "HUN", "RO": "ROU"}
+
+
+def _metrics(vendor_ids: tuple[int, ...]) -> list[str]:
+    """The metrics a user may chart: a vendor user's are their own sales' (analytics.vendor_portal)."""
+    return list(VENDOR_METRICS if vendor_ids else METRICS)
 
 
 def _pct(title: str, help: str | None = None):
@@ -71,13 +77,13 @@ def render_focus_bar(*, key: str) -> None:
 
 # --- trend --------------------------------------------------------------------------------
 
-def render_trend_section(f: Filters, *, key: str) -> None:
+def render_trend_section(f: Filters, *, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
     """Draws the chosen metric over time with comparison, moving average and target, plus growth."""
     left, right = st.columns([2, 3])
-    metric = left.selectbox("Metric", list(METRICS), format_func=lambda k: METRICS[k].label, key=f"{key}_metric")
+    metric = left.selectbox("Metric", _metrics(vendor_ids), format_func=lambda k: METRICS[k].label, key=f"{key}_metric")
     m = get_metric(metric)
     with st.spinner("Loading the trend…"):
-        df = load_trend(f, metric)
+        df = load_trend(f, metric, vendor_ids)
     if df.empty or df["value"].isna().all():
         st.info(f"{m.label} is not available for these filters or this grain. {m.description}",
                 icon=":material/info:")
@@ -89,7 +95,7 @@ def render_trend_section(f: Filters, *, key: str) -> None:
                   "growth against the bucket before and the same bucket a year earlier. "
                   "The first and last buckets may be partial.")
     last = df.iloc[-1]
-    c = st.columns(4)
+    c = st.columns(3 if vendor_ids else 4)   # targets are the marketplace's
     c[0].metric(f"Last {f.grain}", format_value(metric, last["value"]))
     c[1].metric(f"vs {f.grain} before", _growth_text(metric, last["value"], last["before"]))
     c[2].metric("vs a year earlier", _growth_text(metric, last["value"], last["yoy"]))
@@ -97,8 +103,9 @@ def render_trend_section(f: Filters, *, key: str) -> None:
     total_vs = None
     if has_target and m.additive and df["target"].notna().all() and df["target"].sum() > 0:
         total_vs = df["value"].sum() / df["target"].sum() - 1
-    c[3].metric("vs target", "–" if total_vs is None else f"{total_vs * 100:+.1f} %",
-                help="Σ value / Σ target − 1 over buckets with a target (month grain and above, no filters).")
+    if not vendor_ids:
+        c[3].metric("vs target", "–" if total_vs is None else f"{total_vs * 100:+.1f} %",
+                    help="Σ value / Σ target − 1 over buckets with a target (month grain and above, no filters).")
     fig = go.Figure()
     if df["compare"].notna().any():
         fig.add_scatter(x=df["key"], y=df["compare"], name="Comparison period", line=dict(color=COMPARE, dash="dot"))
@@ -125,17 +132,18 @@ def render_trend_section(f: Filters, *, key: str) -> None:
 
 # --- breakdown ----------------------------------------------------------------------------
 
-def render_breakdown_section(f: Filters, *, key: str) -> None:
+def render_breakdown_section(f: Filters, *, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
     """Draws a breakdown as bars, a treemap or a map; clicking a bar focuses the rest of the page."""
     c1, c2, c3 = st.columns([2, 2, 2])
-    by = c1.selectbox("Break down by", BREAKDOWN_DIMS, format_func=BREAKDOWNS.get, key=f"{key}_by")
-    metric = c2.selectbox("Measure", [k for k, m in METRICS.items() if m.additive], index=0,
+    by = c1.selectbox("Break down by", VENDOR_BREAKDOWNS if vendor_ids else BREAKDOWN_DIMS, format_func=BREAKDOWNS.get,
+                      key=f"{key}_by")
+    metric = c2.selectbox("Measure", [k for k in _metrics(vendor_ids) if METRICS[k].additive], index=0,
                           format_func=lambda k: METRICS[k].label, key=f"{key}_by_metric")
     kinds = ["Bars", "Treemap"] + (["Map"] if by == "country" else [])
     kind = c3.segmented_control("Chart", kinds, default="Bars", key=f"{key}_chart_{by}") or "Bars"
     m = get_metric(metric)
     with st.spinner("Loading the breakdown…"):
-        df = load_breakdown(f, by, metric)
+        df = load_breakdown(f, by, metric, vendor_ids)
     if df.empty:
         st.info("Nothing to break down in this period for these filters.")
         return
@@ -194,9 +202,9 @@ def _not_applicable(result) -> bool:
     return False
 
 
-def render_payments(f: Filters, *, key: str) -> None:
+def render_payments(f: Filters, *, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
     """Draws GMV by payment method, failure and refund rates."""
-    df = load_section("payments", f)
+    df = load_section("payments", f, vendor_ids)
     if _not_applicable(df):
         return
     if df.empty:
@@ -228,9 +236,9 @@ def render_payments(f: Filters, *, key: str) -> None:
     render_downloads(table, "Payments by method", key=f"{key}_pay_dl")
 
 
-def render_funnel(f: Filters, *, key: str) -> None:
+def render_funnel(f: Filters, *, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
     """Draws the funnel from sessions to orders per channel."""
-    df = load_section("funnel", f)
+    df = load_section("funnel", f, vendor_ids)
     if _not_applicable(df):
         return
     if df.empty:
@@ -257,9 +265,9 @@ def render_funnel(f: Filters, *, key: str) -> None:
     render_downloads(table, "Funnel by channel", key=f"{key}_funnel_dl")
 
 
-def render_marketing(f: Filters, *, key: str) -> None:
+def render_marketing(f: Filters, *, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
     """Draws CAC and ROAS per acquisition channel and spend by campaign."""
-    m = load_section("marketing", f)
+    m = load_section("marketing", f, vendor_ids)
     if _not_applicable(m):
         return
     ch = m.by_channel
@@ -300,9 +308,9 @@ def render_marketing(f: Filters, *, key: str) -> None:
     render_downloads(camp_table, "Spend by campaign", key=f"{key}_camp_dl")
 
 
-def render_profitability(f: Filters, *, key: str) -> None:
+def render_profitability(f: Filters, *, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
     """Draws margin by category with gross margin and take rate."""
-    df = load_section("profitability", f)
+    df = load_section("profitability", f, vendor_ids)
     if _not_applicable(df):
         return
     if df.empty:

@@ -156,6 +156,10 @@ PAGES = {
     "portal": ("/", _tall(2300, _charts("Revenue trend", 1)), "vendor"),
     "portal_sql": ("/sql", _tall(1400, _vendor_sql_ready), "vendor"),
     "portal_reports": ("/reports", _tab("New export", "Export in the background"), "vendor"),
+    "portal_sales": ("/sales", _tall(2000, _charts("Numbers by bucket", 4)), "vendor"),
+    "portal_products": ("/products", _tall(2000, _products_ready), "vendor"),
+    "portal_inventory": ("/products", _tall(2300, _tab("Inventory", "Products with stock data")), "vendor"),
+    "portal_forecasting": ("/forecasting", _tall(2000, _charts("How wrong has each model been", 2)), "vendor"),
 }
 
 

@@ -90,9 +90,72 @@ def test_the_portal_shows_the_vendors_own_business_and_nothing_of_others(monkeyp
     assert [t.value for t in at.title] == [at.session_state["mbi_user"].display_name.removeprefix("Test ")] or \
         "How you compare in your category" in texts(at)
     assert "Top 10 vendors" not in texts(at)
-    for page in ("vendors", "sales", "products", "customers", "forecasting", "dashboards", "alerts", "admin"):
+    for page in ("vendors", "dashboards", "alerts", "admin"):
         at = open_url(at, page)
         assert "You are not permitted to open this page" in texts(at) and not at.dataframe, page
+
+
+def _own_lines(raw, own, start, end):
+    lines = lines_in(raw, start, end)
+    return lines[lines["counted"] & lines["vendor_id"].isin(own)]
+
+
+def test_a_vendors_sales_products_forecast_and_customers_are_its_own_lines_only(monkeypatch, database_url, engine,
+                                                                                others):
+    own, names, products, raw = others
+    end = SEED_END
+    start = end - timedelta(days=29)
+    mine = _own_lines(raw, own, start, end)
+    figures = _unique_figures(raw, own, start, end)
+    at = open_url(login(monkeypatch, database_url, "vendor"), "sales")
+    assert [t.value for t in at.title] == ["Your sales"]
+    assert [t.label for t in at.tabs] == ["Payments", "Profitability"]
+
+    def no_leak(at: AppTest, where: str) -> None:
+        assert not at.exception, (where, at.exception)
+        shown = everything_shown(at)
+        assert not [n for n in [*names, *products] if n in shown], where
+        assert not [x for x in figures if x in shown], where
+    no_leak(at, "sales")
+    # Every breakdown a vendor is offered sums its own lines, value by value.
+    assert at.selectbox(key="sa_by").options == ["Channel", "Category", "Business model", "Payment method"]
+    for by, column in (("category", "Category"), ("channel", "Channel"), ("business_model", "Business model"),
+                       ("payment_method", "Payment method")):
+        at.selectbox(key="sa_by").set_value(by).run()
+        no_leak(at, by)
+        table = table_with(at, column)
+        expected = sorted(mine.groupby(by)["value"].sum().round(2))
+        assert sorted(table["GMV"].round(2)) == pytest.approx(expected, abs=0.01), by
+    trend = table_with(at, "Bucket")
+    assert trend["GMV"].sum() == pytest.approx(mine["value"].sum(), abs=0.01)
+    assert "vs target" not in [m.label for m in at.metric]
+    at = open_url(at, "products")
+    no_leak(at, "products")
+    assert [t.value for t in at.title] == ["Your products"]
+    top = table_with(at, "Product")
+    by_product = mine.groupby("product_id")["value"].sum().sort_values(ascending=False)
+    assert top["GMV"].head(3).round(2).tolist() == pytest.approx(by_product.head(3).round(2).tolist(), abs=0.01)
+    at = open_url(at, "forecasting")
+    no_leak(at, "forecasting")
+    assert at.selectbox(key="fc_metric").options == ["GMV", "Net revenue", "Orders", "Units"]
+    assert "Earlier forecasts against the actuals" not in texts(at)
+    assert "Model:" in texts(at) and not at.warning, texts(at)
+    # Customers: aggregates and scores of the customers of its own lines, no list, no customer records.
+    at = open_url(at, "customers")
+    no_leak(at, "customers")
+    assert [t.value for t in at.title] == ["Your customers"]
+    assert [t.label for t in at.tabs] == ["Segments", "Clusters", "Cohorts", "Lifetime value"]
+    lines = raw["lines"]
+    buyers = lines[lines["counted"] & lines["vendor_id"].isin(own) & (lines["day"] <= end)]["customer_id"].nunique()
+    assert f"({buyers:,} customers" in texts(at)
+    assert at.selectbox(key="cu_cohort_split").options == ["All customers"]
+    assert "Customers with the highest expected value" not in texts(at)
+    with engine.connect() as conn:
+        people = conn.execute(sa.text(
+            "SELECT DISTINCT c.name FROM mart.customers c JOIN mart.orders o USING (customer_id) "
+            "JOIN mart.order_items i USING (order_id) WHERE i.vendor_id = ANY(:v)"), {"v": list(own)}).scalars().all()
+    shown = everything_shown(at)
+    assert people and not [n for n in people if n in shown]
 
 
 def test_a_vendors_sql_sees_only_its_rows_and_its_own_saved_queries(monkeypatch, database_url, engine, others):

@@ -9,25 +9,20 @@ from analytics.filters import COMPARISONS, PRESET_LABELS
 from analytics.vendor_portal import TREND
 from components import loaders
 from components import portal_widgets as W
-from components.auth import require_role
+from components.auth import require_scope
 from components.charts import render_trend
 from components.filters import chosen_preset, render_filter_bar
 from components.kpi_cards import render_kpi_cards
 from components.loaders.portal import BENCHMARKED_PRESETS as BENCHMARKED, load_vendor_benchmarks, load_vendor_overview
 from components.text import plain
 
-user = require_role("vendor")
-if not user.vendor_ids:
-    st.title("Your business")
-    st.warning("Your account is not bound to any vendor yet. Ask the marketplace's admin to bind it.",
-               icon=":material/link_off:")
-    st.stop()
+vendor_ids = require_scope()   # vendor users only
 f = render_filter_bar(key="vp", dimensions=False)
 if f is None:
     st.stop()
 with st.spinner("Loading your figures…"):
-    fig = load_vendor_overview(user.vendor_ids, f)
-names = ", ".join(fig.vendor_names.get(v, str(v)) for v in user.vendor_ids)
+    fig = load_vendor_overview(vendor_ids, f)
+names = ", ".join(fig.vendor_names.get(v, str(v)) for v in vendor_ids)
 st.title(plain(names))
 fresh = loaders.load_freshness()
 st.caption(f.describe() + (f" · compared with {f.compare.label()}" if f.compare else "")
@@ -44,7 +39,7 @@ if preset not in BENCHMARKED:
     st.info("Peer benchmarks are computed once a day for " + ", ".join(PRESET_LABELS[p].lower() for p in BENCHMARKED)
             + ": choose one of these periods in the sidebar to see them.", icon=":material/info:")
 else:
-    W.render_benchmarks(load_vendor_benchmarks(user.vendor_ids, preset), fig.vendor_names, key="vp_bench")
+    W.render_benchmarks(load_vendor_benchmarks(vendor_ids, preset), fig.vendor_names, key="vp_bench")
 
 if not fig.empty:
     st.subheader("Revenue trend")

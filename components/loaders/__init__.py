@@ -3,8 +3,12 @@ every cached figure is keyed on. One module per page beside this one holds that 
 readers (cached with st.cache_data, keyed on the filters and the version of the days they read)
 and its writes (`save_*`, `delete_*`, …); widgets and views call them and hold no connection code.
 
-Every connection is opened through `read`, `write` or `snapshot` (data.db.connection), which turn
-driver errors into data.errors' domain errors; the UI catches those only."""
+Every connection is opened through `read`, `write`, `snapshot` or `read_figures` (data.db.connection),
+which turn driver errors into data.errors' domain errors; the UI catches those only.
+
+A page's figures are read through `read_figures(f, vendor_ids)`: for the staff on the pages' engine,
+for a vendor user on their own database role (data.vendor_scope), which PostgreSQL limits to their
+vendors' rows, whatever the page asks. Cached figures are keyed on the vendor ids as well."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -17,10 +21,12 @@ from sqlalchemy.engine import Engine
 
 from analytics import kpis
 from analytics.filters import Filters, Period, shift_year
+from analytics.vendor_portal import vendor_filters
 from data.db import connection, get_analyst_engine, get_analytics_engine, get_engine
 from data.rollups import fetch_period_version, fetch_rollup_status
 from data import calendar
 from data.settings import load_settings
+from data.vendor_scope import vendor_engine
 
 
 @st.cache_resource(show_spinner=False)
@@ -61,6 +67,36 @@ def snapshot() -> Iterator[sa.Connection]:
     two versions of the rollups in the queries run on it."""
     with connection(engine(), begin=True, isolation_level="REPEATABLE READ") as conn:
         yield conn
+
+
+def engine_for(vendor_ids: tuple[int, ...]) -> Engine:
+    """Returns the engine of the vendor's database role (a connection per use: data.vendor_scope.vendor_engine)."""
+    return vendor_engine(load_settings(), vendor_ids)
+
+
+@contextmanager
+def read_figures(f: Filters | None, vendor_ids: tuple[int, ...] = (), *,
+                 one_snapshot: bool = False) -> Iterator[tuple[sa.Connection, Filters | None, dict]]:
+    """Yields (connection, filters, keyword arguments) for the analytics' readers of f's figures.
+    Staff (no vendor_ids): the pages' engine, f as given, {tz}. A vendor user: their own role, f
+    narrowed to exactly their vendors (None stays None), {tz, layout}: the rollups' layout is read on
+    the app's engine, as their role cannot read schema app. one_snapshot: one REPEATABLE READ
+    transaction (snapshot)."""
+    kw = {"tz": tz()}
+    if not vendor_ids:
+        with (snapshot() if one_snapshot else read()) as conn:
+            yield conn, f, kw
+        return
+    kw["layout"] = _layout(version())
+    with connection(engine_for(vendor_ids), begin=one_snapshot,
+                    isolation_level="REPEATABLE READ" if one_snapshot else None) as conn:
+        yield conn, None if f is None else vendor_filters(f, vendor_ids), kw
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _layout(rollup_version: int) -> int | None:
+    with read() as conn:
+        return kpis.fetch_rollup_layout(conn, tz())
 
 
 @st.cache_data(ttl=20, show_spinner=False)

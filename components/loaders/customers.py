@@ -10,7 +10,8 @@ import streamlit as st
 
 from analytics import customer_scores as S
 from analytics.filters import Filters, Period
-from components.loaders import local_today, read, tz, version
+from components import loaders
+from components.loaders import read, read_figures, tz, version
 from data.settings import load_settings
 
 
@@ -29,25 +30,27 @@ def load_latest_run_id() -> int | None:
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=3)
-def _load_computed(dims: tuple, as_of: date, previous: date, k: int | None, rollup_version: int) -> S.CustomerScores:
+def _load_computed(dims: tuple, as_of: date, previous: date, k: int | None, vendor_ids: tuple[int, ...],
+                   rollup_version: int) -> S.CustomerScores:
     bar = st.progress(0.0, text="Reading customers…")
-    f = Filters(Period(as_of, as_of), dims=dims)
-    with read() as conn:
-        out = S.compute_scores(conn, f, as_of, k=k, previous=previous,
-                               progress=lambda frac, step: bar.progress(frac, text=f"{step}…"), tz=tz())
+    with read_figures(Filters(Period(as_of, as_of), dims=dims), vendor_ids) as (conn, f, kw):
+        # A vendor's role reads no customer records: its cohorts are not split by them.
+        out = S.compute_scores(conn, f, as_of, k=k, previous=previous, tz=kw["tz"], customer_records=not vendor_ids,
+                               progress=lambda frac, step: bar.progress(frac, text=f"{step}…"))
     bar.empty()
     return out
 
 
-def load_scores(f: Filters, k: int | None) -> tuple[S.CustomerScores, str]:
+def load_scores(f: Filters, k: int | None, vendor_ids: tuple[int, ...] = ()) -> tuple[S.CustomerScores, str]:
     """Returns the figures for the filters and where they come from (a sentence for the caption).
 
     The nightly run answers when it matches: no dimension filter, automatic k, and the period
-    ending on its as-of date. Anything else is computed here, with a progress bar."""
-    today = local_today()
+    ending on its as-of date. Anything else is computed here, with a progress bar; a vendor user's
+    (vendor_ids) always, on their own role, over the customers of their own lines."""
+    today = loaders.local_today()
     as_of = min(f.period.end, today - timedelta(days=1))
     previous = min(f.period.start, as_of) - timedelta(days=1)
-    run_id = load_latest_run_id()
+    run_id = load_latest_run_id() if not vendor_ids else None
     stored = load_stored(run_id) if run_id is not None else None
     if (stored is not None and not f.dims and k is None and stored.as_of == as_of
             and stored.movement_from == previous):
@@ -55,9 +58,10 @@ def load_scores(f: Filters, k: int | None) -> tuple[S.CustomerScores, str]:
         return stored, (f"Scores from the nightly run of {when:%d %b %H:%M} "
                         f"({stored.customers:,} customers, as of {as_of:%d %b %Y}).")
     started = time.perf_counter()
-    scores = _load_computed(f.dims, as_of, previous, k, version())
+    scores = _load_computed(f.dims, as_of, previous, k, vendor_ids, version())
     took = time.perf_counter() - started
-    why = ("the dimension filters" if f.dims else "the chosen number of clusters" if k is not None
+    why = ("your own customers" if vendor_ids else "the dimension filters" if f.dims
+           else "the chosen number of clusters" if k is not None
            else "this period" if stored is not None else "this period (no nightly run is stored yet)")
     return scores, (f"Computed for {why} as of {as_of:%d %b %Y} ({scores.customers:,} customers"
                     + (f", {took:.1f} s" if took > 0.5 else ", from the cache") + ").")

@@ -12,7 +12,8 @@ from analytics.filters import Filters, resolve_preset
 from analytics.kpis import fetch_kpis
 from analytics.query import run_query
 from analytics.sql_params import bind_parameters
-from components.loaders import analyst_engine, app_engine, local_today, read, tz, version, write
+from components import loaders
+from components.loaders import analyst_engine, app_engine, read, tz, version, write
 from data.errors import translated
 
 
@@ -49,7 +50,7 @@ def _load_query_frame(widget_id: int, sql: str, params_json: str, tick: int, rol
 
 @st.cache_data(ttl=300, show_spinner=False)
 def _load_kpi(metric: str, period: str, tick: int, rollup_version: int) -> tuple[dict, str]:
-    f = Filters.make(resolve_preset(period, local_today()))
+    f = Filters.make(resolve_preset(period, loaders.local_today()))
     with read() as conn:
         return fetch_kpis(conn, f, (metric,), tz=tz()).iloc[0].to_dict(), f.period.label()
 

@@ -1,6 +1,5 @@
 """The vendor portal's loaders (issue 22): every query runs on the vendor's own database role
-(data.vendor_scope.vendor_engine), which PostgreSQL limits to the vendor's rows; what the role cannot
-read (the rollups' layout in schema app) is read on the app's engine and passed in.
+(components.loaders.read_figures, engine_for), which PostgreSQL limits to the vendor's rows.
 
 Cached figures are keyed on the vendor ids as well as the filters, so one vendor's cached figures
 are never another's."""
@@ -8,43 +7,28 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.engine import Engine
 
 from analytics import vendor_portal as VP
 from analytics.filters import Filters
-from analytics.kpis import fetch_rollup_layout, fetch_vendor_names
-from components.loaders import read, tz, version, version_of
+from analytics.kpis import fetch_vendor_names
+from components.loaders import engine_for, read, read_figures, version, version_of
 from data.peer_benchmarks import PRESETS as BENCHMARKED_PRESETS, fetch_vendor_benchmarks
-from data.settings import load_settings
-from data.vendor_scope import vendor_engine
 
 
 __all__ = ["BENCHMARKED_PRESETS", "engine_for", "load_own_vendor_names", "load_vendor_benchmarks",
            "load_vendor_overview"]
 
 
-def engine_for(vendor_ids: tuple[int, ...]) -> Engine:
-    """Returns the engine of the vendor's database role (a connection per use: data.vendor_scope.vendor_engine)."""
-    return vendor_engine(load_settings(), vendor_ids)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _layout(rollup_version: int) -> int | None:
-    with read() as conn:
-        return fetch_rollup_layout(conn, tz())
-
-
 @st.cache_data(ttl=600, show_spinner=False)
-def _load_overview(vendor_ids: tuple[int, ...], f: Filters, days_versions: tuple[int, int],
-                   layout: int | None) -> VP.VendorOverview:
-    with read(engine_for(vendor_ids)) as conn:
-        return VP.compute_vendor_overview(conn, f, vendor_ids, tz=tz(), layout=layout)
+def _load_overview(vendor_ids: tuple[int, ...], f: Filters, days_versions: tuple[int, int]) -> VP.VendorOverview:
+    with read_figures(f, vendor_ids) as (conn, f, kw):
+        return VP.compute_vendor_overview(conn, f, vendor_ids, **kw)
 
 
 def load_vendor_overview(vendor_ids: tuple[int, ...], f: Filters) -> VP.VendorOverview:
     """Returns the vendor's overview for f, cached on the vendor ids, f and the versions of its days."""
     days = (version_of(f.period), version_of(f.compare))
-    return _load_overview(tuple(vendor_ids), f, days, _layout(version()))
+    return _load_overview(tuple(vendor_ids), f, days)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
