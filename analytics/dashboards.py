@@ -1,5 +1,9 @@
 """Dashboards and their widgets (saved-query charts and KPI cards): create, list, pin, reorder,
-resize, remove. Only a dashboard's owner changes it; shared ones are visible to everyone."""
+resize, remove. Only a dashboard's owner changes it; shared ones are visible to every staff member.
+
+A vendor user's dashboards are their own: never shared, they list only their own dashboards, pin
+only their own saved queries and KPI cards of their own metrics (analytics.vendor_portal), and a
+shared query of the staff never runs on them (the page runs theirs on their own database role)."""
 from __future__ import annotations
 
 import json
@@ -10,10 +14,18 @@ from sqlalchemy.engine import Connection
 
 from analytics.filters import PRESETS
 from analytics.metrics import METRICS
+from analytics.vendor_portal import VENDOR_METRICS
 from data.audit import record
 from data.db import frame
 
 REFRESH_CHOICES = (0, 60, 300, 900, 3600)
+# Whether the user named by a bound parameter (or column) is a vendor user.
+_VENDOR = "EXISTS (SELECT 1 FROM app.users u WHERE u.username = {} AND u.role = 'vendor')"
+NOT_SHARED = "shared: a vendor user's dashboards are their own and cannot be shared"
+
+
+def _is_vendor(conn: Connection, user: str) -> bool:
+    return bool(conn.execute(sa.text(f"SELECT {_VENDOR.format(':u')}"), {"u": user}).scalar())
 
 
 class DashboardError(ValueError):
@@ -26,6 +38,8 @@ def create_dashboard(conn: Connection, owner: str, name: str, *, shared: bool = 
         raise DashboardError("name: give the dashboard a name")
     if refresh_seconds not in REFRESH_CHOICES:
         raise DashboardError(f"refresh: choose one of {', '.join(map(str, REFRESH_CHOICES))} seconds")
+    if shared and _is_vendor(conn, owner):
+        raise DashboardError(NOT_SHARED)
     try:
         with conn.begin_nested():
             did = conn.execute(sa.text("""
@@ -42,6 +56,8 @@ def update_dashboard(conn: Connection, owner: str, dashboard_id: int, *, shared:
     """Changes only the settings given, so that two people's changes of different settings both stay."""
     if refresh_seconds is not None and refresh_seconds not in REFRESH_CHOICES:
         raise DashboardError(f"refresh: choose one of {', '.join(map(str, REFRESH_CHOICES))} seconds")
+    if shared and _is_vendor(conn, owner):
+        raise DashboardError(NOT_SHARED)
     if not conn.execute(sa.text("UPDATE app.dashboards SET shared = coalesce(:s, shared), "
                                 "refresh_seconds = coalesce(:r, refresh_seconds) "
                                 "WHERE dashboard_id = :d AND owner = :o"),
@@ -59,11 +75,11 @@ def delete_dashboard(conn: Connection, owner: str, dashboard_id: int) -> bool:
 
 
 def fetch_dashboards(conn: Connection, user: str) -> pd.DataFrame:
-    """The user's own dashboards and everyone's shared ones."""
-    return frame(conn.execute(sa.text("""
+    """The user's own dashboards and, for the staff, everyone's shared ones."""
+    return frame(conn.execute(sa.text(f"""
         SELECT d.dashboard_id, d.name, d.owner, d.shared, d.refresh_seconds,
                (SELECT count(*) FROM app.dashboard_widgets w WHERE w.dashboard_id = d.dashboard_id) AS widgets
-        FROM app.dashboards d WHERE d.owner = :u OR d.shared
+        FROM app.dashboards d WHERE d.owner = :u OR (d.shared AND NOT {_VENDOR.format(':u')})
         ORDER BY (d.owner = :u) DESC, d.name"""), {"u": user}))
 
 
@@ -81,14 +97,18 @@ def add_widget(conn: Connection, owner: str, dashboard_id: int, *, kind: str, ti
     _owned(conn, owner, dashboard_id)
     if width not in (1, 2, 3, 4):
         raise DashboardError("width: 1 to 4 quarters of the page")
+    vendor = _is_vendor(conn, owner)
     if kind == "query":
-        visible = conn.execute(sa.text("SELECT 1 FROM app.saved_queries WHERE query_id = :q AND (owner = :o OR shared)"),
-                               {"q": query_id, "o": owner}).first()
+        visible = conn.execute(sa.text("SELECT 1 FROM app.saved_queries WHERE query_id = :q "
+                                       "AND (owner = :o OR (shared AND NOT :vendor))"),
+                               {"q": query_id, "o": owner, "vendor": vendor}).first()
         if not visible:
             raise DashboardError("query: save the query first (pinned charts run a saved query)")
     elif kind == "kpi":
         if metric not in METRICS:
             raise DashboardError(f"metric: {metric!r} is not a glossary metric")
+        if vendor and metric not in VENDOR_METRICS:
+            raise DashboardError(f"metric: {METRICS[metric].label} is the marketplace's, not a vendor's own figure")
         if period not in PRESETS or period == "custom":
             raise DashboardError(f"period: choose one of {', '.join(p for p in PRESETS if p != 'custom')}")
     else:
@@ -106,17 +126,18 @@ def add_widget(conn: Connection, owner: str, dashboard_id: int, *, kind: str, ti
 
 def fetch_widgets(conn: Connection, dashboard_id: int) -> pd.DataFrame:
     """The dashboard's widgets in order. A query chart runs its saved query's current SQL only
-    while the dashboard's owner may see that query (theirs, or shared): a query its owner made
-    private comes with query_hidden and neither name nor SQL, so it stops running on others'
-    dashboards (it ran there with whatever SQL it got next)."""
-    return frame(conn.execute(sa.text("""
+    while the dashboard's owner may see that query (theirs, or shared, unless the owner is a vendor
+    user): a query its owner made private comes with query_hidden and neither name nor SQL, so it
+    stops running on others' dashboards (it ran there with whatever SQL it got next)."""
+    return frame(conn.execute(sa.text(f"""
         SELECT w.widget_id, w.position, w.width, w.kind, w.title, w.query_id, w.params, w.chart, w.metric, w.period,
                CASE WHEN v.visible THEN q.name END AS query_name, CASE WHEN v.visible THEN q.sql END AS sql,
                w.kind = 'query' AND NOT v.visible AS query_hidden
         FROM app.dashboard_widgets w
         JOIN app.dashboards d ON d.dashboard_id = w.dashboard_id
         LEFT JOIN app.saved_queries q ON q.query_id = w.query_id
-        CROSS JOIN LATERAL (SELECT COALESCE(q.owner = d.owner OR q.shared, false) AS visible) v
+        CROSS JOIN LATERAL (SELECT COALESCE(q.owner = d.owner OR (q.shared AND NOT {_VENDOR.format('d.owner')}),
+                                            false) AS visible) v
         WHERE w.dashboard_id = :d ORDER BY w.position, w.widget_id"""), {"d": dashboard_id}))
 
 

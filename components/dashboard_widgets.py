@@ -22,13 +22,15 @@ def _refresh_label(seconds: int) -> str:
     return "never" if seconds == 0 else f"every {seconds // 60} min"
 
 
-def render_new_dashboard(owner: str, *, expanded: bool, key: str) -> None:
-    """Draws the "New dashboard" form; a created dashboard reruns the page."""
+def render_new_dashboard(owner: str, *, expanded: bool, key: str, shareable: bool = True) -> None:
+    """Draws the "New dashboard" form; a created dashboard reruns the page. shareable=False: no
+    "Shared" box (a vendor user's dashboards are their own)."""
     with st.expander("New dashboard", expanded=expanded):
         with st.form(key):
             c = st.columns([3, 1, 2])
             name = c[0].text_input("Name", key=f"{key}_name")
-            shared = c[1].checkbox("Shared", key=f"{key}_shared", help="Everyone, viewers included, can open it")
+            shared = shareable and c[1].checkbox("Shared", key=f"{key}_shared",
+                                                 help="Every staff member, viewers included, can open it")
             refresh = c[2].selectbox("Refresh", D.REFRESH_CHOICES, key=f"{key}_refresh", format_func=_refresh_label)
             if st.form_submit_button("Create", icon=":material/add:"):
                 try:
@@ -47,7 +49,7 @@ def widget_title(w) -> str:
     return METRICS[w.metric].label
 
 
-def _draw(w, refresh: int, key: str) -> None:
+def _draw(w, refresh: int, key: str, vendor_ids: tuple[int, ...]) -> None:
     tick = int(time.time() // refresh) if refresh else 0
     title = widget_title(w)
     with st.container(border=True):
@@ -58,14 +60,14 @@ def _draw(w, refresh: int, key: str) -> None:
                     "or ask the owner to share the query again.", icon=":material/lock:")
             return
         if w.kind == "kpi":
-            k, label = L.load_kpi(w.metric, w.period, tick)
+            k, label = L.load_kpi(w.metric, w.period, tick, vendor_ids)
             st.metric(METRICS[w.metric].label, format_value(w.metric, k["current"]),
                       delta=format_change(w.metric, k["current"], k["previous"]),
                       delta_color="normal" if METRICS[w.metric].higher_is_better else "inverse",
                       help=f"{PRESET_LABELS[w.period]}: {label}, against the period before")
             return
         try:
-            frame = L.load_query_frame(int(w.widget_id), w.sql, json.dumps(w.params or {}), tick)
+            frame = L.load_query_frame(int(w.widget_id), w.sql, json.dumps(w.params or {}), tick, vendor_ids)
         except (QueryRejected, QueryFailed) as ex:
             st.error(f"The saved query cannot run: {plain(ex)}.", icon=":material/error:")
             return
@@ -89,7 +91,7 @@ def _rows(ws: pd.DataFrame) -> list[list]:
     return rows
 
 
-def _board(dashboard_id: int, refresh: int, mine: bool, key: str) -> None:
+def _board(dashboard_id: int, refresh: int, mine: bool, key: str, vendor_ids: tuple[int, ...]) -> None:
     ws = L.load_widgets(dashboard_id)
     if ws.empty:
         st.info("This dashboard has no widgets yet." + (" Pin a saved query's chart from the SQL page, or add a KPI "
@@ -100,20 +102,21 @@ def _board(dashboard_id: int, refresh: int, mine: bool, key: str) -> None:
                                                            if sum(int(w.width) for w in row) < 4 else []))
         for col, w in zip(cols, row):
             with col:
-                _draw(w, refresh, key)
+                _draw(w, refresh, key, vendor_ids)
 
 
-def render_board(dashboard_id: int, *, refresh: int, mine: bool, key: str) -> None:
-    """Draws the dashboard's widgets in rows, redrawn every `refresh` seconds (0: never) by a fragment."""
-    st.fragment(run_every=refresh or None)(_board)(dashboard_id, refresh, mine, key)
+def render_board(dashboard_id: int, *, refresh: int, mine: bool, key: str, vendor_ids: tuple[int, ...] = ()) -> None:
+    """Draws the dashboard's widgets in rows, redrawn every `refresh` seconds (0: never) by a fragment;
+    a vendor user's (vendor_ids) on their own database role."""
+    st.fragment(run_every=refresh or None)(_board)(dashboard_id, refresh, mine, key, vendor_ids)
 
 
-def render_add_kpi(owner: str, dashboard_id: int, *, key: str) -> None:
-    """Draws the "Add a KPI card" form."""
+def render_add_kpi(owner: str, dashboard_id: int, *, key: str, metrics: tuple[str, ...] = tuple(METRICS)) -> None:
+    """Draws the "Add a KPI card" form, offering metrics."""
     with st.expander("Add a KPI card"):
         with st.form(key):
             c = st.columns([2, 2, 1, 2])
-            metric = c[0].selectbox("Metric", list(METRICS), format_func=lambda m: METRICS[m].label,
+            metric = c[0].selectbox("Metric", list(metrics), format_func=lambda m: METRICS[m].label,
                                     key=f"{key}_metric")
             period = c[1].selectbox("Period", [p for p in PRESETS if p != "custom"], format_func=PRESET_LABELS.get,
                                     key=f"{key}_period")
@@ -136,8 +139,9 @@ def _update_board(owner: str, dashboard_id: int, field: str, key: str) -> None:
     L.update_dashboard(owner, dashboard_id, **{field: st.session_state[key]})
 
 
-def render_arrange(owner: str, dashboard_id: int, board: pd.Series, *, key: str) -> None:
-    """Draws the "Arrange" panel: move, resize and remove widgets; share, refresh and delete the dashboard."""
+def render_arrange(owner: str, dashboard_id: int, board: pd.Series, *, key: str, shareable: bool = True) -> None:
+    """Draws the "Arrange" panel: move, resize and remove widgets; share (when shareable), refresh and
+    delete the dashboard."""
     with st.expander("Arrange"):
         for w in L.load_widgets(dashboard_id).itertuples():
             wid = int(w.widget_id)
@@ -160,8 +164,9 @@ def render_arrange(owner: str, dashboard_id: int, board: pd.Series, *, key: str)
         shared_key, refresh_key = f"{key}_shared_{dashboard_id}", f"{key}_refresh_{dashboard_id}"
         st.session_state[shared_key] = bool(board["shared"])
         st.session_state[refresh_key] = int(board["refresh_seconds"])
-        s1.checkbox("Shared", key=shared_key, on_change=_update_board,
-                    args=(owner, dashboard_id, "shared", shared_key))
+        if shareable:
+            s1.checkbox("Shared", key=shared_key, on_change=_update_board,
+                        args=(owner, dashboard_id, "shared", shared_key))
         s2.selectbox("Refresh", D.REFRESH_CHOICES, key=refresh_key, on_change=_update_board,
                      args=(owner, dashboard_id, "refresh_seconds", refresh_key), format_func=_refresh_label)
         if s3.button("Delete this dashboard", key=f"{key}_delete_{dashboard_id}", icon=":material/delete:"):

@@ -180,7 +180,7 @@ def render_result(result: QueryResult, sql: str, values: dict, *, key: str, user
 
 def render_pin(user: User | None, query_id: int | None, values: dict, chart: dict, *, key: str) -> None:
     """Pins this saved query's chart (or table), with the parameter values used, to a dashboard."""
-    if user is None or user.is_vendor:
+    if user is None:
         return
     if query_id is None:
         st.caption("Save the query to pin its chart to a dashboard.")

@@ -23,7 +23,7 @@ RENDERED = {"overview": lambda at: len(at.metric) == 10,
                                       for d in at.dataframe),
             "products": lambda at: any("Product" in d.value.columns and len(d.value) > 0 for d in at.dataframe),
             "sales": lambda at: any(d.value.shape[0] > 0 for d in at.dataframe),
-            "dashboards": lambda at: any(t.value == "Dashboards" for t in at.title) and (
+            "dashboards": lambda at: any(t.value in ("Dashboards", "Your dashboards") for t in at.title) and (
                 any("No dashboards yet" in str(i.value) for i in at.info) or bool(at.selectbox(key="db_pick"))),
             "sql": lambda at: any(t.label == "SQL" for t in at.text_area),
             "forecasting": lambda at: any("MASE" in d.value.columns for d in at.dataframe),

@@ -90,7 +90,7 @@ def test_the_portal_shows_the_vendors_own_business_and_nothing_of_others(monkeyp
     assert [t.value for t in at.title] == [at.session_state["mbi_user"].display_name.removeprefix("Test ")] or \
         "How you compare in your category" in texts(at)
     assert "Top 10 vendors" not in texts(at)
-    for page in ("vendors", "dashboards", "alerts", "admin"):
+    for page in ("vendors", "alerts", "admin"):
         at = open_url(at, page)
         assert "You are not permitted to open this page" in texts(at) and not at.dataframe, page
 
@@ -246,3 +246,51 @@ def test_a_vendor_exports_their_own_report_and_sees_only_their_exports(monkeypat
     shown = everything_shown(at)
     assert "Staff only" not in shown and not [n for n in [*names, *products] if n in shown]
     assert not [t for t in at.tabs if t.label == "Schedules"]
+
+
+def test_a_vendors_dashboards_are_its_own_and_drawn_on_its_role(monkeypatch, database_url, engine, others):
+    from analytics import dashboards as D
+    from analytics.filters import resolve_preset
+    from data import saved_queries as SQ
+    own, names, products, raw = others
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.dashboards"))
+        conn.execute(sa.text("DELETE FROM app.saved_queries"))
+        team = D.create_dashboard(conn, "analyst", "Team board", shared=True)
+        staff_query = SQ.save_query(conn, "analyst", "Every vendor", "SELECT vendor_id, name FROM mart.vendors",
+                                    shared=True)
+        D.add_widget(conn, "analyst", team, kind="query", query_id=staff_query, chart={"type": "table"})
+        # A vendor's dashboards are never shared, hold their own queries and their own metrics only.
+        for change in (lambda: D.create_dashboard(conn, "vendor", "Open", shared=True),):
+            with pytest.raises(D.DashboardError, match="cannot be shared"):
+                change()
+        mine = D.create_dashboard(conn, "vendor", "Mine")
+        with pytest.raises(D.DashboardError, match="cannot be shared"):
+            D.update_dashboard(conn, "vendor", mine, shared=True)
+        with pytest.raises(D.DashboardError, match="Conversion rate is the marketplace's"):
+            D.add_widget(conn, "vendor", mine, kind="kpi", metric="conversion_rate", period="last_30_days")
+        with pytest.raises(D.DashboardError, match="query: save the query first"):
+            D.add_widget(conn, "vendor", mine, kind="query", query_id=staff_query)
+        with pytest.raises(D.DashboardError, match="only the owner"):
+            D.add_widget(conn, "vendor", team, kind="kpi", metric="gmv", period="last_30_days")
+        D.add_widget(conn, "vendor", mine, kind="kpi", metric="gmv", period="last_30_days", width=1)
+        query = SQ.save_query(conn, "vendor", "My lines", "SELECT vendor_id, count(*) AS n FROM mart.order_items "
+                              "GROUP BY 1 ORDER BY 1")
+        D.add_widget(conn, "vendor", mine, kind="query", query_id=query, chart={"type": "table"})
+        # A shared staff query pinned before stays hidden on a vendor's dashboard (its SQL is the staff's).
+        conn.execute(sa.text("INSERT INTO app.dashboard_widgets (dashboard_id, position, width, kind, title, query_id) "
+                             "VALUES (:d, 9, 2, 'query', '', :q)"), {"d": mine, "q": staff_query})
+        assert D.fetch_widgets(conn, mine)["query_hidden"].tolist() == [False, False, True]
+        assert D.fetch_dashboards(conn, "analyst")["name"].tolist() == ["Team board"]
+        assert D.fetch_dashboards(conn, "vendor")["name"].tolist() == ["Mine"]
+    at = open_url(login(monkeypatch, database_url, "vendor"), "dashboards")
+    assert [t.value for t in at.title] == ["Your dashboards"]
+    assert at.selectbox(key="db_pick").options == ["Mine · vendor"]
+    assert "Shared" not in [c.label for c in at.checkbox]
+    p = resolve_preset("last_30_days", SEED_END + timedelta(days=1))
+    assert [m.value for m in at.metric] == [format_value("gmv", _own_lines(raw, own, p.start, p.end)["value"].sum())]
+    assert table_with(at, "n")["vendor_id"].tolist() == list(own)
+    assert at.selectbox(key="db_kpi_metric").options == ["GMV", "Net revenue", "Orders", "AOV", "Take revenue",
+                                                          "Refund rate", "Cancellation rate", "Gross margin"]
+    shown = everything_shown(at)
+    assert "Team board" not in shown and not [n for n in [*names, *products] if n in shown]

@@ -74,6 +74,12 @@ def engine_for(vendor_ids: tuple[int, ...]) -> Engine:
     return vendor_engine(load_settings(), vendor_ids)
 
 
+def engine_of(vendor_ids: tuple[int, ...]) -> Engine:
+    """Returns the engine a user's own SQL runs on (the SQL page, dashboards' saved queries): their
+    vendors' role for a vendor user, else the analysts'."""
+    return engine_for(vendor_ids) if vendor_ids else analyst_engine()
+
+
 @contextmanager
 def read_figures(f: Filters | None, vendor_ids: tuple[int, ...] = (), *,
                  one_snapshot: bool = False) -> Iterator[tuple[sa.Connection, Filters | None, dict]]:

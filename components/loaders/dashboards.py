@@ -13,7 +13,7 @@ from analytics.kpis import fetch_kpis
 from analytics.query import run_query
 from analytics.sql_params import bind_parameters
 from components import loaders
-from components.loaders import analyst_engine, app_engine, read, tz, version, write
+from components.loaders import app_engine, engine_of, read, read_figures, version, write
 from data.errors import translated
 
 
@@ -29,30 +29,33 @@ def load_widgets(dashboard_id: int) -> pd.DataFrame:
         return D.fetch_widgets(conn, dashboard_id)
 
 
-def load_query_frame(widget_id: int, sql: str, params_json: str, tick: int) -> pd.DataFrame:
-    """Returns a pinned saved query's rows (at most 10,000), run on the analysts' role; cached per
-    refresh tick and rollup version."""
-    return _load_query_frame(widget_id, sql, params_json, tick, version())
+def load_query_frame(widget_id: int, sql: str, params_json: str, tick: int,
+                     vendor_ids: tuple[int, ...] = ()) -> pd.DataFrame:
+    """Returns a pinned saved query's rows (at most 10,000), run on the analysts' role, or a vendor
+    user's own (vendor_ids; EXPLAIN refused, as on their SQL page); cached per refresh tick and rollup
+    version."""
+    return _load_query_frame(widget_id, sql, params_json, tick, vendor_ids, version())
 
 
-def load_kpi(metric: str, period: str, tick: int) -> tuple[dict, str]:
+def load_kpi(metric: str, period: str, tick: int, vendor_ids: tuple[int, ...] = ()) -> tuple[dict, str]:
     """Returns a KPI card's (figures: current, previous, …) over a period preset, and the period's
-    label; cached per refresh tick and rollup version."""
-    return _load_kpi(metric, period, tick, version())
+    label (a vendor user's: of their own lines, on their role); cached per refresh tick and rollup version."""
+    return _load_kpi(metric, period, tick, vendor_ids, version())
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def _load_query_frame(widget_id: int, sql: str, params_json: str, tick: int, rollup_version: int) -> pd.DataFrame:
+def _load_query_frame(widget_id: int, sql: str, params_json: str, tick: int, vendor_ids: tuple[int, ...],
+                      rollup_version: int) -> pd.DataFrame:
     text, params = bind_parameters(sql, json.loads(params_json))
     with translated(analyst=True):
-        return run_query(text, params, row_limit=10_000, engine=analyst_engine()).frame
+        return run_query(text, params, row_limit=10_000, engine=engine_of(vendor_ids), explain=not vendor_ids).frame
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def _load_kpi(metric: str, period: str, tick: int, rollup_version: int) -> tuple[dict, str]:
-    f = Filters.make(resolve_preset(period, loaders.local_today()))
-    with read() as conn:
-        return fetch_kpis(conn, f, (metric,), tz=tz()).iloc[0].to_dict(), f.period.label()
+def _load_kpi(metric: str, period: str, tick: int, vendor_ids: tuple[int, ...],
+              rollup_version: int) -> tuple[dict, str]:
+    with read_figures(Filters.make(resolve_preset(period, loaders.local_today())), vendor_ids) as (conn, f, kw):
+        return fetch_kpis(conn, f, (metric,), **kw).iloc[0].to_dict(), f.period.label()
 
 
 def create_dashboard(owner: str, name: str, *, shared: bool, refresh_seconds: int) -> int:

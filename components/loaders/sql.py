@@ -17,10 +17,8 @@ import streamlit as st
 
 from analytics.query import QueryFailed, QueryRejected, QueryResult, fetch_schema_columns, list_options, run_query
 from analytics.sql_params import Parameter, bind_parameters
-from sqlalchemy.engine import Engine
 
-from components.loaders import analyst_engine, app_engine, read, write
-from components.loaders.portal import engine_for
+from components.loaders import app_engine, engine_of, read, write
 from data import saved_queries as SQ
 from data.auth import User
 from data.errors import AnalystRoleError, StatementNotRunError, translated
@@ -32,12 +30,6 @@ def json_ready(values: dict) -> dict:
     """Returns parameter values as JSON keeps them (dates as ISO text)."""
     return {k: (v.isoformat() if isinstance(v, date) else [x.isoformat() for x in v]
                 if isinstance(v, tuple) else v) for k, v in values.items()}
-
-
-def engine_of(scope: tuple[int, ...]) -> Engine:
-    """Returns the engine a user's SQL runs on: their vendors' role for a vendor user (scope: their
-    vendor ids), else the analysts'."""
-    return engine_for(scope) if scope else analyst_engine()
 
 
 @st.cache_data(ttl=300, show_spinner="Loading the list…")
