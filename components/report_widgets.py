@@ -228,13 +228,20 @@ def render_schedule_form(user: User, *, key: str, editing: dict | None = None,
     c = st.columns(2)
     recipients = c[0].text_area("Email recipients (commas or one per line)", key=f"{key}_recipients", height=80,
                                 value=", ".join((editing or {}).get("recipients") or []))
-    webhook = c[1].text_input("Webhook URL (optional, Slack-compatible JSON)", key=f"{key}_webhook",
-                              value=(editing or {}).get("webhook_url", ""),
-                              help="POSTed a JSON body with a `text` field and the report's figures")
+    webhook = ""
+    if user.is_vendor:   # their own report, by email to their vendors' users only (reports.schedules)
+        allowed = L.load_vendor_recipients(user.vendor_ids)
+        c[1].caption("Your report goes by email to your vendors' users: "
+                     + (", ".join(allowed) if allowed else "none has an email yet (the marketplace's admin sets them)")
+                     + ".")
+    else:
+        webhook = c[1].text_input("Webhook URL (optional, Slack-compatible JSON)", key=f"{key}_webhook",
+                                  value=(editing or {}).get("webhook_url", ""),
+                                  help="POSTed a JSON body with a `text` field and the report's figures")
     if webhook.startswith("http://"):
         c[1].caption("An https:// address is recommended: the body goes over the network in clear text.")
     fan_out, fan_values = None, None
-    if TEMPLATES[template].uses_filters:
+    if TEMPLATES[template].uses_filters and not user.is_vendor:
         options = [None, *FAN_OUT]
         if user.role == "admin" and TEMPLATES[template].vendor_scoped:
             options.append(S.EVERY_VENDOR)

@@ -27,10 +27,11 @@ OWNED = {
 }
 
 
-def may_own(conn: Connection, user: str) -> bool:
-    """Whether user (enabled) has a role that may own alert rules and schedules."""
+def may_own(conn: Connection, user: str, *, vendors: bool = False) -> bool:
+    """Whether user (enabled) has a role that may own alert rules and schedules; vendors: vendor
+    users too (their own report's schedules: reports.schedules)."""
     u = fetch_user(conn, user)
-    return u is not None and u.role in OWNER_ROLES
+    return u is not None and (u.role in OWNER_ROLES or (vendors and u.is_vendor))
 
 
 def is_admin(conn: Connection, user: str) -> bool:

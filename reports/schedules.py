@@ -27,6 +27,7 @@ from croniter import CroniterBadDateError, croniter
 from sqlalchemy.engine import Connection
 
 from data.audit import record
+from data.auth import User, fetch_user
 from data.db import frame
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings, valid_email
@@ -202,7 +203,10 @@ def check_schedule(conn: Connection, owner: str, *, name: str, template: str, sp
     people = parse_recipients(recipients)
     hook = check_webhook(webhook_url)
     fans: dict[str, list[str]] = {}
-    if fan_out == EVERY_VENDOR:
+    user = fetch_user(conn, owner)
+    if user is not None and user.is_vendor:
+        _check_vendor_owned(conn, user, template, spec, people, hook, fan_out)
+    elif fan_out == EVERY_VENDOR:
         _check_every_vendor(template, spec, people, hook, is_admin)
     elif fan_out:
         if fan_out not in FAN_OUT:
@@ -243,13 +247,37 @@ def _check_every_vendor(template: str, spec: dict, people: list[str], hook: str,
         raise ScheduleError("filters: a report to every vendor is about each vendor whole; clear the filters")
 
 
+def _check_vendor_owned(conn: Connection, user: User, template: str, spec: dict, people: list[str], hook: str,
+                        fan_out: str | None) -> None:
+    """Raises ScheduleError unless a vendor user's schedule can be: their own report (made on their
+    own database role when it runs), by email to their own vendors' users only (the app sends no
+    vendor's figures anywhere else), without a fan-out or a webhook."""
+    if not TEMPLATES[template].vendor_scoped:
+        vendor_ones = ", ".join(t.label for t in TEMPLATES.values() if t.vendor_scoped)
+        raise ScheduleError(f"report: a vendor user schedules their own report ({vendor_ones})")
+    if fan_out:
+        raise ScheduleError("fan-out: your report is about your own vendors; leave the fan-out empty")
+    if hook:
+        raise ScheduleError("webhook: your reports go by email to your vendors' users; leave the webhook empty")
+    wanted = (spec.get("filters") or {}).get("vendor_id") or []
+    if not set(int(v) for v in wanted) <= set(user.vendor_ids):
+        raise ScheduleError("filters: choose one of your own vendors")
+    allowed = {e for emails in fetch_vendors_emails(conn, list(user.vendor_ids)).values() for e in emails}
+    strangers = [p for p in people if p not in allowed]
+    if strangers:
+        raise ScheduleError(f"recipients: {', '.join(strangers)} is not the email of a user of your vendors "
+                            "(the marketplace's admin sets users' emails)")
+    if not people:
+        raise ScheduleError("recipients: give at least one email address of your vendors' users")
+
+
 # --- saving ----------------------------------------------------------------------------------------
 
 def save_schedule(conn: Connection, owner: str, *, schedule_id: int | None = None, is_admin: bool = False,
                   now: datetime | None = None, **fields: Any) -> int:
     """Creates or updates a schedule (owner's, or anyone's for an admin); returns its id."""
-    if not owned.may_own(conn, owner):
-        raise ScheduleError("schedule: scheduling reports needs the analyst or admin role")
+    if not owned.may_own(conn, owner, vendors=True):
+        raise ScheduleError("schedule: scheduling reports needs the analyst or admin role, or a vendor user's")
     c = check_schedule(conn, owner, is_admin=owned.is_admin(conn, owner), **fields)
     now = now or datetime.now(timezone.utc)
     values = {"o": owner, "n": c["name"], "t": c["template"], "p": json.dumps(c["spec"]), "f": c["fmt"],
@@ -341,6 +369,7 @@ def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settin
         # Each run is made on its vendor's own role: a vendor's users may be bound to more vendors
         # (another role), so the role of each vendor alone is made where it is missing.
         ensure_single_vendor_roles(conn, [int(v) for v, _ in fans], settings)
+    scope = _vendor_owner_scope(conn, sched)
     made = 0
     for fan_value, value in fans:
         run_id = conn.execute(sa.text("""
@@ -351,6 +380,8 @@ def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settin
             continue
         run_spec = dict(spec)
         title = sched.name
+        if scope:
+            run_spec["vendor_scope"] = scope
         if sched.fan_out == EVERY_VENDOR:
             run_spec["filters"] = {"vendor_id": [int(value)]}
             run_spec["vendor_scope"] = [int(value)]
@@ -370,6 +401,26 @@ def _queue_runs(conn: Connection, sched, slot: datetime, *, manual: bool, settin
                              "WHERE run_id = :r"), {"e": export_id, "r": run_id})
         made += 1
     return made
+
+
+def _vendor_owner_scope(conn: Connection, sched) -> list[int] | None:
+    """A vendor user's schedule: the vendors its runs are made for, as the database binds its owner
+    now (None for the staff's). Raises ScheduleError when the owner is disabled or bound to none."""
+    if not TEMPLATES[sched.template].vendor_scoped or sched.fan_out == EVERY_VENDOR:
+        return None
+    vendor = conn.execute(sa.text("SELECT role = 'vendor' FROM app.users WHERE username = :u"),
+                          {"u": sched.owner}).scalar()
+    if not vendor:
+        return None
+    user = fetch_user(conn, sched.owner)
+    if user is None:
+        raise ScheduleError(f"owner: {sched.owner!r} is disabled, and a vendor user's schedules stop with them")
+    if not user.vendor_ids:
+        raise ScheduleError(f"owner: {sched.owner!r} is bound to no vendor any more")
+    wanted = [int(v) for v in (dict(sched.params).get("filters") or {}).get("vendor_id") or []]
+    if not set(wanted) <= set(user.vendor_ids):
+        raise ScheduleError(f"filters: {sched.owner!r} no longer sees vendor {', '.join(map(str, wanted))}")
+    return list(user.vendor_ids)
 
 
 def _fan_label(conn: Connection, fan_out: str, value: str) -> str:

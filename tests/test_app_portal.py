@@ -245,7 +245,34 @@ def test_a_vendor_exports_their_own_report_and_sees_only_their_exports(monkeypat
     assert mine.template == "vendor_report" and mine.params["vendor_scope"] == list(own)
     shown = everything_shown(at)
     assert "Staff only" not in shown and not [n for n in [*names, *products] if n in shown]
-    assert not [t for t in at.tabs if t.label == "Schedules"]
+    # Schedules: their own report, to their vendors' users only, no webhook.
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.schedules"))
+        conn.execute(sa.text("UPDATE app.users SET email = 'shop@example.com' WHERE username = 'vendor'"))
+        conn.execute(sa.text("INSERT INTO app.schedules (owner, name, template, params, format, cadence, cron, "
+                             "timezone, recipients, next_run_at) VALUES ('analyst', 'Staff schedule', 'kpi_summary', "
+                             "'{}', 'pdf', '{\"kind\": \"daily\", \"at\": \"07:00\"}', '0 7 * * *', 'UTC', "
+                             "ARRAY['ops@example.com'], now() + interval '1 day')"))
+    at.run()
+    assert [t.label for t in at.tabs] == ["My exports", "New export", "Schedules"]
+    form = "rep_sched_form_new"
+    assert not [t for t in at.text_input if t.key == f"{form}_webhook"]
+    assert "Your report goes by email to your vendors' users: shop@example.com." in texts(at)
+    at.text_input(key=f"{form}_name").set_value("My week")
+    at.text_area(key=f"{form}_recipients").set_value("rival@example.com")
+    at.button(key=f"{form}_save").click().run()
+    assert "rival@example.com is not the email of a user of your vendors" in texts(at)
+    at.text_area(key=f"{form}_recipients").set_value("shop@example.com")
+    at.button(key=f"{form}_save").click().run()
+    assert not at.exception, at.exception
+    assert table_with(at, "When")["Name"].tolist() == ["My week"]     # theirs only: not the staff's
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT template, recipients, webhook_url FROM app.schedules "
+                                   "WHERE owner = 'vendor'")).one()
+    assert tuple(row) == ("vendor_report", ["shop@example.com"], "")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.schedules"))
+        conn.execute(sa.text("UPDATE app.users SET email = '' WHERE username = 'vendor'"))
 
 
 def test_a_vendors_dashboards_are_its_own_and_drawn_on_its_role(monkeypatch, database_url, engine, others):

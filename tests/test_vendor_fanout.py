@@ -273,3 +273,63 @@ def test_a_vendors_report_made_on_the_apps_role_holds_only_that_vendors_benchmar
     rows = [r for batch in bench.batches() for r in batch]
     assert 0 < len(rows) <= len(PB.METRICS)
     assert {r[0] for r in rows} <= set(PB.LABELS.values())
+
+
+def _own_schedule(conn, owner: str, **change) -> int:
+    fields = dict(name="My week", template="vendor_report", spec={"period": "last_7_days"}, fmt="json",
+                  cadence={"kind": "daily", "at": "07:00"}, tz="UTC", recipients=f"{owner}@example.com",
+                  webhook_url="", fan_out=None, fan_values=None)
+    return schedules.save_schedule(conn, owner, now=NOW - timedelta(days=1), **{**fields, **change})
+
+
+def test_a_vendor_user_schedules_their_own_report_to_their_own_users(world, smtp):
+    eng, vendors, raw = world["engine"], world["vendors"], world["raw"]
+    v = vendors[0]
+    with eng.begin() as conn:
+        sid = _own_schedule(conn, f"v{v}", spec={"period": "last_7_days", "filters": {"vendor_id": [v]}})
+        names = dict(conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors")).all())
+    _tick(eng)
+    assert _tick(eng)["sent"] == 0, "a second tick sends nothing more"
+    got = _reports(smtp)
+    assert list(got) == [f"v{v}@example.com"]
+    report = got[f"v{v}@example.com"]
+    start, end = (date.fromisoformat(report["period"][k]) for k in ("start", "end"))
+    gmv = next(r["value"] for r in report["summary"] if r["metric"] == "GMV")
+    assert gmv == pytest.approx(expected(raw, start, end, {"vendor_id": [v]})["gmv"])
+    text = json.dumps(report)
+    assert not [n for other, n in names.items() if other != v and n in text]
+    with eng.connect() as conn:
+        spec = conn.execute(sa.text("SELECT e.params FROM app.schedule_runs r JOIN app.exports e USING (export_id) "
+                                    "WHERE r.schedule_id = :s"), {"s": sid}).scalar()
+    assert spec["vendor_scope"] == [v]   # made on the vendor's own role, from its binding at run time
+    # Disabled or bound to another vendor, the owner's schedule stops, named on its run list; nothing
+    # more is sent (a staff role would have made the report of every vendor).
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE app.users SET disabled_at = now() WHERE username = :u"), {"u": f"v{v}"})
+        with pytest.raises(schedules.ScheduleError, match="is disabled, and a vendor user's schedules stop"):
+            schedules.run_now(conn, "boss", sid, is_admin=True)
+        conn.execute(sa.text("UPDATE app.schedules SET next_run_at = :t WHERE schedule_id = :s"),
+                     {"t": NOW - timedelta(minutes=1), "s": sid})
+    messages = len(smtp.messages)
+    _tick(eng)
+    assert len(smtp.messages) == messages
+    with eng.connect() as conn:
+        failed = conn.execute(sa.text("SELECT message FROM app.schedule_runs WHERE schedule_id = :s "
+                                      "AND status = 'failed'"), {"s": sid}).scalars().all()
+    assert failed and "is disabled" in failed[0]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"template": "kpi_summary", "fmt": "pdf"}, "a vendor user schedules their own report"),
+    ({"webhook_url": "https://hooks.example.com/x"}, "leave the webhook empty"),
+    ({"recipients": "rival@example.com"}, "rival@example.com is not the email of a user of your vendors"),
+    ({"recipients": ""}, "give at least one email address of your vendors' users"),
+    ({"fan_out": "category", "fan_values": {"Books": "v@example.com"}}, "leave the fan-out empty"),
+    ({"spec": {"period": "last_7_days", "filters": {"vendor_id": [-1]}}}, "choose one of your own vendors"),
+])
+def test_a_vendor_users_schedule_is_refused_by_name(world, change, words):
+    owner = f"v{world['vendors'][0]}"
+    with pytest.raises(schedules.ScheduleError, match=words), world["engine"].begin() as conn:
+        _own_schedule(conn, owner, **change)
+    with world["engine"].connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM app.schedules")).scalar() == 0

@@ -1,6 +1,7 @@
 """Reports: export any report in the background (CSV, Excel, PDF, JSON), follow its progress and
-download it; analysts and admins schedule reports by email and webhook. A vendor user exports their
-own report (made on their vendors' own database role) and sees only their own exports."""
+download it; analysts and admins schedule reports by email and webhook. A vendor user exports and
+schedules their own report (made on their vendors' own database role, mailed to their vendors' users
+only) and sees only their own exports and schedules."""
 from __future__ import annotations
 
 import streamlit as st
@@ -13,7 +14,7 @@ st.title("Reports")
 st.caption("Report templates over the same figures as the pages, made by the scheduler in the background. "
            "Periods such as “last week” are worked out when a report runs, in the app's time zone.")
 
-names = ["My exports", "New export"] + (["Schedules"] if user.role in ("analyst", "admin") else [])
+names = ["My exports", "New export"] + (["Schedules"] if user.role in ("analyst", "admin", "vendor") else [])
 tabs = dict(zip(names, st.tabs(names)))
 with tabs["My exports"]:
     W.render_exports(user, key="rep_exports")

@@ -8,6 +8,7 @@ import pandas as pd
 
 from components.loaders import app_engine, read, write
 from data.saved_queries import fetch_queries
+from data.vendor_users import fetch_vendors_emails
 from reports import exports as X
 from reports import schedules as S
 
@@ -40,6 +41,12 @@ def load_exports_in_flight(owner: str, *, everyone: bool) -> bool:
     """Returns whether any of the owner's (or everyone's) exports is queued or running."""
     with read(app_engine()) as conn:
         return X.fetch_exports_in_flight(conn, owner, everyone=everyone)
+
+
+def load_vendor_recipients(vendor_ids: tuple[int, ...]) -> list[str]:
+    """Returns the emails a vendor user's schedules may go to: their vendors' enabled users'."""
+    with read(app_engine()) as conn:
+        return sorted({e for emails in fetch_vendors_emails(conn, list(vendor_ids)).values() for e in emails})
 
 
 def load_schedules(owner: str | None) -> pd.DataFrame:
