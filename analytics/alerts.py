@@ -346,18 +346,21 @@ class Batch:
     errors: dict[int, str] = field(default_factory=dict)   # spec index -> why it could not be evaluated
 
 
-def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str) -> Batch:
+def evaluate(conn: Connection, specs: list[Spec], now: datetime, *, tz: str,
+             layout: int | None | str = READ_LAYOUT) -> Batch:
     """Evaluates every spec at `now`, one query per group and window (see the module docstring).
     A group whose query fails marks its specs' evaluation as failed (Batch.errors) and the others
     go on (each group in its own savepoint). Groups run one after the other: side by side on two
     connections they took 12.6 s against 14.1 s at 10M lines on two cores (three and four
-    connections no better), the order-line scans already using the server's parallel workers."""
+    connections no better), the order-line scans already using the server's parallel workers.
+    layout: the rollups' layout when the caller read it (a vendor's role cannot read schema app, nor
+    make the temporary copy of the span windows' lines: its groups read their own few lines)."""
     batch = Batch([{} for _ in specs])
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, s in enumerate(specs):
         groups[s.group].append(i)
     values: dict[tuple, list[str]] = {}     # (fan-out, values named by filters) -> its values, read once a batch
-    layout, lines = _batch_setup(conn, groups, specs, now, tz)
+    layout, lines = _batch_setup(conn, groups, specs, now, tz) if layout == READ_LAYOUT else (layout, None)
     results = []
     try:
         for (window, filters, fan_out), idx in groups.items():
@@ -477,7 +480,8 @@ def preview_times(spec: Spec, now: datetime, interval: timedelta, tz: str, days:
 
 
 def preview(conn: Connection, spec: Spec, *, now: datetime, interval: timedelta, for_evaluations: int = 1,
-            tz: str, days: int = 30, progress: Callable[[float], None] | None = None) -> Preview:
+            tz: str, days: int = 30, progress: Callable[[float], None] | None = None,
+            layout: int | None | str = READ_LAYOUT) -> Preview:
     """Replays the spec over the last `days` days through the state machine: how often it would
     have fired, and the values it would have seen (for the chart)."""
     times, stride = preview_times(spec, now, interval, tz, days)
@@ -487,7 +491,7 @@ def preview(conn: Connection, spec: Spec, *, now: datetime, interval: timedelta,
     states: dict[str, Instance] = {}
     rows, fired = [], 0
     for k, at in enumerate(times):
-        b = evaluate(conn, [spec], at, tz=tz)
+        b = evaluate(conn, [spec], at, tz=tz, layout=layout)
         if b.errors:
             raise AlertError(f"preview: {b.errors[0]}")
         for fan, o in b.observations[0].items():

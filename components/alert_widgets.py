@@ -11,8 +11,11 @@ import streamlit as st
 
 from analytics import alerts as A
 from analytics.metrics import METRICS, format_value, get_metric
+from analytics.vendor_portal import VENDOR_METRICS
 from components import loaders
 from components.loaders import alerts as L
+from components.loaders.portal import load_own_vendor_names
+from components.loaders.reports import load_vendor_recipients
 from components.report_widgets import filter_fields, local_times
 from components.tables import table_height
 from components.text import plain
@@ -217,12 +220,13 @@ def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | No
     st.text_input("Name", value=e.get("name", ""), key=f"{key}_name", placeholder="GMV dropped")
     fields: dict = {"name": st.session_state[f"{key}_name"]}
     sources = ["metric", "query"]
-    source = st.radio("Watch", sources, horizontal=True, key=f"{key}_source",
-                      index=sources.index(e.get("source", "metric")),
-                      format_func={"metric": "A metric", "query": "A saved query's number"}.get)
+    # A vendor user's rule watches one of their own metrics over their own vendors (reports.alerts).
+    source = "metric" if user.is_vendor else st.radio(
+        "Watch", sources, horizontal=True, key=f"{key}_source", index=sources.index(e.get("source", "metric")),
+        format_func={"metric": "A metric", "query": "A saved query's number"}.get)
     fields["source"] = source
     if source == "metric":
-        metrics = list(METRICS)
+        metrics = list(VENDOR_METRICS if user.is_vendor else METRICS)
         c = st.columns(3)
         metric = c[0].selectbox("Metric", metrics, key=f"{key}_metric", format_func=lambda m: METRICS[m].label,
                                 index=metrics.index(e["metric"]) if e.get("metric") in metrics else 0,
@@ -232,11 +236,19 @@ def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | No
                                 index=windows.index(e["window"]) if e.get("window") in windows else 1,
                                 help="Last hour and 24 hours end at the evaluation; the others are whole days, "
                                      "or today, this week and this month so far")
-        fans = ["", *A.FAN_OUTS]
-        fan = c[2].selectbox("For each", fans, key=f"{key}_fan", index=fans.index(e.get("fan_out") or ""),
-                             format_func=lambda f: "— the whole selection —" if not f else A.FAN_OUTS[f],
-                             help="One instance per value, each with its own state")
-        fields.update(metric=metric, window=window, fan_out=fan, filters=filter_fields(key, e.get("filters") or {}))
+        if user.is_vendor:
+            names = load_own_vendor_names(user.vendor_ids)
+            ids = list(user.vendor_ids)
+            had = (e.get("filters") or {}).get("vendor_id") or ids[:1]
+            vendor = c[2].selectbox("Vendor", ids, key=f"{key}_own_vendor", format_func=lambda v: names.get(v, str(v)),
+                                    index=ids.index(had[0]) if had[0] in ids else 0, disabled=len(ids) == 1)
+            fields.update(metric=metric, window=window, fan_out="", filters={"vendor_id": [vendor]})
+        else:
+            fans = ["", *A.FAN_OUTS]
+            fan = c[2].selectbox("For each", fans, key=f"{key}_fan", index=fans.index(e.get("fan_out") or ""),
+                                 format_func=lambda f: "— the whole selection —" if not f else A.FAN_OUTS[f],
+                                 help="One instance per value, each with its own state")
+            fields.update(metric=metric, window=window, fan_out=fan, filters=filter_fields(key, e.get("filters") or {}))
     else:
         queries = L.load_queries(e.get("owner") or user.username)   # an admin editing a rule sees its owner's
         if queries.empty:
@@ -257,6 +269,8 @@ def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | No
             return None
         metric = None
     conditions = list(A.CONDITIONS) if source == "metric" else ["above", "below"]
+    if user.is_vendor:   # forecast bands come from the marketplace's stored forecasts
+        conditions.remove("outside_forecast")
     c = st.columns(3)
     condition = c[0].selectbox("Condition", conditions, key=f"{key}_condition", format_func=A.CONDITIONS.get,
                                index=conditions.index(e["condition"]) if e.get("condition") in conditions else 1)
@@ -293,8 +307,15 @@ def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | No
     c = st.columns(2)
     fields["recipients"] = c[0].text_area("Email recipients (commas or one per line)", key=f"{key}_recipients",
                                           height=80, value=", ".join(e.get("recipients") or []))
-    fields["webhook_url"] = c[1].text_input("Webhook URL (optional, Slack-compatible JSON)", key=f"{key}_webhook",
-                                            value=e.get("webhook_url") or "")
+    if user.is_vendor:
+        allowed = load_vendor_recipients(user.vendor_ids)
+        c[1].caption("Your alerts go by email to your vendors' users: "
+                     + (", ".join(allowed) if allowed else "none has an email yet (the marketplace's admin sets them)")
+                     + ".")
+        fields["webhook_url"] = ""
+    else:
+        fields["webhook_url"] = c[1].text_input("Webhook URL (optional, Slack-compatible JSON)", key=f"{key}_webhook",
+                                                value=e.get("webhook_url") or "")
     fields["notify_on_resolve"] = c[1].checkbox("Notify when resolved", value=bool(e.get("notify_on_resolve", True)),
                                                 key=f"{key}_resolve")
     if user.role == "admin" and fields.get("fan_out") == "vendor_id":
@@ -325,7 +346,8 @@ def render_form(user: User, *, key: str, editing: dict | None = None) -> int | N
     if preview:
         try:
             bar = st.progress(0.0, text="Replaying the last 30 days…")
-            p = L.load_preview(fields, lambda x: bar.progress(x, text="Replaying the last 30 days…"))
+            p = L.load_preview(fields, lambda x: bar.progress(x, text="Replaying the last 30 days…"),
+                               user.vendor_ids if user.is_vendor else ())
             bar.empty()
             render_preview(fields, p, key=f"{key}_chart")
         except R.AlertError as ex:

@@ -43,7 +43,7 @@ PAGES: tuple[PageSpec, ...] = (
              "Self-service"),
     PageSpec("views/sql.py", "SQL", ":material/terminal:", "sql", ANALYSTS | VENDORS, "Self-service"),
     PageSpec("views/reports.py", "Reports", ":material/outgoing_mail:", "reports", STAFF | VENDORS, "Self-service"),
-    PageSpec("views/alerts.py", "Alerts", ":material/notifications:", "alerts", ANALYSTS, "Self-service"),
+    PageSpec("views/alerts.py", "Alerts", ":material/notifications:", "alerts", ANALYSTS | VENDORS, "Self-service"),
     PageSpec("views/account.py", "My account", ":material/person:", "account", EVERYONE, "Account"),
     PageSpec("views/admin.py", "Admin", ":material/admin_panel_settings:", "admin", ADMINS, "Administration"),
 )

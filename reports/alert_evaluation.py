@@ -7,7 +7,9 @@ saved-query rule through the analysts' runner, steps every instance through the 
 app.alert_events row per transition or repeat, one outbox row per channel of each notification
 (keyed by rule, value, evaluation time and kind, so a retry never makes a second) and the rule's
 next evaluation time. A second scheduler skips the locked rules, and sees them again only once they
-are due again.
+are due again. A vendor user's rules (their own metrics over their own vendors: reports.alerts)
+are evaluated in a batch of their own on their own database role, which PostgreSQL limits to their
+vendors' rows.
 """
 from __future__ import annotations
 
@@ -23,11 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import alerts as A
 from analytics.alert_states import Instance, Rule, step
-from analytics.kpis import fetch_vendor_names
+from analytics.kpis import fetch_rollup_layout, fetch_vendor_names
 from analytics.query import QueryFailed, QueryRejected, run_query
 from analytics.sql_params import bind_parameters
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
+from data.vendor_scope import vendor_engine
 from reports.alert_messages import notification, rule_facts
 from reports.alerts import ERROR_INSTANCE, RULE_COLUMNS, AlertError, describe_rule, spec_of
 from data.vendor_users import fetch_vendors_emails
@@ -89,19 +92,73 @@ def evaluate_query_rule(conn: Connection, rule: Any) -> dict[str, A.Observation]
     return out
 
 
-def _evaluate(conn: Connection, rules: list, now: datetime, tz: str) -> tuple[dict[int, Evaluated], int]:
-    """Evaluates the rules at now; returns ({rule_id: Evaluated}, queries run)."""
-    out: dict[int, Evaluated] = {}
-    metric_rules = [r for r in rules if r.source == "metric"]
-    specs = [spec_of(r) for r in metric_rules]
-    batch = A.evaluate(conn, specs, now, tz=tz)
-    for i, r in enumerate(metric_rules):
+def _metric_batch(conn: Connection, rules: list, now: datetime, tz: str, out: dict[int, Evaluated], **kw: Any) -> int:
+    """Evaluates metric rules in one batch on conn into out; returns the queries run."""
+    batch = A.evaluate(conn, [spec_of(r) for r in rules], now, tz=tz, **kw)
+    for i, r in enumerate(rules):
         window = A.resolve_window(r.window, now, tz)
         out[r.rule_id] = Evaluated(None, batch.errors[i], window) if i in batch.errors else \
             Evaluated(batch.observations[i], window=window)
-    queries = batch.queries
+    return batch.queries
+
+
+def _vendor_owners(conn: Connection, rules: list) -> dict[str, tuple[int, ...] | None]:
+    """Owner -> the vendor ids their rules are evaluated for, for the owners of rules who are vendor
+    users (None: disabled or bound to no vendor, so their rules cannot be evaluated)."""
+    rows = conn.execute(sa.text("""
+        SELECT u.username, CASE WHEN u.disabled_at IS NULL THEN
+                   (SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b
+                    WHERE b.user_id = u.user_id) END
+        FROM app.users u WHERE u.role = 'vendor' AND u.username = ANY(:owners)"""),
+        {"owners": sorted({r.owner for r in rules})}).all()
+    return {name: tuple(ids) if ids else None for name, ids in rows}
+
+
+def _evaluate_vendor_rules(conn: Connection, rules: list, scopes: dict, now: datetime, tz: str,
+                           settings: Settings, out: dict[int, Evaluated]) -> int:
+    """Evaluates vendor users' rules, each owner's batch on their own database role (which PostgreSQL
+    limits to their vendors' rows), the rollups' layout read on conn; returns the queries run."""
+    layout = fetch_rollup_layout(conn, tz)
+    queries = 0
+    for owner in sorted({r.owner for r in rules}):
+        mine = [r for r in rules if r.owner == owner and r.source == "metric"]
+        for r in rules:
+            if r.owner == owner and r.source != "metric":   # never saved so (reports.alerts); never run
+                out[r.rule_id] = Evaluated(None, "source: a vendor user's rule watches one of their own metrics")
+        scope = scopes[owner]
+        if scope is None:
+            for r in mine:
+                out[r.rule_id] = Evaluated(None, f"owner: {owner!r} is disabled or bound to no vendor")
+            continue
+        # A vendor unbound since the rule was saved reads as no sales on the owner's role: not a value.
+        lost = {r.rule_id: sorted(set((r.filters or {}).get("vendor_id") or []) - set(scope)) for r in mine}
+        for r in mine:
+            if lost[r.rule_id]:
+                out[r.rule_id] = Evaluated(None, f"filters: {owner!r} no longer sees vendor "
+                                                 f"{', '.join(map(str, lost[r.rule_id]))}")
+        mine = [r for r in mine if not lost[r.rule_id]]
+        try:
+            with vendor_engine(settings, scope).begin() as vconn:
+                queries += _metric_batch(vconn, mine, now, tz, out, layout=layout)
+        except Exception as ex:  # noqa: BLE001 - recorded on the owner's rules; the tick goes on
+            log.exception("alerts: the rules of vendor user %s could not be evaluated", owner)
+            for r in mine:
+                out[r.rule_id] = Evaluated(None, f"{type(ex).__name__}: {ex}")
+    return queries
+
+
+def _evaluate(conn: Connection, rules: list, now: datetime, tz: str,
+              settings: Settings | None = None) -> tuple[dict[int, Evaluated], int]:
+    """Evaluates the rules at now; returns ({rule_id: Evaluated}, queries run). A vendor user's rules
+    run on their own role (reports.alerts checks they measure their own metrics only)."""
+    out: dict[int, Evaluated] = {}
+    scopes = _vendor_owners(conn, rules)
+    vendor_rules = [r for r in rules if r.owner in scopes]
+    queries = _metric_batch(conn, [r for r in rules if r.source == "metric" and r.owner not in scopes], now, tz, out)
+    if vendor_rules:
+        queries += _evaluate_vendor_rules(conn, vendor_rules, scopes, now, tz, settings or load_settings(), out)
     for r in rules:
-        if r.source != "query":
+        if r.source != "query" or r.rule_id in out:
             continue
         queries += 1
         try:
@@ -124,7 +181,7 @@ def evaluate_due(engine: Engine, *, now: datetime | None = None, settings: Setti
             ORDER BY next_eval_at, rule_id LIMIT :n FOR UPDATE SKIP LOCKED"""), {"now": now, "n": limit}).all()
         if not rules:
             return counts
-        results, counts["queries"] = _evaluate(conn, rules, now, s.timezone)
+        results, counts["queries"] = _evaluate(conn, rules, now, s.timezone, s)
         instances = _known_instances(conn, [r.rule_id for r in rules])
         writes = _Writes()
         for r in rules:

@@ -20,14 +20,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import alerts as A
 from analytics.filters import DIMENSIONS
+from analytics.metrics import METRICS
+from analytics.vendor_portal import VENDOR_METRICS
 from data.audit import record
+from data.auth import User, fetch_user
 from data.db import frame
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
 from reports import owned
 from reports.alert_messages import notification, rule_facts
 from reports.delivery import ENQUEUE_SQL, deliver_now, outbox_row
-from reports.schedules import ScheduleError, check_recipients, check_webhook, parse_recipients
+from reports.schedules import (ScheduleError, check_recipients, check_vendor_recipients, check_webhook,
+                               parse_recipients)
 
 SEVERITIES = ("critical", "high", "medium", "low")
 ERROR_INSTANCE = "*"                 # the instance of the evaluation as a whole, when it fails
@@ -87,6 +91,10 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
     """Returns the rule's fields cleaned; raises AlertError naming the field. to_vendors: an admin's
     metric rule fanned out by vendor also notifies each vendor's own users of that vendor's value."""
     s = load_settings()
+    user = fetch_user(conn, owner)
+    if user is not None and user.is_vendor and condition == "outside_forecast":
+        raise AlertError("condition: forecast bands come from the marketplace's stored forecasts; choose a "
+                         "threshold or a change")
     name = (name or "").strip()
     if not name:
         raise AlertError("name: give the rule a name")
@@ -141,6 +149,8 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
     except ScheduleError as ex:
         raise AlertError(str(ex)) from None
     fields["to_vendors"] = bool(to_vendors)
+    if user is not None and user.is_vendor:
+        _check_vendor_rule(conn, user, fields)
     if fields["to_vendors"]:
         if not owned.is_admin(conn, owner):
             raise AlertError("every vendor: only an admin's rule notifies every vendor")
@@ -156,6 +166,29 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
     return fields
 
 
+def _check_vendor_rule(conn: Connection, user: User, fields: dict) -> None:
+    """Raises AlertError unless a vendor user's rule can be: one of their own metrics
+    (analytics.vendor_portal.VENDOR_METRICS) over one or more of their own vendors, evaluated on their
+    own database role (reports.alert_evaluation), without a fan-out or a webhook, notifying their
+    vendors' users only. (check_rule refuses their forecast bands first: the stored forecasts are the
+    marketplace's.)"""
+    if fields["source"] != "metric":
+        raise AlertError("source: a vendor user's rule watches one of their own metrics")
+    if fields["metric"] not in VENDOR_METRICS:
+        raise AlertError(f"metric: {METRICS[fields['metric']].label} is the marketplace's, not your own figure")
+    if fields["fan_out"] or fields["to_vendors"]:
+        raise AlertError("for each: a vendor user's rule watches their own vendors as one")
+    wanted = (fields["filters"] or {}).get("vendor_id") or []
+    if set(fields["filters"]) - {"vendor_id"} or not wanted or not set(wanted) <= set(user.vendor_ids):
+        raise AlertError("filters: choose one or more of your own vendors, and nothing else")
+    if fields["webhook_url"]:
+        raise AlertError("webhook: your alerts go by email to your vendors' users; leave the webhook empty")
+    try:
+        check_vendor_recipients(conn, user, fields["recipients"])
+    except ScheduleError as ex:
+        raise AlertError(str(ex)) from None
+
+
 # The fields that say what is measured and when it breaches: changing one starts the instances again.
 EVALUATION_FIELDS = ("source", "metric", "query_id", "query_params", "filters", "fan_out", "window", "condition",
                      "baseline", "threshold")
@@ -169,8 +202,8 @@ def save_rule(conn: Connection, owner: str, *, rule_id: int | None = None, is_ad
     muted_until is given. An edit of what is measured or when it breaches (EVALUATION_FIELDS)
     starts the instances again from OK; an edit of anything else (recipients, severity…) keeps
     them, so an ongoing breach is not announced twice."""
-    if not owned.may_own(conn, owner):
-        raise AlertError("rule: alert rules need the analyst or admin role")
+    if not owned.may_own(conn, owner, vendors=True):
+        raise AlertError("rule: alert rules need the analyst or admin role, or a vendor user's")
     old = None
     if rule_id is not None:
         old = conn.execute(sa.text(f"SELECT {RULE_COLUMNS} FROM app.alert_rules r WHERE rule_id = :id "
@@ -322,11 +355,12 @@ def send_test(engine: Engine, user: str, rule_id: int, *, is_admin: bool = False
 
 def preview_rule(conn: Connection, fields: dict, *, now: datetime | None = None, days: int = 30,
                  progress: Callable[..., None] | None = None,
-                 tz: str | None = None) -> A.Preview:
-    """Replays a metric rule's fields (checked like a save) over the last `days` days."""
+                 tz: str | None = None, layout: int | None | str = A.READ_LAYOUT) -> A.Preview:
+    """Replays a metric rule's fields (checked like a save) over the last `days` days (layout: as for
+    analytics.alerts.evaluate; a vendor user's preview runs on their own role)."""
     s = load_settings()
     spec = spec_of(fields)
     return A.preview(conn, A.check_spec(spec), now=now or datetime.now(timezone.utc),
                      interval=timedelta(minutes=int(fields.get("interval_minutes") or 5)),
                      for_evaluations=int(fields.get("for_evaluations") or 1), tz=tz or s.timezone, days=days,
-                     progress=progress)
+                     progress=progress, layout=layout)

@@ -262,6 +262,13 @@ def _check_vendor_owned(conn: Connection, user: User, template: str, spec: dict,
     wanted = (spec.get("filters") or {}).get("vendor_id") or []
     if not set(int(v) for v in wanted) <= set(user.vendor_ids):
         raise ScheduleError("filters: choose one of your own vendors")
+    check_vendor_recipients(conn, user, people)
+
+
+def check_vendor_recipients(conn: Connection, user: User, people: list[str]) -> None:
+    """Raises ScheduleError unless people are one or more of the emails of the vendor user's vendors'
+    enabled users: whom a vendor user's reports and alerts may reach (the app sends no vendor's
+    figures anywhere else)."""
     allowed = {e for emails in fetch_vendors_emails(conn, list(user.vendor_ids)).values() for e in emails}
     strangers = [p for p in people if p not in allowed]
     if strangers:

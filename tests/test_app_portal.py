@@ -90,7 +90,7 @@ def test_the_portal_shows_the_vendors_own_business_and_nothing_of_others(monkeyp
     assert [t.value for t in at.title] == [at.session_state["mbi_user"].display_name.removeprefix("Test ")] or \
         "How you compare in your category" in texts(at)
     assert "Top 10 vendors" not in texts(at)
-    for page in ("vendors", "alerts", "admin"):
+    for page in ("vendors", "admin"):
         at = open_url(at, page)
         assert "You are not permitted to open this page" in texts(at) and not at.dataframe, page
 
@@ -321,3 +321,35 @@ def test_a_vendors_dashboards_are_its_own_and_drawn_on_its_role(monkeypatch, dat
                                                           "Refund rate", "Cancellation rate", "Gross margin"]
     shown = everything_shown(at)
     assert "Team board" not in shown and not [n for n in [*names, *products] if n in shown]
+
+
+def test_a_vendor_user_makes_an_alert_rule_on_their_own_sales(monkeypatch, database_url, engine, others):
+    own, names, products, _ = others
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.alert_rules"))
+        conn.execute(sa.text("UPDATE app.users SET email = 'shop@example.com' WHERE username = 'vendor'"))
+    try:
+        at = open_url(login(monkeypatch, database_url, "vendor"), "alerts")
+        assert [t.value for t in at.title] == ["Your alerts"]
+        form = "alerts_form_new"
+        assert not [r for r in at.radio if r.key == f"{form}_source"]          # their own metrics only
+        assert "Conversion rate" not in at.selectbox(key=f"{form}_metric").options
+        assert "outside_forecast" not in at.selectbox(key=f"{form}_condition").options
+        assert not [t for t in at.text_input if t.key == f"{form}_webhook"]
+        assert "Your alerts go by email to your vendors' users: shop@example.com." in texts(at)
+        at.text_input(key=f"{form}_name").set_value("My GMV fell")
+        at.text_area(key=f"{form}_recipients").set_value("shop@example.com")
+        at.button(key=f"{form}_preview").click().run()
+        assert not at.exception, at.exception
+        assert "Over the last 30 days this rule" in texts(at)
+        at.button(key=f"{form}_save").click().run()
+        assert not at.exception, at.exception
+        with engine.connect() as conn:
+            rule = conn.execute(sa.text("SELECT owner, metric, filters, recipients, webhook_url FROM app.alert_rules")).one()
+        assert tuple(rule) == ("vendor", "gmv", {"vendor_id": [own[0]]}, ["shop@example.com"], "")
+        shown = everything_shown(at)
+        assert not [n for n in [*names, *products] if n in shown]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM app.alert_rules"))
+            conn.execute(sa.text("UPDATE app.users SET email = '' WHERE username = 'vendor'"))

@@ -333,3 +333,63 @@ def test_a_vendor_users_schedule_is_refused_by_name(world, change, words):
         _own_schedule(conn, owner, **change)
     with world["engine"].connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM app.schedules")).scalar() == 0
+
+
+def _own_rule(conn, owner: str, vendor: int, **change) -> int:
+    fields = dict(name="My GMV", source="metric", metric="gmv", window="last_7d", condition="above", threshold=0,
+                  filters={"vendor_id": [vendor]}, interval_minutes=60, recipients=f"{owner}@example.com",
+                  webhook_url="")
+    return alerts.save_rule(conn, owner, **{**fields, **change})
+
+
+def test_a_vendor_users_rule_is_evaluated_on_their_own_role_and_tells_their_users(world, smtp, monkeypatch):
+    eng, vendors, raw = world["engine"], world["vendors"], world["raw"]
+    v, other = vendors[0], vendors[1]
+    with eng.begin() as conn:
+        rid = _own_rule(conn, f"v{v}", v)
+        names = dict(conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors")).all())
+        conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = :now"), {"now": NOW})
+    roles = []
+    real = alert_evaluation.vendor_engine
+    monkeypatch.setattr(alert_evaluation, "vendor_engine", lambda s, ids: roles.append(ids) or real(s, ids))
+    alert_evaluation.evaluate_due(eng, now=NOW)
+    delivery.deliver_due(eng, worker="test")
+    assert roles == [(v,)]                     # evaluated on the vendor's own role
+    (msg,) = smtp.messages
+    assert msg["To"] == f"v{v}@example.com"
+    text = msg.get_body(("plain",)).get_content()
+    assert f"(Vendor: {v})" in text and not [n for o, n in names.items() if o != v and n in text]
+    with eng.connect() as conn:
+        value = conn.execute(sa.text("SELECT value FROM app.alert_instances WHERE rule_id = :r"), {"r": rid}).scalar()
+    period = alerts.A.resolve_window("last_7d", NOW, "UTC").period
+    assert value == pytest.approx(expected(raw, period.start, period.end, {"vendor_id": [v]})["gmv"])
+    # Bound to another vendor since, the owner's rule is an error that names it, and sends nothing.
+    with eng.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.user_vendors WHERE user_id = (SELECT user_id FROM app.users "
+                             "WHERE username = :u)"), {"u": f"v{v}"})
+        conn.execute(sa.text("INSERT INTO app.user_vendors (user_id, vendor_id) SELECT user_id, :o FROM app.users "
+                             "WHERE username = :u"), {"o": other, "u": f"v{v}"})
+        conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = :now"), {"now": NOW + timedelta(hours=2)})
+    alert_evaluation.evaluate_due(eng, now=NOW + timedelta(hours=2))
+    with eng.connect() as conn:
+        error = conn.execute(sa.text("SELECT last_error FROM app.alert_rules WHERE rule_id = :r"), {"r": rid}).scalar()
+    assert f"no longer sees vendor {v}" in error
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"metric": "active_customers"}, "Active customers is the marketplace's"),
+    ({"condition": "outside_forecast", "threshold": None, "window": "yesterday"},
+     "forecast bands come from the marketplace.s"),
+    ({"webhook_url": "https://hooks.example.com/x"}, "leave the webhook empty"),
+    ({"recipients": "rival@example.com"}, "rival@example.com is not the email of a user of your vendors"),
+    ({"filters": {"vendor_id": [-1]}}, "choose one or more of your own vendors"),
+    ({"filters": {"category": ["Books"]}}, "choose one or more of your own vendors"),
+    ({"fan_out": "category"}, "watches their own vendors as one"),
+    ({"source": "query", "query_id": 1}, "query: choose one of your saved queries"),
+])
+def test_a_vendor_users_rule_is_refused_by_name(world, change, words):
+    v = world["vendors"][0]
+    with pytest.raises(alerts.AlertError, match=words), world["engine"].begin() as conn:
+        _own_rule(conn, f"v{v}", v, **change)
+    with world["engine"].connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM app.alert_rules")).scalar() == 0

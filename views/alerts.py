@@ -1,20 +1,24 @@
 """Alerts: rules over glossary metrics or saved queries, evaluated by the scheduler, with their
-state, history and notifications; analysts manage their own rules, admins everyone's."""
+state, history and notifications; analysts manage their own rules, admins everyone's, and a vendor
+user their own rules over their own sales."""
 from __future__ import annotations
 
 import streamlit as st
 
 from components import alert_widgets as W
 from components import flash
-from components.auth import require_role
+from components.auth import current_user, require_scope
 from components.loaders.alerts import load_rule, load_rules
 
-user = require_role("analyst", "admin")
+vendor_ids = require_scope("analyst", "admin")
+user = current_user()
 is_admin = user.role == "admin"
-st.title("Alerts")
+st.title("Your alerts" if vendor_ids else "Alerts")
 st.caption("Rules are evaluated by the scheduler every few seconds when due; each rule (or each vendor, category "
            "or region of it) moves OK → Pending → Firing → Resolved, and notifies once per change. "
-           + ("You see every user's rules." if is_admin else "You see your own rules."))
+           + ("You see every user's rules." if is_admin else "You see your own rules.")
+           + (" Yours watch your own sales, evaluated on your own database role, and notify your vendors' users."
+              if vendor_ids else ""))
 flash.show("alerts")
 
 rows = load_rules(None if is_admin else user.username)

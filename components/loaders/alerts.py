@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 
 from analytics import alerts as A
-from components.loaders import app_engine, read, write
+from components.loaders import app_engine, read, read_figures, write
 from data.errors import translated
 from data.saved_queries import fetch_queries
 from reports import alerts as R
@@ -68,7 +68,8 @@ def send_test(user: str, rule_id: int, *, is_admin: bool) -> list[dict]:
         return R.send_test(app_engine(), user, rule_id, is_admin=is_admin)
 
 
-def load_preview(fields: dict, progress: Callable[[float], None]) -> A.Preview:
-    """Returns the rule's replay over the last 30 days (metric rules). Raises AlertError."""
-    with read() as conn:
-        return R.preview_rule(conn, fields, progress=progress)
+def load_preview(fields: dict, progress: Callable[[float], None], vendor_ids: tuple[int, ...] = ()) -> A.Preview:
+    """Returns the rule's replay over the last 30 days (metric rules; a vendor user's on their own
+    role). Raises AlertError."""
+    with read_figures(None, vendor_ids) as (conn, _, kw):
+        return R.preview_rule(conn, fields, progress=progress, **kw)
