@@ -393,3 +393,33 @@ def test_a_vendor_users_rule_is_refused_by_name(world, change, words):
         _own_rule(conn, f"v{v}", v, **change)
     with world["engine"].connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM app.alert_rules")).scalar() == 0
+
+
+def test_a_vendor_user_reaches_nothing_of_another_by_id(world):
+    """Another vendor's (or the staff's) dashboard, saved query, schedule and export, asked for by id."""
+    from analytics import dashboards as D
+    from data import saved_queries as SQ
+    eng, vendors = world["engine"], world["vendors"]
+    a, b = f"v{vendors[0]}", f"v{vendors[1]}"
+    with eng.begin() as conn:
+        board = D.create_dashboard(conn, a, "A's board")
+        query = SQ.save_query(conn, a, "A's query", "SELECT 1 AS n")
+        staff_query = SQ.save_query(conn, "ann", "Shared", "SELECT 2 AS n", shared=True)
+        sid = _own_schedule(conn, a)
+        export_id = exports.request_export(conn, a, "vendor_report",
+                                           {"period": "last_7_days", "filters": {"vendor_id": [vendors[0]]}}, "json")
+    exports.run_exports(eng, "test-worker")
+    with eng.begin() as conn:
+        assert D.fetch_dashboards(conn, b).empty
+        with pytest.raises(D.DashboardError, match="only the owner"):
+            D.add_widget(conn, b, board, kind="kpi", metric="gmv", period="last_30_days")
+        assert SQ.fetch_visible_query(conn, b, query) is None
+        assert SQ.fetch_visible_query(conn, b, staff_query) is None          # the staff's shared ones too
+        assert SQ.fetch_visible_query(conn, "boss", staff_query) is not None
+        with pytest.raises(schedules.ScheduleError, match="only its owner or an admin"):
+            schedules.run_now(conn, b, sid)
+        assert not schedules.set_paused(conn, b, sid, True)
+        assert not schedules.delete_schedule(conn, b, sid)
+        assert exports.fetch_export_file(conn, export_id, b, admin=False) is None
+        assert exports.fetch_export_file(conn, export_id, a, admin=False) is not None
+        assert exports.fetch_exports(conn, b).empty
