@@ -305,8 +305,10 @@ def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | No
     fields["repeat_minutes"] = c[3].number_input("Repeat while firing (minutes, 0 = never)", 0, 43200, value=rep,
                                                  key=f"{key}_repeat")
     c = st.columns(2)
+    # A vendor user's new rule notifies themselves unless they say otherwise.
+    start = e.get("recipients") or ([user.email] if user.is_vendor and user.email and not e else [])
     fields["recipients"] = c[0].text_area("Email recipients (commas or one per line)", key=f"{key}_recipients",
-                                          height=80, value=", ".join(e.get("recipients") or []))
+                                          height=80, value=", ".join(start))
     if user.is_vendor:
         allowed = load_vendor_recipients(user.vendor_ids)
         c[1].caption("Your alerts go by email to your vendors' users: "

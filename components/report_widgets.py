@@ -226,8 +226,10 @@ def render_schedule_form(user: User, *, key: str, editing: dict | None = None,
     template, spec, fmt = template_fields(user, key=f"{key}_t", initial=editing)
     cadence, tz = _cadence_fields(key, editing)
     c = st.columns(2)
+    # A vendor user's new schedule goes to themselves unless they say otherwise.
+    start = (editing or {}).get("recipients") or ([user.email] if user.is_vendor and user.email and not editing else [])
     recipients = c[0].text_area("Email recipients (commas or one per line)", key=f"{key}_recipients", height=80,
-                                value=", ".join((editing or {}).get("recipients") or []))
+                                value=", ".join(start))
     webhook = ""
     if user.is_vendor:   # their own report, by email to their vendors' users only (reports.schedules)
         allowed = L.load_vendor_recipients(user.vendor_ids)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import shutil
 
+import sqlalchemy as sa
+
 from analytics import dashboards as D
 from components.sql_widgets import EXAMPLES, VENDOR_EXAMPLES
 from data import auth
@@ -113,6 +115,17 @@ def _alerts_preview_ready(page) -> None:
     page.get_by_text("would have fired").first.scroll_into_view_if_needed()
 
 
+
+def _vendor_alerts_preview_ready(page) -> None:
+    """Fills a new rule of the vendor's (GMV over 7 days below €2,000) and previews it."""
+    page.get_by_text("New alert rule").first.wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="Name", exact=True).fill("Slow week")
+    page.get_by_role("spinbutton", name="Threshold (€)").fill("2000")
+    page.get_by_role("spinbutton", name="Threshold (€)").press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("would have fired").first.wait_for(timeout=120_000)
+
 def _vendor_sql_ready(page) -> None:
     """Runs the vendor's products-in-a-period example on the vendor's own role."""
     page.get_by_text("Start from an example").first.wait_for(timeout=60_000)
@@ -160,6 +173,10 @@ PAGES = {
     "portal_products": ("/products", _tall(2000, _products_ready), "vendor"),
     "portal_inventory": ("/products", _tall(2300, _tab("Inventory", "Products with stock data")), "vendor"),
     "portal_forecasting": ("/forecasting", _tall(2000, _charts("How wrong has each model been", 2)), "vendor"),
+    "portal_customers": ("/customers", _tall(2000, _charts("Movement between segments", 2)), "vendor"),
+    "portal_dashboards": ("/dashboards", _tall(1300, _charts("Add a KPI card", 1)), "vendor"),
+    "portal_alerts": ("/alerts", _tall(2600, _vendor_alerts_preview_ready), "vendor"),
+    "portal_schedules": ("/reports", _tall(1500, _tab("Schedules", "Your report goes by email")), "vendor"),
 }
 
 
@@ -216,6 +233,35 @@ def _demo_alerts() -> None:
     evaluate_due(engine)
 
 
+def _demo_vendor_content() -> None:
+    """Gives the portal's screenshots vendor an email, a dashboard, a schedule and an alert rule."""
+    engine = get_engine()
+    email = "shop@example.com"
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE app.users SET email = :e WHERE username = :u"), {"e": email, "u": VENDOR_USER})
+        if not D.fetch_dashboards(conn, VENDOR_USER).empty:
+            return
+        vendor = auth.fetch_user(conn, VENDOR_USER).vendor_ids[0]
+        did = D.create_dashboard(conn, VENDOR_USER, "My shop")
+        for metric in ("gmv", "orders", "aov", "refund_rate"):
+            D.add_widget(conn, VENDOR_USER, did, kind="kpi", metric=metric, period="last_30_days", width=1)
+        qid = SQ.save_query(conn, VENDOR_USER, "Units by product, last 30 days", """
+            SELECT p.name AS product, sum(i.quantity) AS units
+            FROM mart.order_items i JOIN mart.orders o USING (order_id) JOIN mart.products p USING (product_id)
+            WHERE o.ordered_at >= now() - interval '30 days' AND o.status <> 'cancelled'
+            GROUP BY 1 ORDER BY 2 DESC LIMIT 10""")
+        D.add_widget(conn, VENDOR_USER, did, kind="query", query_id=qid, width=4,
+                     chart={"type": "bar", "x": "product", "y": "units"})
+        schedules.save_schedule(conn, VENDOR_USER, name="My Monday report", template="vendor_report",
+                                spec={"period": "last_week", "filters": {"vendor_id": [vendor]}}, fmt="pdf",
+                                cadence={"kind": "weekly", "at": "07:00", "weekday": 0}, tz="Europe/Berlin",
+                                recipients=email, webhook_url="", fan_out=None, fan_values=None)
+        alerts.save_rule(conn, VENDOR_USER, name="My GMV fell", metric="gmv", window="yesterday",
+                         condition="falls_by", baseline="last_week", threshold=30, filters={"vendor_id": [vendor]},
+                         interval_minutes=60, recipients=email)
+    evaluate_due(engine)
+
+
 def _screenshot_user() -> str:
     password = auth.generate_password(USER)
     with get_engine().begin() as conn:
@@ -260,6 +306,7 @@ def main() -> int:
     _demo_dashboard()
     _demo_reports()
     _demo_alerts()
+    _demo_vendor_content()
     env = {"DATABASE_URL": url, "DEMO_MODE": "true" if load_settings().demo_mode else "false"}
     with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
         for name, (path, ready, logged_in) in PAGES.items():
