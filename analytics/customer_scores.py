@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -397,6 +398,18 @@ def _plain(v):
     raise TypeError(f"cannot store {type(v).__name__} as JSON")
 
 
+def _dumps(obj) -> str:
+    """obj as JSON for jsonb, NaN and infinities as null (jsonb has neither; a thin vendor's
+    validation holds them)."""
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+    return json.dumps(clean(obj), default=_plain, allow_nan=False)
+
+
 def _table_json(df: pd.DataFrame) -> dict:
     """Returns a frame as {columns, data}: jsonb keeps neither key order nor NaN, this keeps both."""
     return {"columns": list(df.columns),
@@ -417,13 +430,7 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
     Runs inside the caller's transaction: readers keep reading the previous run, unblocked, until
     it commits.
     """
-    figures = {
-        "segments": _table_json(s.segments), "clusters": _table_json(s.clusters), "cluster_k": s.cluster_k,
-        "validation": s.validation, "timings": s.timings,
-        "movement_from": s.movement_from,
-        "movement": s.movement.to_dict("split") if s.movement is not None else None,
-        "cohorts": s.cohorts.to_json(),
-    }
+    figures = _figures(s)
     finished = datetime.now(timezone.utc)
     run_id = conn.execute(sa.text("""
         INSERT INTO mart.customer_score_runs (as_of, started_at, finished_at, duration_ms, customers, rollup_version,
@@ -433,8 +440,8 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
         RETURNING run_id"""), {
         "as_of": s.as_of, "started": started_at, "finished": finished,
         "ms": int((finished - started_at).total_seconds() * 1000), "n": s.customers, "v": rollup_version,
-        "status": s.status, "msg": s.message, "bg": json.dumps(s.bgnbd), "gg": json.dumps(s.gamma_gamma),
-        "fig": json.dumps(figures, default=_plain)}).scalar()
+        "status": s.status, "msg": s.message, "bg": _dumps(s.bgnbd), "gg": _dumps(s.gamma_gamma),
+        "fig": figures}).scalar()
     if s.scores is not None and len(s.scores):
         out = s.scores.assign(run_id=run_id)[["run_id", *SCORE_COLUMNS]]
         buf = io.StringIO()
@@ -463,6 +470,57 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
     return int(run_id)
 
 
+def _figures(s: CustomerScores) -> str:
+    """The run's aggregate figures as JSON (no customer), as the stores keep them."""
+    return _dumps({
+        "segments": _table_json(s.segments), "clusters": _table_json(s.clusters), "cluster_k": s.cluster_k,
+        "validation": s.validation, "timings": s.timings,
+        "movement_from": s.movement_from,
+        "movement": s.movement.to_dict("split") if s.movement is not None else None,
+        "cohorts": s.cohorts.to_json(),
+    })
+
+
+def _stored(row) -> CustomerScores:
+    """CustomerScores (without per-customer rows) from a stored row's as_of, finished_at, customers,
+    status, message, bgnbd, gamma_gamma, figures (and run_id, when it has one)."""
+    fig = row["figures"]
+    mv = fig.get("movement")
+    movement = pd.DataFrame(mv["data"], index=mv["index"], columns=mv["columns"]) if mv else None
+    return CustomerScores(
+        as_of=row["as_of"], customers=row["customers"], status=row["status"], message=row["message"],
+        bgnbd=row["bgnbd"], gamma_gamma=row["gamma_gamma"], segments=_table_from(fig["segments"]),
+        movement=movement, movement_from=date.fromisoformat(fig["movement_from"]) if fig.get("movement_from") else None,
+        clusters=_table_from(fig["clusters"]), cluster_k=fig["cluster_k"], validation=fig["validation"],
+        cohorts=Cohorts.from_json(fig["cohorts"]), timings=fig["timings"], scores=None, run_id=row.get("run_id"),
+        finished_at=row["finished_at"])
+
+
+def store_vendor_scores(conn: Connection, vendor_id: int, s: CustomerScores, *, started_at: datetime) -> None:
+    """Keeps s (aggregates only) as the vendor's latest customer scores, replacing the previous ones."""
+    finished = datetime.now(timezone.utc)
+    conn.execute(sa.text("""
+        INSERT INTO mart.vendor_customer_scores (vendor_id, as_of, movement_from, finished_at, duration_ms, customers,
+                                                 status, message, bgnbd, gamma_gamma, figures)
+        VALUES (:v, :as_of, :mf, :finished, :ms, :n, :status, :msg, CAST(:bg AS jsonb), CAST(:gg AS jsonb),
+                CAST(:fig AS jsonb))
+        ON CONFLICT (vendor_id) DO UPDATE SET as_of = EXCLUDED.as_of, movement_from = EXCLUDED.movement_from,
+            finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, customers = EXCLUDED.customers,
+            status = EXCLUDED.status, message = EXCLUDED.message, bgnbd = EXCLUDED.bgnbd,
+            gamma_gamma = EXCLUDED.gamma_gamma, figures = EXCLUDED.figures"""), {
+        "v": vendor_id, "as_of": s.as_of, "mf": s.movement_from, "finished": finished,
+        "ms": int((finished - started_at).total_seconds() * 1000), "n": s.customers, "status": s.status,
+        "msg": s.message, "bg": _dumps(s.bgnbd), "gg": _dumps(s.gamma_gamma), "fig": _figures(s)})
+
+
+def fetch_stored_vendor_scores(conn: Connection, vendor_id: int) -> CustomerScores | None:
+    """Returns the vendor's latest stored customer scores (store_vendor_scores), or None."""
+    row = conn.execute(sa.text("""
+        SELECT as_of, finished_at, customers, status, message, bgnbd, gamma_gamma, figures
+        FROM mart.vendor_customer_scores WHERE vendor_id = :v"""), {"v": vendor_id}).mappings().first()
+    return None if row is None else _stored(dict(row))
+
+
 def fetch_latest_run_id(conn: Connection) -> int | None:
     """Returns the id of the run whose customers mart.customer_scores holds, or None."""
     return conn.execute(sa.text(
@@ -475,17 +533,7 @@ def fetch_stored_scores(conn: Connection, run_id: int | None = None) -> Customer
     row = conn.execute(sa.text("""
         SELECT run_id, as_of, finished_at, customers, status, message, bgnbd, gamma_gamma, figures
         FROM mart.customer_score_runs WHERE run_id = :r"""), {"r": run_id}).mappings().first()
-    if row is None:
-        return None
-    fig = row["figures"]
-    mv = fig.get("movement")
-    movement = pd.DataFrame(mv["data"], index=mv["index"], columns=mv["columns"]) if mv else None
-    return CustomerScores(
-        as_of=row["as_of"], customers=row["customers"], status=row["status"], message=row["message"],
-        bgnbd=row["bgnbd"], gamma_gamma=row["gamma_gamma"], segments=_table_from(fig["segments"]),
-        movement=movement, movement_from=date.fromisoformat(fig["movement_from"]) if fig.get("movement_from") else None,
-        clusters=_table_from(fig["clusters"]), cluster_k=fig["cluster_k"], validation=fig["validation"],
-        cohorts=Cohorts.from_json(fig["cohorts"]), timings=fig["timings"], scores=None, run_id=row["run_id"], finished_at=row["finished_at"])
+    return None if row is None else _stored(dict(row))
 
 
 def fetch_stored_at_risk(conn: Connection, run_id: int, *, max_p_alive: float = AT_RISK_P_ALIVE,

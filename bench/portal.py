@@ -9,7 +9,9 @@ page's default figures are timed without any Streamlit cache, each size side by 
 - sales: the GMV trend, the breakdown by category and the payments (the page's first tab);
 - products: `compute_product_figures` with the comparison period and the inventory summary;
 - forecast history: the three years of daily GMV a forecast is fitted on (one cell per vendor; the
-  models' fitting does not read the database).
+  models' fitting does not read the database);
+- customers: the read of the vendor's customer scores kept by the nightly job (one cell per vendor),
+  and that job's computation for the vendor, timed once at each size.
 Also: the scheduler's recompute of every preset's peer benchmarks at each size, and whether the
 figures on the vendor's role equal those on the app's role (which row-level security does not limit).
 """
@@ -17,16 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from analytics import customer_scores as CS
 from analytics import forecast_series as FS
 from analytics import products as P
 from analytics import sales as S
-from analytics.filters import Filters, resolve_period
+from analytics.filters import Filters, Period, resolve_period
 from analytics.kpis import fetch_data_bounds, fetch_rollup_layout
 from analytics.vendor_portal import compute_vendor_overview, vendor_filters
 from bench.common import section_head
@@ -95,6 +98,7 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
         connect_args={"options": "-c timezone=UTC"}) for n in urls for w, role in roles[n].items()}
     conns = {k: e.connect() for k, e in vendor_engines.items()}
     cells: dict = {n: {} for n in urls}
+    nightly: dict = {n: {} for n in urls}     # size -> who -> (seconds to compute the scores, customers)
     same = True
     try:
         for w, vendor_id in who.items():
@@ -112,6 +116,22 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
             for n, ms in got.items():
                 cells[n][w, "forecast history", "3 years"] = ms
             log(f"  portal {w} forecast history: " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
+            # Customers: the nightly job's computation for this vendor, then the page's read of it.
+            for n in urls:
+                as_of = today[n] - timedelta(days=1)
+                t = time.perf_counter()
+                scores = CS.compute_scores(conns[n, w], Filters(Period(as_of, as_of), dims=(("vendor_id", (vendor_id,)),)),
+                                           as_of, previous=as_of - timedelta(days=CS.MOVEMENT_DAYS), tz="UTC",
+                                           customer_records=False)
+                nightly[n][w] = (time.perf_counter() - t, scores.customers)
+                with apps[n].begin() as conn:
+                    CS.store_vendor_scores(conn, vendor_id, scores, started_at=datetime.now(timezone.utc))
+            got = _medians_ms({n: (lambda n=n, w=w, v=vendor_id: CS.fetch_stored_vendor_scores(conns[n, w], v))
+                               for n in urls}, reps)
+            for n, ms in got.items():
+                cells[n][w, "customers (nightly scores)", "last_30_days"] = ms
+            log(f"  portal {w} customers: computed " + "/".join(f"{nightly[n][w][0]:.1f}" for n in sorted(urls))
+                + " s, read " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
             with apps[largest].connect() as conn:
                 f = Filters.make(_period("last_30_days", today[largest]))
                 on_app = compute_vendor_overview(conn, f, (vendor_id,), tz="UTC", layout=layouts[largest])
@@ -123,7 +143,7 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
             c.close()
         for e in [*vendor_engines.values(), *apps.values()]:
             e.dispose()
-    return {"cells": cells, "benchmarks": refresh, "same": same, "vendors": who}
+    return {"cells": cells, "benchmarks": refresh, "same": same, "vendors": who, "nightly": nightly}
 
 
 def portal_section(sizes: list[int], results: dict, started: datetime) -> str:
@@ -135,12 +155,18 @@ def portal_section(sizes: list[int], results: dict, started: datetime) -> str:
         "Each page's default figures on the vendor's login role (row-level security on): overview "
         "(`compute_vendor_overview`: KPIs with the comparison period, sparklines, trend, categories, products; "
         "the peer benchmarks' read), sales (GMV trend, breakdown by category, payments), products (rankings "
-        "with the comparison period, inventory), and the three years of daily GMV a forecast is fitted on. "
+        "with the comparison period, inventory), the three years of daily GMV a forecast is fitted on, and "
+        "customers (the read of the vendor's customer scores kept by the nightly job). "
         "No Streamlit cache, median of 5 after a warm-up, each size side by side. Vendors of "
         f"the largest database: {', '.join(f'{w} {v}' for w, v in results['vendors'].items())}. Figures "
         f"on the vendor's role equal the app role's: {'yes' if results['same'] else 'NO'}. The scheduler's "
         "recompute of the six presets' peer benchmarks (2,000 vendors): "
-        + ", ".join(f"{results['benchmarks'][n]:.1f} s at {n:,} lines" for n in sizes) + ".",
+        + ", ".join(f"{results['benchmarks'][n]:.1f} s at {n:,} lines" for n in sizes) + ". "
+        "The customers page reads the vendor's scores kept by the nightly job, whose computation for one "
+        "vendor (on its role) took: "
+        + "; ".join(f"{w} " + ", ".join(f"{results['nightly'][n][w][0]:.1f} s for {results['nightly'][n][w][1]:,} "
+                                         f"customers at {n:,} lines" for n in sizes) for w in results["vendors"])
+        + ".",
         f"| vendor | page | period | {small:,} lines | {large:,} lines | ratio | target (≤ {TARGET_MS} ms, "
         f"≤ {TARGET_RATIO}×) |",
         "|---|---|---|---:|---:|---:|---|")

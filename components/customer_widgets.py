@@ -328,10 +328,12 @@ def render_validation(s: S.CustomerScores, *, key: str) -> None:
     t = pd.DataFrame(v["table"])
     err = v["error"]
     cols = st.columns(3)
-    cols[0].metric("Actual repeat purchase days in the holdout", f"{v['actual']:,.0f}")
-    cols[1].metric("Predicted", f"{v['predicted']:,.0f}",
-                   delta=None if err is None else f"{err:+.1%} total error", delta_color="off")
-    cols[2].metric("Mean absolute error per customer", f"{v['mae']:.2f}")
+    def shown(x, spec: str) -> str:    # a stored run keeps a thin fit's NaN as null
+        return "–" if x is None or x != x else format(x, spec)
+    cols[0].metric("Actual repeat purchase days in the holdout", shown(v["actual"], ",.0f"))
+    cols[1].metric("Predicted", shown(v["predicted"], ",.0f"),
+                   delta=None if err is None or err != err else f"{err:+.1%} total error", delta_color="off")
+    cols[2].metric("Mean absolute error per customer", shown(v["mae"], ".2f"))
     chart = go.Figure([
         go.Bar(x=t["label"], y=t["actual"], name="Actual", marker_color=NEUTRAL,
                hovertemplate="%{x} repeat purchases before: %{y:.2f} actual<extra></extra>"),

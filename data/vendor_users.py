@@ -95,6 +95,19 @@ def fetch_bound_vendors(conn: Connection) -> dict[int, int]:
         WHERE u.role = 'vendor' AND u.disabled_at IS NULL GROUP BY 1 ORDER BY 1""")).all())
 
 
+# Vendors with an enabled vendor user bound to that vendor alone (whose login role sees it alone).
+SINGLE_VENDOR_SCOPES = """
+    SELECT DISTINCT b.vendor_id FROM app.user_vendors b JOIN app.users u ON u.user_id = b.user_id
+    WHERE u.role = 'vendor' AND u.disabled_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM app.user_vendors o WHERE o.user_id = u.user_id AND o.vendor_id <> b.vendor_id)"""
+
+
+def fetch_single_vendor_scopes(conn: Connection) -> list[int]:
+    """Returns the vendors that an enabled vendor user is bound to alone, in id order: those whose own
+    login role exists (made when the user was bound), for figures computed per vendor at night."""
+    return conn.execute(sa.text(SINGLE_VENDOR_SCOPES + " ORDER BY 1")).scalars().all()
+
+
 def fetch_vendors_emails(conn: Connection, vendor_ids: list[int]) -> dict[int, list[str]]:
     """Returns {vendor_id: the email addresses of its enabled vendor users (those with one)} for
     vendor_ids: whom a report or alert sent to every vendor reaches for each vendor."""

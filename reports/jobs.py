@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from analytics.customer_scores import compute_scores, store_scores
+from analytics.customer_scores import MOVEMENT_DAYS, compute_scores, store_scores, store_vendor_scores
 from analytics.forecast_series import run_nightly
 from analytics.filters import Filters, Period, resolve_period
 from data.auth import prune_login_attempts
@@ -21,6 +21,8 @@ from data.peer_benchmarks import PRESETS as BENCHMARK_PRESETS
 from data.peer_benchmarks import fetch_rollups_ready, refresh_peer_benchmarks
 from data.rollups import fetch_rollup_status, refresh_rollups
 from data.settings import load_settings
+from data.vendor_scope import vendor_engine
+from data.vendor_users import SINGLE_VENDOR_SCOPES, fetch_single_vendor_scopes
 
 log = logging.getLogger("reports.scheduler")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -122,6 +124,53 @@ def fetch_customer_scores_due(conn: Connection, now: datetime | None = None) -> 
     failed run."""
     return _nightly_due(conn, "customer_scores", load_settings().customer_scores_at,
                         "SELECT max(as_of) FROM mart.customer_score_runs", 1, now)
+
+
+def fetch_vendor_customer_scores_due(conn: Connection, now: datetime | None = None) -> date | None:
+    """Returns the as-of date each vendor's customer scores are due for (yesterday, local time), or
+    None: before CUSTOMER_SCORES_AT, when every vendor with a vendor user of its own has them for that
+    date (no such vendor: never due), or within an hour of a failed run."""
+    return _nightly_due(conn, "vendor_customer_scores", load_settings().customer_scores_at, f"""
+        SELECT COALESCE(min(COALESCE(s.as_of, DATE '0001-01-01')), DATE '9999-12-31')
+        FROM ({SINGLE_VENDOR_SCOPES}) b LEFT JOIN mart.vendor_customer_scores s USING (vendor_id)""", 1, now)
+
+
+def vendor_customer_scores_job(conn: Connection, now: datetime | None = None, *,
+                               stop: Callable[[], bool] | None = None) -> str:
+    """Computes and keeps each vendor's customer scores as of yesterday (the vendor page's default
+    period), for every vendor with a vendor user of its own, each on that vendor's own database role
+    (customer_records=False: nothing of mart.customers), skipping those already done for that date.
+    One vendor's failure is logged and named in the result, and the others go on; stop ends the run
+    between vendors (the rest are still due)."""
+    as_of = fetch_vendor_customer_scores_due(conn, now)
+    if as_of is None:
+        return "up to date"
+    settings = load_settings()
+    done = dict(conn.execute(sa.text("SELECT vendor_id, as_of FROM mart.vendor_customer_scores")).all())
+    todo = [v for v in fetch_single_vendor_scopes(conn) if done.get(v) != as_of]
+    started, failed, made = time.perf_counter(), [], 0
+    for vendor in todo:
+        if stop is not None and stop():
+            break
+        begun = datetime.now(timezone.utc)
+        try:
+            with vendor_engine(settings, (vendor,)).connect() as vconn:
+                scores = compute_scores(vconn, Filters(Period(as_of, as_of), dims=(("vendor_id", (vendor,)),)), as_of,
+                                        previous=as_of - timedelta(days=MOVEMENT_DAYS), tz=settings.timezone,
+                                        customer_records=False)
+            with conn.begin_nested():
+                store_vendor_scores(conn, vendor, scores, started_at=begun)
+            made += 1
+        except Exception:  # noqa: BLE001 - one vendor's failure must not hold up the others' scores
+            log.exception("customer scores of vendor %s failed", vendor)
+            failed.append(vendor)
+    took = time.perf_counter() - started
+    log.info("vendor customer scores as of %s: %s of %s vendors in %.1f s", as_of, made, len(todo), took)
+    # Not raised: the vendors done are kept (the job's transaction commits); the failed ones are
+    # still due, and the next check tries them again.
+    return (f"{as_of}: customer scores of {made} of {len(todo)} vendors in {took:.1f} s"
+            + (f"; failed: vendor {', '.join(map(str, failed[:20]))} (see the log)" if failed else "")
+            + ("; stopped" if stop is not None and stop() else ""))
 
 
 def fetch_forecasts_due(conn: Connection, now: datetime | None = None) -> date | None:

@@ -12,6 +12,8 @@ jobs in hand, handing a half-made export back to the queue.
 """
 from __future__ import annotations
 
+import functools
+
 import argparse
 import json
 import logging
@@ -110,15 +112,17 @@ def prune(ctx: Context) -> None:
     jobs.run_job(ctx.engine, "prune_login_attempts", jobs.prune_job, lock="prune_login_attempts")
 
 
-def nightly(name: str, due: Callable[[Connection], date | None], job: Callable[[Connection], str | None]
-            ) -> Callable[[Context], None]:
+def nightly(name: str, due: Callable[[Connection], date | None], job: Callable[..., str | None], *,
+            stoppable: bool = False) -> Callable[[Context], None]:
     """Returns a command that runs job once its night has come (see jobs._nightly_due): checked
-    often, run once a night, so a missed night (the process was down) is caught up."""
+    often, run once a night, so a missed night (the process was down) is caught up. stoppable: job
+    takes stop=, a check that the scheduler is stopping (a long job ends between its steps)."""
     def run_if_due(ctx: Context) -> None:
         with ctx.engine.connect() as conn:
             if due(conn) is None:
                 return
-        jobs.run_job(ctx.engine, name, job, lock=name)
+        fn = functools.partial(job, stop=ctx.stop.is_set) if stoppable else job
+        jobs.run_job(ctx.engine, name, fn, lock=name)
     return run_if_due
 
 
@@ -193,6 +197,9 @@ JOBS = (
     Job("customer_scores", 300, nightly("customer_scores", jobs.fetch_customer_scores_due, jobs.customer_scores_job),
         thread="nightly"),
     Job("forecasts", 300, nightly("forecasts", jobs.fetch_forecasts_due, jobs.forecasts_job), thread="nightly"),
+    # Each vendor's customers on its own role: the longest (minutes at 10M lines), so the last.
+    Job("vendor_customer_scores", 300, nightly("vendor_customer_scores", jobs.fetch_vendor_customer_scores_due,
+                                               jobs.vendor_customer_scores_job, stoppable=True), thread="nightly"),
     Job("expired_exports", 3600, cleanup),
     Job("alerts", "work_seconds", evaluate_alerts, wakes="deliveries"),
     Job("schedules", "work_seconds", plan, wakes="exports"),

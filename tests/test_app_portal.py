@@ -353,3 +353,24 @@ def test_a_vendor_user_makes_an_alert_rule_on_their_own_sales(monkeypatch, datab
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM app.alert_rules"))
             conn.execute(sa.text("UPDATE app.users SET email = '' WHERE username = 'vendor'"))
+
+
+def test_a_vendors_customers_page_reads_its_nightly_scores(monkeypatch, database_url, engine, others):
+    from datetime import datetime, timezone
+    from reports import jobs
+    own, names, products, raw = others
+    now = datetime.combine(SEED_END + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=6)
+    try:
+        at = login(monkeypatch, database_url, "vendor")    # the job's vendor roles log in to this database
+        with engine.begin() as conn:
+            assert "customer scores of" in jobs.vendor_customer_scores_job(conn, now)
+        at = open_url(at, "customers")
+        lines = raw["lines"]
+        buyers = lines[lines["counted"] & lines["vendor_id"].isin(own) & (lines["day"] <= SEED_END)]["customer_id"]
+        assert "Scores from the nightly run of " in texts(at)
+        assert f"({buyers.nunique():,} customers, as of {SEED_END:%d %b %Y})" in texts(at)
+        shown = everything_shown(at)
+        assert not [n for n in [*names, *products] if n in shown]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM mart.vendor_customer_scores"))

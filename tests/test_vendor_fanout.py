@@ -423,3 +423,43 @@ def test_a_vendor_user_reaches_nothing_of_another_by_id(world):
         assert exports.fetch_export_file(conn, export_id, b, admin=False) is None
         assert exports.fetch_export_file(conn, export_id, a, admin=False) is not None
         assert exports.fetch_exports(conn, b).empty
+
+
+def test_each_vendors_customer_scores_are_kept_at_night_on_its_own_role(world):
+    from analytics import customer_scores as CS
+    from analytics.filters import Filters, Period
+    from data.vendor_scope import vendor_engine
+    from reports import jobs
+    eng, vendors = world["engine"], world["vendors"]
+    with eng.begin() as conn:
+        assert jobs.fetch_vendor_customer_scores_due(conn, NOW) == END
+        message = jobs.vendor_customer_scores_job(conn, NOW)
+    # Every vendor with an enabled user of its own (the one without an email too), not the disabled one's.
+    assert f"{END}: customer scores of 13 of 13 vendors" in message
+    with eng.begin() as conn:
+        kept = dict(conn.execute(sa.text("SELECT vendor_id, as_of FROM mart.vendor_customer_scores")).all())
+        assert jobs.fetch_vendor_customer_scores_due(conn, NOW) is None
+        assert jobs.vendor_customer_scores_job(conn, NOW) == "up to date"
+    assert sorted(kept) == sorted(vendors[:13]) and set(kept.values()) == {END}
+    v = vendors[0]
+    with vendor_engine(vendor_settings(), (v,)).connect() as vconn:
+        # The vendor's role reads its own row only; what it reads equals the same computation made now.
+        assert vconn.execute(sa.text("SELECT vendor_id FROM mart.vendor_customer_scores")).scalars().all() == [v]
+        stored = CS.fetch_stored_vendor_scores(vconn, v)
+        live = CS.compute_scores(vconn, Filters(Period(END, END), dims=(("vendor_id", (v,)),)), END,
+                                 previous=END - timedelta(days=CS.MOVEMENT_DAYS), tz="UTC", customer_records=False)
+    assert (stored.as_of, stored.movement_from, stored.customers) == (END, END - timedelta(days=30), live.customers)
+    assert stored.segments["customers"].tolist() == live.segments["customers"].tolist()
+    assert stored.cohorts.sizes["customers"].sum() == live.cohorts.sizes["customers"].sum()
+    # The page draws the kept scores, a thin vendor's too (its fit may hold no numbers).
+    import components.loaders as loaders
+    from tests.apptest import open_url, start, submit_login, texts
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        monkeypatch.setattr(loaders, "local_today", lambda: END + timedelta(days=1))
+        for who in (vendors[0], vendors[11]):
+            at = open_url(submit_login(start(monkeypatch, world["url"]), f"v{who}", PASSWORD), "customers")
+            assert not at.exception, (who, at.exception)
+            assert "Scores from the nightly run of " in texts(at), who
+    finally:
+        monkeypatch.undo()

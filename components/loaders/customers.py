@@ -22,6 +22,13 @@ def load_stored(run_id: int) -> S.CustomerScores | None:
         return S.fetch_stored_scores(conn, run_id)
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def _load_vendor_stored(vendor_ids: tuple[int, ...], rollup_version: int) -> S.CustomerScores | None:
+    """Returns the vendor's stored customer scores (one vendor), read on their own role."""
+    with read_figures(None, vendor_ids) as (conn, _, _kw):
+        return S.fetch_stored_vendor_scores(conn, vendor_ids[0])
+
+
 @st.cache_data(ttl=20, show_spinner=False)
 def load_latest_run_id() -> int | None:
     """Returns the newest stored nightly run's id (None: none yet)."""
@@ -45,13 +52,18 @@ def load_scores(f: Filters, k: int | None, vendor_ids: tuple[int, ...] = ()) -> 
     """Returns the figures for the filters and where they come from (a sentence for the caption).
 
     The nightly run answers when it matches: no dimension filter, automatic k, and the period
-    ending on its as-of date. Anything else is computed here, with a progress bar; a vendor user's
-    (vendor_ids) always, on their own role, over the customers of their own lines."""
+    ending on its as-of date. Anything else is computed here, with a progress bar. A vendor user's
+    (vendor_ids) figures are those of the customers of their own lines, read on their own role: from
+    their vendor's nightly run when it matches (one vendor), else computed."""
     today = loaders.local_today()
     as_of = min(f.period.end, today - timedelta(days=1))
     previous = min(f.period.start, as_of) - timedelta(days=1)
-    run_id = load_latest_run_id() if not vendor_ids else None
-    stored = load_stored(run_id) if run_id is not None else None
+    if vendor_ids:
+        # The nightly run keeps each vendor's own (reports.jobs.vendor_customer_scores_job), read on their role.
+        stored = _load_vendor_stored(vendor_ids, version()) if len(vendor_ids) == 1 else None
+    else:
+        run_id = load_latest_run_id()
+        stored = load_stored(run_id) if run_id is not None else None
     if (stored is not None and not f.dims and k is None and stored.as_of == as_of
             and stored.movement_from == previous):
         when = pd.Timestamp(stored.finished_at).tz_convert(load_settings().tz)
