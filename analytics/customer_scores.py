@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from analytics import clv
 from analytics.customers import (RFM_SEGMENTS, SEGMENT_NAMES, Cohorts, fetch_cohorts, fetch_rfm_scores,
                                  segment_movement)
-from analytics.filters import Filters
+from analytics.filters import PRESETS, Filters, Period, resolve_preset
 from analytics.kpis import fetch_data_bounds
 from data.db import copy_frame
 from data.measures import COUNTED, LINE_VALUE, local_days_sql
@@ -71,6 +71,17 @@ class CustomerScores:
     scores: pd.DataFrame | None = None   # per customer (SCORE_COLUMNS); None when read from the store
     run_id: int | None = None
     finished_at: datetime | None = None
+    # More movements to as_of, by their earlier date (add_movements; a vendor's nightly scores keep
+    # those of the period presets ending on as_of, so any of them is read, not refitted).
+    movements: dict[date, pd.DataFrame] = field(default_factory=dict)
+
+    def moved_from(self, previous: date) -> "CustomerScores | None":
+        """These scores with the segment movement from previous, or None when they hold none from it."""
+        if previous == self.movement_from:
+            return self
+        if previous not in self.movements:
+            return None
+        return replace(self, movement=self.movements[previous], movement_from=previous)
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -470,6 +481,34 @@ def store_scores(conn: Connection, s: CustomerScores, *, started_at: datetime, r
     return int(run_id)
 
 
+def page_dates(period: Period, today: date) -> tuple[date, date]:
+    """The customers page's (as_of, previous) for a period: its end, or yesterday if that is earlier,
+    and the day before its start (the segment movement's earlier date)."""
+    as_of = min(period.end, today - timedelta(days=1))
+    return as_of, min(period.start, as_of) - timedelta(days=1)
+
+
+def preset_movement_dates(as_of: date) -> list[date]:
+    """The movements' earlier dates of the period presets whose page_dates end on as_of, when as_of
+    is yesterday: what a nightly run keeps so the page reads any of those presets."""
+    out = []
+    for preset in PRESETS:
+        if preset == "custom":
+            continue
+        end, previous = page_dates(resolve_preset(preset, as_of + timedelta(days=1)), as_of + timedelta(days=1))
+        if end == as_of:
+            out.append(previous)
+    return sorted(set(out))
+
+
+def add_movements(conn: Connection, s: CustomerScores, f: Filters, previous: list[date], *, tz: str) -> None:
+    """Adds to s.movements the segment movement from each date of previous to s.as_of (one read of
+    the customers' summary each; not the model fits)."""
+    for p in sorted(set(previous) - {s.movement_from}):
+        df = fetch_rfm_scores(conn, f, s.as_of, tz=tz, previous=p)
+        s.movements[p] = segment_movement(df) if len(df) else None
+
+
 def _figures(s: CustomerScores) -> str:
     """The run's aggregate figures as JSON (no customer), as the stores keep them."""
     return _dumps({
@@ -477,6 +516,7 @@ def _figures(s: CustomerScores) -> str:
         "validation": s.validation, "timings": s.timings,
         "movement_from": s.movement_from,
         "movement": s.movement.to_dict("split") if s.movement is not None else None,
+        "movements": {p.isoformat(): m.to_dict("split") if m is not None else None for p, m in s.movements.items()},
         "cohorts": s.cohorts.to_json(),
     })
 
@@ -485,15 +525,18 @@ def _stored(row) -> CustomerScores:
     """CustomerScores (without per-customer rows) from a stored row's as_of, finished_at, customers,
     status, message, bgnbd, gamma_gamma, figures (and run_id, when it has one)."""
     fig = row["figures"]
-    mv = fig.get("movement")
-    movement = pd.DataFrame(mv["data"], index=mv["index"], columns=mv["columns"]) if mv else None
+
+    def frame_of(mv):
+        return pd.DataFrame(mv["data"], index=mv["index"], columns=mv["columns"]) if mv else None
+    movement = frame_of(fig.get("movement"))
     return CustomerScores(
         as_of=row["as_of"], customers=row["customers"], status=row["status"], message=row["message"],
         bgnbd=row["bgnbd"], gamma_gamma=row["gamma_gamma"], segments=_table_from(fig["segments"]),
         movement=movement, movement_from=date.fromisoformat(fig["movement_from"]) if fig.get("movement_from") else None,
         clusters=_table_from(fig["clusters"]), cluster_k=fig["cluster_k"], validation=fig["validation"],
         cohorts=Cohorts.from_json(fig["cohorts"]), timings=fig["timings"], scores=None, run_id=row.get("run_id"),
-        finished_at=row["finished_at"])
+        finished_at=row["finished_at"],
+        movements={date.fromisoformat(p): frame_of(m) for p, m in (fig.get("movements") or {}).items()})
 
 
 def store_vendor_scores(conn: Connection, vendor_id: int, s: CustomerScores, *, started_at: datetime) -> None:

@@ -13,7 +13,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from analytics.customer_scores import MOVEMENT_DAYS, compute_scores, store_scores, store_vendor_scores
+from analytics.customer_scores import (MOVEMENT_DAYS, add_movements, compute_scores, preset_movement_dates,
+                                      store_scores, store_vendor_scores)
 from analytics.forecast_series import run_nightly
 from analytics.filters import Filters, Period, resolve_period
 from data.auth import prune_login_attempts
@@ -155,9 +156,11 @@ def vendor_customer_scores_job(conn: Connection, now: datetime | None = None, *,
         begun = datetime.now(timezone.utc)
         try:
             with vendor_engine(settings, (vendor,)).connect() as vconn:
-                scores = compute_scores(vconn, Filters(Period(as_of, as_of), dims=(("vendor_id", (vendor,)),)), as_of,
-                                        previous=as_of - timedelta(days=MOVEMENT_DAYS), tz=settings.timezone,
-                                        customer_records=False)
+                f = Filters(Period(as_of, as_of), dims=(("vendor_id", (vendor,)),))
+                scores = compute_scores(vconn, f, as_of, previous=as_of - timedelta(days=MOVEMENT_DAYS),
+                                        tz=settings.timezone, customer_records=False)
+                # Every period preset ending yesterday reads these scores: keep each one's movement.
+                add_movements(vconn, scores, f, preset_movement_dates(as_of), tz=settings.timezone)
             with conn.begin_nested():
                 store_vendor_scores(conn, vendor, scores, started_at=begun)
             made += 1

@@ -371,6 +371,12 @@ def test_a_vendors_customers_page_reads_its_nightly_scores(monkeypatch, database
         assert f"({buyers.nunique():,} customers, as of {SEED_END:%d %b %Y})" in texts(at)
         shown = everything_shown(at)
         assert not [n for n in [*names, *products] if n in shown]
+        # Every preset ending yesterday reads the kept scores too; last year's are computed.
+        for preset in ("last_7_days", "last_90_days", "mtd", "qtd", "ytd"):
+            at.selectbox(key="cu_period").set_value(preset).run()
+            assert not at.exception and "Scores from the nightly run of " in texts(at), preset
+        at.selectbox(key="cu_period").set_value("last_year").run()
+        assert not at.exception and "Computed for your own customers" in texts(at)
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM mart.vendor_customer_scores"))

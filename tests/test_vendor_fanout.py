@@ -427,6 +427,7 @@ def test_a_vendor_user_reaches_nothing_of_another_by_id(world):
 
 def test_each_vendors_customer_scores_are_kept_at_night_on_its_own_role(world):
     from analytics import customer_scores as CS
+    from analytics.customers import fetch_rfm_scores, segment_movement
     from analytics.filters import Filters, Period
     from data.vendor_scope import vendor_engine
     from reports import jobs
@@ -448,7 +449,14 @@ def test_each_vendors_customer_scores_are_kept_at_night_on_its_own_role(world):
         stored = CS.fetch_stored_vendor_scores(vconn, v)
         live = CS.compute_scores(vconn, Filters(Period(END, END), dims=(("vendor_id", (v,)),)), END,
                                  previous=END - timedelta(days=CS.MOVEMENT_DAYS), tz="UTC", customer_records=False)
+        # The movement of every period preset ending yesterday is kept too, as computed now.
+        assert set(stored.movements) == set(CS.preset_movement_dates(END)) - {END - timedelta(days=30)}
+        first = min(stored.movements)
+        rfm = fetch_rfm_scores(vconn, Filters(Period(END, END), dims=(("vendor_id", (v,)),)), END, tz="UTC",
+                               previous=first)
     assert (stored.as_of, stored.movement_from, stored.customers) == (END, END - timedelta(days=30), live.customers)
+    assert stored.movements[first].equals(segment_movement(rfm))
+    assert stored.moved_from(first).movement_from == first and stored.moved_from(END) is None
     assert stored.segments["customers"].tolist() == live.segments["customers"].tolist()
     assert stored.cohorts.sizes["customers"].sum() == live.cohorts.sizes["customers"].sum()
     # The page draws the kept scores, a thin vendor's too (its fit may hold no numbers).

@@ -3,7 +3,7 @@ else scores computed here (cached), and the customer lists with their details.""
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 import streamlit as st
@@ -55,19 +55,18 @@ def load_scores(f: Filters, k: int | None, vendor_ids: tuple[int, ...] = ()) -> 
     ending on its as-of date. Anything else is computed here, with a progress bar. A vendor user's
     (vendor_ids) figures are those of the customers of their own lines, read on their own role: from
     their vendor's nightly run when it matches (one vendor), else computed."""
-    today = loaders.local_today()
-    as_of = min(f.period.end, today - timedelta(days=1))
-    previous = min(f.period.start, as_of) - timedelta(days=1)
+    as_of, previous = S.page_dates(f.period, loaders.local_today())
     if vendor_ids:
-        # The nightly run keeps each vendor's own (reports.jobs.vendor_customer_scores_job), read on their role.
+        # The nightly run keeps each vendor's own (reports.jobs.vendor_customer_scores_job), read on
+        # their role, with the movement of every period preset ending yesterday.
         stored = _load_vendor_stored(vendor_ids, version()) if len(vendor_ids) == 1 else None
     else:
         run_id = load_latest_run_id()
         stored = load_stored(run_id) if run_id is not None else None
-    if (stored is not None and not f.dims and k is None and stored.as_of == as_of
-            and stored.movement_from == previous):
-        when = pd.Timestamp(stored.finished_at).tz_convert(load_settings().tz)
-        return stored, (f"Scores from the nightly run of {when:%d %b %H:%M} "
+    answer = stored.moved_from(previous) if stored is not None and stored.as_of == as_of else None
+    if answer is not None and not f.dims and k is None:
+        when = pd.Timestamp(answer.finished_at).tz_convert(load_settings().tz)
+        return answer, (f"Scores from the nightly run of {when:%d %b %H:%M} "
                         f"({stored.customers:,} customers, as of {as_of:%d %b %Y}).")
     started = time.perf_counter()
     scores = _load_computed(f.dims, as_of, previous, k, vendor_ids, version())
