@@ -1,6 +1,7 @@
 """Customers: RFM segments and their movement, clusters, cohorts, lifetime value and churn risk. A
-vendor user sees the customers of their own lines as aggregates and scores, computed on their own
-database role: no customer's name, details or list."""
+vendor user sees the customers of their own lines as aggregates and scores, read on their own
+database role (their vendor's nightly scores when they answer, else computed): no customer's name,
+details or list."""
 from __future__ import annotations
 
 import streamlit as st
