@@ -16,16 +16,15 @@ from analytics.filters import PRESETS
 from analytics.metrics import METRICS
 from analytics.vendor_portal import VENDOR_METRICS
 from data.audit import record
+from data.auth import IS_VENDOR_USER
 from data.db import frame
 
 REFRESH_CHOICES = (0, 60, 300, 900, 3600)
-# Whether the user named by a bound parameter (or column) is a vendor user.
-_VENDOR = "EXISTS (SELECT 1 FROM app.users u WHERE u.username = {} AND u.role = 'vendor')"
 NOT_SHARED = "shared: a vendor user's dashboards are their own and cannot be shared"
 
 
 def _is_vendor(conn: Connection, user: str) -> bool:
-    return bool(conn.execute(sa.text(f"SELECT {_VENDOR.format(':u')}"), {"u": user}).scalar())
+    return bool(conn.execute(sa.text(f"SELECT {IS_VENDOR_USER.format(':u')}"), {"u": user}).scalar())
 
 
 class DashboardError(ValueError):
@@ -79,7 +78,7 @@ def fetch_dashboards(conn: Connection, user: str) -> pd.DataFrame:
     return frame(conn.execute(sa.text(f"""
         SELECT d.dashboard_id, d.name, d.owner, d.shared, d.refresh_seconds,
                (SELECT count(*) FROM app.dashboard_widgets w WHERE w.dashboard_id = d.dashboard_id) AS widgets
-        FROM app.dashboards d WHERE d.owner = :u OR (d.shared AND NOT {_VENDOR.format(':u')})
+        FROM app.dashboards d WHERE d.owner = :u OR (d.shared AND NOT {IS_VENDOR_USER.format(':u')})
         ORDER BY (d.owner = :u) DESC, d.name"""), {"u": user}))
 
 
@@ -136,7 +135,7 @@ def fetch_widgets(conn: Connection, dashboard_id: int) -> pd.DataFrame:
         FROM app.dashboard_widgets w
         JOIN app.dashboards d ON d.dashboard_id = w.dashboard_id
         LEFT JOIN app.saved_queries q ON q.query_id = w.query_id
-        CROSS JOIN LATERAL (SELECT COALESCE(q.owner = d.owner OR (q.shared AND NOT {_VENDOR.format('d.owner')}),
+        CROSS JOIN LATERAL (SELECT COALESCE(q.owner = d.owner OR (q.shared AND NOT {IS_VENDOR_USER.format('d.owner')}),
                                             false) AS visible) v
         WHERE w.dashboard_id = :d ORDER BY w.position, w.widget_id"""), {"d": dashboard_id}))
 

@@ -195,7 +195,7 @@ def _check_new_password(password: str, username: str) -> None:
 
 def _user(row) -> User | None:
     """A User from a row of User's fields in order (user_id, username, name, email, role, vendor_ids):
-    each query names them in its own text (vendor_ids as _BOUND_VENDORS), so no SQL is assembled."""
+    each query names them in its own text (vendor_ids as BOUND_VENDORS), so no SQL is assembled."""
     if not row:
         return None
     *fields, vendors = row
@@ -203,13 +203,16 @@ def _user(row) -> User | None:
 
 
 # The vendor ids bound to the user row `u`, as a sorted array (NULL when none).
-_BOUND_VENDORS = ("(SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b "
+BOUND_VENDORS = ("(SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b "
                   "WHERE b.user_id = u.user_id)")
+# Whether the user named by {} (a bound parameter or a column) is a vendor user, enabled or not: what
+# a vendor user may own, see and be sent is narrower than the staff's (dashboards, queries, schedules).
+IS_VENDOR_USER = "EXISTS (SELECT 1 FROM app.users vu WHERE vu.username = {} AND vu.role = 'vendor')"
 
 
 def fetch_user(conn: Connection, username: str) -> User | None:
     """Returns the enabled user called username, or None."""
-    row = conn.execute(sa.text(f"SELECT user_id, username, name, email, role, {_BOUND_VENDORS} FROM app.users u "
+    row = conn.execute(sa.text(f"SELECT user_id, username, name, email, role, {BOUND_VENDORS} FROM app.users u "
                                "WHERE username = :u AND disabled_at IS NULL"),
                        {"u": (username or "").strip().lower()}).first()
     return _user(row)
@@ -219,7 +222,7 @@ def fetch_users(conn: Connection) -> pd.DataFrame:
     """Returns (username, name, email, role, vendors (bound vendor ids, a list; empty but for vendor
     users), enabled, created_at, last_login, active_sessions) rows."""
     return pd.read_sql(sa.text(f"""
-        SELECT u.username, u.name, u.email, u.role, COALESCE({_BOUND_VENDORS}, '{{}}') AS vendors,
+        SELECT u.username, u.name, u.email, u.role, COALESCE({BOUND_VENDORS}, '{{}}') AS vendors,
                u.disabled_at IS NULL AS enabled, u.created_at,
                (SELECT max(s.created_at) FROM app.sessions s WHERE s.user_id = u.user_id) AS last_login,
                (SELECT count(*) FROM app.sessions s WHERE s.user_id = u.user_id AND s.revoked_at IS NULL
@@ -477,7 +480,7 @@ def resolve_session(conn: Connection, sid: str, *, now: datetime | None = None) 
     row = conn.execute(sa.text(f"""
         WITH live AS (
             SELECT s.session_hash, s.last_seen_at, u.user_id, u.username, u.name, u.email, u.role,
-                   {_BOUND_VENDORS} AS vendor_ids
+                   {BOUND_VENDORS} AS vendor_ids
             FROM app.sessions s JOIN app.users u ON u.user_id = s.user_id
             WHERE s.session_hash = :h AND s.revoked_at IS NULL AND s.expires_at > :now AND u.disabled_at IS NULL),
         touched AS (

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from data.audit import record
+from data.auth import IS_VENDOR_USER
 from data.db import frame
 
 HISTORY_KEPT = 200
@@ -127,9 +128,8 @@ def fetch_history(conn: Connection, user: str, limit: int = HISTORY_KEPT) -> pd.
 def fetch_visible_query(conn: Connection, user: str, query_id: int) -> dict | None:
     """Returns the saved query {query_id, name, owner, sql} if user owns it or it is shared (with the
     staff: a vendor user sees their own only), else None."""
-    row = conn.execute(sa.text("""
+    row = conn.execute(sa.text(f"""
         SELECT query_id, name, owner, sql FROM app.saved_queries
-        WHERE query_id = :id AND (owner = :u OR (shared AND NOT EXISTS (
-            SELECT 1 FROM app.users WHERE username = :u AND role = 'vendor')))"""),
+        WHERE query_id = :id AND (owner = :u OR (shared AND NOT {IS_VENDOR_USER.format(':u')}))"""),
         {"id": query_id, "u": user}).mappings().first()
     return dict(row) if row else None

@@ -28,6 +28,7 @@ from analytics.alert_states import Instance, Rule, step
 from analytics.kpis import fetch_rollup_layout, fetch_vendor_names
 from analytics.query import QueryFailed, QueryRejected, run_query
 from analytics.sql_params import bind_parameters
+from data.auth import BOUND_VENDORS
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
 from data.vendor_scope import vendor_engine
@@ -105,10 +106,8 @@ def _metric_batch(conn: Connection, rules: list, now: datetime, tz: str, out: di
 def _vendor_owners(conn: Connection, rules: list) -> dict[str, tuple[int, ...] | None]:
     """Owner -> the vendor ids their rules are evaluated for, for the owners of rules who are vendor
     users (None: disabled or bound to no vendor, so their rules cannot be evaluated)."""
-    rows = conn.execute(sa.text("""
-        SELECT u.username, CASE WHEN u.disabled_at IS NULL THEN
-                   (SELECT array_agg(b.vendor_id ORDER BY b.vendor_id) FROM app.user_vendors b
-                    WHERE b.user_id = u.user_id) END
+    rows = conn.execute(sa.text(f"""
+        SELECT u.username, CASE WHEN u.disabled_at IS NULL THEN {BOUND_VENDORS} END
         FROM app.users u WHERE u.role = 'vendor' AND u.username = ANY(:owners)"""),
         {"owners": sorted({r.owner for r in rules})}).all()
     return {name: tuple(ids) if ids else None for name, ids in rows}

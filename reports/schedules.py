@@ -27,7 +27,7 @@ from croniter import CroniterBadDateError, croniter
 from sqlalchemy.engine import Connection
 
 from data.audit import record
-from data.auth import User, fetch_user
+from data.auth import IS_VENDOR_USER, User, fetch_user
 from data.db import frame
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings, valid_email
@@ -415,9 +415,7 @@ def _vendor_owner_scope(conn: Connection, sched) -> list[int] | None:
     now (None for the staff's). Raises ScheduleError when the owner is disabled or bound to none."""
     if not TEMPLATES[sched.template].vendor_scoped or sched.fan_out == EVERY_VENDOR:
         return None
-    vendor = conn.execute(sa.text("SELECT role = 'vendor' FROM app.users WHERE username = :u"),
-                          {"u": sched.owner}).scalar()
-    if not vendor:
+    if not conn.execute(sa.text(f"SELECT {IS_VENDOR_USER.format(':u')}"), {"u": sched.owner}).scalar():
         return None
     user = fetch_user(conn, sched.owner)
     if user is None:

@@ -102,29 +102,20 @@ def _sql_params_ready(page) -> None:
     page.get_by_text(" rows · ").first.wait_for(timeout=60_000)
 
 
-def _alerts_preview_ready(page) -> None:
-    """Fills a new rule (GMV over 24 hours below €90k) and previews it on its chart."""
-    page.get_by_text("New alert rule").first.wait_for(timeout=60_000)
-    page.get_by_role("textbox", name="Name", exact=True).fill("GMV below plan")
-    page.get_by_role("spinbutton", name="Threshold (€)").fill("90000")
-    page.get_by_role("spinbutton", name="Threshold (€)").press("Enter")
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Preview").click()
-    page.get_by_text("would have fired").first.wait_for(timeout=120_000)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=60_000)
-    page.get_by_text("would have fired").first.scroll_into_view_if_needed()
+def _alerts_preview(name: str, threshold: int):
+    """Fills a new rule (GMV below threshold, the form's default window) and previews it on its chart."""
+    def ready(page) -> None:
+        page.get_by_text("New alert rule").first.wait_for(timeout=60_000)
+        page.get_by_role("textbox", name="Name", exact=True).fill(name)
+        page.get_by_role("spinbutton", name="Threshold (€)").fill(str(threshold))
+        page.get_by_role("spinbutton", name="Threshold (€)").press("Enter")
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Preview").click()
+        page.get_by_text("would have fired").first.wait_for(timeout=120_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=60_000)
+        page.get_by_text("would have fired").first.scroll_into_view_if_needed()
+    return ready
 
-
-
-def _vendor_alerts_preview_ready(page) -> None:
-    """Fills a new rule of the vendor's (GMV over 7 days below €2,000) and previews it."""
-    page.get_by_text("New alert rule").first.wait_for(timeout=60_000)
-    page.get_by_role("textbox", name="Name", exact=True).fill("Slow week")
-    page.get_by_role("spinbutton", name="Threshold (€)").fill("2000")
-    page.get_by_role("spinbutton", name="Threshold (€)").press("Enter")
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Preview").click()
-    page.get_by_text("would have fired").first.wait_for(timeout=120_000)
 
 def _vendor_sql_ready(page) -> None:
     """Runs the vendor's products-in-a-period example on the vendor's own role."""
@@ -161,7 +152,7 @@ PAGES = {
     "reports_export": ("/reports", _tab("New export", "Export in the background"), True),
     "reports_schedules": ("/reports", _tall(1900, _tab("Schedules", "Run history and deliveries")), True),
     "alerts": ("/alerts", _tall(1700, _ready_text("History (")), True),
-    "alerts_preview": ("/alerts", _tall(3400, _alerts_preview_ready), True),
+    "alerts_preview": ("/alerts", _tall(3400, _alerts_preview("GMV below plan", 90_000)), True),
     "account": ("/account", _ready_text("Change password"), True),
     "admin_users": ("/admin", _ready_text("Change a user"), True),
     "admin_audit": ("/admin", _tab("Audit log", "newest first"), True),
@@ -175,7 +166,7 @@ PAGES = {
     "portal_forecasting": ("/forecasting", _tall(2000, _charts("How wrong has each model been", 2)), "vendor"),
     "portal_customers": ("/customers", _tall(2000, _charts("Movement between segments", 2)), "vendor"),
     "portal_dashboards": ("/dashboards", _tall(1300, _charts("Add a KPI card", 1)), "vendor"),
-    "portal_alerts": ("/alerts", _tall(2600, _vendor_alerts_preview_ready), "vendor"),
+    "portal_alerts": ("/alerts", _tall(2600, _alerts_preview("Slow week", 2_000)), "vendor"),
     "portal_schedules": ("/reports", _tall(1500, _tab("Schedules", "Your report goes by email")), "vendor"),
 }
 
