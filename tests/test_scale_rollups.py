@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import analytics.kpis as K
 from analytics.filters import Filters, Period, next_bucket
+from analytics.overview import compute_overview
 from analytics.products import compute_product_figures
 from analytics.sales import fetch_marketing
 from analytics.vendors import fetch_hhi_series, fetch_new_vendors
@@ -368,6 +369,28 @@ def test_vendors_by_dimension_subtract_the_other_days_of_a_month(empty_engine, m
         pd.testing.assert_frame_equal(K.fetch_aggregate(conn, f, by="vendor_id", tz="UTC"),
                                       K.fetch_aggregate(conn, f, by="vendor_id", tz="UTC", use_rollups=False),
                                       check_dtype=False)
+
+
+@pytest.mark.parametrize("dims", [{}, {"region": ["Europe"]}, {"channel": ["mobile"]}, {"vendor_id": [2, 3]}])
+def test_the_overviews_top_vendors_before_equal_every_vendors_comparison(empty_engine, monkeypatch, dims):
+    """The overview reads the comparison period's figures of its top vendors only; they equal that
+    period's figures of every vendor for those vendors and the order lines, also on days before the
+    kept day rows (keep=40: February's days are lines)."""
+    monkeypatch.setitem(DC.KEEP_DAYS, "vendor", 40)
+    raw = _built(empty_engine, 15, "UTC")
+    f = Filters.make(Period(date(2026, 3, 10), date(2026, 4, 12)), **dims)   # compared with Feb 4 - Mar 9
+    with empty_engine.connect() as conn:
+        fig = compute_overview(conn, f, tz="UTC")
+        top = [int(k) for k in fig.top_vendors["key"]]
+        assert top and set(top) <= set(dims.get("vendor_id", top))
+        every = K.fetch_breakdown(conn, f, "vendor_id", ("gmv", "orders", "aov"), period=f.compare, tz="UTC")
+    before = fig.vendors_before.set_index("key")
+    assert set(before.index) == set(every["key"]) & set(top)
+    pd.testing.assert_frame_equal(before, every.set_index("key").loc[list(before.index)], check_dtype=False)
+    for key, row in before.iterrows():
+        want = expected(raw, f.compare.start, f.compare.end, {**dims, "vendor_id": [int(key)]})
+        assert_close({m: float(row[m]) for m in ("gmv", "orders", "aov")},
+                     {m: want[m] for m in ("gmv", "orders", "aov")}, f"{dims} {key}")
 
 
 def snapshot(conn) -> dict[str, list]:
