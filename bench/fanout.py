@@ -17,7 +17,7 @@ import os
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 import bcrypt
@@ -28,7 +28,7 @@ from bench.common import section_head
 from data.auth import create_user, fetch_user
 from data.settings import load_settings
 from data.vendor_scope import ensure_single_vendor_roles
-from reports import exports, schedules
+from reports import alert_evaluation, alerts, exports, schedules
 
 FANOUT_BEGIN, FANOUT_END = "<!-- fanout:begin -->", "<!-- fanout:end -->"
 ADMIN = "bench-admin"
@@ -57,10 +57,13 @@ def _vendor_users(conn) -> int:
 
 def _clean(conn) -> None:
     """Leaves the bench database as before a run (also after one that stopped half-way): no schedule,
-    run, export row or waiting mail of the benchmark's admin."""
+    run, export row, alert rule or waiting mail of the benchmark's admin."""
     runs = "SELECT run_id FROM app.schedule_runs r JOIN app.schedules s USING (schedule_id) WHERE s.owner = :o"
     conn.execute(sa.text(f"DELETE FROM app.outbox WHERE source IN (SELECT 'schedule_run:' || run_id FROM ({runs}) x)"),
                  {"o": ADMIN})
+    conn.execute(sa.text("DELETE FROM app.outbox WHERE source IN (SELECT 'alert:' || rule_id FROM app.alert_rules "
+                         "WHERE owner = :o)"), {"o": ADMIN})
+    conn.execute(sa.text("DELETE FROM app.alert_rules WHERE owner = :o"), {"o": ADMIN})
     conn.execute(sa.text("DELETE FROM app.schedules WHERE owner = :o"), {"o": ADMIN})
     conn.execute(sa.text("DELETE FROM app.exports WHERE owner = :o"), {"o": ADMIN})
 
@@ -116,6 +119,9 @@ def bench_fanout(url: str, log: Callable[[str], None] = print) -> dict:
         mails = conn.execute(sa.text("SELECT count(*) FROM app.outbox WHERE source IN (SELECT 'schedule_run:' || "
                                      "run_id FROM app.schedule_runs WHERE schedule_id = :s)"), {"s": sid}).scalar()
         _clean(conn)
+    alert = _alert_ticks(engine, settings, log)
+    with engine.begin() as conn:
+        _clean(conn)
     engine.dispose()
     for f in os.listdir(export_dir):
         os.unlink(os.path.join(export_dir, f))
@@ -123,9 +129,37 @@ def bench_fanout(url: str, log: Callable[[str], None] = print) -> dict:
     quarters = [max((rss for made, rss in samples if made <= queued * q / 4), default=0.0) for q in (1, 2, 3, 4)]
     out = {"vendors": vendors, "plan_s": planned - started, "exports_s": finished - planned,
            "total_s": finished - started, "done": runs.get("done", 0), "failed": runs.get("failed", 0),
-           "mails": mails, "rss": quarters, "peak": max((rss for _, rss in samples), default=0.0)}
+           "mails": mails, "rss": quarters, "peak": max((rss for _, rss in samples), default=0.0), **alert}
     log(f"  fanout: {out['done']:,} done, {out['failed']} failed, {mails:,} mails queued in {out['total_s']:.0f} s; "
         f"RSS by quarter {', '.join(f'{r:.0f}' for r in quarters)} MiB")
+    return out
+
+
+def _alert_ticks(engine, settings, log: Callable[[str], None]) -> dict:
+    """Times two alert ticks of an admin's rule sent to every vendor (GMV over the last 7 days above
+    0, fanned out by vendor): the first, where every vendor with sales fires and its users' mails are
+    queued, and a steady one a minute later (each vendor still firing, nothing sent). Each tick logs
+    in as every vendor's role (reports.alert_evaluation)."""
+    with engine.begin() as conn:
+        alerts.save_rule(conn, ADMIN, is_admin=True, name="Your week's GMV", metric="gmv", window="last_7d",
+                         condition="above", threshold=0, fan_out="vendor_id", interval_minutes=60, recipients="",
+                         webhook_url="", to_vendors=True)
+        now = conn.execute(sa.text("SELECT date_trunc('milliseconds', now())")).scalar()
+    out = {}
+    for tick, at in (("first", now), ("steady", now + timedelta(minutes=1))):
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = :at WHERE owner = :o"),
+                         {"at": at, "o": ADMIN})
+        started = time.perf_counter()
+        counts = alert_evaluation.evaluate_due(engine, now=at, settings=settings)
+        out[f"alert_{tick}_s"] = time.perf_counter() - started
+        out[f"alert_{tick}_mails"] = counts["notifications"]
+    with engine.connect() as conn:
+        out["alert_firing"] = conn.execute(sa.text(
+            "SELECT count(*) FROM app.alert_instances i JOIN app.alert_rules r USING (rule_id) WHERE r.owner = :o "
+            "AND i.state = 'firing'"), {"o": ADMIN}).scalar()
+    log(f"  fanout: an alert to every vendor: first tick {out['alert_first_s']:.1f} s "
+        f"({out['alert_first_mails']:,} mails), steady tick {out['alert_steady_s']:.1f} s")
     return out
 
 
@@ -149,4 +183,16 @@ def fanout_section(sizes: list[int], results: dict, started: datetime) -> str:
         lines.append(f"| {n:,} | {r['vendors']:,} | {r['plan_s']:.1f} s | {r['exports_s']:.0f} s | "
                      f"{r['total_s'] / 60:.1f} min | {r['done']:,} / {r['failed']} | {r['mails']:,} | "
                      f"{' → '.join(f'{x:.0f}' for x in r['rss'])} MiB | {'✅' if ok else '❌'} |")
+    ticks = [n for n in sizes if "alert_first_s" in results.get(n, {})]
+    if ticks:
+        lines += ["", "An admin's alert rule sent to every vendor (GMV over the last 7 days above 0, fanned out by "
+                  "vendor), evaluated for each vendor with users on that vendor's own login role: the first tick "
+                  "(every vendor with sales fires; its users' mails queued) and a steady tick a minute later "
+                  "(nothing sent).", "",
+                  "| order lines | vendors watched | firing | first tick | mails queued | steady tick |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for n in ticks:
+            r = results[n]
+            lines.append(f"| {n:,} | {r['vendors']:,} | {r['alert_firing']:,} | {r['alert_first_s']:.1f} s | "
+                         f"{r['alert_first_mails']:,} | {r['alert_steady_s']:.1f} s |")
     return "\n".join(lines + [FANOUT_END]) + "\n"

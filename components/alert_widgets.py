@@ -323,8 +323,9 @@ def rule_form(user: User, *, key: str, editing: dict | None = None) -> dict | No
     if user.role == "admin" and fields.get("fan_out") == "vendor_id":
         fields["to_vendors"] = c[1].checkbox(
             "Also notify every vendor's own users", value=bool(e.get("to_vendors")), key=f"{key}_to_vendors",
-            help="Each vendor's users (their email on the admin page) get the notifications about their own "
-                 "vendor only; the recipients above get every vendor's")
+            help="The rule then watches each vendor that has vendor users, its value computed on that vendor's "
+                 "own database role; the vendor's users (their email on the admin page) get the notifications "
+                 "about their own vendor only, the recipients above every vendor's")
     return fields
 
 

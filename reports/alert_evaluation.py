@@ -9,13 +9,16 @@ app.alert_events row per transition or repeat, one outbox row per channel of eac
 next evaluation time. A second scheduler skips the locked rules, and sees them again only once they
 are due again. A vendor user's rules (their own metrics over their own vendors: reports.alerts)
 are evaluated in a batch of their own on their own database role, which PostgreSQL limits to their
-vendors' rows.
+vendors' rows. An admin's rule sent to every vendor is evaluated for each vendor with an enabled
+vendor user on that vendor's own role, so the value a vendor's users are sent is computed where no
+other vendor's rows can be read.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,16 +34,20 @@ from analytics.sql_params import bind_parameters
 from data.auth import BOUND_VENDORS
 from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
-from data.vendor_scope import vendor_engine
+from data.vendor_scope import ensure_single_vendor_roles, vendor_engine
 from reports.alert_messages import notification, rule_facts
 from reports.alerts import ERROR_INSTANCE, RULE_COLUMNS, AlertError, describe_rule, spec_of
-from data.vendor_users import fetch_vendors_emails
+from data.vendor_users import fetch_bound_vendors, fetch_vendors_emails
 from reports.delivery import enqueue_many, outbox_row
 
 log = logging.getLogger("reports.alerts")   # the logger name alert logs always had (log filters use it)
 QUERY_MAX_ROWS = 1_000
 QUERY_TIMEOUT_MS = 60_000
 MAX_RULES_PER_TICK = 5_000
+# Vendors evaluated at once for rules sent to every vendor, each on a connection as its own role:
+# a vendor costs about 3 ms connecting and 3 ms evaluating, much of it waiting on the server. A
+# steady tick of one such rule over 1,860 vendors at 10M lines: 13.6 s one at a time, 8.3 s two, 6.3 s four.
+EVERY_VENDOR_CONNECTIONS = 2
 
 
 @dataclass
@@ -146,16 +153,73 @@ def _evaluate_vendor_rules(conn: Connection, rules: list, scopes: dict, now: dat
     return queries
 
 
+def _evaluate_every_vendor(conn: Connection, rules: list, now: datetime, tz: str, settings: Settings,
+                          out: dict[int, Evaluated]) -> int:
+    """Evaluates admins' rules sent to every vendor (to_vendors): for each vendor with an enabled
+    vendor user (those the rule names, if it names some), every such rule of the tick in one batch on
+    that vendor's own login role, the rollups' layout read on conn; returns the queries run. A vendor
+    whose evaluation fails gets an error instance of its own (its users are not sent it) and the
+    others go on. Each vendor's role is made when its first user is bound, or by prepare_every_vendor."""
+    layout = fetch_rollup_layout(conn, tz)
+    bound = sorted(fetch_bound_vendors(conn))
+    found: dict[int, dict[str, A.Observation]] = {r.rule_id: {} for r in rules}
+    reach = {}
+    for r in rules:
+        named = set((r.filters or {}).get("vendor_id") or bound)
+        reach[r.rule_id] = [v for v in bound if v in named]
+
+    def one(v: int) -> tuple[list, A.Batch]:
+        mine = [r for r in rules if v in reach[r.rule_id]]
+        try:
+            with vendor_engine(settings, [v]).begin() as vconn:
+                return mine, A.evaluate(vconn, [spec_of(r, vendor_id=v) for r in mine], now, tz=tz, layout=layout)
+        except Exception as ex:  # noqa: BLE001 - recorded on this vendor's instances; the others go on
+            log.exception("alerts: the rules sent to every vendor could not be evaluated for vendor %s", v)
+            return mine, A.Batch([{} for _ in mine], errors=dict.fromkeys(range(len(mine)),
+                                                                       f"vendor {v}: {type(ex).__name__}: {ex}"))
+
+    queries = 0
+    vendors = sorted({v for vs in reach.values() for v in vs})
+    with ThreadPoolExecutor(EVERY_VENDOR_CONNECTIONS) as pool:
+        for v, (mine, batch) in zip(vendors, pool.map(one, vendors)):
+            queries += batch.queries
+            for i, r in enumerate(mine):
+                if i in batch.errors:
+                    found[r.rule_id][str(v)] = A.Observation(None, "error", message=batch.errors[i])
+                else:
+                    found[r.rule_id].update(batch.observations[i])
+    for r in rules:
+        out[r.rule_id] = Evaluated(found[r.rule_id], window=A.resolve_window(r.window, now, tz))
+    return queries
+
+
+def prepare_every_vendor(engine: Engine, settings: Settings) -> int:
+    """Makes, in a transaction of its own, the login role of each vendor with an enabled vendor user
+    where it is missing (a user bound to several vendors has only their set's role), when a rule that
+    is not paused is sent to every vendor; returns how many were made. The tick logs in as them, so
+    they must be committed before it."""
+    with engine.begin() as conn:
+        if not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM app.alert_rules WHERE to_vendors AND NOT paused)"
+                                    )).scalar():
+            return 0
+        return ensure_single_vendor_roles(conn, fetch_bound_vendors(conn), settings)
+
+
 def _evaluate(conn: Connection, rules: list, now: datetime, tz: str,
               settings: Settings | None = None) -> tuple[dict[int, Evaluated], int]:
     """Evaluates the rules at now; returns ({rule_id: Evaluated}, queries run). A vendor user's rules
-    run on their own role (reports.alerts checks they measure their own metrics only)."""
+    run on their own role (reports.alerts checks they measure their own metrics only), and a rule sent
+    to every vendor on each vendor's role."""
     out: dict[int, Evaluated] = {}
     scopes = _vendor_owners(conn, rules)
     vendor_rules = [r for r in rules if r.owner in scopes]
-    queries = _metric_batch(conn, [r for r in rules if r.source == "metric" and r.owner not in scopes], now, tz, out)
+    every_vendor = [r for r in rules if r.to_vendors and r.source == "metric" and r.owner not in scopes]
+    queries = _metric_batch(conn, [r for r in rules if r.source == "metric" and r.owner not in scopes
+                                   and not r.to_vendors], now, tz, out)
     if vendor_rules:
         queries += _evaluate_vendor_rules(conn, vendor_rules, scopes, now, tz, settings or load_settings(), out)
+    if every_vendor:
+        queries += _evaluate_every_vendor(conn, every_vendor, now, tz, settings or load_settings(), out)
     for r in rules:
         if r.source != "query" or r.rule_id in out:
             continue
@@ -173,6 +237,7 @@ def evaluate_due(engine: Engine, *, now: datetime | None = None, settings: Setti
     events, notifications, errors)."""
     s = settings or load_settings()
     counts = {"rules": 0, "queries": 0, "events": 0, "notifications": 0, "errors": 0}
+    prepare_every_vendor(engine, s)
     with engine.begin() as conn:
         now = now or conn.execute(sa.text("SELECT date_trunc('milliseconds', clock_timestamp())")).scalar()
         rules = conn.execute(sa.text(f"""
@@ -269,8 +334,10 @@ class _Writes:
                                                          if r.to_vendors and fan.isdigit()}))
             for r, fan, st, obs in self.notes:
                 label = "" if fan == ERROR_INSTANCE else names.get((r.fan_out, fan), fan)
+                # A vendor's users are sent its value, not why it could not be computed.
+                to_vendor = r.to_vendors and fan.isdigit() and st.notify != "error"
                 self.outbox.extend(_notifications(r, fan, label, st, obs, self.facts[r.rule_id], now,
-                                                  vendors.get(int(fan), []) if r.to_vendors and fan.isdigit() else []))
+                                                  vendors.get(int(fan), []) if to_vendor else []))
         enqueue_many(conn, self.outbox)
         conn.execute(sa.text("""
             UPDATE app.alert_rules r SET next_eval_at = u.next, last_evaluated_at = :now, last_error = u.err

@@ -74,11 +74,15 @@ def _spec_filters(filters) -> tuple:
     return tuple(out)
 
 
-def spec_of(rule: Any) -> A.Spec:
-    """The analytics spec of a stored (or checked) metric rule."""
+def spec_of(rule: Any, vendor_id: int | None = None) -> A.Spec:
+    """The analytics spec of a stored (or checked) metric rule; with vendor_id, over that vendor alone
+    (a rule sent to every vendor, evaluated for each on its own role)."""
     g = rule.get if isinstance(rule, dict) else lambda k: getattr(rule, k)
+    filters = dict(g("filters") or {})
+    if vendor_id is not None:
+        filters["vendor_id"] = [vendor_id]
     return A.Spec(g("metric"), g("window"), g("condition"), g("threshold"), g("baseline") or "",
-                  _spec_filters(g("filters") or {}), g("fan_out") or "")
+                  _spec_filters(filters), g("fan_out") or "")
 
 
 def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric", metric: str | None = None,
@@ -157,6 +161,9 @@ def check_rule(conn: Connection, owner: str, *, name: str, source: str = "metric
         if fields["source"] != "metric" or fields["fan_out"] != "vendor_id":
             raise AlertError("every vendor: a rule notifies each vendor of its own value: measure a metric and fan "
                              "out by vendor")
+        if fields["condition"] == "outside_forecast":
+            raise AlertError("every vendor: each vendor's value is computed on its own database role, which does not "
+                             "read the marketplace's stored forecasts; choose a threshold or a change")
     if not fields["recipients"] and not fields["webhook_url"] and not fields["to_vendors"]:
         raise AlertError("recipients: give at least one email address or a webhook URL")
     if muted_until is not None and (not isinstance(muted_until, datetime) or muted_until.tzinfo is None):

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from analytics import alerts as A
 from analytics.filters import resolve_period
 from data import peer_benchmarks as PB
 from data.auth import create_user
@@ -201,12 +202,21 @@ def _vendor_rule(conn, owner: str = "boss", **change) -> int:
 
 
 def test_an_alert_to_every_vendor_tells_each_vendors_users_of_their_own_value_only(world, smtp):
+    """Each vendor with an enabled user is evaluated on its own login role: its value equals its raw
+    lines'; a vendor whose role cannot log in gets an error instance its users are not sent, and the
+    others go on; vendors without users are not watched."""
     eng, vendors = world["engine"], world["vendors"]
     with eng.begin() as conn:
         _vendor_rule(conn, recipients="ops@example.com")
         names = dict(conn.execute(sa.text("SELECT vendor_id, name FROM mart.vendors")).all())
         conn.execute(sa.text("UPDATE app.alert_rules SET next_eval_at = :now"), {"now": NOW})   # due at NOW
-    alert_evaluation.evaluate_due(eng, now=NOW)
+        locked = vendors[1]
+        conn.execute(sa.text(f'ALTER ROLE "mbi_vendor_{locked}" NOLOGIN'))   # roles are the server's: put back below
+    try:
+        alert_evaluation.evaluate_due(eng, now=NOW)
+    finally:
+        with eng.begin() as conn:
+            conn.execute(sa.text(f'ALTER ROLE "mbi_vendor_{locked}" LOGIN'))
     delivery.deliver_due(eng, worker="test")
     by_to: dict[str, list] = {}
     for m in smtp.messages:
@@ -218,13 +228,24 @@ def test_an_alert_to_every_vendor_tells_each_vendors_users_of_their_own_value_on
         (msg,) = by_to[f"v{v}@example.com"]
         text = msg.get_body(("plain",)).get_content()
         assert names[v] in text and not [n for other, n in names.items() if other != v and n in text], v
-    assert "gone@example.com" not in by_to
+    assert "gone@example.com" not in by_to and f"v{locked}@example.com" not in by_to
+    with eng.connect() as conn:
+        states = {int(f): (st, value) for f, st, value in conn.execute(sa.text(
+            "SELECT fan_value, state, value FROM app.alert_instances WHERE fan_value ~ '^[0-9]+$'"))}
+        bound = set(conn.execute(sa.text("SELECT vendor_id FROM app.user_vendors")).scalars())
+    assert set(states) <= bound and fired <= set(states), "only vendors with users are watched"
+    assert states[locked][0] == "error"
+    week = A.resolve_window("last_7d", NOW, "UTC").period
+    for v in fired:
+        want = expected(world["raw"], week.start, week.end, {"vendor_id": [v]})["gmv"]
+        assert states[v][0] == "firing" and states[v][1] == pytest.approx(want), v
 
 
 @pytest.mark.parametrize("owner, change, words", [
     ("ann", {}, "only an admin's rule notifies every vendor"),
     ("boss", {"fan_out": ""}, "fan out by vendor"),
     ("boss", {"fan_out": "category"}, "fan out by vendor"),
+    ("boss", {"condition": "outside_forecast", "threshold": None, "window": "yesterday"}, "stored forecasts"),
 ])
 def test_an_alert_to_every_vendor_is_refused_by_name(world, owner, change, words):
     with pytest.raises(alerts.AlertError, match=words), world["engine"].begin() as conn:
