@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
@@ -124,10 +125,15 @@ class Spec:
     def group(self) -> tuple:
         return (self.window, self.filters, self.fan_out)
 
-    def describe(self) -> str:
-        """The rule in words: "GMV over the last 24 hours is below €1,000.00"."""
+    def describe(self, vendor_names: Mapping[int, str] | None = None) -> str:
+        """The rule in words: "GMV over the last 24 hours is below €1,000.00"; vendors filtered on are
+        named from vendor_names where it has them ("Acme (vendor 12)")."""
         m = get_metric(self.metric)
-        parts = [DIMENSIONS.get(d, d) + ": " + ", ".join(map(str, v)) for d, v in self.filters]
+        names = vendor_names or {}
+
+        def label(d: str, v) -> str:
+            return f"{names[int(v)]} (vendor {v})" if d == "vendor_id" and int(v) in names else str(v)
+        parts = [DIMENSIONS.get(d, d) + ": " + ", ".join(label(d, x) for x in v) for d, v in self.filters]
         where = f" ({'; '.join(parts)})" if parts else ""
         each = f" for each {FAN_OUTS[self.fan_out].lower()}" if self.fan_out else ""
         head = f"{m.label}{where}{each}, {WINDOWS[self.window].lower()},"

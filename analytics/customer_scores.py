@@ -539,29 +539,46 @@ def _stored(row) -> CustomerScores:
         movements={date.fromisoformat(p): frame_of(m) for p, m in (fig.get("movements") or {}).items()})
 
 
-def store_vendor_scores(conn: Connection, vendor_id: int, s: CustomerScores, *, started_at: datetime) -> None:
-    """Keeps s (aggregates only) as the vendor's latest customer scores, replacing the previous ones."""
+# The rows a vendor keeps (migration 0029): scores as of yesterday, and as of last year's end.
+VENDOR_SCORE_PERIODS = ("yesterday", "last_year")
+
+
+def store_vendor_scores(conn: Connection, vendor_id: int, s: CustomerScores, *, started_at: datetime,
+                        period: str = "yesterday", days_version: int | None = None) -> None:
+    """Keeps s (aggregates only) as the vendor's latest customer scores of period (one of
+    VENDOR_SCORE_PERIODS), replacing the previous ones; days_version: the rollup version of the days
+    up to s.as_of when they were read (last year's are computed again once it moves)."""
     finished = datetime.now(timezone.utc)
     conn.execute(sa.text("""
-        INSERT INTO mart.vendor_customer_scores (vendor_id, as_of, movement_from, finished_at, duration_ms, customers,
-                                                 status, message, bgnbd, gamma_gamma, figures)
-        VALUES (:v, :as_of, :mf, :finished, :ms, :n, :status, :msg, CAST(:bg AS jsonb), CAST(:gg AS jsonb),
-                CAST(:fig AS jsonb))
-        ON CONFLICT (vendor_id) DO UPDATE SET as_of = EXCLUDED.as_of, movement_from = EXCLUDED.movement_from,
+        INSERT INTO mart.vendor_customer_scores (vendor_id, period, as_of, movement_from, finished_at, duration_ms,
+                                                 customers, status, message, bgnbd, gamma_gamma, figures,
+                                                 days_version)
+        VALUES (:v, :period, :as_of, :mf, :finished, :ms, :n, :status, :msg, CAST(:bg AS jsonb), CAST(:gg AS jsonb),
+                CAST(:fig AS jsonb), :dv)
+        ON CONFLICT (vendor_id, period) DO UPDATE SET as_of = EXCLUDED.as_of, movement_from = EXCLUDED.movement_from,
             finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, customers = EXCLUDED.customers,
             status = EXCLUDED.status, message = EXCLUDED.message, bgnbd = EXCLUDED.bgnbd,
-            gamma_gamma = EXCLUDED.gamma_gamma, figures = EXCLUDED.figures"""), {
-        "v": vendor_id, "as_of": s.as_of, "mf": s.movement_from, "finished": finished,
+            gamma_gamma = EXCLUDED.gamma_gamma, figures = EXCLUDED.figures,
+            days_version = EXCLUDED.days_version"""), {
+        "v": vendor_id, "period": period, "as_of": s.as_of, "mf": s.movement_from, "finished": finished,
         "ms": int((finished - started_at).total_seconds() * 1000), "n": s.customers, "status": s.status,
-        "msg": s.message, "bg": _dumps(s.bgnbd), "gg": _dumps(s.gamma_gamma), "fig": _figures(s)})
+        "msg": s.message, "bg": _dumps(s.bgnbd), "gg": _dumps(s.gamma_gamma), "fig": _figures(s),
+        "dv": days_version})
 
 
-def fetch_stored_vendor_scores(conn: Connection, vendor_id: int) -> CustomerScores | None:
-    """Returns the vendor's latest stored customer scores (store_vendor_scores), or None."""
+def fetch_stored_vendor_scores(conn: Connection, vendor_id: int, period: str = "yesterday") -> CustomerScores | None:
+    """Returns the vendor's latest stored customer scores of period (store_vendor_scores), or None."""
     row = conn.execute(sa.text("""
         SELECT as_of, finished_at, customers, status, message, bgnbd, gamma_gamma, figures
-        FROM mart.vendor_customer_scores WHERE vendor_id = :v"""), {"v": vendor_id}).mappings().first()
+        FROM mart.vendor_customer_scores WHERE vendor_id = :v AND period = :p"""),
+        {"v": vendor_id, "p": period}).mappings().first()
     return None if row is None else _stored(dict(row))
+
+
+def vendor_score_period(as_of: date, today: date) -> str:
+    """Which of a vendor's kept rows (VENDOR_SCORE_PERIODS) holds scores as of as_of, if any does:
+    yesterday's, else last year's (the page checks the row's date)."""
+    return "yesterday" if as_of == today - timedelta(days=1) else "last_year"
 
 
 def fetch_latest_run_id(conn: Connection) -> int | None:

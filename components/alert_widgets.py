@@ -89,12 +89,14 @@ def render_rule_list(user: User, rows: pd.DataFrame, *, key: str) -> pd.DataFram
         return shown
     now = pd.Timestamp.now(tz="UTC")
     muted = pd.to_datetime(shown["muted_until"], utc=True)
+    records = shown.to_dict("records")
+    names = L.load_vendor_names(tuple(R.filtered_vendor_ids(records)))
     table = pd.DataFrame({
         "State": shown["state"].map(STATE_BADGES) + [
             f" · {int(f)} values" if fo and f else "" for fo, f in zip(shown["fan_out"], shown["firing"])],
         "Severity": shown["severity"].map(SEVERITY_BADGES),
         "Name": shown["name"],
-        "Condition": [R.describe_rule(r) for r in shown.to_dict("records")],
+        "Condition": [R.describe_rule(r, names) for r in records],
         "Every": shown["interval_minutes"].map(lambda m: f"{m} min" if m < 60 else f"{m / 60:g} h"),
         "Channels": [", ".join(list(r or []) + ([w] if w else [])) for r, w in zip(shown["recipients"],
                                                                                     shown["webhook_url"])],
@@ -118,7 +120,8 @@ def render_rule_detail(user: User, rule: dict, *, key: str) -> None:
     st.markdown(f":{SEVERITY_COLOURS[rule['severity']][2]}-badge[{SEVERITY_BADGES[rule['severity']]}] "
                 f":{STATE_COLOURS[state][2]}-badge[{STATE_BADGES[state]}]"
                 + (" :gray-badge[Paused]" if rule["paused"] else ""))
-    st.caption(f"{plain(R.describe_rule(rule))} · every {rule['interval_minutes']} min · "
+    names = L.load_vendor_names(tuple(R.filtered_vendor_ids([rule])))
+    st.caption(f"{plain(R.describe_rule(rule, names))} · every {rule['interval_minutes']} min · "
                f"{'for ' + str(rule['for_evaluations']) + ' evaluations in a row · ' if rule['for_evaluations'] > 1 else ''}"
                f"{'repeats every ' + str(int(rule['repeat_minutes'])) + ' min while firing · ' if rule['repeat_minutes'] == rule['repeat_minutes'] and rule['repeat_minutes'] else ''}"
                f"owner {plain(rule['owner'])}")

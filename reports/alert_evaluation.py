@@ -36,7 +36,7 @@ from data.saved_queries import fetch_visible_query
 from data.settings import Settings, load_settings
 from data.vendor_scope import ensure_single_vendor_roles, vendor_engine
 from reports.alert_messages import notification, rule_facts
-from reports.alerts import ERROR_INSTANCE, RULE_COLUMNS, AlertError, describe_rule, spec_of
+from reports.alerts import ERROR_INSTANCE, RULE_COLUMNS, AlertError, describe_rule, filtered_vendor_ids, spec_of
 from data.vendor_users import fetch_bound_vendors, fetch_vendors_emails
 from reports.delivery import enqueue_many, outbox_row
 
@@ -247,18 +247,19 @@ def evaluate_due(engine: Engine, *, now: datetime | None = None, settings: Setti
             return counts
         results, counts["queries"] = _evaluate(conn, rules, now, s.timezone, s)
         instances = _known_instances(conn, [r.rule_id for r in rules])
+        names = fetch_vendor_names(conn, filtered_vendor_ids(rules))
         writes = _Writes()
         for r in rules:
             res = results[r.rule_id]
             try:
                 if _apply(r, res, instances.get(r.rule_id, {}), now, writes):
-                    writes.facts[r.rule_id] = rule_facts(r, res.window, s, describe_rule(r))
+                    writes.facts[r.rule_id] = rule_facts(r, res.window, s, describe_rule(r, names))
             except Exception as ex:  # noqa: BLE001 - a bug with one rule must not stop every rule's alerts
                 log.exception("alert rule %s could not be stepped", r.rule_id)
                 writes.drop(r.rule_id)
                 res = Evaluated(None, f"{type(ex).__name__}: {ex}")
                 if _apply(r, res, instances.get(r.rule_id, {}), now, writes):
-                    writes.facts[r.rule_id] = rule_facts(r, None, s, describe_rule(r))
+                    writes.facts[r.rule_id] = rule_facts(r, None, s, describe_rule(r, names))
             counts["errors"] += res.observations is None
         writes.flush(conn, rules, now)
         counts.update(rules=len(rules), events=len(writes.events), notifications=len(writes.outbox))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import alerts as A
 from analytics.filters import DIMENSIONS
+from analytics.kpis import fetch_vendor_names
 from analytics.metrics import METRICS
 from analytics.vendor_portal import VENDOR_METRICS
 from data.audit import record
@@ -325,12 +326,22 @@ def fetch_rule_notifications(conn: Connection, rule_id: int, limit: int = 200) -
         {"s": f"alert:{rule_id}", "n": limit}))
 
 
-def describe_rule(r: Any) -> str:
-    """The rule's condition in words."""
+def describe_rule(r: Any, vendor_names: Mapping[int, str] | None = None) -> str:
+    """The rule's condition in words, the vendors it filters on named from vendor_names
+    (filtered_vendor_ids' names) where it has them."""
     g = r.get if isinstance(r, dict) else lambda k: getattr(r, k)
     if g("source") == "metric":
-        return spec_of(r).describe()
+        return spec_of(r).describe(vendor_names)
     return f"the saved query's number {A.CONDITIONS[g('condition')]} {g('threshold'):,.6g}"
+
+
+def filtered_vendor_ids(rules: Iterable[Any]) -> list[int]:
+    """The vendor ids the rules' filters name (whose names describe_rule shows)."""
+    ids: set[int] = set()
+    for r in rules:
+        filters = (r.get("filters") if isinstance(r, dict) else r.filters) or {}
+        ids.update(int(v) for v in filters.get("vendor_id") or [])
+    return sorted(ids)
 
 
 def send_test(engine: Engine, user: str, rule_id: int, *, is_admin: bool = False,
@@ -345,7 +356,8 @@ def send_test(engine: Engine, user: str, rule_id: int, *, is_admin: bool = False
         r = SimpleNamespace(**row)   # attribute access, as the evaluation's rows have
         now = datetime.now(timezone.utc)
         window = A.resolve_window(r.window, now, s.timezone) if r.source == "metric" else None
-        payload = notification(rule_facts(r, window, s, describe_rule(r)), "", "test",
+        names = fetch_vendor_names(conn, filtered_vendor_ids([r]))
+        payload = notification(rule_facts(r, window, s, describe_rule(r, names)), "", "test",
                                A.Observation(None, "clear", message="a test of this rule's channels"), now)
         key, source = f"alert_test:{rule_id}:{uuid.uuid4().hex}", f"alert:{rule_id}"
         targets = [("email", a) for a in r.recipients or []] + ([("webhook", r.webhook_url)] if r.webhook_url else [])

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
@@ -13,14 +14,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from analytics.customer_scores import (MOVEMENT_DAYS, add_movements, compute_scores, preset_movement_dates,
-                                      store_scores, store_vendor_scores)
+from analytics.customer_scores import (MOVEMENT_DAYS, add_movements, compute_scores, page_dates,
+                                      preset_movement_dates, store_scores, store_vendor_scores)
 from analytics.forecast_series import run_nightly
 from analytics.filters import Filters, Period, resolve_period
 from data.auth import prune_login_attempts
 from data.peer_benchmarks import PRESETS as BENCHMARK_PRESETS
 from data.peer_benchmarks import fetch_rollups_ready, refresh_peer_benchmarks
-from data.rollups import fetch_rollup_status, refresh_rollups
+from data.rollups import fetch_period_version, fetch_rollup_status, refresh_rollups
 from data.settings import load_settings
 from data.vendor_scope import vendor_engine
 from data.vendor_users import SINGLE_VENDOR_SCOPES, fetch_single_vendor_scopes
@@ -133,46 +134,62 @@ def fetch_vendor_customer_scores_due(conn: Connection, now: datetime | None = No
     date (no such vendor: never due), or within an hour of a failed run."""
     return _nightly_due(conn, "vendor_customer_scores", load_settings().customer_scores_at, f"""
         SELECT COALESCE(min(COALESCE(s.as_of, DATE '0001-01-01')), DATE '9999-12-31')
-        FROM ({SINGLE_VENDOR_SCOPES}) b LEFT JOIN mart.vendor_customer_scores s USING (vendor_id)""", 1, now)
+        FROM ({SINGLE_VENDOR_SCOPES}) b
+        LEFT JOIN mart.vendor_customer_scores s ON s.vendor_id = b.vendor_id AND s.period = 'yesterday'""", 1, now)
 
 
 def vendor_customer_scores_job(conn: Connection, now: datetime | None = None, *,
                                stop: Callable[[], bool] | None = None) -> str:
     """Computes and keeps each vendor's customer scores as of yesterday (the vendor page's default
-    period), for every vendor with a vendor user of its own, each on that vendor's own database role
-    (customer_records=False: nothing of mart.customers), skipping those already done for that date.
-    One vendor's failure is logged and named in the result, and the others go on; stop ends the run
-    between vendors (the rest are still due)."""
+    period), then as of last year's end (its "Last year"), for every vendor with a vendor user of its
+    own, each on that vendor's own database role (customer_records=False: nothing of mart.customers),
+    skipping those already done: yesterday's for that date, last year's for that date while no
+    refresh has changed a figure of the days up to it since. One vendor's failure is logged and named
+    in the result, and the others go on; stop ends the run between vendors (yesterday's that are left
+    are still due; last year's are made the next night)."""
     as_of = fetch_vendor_customer_scores_due(conn, now)
     if as_of is None:
         return "up to date"
     settings = load_settings()
-    done = dict(conn.execute(sa.text("SELECT vendor_id, as_of FROM mart.vendor_customer_scores")).all())
-    todo = [v for v in fetch_single_vendor_scopes(conn) if done.get(v) != as_of]
+    today = as_of + timedelta(days=1)
+    year_end, year_before = page_dates(resolve_period("last_year", today), today)
+    year_version = fetch_period_version(conn, date.min, year_end)
+    kept = {(v, p): (a, dv) for v, p, a, dv in conn.execute(sa.text(
+        "SELECT vendor_id, period, as_of, days_version FROM mart.vendor_customer_scores"))}
+    vendors = fetch_single_vendor_scopes(conn)
+    # Yesterday's for every vendor first: the page opens on them.
+    todo = [(v, "yesterday", as_of, as_of - timedelta(days=MOVEMENT_DAYS)) for v in vendors
+            if kept.get((v, "yesterday"), (None,))[0] != as_of]
+    todo += [(v, "last_year", year_end, year_before) for v in vendors
+             if kept.get((v, "last_year")) != (year_end, year_version)]
     started, failed, made = time.perf_counter(), [], 0
-    for vendor in todo:
+    for vendor, period, end, previous in todo:
         if stop is not None and stop():
             break
         begun = datetime.now(timezone.utc)
         try:
             with vendor_engine(settings, (vendor,)).connect() as vconn:
-                f = Filters(Period(as_of, as_of), dims=(("vendor_id", (vendor,)),))
-                scores = compute_scores(vconn, f, as_of, previous=as_of - timedelta(days=MOVEMENT_DAYS),
-                                        tz=settings.timezone, customer_records=False)
-                # Every period preset ending yesterday reads these scores: keep each one's movement.
-                add_movements(vconn, scores, f, preset_movement_dates(as_of), tz=settings.timezone)
+                f = Filters(Period(end, end), dims=(("vendor_id", (vendor,)),))
+                scores = compute_scores(vconn, f, end, previous=previous, tz=settings.timezone,
+                                        customer_records=False)
+                if period == "yesterday":
+                    # Every period preset ending yesterday reads these scores: keep each one's movement.
+                    add_movements(vconn, scores, f, preset_movement_dates(as_of), tz=settings.timezone)
             with conn.begin_nested():
-                store_vendor_scores(conn, vendor, scores, started_at=begun)
+                store_vendor_scores(conn, vendor, scores, started_at=begun, period=period,
+                                    days_version=year_version if period == "last_year" else None)
             made += 1
         except Exception:  # noqa: BLE001 - one vendor's failure must not hold up the others' scores
-            log.exception("customer scores of vendor %s failed", vendor)
+            log.exception("customer scores of vendor %s (%s) failed", vendor, period)
             failed.append(vendor)
     took = time.perf_counter() - started
-    log.info("vendor customer scores as of %s: %s of %s vendors in %.1f s", as_of, made, len(todo), took)
+    log.info("vendor customer scores as of %s: %s of %s in %.1f s", as_of, made, len(todo), took)
     # Not raised: the vendors done are kept (the job's transaction commits); the failed ones are
     # still due, and the next check tries them again.
-    return (f"{as_of}: customer scores of {made} of {len(todo)} vendors in {took:.1f} s"
-            + (f"; failed: vendor {', '.join(map(str, failed[:20]))} (see the log)" if failed else "")
+    counts = Counter(p for _, p, *_ in todo)
+    return (f"{as_of}: customer scores of {made} of {len(todo)} vendor periods "
+            f"({counts['yesterday']} as of yesterday, {counts['last_year']} as of {year_end}) in {took:.1f} s"
+            + (f"; failed: vendor {', '.join(map(str, sorted(set(failed))[:20]))} (see the log)" if failed else "")
             + ("; stopped" if stop is not None and stop() else ""))
 
 

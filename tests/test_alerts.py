@@ -664,3 +664,11 @@ def test_the_preview_counts_for_in_the_rules_own_interval(market):
         hourly = alerts.preview_rule(conn, {**fields, "for_evaluations": 3}, now=NOW)      # 3 hours: within a day
         two_days = alerts.preview_rule(conn, {**fields, "for_evaluations": 30}, now=NOW)   # 30 hours: two days
     assert (hourly.fired, two_days.fired) == (2, 1)
+
+
+def test_a_rules_condition_names_the_vendors_it_filters_on():
+    spec = A.Spec("gmv", "last_7d", "above", 10.0, filters=(("vendor_id", (12, 13)),))
+    assert spec.describe({12: "Acme"}) == "GMV (Vendor: Acme (vendor 12), 13), last 7 days, is above €10.00"
+    assert spec.describe() == "GMV (Vendor: 12, 13), last 7 days, is above €10.00"
+    assert alerts.filtered_vendor_ids([{"filters": {"vendor_id": [13, 12]}}, {"filters": {"channel": ["web"]}},
+                                       {"filters": None}]) == [12, 13]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import astuple
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -371,11 +371,15 @@ def test_a_vendors_customers_page_reads_its_nightly_scores(monkeypatch, database
         assert f"({buyers.nunique():,} customers, as of {SEED_END:%d %b %Y})" in texts(at)
         shown = everything_shown(at)
         assert not [n for n in [*names, *products] if n in shown]
-        # Every preset ending yesterday reads the kept scores too; last year's are computed.
-        for preset in ("last_7_days", "last_90_days", "mtd", "qtd", "ytd"):
+        # Every preset ending yesterday reads the kept scores too, and last year's its own; a custom
+        # range is computed.
+        for preset in ("last_7_days", "last_90_days", "mtd", "qtd", "ytd", "last_year"):
             at.selectbox(key="cu_period").set_value(preset).run()
             assert not at.exception and "Scores from the nightly run of " in texts(at), preset
-        at.selectbox(key="cu_period").set_value("last_year").run()
+        year_end = date(SEED_END.year - 1, 12, 31)
+        assert f"as of {year_end:%d %b %Y})" in texts(at)
+        at.selectbox(key="cu_period").set_value("custom").run()
+        at.date_input(key="cu_range").set_value((year_end - timedelta(days=60), year_end - timedelta(days=30))).run()
         assert not at.exception and "Computed for your own customers" in texts(at)
     finally:
         with engine.begin() as conn:

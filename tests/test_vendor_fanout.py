@@ -19,6 +19,7 @@ from analytics import alerts as A
 from analytics.filters import resolve_period
 from data import peer_benchmarks as PB
 from data.auth import create_user
+from data.rollups import refresh_rollups
 from data.seed import seed
 from data.vendor_users import create_vendor_user
 from reports import alert_evaluation, alerts, delivery, exports, schedules
@@ -379,7 +380,7 @@ def test_a_vendor_users_rule_is_evaluated_on_their_own_role_and_tells_their_user
     (msg,) = smtp.messages
     assert msg["To"] == f"v{v}@example.com"
     text = msg.get_body(("plain",)).get_content()
-    assert f"(Vendor: {v})" in text and not [n for o, n in names.items() if o != v and n in text]
+    assert f"(Vendor: {names[v]} (vendor {v}))" in text and not [n for o, n in names.items() if o != v and n in text]
     with eng.connect() as conn:
         value = conn.execute(sa.text("SELECT value FROM app.alert_instances WHERE rule_id = :r"), {"r": rid}).scalar()
     period = alerts.A.resolve_window("last_7d", NOW, "UTC").period
@@ -456,17 +457,21 @@ def test_each_vendors_customer_scores_are_kept_at_night_on_its_own_role(world):
     with eng.begin() as conn:
         assert jobs.fetch_vendor_customer_scores_due(conn, NOW) == END
         message = jobs.vendor_customer_scores_job(conn, NOW)
-    # Every vendor with an enabled user of its own (the one without an email too), not the disabled one's.
-    assert f"{END}: customer scores of 13 of 13 vendors" in message
+    # Every vendor with an enabled user of its own (the one without an email too), not the disabled one's,
+    # as of yesterday and as of last year's end.
+    year_end = date(END.year - 1, 12, 31)
+    assert f"{END}: customer scores of 26 of 26 vendor periods (13 as of yesterday, 13 as of {year_end})" in message
     with eng.begin() as conn:
-        kept = dict(conn.execute(sa.text("SELECT vendor_id, as_of FROM mart.vendor_customer_scores")).all())
+        kept = conn.execute(sa.text("SELECT vendor_id, period, as_of FROM mart.vendor_customer_scores")).all()
         assert jobs.fetch_vendor_customer_scores_due(conn, NOW) is None
         assert jobs.vendor_customer_scores_job(conn, NOW) == "up to date"
-    assert sorted(kept) == sorted(vendors[:13]) and set(kept.values()) == {END}
+    assert sorted(kept) == sorted([(v, "yesterday", END) for v in vendors[:13]]
+                                  + [(v, "last_year", year_end) for v in vendors[:13]])
     v = vendors[0]
     with vendor_engine(vendor_settings(), (v,)).connect() as vconn:
         # The vendor's role reads its own row only; what it reads equals the same computation made now.
-        assert vconn.execute(sa.text("SELECT vendor_id FROM mart.vendor_customer_scores")).scalars().all() == [v]
+        assert sorted(vconn.execute(sa.text("SELECT vendor_id, period FROM mart.vendor_customer_scores")).all()) == \
+            [(v, "last_year"), (v, "yesterday")]
         stored = CS.fetch_stored_vendor_scores(vconn, v)
         live = CS.compute_scores(vconn, Filters(Period(END, END), dims=(("vendor_id", (v,)),)), END,
                                  previous=END - timedelta(days=CS.MOVEMENT_DAYS), tz="UTC", customer_records=False)
@@ -480,15 +485,37 @@ def test_each_vendors_customer_scores_are_kept_at_night_on_its_own_role(world):
     assert stored.moved_from(first).movement_from == first and stored.moved_from(END) is None
     assert stored.segments["customers"].tolist() == live.segments["customers"].tolist()
     assert stored.cohorts.sizes["customers"].sum() == live.cohorts.sizes["customers"].sum()
+    # Last year's equal the same computation made now, as of its end, with the movement over the year.
+    with vendor_engine(vendor_settings(), (v,)).connect() as vconn:
+        last = CS.fetch_stored_vendor_scores(vconn, v, "last_year")
+        live_year = CS.compute_scores(vconn, Filters(Period(year_end, year_end), dims=(("vendor_id", (v,)),)),
+                                      year_end, previous=date(year_end.year - 1, 12, 31), tz="UTC",
+                                      customer_records=False)
+    assert (last.as_of, last.movement_from, last.customers) == (year_end, live_year.movement_from, live_year.customers)
+    assert last.segments["customers"].tolist() == live_year.segments["customers"].tolist()
+    assert last.movement.equals(live_year.movement)
+    # The next night: yesterday's again for every vendor; last year's only after a change to its days.
+    with eng.begin() as conn:
+        assert "(13 as of yesterday, 0 as of" in jobs.vendor_customer_scores_job(conn, NOW + timedelta(days=1))
+        conn.execute(sa.text("UPDATE mart.order_items SET refunded_amount = refunded_amount + 1 WHERE (order_id, "
+                             "line_no) = (SELECT i.order_id, i.line_no FROM mart.order_items i JOIN mart.orders o "
+                             "USING (order_id) WHERE o.ordered_at < :y AND i.vendor_id = :v LIMIT 1)"),
+                     {"y": f"{year_end} 12:00+00", "v": v})
+        refresh_rollups(conn, timezone="UTC")
+        assert "(13 as of yesterday, 13 as of" in jobs.vendor_customer_scores_job(conn, NOW + timedelta(days=2))
     # The page draws the kept scores, a thin vendor's too (its fit may hold no numbers).
     import components.loaders as loaders
     from tests.apptest import open_url, start, submit_login, texts
     monkeypatch = pytest.MonkeyPatch()
     try:
         monkeypatch.setattr(loaders, "local_today", lambda: END + timedelta(days=1))
+        monkeypatch.setattr(loaders, "local_today", lambda: END + timedelta(days=3))   # the night after the last run
         for who in (vendors[0], vendors[11]):
             at = open_url(submit_login(start(monkeypatch, world["url"]), f"v{who}", PASSWORD), "customers")
             assert not at.exception, (who, at.exception)
             assert "Scores from the nightly run of " in texts(at), who
+        at.sidebar.selectbox(key="cu_period").set_value("last_year").run()
+        assert not at.exception, at.exception
+        assert f"as of {year_end:%d %b %Y}" in texts(at) and "Scores from the nightly run of " in texts(at)
     finally:
         monkeypatch.undo()

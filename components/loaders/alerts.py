@@ -8,6 +8,7 @@ from datetime import datetime
 import pandas as pd
 
 from analytics import alerts as A
+from analytics.kpis import fetch_vendor_names
 from components.loaders import app_engine, read, read_figures, write
 from data.errors import translated
 from data.saved_queries import fetch_queries
@@ -31,6 +32,14 @@ def load_rule_activity(rule_id: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     with read(app_engine()) as conn:
         return (R.fetch_rule_instances(conn, rule_id), R.fetch_rule_events(conn, rule_id),
                 R.fetch_rule_notifications(conn, rule_id))
+
+
+def load_vendor_names(vendor_ids: tuple[int, ...]) -> dict[int, str]:
+    """Returns {vendor_id: name} of the vendors rules filter on (reports.alerts.filtered_vendor_ids)."""
+    if not vendor_ids:
+        return {}
+    with read(app_engine()) as conn:
+        return fetch_vendor_names(conn, list(vendor_ids))
 
 
 def load_queries(owner: str) -> pd.DataFrame:

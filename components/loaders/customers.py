@@ -23,10 +23,10 @@ def load_stored(run_id: int) -> S.CustomerScores | None:
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def _load_vendor_stored(vendor_ids: tuple[int, ...], rollup_version: int) -> S.CustomerScores | None:
-    """Returns the vendor's stored customer scores (one vendor), read on their own role."""
+def _load_vendor_stored(vendor_ids: tuple[int, ...], period: str, rollup_version: int) -> S.CustomerScores | None:
+    """Returns the vendor's stored customer scores of period (one vendor), read on their own role."""
     with read_figures(None, vendor_ids) as (conn, _, _kw):
-        return S.fetch_stored_vendor_scores(conn, vendor_ids[0])
+        return S.fetch_stored_vendor_scores(conn, vendor_ids[0], period)
 
 
 @st.cache_data(ttl=20, show_spinner=False)
@@ -58,8 +58,10 @@ def load_scores(f: Filters, k: int | None, vendor_ids: tuple[int, ...] = ()) -> 
     as_of, previous = S.page_dates(f.period, loaders.local_today())
     if vendor_ids:
         # The nightly run keeps each vendor's own (reports.jobs.vendor_customer_scores_job), read on
-        # their role, with the movement of every period preset ending yesterday.
-        stored = _load_vendor_stored(vendor_ids, version()) if len(vendor_ids) == 1 else None
+        # their role: as of yesterday with the movement of every period preset ending then, and as of
+        # last year's end.
+        period = S.vendor_score_period(as_of, loaders.local_today())
+        stored = _load_vendor_stored(vendor_ids, period, version()) if len(vendor_ids) == 1 else None
     else:
         run_id = load_latest_run_id()
         stored = load_stored(run_id) if run_id is not None else None
