@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -20,6 +21,7 @@ from data.db import database_url, get_engine
 from data.settings import load_settings
 from reports import alerts, exports, schedules
 from reports.alert_evaluation import evaluate_due
+from reports.jobs import vendor_customer_scores_job
 from scripts.browser import ROOT, chromium, log_in, streamlit_app, wait_for_overview, wait_idle
 
 USER = "screenshots"
@@ -66,6 +68,18 @@ def _filtered(label: str, value: str, ready):
         side.locator('[data-testid="stMultiSelect"]').filter(has_text=label).click()
         page.get_by_role("option", name=value, exact=True).click()
         page.keyboard.press("Escape")
+        wait_idle(page, 60_000)
+        ready(page)
+    return pick
+
+
+def _period(label: str, ready):
+    """Waits as ready does, picks the period preset label in the filter bar, then waits again."""
+    def pick(page) -> None:
+        ready(page)
+        side = page.locator('[data-testid="stSidebar"]')
+        side.locator('[data-testid="stSelectbox"]').filter(has_text="Period").click()
+        page.get_by_role("option", name=label, exact=True).click()
         wait_idle(page, 60_000)
         ready(page)
     return pick
@@ -165,6 +179,8 @@ PAGES = {
     "portal_inventory": ("/products", _tall(2300, _tab("Inventory", "Products with stock data")), "vendor"),
     "portal_forecasting": ("/forecasting", _tall(2000, _charts("How wrong has each model been", 2)), "vendor"),
     "portal_customers": ("/customers", _tall(2000, _charts("Movement between segments", 2)), "vendor"),
+    "portal_customers_last_year": ("/customers", _tall(2000, _period("Last year", _charts("Movement between segments",
+                                                                                          2))), "vendor"),
     "portal_dashboards": ("/dashboards", _tall(1300, _charts("Add a KPI card", 1)), "vendor"),
     "portal_alerts": ("/alerts", _tall(2600, _alerts_preview("Slow week", 2_000)), "vendor"),
     "portal_schedules": ("/reports", _tall(1500, _tab("Schedules", "Your report goes by email")), "vendor"),
@@ -253,6 +269,14 @@ def _demo_vendor_content() -> None:
     evaluate_due(engine)
 
 
+def _demo_vendor_scores() -> None:
+    """Keeps the vendors' customer scores as the scheduler does at night (as of yesterday and as of
+    last year's end), so the portal's customers page reads them."""
+    with get_engine().begin() as conn:
+        late = datetime.now(load_settings().tz).replace(hour=23, minute=59)
+        print(vendor_customer_scores_job(conn, late))
+
+
 def _screenshot_user() -> str:
     password = auth.generate_password(USER)
     with get_engine().begin() as conn:
@@ -298,6 +322,7 @@ def main() -> int:
     _demo_reports()
     _demo_alerts()
     _demo_vendor_content()
+    _demo_vendor_scores()
     env = {"DATABASE_URL": url, "DEMO_MODE": "true" if load_settings().demo_mode else "false"}
     with streamlit_app(env, out / "streamlit.log") as (base, _), chromium() as browser:
         for name, (path, ready, logged_in) in PAGES.items():
