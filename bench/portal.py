@@ -12,6 +12,8 @@ page's default figures are timed without any Streamlit cache, each size side by 
   models' fitting does not read the database);
 - customers: the read of the vendor's customer scores kept by the nightly job (one cell per vendor),
   and that job's computation for the vendor, timed once at each size.
+Then the overview, sales and products of one user bound to both vendors (their own login role): the
+rollups keep orders per vendor, so their order counts come from the order lines.
 Also: the scheduler's recompute of every preset's peer benchmarks at each size, and whether the
 figures on the vendor's role equal those on the app's role (which row-level security does not limit).
 """
@@ -51,16 +53,17 @@ def _vendors(conn) -> dict[str, int]:
 
 
 PAGES = ("overview", "sales", "products")
+BOTH = "both vendors"   # one user bound to the top and the median vendor
 
 
-def _page(name: str, conn, f: Filters, vendor_id: int, preset: str, layout: int | None, today) -> None:
+def _page(name: str, conn, f: Filters, vendor_ids: tuple[int, ...], preset: str, layout: int | None, today) -> None:
     """Computes a vendor page's default figures, as its loaders do (components.loaders.read_figures)."""
     if name == "overview":
-        compute_vendor_overview(conn, f, (vendor_id,), tz="UTC", layout=layout)
+        compute_vendor_overview(conn, f, vendor_ids, tz="UTC", layout=layout)
         if preset in PB.PRESETS:
             PB.fetch_vendor_benchmarks(conn, preset)
         return
-    f, kw = vendor_filters(f, (vendor_id,)), {"tz": "UTC", "layout": layout}
+    f, kw = vendor_filters(f, vendor_ids), {"tz": "UTC", "layout": layout}
     if name == "sales":
         S.fetch_metric_trend(conn, f, "gmv", **kw)
         S.fetch_breakdown_growth(conn, f, "category", "gmv", **kw)
@@ -85,6 +88,7 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
     for n, eng in apps.items():
         with eng.begin() as conn:
             roles[n] = {w: ensure_vendor_role(conn, [v], settings) for w, v in who.items()}
+            roles[n][BOTH] = ensure_vendor_role(conn, list(who.values()), settings)
             layouts[n] = fetch_rollup_layout(conn, "UTC")
             today[n] = fetch_data_bounds(conn, "UTC")[1]
         with eng.begin() as conn:
@@ -106,7 +110,7 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
                 for preset in PRESETS:
                     fs = {n: Filters.make(_period(preset, today[n])) for n in urls}
                     got = _medians_ms({n: (lambda n=n, w=w, v=vendor_id: _page(
-                        name, conns[n, w], fs[n], v, preset, layouts[n], today[n])) for n in urls}, reps)
+                        name, conns[n, w], fs[n], (v,), preset, layouts[n], today[n])) for n in urls}, reps)
                     for n, ms in got.items():
                         cells[n][w, name, preset] = ms
                     log(f"  portal {w} {name} {preset}: " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
@@ -139,6 +143,18 @@ def bench_portal(urls: dict[int, str], reps: int = REPS, log: Callable[[str], No
                 on_role = compute_vendor_overview(conns[largest, w], f, (vendor_id,), tz="UTC",
                                                   layout=layouts[largest])
                 same = same and on_app.kpis.equals(on_role.kpis) and on_app.top_products.equals(on_role.top_products)
+            for n in urls:   # ended now: a vendor role's idle transaction is ended by the server after a while
+                conns[n, w].rollback()
+        # A user bound to both vendors: their orders counted once each, from the order lines.
+        both = tuple(who.values())
+        for name in PAGES:
+            for preset in PRESETS:
+                fs = {n: Filters.make(_period(preset, today[n])) for n in urls}
+                got = _medians_ms({n: (lambda n=n: _page(name, conns[n, BOTH], fs[n], both, preset, layouts[n],
+                                                         today[n])) for n in urls}, reps)
+                for n, ms in got.items():
+                    cells[n][BOTH, name, preset] = ms
+                log(f"  portal {BOTH} {name} {preset}: " + "/".join(f"{got[n]:.0f}" for n in sorted(urls)) + " ms")
     finally:
         for c in conns.values():
             c.close()
@@ -157,7 +173,9 @@ def portal_section(sizes: list[int], results: dict, started: datetime) -> str:
         "(`compute_vendor_overview`: KPIs with the comparison period, sparklines, trend, categories, products; "
         "the peer benchmarks' read), sales (GMV trend, breakdown by category, payments), products (rankings "
         "with the comparison period, inventory), the three years of daily GMV a forecast is fitted on, and "
-        "customers (the read of the vendor's customer scores kept by the nightly job). "
+        "customers (the read of the vendor's customer scores kept by the nightly job); and the pages of one "
+        "user bound to both vendors (their own login role), whose orders are counted from the order lines "
+        "(an order holding lines of both counts once), the rollups keeping orders per vendor. "
         "No Streamlit cache, median of 5 after a warm-up, each size side by side. Vendors of "
         f"the largest database: {', '.join(f'{w} {v}' for w, v in results['vendors'].items())}. Figures "
         f"on the vendor's role equal the app role's: {'yes' if results['same'] else 'NO'}. The scheduler's "
