@@ -16,6 +16,7 @@ from components.charts import render_saved_chart
 from components.loaders import dashboards as L
 from components.text import plain
 from data.errors import AnalystRoleError, StatementNotRunError
+from data.settings import load_settings
 
 
 def _refresh_label(seconds: int) -> str:
@@ -172,3 +173,8 @@ def render_arrange(owner: str, dashboard_id: int, board: pd.Series, *, key: str,
         if s3.button("Delete this dashboard", key=f"{key}_delete_{dashboard_id}", icon=":material/delete:"):
             L.delete_dashboard(owner, dashboard_id)
             st.rerun()
+
+
+def dashboard_link(dashboard_id: int) -> str:
+    """The dashboard's own address (APP_BASE_URL), which opens it after the login."""
+    return f"{load_settings().app_base_url}/dashboards?d={dashboard_id}"

@@ -68,20 +68,28 @@ def _nothing() -> None:
     """Stands for every page while logged out: the login form is already drawn."""
 
 
+# The default page's own URL path. Streamlit serves the default page at the app's root and answers
+# its url_path with "Page not found", so the home page is registered twice: at the root under this
+# name, and at its own path (/overview), which the menu links to.
+ROOT_URL_PATH = "home"
+
+
 def build_navigation(user: User | None):
     """Returns st.navigation over every page (forbidden ones draw "not permitted") and draws the menu.
 
     Logged out, every URL is registered too (drawing nothing under the login form), so a deep
-    link keeps its address and opens its page once the login succeeds.
+    link keeps its address and opens its page once the login succeeds. The root serves the user's
+    home page, which also answers at its own path.
     """
     if user is None:
         first = next(spec for spec in PAGES if spec.default)
-        return st.navigation([st.Page(_nothing, title=spec.title, url_path=spec.url_path, default=spec is first)
-                              for spec in PAGES], position="hidden")
-    pages, menu = [], {}
+        root = st.Page(_nothing, title=first.title, url_path=ROOT_URL_PATH, default=True)
+        return st.navigation([root, *(st.Page(_nothing, title=spec.title, url_path=spec.url_path) for spec in PAGES)],
+                             position="hidden")
     # The home page: the first default page the user may open.
     home = next(spec for spec in PAGES if spec.default and user.role in spec.roles)
-    home_page = st.Page(home.path, title=home.title, icon=home.icon, url_path=home.url_path, default=True)
+    home_page = st.Page(home.path, title=home.title, icon=home.icon, url_path=home.url_path)
+    pages, menu = [st.Page(home.path, title=home.title, icon=home.icon, url_path=ROOT_URL_PATH, default=True)], {}
     for spec in PAGES:
         if spec is home:
             page = home_page

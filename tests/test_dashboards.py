@@ -12,7 +12,7 @@ from analytics.metrics import format_value
 from components.loaders import local_today
 from components.text import plain
 from data import saved_queries as SQ
-from tests.apptest import open_page, texts
+from tests.apptest import login, open_page, open_url, texts
 
 
 @pytest.fixture
@@ -148,3 +148,26 @@ def test_a_query_made_private_stops_running_on_others_dashboards(monkeypatch, da
     at = open_page(monkeypatch, database_url, "viewer", "dashboards")
     assert "made private by its owner, so it no longer runs here" in texts(at)
     assert len(at.get("plotly_chart")) == 0 and "A private query" in texts(at)
+
+
+def test_a_dashboards_own_link_opens_it_and_a_stranger_link_says_why_not(monkeypatch, database_url, engine, clean):
+    """/dashboards?d=ID opens that dashboard (the login keeps the address); the page keeps the
+    picked one in the address; an id the user cannot open is said so, and their first one is shown."""
+    with engine.begin() as conn:
+        first = D.create_dashboard(conn, "analyst", "Alpha board", shared=True)
+        second = D.create_dashboard(conn, "analyst", "Beta board", shared=True)
+        private = D.create_dashboard(conn, "admin", "Admin only")
+        shown_first = int(D.fetch_dashboards(conn, "viewer")["dashboard_id"].iloc[0])
+    at = login(monkeypatch, database_url, "viewer")
+    at.query_params["d"] = str(second)
+    at = open_url(at, "dashboards")
+    assert at.selectbox(key="db_pick").value == second
+    assert f"/dashboards?d={second}" in texts(at)
+    at.selectbox(key="db_pick").set_value(first).run()
+    assert at.query_params["d"] == str(first) and first != second
+    for wanted in (private, "nonsense"):
+        at = login(monkeypatch, database_url, "viewer")
+        at.query_params["d"] = str(wanted)
+        at = open_url(at, "dashboards")
+        assert at.selectbox(key="db_pick").value == shown_first
+        assert f"Dashboard {wanted} is not one you can open" in texts(at)

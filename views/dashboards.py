@@ -27,13 +27,23 @@ if boards.empty:
     st.stop()
 
 labels = {int(r.dashboard_id): f"{r.name} · {r.owner}" + (" · shared" if r.shared else "") for r in boards.itertuples()}
-did = st.selectbox("Dashboard", list(labels), format_func=labels.get, key="db_pick")
+# A dashboard's own link, /dashboards?d=ID, opens it (after the login, which keeps the address).
+wanted, index = st.query_params.get("d"), 0
+if wanted is not None and "db_pick" not in st.session_state:
+    try:
+        index = list(labels).index(int(wanted))
+    except ValueError:
+        st.warning(f"Dashboard {plain(wanted)} is not one you can open: it was deleted, or it is someone else's and "
+                   "not shared. Showing your first one instead.", icon=":material/link_off:")
+did = st.selectbox("Dashboard", list(labels), index=index, format_func=labels.get, key="db_pick")
+st.query_params["d"] = str(did)
 board = boards.set_index("dashboard_id").loc[did]
 mine = board["owner"] == user.username
 refresh = int(board["refresh_seconds"])
 st.caption(f"By {plain(board['owner'])} · {'shared' if board['shared'] else 'private'} · "
            + (f"refreshes every {refresh // 60} min" if refresh else "no automatic refresh")
-           + (" · your own rows only" if vendor_ids else ""))
+           + (" · your own rows only" if vendor_ids else "")
+           + f" · link: {W.dashboard_link(did)}")
 
 W.render_board(did, refresh=refresh, mine=mine, key="db", vendor_ids=vendor_ids)
 if mine:
