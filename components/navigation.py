@@ -69,8 +69,8 @@ def _nothing() -> None:
 
 
 # The default page's own URL path. Streamlit serves the default page at the app's root and answers
-# its url_path with "Page not found", so the home page is registered twice: at the root under this
-# name, and at its own path (/overview), which the menu links to.
+# its url_path with "Page not found", so the home page is registered at its own path (/overview),
+# which the menu links to, and the root (registered under this name) switches to it.
 ROOT_URL_PATH = "home"
 
 
@@ -89,7 +89,9 @@ def build_navigation(user: User | None):
     # The home page: the first default page the user may open.
     home = next(spec for spec in PAGES if spec.default and user.role in spec.roles)
     home_page = st.Page(home.path, title=home.title, icon=home.icon, url_path=home.url_path)
-    pages, menu = [st.Page(home.path, title=home.title, icon=home.icon, url_path=ROOT_URL_PATH, default=True)], {}
+    # The root sends the user on to their home page's own address, where the menu shows where they are.
+    root = st.Page(_home(home_page, home), title=home.title, icon=home.icon, url_path=ROOT_URL_PATH, default=True)
+    pages, menu = [root], {}
     for spec in PAGES:
         if spec is home:
             page = home_page

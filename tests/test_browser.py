@@ -131,14 +131,14 @@ def test_forbidden_page_by_url_shows_not_permitted(served_app, browser):
 
 def test_the_home_page_answers_at_its_own_link(served_app, browser):
     """/overview opens the overview itself (Streamlit served it at the root only and said "Page not
-    found" at its own address); the root opens it too."""
+    found" at its own address); the root switches to it."""
     context, page = _deep_link_login(browser, served_app + "/overview", "viewer")
     wait_for_overview(page)
     page.wait_for_timeout(1000)
     assert "Page not found" not in page.locator("body").inner_text() and page.url.rstrip("/").endswith("/overview")
     page.goto(served_app + "/", wait_until="domcontentloaded")
     wait_for_overview(page)
-    page.wait_for_timeout(1000)
+    page.wait_for_url("**/overview", timeout=30_000)
     assert "Page not found" not in page.locator("body").inner_text()
     context.close()
 
