@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pandas as pd
+import streamlit as st
 
 from analytics import alerts as A
 from analytics.kpis import fetch_vendor_names
@@ -34,8 +35,10 @@ def load_rule_activity(rule_id: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
                 R.fetch_rule_notifications(conn, rule_id))
 
 
+@st.cache_data(ttl=600, show_spinner=False)
 def load_vendor_names(vendor_ids: tuple[int, ...]) -> dict[int, str]:
-    """Returns {vendor_id: name} of the vendors rules filter on (reports.alerts.filtered_vendor_ids)."""
+    """Returns {vendor_id: name} of the vendors rules filter on (reports.alerts.filtered_vendor_ids):
+    read once for the list and the rule's detail, not at every rerun."""
     if not vendor_ids:
         return {}
     with read(app_engine()) as conn:
